@@ -1,0 +1,44 @@
+# pccompiler developer tasks.  `make` alone lists them.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+# Benchmark entry point (override: make bench BENCH=bench/other.py BENCH_ARGS=...)
+BENCH ?= bench/run.py
+BENCH_ARGS ?=
+
+# Triton kernels run in the CPU interpreter unless a GPU run overrides it
+# (make test TRITON_INTERPRET=0).
+export TRITON_INTERPRET ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test main proto bench clean distclean
+
+help:  ## list the targets
+	@echo "pccompiler make targets:"
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  \1\t\2/' | expand -t 14
+
+setup:  ## create .venv and install pccompiler -e '.[dev]' (scripts/setup.sh; fast if done)
+	@bash scripts/setup.sh
+
+test: setup  ## run the test suite (TRITON_INTERPRET=1: Triton on CPU)
+	$(PY) -m pytest -q tests
+
+main: setup  ## run the main job (python -m pccompiler.main_job)
+	$(PY) -m pccompiler.main_job
+
+proto: setup  ## regenerate ir/*_pb2.py(i) from ir/*.proto (protoc 29.0 of grpcio-tools 1.70.0)
+	$(PY) -m grpc_tools.protoc -I ir --python_out=ir --pyi_out=ir $(wildcard ir/*.proto)
+	@# protoc writes `import foo_pb2 as ...` for imported .proto files; make
+	@# those imports package-relative so they resolve inside pccompiler.ir.
+	find ir -maxdepth 1 -name '*_pb2.py*' -exec sed -i -E 's/^import ([A-Za-z0-9_]+_pb2) as /from . import \1 as /' {} +
+
+bench: setup  ## run the benchmarks (bench/run.py; BENCH=... to change)
+	$(PY) $(BENCH) $(BENCH_ARGS)
+
+clean:  ## remove build outputs and caches (keeps .venv and .whl)
+	rm -rf build dist .eggs .pytest_cache .hypothesis *.egg-info
+	rm -f bench/results/*.tmp
+	find . -path ./.venv -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+
+distclean: clean  ## clean, and remove .venv too
+	rm -rf $(VENV)

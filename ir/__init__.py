@@ -1,0 +1,24 @@
+"""pccompiler.ir: the protobuf IR (ir/pcir.proto), its helpers, checker,
+file format and text dump.
+
+    from pccompiler import ir
+    model = ir.make_model(...)      # helpers.py
+    ir.check(model)                 # checker.py
+    ir.save(model, "m.pcir"); ir.load("m.pcir")   # fileio.py
+"""
+
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.version import IR_VERSION, MIN_SUPPORTED_IR_VERSION
+from pccompiler.ir.tensors import from_numpy, to_numpy
+from pccompiler.ir.helpers import (
+    TensorTable, child_sizes, make_input_group, make_model, make_product_group,
+    make_sum_group, make_tensor, make_variable, param_tensor_name, params_per_node,
+    structure_hash, tensor_table, tie_targets,
+)
+
+__all__ = [
+    "pcir", "IR_VERSION", "MIN_SUPPORTED_IR_VERSION", "from_numpy", "to_numpy",
+    "TensorTable", "child_sizes", "make_input_group", "make_model", "make_product_group",
+    "make_sum_group", "make_tensor", "make_variable", "param_tensor_name", "params_per_node",
+    "structure_hash", "tensor_table", "tie_targets",
+]

@@ -1,0 +1,171 @@
+"""Small `make_*` helpers that build IR messages, and lookups that read them.
+
+Tests and the frontend build models with these, never by hand-filling
+protobuf fields (like ONNX's helper.py). Bulk arrays are passed as numpy and
+stored as Tensors named after their group ("g12.weights").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.tensors import from_numpy, to_numpy
+from pccompiler.ir.version import IR_VERSION
+from pccompiler.version import __version__
+
+# Parameters stored per input node, by distribution (None: num_cats).
+PARAMS_PER_NODE = {pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
+
+
+def params_per_node(dist: int, num_cats: int) -> int:
+    """Width of an input group's parameter rows."""
+    return PARAMS_PER_NODE.get(dist, num_cats)
+
+
+def make_variable(name: str, kind: int = pcir.CATEGORICAL, num_cats: int = 2) -> pcir.Variable:
+    if kind == pcir.BINARY:
+        num_cats = 2
+    elif kind == pcir.REAL:
+        num_cats = 0
+    return pcir.Variable(name=name, kind=kind, num_cats=num_cats)
+
+
+def make_tensor(name: str, array: np.ndarray) -> pcir.Tensor:
+    return from_numpy(array, name)
+
+
+def make_input_group(gid: int, variable: int, dist: int, num_nodes: int,
+                     params_name: str = "", name: str = "") -> pcir.Group:
+    g = pcir.Group(id=gid, name=name, kind=pcir.INPUT, num_nodes=num_nodes, scope=[variable])
+    g.input.variable = variable
+    g.input.dist = dist
+    g.input.params = params_name
+    return g
+
+
+def make_product_group(gid: int, children: Sequence[int], num_nodes: int, scope: Iterable[int],
+                       child_index_name: str, name: str = "") -> pcir.Group:
+    g = pcir.Group(id=gid, name=name, kind=pcir.PRODUCT, num_nodes=num_nodes,
+                   scope=sorted(set(int(v) for v in scope)))
+    g.product.children.extend(int(c) for c in children)
+    g.product.child_index = child_index_name
+    return g
+
+
+def make_sum_group(gid: int, children: Sequence[int], num_nodes: int, scope: Iterable[int],
+                   pattern: int, weights_name: str = "", edges_name: str = "",
+                   block_size: int = 0, name: str = "") -> pcir.Group:
+    g = pcir.Group(id=gid, name=name, kind=pcir.SUM, num_nodes=num_nodes,
+                   scope=sorted(set(int(v) for v in scope)))
+    g.sum.children.extend(int(c) for c in children)
+    g.sum.pattern = pattern
+    g.sum.weights = weights_name
+    g.sum.edges = edges_name
+    g.sum.block_size = block_size
+    return g
+
+
+def make_model(variables: Sequence[pcir.Variable], groups: Sequence[pcir.Group],
+               roots: Sequence[int], tensors: Sequence[pcir.Tensor] = (),
+               ties: Sequence[tuple[int, int]] = (), name: str = "",
+               metadata: Mapping[str, str] | None = None) -> pcir.Model:
+    m = pcir.Model(ir_version=IR_VERSION, producer_name="pccompiler",
+                   producer_version=__version__, name=name)
+    m.variables.extend(variables)
+    m.groups.extend(groups)
+    m.roots.extend(int(r) for r in roots)
+    m.tensors.extend(tensors)
+    for group, target in ties:
+        m.ties.add(group=int(group), target=int(target))
+    if metadata:
+        m.metadata.update(metadata)
+    return m
+
+
+class TensorTable:
+    """Name -> numpy lookup over a Model's or Layout's tensors.
+
+    `external` maps tensor names to their external bytes (filled by
+    ir.load); arrays are decoded lazily and cached.
+    """
+
+    def __init__(self, tensors: Iterable[pcir.Tensor],
+                 external: Mapping[str, bytes | memoryview] | None = None):
+        self._protos = {t.name: t for t in tensors}
+        self._external = dict(external or {})
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._protos
+
+    def proto(self, name: str) -> pcir.Tensor:
+        return self._protos[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None:
+            array = to_numpy(self._protos[name], self._external.get(name))
+            self._arrays[name] = array
+        return array
+
+
+def tensor_table(msg: pcir.Model | pcir.Layout) -> TensorTable:
+    """The TensorTable of a Model or Layout (external bytes attached by ir.load
+    are found through the message's `_pc_external` attribute if present)."""
+    return TensorTable(msg.tensors, getattr(msg, "_pc_external", None))
+
+
+def tie_targets(model: pcir.Model) -> dict[int, int]:
+    """group id -> the group that owns its parameters (itself if untied)."""
+    owner = {g.id: g.id for g in model.groups}
+    for tie in model.ties:
+        owner[tie.group] = tie.target
+    return owner
+
+
+def param_tensor_name(model: pcir.Model, group: pcir.Group) -> str:
+    """Name of the parameter tensor a group uses, following its tie."""
+    owner_id = tie_targets(model).get(group.id, group.id) if len(model.ties) else group.id
+    owner = model.groups[owner_id]
+    if owner.kind == pcir.INPUT:
+        return owner.input.params
+    if owner.kind == pcir.SUM:
+        return owner.sum.weights
+    return ""
+
+
+def child_sizes(model: pcir.Model, group: pcir.Group) -> list[int]:
+    """num_nodes of each child group of a product or sum group."""
+    children = group.sum.children if group.kind == pcir.SUM else group.product.children
+    return [model.groups[c].num_nodes for c in children]
+
+
+def structure_hash(model: pcir.Model) -> str:
+    """sha256 of the Model's structure, without parameter values.
+
+    Two models that differ only in weights or input parameters hash alike;
+    any change of variables, groups, edges, index matrices, ties or roots
+    changes the hash. Used by the layout cache and stored in every Layout.
+    """
+    table = tensor_table(model)
+    h = hashlib.sha256()
+    h.update(b"pcir-structure-v1")
+    for v in model.variables:
+        h.update(f"V{v.kind}:{v.num_cats};".encode())
+    h.update(f"R{list(model.roots)};T{[(t.group, t.target) for t in model.ties]};".encode())
+    for g in model.groups:
+        h.update(f"G{g.id}:{g.kind}:{g.num_nodes}:{list(g.scope)};".encode())
+        if g.kind == pcir.INPUT:
+            h.update(f"I{g.input.variable}:{g.input.dist};".encode())
+        elif g.kind == pcir.PRODUCT:
+            h.update(f"P{list(g.product.children)};".encode())
+            h.update(np.ascontiguousarray(table[g.product.child_index], dtype=np.int64).tobytes())
+        elif g.kind == pcir.SUM:
+            h.update(f"S{list(g.sum.children)}:{g.sum.pattern}:{g.sum.block_size};".encode())
+            if g.sum.edges:
+                h.update(np.ascontiguousarray(table[g.sum.edges], dtype=np.int64).tobytes())
+    return h.hexdigest()

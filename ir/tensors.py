@@ -1,0 +1,103 @@
+"""The one place that converts tensors between numpy and the IR.
+
+Like ONNX's numpy_helper: `from_numpy` makes a `pcir.Tensor` with inline
+little-endian bytes; `to_numpy` reads one back, checking that the byte count
+matches dims and dtype *before* allocating anything, so a hostile header that
+claims 10^12 elements costs nothing. External tensors are resolved by the file
+layer (ir/fileio.py), which passes their bytes in `external_bytes`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pccompiler.errors import LoadError
+from pccompiler.ir import pcir_pb2 as pcir
+
+_NUMPY_OF = {
+    pcir.FLOAT32: np.dtype("<f4"),
+    pcir.FLOAT64: np.dtype("<f8"),
+    pcir.INT32: np.dtype("<i4"),
+    pcir.INT64: np.dtype("<i8"),
+    pcir.UINT8: np.dtype("u1"),
+    pcir.FLOAT16: np.dtype("<f2"),
+}
+# numpy dtype code without byte order ("f4", "i8", "u1", ...) -> IR dtype
+_DTYPE_OF_CODE = {v.str[1:]: k for k, v in _NUMPY_OF.items()}
+
+FLOAT_DTYPES = frozenset({pcir.FLOAT32, pcir.FLOAT64, pcir.FLOAT16, pcir.BFLOAT16})
+INT_DTYPES = frozenset({pcir.INT32, pcir.INT64, pcir.UINT8})
+
+
+def itemsize(dtype: int) -> int:
+    """Bytes per element of an IR dtype."""
+    if dtype == pcir.BFLOAT16:
+        return 2
+    if dtype not in _NUMPY_OF:
+        raise LoadError(f"tensor has unknown dtype {dtype}")
+    return _NUMPY_OF[dtype].itemsize
+
+
+def dtype_name(dtype: int) -> str:
+    return pcir.DataType.Name(dtype) if dtype in pcir.DataType.values() else f"dtype{dtype}"
+
+
+def num_elements(tensor: pcir.Tensor) -> int:
+    """Element count from dims, refusing negative dims."""
+    for d in tensor.dims:
+        if d < 0:
+            raise LoadError(f"tensor {tensor.name!r} has a negative dimension {list(tensor.dims)}")
+    return math.prod(tensor.dims)
+
+
+def nbytes(tensor: pcir.Tensor) -> int:
+    """Bytes the tensor's data must have, from its dims and dtype."""
+    return num_elements(tensor) * itemsize(tensor.dtype)
+
+
+def from_numpy(array: np.ndarray, name: str) -> pcir.Tensor:
+    """A Tensor named `name` holding a copy of `array` inline (little-endian).
+
+    Booleans are stored as UINT8 and other integer types as INT64.
+    """
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1 \
+            and array.dtype.str[1:] not in ("i4", "i8"):
+        array = array.astype(np.int64)
+    key = array.dtype.str[1:]
+    dtype = _DTYPE_OF_CODE.get(key)
+    if dtype is None:
+        raise TypeError(f"tensor {name!r}: unsupported numpy dtype {array.dtype}")
+    little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
+    return pcir.Tensor(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
+
+
+def to_numpy(tensor: pcir.Tensor, external_bytes: bytes | memoryview | None = None,
+             copy: bool = False) -> np.ndarray:
+    """The tensor's data as a numpy array (read-only view unless `copy`).
+
+    Raises LoadError when the byte count disagrees with dims and dtype, or
+    when the data is external and `external_bytes` was not supplied.
+    """
+    if tensor.dtype == pcir.BFLOAT16:
+        raise LoadError(f"tensor {tensor.name!r}: bfloat16 tensors are not supported by numpy")
+    if tensor.dtype not in _NUMPY_OF:
+        raise LoadError(f"tensor {tensor.name!r} has unknown dtype {tensor.dtype}")
+    expected = nbytes(tensor)
+    if tensor.HasField("external"):
+        if external_bytes is None:
+            raise LoadError(f"tensor {tensor.name!r} is stored externally in "
+                            f"{tensor.external.location!r}; load the model with ir.load()")
+        data = external_bytes
+    else:
+        data = tensor.raw_data
+    if len(data) != expected:
+        raise LoadError(f"tensor {tensor.name!r}: dims {list(tensor.dims)} of "
+                        f"{dtype_name(tensor.dtype)} need {expected} bytes, found {len(data)}")
+    array = np.frombuffer(data, dtype=_NUMPY_OF[tensor.dtype]).reshape(tuple(tensor.dims))
+    array = array.astype(array.dtype.newbyteorder("="), copy=copy)
+    return array

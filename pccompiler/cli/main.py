@@ -1,0 +1,71 @@
+"""`pcc`: the pccompiler command line.
+
+Each subcommand lives in its own module of this package, exposing
+`register(subparsers)`; it adds its parser and sets `func(args) -> int`.
+User errors (any PCError) print one line to stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pccompiler.errors import PCError
+from pccompiler.version import __version__
+
+# Subcommand modules, in the order `pcc --help` lists them. A module that
+# is missing (a stage not written yet) is skipped.
+SUBCOMMANDS = [
+    "build", "dump", "verify", "stat", "dot", "passes", "compile",
+    "train", "eval", "sample",
+]
+
+DESCRIPTION = """\
+pccompiler: a compiler for probabilistic circuits.
+
+The commands follow the pipeline:
+  pcc build   STRUCTURE ... -o model.pcir   make a circuit (HCLT, PD, RAT-SPN, HMM)
+  pcc dump | stat | verify | dot FILE       look at any .pcir / .pcc file
+  pcc compile model.pcir -o model.pcc       run the passes, pick a backend
+  pcc train | eval | sample model.pcc       learn from data and query it
+
+Run `pcc COMMAND --help` for each command's options.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pcc", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pccompiler {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"pccompiler.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"pccompiler.cli.{name}":
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except PCError as exc:
+        print(f"pcc {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"pcc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
