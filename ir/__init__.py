@@ -16,9 +16,17 @@ from pccompiler.ir.helpers import (
     structure_hash, tensor_table, tie_targets,
 )
 
+from pccompiler.errors import CheckError, LoadError
+from pccompiler.ir.checker import check
+from pccompiler.ir.layout_checker import check_layout
+from pccompiler.ir.fileio import load, save
+from pccompiler.ir.text import dump_json, dump_layout_text, dump_text
+
 __all__ = [
     "pcir", "IR_VERSION", "MIN_SUPPORTED_IR_VERSION", "from_numpy", "to_numpy",
     "TensorTable", "child_sizes", "make_input_group", "make_model", "make_product_group",
     "make_sum_group", "make_tensor", "make_variable", "param_tensor_name", "params_per_node",
     "structure_hash", "tensor_table", "tie_targets",
+    "CheckError", "LoadError", "check", "check_layout", "load", "save",
+    "dump_text", "dump_json", "dump_layout_text",
 ]

@@ -114,9 +114,13 @@ class TensorTable:
 
 
 def tensor_table(msg: pcir.Model | pcir.Layout) -> TensorTable:
-    """The TensorTable of a Model or Layout (external bytes attached by ir.load
-    are found through the message's `_pc_external` attribute if present)."""
-    return TensorTable(msg.tensors, getattr(msg, "_pc_external", None))
+    """The TensorTable of a Model or Layout.
+
+    ir.load() inlines verified external data into `raw_data`, so a loaded
+    message is self-contained; a tensor that still has `external` set (a
+    message parsed by hand) raises LoadError when read.
+    """
+    return TensorTable(msg.tensors)
 
 
 def tie_targets(model: pcir.Model) -> dict[int, int]:

@@ -1,0 +1,306 @@
+"""Reading and writing .pcir (Model) and Layout files.
+
+A file is an 8-byte prefix (MODEL_MAGIC or LAYOUT_MAGIC, then the 3-byte
+big-endian FILE_FORMAT_VERSION) followed by the protobuf bytes.
+
+Big tensors live in one external data file beside the model file, named
+`<file name>.data` (e.g. `m.pcir.data`), each with offset, length and sha256
+in its `ExternalData`. Tensors of more than `external_threshold` bytes go
+there, and, when the inline message would still pass the 2 GB protobuf limit,
+the largest remaining ones too.
+
+In memory a loaded message is always *self-contained*: `load()` reads every
+external tensor, verifies its length and checksum, and stores the bytes in
+`raw_data` (clearing `external`). So `ir.tensor_table(msg)`, the checker and
+`save()` never need to know where the bytes came from, and no state hangs off
+the protobuf message (upb messages accept no extra attributes). The cost is
+one read of the data file at load time, which any use of the model pays
+anyway.
+
+Safety: loading never executes code, and never allocates more than the file
+holds: every tensor's claimed size is compared with the bytes present (or the
+data file's size) before anything is read. External locations must be bare
+file names and are read only from the model file's directory. Writes are
+atomic: temp files in the target directory, fsync, then `os.replace` (data
+file first, then the model file); on failure the temp files are removed and
+the old files stay as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import BinaryIO, Union
+
+from google.protobuf.message import DecodeError
+
+from pccompiler.errors import LoadError, PCError
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir import upgrade as _upgrade
+from pccompiler.ir import version as _version
+from pccompiler.ir.tensors import dtype_name, nbytes
+
+Message = Union[pcir.Model, pcir.Layout]
+
+# Protobuf refuses messages of 2 GiB; stay clear of it.
+MAX_INLINE_BYTES = 1_900_000_000
+# Alignment of tensors in the external data file (lets readers mmap them).
+ALIGN = 64
+_KINDS = {"model": (pcir.Model, _version.MODEL_MAGIC),
+          "layout": (pcir.Layout, _version.LAYOUT_MAGIC)}
+
+
+def kind_of(msg: Message) -> str:
+    """"model" or "layout"."""
+    if isinstance(msg, pcir.Model):
+        return "model"
+    if isinstance(msg, pcir.Layout):
+        return "layout"
+    raise TypeError(f"ir.save needs a pcir.Model or pcir.Layout, not {type(msg).__name__}")
+
+
+def header(kind: str) -> bytes:
+    """The 8-byte prefix of a file of this kind."""
+    return _KINDS[kind][1] + _version.FILE_FORMAT_VERSION.to_bytes(3, "big")
+
+
+def data_file_name(path: str | os.PathLike) -> str:
+    """Bare name of the external data file of `path`."""
+    return os.path.basename(os.fspath(path)) + ".data"
+
+
+# ---------------------------------------------------------------- writing
+
+def _skeleton(msg: Message) -> Message:
+    """A copy of `msg` without its tensors (no tensor bytes are copied)."""
+    out = type(msg)()
+    for field, value in msg.ListFields():
+        if field.name == "tensors":
+            continue
+        target = getattr(out, field.name)
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            target.update(value)
+        elif field.label == field.LABEL_REPEATED:
+            target.extend(value)
+        elif field.message_type is not None:
+            target.CopyFrom(value)
+        else:
+            setattr(out, field.name, value)
+    return out
+
+
+def _pick_external(msg: Message, threshold: int, external: bool | None,
+                   skeleton_bytes: int) -> set[str]:
+    sizes = {}
+    for t in msg.tensors:
+        if t.HasField("external"):
+            raise LoadError(f"tensor {t.name!r} still refers to external data "
+                            f"{t.external.location!r}; load the file with ir.load() first")
+        sizes[t.name] = len(t.raw_data)
+    if external is True:
+        return {name for name, size in sizes.items() if size > 0}
+    chosen = set() if external is False else {n for n, s in sizes.items() if s > threshold}
+    inline = skeleton_bytes + sum(s + 64 for n, s in sizes.items() if n not in chosen)
+    if external is not False:
+        for name in sorted(sizes, key=sizes.get, reverse=True):
+            if inline <= MAX_INLINE_BYTES:
+                break
+            if name not in chosen and sizes[name] > 0:
+                chosen.add(name)
+                inline -= sizes[name]
+    if inline > MAX_INLINE_BYTES:
+        raise LoadError(f"the message needs {inline} inline bytes, over the protobuf limit; "
+                        "save it with external data")
+    return chosen
+
+
+def _atomic_writer(path: str):
+    """(file object, temp path) of a temp file in `path`'s directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
+    return os.fdopen(fd, "wb"), tmp
+
+
+def _finish(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 20,
+         external: bool | None = None) -> None:
+    """Write a Model or Layout to `path` atomically.
+
+    `external=None`: tensors over `external_threshold` bytes (and more if the
+    message would pass 2 GB) go to `<name>.data` beside the file;
+    `external=True`: every non-empty tensor does; `external=False`: none.
+    A stale data file of an earlier save is removed when none is needed.
+    Raises PCError (naming the file) when the file cannot be written.
+    """
+    kind = kind_of(msg)
+    path = os.fspath(path)
+    out = _skeleton(msg)
+    chosen = _pick_external(msg, external_threshold, external, out.ByteSize())
+    data_name = data_file_name(path)
+    data_path = os.path.join(os.path.dirname(os.path.abspath(path)), data_name)
+    temps: list[str] = []
+    try:
+        data_tmp = None
+        if chosen:
+            handle, data_tmp = _atomic_writer(data_path)
+            temps.append(data_tmp)
+            with handle:
+                offset = 0
+                for t in msg.tensors:
+                    copy = out.tensors.add(name=t.name, dtype=t.dtype, dims=t.dims)
+                    if t.name not in chosen:
+                        copy.raw_data = t.raw_data
+                        continue
+                    data = t.raw_data
+                    pad = -offset % ALIGN
+                    handle.write(b"\0" * pad)
+                    offset += pad
+                    handle.write(data)
+                    copy.external.location = data_name
+                    copy.external.offset = offset
+                    copy.external.length = len(data)
+                    copy.external.sha256 = hashlib.sha256(data).hexdigest()
+                    offset += len(data)
+                _finish(handle)
+        else:
+            out.tensors.extend(msg.tensors)
+        handle, model_tmp = _atomic_writer(path)
+        temps.append(model_tmp)
+        with handle:
+            handle.write(header(kind))
+            handle.write(out.SerializeToString())
+            _finish(handle)
+        if data_tmp is not None:
+            os.replace(data_tmp, data_path)
+        os.replace(model_tmp, path)
+        temps.clear()
+    except OSError as exc:
+        raise PCError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        for tmp in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    if not chosen and os.path.exists(data_path):
+        os.unlink(data_path)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_header(path: str) -> str:
+    """The kind ("model" / "layout") of a file, from its 8-byte prefix."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return _parse_header(path, head)
+
+
+def _parse_header(path: str, head: bytes) -> str:
+    for kind, (_, magic) in _KINDS.items():
+        if head[:5] == magic:
+            break
+    else:
+        raise LoadError(f"{path}: not a pccompiler file (no PCIR/PCLY magic at the start)")
+    if len(head) < 8:
+        raise LoadError(f"{path}: truncated header")
+    version = int.from_bytes(head[5:8], "big")
+    if not 1 <= version <= _version.FILE_FORMAT_VERSION:
+        raise LoadError(f"{path}: file format version {version} is not supported "
+                        f"(this pccompiler reads 1..{_version.FILE_FORMAT_VERSION})")
+    return kind
+
+
+def _resolve_external(path: str, msg: Message) -> None:
+    """Read, check and inline every external tensor of `msg`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handles: dict[str, tuple[BinaryIO, int]] = {}
+    try:
+        for t in msg.tensors:
+            try:
+                expected = nbytes(t)
+            except LoadError as exc:
+                raise LoadError(f"{path}: {exc}") from None
+            if not t.HasField("external"):
+                if len(t.raw_data) != expected:
+                    raise LoadError(f"{path}: tensor {t.name!r}: dims {list(t.dims)} of "
+                                    f"{dtype_name(t.dtype)} need {expected} bytes, "
+                                    f"found {len(t.raw_data)}")
+                continue
+            ext = t.external
+            loc = ext.location
+            if t.raw_data:
+                raise LoadError(f"{path}: tensor {t.name!r} has both inline and external data")
+            if (not loc or "/" in loc or "\\" in loc or loc in (".", "..")
+                    or os.path.isabs(loc) or "\0" in loc):
+                raise LoadError(f"{path}: tensor {t.name!r}: external location {loc!r} must "
+                                "be a bare file name beside the model file")
+            if ext.length != expected or ext.offset < 0:
+                raise LoadError(f"{path}: tensor {t.name!r}: external length {ext.length} "
+                                f"(offset {ext.offset}) but dims {list(t.dims)} of "
+                                f"{dtype_name(t.dtype)} need {expected} bytes")
+            if loc not in handles:
+                full = os.path.join(directory, loc)
+                try:
+                    f = open(full, "rb")
+                except OSError as exc:
+                    raise LoadError(f"{path}: tensor {t.name!r}: cannot open external data "
+                                    f"file {loc!r}: {exc.strerror or exc}") from None
+                handles[loc] = (f, os.fstat(f.fileno()).st_size)
+            f, size = handles[loc]
+            if ext.offset + ext.length > size:
+                raise LoadError(f"{path}: tensor {t.name!r}: bytes {ext.offset}.."
+                                f"{ext.offset + ext.length} lie beyond the end of {loc!r} "
+                                f"({size} bytes)")
+            f.seek(ext.offset)
+            data = f.read(ext.length)
+            if len(data) != ext.length or hashlib.sha256(data).hexdigest() != ext.sha256:
+                raise LoadError(f"{path}: tensor {t.name!r}: checksum mismatch in external "
+                                f"data file {loc!r} (the file is corrupt or was changed)")
+            t.ClearField("external")
+            t.raw_data = data
+            del data
+    finally:
+        for f, _ in handles.values():
+            f.close()
+
+
+def load(path: str | os.PathLike, kind: str | None = None) -> Message:
+    """Read a Model or Layout file written by `save()`.
+
+    `kind` ("model" or "layout") insists on one; None accepts either.
+    Older supported ir_versions are upgraded; every problem is a LoadError
+    that names the file (and the tensor, for tensor problems).
+    """
+    path = os.fspath(path)
+    if kind is not None and kind not in _KINDS:
+        raise ValueError(f"kind must be 'model', 'layout' or None, not {kind!r}")
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    found = _parse_header(path, content[:8])
+    if kind is not None and found != kind:
+        raise LoadError(f"{path}: is a {found} file, expected a {kind} file")
+    msg = _KINDS[found][0]()
+    try:
+        msg.ParseFromString(memoryview(content)[8:])
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise LoadError(f"{path}: corrupt or truncated {found} file ({exc})") from None
+    del content
+    try:
+        _upgrade.upgrade(msg, found)
+    except LoadError as exc:
+        raise LoadError(f"{path}: {exc}") from None
+    _resolve_external(path, msg)
+    return msg

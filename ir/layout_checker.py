@@ -1,0 +1,304 @@
+"""`ir.check_layout(layout, model)`: the invariants of a pcir.Layout.
+
+Rules (names of the CheckErrors): "ir-version", "tensor-*", "layout-header",
+"model-hash", "placement", "slot-range", "param-range", "layer-kind",
+"index-range", "padding", "slot-writers" (no slot has two writers),
+"read-before-write" (every slot a layer reads is 0, 1, or written by an
+earlier layer), "flow-writers" (child blocks of a backward partition are
+disjoint), "root".
+
+Reads are checked against the sorted list of written intervals with
+`searchsorted`; nothing is ever allocated per slot, so a layout that claims
+10**12 slots costs nothing. Pass `model=None` to check only what the layout
+says about itself (no hash, placements or group kinds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler.errors import CheckError
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.checker import (_Tensors, _first_bad, _run, check_tensor_bytes,
+                                   check_version)
+from pccompiler.ir.helpers import params_per_node, structure_hash
+from pccompiler.ir.tensors import INT_DTYPES
+
+MAX_SLOTS = 2 ** 48
+_LAYER_GROUP_KIND = {pcir.INPUT_LAYER: pcir.INPUT, pcir.PRODUCT_LAYER: pcir.PRODUCT,
+                     pcir.SUM_LAYER: pcir.SUM}
+
+
+def _fail(rule: str, message: str, values: object = None) -> None:
+    raise CheckError(rule, message, None, "", values)
+
+
+class _Plan:
+    """Writers (slot intervals with their layer) and reads gathered per layer."""
+
+    def __init__(self):
+        self.writers: list[tuple[np.ndarray, np.ndarray, int, str]] = []
+        self.reads: list[tuple[np.ndarray, np.ndarray, int, str]] = []
+
+    def write(self, starts, lengths, layer: int, what: str) -> None:
+        self.writers.append((np.asarray(starts, np.int64).reshape(-1),
+                             np.broadcast_to(np.asarray(lengths, np.int64),
+                                             np.shape(starts)).reshape(-1), layer, what))
+
+    def read(self, starts, lengths, layer: int, what: str) -> None:
+        starts = np.asarray(starts, np.int64).reshape(-1)
+        self.reads.append((starts, np.broadcast_to(np.asarray(lengths, np.int64),
+                                                   starts.shape), layer, what))
+
+
+def _ints(table: _Tensors, name: str, what: str, shape: tuple) -> np.ndarray:
+    array = table.get(name, what, dtypes=INT_DTYPES)
+    if tuple(array.shape) != tuple(shape):
+        _fail("tensor-shape", f"{what} {name!r} has shape {list(array.shape)}, expected "
+              f"{list(shape)}")
+    return array.astype(np.int64, copy=False)
+
+
+def _in_range(values: np.ndarray, lo: int, hi: int, what: str) -> None:
+    bad = (values < lo) | (values >= hi)
+    if bad.any():
+        i = _first_bad(bad)
+        _fail("index-range", f"{what}: entry {i} = {values.reshape(-1)[i]} is outside "
+              f"[{lo}, {hi})", i)
+
+
+def _check_header(layout: pcir.Layout, model: pcir.Model | None) -> None:
+    if not 2 <= layout.num_slots < MAX_SLOTS:
+        _fail("layout-header", f"num_slots {layout.num_slots} is not in [2, 2**48)")
+    if layout.max_block_size < 0 or layout.num_input_params < 0 or \
+            layout.num_sum_params < layout.max_block_size:
+        _fail("layout-header", f"num_sum_params {layout.num_sum_params} must hold the "
+              f"{layout.max_block_size} reserved zeros; num_input_params "
+              f"{layout.num_input_params} must be >= 0")
+    if model is not None:
+        if layout.num_vars != len(model.variables):
+            _fail("layout-header", f"num_vars {layout.num_vars} != the model's "
+                  f"{len(model.variables)} variables")
+        if layout.model_hash != structure_hash(model):
+            _fail("model-hash", "the layout was made from another model structure "
+                  f"(model_hash {layout.model_hash[:12]}... != {structure_hash(model)[:12]}...)")
+
+
+def _placements(layout: pcir.Layout, model: pcir.Model) -> dict[int, pcir.GroupPlacement]:
+    placed: dict[int, pcir.GroupPlacement] = {}
+    for p in layout.placements:
+        if not 0 <= p.group < len(model.groups):
+            _fail("placement", f"placement of group {p.group}, which does not exist", p.group)
+        if p.group in placed:
+            _fail("placement", f"group {p.group} is placed twice", p.group)
+        placed[p.group] = p
+    missing = [g.id for g in model.groups if g.id not in placed]
+    if missing:
+        _fail("placement", f"groups {missing[:5]} have no placement", missing)
+    owner = {g.id: g.id for g in model.groups}
+    owner.update({t.group: t.target for t in model.ties})
+    for g in model.groups:
+        p = placed[g.id]
+        where = f"placement of group {g.id}"
+        if not 2 <= p.slot_start <= layout.num_slots - g.num_nodes:
+            _fail("slot-range", f"{where}: slots [{p.slot_start}, +{g.num_nodes}) are not "
+                  f"inside [2, {layout.num_slots})", g.id)
+        if g.kind == pcir.PRODUCT:
+            continue
+        target = placed[owner[g.id]]
+        if (p.param_start, p.param_count) != (target.param_start, target.param_count):
+            _fail("param-range", f"{where}: parameters {p.param_start}+{p.param_count} differ "
+                  f"from its tie target {owner[g.id]}'s", g.id)
+        if g.kind == pcir.INPUT:
+            width = params_per_node(g.input.dist, model.variables[g.input.variable].num_cats)
+            lo, hi, need = 0, layout.num_input_params, g.num_nodes * width
+        else:
+            if p.block_size < 1 or g.num_nodes % p.block_size:
+                _fail("param-range", f"{where}: block size {p.block_size} does not divide "
+                      f"num_nodes {g.num_nodes}", g.id)
+            lo, hi, need = layout.max_block_size, layout.num_sum_params, 1
+        if p.param_count < need or p.param_start < lo or p.param_start + p.param_count > hi:
+            _fail("param-range", f"{where}: parameters [{p.param_start}, +{p.param_count}) "
+                  f"are not inside [{lo}, {hi}) or hold fewer than {need}", g.id)
+    return placed
+
+
+def _check_layer(layout: pcir.Layout, li: int, layer: pcir.Layer, model: pcir.Model | None,
+                 placed: dict, table: _Tensors, plan: _Plan) -> None:
+    name = f"layer {li}"
+    if layer.kind not in _LAYER_GROUP_KIND:
+        _fail("layer-kind", f"{name} has no kind")
+    lo, hi = layer.slot_start, layer.slot_start + layer.num_slots
+    if layer.num_slots < 0 or lo < 2 or hi > layout.num_slots:
+        _fail("slot-range", f"{name} writes slots [{lo}, {hi}), not inside [2, "
+              f"{layout.num_slots})")
+    expected = {pcir.INPUT_LAYER: "input_partitions", pcir.PRODUCT_LAYER: "product_partitions",
+                pcir.SUM_LAYER: "sum_partitions"}[layer.kind]
+    for field in ("input_partitions", "product_partitions", "sum_partitions"):
+        if field != expected and len(getattr(layer, field)):
+            _fail("layer-kind", f"{name} is a {pcir.LayerKind.Name(layer.kind)} but has {field}")
+    if layer.kind != pcir.SUM_LAYER and len(layer.sum_backward_partitions):
+        _fail("layer-kind", f"{name} has backward sum partitions but is no sum layer")
+    if model is not None:
+        for gid in layer.groups:
+            if not 0 <= gid < len(model.groups) or \
+                    model.groups[gid].kind != _LAYER_GROUP_KIND[layer.kind]:
+                _fail("layer-kind", f"{name} lists group {gid}, which is not a "
+                      f"{pcir.LayerKind.Name(layer.kind)} group of the model", gid)
+            p = placed.get(gid)
+            if p is not None and not lo <= p.slot_start <= hi - model.groups[gid].num_nodes:
+                _fail("slot-range", f"{name} lists group {gid}, placed outside the layer")
+
+    def inside(start, count, what):
+        if count < 0 or start < lo or start + count > hi:
+            _fail("slot-range", f"{name} {what}: slots [{start}, +{count}) are outside the "
+                  f"layer's [{lo}, {hi})")
+
+    for k, part in enumerate(layer.input_partitions):
+        what = f"{name} input partition {k}"
+        inside(part.slot_start, part.num_nodes, f"input partition {k}")
+        if part.dist not in (pcir.CATEGORICAL_DIST, pcir.BERNOULLI_DIST, pcir.GAUSSIAN_DIST) \
+                or part.params_per_node < 1:
+            _fail("layer-kind", f"{what}: no distribution or params_per_node < 1")
+        node_vars = _ints(table, part.node_vars, f"{what} node_vars", (part.num_nodes,))
+        _in_range(node_vars, 0, layout.num_vars, f"{what} node_vars")
+        starts = _ints(table, part.node_param_starts, f"{what} node_param_starts",
+                       (part.num_nodes,))
+        _in_range(starts, 0, layout.num_input_params - part.params_per_node + 1,
+                  f"{what} node_param_starts")
+        plan.write(part.slot_start, part.num_nodes, li, what)
+    for k, part in enumerate(layer.product_partitions):
+        what = f"{name} product partition {k}"
+        inside(part.slot_start, part.num_nodes, f"product partition {k}")
+        kids = _ints(table, part.child_slots, f"{what} child_slots",
+                     (part.num_nodes, part.num_children))
+        _in_range(kids, 0, layout.num_slots, f"{what} child_slots")
+        plan.write(part.slot_start, part.num_nodes, li, what)
+        plan.read(kids, 1, li, what)
+    for k, part in enumerate(layer.sum_partitions):
+        what = f"{name} sum partition {k}"
+        b, nb, width = part.block_size, part.num_blocks, part.max_children
+        if not 1 <= b <= max(layout.max_block_size, 1) or nb < 0 or width < 0:
+            _fail("layout-header", f"{what}: block size {b} not in [1, max_block_size "
+                  f"{layout.max_block_size}] or negative counts")
+        slots = _ints(table, part.block_slots, f"{what} block_slots", (nb,))
+        _in_range(slots, lo, hi - b + 1, f"{what} block_slots")
+        counts = _ints(table, part.block_num_children, f"{what} block_num_children", (nb,))
+        _in_range(counts, 0, width + 1, f"{what} block_num_children")
+        kids = _ints(table, part.child_slots, f"{what} child_slots", (nb, width))
+        _in_range(kids, 0, layout.num_slots, f"{what} child_slots")
+        used = np.arange(width)[None, :] < counts[:, None]
+        if (kids[~used] != 0).any():
+            _fail("padding", f"{what}: child_slots padding must be slot 0")
+        starts = _ints(table, part.block_param_starts, f"{what} block_param_starts", (nb,))
+        _in_range(starts, 0, layout.num_sum_params - counts * b + 1,
+                  f"{what} block_param_starts")
+        plan.write(slots, b, li, what)
+        plan.read(kids[used], 1, li, what)
+    for k, part in enumerate(layer.sum_backward_partitions):
+        what = f"{name} backward sum partition {k}"
+        cb, pb, nb, width = (part.child_block_size, part.parent_block_size, part.num_blocks,
+                             part.max_parents)
+        if not (1 <= cb <= max(layout.max_block_size, 1) and 1 <= pb <= max(
+                layout.max_block_size, 1)) or nb < 0 or width < 0:
+            _fail("layout-header", f"{what}: block sizes {cb}/{pb} not in [1, max_block_size "
+                  f"{layout.max_block_size}] or negative counts")
+        cslots = _ints(table, part.cblock_slots, f"{what} cblock_slots", (nb,))
+        _in_range(cslots, 0, layout.num_slots - cb + 1, f"{what} cblock_slots")
+        order = np.sort(cslots)
+        if (np.diff(order) < cb).any():
+            _fail("flow-writers", f"{what}: two child blocks overlap (flows would have two "
+                  "writers)")
+        counts = _ints(table, part.cblock_num_parents, f"{what} cblock_num_parents", (nb,))
+        _in_range(counts, 0, width + 1, f"{what} cblock_num_parents")
+        parents = _ints(table, part.parent_slots, f"{what} parent_slots", (nb, width))
+        pstarts = _ints(table, part.parent_param_starts, f"{what} parent_param_starts",
+                        (nb, width))
+        used = np.arange(width)[None, :] < counts[:, None]
+        _in_range(parents[used], lo, hi - pb + 1, f"{what} parent_slots")
+        _in_range(pstarts[used], 0, layout.num_sum_params - cb * pb + 1,
+                  f"{what} parent_param_starts")
+        if (parents[~used] != 0).any() or (pstarts[~used] != 0).any():
+            _fail("padding", f"{what}: padding must be slot 0 and param 0")
+        plan.read(cslots, cb, li, what)
+
+
+def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """No slot written twice; every read written by an earlier layer.
+
+    The reserved slots 0 and 1 count as written before the first layer.
+    """
+    plan.writers.insert(0, (np.array([0]), np.array([2]), -1, "the reserved slots 0, 1"))
+    ws = np.concatenate([w[0] for w in plan.writers])
+    wl = np.concatenate([np.full(len(w[0]), w[2]) for w in plan.writers])
+    we = ws + np.concatenate([w[1] for w in plan.writers])
+    who = np.concatenate([np.full(len(w[0]), i) for i, w in enumerate(plan.writers)])
+    order = np.argsort(ws, kind="stable")
+    ws, we, wl, who = ws[order], we[order], wl[order], who[order]
+    keep = we > ws
+    ws, we, wl, who = ws[keep], we[keep], wl[keep], who[keep]
+    clash = ws[1:] < we[:-1]
+    if clash.any():
+        i = _first_bad(clash)
+        _fail("slot-writers", f"slot {ws[i + 1]} is written by {plan.writers[who[i]][3]} "
+              f"and by {plan.writers[who[i + 1]][3]}", int(ws[i + 1]))
+    # gaps[j] = 1 if interval j+1 does not start where interval j ends
+    gaps = np.concatenate([[0], np.cumsum(ws[1:] != we[:-1])])
+    wl_pad = np.append(wl, -1)
+    for starts, lengths, layer, what in plan.reads:
+        if not len(starts):
+            continue
+        s, e = starts, starts + lengths
+        i0 = np.searchsorted(ws, s, side="right") - 1
+        i1 = np.searchsorted(ws, e - 1, side="right") - 1
+        i0c, i1c = np.maximum(i0, 0), np.maximum(i1, 0)
+        ok = (i0 >= 0) & (s < we[i0c]) & (e <= we[i1c]) & (gaps[i1c] == gaps[i0c])
+        bounds = np.stack([i0c, i1c + 1], axis=1).reshape(-1)
+        latest = np.maximum.reduceat(wl_pad, bounds)[::2]     # newest writer in the span
+        ok &= latest < layer
+        if not ok.all():
+            i = _first_bad(~ok)
+            _fail("read-before-write", f"{what} reads slots [{s[i]}, {e[i]}), not all written "
+                  f"by an earlier layer", int(s[i]))
+    return ws, we, wl
+
+
+def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
+                 collect: bool = False) -> list[CheckError]:
+    """Check the invariants of `layout` (and its agreement with `model`).
+
+    Raises the first CheckError, or with `collect=True` returns them all
+    (one per unit: header, placements, each layer, dataflow, root).
+    """
+    errors: list[CheckError] | None = [] if collect else None
+    _run(lambda: check_version(layout.ir_version, "layout"), errors)
+    tensors_ok = _run(lambda: check_tensor_bytes(layout.tensors, "layout"), errors)
+    header_ok = _run(lambda: _check_header(layout, model), errors)
+    table = _Tensors(layout.tensors)
+    if not tensors_ok:
+        table.protos = {}
+    placed: dict[int, pcir.GroupPlacement] = {}
+    if model is not None and header_ok:
+        _run(lambda: placed.update(_placements(layout, model)), errors)
+    plan = _Plan()
+    layers_ok = header_ok
+    for li, layer in enumerate(layout.layers):
+        layers_ok &= _run(lambda li=li, layer=layer: _check_layer(
+            layout, li, layer, model, placed, table, plan), errors)
+    if layers_ok:
+        _run(lambda: _check_dataflow(plan), errors)
+
+    def root_rules():
+        if model is not None:
+            p = placed.get(layout.root_group)
+            if p is None:
+                _fail("root", f"root group {layout.root_group} has no placement")
+            n = model.groups[layout.root_group].num_nodes
+            if not p.slot_start <= layout.root_slot < p.slot_start + n:
+                _fail("root", f"root slot {layout.root_slot} is not a node of root group "
+                      f"{layout.root_group} (slots {p.slot_start}..{p.slot_start + n - 1})")
+        elif not 2 <= layout.root_slot < layout.num_slots:
+            _fail("root", f"root slot {layout.root_slot} is outside [2, {layout.num_slots})")
+    if header_ok:
+        _run(root_rules, errors)
+    return errors or []

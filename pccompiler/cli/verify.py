@@ -1,0 +1,63 @@
+"""`pcc verify FILE`: run the IR checker and report every violation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = """\
+Check a .pcir model (or a layout file) against every invariant of the IR:
+versions, topological order, scopes, smoothness, decomposability, tensor
+shapes and index ranges, normalized weights, ties; for a layout, slot and
+parameter ranges and that every slot is written before it is read (give the
+model with --model to also check placements and the model hash).
+Prints "OK: ..." and exits 0, or one line per violation and exits 1.
+"""
+
+EPILOG = """\
+examples:
+  pcc verify model.pcir
+  pcc verify plan.pcly --model model.pcir
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "verify", help="check a model or layout file against the IR's invariants",
+        description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="a .pcir model file or a layout file")
+    p.add_argument("--model", metavar="MODEL",
+                   help="for a layout file: the model it was compiled from")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pccompiler.errors import PCError
+    from pccompiler.ir import pcir_pb2 as pcir
+    from pccompiler.ir.checker import check
+    from pccompiler.ir.fileio import load
+    from pccompiler.ir.layout_checker import check_layout
+    from pccompiler.ir.text import model_info
+
+    msg = load(args.file)
+    if isinstance(msg, pcir.Layout):
+        model = load(args.model, "model") if args.model else None
+        errors = check_layout(msg, model, collect=True)
+        what = f"layout with {len(msg.layers)} layers, {msg.num_slots} slots"
+        what += "" if model is None else " (checked against its model)"
+    else:
+        if args.model:
+            raise PCError("--model is only for layout files")
+        errors = check(msg, collect=True)
+        if not errors:
+            t = model_info(msg, max_groups=0)["totals"]
+            what = (f"model {msg.name!r}: {t['groups']} groups, {t['nodes']} nodes, "
+                    f"{t['edges']} edges, {t['parameters']} parameters")
+    if not errors:
+        print(f"OK: {args.file}: {what}: all checks pass")
+        return 0
+    print(f"FAIL: {args.file}: {len(errors)} violation(s)", file=sys.stderr)
+    for exc in errors:
+        print(f"  {exc}", file=sys.stderr)
+    return 1

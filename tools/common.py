@@ -1,0 +1,34 @@
+"""Loading for the look-at-a-file tools (`pcc dump | stat | dot`).
+
+The tools read any file `ir.save` wrote and, unless asked not to, run the
+checker first: the tools then work on a model whose shapes and indices are
+known to be sane, and a broken file gets one clear error (rule and group)
+instead of a crash somewhere in a statistic.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pccompiler.errors import CheckError
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.checker import check
+from pccompiler.ir.fileio import load
+from pccompiler.ir.layout_checker import check_layout
+
+
+def load_checked(path: str | os.PathLike, verify: bool = True,
+                 kind: str | None = None) -> pcir.Model | pcir.Layout:
+    """Load a Model or Layout file; with `verify`, raise its first CheckError
+    (prefixed with the file name and a hint to run `pcc verify`)."""
+    msg = load(path, kind)
+    if verify:
+        try:
+            if isinstance(msg, pcir.Layout):
+                check_layout(msg)
+            else:
+                check(msg)
+        except CheckError as exc:
+            exc.args = (f"{os.fspath(path)}: {exc} (`pcc verify` lists every problem)",)
+            raise exc from None
+    return msg
