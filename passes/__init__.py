@@ -1,0 +1,29 @@
+"""pccompiler.passes: the passes that turn a pcir.Model into a pcir.Layout.
+
+    from pccompiler import passes
+    result = passes.compile_model(model)          # default pipeline
+    result.model, result.layout, result.report
+
+See registry.py for the pass table and DEFAULT_PIPELINE, manager.py for the
+driver, packing.py for parameter packing, cache.py for the layout cache.
+"""
+
+from pccompiler.passes.manager import (
+    CompileResult, PassContext, PassRecord, PassReport, compile_model, resolve_pipeline)
+from pccompiler.passes.registry import DEFAULT_PIPELINE, PASSES, all_passes, get_pass, register
+from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
+from pccompiler.passes.packing import (
+    input_param_node_index, pack_parameters, sum_param_parent_index, unpack_parameters)
+from pccompiler.passes.cache import LayoutCache, cache_ingredients, cache_key
+from pccompiler.passes.validate import validate_layout
+from pccompiler.passes.cli_support import (
+    add_compile_arguments, compile_kwargs_from_args, run_passes_from_args)
+
+__all__ = [
+    "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model",
+    "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
+    "format_pipeline", "parse_pipeline", "input_param_node_index", "pack_parameters",
+    "sum_param_parent_index", "unpack_parameters", "LayoutCache", "cache_ingredients",
+    "cache_key", "validate_layout", "add_compile_arguments", "compile_kwargs_from_args",
+    "run_passes_from_args",
+]

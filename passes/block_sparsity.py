@@ -1,0 +1,170 @@
+"""`detect-block-sparsity`: classify sum groups and pad sparse ones into blocks.
+
+For each sum group the pass measures, at the largest usable block size B,
+the fraction of B x B blocks present and the fraction of edges present
+inside those blocks, and classifies it:
+  dense         every block present (block-sparse groups with all blocks
+                are rewritten as DENSE);
+  block-sparse  complete or nearly complete blocks: sparse groups are
+                rewritten as BLOCK_SPARSE with zero-weight pseudo-edges,
+                while padding <= tol * real edges;
+  sparse        otherwise (kept as an edge list).
+Before giving up on a sparse group it tries node permutations found by
+co-clustering (passes/coclustering.py) of the group's own nodes and of its
+child groups, applied consistently to every reader (passes/permute.py), and
+keeps them only if they reduce the padding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler.ir import pcir
+from pccompiler.passes.blocks import blockify, block_stats, candidate_block
+from pccompiler.passes.coclustering import co_cluster
+from pccompiler.passes.edit import ModelEdit, child_offsets, readers
+from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
+from pccompiler.passes.permute import apply_permutation, can_permute
+from pccompiler.passes.registry import register
+from pccompiler.passes.tie_params import tie_classes
+
+
+def _to_dense(edit: ModelEdit, ctx, g: pcir.Group, cols: int) -> None:
+    """A block-sparse group with every block present becomes DENSE."""
+    b = int(g.sum.block_size)
+    edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    i = np.arange(b)
+    # dense position (pb*b+i, cb*b+j) <- block element (e, i, j)
+    rows = edges[:, 0][:, None, None] * b + i[None, :, None]
+    colz = edges[:, 1][:, None, None] * b + i[None, None, :]
+    dense_pos = (rows * cols + colz).ravel()
+    gather = np.empty(int(g.num_nodes) * cols, dtype=np.int64)
+    gather[dense_pos] = np.arange(len(dense_pos))
+    group = edit.group(g.id)
+    group.sum.pattern = pcir.DENSE
+    group.sum.block_size = 0
+    edit.remove(group.sum.edges)
+    edit.converted[group.sum.edges] = (pcir.DENSE, 0)
+    group.sum.edges = ""
+    if group.sum.weights:
+        w = edit.array(group.sum.weights)
+        edit.set_array(group.sum.weights, np.ravel(w)[gather].reshape(int(g.num_nodes), cols))
+        ctx.rewrites.record(group.sum.weights, gather)
+
+
+def _padding(edges: np.ndarray, block: int, cols: int) -> tuple[int, float]:
+    blocks, n = block_stats(edges, block, cols)
+    return blocks, (blocks * block * block - n) / max(n, 1)
+
+
+def _find_permutation(edit, g, block, cols, rd, tied):
+    """Co-cluster g's rows and its children's nodes at `block`.
+
+    Returns (padding after, apply) where apply() renumbers the nodes of g
+    and of its movable child groups (and every reader), or None when
+    nothing may move.
+    """
+    edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    offsets = child_offsets(edit.model, g)
+    children = list(g.sum.children)
+    segments = np.repeat(np.arange(len(children)), np.diff(offsets))
+    movable = np.zeros(cols, dtype=bool)
+    for j, c in enumerate(children):
+        movable[offsets[j]:offsets[j + 1]] = children.count(c) == 1 and can_permute(
+            edit, c, rd, tied)
+    row_ok = can_permute(edit, g.id, rd, tied)
+    if not row_ok and not movable.any():
+        return None
+    row_perm, col_perm, blocks = co_cluster(edges, int(g.num_nodes), segments, block,
+                                            row_ok, movable)
+
+    def apply(ctx):
+        for j, c in enumerate(children):
+            if movable[offsets[j]]:
+                apply_permutation(edit, ctx, c, col_perm[offsets[j]:offsets[j + 1]] - offsets[j],
+                                  rd)
+        if row_ok:
+            apply_permutation(edit, ctx, g.id, row_perm, rd)
+    return (blocks * block * block - len(edges)) / max(len(edges), 1), apply
+
+
+@register("detect-block-sparsity", "classify sum groups dense / block-sparse / sparse; pad "
+          "near-complete blocks with zero-weight pseudo-edges while padding <= tol; "
+          "permute=true also searches node permutations that recover blocks",
+          defaults={"tol": 0.5, "permute": True})
+def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
+    limit = effective_limit(ctx)
+    tol = float(ctx.opt("tol", 0.5))
+    edit = ModelEdit(model)
+    rd = readers(model)
+    tied = {m for members in tie_classes(model).values() if len(members) > 1 for m in members}
+    stats: dict[int, dict] = {}
+    counts = {"dense": 0, "block-sparse": 0, "sparse": 0}
+    for gid in range(len(model.groups)):
+        g = edit.view(gid)
+        if g.kind != pcir.SUM:
+            continue
+        cols = int(child_offsets(model, g)[-1])
+        if edit.follow_shared_edges(gid):
+            g = edit.view(gid)
+            stats[gid] = {"class": "dense" if g.sum.pattern == pcir.DENSE else "block-sparse",
+                          "note": f"shares the edges of an earlier tied group"}
+        elif g.sum.pattern == pcir.DENSE:
+            stats[gid] = {"class": "dense", "block_fraction": 1.0, "fill": 1.0}
+        elif g.sum.pattern == pcir.BLOCK_SPARSE:
+            b = int(g.sum.block_size)
+            present = len(edit.array(g.sum.edges))
+            frac = present / ((int(g.num_nodes) // b) * (cols // b))
+            total = (int(g.num_nodes) // b) * (cols // b)
+            stats[gid] = {"class": "dense" if frac == 1 else "block-sparse",
+                          "block_size": b, "block_fraction": frac, "fill": 1.0,
+                          "note": f"block-sparse at {b}: {present}/{total} blocks "
+                                  f"({frac:.1%})" + (" -> dense" if frac == 1 else "")}
+            if frac == 1:
+                _to_dense(edit, ctx, g, cols)
+        else:
+            stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
+        counts[stats[gid]["class"]] += 1
+    ctx.analysis["sparsity"] = stats
+    ctx.note(", ".join(f"{v} {k}" for k, v in counts.items()))
+    for gid, s in stats.items():
+        if "note" in s:
+            ctx.note(f"g{gid}: {s['note']}")
+    return edit.build(), edit.changed
+
+
+def _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied) -> dict:
+    """Largest block b (from the candidate down to 2) at which the edges, as
+    they are or after a co-clustering permutation, pad by <= tol."""
+    edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    n_edges = len(edges)
+    may_permute = bool(ctx.opt("permute", True)) and g.id not in tied
+    b = candidate_block(edit.model, g, limit)
+    first_pad = None
+    while b >= 2:
+        _, pad = _padding(edges, b, cols)
+        first_pad = pad if first_pad is None else first_pad
+        note = ""
+        if pad > tol and may_permute:
+            found = _find_permutation(edit, g, b, cols, rd, tied)
+            if found is not None and found[0] <= tol:
+                found[1](ctx)
+                g = edit.view(g.id)
+                edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+                note = f"permutation: padding {pad:.0%} -> {found[0]:.0%} at block {b}; "
+                _, pad = _padding(edges, b, cols)
+        if pad <= tol:
+            blocks, _ = _padding(edges, b, cols)
+            weights = edit.array(g.sum.weights) if g.sum.weights else None
+            block_edges, new_w, gather = blockify(edges, weights, b, cols)
+            set_block_sparse(edit, ctx, g.id, block_edges, b, new_w, gather)
+            total = (int(g.num_nodes) // b) * (cols // b)
+            return {"class": "block-sparse", "block_size": b, "block_fraction": blocks / total,
+                    "fill": n_edges / (blocks * b * b), "padding": pad,
+                    "note": note + f"block-sparse at {b}: {blocks}/{total} blocks, "
+                            f"padding {pad:.0%}"}
+        b //= 2
+    out = {"class": "sparse", "block_fraction": 1.0, "fill": 1.0}
+    if first_pad is not None:
+        out["note"] = f"sparse (padding at the largest block would be {first_pad:.0%})"
+    return out

@@ -1,0 +1,74 @@
+"""The pass options of `pcc compile` (the command itself lives in
+pccompiler/cli/compile.py and calls these two functions)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pccompiler.ir import pcir
+from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT, CompileResult, compile_model
+from pccompiler.passes.registry import DEFAULT_PIPELINE
+
+
+def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --passes, --print-after, --time-passes, --check-each, --cache-dir, --no-cache."""
+    group = parser.add_argument_group("passes")
+    group.add_argument("--passes", metavar="PIPELINE", default=None,
+                       help=f"pass pipeline, e.g. 'partition-blocks{{max_block=16}},...' "
+                            f"(default: {DEFAULT_PIPELINE}; see `pcc passes`)")
+    group.add_argument("--print-after", metavar="NAME", action="append", default=[],
+                       help="print the IR after this pass (repeatable; 'all' for every pass)")
+    group.add_argument("--time-passes", action="store_true",
+                       help="print the time, peak memory and notes of every pass")
+    group.add_argument("--check-each", action="store_true",
+                       help="run the IR checker after every pass")
+    group.add_argument("--cache-dir", metavar="DIR", default=None,
+                       help="layout cache folder (default $PCC_CACHE_DIR or "
+                            "~/.cache/pccompiler/layouts)")
+    group.add_argument("--no-cache", action="store_true", help="do not use the layout cache")
+
+
+def run_passes_from_args(model: pcir.Model, args: argparse.Namespace, backend: str = "",
+                         block_limit: int = DEFAULT_BLOCK_LIMIT,
+                         out=None) -> CompileResult:
+    """compile_model with the options of add_compile_arguments; prints what they ask."""
+    out = out or sys.stdout
+    cache = None if getattr(args, "no_cache", False) else (getattr(args, "cache_dir", None)
+                                                           or True)
+    print_after = {p.strip() for item in (getattr(args, "print_after", None) or [])
+                   for p in item.split(",") if p.strip()}
+    result = compile_model(model, pipeline=getattr(args, "passes", None), cache=cache,
+                           print_after=print_after or None, block_limit=block_limit,
+                           backend=backend, check_each=getattr(args, "check_each", False),
+                           printer=lambda text: print(text, file=out))
+    if getattr(args, "time_passes", False):
+        if result.cache_hit:
+            print("layout cache hit: no pass ran", file=out)
+        print(result.report.table(), file=out)
+    return result
+
+
+def compile_kwargs_from_args(args: argparse.Namespace) -> dict:
+    """Keyword arguments for `pccompiler.driver.compile` from the pass options.
+
+    pipeline and cache always; print_after / check_each only when the
+    driver accepts them (it forwards them to compile_model). `--time-passes`
+    is printed by the caller from `circuit.compile_report.table()`.
+    """
+    import inspect
+    kwargs = {"pipeline": getattr(args, "passes", None),
+              "cache": None if getattr(args, "no_cache", False)
+              else (getattr(args, "cache_dir", None) or True)}
+    try:
+        from pccompiler.driver import compile as driver_compile
+        accepted = inspect.signature(driver_compile).parameters
+    except ImportError:
+        accepted = {}
+    print_after = [p.strip() for item in (getattr(args, "print_after", None) or [])
+                   for p in item.split(",") if p.strip()]
+    if "print_after" in accepted and print_after:
+        kwargs["print_after"] = print_after
+    if "check_each" in accepted and getattr(args, "check_each", False):
+        kwargs["check_each"] = True
+    return kwargs

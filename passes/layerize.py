@@ -1,0 +1,155 @@
+"""`layerize`: topological levels -> layers -> partitions (a Layout skeleton).
+
+Inputs are level 0; every other group sits one level above its deepest
+child. Groups of one kind at one level form a layer (all values live in one
+buffer, so a sum whose children sit at different depths needs no
+pass-through layers). Each layer is split into partitions a kernel runs as
+one launch: inputs by distribution, products by fan-in, sums by
+(block size, kernel) and then into <= `partitions` fan-in ranges chosen to
+minimise padded children (sum_index.fan_in_split); backward sum partitions
+likewise by (child block, parent block) sizes and number of parents.
+
+The output is a Layout whose layers, group order and partition shapes are
+final; `layout` fills slots, parameter offsets and index tensors. A sum
+partition's fan-in range is kernel_options["min_children"/"max_children"].
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+from pccompiler.passes.blocks import group_block_sizes
+from pccompiler.passes.partition_blocks import effective_limit
+from pccompiler.passes.registry import register
+from pccompiler.passes.sum_index import backward_pairs, column_slots, dense_batch_index, \
+    dense_batches, fan_in_split, forward_blocks
+from pccompiler.passes.tie_params import tie_classes
+from pccompiler.version import __version__
+
+
+
+def kernel_name(g: pcir.Group, bp: int) -> str:
+    if g.sum.pattern == pcir.DENSE:
+        return "block_dense"
+    if g.sum.pattern == pcir.BLOCK_SPARSE and bp > 1:
+        return "block_sparse"
+    return "sparse"
+
+
+def levels(model: pcir.Model) -> np.ndarray:
+    """Topological level of every group (inputs 0)."""
+    level = np.zeros(len(model.groups), dtype=np.int64)
+    for g in model.groups:
+        if g.kind == pcir.PRODUCT:
+            level[g.id] = 1 + max(level[c] for c in g.product.children)
+        elif g.kind == pcir.SUM:
+            level[g.id] = 1 + max(level[c] for c in g.sum.children)
+    return level
+
+
+def block_sizes(model: pcir.Model, ctx) -> dict[int, tuple[int, int]]:
+    """(Bp, Bc) per sum group of the current model'."""
+    limit = effective_limit(ctx)
+    return {g.id: group_block_sizes(model, g, limit) for g in model.groups if g.kind == pcir.SUM}
+
+
+def _sum_fanins(model, groups, sizes, table, virtual_slot):
+    """Forward fan-ins per (Bp, kernel) and backward parent counts per (Bc, Bp)."""
+    fwd: dict[tuple, list] = defaultdict(list)
+    bwd: dict[tuple, list] = defaultdict(list)
+    group_kernel = {}
+    batches, rest = dense_batches(model, groups, sizes)
+    no_params = np.zeros(len(model.groups), dtype=np.int64)
+    for key, gids in batches.items():
+        fb, (cslots, _, _) = dense_batch_index(model, key, gids, virtual_slot, no_params)
+        bp, bc = key[2]
+        fwd[(bp, "block_dense")].append(fb.num_children)
+        bwd[(bc, bp)].append(cslots)
+        group_kernel.update({g: "block_dense" for g in gids})
+    for gid in rest:
+        g = model.groups[gid]
+        bp, bc = sizes[gid]
+        edges = table[g.sum.edges] if g.sum.edges else None
+        colslot = column_slots(model, g, virtual_slot)
+        fb = forward_blocks(g, edges, bp, int(virtual_slot[gid]), colslot, 0)
+        kern = kernel_name(g, bp)
+        group_kernel[gid] = kern
+        fwd[(bp, kern)].append(fb.num_children)
+        cslots, _, _ = backward_pairs(g, edges, bp, bc, int(virtual_slot[gid]), colslot,
+                                      fb.param_starts)
+        bwd[(bc, bp)].append(cslots)
+    return fwd, bwd, group_kernel
+
+
+@register("layerize", "topological levels -> layers (one kind per level) -> partitions of "
+          "similar fan-in (<= partitions per sum block-size class)",
+          consumes="model", produces="layout", defaults={"partitions": 4})
+def layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
+    max_parts = int(ctx.opt("partitions", 4))
+    table = ir.tensor_table(model)
+    level = levels(model)
+    sizes = block_sizes(model, ctx)
+    ctx.analysis["block_sizes"] = sizes
+    classes = tie_classes(model)
+    shared = {m for members in classes.values() if len(members) > 1 for m in members}
+    virtual = np.concatenate([[0], np.cumsum([g.num_nodes for g in model.groups])])
+    layout = pcir.Layout(ir_version=ir.IR_VERSION, pipeline=ctx.pipeline,
+                         compiler_version=__version__, num_vars=len(model.variables))
+    by_layer: dict[tuple, list[int]] = defaultdict(list)
+    for g in model.groups:
+        by_layer[(int(level[g.id]), int(g.kind))].append(g.id)
+    n_parts = 0
+    for (lvl, kind) in sorted(by_layer):
+        gids = by_layer[(lvl, kind)]
+        layer = layout.layers.add(kind={pcir.INPUT: pcir.INPUT_LAYER, pcir.PRODUCT:
+                                        pcir.PRODUCT_LAYER, pcir.SUM: pcir.SUM_LAYER}[kind],
+                                  level=lvl)
+        if kind == pcir.INPUT:
+            key = {g: (model.groups[g].input.dist, ir.params_per_node(
+                model.groups[g].input.dist,
+                model.variables[model.groups[g].input.variable].num_cats)) for g in gids}
+            gids = sorted(gids, key=lambda g: (key[g], g))
+            for k in sorted(set(key.values())):
+                members = [g for g in gids if key[g] == k]
+                layer.input_partitions.add(
+                    dist=k[0], params_per_node=k[1],
+                    num_nodes=sum(model.groups[g].num_nodes for g in members),
+                    has_ties=any(g in shared for g in members))
+        elif kind == pcir.PRODUCT:
+            key = {g: len(model.groups[g].product.children) for g in gids}
+            gids = sorted(gids, key=lambda g: (key[g], g))
+            for k in sorted(set(key.values())):
+                layer.product_partitions.add(
+                    num_children=k,
+                    num_nodes=sum(model.groups[g].num_nodes for g in gids if key[g] == k))
+        else:
+            fwd, bwd, group_kernel = _sum_fanins(model, gids, sizes, table, virtual)
+            for (bp, kern) in sorted(fwd):
+                fan = np.concatenate(fwd[(bp, kern)])
+                members = [g for g in gids if sizes[g][0] == bp and group_kernel[g] == kern]
+                for lo, hi in fan_in_split(fan, max_parts):
+                    sel = (fan >= lo) & (fan <= hi)
+                    sp = layer.sum_partitions.add(
+                        block_size=bp, num_blocks=int(sel.sum()), max_children=hi,
+                        kernel=kern, has_ties=any(g in shared for g in members))
+                    sp.kernel_options.update({"min_children": str(lo), "max_children": str(hi),
+                                              "padding": f"{1 - fan[sel].sum() / (hi * sel.sum()):.3f}"})
+            for (bc, bp) in sorted(bwd):
+                _, counts = np.unique(np.concatenate(bwd[(bc, bp)]), return_counts=True)
+                for lo, hi in fan_in_split(counts, max_parts):
+                    sel = (counts >= lo) & (counts <= hi)
+                    bp_part = layer.sum_backward_partitions.add(
+                        child_block_size=bc, parent_block_size=bp, num_blocks=int(sel.sum()),
+                        max_parents=hi, kernel="child_block")
+                    bp_part.kernel_options.update({"min_parents": str(lo),
+                                                   "max_parents": str(hi)})
+        layer.groups.extend(gids)
+        n_parts += (len(layer.input_partitions) + len(layer.product_partitions)
+                    + len(layer.sum_partitions))
+    ctx.note(f"{len(layout.layers)} layers, {n_parts} forward partitions, "
+             f"{int(level.max(initial=0))} levels")
+    return layout, True

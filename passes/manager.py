@@ -1,0 +1,202 @@
+"""The pass manager: runs a pipeline of registered passes over a Model.
+
+`compile_model` is the entry point the backends and `pcc compile` call. It
+parses the pipeline string, consults the layout cache, runs each pass with a
+`PassContext`, times it and measures its peak memory, optionally checks the
+IR after every pass and prints the IR after named passes.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pccompiler.errors import PassError
+from pccompiler.ir import pcir
+from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
+from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
+from pccompiler.passes.rewrites import ParamRewrites
+
+DEFAULT_BLOCK_LIMIT = 32
+
+
+@dataclass
+class PassRecord:
+    """What one pass did: time, memory, whether it changed the IR, notes."""
+    name: str
+    options: dict
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0        # process high-water mark after the pass
+    peak_delta_mb: float = 0.0      # growth of the high-water mark during it
+    changed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PassReport:
+    records: list[PassRecord] = field(default_factory=list)
+    cache_notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(r.seconds for r in self.records)
+
+    def table(self) -> str:
+        """The `--time-passes` table."""
+        lines = [f"{'pass':<24}{'seconds':>9}{'peak MB':>10}{'+MB':>8}  changed  notes"]
+        for r in self.records:
+            lines.append(f"{r.name:<24}{r.seconds:9.3f}{r.peak_rss_mb:10.0f}"
+                         f"{r.peak_delta_mb:8.0f}  {'yes' if r.changed else 'no ':<7}  "
+                         + "; ".join(r.notes))
+        lines.append(f"{'total':<24}{self.total_seconds:9.3f}")
+        lines.extend(f"cache: {n}" for n in self.cache_notes)
+        return "\n".join(lines)
+
+
+@dataclass
+class PassContext:
+    """State shared by the passes of one compile.
+
+    `model` is always the newest model' (layout passes read it); `analysis`
+    carries results a later pass uses (block sizes, tie classes, layer plan);
+    `rewrites` the parameter gathers the cache replays.
+    """
+    model: pcir.Model
+    options: dict[str, Any] = field(default_factory=dict)     # of the running pass
+    block_limit: int = DEFAULT_BLOCK_LIMIT
+    backend: str = ""
+    pipeline: str = DEFAULT_PIPELINE
+    report: PassReport = field(default_factory=PassReport)
+    rewrites: ParamRewrites = field(default_factory=ParamRewrites)
+    analysis: dict[str, Any] = field(default_factory=dict)
+    record: PassRecord | None = None
+
+    def opt(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+    def note(self, text: str) -> None:
+        if self.record is not None:
+            self.record.notes.append(text)
+
+
+@dataclass
+class CompileResult:
+    model: pcir.Model
+    layout: pcir.Layout
+    report: PassReport
+    cache_hit: bool = False
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[str, dict]]:
+    """Parse `pipeline`, fill every pass's defaults, merge `options[pass]`."""
+    items = parse_pipeline(pipeline or DEFAULT_PIPELINE)
+    extra = options or {}
+    unknown = set(extra) - {name for name, _ in items}
+    if unknown:
+        raise PassError(f"options given for passes not in the pipeline: {sorted(unknown)}")
+    out = []
+    for name, opts in items:
+        info = get_pass(name)
+        merged = dict(info.defaults)
+        merged.update(opts)
+        merged.update(extra.get(name, {}))
+        bad = set(merged) - {k for k, _ in info.defaults}
+        if bad:
+            raise PassError(f"pass {name!r} has no option {sorted(bad)}; it takes "
+                            f"{[k for k, _ in info.defaults] or 'no options'}")
+        out.append((name, merged))
+    kinds = "model"
+    for name, _ in out:
+        info = get_pass(name)
+        if info.consumes != kinds:
+            raise PassError(f"pass {name!r} needs a {info.consumes} but the pipeline gives "
+                            f"it a {kinds}; put it before 'layerize' / after it accordingly")
+        kinds = info.produces
+    if kinds != "layout" or out[-1][0] != "layout":
+        raise PassError("a pipeline must end with 'layerize,layout' to produce a Layout")
+    return out
+
+
+def _check(obj, ctx: PassContext, name: str) -> None:
+    from pccompiler.passes.validate import check_model, validate_layout
+    if isinstance(obj, pcir.Model):
+        check_model(obj)
+    elif name == "layout":
+        validate_layout(obj, ctx.model)
+        try:
+            from pccompiler.ir.layout_checker import check_layout
+        except ImportError:
+            return
+        check_layout(obj, ctx.model)
+
+
+def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassContext,
+                 check_each: bool = False, print_after: set[str] | None = None,
+                 printer: Callable[[str], None] = print):
+    """Run the passes; returns the last pass's result (the Layout)."""
+    from pccompiler.passes.printing import dump
+    obj: Any = model
+    for name, opts in items:
+        info = get_pass(name)
+        record = PassRecord(name, dict(opts))
+        ctx.report.records.append(record)
+        ctx.options, ctx.record = opts, record
+        before = _maxrss_mb()
+        start = time.perf_counter()
+        new, changed = info.fn(obj, ctx)
+        record.seconds = time.perf_counter() - start
+        record.peak_rss_mb = _maxrss_mb()
+        record.peak_delta_mb = record.peak_rss_mb - before
+        record.changed = bool(changed)
+        if isinstance(new, pcir.Model):
+            ctx.model = new
+        obj = new
+        if check_each:
+            _check(obj, ctx, name)
+        if print_after and (name in print_after or "all" in print_after):
+            printer(f"// ----- IR after {name} -----\n{dump(obj)}")
+    ctx.record = None
+    return obj
+
+
+def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
+                  cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
+                  backend: str = "", check_each: bool = False,
+                  printer: Callable[[str], None] = print) -> CompileResult:
+    """Compile `model` into a Layout.
+
+    pipeline: a pipeline string (default DEFAULT_PIPELINE); options: extra
+    options per pass, {"partition-blocks": {"max_block": 16}}; cache: None
+    (no cache), True (the default folder), a folder path or a LayoutCache;
+    print_after: pass names (or "all") whose output is printed.
+    """
+    from pccompiler.passes.cache import as_cache
+    items = resolve_pipeline(pipeline, options)
+    text = format_pipeline(items)
+    ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text)
+    if isinstance(print_after, str):
+        print_after = {p.strip() for p in print_after.split(",") if p.strip()}
+    layout_cache = as_cache(cache)
+    key = None
+    if layout_cache is not None:
+        key = layout_cache.key(model, items, backend=backend, block_limit=block_limit)
+        hit = layout_cache.load(key, model)
+        ctx.report.cache_notes.extend(layout_cache.take_notes())
+        if hit is not None:
+            model2, layout = hit
+            if print_after:
+                from pccompiler.passes.printing import dump
+                printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
+            return CompileResult(model2, layout, ctx.report, cache_hit=True)
+    layout = run_pipeline(model, items, ctx, check_each=check_each,
+                          print_after=set(print_after or ()), printer=printer)
+    if layout_cache is not None:
+        layout_cache.store(key, ctx.model, layout, ctx.rewrites)
+        ctx.report.cache_notes.extend(layout_cache.take_notes())
+    return CompileResult(ctx.model, layout, ctx.report, cache_hit=False)

@@ -1,0 +1,117 @@
+"""The only code that maps Model parameter tensors to the flat buffers.
+
+Sum weights of a tie class live at its GroupPlacement.param_start, packed
+parent block by parent block (block size Bp = placement.block_size): for
+parent block b, child k, parent i the weight sits at
+`param_start + (offset of block b) + k * Bp + i` (ir/pcir.proto). Input
+parameter rows are row-major at param_start. Tied groups share slots, so
+only the owner's tensor is packed and unpacked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.errors import PassError
+from pccompiler.ir import pcir
+
+
+def _sum_packed_order(g: pcir.Group, weights_shape: tuple, bp: int) -> tuple[tuple, tuple]:
+    """(reshape, transpose) taking the weight tensor to packed order."""
+    if g.sum.pattern == pcir.DENSE:
+        n, c = weights_shape
+        return (n // bp, bp, c), (0, 2, 1)          # [block, k, i]
+    if g.sum.pattern == pcir.BLOCK_SPARSE:
+        return tuple(weights_shape), (0, 2, 1)       # [edge, j, i]
+    return tuple(weights_shape), (0,)                 # sparse: edge order
+
+
+def _owners(model: pcir.Model, layout: pcir.Layout):
+    owner = ir.tie_targets(model)
+    for p in layout.placements:
+        g = model.groups[p.group]
+        if g.kind != pcir.PRODUCT and owner[g.id] == g.id:
+            yield g, p
+
+
+def pack_parameters(model: pcir.Model, layout: pcir.Layout) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_params float64 [num_sum_params], input_params float64 [num_input_params])."""
+    table = ir.tensor_table(model)
+    sum_params = np.zeros(int(layout.num_sum_params), dtype=np.float64)
+    input_params = np.zeros(int(layout.num_input_params), dtype=np.float64)
+    for g, p in _owners(model, layout):
+        start, count = int(p.param_start), int(p.param_count)
+        if g.kind == pcir.INPUT:
+            values = np.asarray(table[g.input.params], dtype=np.float64).ravel()
+            target = input_params
+        else:
+            w = np.asarray(table[g.sum.weights], dtype=np.float64)
+            shape, axes = _sum_packed_order(g, w.shape, int(p.block_size) or 1)
+            values = w.reshape(shape).transpose(axes).ravel()
+            target = sum_params
+        if values.size != count:
+            raise PassError(f"group {g.id}: {values.size} parameters but the layout "
+                            f"reserves {count}; was the layout made for another model?")
+        target[start:start + count] = values
+    return sum_params, input_params
+
+
+def unpack_parameters(model: pcir.Model, layout: pcir.Layout, sum_params: np.ndarray,
+                      input_params: np.ndarray) -> dict[str, np.ndarray]:
+    """{tensor name: array} in the Model's shapes and dtypes (the inverse of packing)."""
+    table = ir.tensor_table(model)
+    sum_params = np.asarray(sum_params)
+    input_params = np.asarray(input_params)
+    out: dict[str, np.ndarray] = {}
+    for g, p in _owners(model, layout):
+        start, count = int(p.param_start), int(p.param_count)
+        name = g.input.params if g.kind == pcir.INPUT else g.sum.weights
+        proto = table.proto(name)
+        shape = tuple(int(d) for d in proto.dims)
+        dtype = ir.to_numpy(pcir.Tensor(dtype=proto.dtype, dims=[0])).dtype
+        if g.kind == pcir.INPUT:
+            out[name] = input_params[start:start + count].reshape(shape).astype(dtype)
+            continue
+        packed_shape, axes = _sum_packed_order(g, shape, int(p.block_size) or 1)
+        transposed = tuple(packed_shape[a] for a in axes)
+        values = sum_params[start:start + count].reshape(transposed)
+        out[name] = values.transpose(np.argsort(axes)).reshape(shape).astype(dtype)
+    return out
+
+
+def sum_param_parent_index(layout: pcir.Layout) -> np.ndarray:
+    """For every sum parameter, the value slot of the parent node it belongs
+    to (the lowest slot over tied copies), -1 for reserved / padding slots.
+    Normalising the parameters with equal ids gives the EM update."""
+    table = ir.tensor_table(layout)
+    out = np.full(int(layout.num_sum_params), np.iinfo(np.int64).max, dtype=np.int64)
+    for layer in layout.layers:
+        for p in layer.sum_partitions:
+            nb, bs, km = int(p.num_blocks), int(p.block_size), int(p.max_children)
+            slots = np.asarray(table[p.block_slots], dtype=np.int64)
+            kids = np.asarray(table[p.block_num_children], dtype=np.int64)
+            starts = np.asarray(table[p.block_param_starts], dtype=np.int64)
+            b = np.repeat(np.arange(nb), kids)              # one row per real (block, k)
+            k = np.arange(len(b)) - np.repeat(np.cumsum(kids) - kids, kids)
+            idx = (starts[b] + k * bs)[:, None] + np.arange(bs)
+            parent = slots[b][:, None] + np.arange(bs)
+            np.minimum.at(out, idx.ravel(), parent.ravel())
+    out[out == np.iinfo(np.int64).max] = -1
+    return out
+
+
+def input_param_node_index(layout: pcir.Layout) -> np.ndarray:
+    """For every input parameter, the value slot of its node (lowest over tied
+    copies); -1 where no node reads it."""
+    table = ir.tensor_table(layout)
+    out = np.full(int(layout.num_input_params), np.iinfo(np.int64).max, dtype=np.int64)
+    for layer in layout.layers:
+        for p in layer.input_partitions:
+            starts = np.asarray(table[p.node_param_starts], dtype=np.int64)
+            ppn = int(p.params_per_node)
+            idx = (starts[:, None] + np.arange(ppn)).ravel()
+            node = np.repeat(p.slot_start + np.arange(int(p.num_nodes)), ppn)
+            np.minimum.at(out, idx, node)
+    out[out == np.iinfo(np.int64).max] = -1
+    return out
