@@ -161,8 +161,11 @@ def structure_hash(model: pcir.Model) -> str:
     for v in model.variables:
         h.update(f"V{v.kind}:{v.num_cats};".encode())
     h.update(f"R{list(model.roots)};T{[(t.group, t.target) for t in model.ties]};".encode())
+    # Scopes are not hashed: an input group's scope is its variable and every
+    # other scope is the union of its children's (the checker enforces it),
+    # so they add nothing but cost O(depth x variables) on long chains.
     for g in model.groups:
-        h.update(f"G{g.id}:{g.kind}:{g.num_nodes}:{list(g.scope)};".encode())
+        h.update(f"G{g.id}:{g.kind}:{g.num_nodes};".encode())
         if g.kind == pcir.INPUT:
             h.update(f"I{g.input.variable}:{g.input.dist};".encode())
         elif g.kind == pcir.PRODUCT:
