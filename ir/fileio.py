@@ -24,21 +24,30 @@ file names and are read only from the model file's directory. Writes are
 atomic: temp files in the target directory, fsync, then `os.replace` (data
 file first, then the model file); on failure the temp files are removed and
 the old files stay as they were.
+
+Crash safety between the two renames: the old model file refers to the old
+data file by checksum, so before the new data file replaces it, the old one
+is kept (hard link, else copy) as `<data name>~`, and removed once the new
+model file is in place. A reader whose checksum does not match the data file
+tries that backup (same folder, same byte range, same checksum), so a
+process killed between the renames leaves the old model loadable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from typing import BinaryIO, Union
 
 from google.protobuf.message import DecodeError
 
-from pccompiler.errors import LoadError, PCError
+from pccompiler.errors import CheckError, InvalidFileError, LoadError, PCError
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir import upgrade as _upgrade
 from pccompiler.ir import version as _version
+from pccompiler.ir.helpers import is_repeated_field
 from pccompiler.ir.tensors import dtype_name, nbytes
 
 Message = Union[pcir.Model, pcir.Layout]
@@ -81,7 +90,7 @@ def _skeleton(msg: Message) -> Message:
         target = getattr(out, field.name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             target.update(value)
-        elif field.label == field.LABEL_REPEATED:
+        elif is_repeated_field(field):
             target.extend(value)
         elif field.message_type is not None:
             target.CopyFrom(value)
@@ -146,6 +155,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
     data_name = data_file_name(path)
     data_path = os.path.join(os.path.dirname(os.path.abspath(path)), data_name)
     temps: list[str] = []
+    backup, replaced = None, False
     try:
         data_tmp = None
         if chosen:
@@ -178,10 +188,17 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
             handle.write(out.SerializeToString())
             _finish(handle)
         if data_tmp is not None:
+            backup = _keep_old_data(path, data_path)
             os.replace(data_tmp, data_path)
+            replaced = True
         os.replace(model_tmp, path)
         temps.clear()
+        replaced = False                          # committed: nothing to roll back
+        if backup is not None:
+            os.unlink(backup)
     except OSError as exc:
+        if replaced and backup is not None:       # the model rename failed: roll back
+            os.replace(backup, data_path)
         raise PCError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     finally:
         for tmp in temps:
@@ -189,8 +206,31 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-    if not chosen and os.path.exists(data_path):
-        os.unlink(data_path)
+    if not chosen:
+        for stale in (data_path, data_path + "~"):
+            if os.path.exists(stale):
+                os.unlink(stale)
+
+
+def _keep_old_data(path: str, data_path: str) -> str | None:
+    """Keep the data the current model file at `path` refers to as
+    `<data_path>~` (atomically) until the new model file is in place;
+    returns the backup path. A backup left by a killed save is kept when the
+    current model needs it (its data file was already replaced)."""
+    if not os.path.exists(data_path):
+        return None
+    backup = data_path + "~"
+    if os.path.exists(backup) and (os.path.samefile(backup, data_path)
+                                   or _model_needs_backup(path, data_path)):
+        return backup           # (a rename onto the same inode would do nothing)
+    folder, name = os.path.split(backup)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        os.link(data_path, tmp)
+    except OSError:
+        shutil.copyfile(data_path, tmp)
+    os.replace(tmp, backup)
+    return backup
 
 
 # ---------------------------------------------------------------- reading
@@ -257,13 +297,19 @@ def _resolve_external(path: str, msg: Message) -> None:
                                     f"file {loc!r}: {exc.strerror or exc}") from None
                 handles[loc] = (f, os.fstat(f.fileno()).st_size)
             f, size = handles[loc]
-            if ext.offset + ext.length > size:
+            data = None
+            if ext.offset + ext.length <= size:
+                f.seek(ext.offset)
+                data = f.read(ext.length)
+                if len(data) != ext.length or hashlib.sha256(data).hexdigest() != ext.sha256:
+                    data = None
+            if data is None:      # a save killed between its renames left the old bytes
+                data = _read_backup(os.path.join(directory, loc), ext)
+            if data is None and ext.offset + ext.length > size:
                 raise LoadError(f"{path}: tensor {t.name!r}: bytes {ext.offset}.."
                                 f"{ext.offset + ext.length} lie beyond the end of {loc!r} "
                                 f"({size} bytes)")
-            f.seek(ext.offset)
-            data = f.read(ext.length)
-            if len(data) != ext.length or hashlib.sha256(data).hexdigest() != ext.sha256:
+            if data is None:
                 raise LoadError(f"{path}: tensor {t.name!r}: checksum mismatch in external "
                                 f"data file {loc!r} (the file is corrupt or was changed)")
             t.ClearField("external")
@@ -274,12 +320,57 @@ def _resolve_external(path: str, msg: Message) -> None:
             f.close()
 
 
-def load(path: str | os.PathLike, kind: str | None = None) -> Message:
+def _model_needs_backup(path: str, data_path: str) -> bool:
+    """True if the model file at `path` does not match `data_path` but its
+    backup: checked on its smallest external tensor (one short read)."""
+    try:
+        with open(path, "rb") as f:
+            msg = _KINDS[_parse_header(path, f.read(8))][0]()
+            msg.ParseFromString(f.read())
+    except (OSError, LoadError, DecodeError, RuntimeError, ValueError):
+        return False
+    ext = [t.external for t in msg.tensors if t.HasField("external")]
+    if not ext:
+        return False
+    probe = min(ext, key=lambda e: e.length)
+    try:
+        with open(data_path, "rb") as f:
+            f.seek(max(0, probe.offset))
+            if hashlib.sha256(f.read(probe.length)).hexdigest() == probe.sha256:
+                return False
+    except OSError:
+        pass
+    return _read_backup(data_path, probe) is not None
+
+
+def _read_backup(full: str, ext: pcir.ExternalData) -> bytes | None:
+    """The tensor's bytes from the data file's backup `<full>~` (left by a
+    save interrupted between its two renames), or None if they do not match."""
+    try:
+        with open(full + "~", "rb") as f:
+            if ext.offset + ext.length > os.fstat(f.fileno()).st_size:
+                return None
+            f.seek(ext.offset)
+            data = f.read(ext.length)
+    except OSError:
+        return None
+    ok = len(data) == ext.length and hashlib.sha256(data).hexdigest() == ext.sha256
+    return data if ok else None
+
+
+def load(path: str | os.PathLike, kind: str | None = None, check: bool = False) -> Message:
     """Read a Model or Layout file written by `save()`.
 
     `kind` ("model" or "layout") insists on one; None accepts either.
     Older supported ir_versions are upgraded; every problem is a LoadError
     that names the file (and the tensor, for tensor problems).
+
+    `check=True` also runs the checker (`ir.check` on a Model, the
+    self-checks of `ir.check_layout` on a Layout); a broken invariant raises
+    `InvalidFileError`, which is a LoadError *and* a CheckError (rule,
+    group). So with `check=True` a bad file of any kind ends in LoadError,
+    the one class callers catch; `check=False` (the default) leaves the
+    checking to the caller (`pcc verify` lists every violation).
     """
     path = os.fspath(path)
     if kind is not None and kind not in _KINDS:
@@ -303,4 +394,24 @@ def load(path: str | os.PathLike, kind: str | None = None) -> Message:
     except LoadError as exc:
         raise LoadError(f"{path}: {exc}") from None
     _resolve_external(path, msg)
+    if check:
+        check_message(msg, path)
     return msg
+
+
+def check_message(msg: Message, path: str = "<message>",
+                  model: pcir.Model | None = None) -> None:
+    """Run the checker on a loaded message, raising InvalidFileError naming
+    `path`, the rule and the group (a Layout is checked against `model` when
+    given, else self-checked)."""
+    from pccompiler.ir.checker import check as check_model
+    from pccompiler.ir.layout_checker import check_layout
+    try:
+        if isinstance(msg, pcir.Layout):
+            check_layout(msg, model)
+        else:
+            check_model(msg)
+    except CheckError as exc:
+        err = InvalidFileError(exc.rule, str(exc), exc.group, exc.group_name, exc.values)
+        err.args = (f"{path}: {exc}",)
+        raise err from None

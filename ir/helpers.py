@@ -26,6 +26,16 @@ def params_per_node(dist: int, num_cats: int) -> int:
     return PARAMS_PER_NODE.get(dist, num_cats)
 
 
+def is_repeated_field(field) -> bool:
+    """Whether a protobuf FieldDescriptor is repeated, on every runtime we
+    support: protobuf 7 removed `label` in favour of `is_repeated`, which
+    protobuf 5.29 does not have."""
+    flag = getattr(field, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return field.label == field.LABEL_REPEATED
+
+
 def make_variable(name: str, kind: int = pcir.CATEGORICAL, num_cats: int = 2) -> pcir.Variable:
     if kind == pcir.BINARY:
         num_cats = 2

@@ -12,6 +12,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
+from pccompiler.ir.helpers import is_repeated_field
 
 
 def index_dtype(max_value: int):
@@ -127,12 +128,12 @@ def copy_without_tensors(model: pcir.Model) -> pcir.Model:
     for fd, value in model.ListFields():
         if fd.name == "tensors":
             continue
-        if fd.message_type is not None and fd.label == fd.LABEL_REPEATED:
+        if fd.message_type is not None and is_repeated_field(fd):
             if fd.message_type.GetOptions().map_entry:
                 getattr(new, fd.name).update(value)
             else:
                 getattr(new, fd.name).extend(value)
-        elif fd.label == fd.LABEL_REPEATED:
+        elif is_repeated_field(fd):
             getattr(new, fd.name).extend(value)
         elif fd.message_type is not None:
             getattr(new, fd.name).CopyFrom(value)
