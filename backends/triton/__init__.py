@@ -1,0 +1,58 @@
+"""The triton backend: Triton kernels over a Layout (GPU, or CPU under
+TRITON_INTERPRET=1 for tests).
+
+Options (`pc.compile(..., backend="triton", options={...})`):
+  device      "cuda" (default where available) or "cpu" under the interpreter
+  precision   "tf32" (default), "ieee" (exact fp32 dots) or "tf32x3"
+  cuda_graphs True to capture forward/backward per batch size (CUDA only)
+  autotune_batch  an int: time tile configurations of every sum partition
+              shape at this batch size and record them in the Layout's
+              kernel_options (backends/triton/autotune.py)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from pccompiler.backends.base import (
+    QUERIES, Backend, Capabilities, CompiledCircuit, CompileOptions,
+)
+from pccompiler.backends.triton.compat import device_ok, interpreting
+from pccompiler.errors import UnsupportedError
+from pccompiler.ir import pcir
+
+
+class TritonBackend(Backend):
+    """Triton kernels; compile layouts for it with
+    `compile_model(model, block_limit=TritonBackend.block_limit)`: its sum
+    kernels tile rows by up to 128, so blocks below 128 recompute the
+    children's exp() once per block (32-node blocks: 4x the exp work of 128)."""
+    name = "triton"
+    block_limit = 128
+    capabilities = Capabilities(
+        queries=frozenset(q for q in QUERIES if q != "sgd"),   # kernels have no autograd
+        devices=frozenset({"cpu", "cuda"}) if interpreting() else frozenset({"cuda"}),
+        dtypes=frozenset({"float32"}))
+
+    def compile(self, model: pcir.Model, layout: pcir.Layout,
+                options: CompileOptions | Mapping[str, Any] | None = None) -> CompiledCircuit:
+        from pccompiler.backends.triton.engine import TritonEngine
+        opts = CompileOptions.from_any(options)
+        self.check(model, device=opts.device, dtype=opts.dtype)
+        device = torch.device(opts.device)
+        if not device_ok(device):
+            raise UnsupportedError(
+                f"the triton backend cannot run on {opts.device!r} here "
+                f"({'interpreter: use device cpu' if interpreting() else 'needs a CUDA GPU'})")
+        engine = TritonEngine(model, layout, device, torch.float32,
+                              precision=str(opts.extra.get("precision", "tf32")),
+                              cuda_graphs=bool(opts.extra.get("cuda_graphs", False)))
+        if opts.extra.get("autotune_batch"):
+            from pccompiler.backends.triton.autotune import autotune
+            autotune(engine, int(opts.extra["autotune_batch"]))
+        return CompiledCircuit(engine, self.name, layout.pipeline, opts)
+
+
+__all__ = ["TritonBackend"]

@@ -1,0 +1,73 @@
+"""Fused EM updates (backends/base.py `Engine.em_update` semantics).
+
+Sum nodes: for parent i of block b with children k < nc_b and flows F,
+    new = (F[k, i] + pc / nc_b) / (sum_k F[k, i] + pc),  w <- (1 - s) w + s new,
+a node whose denominator is 0 keeps its weights. Only one block per tie class
+(the "owner", first in layout order) is updated: tied blocks share parameter
+slots and their flows were already summed into those slots by the backward.
+
+Categorical inputs: the same per parameter row (pseudocount spread over the
+num_cats entries), owners only.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def sum_em_kernel(params_ptr, pflows_ptr, owner_blocks_ptr, block_nc_ptr, block_ps_ptr,
+                  step, pseudocount, BS: tl.constexpr, NUM_M: tl.constexpr,
+                  TILE_M: tl.constexpr, TILE_K: tl.constexpr):
+    pid = tl.program_id(0)
+    blk = tl.load(owner_blocks_ptr + pid // NUM_M)
+    offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
+    m_mask = offs_m < BS
+    nc = tl.load(block_nc_ptr + blk)
+    ps = tl.load(block_ps_ptr + blk).to(tl.int64)
+    total = tl.zeros((TILE_M,), dtype=tl.float32)
+    for k0 in range(0, nc, TILE_K):
+        offs_k = k0 + tl.arange(0, TILE_K)
+        mask = (offs_k < nc)[:, None] & m_mask[None, :]
+        f = tl.load(pflows_ptr + ps + offs_k[:, None] * BS + offs_m[None, :], mask=mask, other=0.0)
+        total += tl.sum(f, axis=0)
+    denom = total + pseudocount
+    ok = denom > 0
+    inv = tl.where(ok, 1.0 / tl.where(ok, denom, 1.0), 0.0)
+    share = pseudocount / nc.to(tl.float32)
+    for k0 in range(0, nc, TILE_K):
+        offs_k = k0 + tl.arange(0, TILE_K)
+        mask = (offs_k < nc)[:, None] & m_mask[None, :]
+        idx = ps + offs_k[:, None] * BS + offs_m[None, :]
+        f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
+        w = tl.load(params_ptr + idx, mask=mask, other=0.0)
+        new = tl.where(ok[None, :], (f + share) * inv[None, :], w)
+        tl.store(params_ptr + idx, (1.0 - step) * w + step * new, mask=mask)
+
+
+@triton.jit
+def categorical_em_kernel(params_ptr, pflows_ptr, owner_ps_ptr, num_owners, step, pseudocount,
+                          CATS: tl.constexpr, CATS_P: tl.constexpr, TILE_N: tl.constexpr):
+    """Rows of CATS entries, read in chunks of CATS_P (a power of two) so a
+    50k-word vocabulary does not need a 64k-wide register tile."""
+    offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
+    n_mask = offs_n < num_owners
+    ps = tl.load(owner_ps_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
+    total = tl.zeros((TILE_N,), dtype=tl.float32)
+    for c0 in range(0, CATS, CATS_P):
+        offs_c = c0 + tl.arange(0, CATS_P)
+        mask = n_mask[:, None] & (offs_c < CATS)[None, :]
+        total += tl.sum(tl.load(pflows_ptr + ps[:, None] + offs_c[None, :], mask=mask,
+                                other=0.0), axis=1)
+    denom = total + pseudocount
+    ok = denom > 0
+    inv = tl.where(ok, 1.0 / tl.where(ok, denom, 1.0), 0.0)
+    for c0 in range(0, CATS, CATS_P):
+        offs_c = c0 + tl.arange(0, CATS_P)
+        mask = n_mask[:, None] & (offs_c < CATS)[None, :]
+        idx = ps[:, None] + offs_c[None, :]
+        f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
+        w = tl.load(params_ptr + idx, mask=mask, other=0.0)
+        new = tl.where(ok[:, None], (f + pseudocount / CATS) * inv[:, None], w)
+        tl.store(params_ptr + idx, (1.0 - step) * w + step * new, mask=mask)

@@ -1,0 +1,168 @@
+"""TritonEngine: the Layout run by Triton kernels, layer by layer.
+
+Forward: every layer's partitions write their value rows (inputs, products,
+sums; see the kernel modules). Backward: node flows start at 1 on the root
+row and run through the layers in reverse; a sum layer pushes flows to its
+children (SumBackwardPartitions, no atomics), a product layer passes flows
+on, an input layer reduces its statistics over the batch. Parameter flows
+need only final node flows, so they run last, one launch per sum shape
+(plan.merged_sums), as does the sum EM update.
+
+Buffers are fresh per call (torch's caching allocator makes that cheap) so
+a returned values tensor is never overwritten behind the caller's back,
+except with `cuda_graphs=True`, where a captured graph replays into static
+buffers keyed by (batch, missing?, mode): then the returned tensors are
+reused by the next call of the same shape (the price of no launch overhead).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pccompiler.backends.base import MIN_STD, Engine
+from pccompiler.backends.triton import launch
+from pccompiler.backends.triton.compat import check_precision, require_triton
+from pccompiler.backends.triton.graphs import GraphCache
+from pccompiler.backends.triton.plan import TritonPlan, build_plan
+from pccompiler.errors import UnsupportedError
+from pccompiler.ir import pcir
+
+
+class TritonEngine(Engine):
+    """Engine whose forward/backward/EM are Triton kernels (fp32, tf32 dots)."""
+
+    def __init__(self, model: pcir.Model, layout: pcir.Layout,
+                 device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
+                 precision: str = "tf32", cuda_graphs: bool = False):
+        require_triton()
+        if dtype != torch.float32:
+            raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
+        super().__init__(model, layout, device, dtype)
+        self.precision = check_precision(precision)
+        self.plan: TritonPlan = build_plan(layout, self.device)
+        self.graphs = GraphCache(enabled=cuda_graphs and self.device.type == "cuda")
+
+    # ------------------------------------------------------------ helpers
+    @staticmethod
+    def _transposed(x: torch.Tensor, missing: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, V] -> [V, B] so each variable's batch row is contiguous."""
+        x_t = x.t().contiguous()
+        miss_t = None if missing is None else missing.t().contiguous().to(torch.uint8)
+        return x_t, miss_t
+
+    def _new_values(self, batch: int) -> torch.Tensor:
+        values = torch.empty(self.plan.num_slots, batch, dtype=torch.float32, device=self.device)
+        values[0].fill_(float("-inf"))
+        values[1].fill_(0.0)
+        return values
+
+    def _new_flows(self, values: torch.Tensor) -> torch.Tensor:
+        """A flows buffer whose rows that are read before a storing writer
+        are zero (plan.zero_rows); the others are left uninitialised."""
+        if self.plan.zero_all:
+            return torch.zeros_like(values)
+        flows = torch.empty_like(values)
+        self._zero_rows(flows)
+        return flows
+
+    def _zero_rows(self, flows: torch.Tensor) -> None:
+        if self.plan.zero_all:
+            flows.zero_()
+        elif self.plan.zero_rows.numel():
+            flows.index_fill_(0, self.plan.zero_rows, 0.0)
+
+    # ------------------------------------------------------------ passes
+    def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,
+                      miss_t: torch.Tensor | None, mode_max: bool) -> None:
+        params_s, params_i = self.sum_params.data, self.input_params.data
+        for layer in self.plan.layers:
+            for part in layer.inputs:
+                launch.input_forward(part, values, params_i, x_t, miss_t, mode_max)
+            for part in layer.products:
+                launch.product_forward(part, values)
+            for part in layer.sums:
+                launch.sum_forward_launch(part, values, params_s, self.precision, mode_max)
+
+    def _backward_into(self, values: torch.Tensor, flows: torch.Tensor, x_t: torch.Tensor,
+                       miss_t: torch.Tensor | None) -> None:
+        params_s, params_i = self.sum_params.data, self.input_params.data
+        flows[self.plan.root_slot].fill_(1.0)
+        for layer in reversed(self.plan.layers):
+            for part in layer.sum_backwards:
+                launch.sum_backward_launch(part, values, flows, params_s, self.precision)
+            for part in layer.products:
+                launch.product_backward(part, flows)
+            for part in layer.inputs:
+                launch.input_backward(part, flows, params_i, self.input_param_flows,
+                                      self.input_node_flows, x_t, miss_t, self.precision)
+        for part in self.plan.merged_sums:      # every flow is final: one launch per shape
+            launch.sum_param_flows_launch(part, values, flows, params_s, self.sum_param_flows,
+                                          self.precision)
+
+    # ------------------------------------------------------------ Engine API
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                mode: str = "sum") -> torch.Tensor:
+        if mode not in ("sum", "max"):
+            raise UnsupportedError(f"forward mode {mode!r} (expected 'sum' or 'max')")
+        x_t, miss_t = self._transposed(x, missing)
+        batch = x_t.shape[1]
+        mode_max = mode == "max"
+        if self.graphs.enabled:
+            return self.graphs.forward(self, x_t, miss_t, mode_max)
+        values = self._new_values(batch)
+        self._forward_into(values, x_t, miss_t, mode_max)
+        return values
+
+    @torch.no_grad()
+    def backward(self, values: torch.Tensor, x: torch.Tensor,
+                 missing: torch.Tensor | None = None, flows_out: bool = False
+                 ) -> torch.Tensor | None:
+        x_t, miss_t = self._transposed(x, missing)
+        if self.graphs.enabled:
+            flows = self.graphs.backward(self, values, x_t, miss_t)
+        else:
+            flows = self._new_flows(values)
+            self._backward_into(values, flows, x_t, miss_t)
+        return flows if flows_out else None
+
+    @torch.no_grad()
+    def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:
+        """Fused EM for sums and categorical inputs; Bernoulli/Gaussian rows
+        (a few floats per node) with the base class's torch formulas."""
+        if self.graphs.enabled:
+            self.graphs.em(self, float(step_size), float(pseudocount))
+        else:
+            self._em_into(float(step_size), float(pseudocount))
+
+    def _em_into(self, step: float, pc: float) -> None:
+        params_s, params_i = self.sum_params.data, self.input_params.data
+        for part in self.plan.merged_sums:
+            launch.sum_em_launch(part, params_s, self.sum_param_flows, step, pc)
+        for layer in self.plan.layers:
+            for part in layer.inputs:
+                if part.dist == 0:
+                    launch.categorical_em_launch(part, params_i, self.input_param_flows, step, pc)
+        self._em_continuous(step, pc)
+
+    def _em_continuous(self, step: float, pc: float) -> None:
+        idx, params = self.index, self.input_params.data
+        flows, node = self.input_param_flows, self.input_node_flows
+        rows = idx.bernoulli_rows
+        if rows.numel():
+            total = node[rows]
+            new = (flows[rows] + pc / 2) / (total + pc)
+            new = torch.where(total + pc > 0, new, params[rows])
+            params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
+        rows = idx.gaussian_rows
+        if rows.numel():
+            total, mean0, std0 = node[rows], params[rows], params[rows + 1]
+            denom = total + pc
+            mean = (flows[rows] + pc * mean0) / denom
+            ex2 = (flows[rows + 1] + pc * (mean0 ** 2 + std0 ** 2)) / denom
+            std = (ex2 - mean ** 2).clamp_min(MIN_STD ** 2).sqrt()
+            ok = denom > 0
+            mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
+            params[rows] = (1 - step) * mean0 + step * mean
+            params[rows + 1] = (1 - step) * std0 + step * std

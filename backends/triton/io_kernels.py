@@ -1,0 +1,231 @@
+"""Input-layer and product-layer kernels (forward and backward).
+
+Inputs (proto InputPartition): node n of a partition is slot slot_start + n,
+a distribution over variable node_vars[n] with parameters at
+input_params[node_param_starts[n] ...]. The data is passed transposed,
+x_t [num_vars, B] (and missing_t, uint8), so that a node's batch row is one
+coalesced load. Forward writes log-densities (missing -> 0, or the mode's
+log-density in the max-product pass). Backward reduces the node's flows over
+the whole batch inside one program (a loop over batch tiles) and adds the
+sufficient statistics of backends/base.py; only the categorical scatter
+`input_param_flows[r + x] += f` needs atomics per element.
+
+Products (proto ProductPartition): value = sum of child values (log space);
+backward passes the parent flow to every child. A child may have several
+product parents inside one partition (PD regions), so the backward uses
+atomics unless the engine proved the partition's children unique.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+CATEGORICAL = 0
+BERNOULLI = 1
+GAUSSIAN = 2
+HALF_LOG_2PI = 0.9189385332046727
+
+
+@triton.jit
+def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, node_ps_ptr,
+                     slot_start, num_nodes, batch, stride,
+                     DIST: tl.constexpr, CATS: tl.constexpr, CATS_P: tl.constexpr,
+                     HAS_MISSING: tl.constexpr, MODE_MAX: tl.constexpr, TILE_N: tl.constexpr,
+                     BLOCK_B: tl.constexpr):
+    offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    n_mask = offs_n < num_nodes
+    b_mask = offs_b < batch
+    mask = n_mask[:, None] & b_mask[None, :]
+    var = tl.load(node_vars_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
+    ps = tl.load(node_ps_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
+    xoff = var[:, None] * stride + offs_b[None, :]
+    obs = mask              # entries whose x is read (a missing entry's x may be garbage)
+    if HAS_MISSING:
+        miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
+        obs = mask & (miss == 0)
+    if DIST == 0:
+        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
+        out = tl.log(tl.load(params_ptr + ps[:, None] + xv, mask=obs, other=1.0))
+    elif DIST == 1:
+        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+        p = tl.load(params_ptr + ps, mask=n_mask, other=0.5)
+        out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
+    else:
+        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+        mean = tl.load(params_ptr + ps, mask=n_mask, other=0.0)
+        std = tl.load(params_ptr + ps + 1, mask=n_mask, other=1.0)
+        z = (xv - mean[:, None]) / std[:, None]
+        out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
+    if HAS_MISSING:
+        if MODE_MAX:
+            if DIST == 0:      # the row's largest probability, in chunks of CATS_P
+                top = tl.zeros((TILE_N,), dtype=tl.float32)
+                for c0 in range(0, CATS, CATS_P):
+                    offs_c = c0 + tl.arange(0, CATS_P)
+                    row = tl.load(params_ptr + ps[:, None] + offs_c[None, :],
+                                  mask=n_mask[:, None] & (offs_c[None, :] < CATS), other=0.0)
+                    top = tl.maximum(top, tl.max(row, axis=1))
+                best = tl.log(top)
+            elif DIST == 1:
+                p = tl.load(params_ptr + ps, mask=n_mask, other=0.5)
+                best = tl.log(tl.maximum(p, 1.0 - p))
+            else:
+                std = tl.load(params_ptr + ps + 1, mask=n_mask, other=1.0)
+                best = -tl.log(std) - 0.9189385332046727
+            out = tl.where(miss, best[:, None], out)
+        else:
+            out = tl.where(miss, 0.0, out)
+    off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
+    tl.store(values_ptr + off, out, mask=mask)
+
+
+@triton.jit
+def input_bwd_kernel(flows_ptr, params_ptr, pflows_ptr, nflows_ptr, x_ptr, miss_ptr,
+                     node_vars_ptr, node_ps_ptr, slot_start, num_nodes, batch, stride,
+                     DIST: tl.constexpr, CATS: tl.constexpr, CATS_P: tl.constexpr,
+                     HAS_MISSING: tl.constexpr, ATOMIC: tl.constexpr, SCATTER: tl.constexpr,
+                     TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
+    n_mask = offs_n < num_nodes
+    var = tl.load(node_vars_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
+    ps = tl.load(node_ps_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
+    srow = (slot_start + offs_n).to(tl.int64) * stride
+    tot = tl.zeros((TILE_N,), dtype=tl.float32)    # sum_b f
+    s1 = tl.zeros((TILE_N,), dtype=tl.float32)     # sum_b f * x  (Bernoulli, Gaussian)
+    s2 = tl.zeros((TILE_N,), dtype=tl.float32)     # sum_b f * x^2 (Gaussian)
+    fm = tl.zeros((TILE_N,), dtype=tl.float32)     # sum_b f over missing entries
+    for b0 in range(0, batch, BLOCK_B):
+        offs_b = b0 + tl.arange(0, BLOCK_B)
+        mask = n_mask[:, None] & (offs_b < batch)[None, :]
+        f = tl.load(flows_ptr + srow[:, None] + offs_b[None, :], mask=mask, other=0.0)
+        xoff = var[:, None] * stride + offs_b[None, :]
+        obs = mask
+        if HAS_MISSING:
+            miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
+            fm += tl.sum(tl.where(miss, f, 0.0), axis=1)
+            obs = mask & (miss == 0)
+        tot += tl.sum(f, axis=1)
+        if DIST == 0:
+            if SCATTER:    # else categorical_flow_dot_kernel does the observed part
+                xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
+                tl.atomic_add(pflows_ptr + ps[:, None] + xv, f, mask=obs & (f != 0))
+        else:
+            xv = tl.where(obs, tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32), 0.0)
+            fo = tl.where(obs, f, 0.0)
+            s1 += tl.sum(fo * xv, axis=1)
+            s2 += tl.sum(fo * xv * xv, axis=1)
+    if ATOMIC:
+        tl.atomic_add(nflows_ptr + ps, tot, mask=n_mask)
+    else:
+        tl.store(nflows_ptr + ps, tl.load(nflows_ptr + ps, mask=n_mask, other=0.0) + tot,
+                 mask=n_mask)
+    if DIST == 0:
+        if HAS_MISSING:        # expected counts f * p(c), in chunks of CATS_P categories
+            for c0 in range(0, CATS, CATS_P):
+                offs_c = c0 + tl.arange(0, CATS_P)
+                cmask = n_mask[:, None] & (offs_c[None, :] < CATS) & (fm[:, None] != 0)
+                row = tl.load(params_ptr + ps[:, None] + offs_c[None, :], mask=cmask, other=0.0)
+                tl.atomic_add(pflows_ptr + ps[:, None] + offs_c[None, :], fm[:, None] * row,
+                              mask=cmask)
+    else:
+        p0 = tl.load(params_ptr + ps, mask=n_mask, other=0.0)
+        if DIST == 1:
+            s1 += fm * p0
+        else:
+            sd = tl.load(params_ptr + ps + 1, mask=n_mask, other=0.0)
+            s1 += fm * p0
+            s2 += fm * (p0 * p0 + sd * sd)
+        if ATOMIC:
+            tl.atomic_add(pflows_ptr + ps, s1, mask=n_mask)
+        else:
+            tl.store(pflows_ptr + ps, tl.load(pflows_ptr + ps, mask=n_mask, other=0.0) + s1,
+                     mask=n_mask)
+        if DIST == 2:
+            if ATOMIC:
+                tl.atomic_add(pflows_ptr + ps + 1, s2, mask=n_mask)
+            else:
+                tl.store(pflows_ptr + ps + 1,
+                         tl.load(pflows_ptr + ps + 1, mask=n_mask, other=0.0) + s2, mask=n_mask)
+
+
+@triton.jit
+def categorical_flow_dot_kernel(flows_ptr, pflows_ptr, x_ptr, miss_ptr, node_ps_ptr,
+                                tile_start_ptr, tile_count_ptr, tile_var_ptr, slot_start, batch,
+                                stride, CATS: tl.constexpr, HAS_MISSING: tl.constexpr,
+                                ATOMIC: tl.constexpr, TILE_N: tl.constexpr, TILE_C: tl.constexpr,
+                                BLOCK_B: tl.constexpr, PREC: tl.constexpr):
+    """Observed categorical statistics without per-element atomics: for a
+    tile of nodes over one variable v, pflow[n, c] += sum_b f[n, b] [x_vb == c]
+    is the product F[TILE_N, B] @ onehot[B, TILE_C] on tensor cores (the
+    one-hot is exact in tf32; missing entries have an all-zero row)."""
+    t = tl.program_id(0)
+    offs_c = tl.program_id(1) * TILE_C + tl.arange(0, TILE_C)
+    start = tl.load(tile_start_ptr + t)
+    cnt = tl.load(tile_count_ptr + t)
+    var = tl.load(tile_var_ptr + t).to(tl.int64)
+    lane = tl.arange(0, TILE_N)
+    n_mask = lane < cnt
+    offs_n = (start + lane).to(tl.int64)
+    srow = (slot_start + offs_n) * stride
+    acc = tl.zeros((TILE_N, TILE_C), dtype=tl.float32)
+    for b0 in range(0, batch, BLOCK_B):
+        offs_b = b0 + tl.arange(0, BLOCK_B)
+        b_mask = offs_b < batch
+        f = tl.load(flows_ptr + srow[:, None] + offs_b[None, :],
+                    mask=n_mask[:, None] & b_mask[None, :], other=0.0)
+        xv = tl.load(x_ptr + var * stride + offs_b, mask=b_mask, other=-1).to(tl.int32)
+        if HAS_MISSING:
+            miss = tl.load(miss_ptr + var * stride + offs_b, mask=b_mask, other=0)
+            xv = tl.where(miss != 0, -1, xv)
+        onehot = (xv[:, None] == offs_c[None, :]).to(tl.float32)
+        acc += tl.dot(f, onehot, input_precision=PREC)
+    ps = tl.load(node_ps_ptr + offs_n, mask=n_mask, other=0)
+    idx = ps[:, None] + offs_c[None, :]
+    mask = n_mask[:, None] & (offs_c < CATS)[None, :]
+    if ATOMIC:
+        tl.atomic_add(pflows_ptr + idx, acc, mask=mask)
+    else:
+        tl.store(pflows_ptr + idx, tl.load(pflows_ptr + idx, mask=mask, other=0.0) + acc,
+                 mask=mask)
+
+
+@triton.jit
+def product_fwd_kernel(values_ptr, child_slots_ptr, slot_start, num_nodes, num_children,
+                       batch, stride, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    n_mask = offs_n < num_nodes
+    mask = n_mask[:, None] & (offs_b < batch)[None, :]
+    acc = tl.zeros((TILE_N, BLOCK_B), dtype=tl.float32)
+    row = offs_n.to(tl.int64) * num_children
+    for k in range(0, num_children):
+        cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+        acc += tl.load(values_ptr + cs[:, None] * stride + offs_b[None, :], mask=mask, other=0.0)
+    off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
+    tl.store(values_ptr + off, acc, mask=mask)
+
+
+@triton.jit
+def product_bwd_kernel(flows_ptr, child_slots_ptr, slot_start, num_nodes, num_children,
+                       batch, stride, ATOMIC: tl.constexpr, STORE: tl.constexpr,
+                       TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    n_mask = offs_n < num_nodes
+    mask = n_mask[:, None] & (offs_b < batch)[None, :]
+    off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
+    f = tl.load(flows_ptr + off, mask=mask, other=0.0)
+    row = offs_n.to(tl.int64) * num_children
+    for k in range(0, num_children):
+        cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+        cmask = mask & (cs != 1)[:, None]    # slot 1 pads products: no flow
+        coff = cs[:, None] * stride + offs_b[None, :]
+        if STORE:      # first writer of every child row (plan.py): no read, no zeroing
+            tl.store(flows_ptr + coff, f, mask=cmask)
+        elif ATOMIC:
+            tl.atomic_add(flows_ptr + coff, f, mask=cmask)
+        else:
+            old = tl.load(flows_ptr + coff, mask=cmask, other=0.0)
+            tl.store(flows_ptr + coff, old + f, mask=cmask)

@@ -1,0 +1,265 @@
+"""Tile choice and kernel launches, one function per partition kind.
+
+`choose_tiles` is the single place that maps a partition's shape (block
+size, fan-in, batch) to a kernel variant and tile sizes; a partition's
+`kernel_options` (from the Layout, e.g. written by `autotune`) override
+any key. Rules of thumb behind the defaults:
+
+* tl.dot needs every tile extent >= 16, so the tensor-core variants run when
+  the block (rows) is >= 16; smaller blocks use broadcast-multiply-reduce.
+* The forward computes exp() of each child value once per row tile, so row
+  tiles of 64..128 keep the exp unit (about 1/100 of the tf32 rate) from
+  being the bound.
+* Register budget: the accumulator plus operand tiles stay near 8K fp32
+  values per program for 4 warps (16K for 8 warps).
+* Batch tiles are masked, so any batch size 1..8192 runs (no drop_last).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
+from pccompiler.backends.triton.compat import cdiv, next_pow2
+from pccompiler.backends.triton.plan import (
+    VAR_TILE, InputPart, ProductPart, SumBackwardPart, SumPart,
+)
+
+INT_KEYS = ("TILE_M", "TILE_K", "TILE_J", "TILE_I", "BLOCK_B", "num_warps")
+
+
+ONE_HOT_MAX_CATS = 256   # one-hot counts cost 2*B*cats flops per node: atomics beyond
+
+
+def _cat_chunk(cats: int, cap: int = 256) -> int:
+    """Categories handled per inner-loop step (rows wider than `cap` loop)."""
+    return min(next_pow2(cats), cap)
+
+
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, v))
+
+
+def _pow2_floor(v: int) -> int:
+    v = max(int(v), 1)
+    return 1 << (v.bit_length() - 1)
+
+
+def _apply(cfg: dict, options: dict[str, str] | None) -> dict:
+    for key, val in (options or {}).items():
+        if key in INT_KEYS:
+            cfg[key] = int(val)
+    return cfg
+
+
+def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
+                 other_block_size: int = 1, options: dict[str, str] | None = None) -> dict:
+    """Kernel variant and tile sizes for one partition.
+
+    kind: "sum_fwd" (block_size = parent block, fan_in = max children),
+    "sum_bwd" (block_size = child block, other_block_size = parent block),
+    "sum_pflow" (as sum_fwd), "product", "input".
+    """
+    bpow = next_pow2(batch)
+    if kind in ("sum_fwd", "sum_pflow"):
+        use_dot = block_size >= 16
+        if kind == "sum_fwd":
+            if use_dot:
+                tm = _clamp(next_pow2(block_size), 16, 128)
+                bb = _clamp(bpow, 16, 64 if tm >= 128 else 128)
+                cfg = dict(USE_DOT=True, TILE_M=tm, TILE_K=_clamp(next_pow2(fan_in), 16, 32),
+                           BLOCK_B=bb, num_warps=8 if tm * bb >= 8192 else 4)
+            else:
+                tm = next_pow2(block_size)
+                bb = _clamp(bpow, 1, 64)
+                tk = _clamp(_pow2_floor(8192 // (tm * bb)), 1, min(128, next_pow2(fan_in)))
+                cfg = dict(USE_DOT=False, TILE_M=tm, TILE_K=tk, BLOCK_B=bb, num_warps=4)
+        else:
+            if use_dot:
+                cfg = dict(USE_DOT=True, TILE_M=_clamp(next_pow2(block_size), 16, 64),
+                           TILE_K=_clamp(next_pow2(fan_in), 16, 64), BLOCK_B=32, num_warps=4)
+            else:
+                tm = next_pow2(block_size)
+                tk = _clamp(next_pow2(fan_in), 1, 64)
+                bb = _clamp(_pow2_floor(8192 // (tm * tk)), 1, min(64, bpow))
+                cfg = dict(USE_DOT=False, TILE_M=tm, TILE_K=tk, BLOCK_B=bb, num_warps=4)
+    elif kind == "sum_bwd":
+        use_dot = block_size >= 16 and other_block_size >= 16
+        if use_dot:
+            tj = _clamp(next_pow2(block_size), 16, 128)
+            bb = _clamp(bpow, 16, 64 if tj >= 128 else 128)
+            cfg = dict(USE_DOT=True, TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, 32),
+                       BLOCK_B=bb, num_warps=8 if tj * bb >= 8192 else 4)
+        else:
+            ti = min(next_pow2(other_block_size), 16)
+            tj = min(next_pow2(block_size), 128)
+            bb = _clamp(_pow2_floor(8192 // (tj * ti)), 1, min(64, bpow))
+            cfg = dict(USE_DOT=False, TILE_J=tj, TILE_I=ti, BLOCK_B=bb, num_warps=4)
+    elif kind in ("product", "input"):
+        bb = _clamp(bpow, 1, 128)
+        cfg = dict(TILE_N=_clamp(2048 // bb, 1, 64), BLOCK_B=bb, num_warps=4)
+    else:
+        raise ValueError(f"unknown partition kind {kind!r}")
+    return _apply(cfg, options)
+
+
+# ---------------------------------------------------------------- forward
+def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
+                  x_t: torch.Tensor, miss_t: torch.Tensor | None, mode_max: bool = False) -> None:
+    batch = values.shape[1]
+    if part.num_nodes == 0 or batch == 0:
+        return
+    c = choose_tiles("input", 1, 1, batch)
+    grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
+    io_kernels.input_fwd_kernel[grid](
+        values, params, x_t, miss_t if miss_t is not None else x_t, part.node_vars, part.node_ps,
+        part.slot_start, part.num_nodes, batch, values.stride(0),
+        DIST=part.dist, CATS=part.params_per_node, CATS_P=_cat_chunk(part.params_per_node),
+        HAS_MISSING=miss_t is not None, MODE_MAX=mode_max, TILE_N=c["TILE_N"],
+        BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+
+
+def product_forward(part: ProductPart, values: torch.Tensor) -> None:
+    batch = values.shape[1]
+    if part.num_nodes == 0 or batch == 0:
+        return
+    c = choose_tiles("product", 1, part.num_children, batch)
+    grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
+    io_kernels.product_fwd_kernel[grid](
+        values, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
+        values.stride(0), TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+
+
+def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor,
+                       precision: str = "tf32", mode_max: bool = False) -> None:
+    batch = values.shape[1]
+    if part.num_blocks == 0 or batch == 0:
+        return
+    c = choose_tiles("sum_fwd", part.block_size, part.max_children, batch,
+                     options=part.options)
+    if mode_max:
+        c = dict(c, USE_DOT=False, TILE_M=min(c["TILE_M"], 16), BLOCK_B=min(c["BLOCK_B"], 32))
+        c["TILE_K"] = _clamp(_pow2_floor(8192 // (c["TILE_M"] * c["BLOCK_B"])), 1,
+                             min(64, next_pow2(part.max_children)))
+    num_m = cdiv(part.block_size, c["TILE_M"])
+    grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
+    args = (values, params, part.block_slots, part.block_nc, part.child_slots, part.block_ps,
+            batch, values.stride(0), part.max_children)
+    kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
+              BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+    if mode_max:
+        sum_forward.sum_fwd_max_kernel[grid](*args, **kw)
+    elif c["USE_DOT"]:
+        sum_forward.sum_fwd_dot_kernel[grid](*args, PREC=precision, **kw)
+    else:
+        sum_forward.sum_fwd_bmr_kernel[grid](*args, **kw)
+
+
+# ---------------------------------------------------------------- backward
+def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torch.Tensor,
+                        params: torch.Tensor, precision: str = "tf32") -> None:
+    batch = values.shape[1]
+    if part.num_blocks == 0 or batch == 0:
+        return
+    c = choose_tiles("sum_bwd", part.child_block_size, part.max_parents, batch,
+                     other_block_size=part.parent_block_size, options=part.options)
+    num_j = cdiv(part.child_block_size, c["TILE_J"])
+    grid = (part.num_blocks * num_j, cdiv(batch, c["BLOCK_B"]))
+    sum_backward.sum_bwd_flow_kernel[grid](
+        values, flows, params, part.cblock_slots, part.cblock_np, part.parent_slots,
+        part.parent_ps, batch, values.stride(0), part.max_parents,
+        CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
+        TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], USE_DOT=c["USE_DOT"], STORE=part.store,
+        PREC=precision, num_warps=c["num_warps"])
+
+
+def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor,
+                           params: torch.Tensor, param_flows: torch.Tensor,
+                           precision: str = "tf32") -> None:
+    batch = values.shape[1]
+    if part.num_blocks == 0 or batch == 0:
+        return
+    c = choose_tiles("sum_pflow", part.block_size, part.max_children, batch,
+                     options={k[len("pflow."):]: v for k, v in part.options.items()
+                              if k.startswith("pflow.")})
+    num_m = cdiv(part.block_size, c["TILE_M"])
+    num_kt = cdiv(part.max_children, c["TILE_K"])
+    grid = (part.num_blocks * num_m * num_kt,)
+    sum_backward.sum_param_flow_kernel[grid](
+        values, flows, params, param_flows, part.block_slots, part.block_nc, part.child_slots,
+        part.block_ps, batch, values.stride(0), part.max_children,
+        BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
+        BLOCK_B=c["BLOCK_B"], USE_DOT=c["USE_DOT"], ATOMIC=part.atomic, PREC=precision,
+        num_warps=c["num_warps"])
+
+
+def product_backward(part: ProductPart, flows: torch.Tensor) -> None:
+    batch = flows.shape[1]
+    if part.num_nodes == 0 or batch == 0:
+        return
+    c = choose_tiles("product", 1, part.num_children, batch)
+    grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
+    io_kernels.product_bwd_kernel[grid](
+        flows, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
+        flows.stride(0), ATOMIC=part.atomic, STORE=part.store, TILE_N=c["TILE_N"],
+        BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+
+
+def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
+                   param_flows: torch.Tensor, node_flows: torch.Tensor, x_t: torch.Tensor,
+                   miss_t: torch.Tensor | None, precision: str = "tf32",
+                   use_dot: bool | None = None) -> None:
+    """Input statistics; categorical partitions whose nodes come in runs of
+    one variable use the one-hot tensor-core kernel for the observed counts
+    (`use_dot` forces the choice; the one-hot is exact, flows round to tf32)."""
+    batch = flows.shape[1]
+    if part.num_nodes == 0 or batch == 0:
+        return
+    miss_arg = miss_t if miss_t is not None else x_t
+    dot = part.var_tiles is not None and part.params_per_node <= ONE_HOT_MAX_CATS
+    if use_dot is not None:
+        dot = dot and use_dot
+    if dot:
+        starts, counts, tvars = part.var_tiles
+        tc = _clamp(next_pow2(part.params_per_node), 16, 64)
+        grid = (starts.numel(), cdiv(part.params_per_node, tc))
+        io_kernels.categorical_flow_dot_kernel[grid](
+            flows, param_flows, x_t, miss_arg, part.node_ps, starts, counts, tvars,
+            part.slot_start, batch, flows.stride(0), CATS=part.params_per_node,
+            HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, TILE_N=VAR_TILE, TILE_C=tc,
+            BLOCK_B=32, PREC=precision, num_warps=4)
+    bb = _clamp(next_pow2(batch), 1, 64)
+    tn = _clamp(1024 // bb, 1, 32)
+    grid = (cdiv(part.num_nodes, tn),)
+    io_kernels.input_bwd_kernel[grid](
+        flows, params, param_flows, node_flows, x_t, miss_arg,
+        part.node_vars, part.node_ps, part.slot_start, part.num_nodes, batch, flows.stride(0),
+        DIST=part.dist, CATS=part.params_per_node, CATS_P=_cat_chunk(part.params_per_node),
+        HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, SCATTER=not dot, TILE_N=tn,
+        BLOCK_B=bb, num_warps=4)
+
+
+# ---------------------------------------------------------------- EM
+def sum_em_launch(part: SumPart, params: torch.Tensor, param_flows: torch.Tensor,
+                  step: float, pseudocount: float) -> None:
+    owners = part.owner_blocks.numel()
+    if owners == 0:
+        return
+    tm = _clamp(next_pow2(part.block_size), 1, 64)
+    tk = _clamp(4096 // tm, 1, min(256, next_pow2(part.max_children)))
+    num_m = cdiv(part.block_size, tm)
+    em_kernels.sum_em_kernel[(owners * num_m,)](
+        params, param_flows, part.owner_blocks, part.block_nc, part.block_ps, float(step),
+        float(pseudocount), BS=part.block_size, NUM_M=num_m, TILE_M=tm, TILE_K=tk, num_warps=4)
+
+
+def categorical_em_launch(part: InputPart, params: torch.Tensor, param_flows: torch.Tensor,
+                          step: float, pseudocount: float) -> None:
+    owners = part.owner_ps.numel()
+    if owners == 0:
+        return
+    cp = _cat_chunk(part.params_per_node)
+    tn = _clamp(4096 // cp, 1, 64)
+    em_kernels.categorical_em_kernel[(cdiv(owners, tn),)](
+        params, param_flows, part.owner_ps, owners, float(step), float(pseudocount),
+        CATS=part.params_per_node, CATS_P=cp, TILE_N=tn, num_warps=4)

@@ -1,0 +1,318 @@
+"""The Triton plan: a Layout's partitions as device tensors, decoded once.
+
+Kernels want narrow indices (int32 slots and counts, int64 parameter
+offsets, so a slot times the batch stride and a parameter offset past 2^31
+stay exact after the in-kernel int64 cast) and a few facts the Layout does not
+spell out, derived here with vectorized numpy:
+
+* `atomic` per product partition: some child slot (other than the padding
+  slot 1) has two parents inside the partition, so the backward must add
+  flows atomically;
+* `atomic` per sum partition: parameter ranges shared with another block of
+  the layout (ties), so parameter flows add atomically;
+* `owner_blocks` / `owner_rows`: the one block (input row) per tie class that
+  the EM update rewrites.
+
+Every part dataclass can also be built straight from numpy arrays (the tests
+do that for random partitions that no pass would produce).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+
+DIST_CODES = {pcir.CATEGORICAL_DIST: 0, pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
+
+
+def _i32(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    a = np.asarray(a, dtype=np.int64)
+    wide = a.size and (a.max() >= 2**31 or a.min() < -2**31)
+    return torch.from_numpy(np.array(a, dtype=np.int64 if wide else np.int32)).to(device)
+
+
+def _i64(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.array(a, dtype=np.int64)).to(device)
+
+
+@dataclass
+class InputPart:
+    dist: int                      # 0 categorical, 1 Bernoulli, 2 Gaussian (io_kernels)
+    slot_start: int
+    num_nodes: int
+    params_per_node: int
+    node_vars: torch.Tensor        # int32 [n]
+    node_ps: torch.Tensor          # int64 [n]
+    atomic: bool                   # parameter rows shared (ties)
+    owner_ps: torch.Tensor         # int64 [m]: rows this partition updates in EM
+    # Categorical only: node tiles (start, count, variable) that never cross a
+    # change of variable, for the one-hot tensor-core statistics kernel; None
+    # when runs of one variable are too short (< 16 nodes on average).
+    var_tiles: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+
+@dataclass
+class ProductPart:
+    slot_start: int
+    num_nodes: int
+    num_children: int
+    child_slots: torch.Tensor      # int32 [n, K], padding slot 1
+    atomic: bool
+    store: bool = False            # first backward writer of all its child rows
+
+
+@dataclass
+class SumPart:
+    block_size: int
+    num_blocks: int
+    max_children: int
+    block_slots: torch.Tensor      # int32 [nb]
+    block_nc: torch.Tensor         # int32 [nb]
+    child_slots: torch.Tensor      # int32 [nb, K], padding slot 0
+    block_ps: torch.Tensor         # int64 [nb]
+    atomic: bool
+    owner_blocks: torch.Tensor     # int32 [m]
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SumBackwardPart:
+    child_block_size: int
+    parent_block_size: int
+    num_blocks: int
+    max_parents: int
+    cblock_slots: torch.Tensor     # int32 [nc]
+    cblock_np: torch.Tensor        # int32 [nc]
+    parent_slots: torch.Tensor     # int32 [nc, P], padding slot 0
+    parent_ps: torch.Tensor        # int64 [nc, P]
+    options: dict[str, str] = field(default_factory=dict)
+    store: bool = False            # first backward writer of all its child rows
+
+
+@dataclass
+class LayerPlan:
+    kind: int
+    inputs: list[InputPart] = field(default_factory=list)
+    products: list[ProductPart] = field(default_factory=list)
+    sums: list[SumPart] = field(default_factory=list)
+    sum_backwards: list[SumBackwardPart] = field(default_factory=list)
+
+
+@dataclass
+class TritonPlan:
+    num_slots: int
+    root_slot: int
+    layers: list[LayerPlan]
+    # Flow rows the backward must zero first: every row except the root and
+    # the rows whose first writer stores (see `mark_first_writers`); with
+    # zero_all a plain memset of the buffer is cheaper than an indexed fill.
+    zero_rows: torch.Tensor | None = None
+    zero_all: bool = True
+    # All forward sum partitions of one (block size, fan-in), concatenated:
+    # parameter flows (run once after the whole backward, when every flow is
+    # known) and EM need no layer order, so one launch serves them all.
+    merged_sums: list[SumPart] = field(default_factory=list)
+
+
+def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device) -> ProductPart:
+    """A ProductPart from its [n, K] child slots; detects shared children."""
+    cs = np.asarray(child_slots, dtype=np.int64)
+    n, k = cs.shape
+    real = cs[cs != 1]
+    atomic = bool(real.size != np.unique(real).size)
+    return ProductPart(int(slot_start), n, k, _i32(cs, device), atomic)
+
+
+def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
+             child_slots: np.ndarray, block_ps: np.ndarray, device: torch.device,
+             atomic: bool = False, owner_mask: np.ndarray | None = None,
+             options: dict[str, str] | None = None) -> SumPart:
+    cs = np.asarray(child_slots, dtype=np.int64)
+    nb, k = cs.shape
+    owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
+    return SumPart(int(block_size), nb, k, _i32(block_slots, device), _i32(block_nc, device),
+                   _i32(cs, device), _i64(block_ps, device), bool(atomic),
+                   _i32(owners, device), dict(options or {}))
+
+
+def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
+                      cblock_np: np.ndarray, parent_slots: np.ndarray, parent_ps: np.ndarray,
+                      device: torch.device, options: dict[str, str] | None = None
+                      ) -> SumBackwardPart:
+    psl = np.asarray(parent_slots, dtype=np.int64)
+    nb, p = psl.shape
+    return SumBackwardPart(int(child_block_size), int(parent_block_size), nb, p,
+                           _i32(cblock_slots, device), _i32(cblock_np, device), _i32(psl, device),
+                           _i64(parent_ps, device), dict(options or {}))
+
+
+VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
+MIN_VAR_RUN = 16     # tl.dot needs 16 rows; shorter runs waste the tile
+
+
+def variable_tiles(node_vars: np.ndarray, tile: int = VAR_TILE
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Tiles of at most `tile` consecutive nodes over one variable:
+    (start, count, variable) arrays, or None if runs average < MIN_VAR_RUN."""
+    v = np.asarray(node_vars, dtype=np.int64)
+    if v.size == 0:
+        return None
+    run_starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    run_lens = np.diff(np.r_[run_starts, v.size])
+    if v.size / run_starts.size < MIN_VAR_RUN:
+        return None
+    per_run = -(-run_lens // tile)
+    run_of_tile = np.repeat(np.arange(run_starts.size), per_run)
+    first_tile = np.cumsum(per_run) - per_run
+    k = np.arange(run_of_tile.size) - first_tile[run_of_tile]
+    starts = run_starts[run_of_tile] + k * tile
+    counts = np.minimum(tile, run_starts[run_of_tile] + run_lens[run_of_tile] - starts)
+    return starts, counts, v[starts]
+
+
+def input_part(dist: int, slot_start: int, params_per_node: int, node_vars: np.ndarray,
+               node_ps: np.ndarray, device: torch.device, atomic: bool = False,
+               owner_mask: np.ndarray | None = None) -> InputPart:
+    ps = np.asarray(node_ps, dtype=np.int64)
+    owners = ps if owner_mask is None else ps[owner_mask]
+    tiles = variable_tiles(node_vars) if dist == 0 else None
+    if tiles is not None:
+        tiles = tuple(_i32(a, device) for a in tiles)
+    return InputPart(int(dist), int(slot_start), ps.size, int(params_per_node),
+                     _i32(node_vars, device), _i64(ps, device), bool(atomic), _i64(owners, device),
+                     tiles)
+
+
+def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per array, a mask of entries whose key appears for the first time in
+    the concatenation; and the set of keys that occur more than once."""
+    if not keys:
+        return [], np.zeros(0, dtype=np.int64)
+    allk = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    uniq, first, counts = np.unique(allk, return_index=True, return_counts=True)
+    is_first = np.zeros(allk.size, dtype=bool)
+    is_first[first] = True
+    out, pos = [], 0
+    for k in keys:
+        out.append(is_first[pos:pos + k.size])
+        pos += k.size
+    return out, uniq[counts > 1]
+
+
+def build_plan(layout: pcir.Layout, device: torch.device | str) -> TritonPlan:
+    """Decode `layout` into a TritonPlan on `device` (a loop over partitions only)."""
+    device = torch.device(device)
+    t = ir.tensor_table(layout)
+    arr = lambda name, shape: np.asarray(t[name], dtype=np.int64).reshape(shape)  # noqa: E731
+    # Tie facts first: which parameter starts repeat, and their first users.
+    sum_keys, in_keys = [], []
+    for layer in layout.layers:
+        for sp in layer.sum_partitions:
+            sum_keys.append(arr(sp.block_param_starts, (int(sp.num_blocks),)))
+        for ip in layer.input_partitions:
+            in_keys.append(arr(ip.node_param_starts, (int(ip.num_nodes),)))
+    sum_first, sum_shared = _first_occurrence(sum_keys)
+    in_first, in_shared = _first_occurrence(in_keys)
+    layers, si, ii = [], 0, 0
+    for layer in layout.layers:
+        lp = LayerPlan(kind=int(layer.kind))
+        for ip in layer.input_partitions:
+            n = int(ip.num_nodes)
+            ps = in_keys[ii]
+            tied = bool(ip.has_ties) or bool(np.isin(ps, in_shared).any())
+            lp.inputs.append(input_part(DIST_CODES[ip.dist], int(ip.slot_start),
+                                        int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
+                                        device, tied, in_first[ii]))
+            ii += 1
+        for pp in layer.product_partitions:
+            n, k = int(pp.num_nodes), int(pp.num_children)
+            lp.products.append(product_part(int(pp.slot_start), arr(pp.child_slots, (n, k)),
+                                            device))
+        for sp in layer.sum_partitions:
+            nb, k = int(sp.num_blocks), int(sp.max_children)
+            ps = sum_keys[si]
+            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
+            lp.sums.append(sum_part(int(sp.block_size), arr(sp.block_slots, (nb,)),
+                                    arr(sp.block_num_children, (nb,)),
+                                    arr(sp.child_slots, (nb, k)), ps, device, tied,
+                                    sum_first[si], dict(sp.kernel_options)))
+            si += 1
+        for bp in layer.sum_backward_partitions:
+            nb, p = int(bp.num_blocks), int(bp.max_parents)
+            lp.sum_backwards.append(sum_backward_part(
+                int(bp.child_block_size), int(bp.parent_block_size), arr(bp.cblock_slots, (nb,)),
+                arr(bp.cblock_num_parents, (nb,)), arr(bp.parent_slots, (nb, p)),
+                arr(bp.parent_param_starts, (nb, p)), device, dict(bp.kernel_options)))
+        layers.append(lp)
+    plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
+    mark_first_writers(plan, device)
+    plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
+    return plan
+
+
+def merge_sum_parts(parts: list[SumPart]) -> list[SumPart]:
+    """Concatenate sum partitions of equal (block size, max fan-in); a
+    partition alone in its class is reused as is. Owner block indices are
+    shifted into the concatenation; ties anywhere make the whole class atomic."""
+    classes: dict[tuple[int, int], list[SumPart]] = {}
+    for part in parts:
+        classes.setdefault((part.block_size, part.max_children), []).append(part)
+    merged = []
+    for (bs, k), members in classes.items():
+        if len(members) == 1:
+            merged.append(members[0])
+            continue
+        offsets = np.cumsum([0] + [m.num_blocks for m in members[:-1]])
+        cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
+        owners = torch.cat([m.owner_blocks.to(torch.int64) + int(off)
+                            for m, off in zip(members, offsets)]).to(members[0].owner_blocks.dtype)
+        merged.append(SumPart(bs, sum(m.num_blocks for m in members), k, cat("block_slots"),
+                              cat("block_nc"), cat("child_slots"), cat("block_ps"),
+                              any(m.atomic for m in members), owners, dict(members[0].options)))
+    return merged
+
+ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
+
+
+def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
+    """Let a partition *store* node flows when it is the first writer of
+    every row it writes, in backward order (layers reversed; per layer the
+    sum backward partitions, then the products). In HCLT every node has one
+    parent, so no flow row is read before it is written and the backward
+    neither zeroes the buffer nor reads child flows before adding.
+
+    A product partition qualifies only if its children are unique within it
+    (no atomics). The remaining rows (plus slots 0, 1) are zeroed."""
+    written = np.zeros(plan.num_slots, dtype=bool)
+    written[plan.root_slot] = True
+    for layer in reversed(plan.layers):
+        for part in layer.sum_backwards:
+            starts = part.cblock_slots.cpu().numpy().astype(np.int64)
+            rows = (starts[:, None] + np.arange(part.child_block_size)[None, :]).reshape(-1)
+            part.store = not written[rows].any()
+            written[rows] = True
+        for part in layer.products:
+            cs = part.child_slots.cpu().numpy().astype(np.int64).reshape(-1)
+            rows = cs[cs != 1]
+            part.store = (not part.atomic) and not written[rows].any()
+            written[rows] = True
+    stored = np.zeros(plan.num_slots, dtype=bool)
+    stored[plan.root_slot] = True
+    for layer in plan.layers:
+        for part in layer.sum_backwards:
+            if part.store:
+                starts = part.cblock_slots.cpu().numpy().astype(np.int64)
+                stored[(starts[:, None] + np.arange(part.child_block_size)[None, :])] = True
+        for part in layer.products:
+            if part.store:
+                cs = part.child_slots.cpu().numpy().astype(np.int64)
+                stored[cs[cs != 1]] = True
+    stored[:2] = False
+    zero = np.flatnonzero(~stored)
+    plan.zero_rows = torch.from_numpy(zero).to(device)
+    plan.zero_all = zero.size > ZERO_ALL_FRACTION * plan.num_slots

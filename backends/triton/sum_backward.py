@@ -1,0 +1,140 @@
+"""Sum-layer backward kernels: node flows of the children and parameter flows.
+
+Node flows (linear space, proto SumBackwardPartition), per child block c:
+
+    flow(child j) += exp(value(j)) * sum_l sum_i w(j, l, i) * flow(p_li) / exp(value(p_li))
+
+The ratio flow/exp(value) over- or underflows in fp32 for deep circuits, so
+it is formed in log space, t = log(flow_p) - value_p, and accumulated with the
+same online per-column rescaling as the forward (running max m of t):
+
+    acc = acc * exp(m - m') + W[j, i] @ exp(t - m')
+    flow(child) += acc * exp(value(child) + m)
+
+Each program owns (child block, child row tile, batch tile) and is the only
+writer of its rows inside a partition, so no atomics are needed; when the
+plan proved the partition is the first writer of its rows in the whole
+backward (STORE), it stores without reading (and those rows need no zeroing).
+
+Parameter flows (proto SumPartition, one program per parent block, row tile
+and K-chunk, looping over the whole batch so that it owns its outputs):
+
+    pflow[k, i] += w[k, i] * sum_b flow_p[i, b] * exp(x_k[b] - y_i[b])
+                 = w * (A @ B)[i, k],  A[i, b] = exp(log flow_p - y_i + s_b),
+                                       B[b, k] = exp(x_k - s_b)
+
+with s_b = max_k x_k[b] over the chunk, which keeps B <= 1 and A bounded by
+flow_p / w_min. Tied blocks (`has_ties`) share parameter slots and add with
+atomics; untied ones read-add-write.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _log_ratio(flows_ptr, values_ptr, ptrs_off, mask):
+    """t = log(flow) - value; -inf where the flow is 0 or the value is -inf."""
+    f = tl.load(flows_ptr + ptrs_off, mask=mask, other=0.0)
+    y = tl.load(values_ptr + ptrs_off, mask=mask, other=0.0)
+    ok = (f > 0) & (y > float("-inf"))
+    return tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
+
+
+@triton.jit
+def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cblock_np_ptr,
+                        parent_slots_ptr, parent_ps_ptr, batch, stride, max_parents,
+                        CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
+                        TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
+                        USE_DOT: tl.constexpr, STORE: tl.constexpr, PREC: tl.constexpr):
+    pid = tl.program_id(0)
+    cb = pid // NUM_J
+    offs_j = (pid % NUM_J) * TILE_J + tl.arange(0, TILE_J)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    j_mask = offs_j < CBS
+    b_mask = offs_b < batch
+    npar = tl.load(cblock_np_ptr + cb)
+    row_base = cb.to(tl.int64) * max_parents
+    acc = tl.zeros((TILE_J, BLOCK_B), dtype=tl.float32)
+    run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
+    for l in range(0, npar):
+        pslot = tl.load(parent_slots_ptr + row_base + l).to(tl.int64)
+        pstart = tl.load(parent_ps_ptr + row_base + l).to(tl.int64)
+        for i0 in range(0, PBS, TILE_I):
+            offs_i = i0 + tl.arange(0, TILE_I)
+            i_mask = offs_i < PBS
+            off = (pslot + offs_i)[:, None] * stride + offs_b[None, :]
+            t = _log_ratio(flows_ptr, values_ptr, off, i_mask[:, None] & b_mask[None, :])
+            new_max = tl.maximum(run_max, tl.max(t, axis=0))
+            safe = tl.where(new_max == float("-inf"), 0.0, new_max)
+            p = tl.exp(t - safe[None, :])                                          # [I, B]
+            w = tl.load(params_ptr + pstart + offs_j[:, None] * PBS + offs_i[None, :],
+                        mask=j_mask[:, None] & i_mask[None, :], other=0.0)        # [J, I]
+            if USE_DOT:
+                part = tl.dot(w, p, input_precision=PREC)
+            else:
+                part = tl.sum(w[:, :, None] * p[None, :, :], axis=1)
+            acc = acc * tl.exp(run_max - safe)[None, :] + part
+            run_max = new_max
+    safe = tl.where(run_max == float("-inf"), 0.0, run_max)
+    cslot = tl.load(cblock_slots_ptr + cb).to(tl.int64)
+    off = (cslot + offs_j)[:, None] * stride + offs_b[None, :]
+    mask = j_mask[:, None] & b_mask[None, :]
+    x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
+    add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
+    if STORE:      # first writer of these rows in the backward (plan.py): no read
+        tl.store(flows_ptr + off, add, mask=mask)
+    else:
+        old = tl.load(flows_ptr + off, mask=mask, other=0.0)
+        tl.store(flows_ptr + off, old + add, mask=mask)
+
+
+@triton.jit
+def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_slots_ptr,
+                          block_nc_ptr, child_slots_ptr, block_ps_ptr, batch, stride,
+                          max_children,
+                          BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
+                          TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
+                          USE_DOT: tl.constexpr, ATOMIC: tl.constexpr, PREC: tl.constexpr):
+    pid = tl.program_id(0)
+    blk = pid // (NUM_M * NUM_KT)
+    rem = pid % (NUM_M * NUM_KT)
+    offs_m = (rem // NUM_KT) * TILE_M + tl.arange(0, TILE_M)
+    k0 = (rem % NUM_KT) * TILE_K
+    nc = tl.load(block_nc_ptr + blk)
+    if k0 < nc:
+        offs_k = k0 + tl.arange(0, TILE_K)
+        k_mask = offs_k < nc
+        m_mask = offs_m < BS
+        cslots = tl.load(child_slots_ptr + blk.to(tl.int64) * max_children + offs_k,
+                         mask=k_mask, other=0).to(tl.int64)
+        pslot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
+        acc = tl.zeros((TILE_M, TILE_K), dtype=tl.float32)
+        for b0 in range(0, batch, BLOCK_B):
+            offs_b = b0 + tl.arange(0, BLOCK_B)
+            b_mask = offs_b < batch
+            xt = tl.load(values_ptr + cslots[None, :] * stride + offs_b[:, None],
+                         mask=b_mask[:, None] & k_mask[None, :], other=float("-inf"))  # [B, K]
+            s = tl.max(xt, axis=1)
+            s_ok = s > float("-inf")
+            s_safe = tl.where(s_ok, s, 0.0)
+            bt = tl.exp(xt - s_safe[:, None])
+            off = (pslot0 + offs_m)[:, None] * stride + offs_b[None, :]
+            t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :])
+            a = tl.where(s_ok[None, :], tl.exp(t + s_safe[None, :]), 0.0)             # [M, B]
+            if USE_DOT:
+                acc += tl.dot(a, bt, input_precision=PREC)
+            else:
+                acc += tl.sum(a[:, :, None] * bt[None, :, :], axis=1)
+        ps = tl.load(block_ps_ptr + blk).to(tl.int64)
+        pidx = ps + offs_k[None, :] * BS + offs_m[:, None]
+        pmask = m_mask[:, None] & k_mask[None, :]
+        w = tl.load(params_ptr + pidx, mask=pmask, other=0.0)
+        pf = acc * w
+        if ATOMIC:
+            tl.atomic_add(pflows_ptr + pidx, pf, mask=pmask)
+        else:
+            old = tl.load(pflows_ptr + pidx, mask=pmask, other=0.0)
+            tl.store(pflows_ptr + pidx, old + pf, mask=pmask)

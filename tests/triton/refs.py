@@ -1,0 +1,130 @@
+"""Float64 numpy references for the Triton kernels, straight from the proto
+semantics (ir/pcir.proto, Layout section) and the flow conventions of
+backends/base.py, plus random partition generators.
+
+Random partitions are block-sparse in slot space: a parent block picks a
+random non-empty set of child blocks (child_block_size consecutive slots),
+which is exactly what makes the forward packing and the backward plan
+consistent (child j of child block c sits at k = k0 + j in the parent's
+child list, so its weight is at param_start + (k0 + j) * BS + i).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NEG_INF = -np.inf
+
+
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    m_safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - m_safe), axis=axis, keepdims=True)) + m_safe
+    return np.squeeze(out, axis=axis)
+
+
+class SumSpec:
+    """One random sum partition (forward arrays + its backward plan)."""
+
+    def __init__(self, rng: np.random.Generator, parent_slot0: int, num_blocks: int, bs: int,
+                 child_slot0: int, num_cblocks: int, cbs: int, param_start: int,
+                 max_cblocks_per_parent: int | None = None, pad_children: int = 0):
+        self.bs, self.cbs, self.nb = bs, cbs, num_blocks
+        self.block_slots = parent_slot0 + bs * np.arange(num_blocks)
+        cap = max_cblocks_per_parent or num_cblocks
+        chosen = []
+        for _ in range(num_blocks):   # tiny test sizes: a loop per block is fine here
+            k = rng.integers(1, min(cap, num_cblocks) + 1)
+            chosen.append(np.sort(rng.choice(num_cblocks, size=k, replace=False)))
+        self.block_nc = np.array([len(c) * cbs for c in chosen])
+        self.max_children = int(self.block_nc.max()) + pad_children
+        self.child_slots = np.zeros((num_blocks, self.max_children), dtype=np.int64)
+        self.block_ps = np.zeros(num_blocks, dtype=np.int64)
+        ps = param_start
+        back: dict[int, list[tuple[int, int]]] = {c: [] for c in range(num_cblocks)}
+        for b, cbl in enumerate(chosen):
+            slots = (child_slot0 + cbs * cbl[:, None] + np.arange(cbs)[None, :]).reshape(-1)
+            self.child_slots[b, :slots.size] = slots
+            self.block_ps[b] = ps
+            for pos, c in enumerate(cbl):
+                back[c].append((int(self.block_slots[b]), ps + pos * cbs * bs))
+            ps += int(self.block_nc[b]) * bs
+        self.param_end = ps
+        used = [c for c in range(num_cblocks) if back[c]]
+        self.cblock_slots = child_slot0 + cbs * np.array(used, dtype=np.int64)
+        self.cblock_np = np.array([len(back[c]) for c in used])
+        mp = int(self.cblock_np.max())
+        self.parent_slots = np.zeros((len(used), mp), dtype=np.int64)
+        self.parent_ps = np.zeros((len(used), mp), dtype=np.int64)
+        for r, c in enumerate(used):
+            for l, (s, p) in enumerate(back[c]):
+                self.parent_slots[r, l], self.parent_ps[r, l] = s, p
+
+    def random_weights(self, rng: np.random.Generator, params: np.ndarray) -> None:
+        """Normalised positive weights per parent node into `params`."""
+        for b in range(self.nb):
+            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            w = rng.random((nc, self.bs)) + 0.05
+            params[ps:ps + nc * self.bs] = (w / w.sum(0, keepdims=True)).reshape(-1)
+
+    # ------------------------------------------------------------ references
+    def forward(self, values: np.ndarray, params: np.ndarray) -> None:
+        for b in range(self.nb):
+            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
+            c = values[self.child_slots[b, :nc]]                      # [nc, B]
+            with np.errstate(divide="ignore"):
+                lw = np.log(w)
+            for i in range(self.bs):
+                values[self.block_slots[b] + i] = logsumexp(lw[:, i:i + 1] + c, axis=0)
+
+    def forward_max(self, values: np.ndarray, params: np.ndarray) -> None:
+        for b in range(self.nb):
+            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
+            c = values[self.child_slots[b, :nc]]
+            with np.errstate(divide="ignore"):
+                lw = np.log(w)
+            for i in range(self.bs):
+                values[self.block_slots[b] + i] = np.max(lw[:, i:i + 1] + c, axis=0)
+
+    def backward(self, values: np.ndarray, flows: np.ndarray, params: np.ndarray,
+                 pflows: np.ndarray) -> None:
+        """flows[child] += f_p w exp(x - y); pflows[w] += sum_b f_p w exp(x - y)."""
+        for b in range(self.nb):
+            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
+            cs = self.child_slots[b, :nc]
+            x = values[cs]                                             # [nc, B]
+            for i in range(self.bs):
+                p = self.block_slots[b] + i
+                with np.errstate(invalid="ignore", over="ignore"):
+                    r = np.where(flows[p] > 0, flows[p] * np.exp(x - values[p]), 0.0)  # [nc, B]
+                r = np.nan_to_num(r)
+                contrib = w[:, i:i + 1] * r
+                np.add.at(flows, cs, contrib)
+                pflows[ps + np.arange(nc) * self.bs + i] += contrib.sum(1)
+
+
+def random_values(rng: np.random.Generator, num_slots: int, batch: int,
+                  neg_inf_frac: float = 0.1) -> np.ndarray:
+    """A values buffer: slot 0 = -inf, slot 1 = 0, others log-probabilities
+    in [-12, 0] with a few -inf entries."""
+    v = -12.0 * rng.random((num_slots, batch))
+    v[rng.random(v.shape) < neg_inf_frac] = NEG_INF
+    v[0], v[1] = NEG_INF, 0.0
+    return v
+
+
+def sum_em(params: np.ndarray, pflows: np.ndarray, spec: SumSpec, step: float,
+           pc: float) -> np.ndarray:
+    out = params.copy()
+    for b in range(spec.nb):
+        nc, ps = int(spec.block_nc[b]), int(spec.block_ps[b])
+        w = params[ps:ps + nc * spec.bs].reshape(nc, spec.bs)
+        f = pflows[ps:ps + nc * spec.bs].reshape(nc, spec.bs)
+        denom = f.sum(0, keepdims=True) + pc
+        new = np.where(denom > 0, (f + pc / nc) / np.where(denom > 0, denom, 1), w)
+        out[ps:ps + nc * spec.bs] = ((1 - step) * w + step * new).reshape(-1)
+    return out

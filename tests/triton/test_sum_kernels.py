@@ -1,0 +1,126 @@
+"""Sum-layer kernels vs float64 numpy references (tests/triton/refs.py).
+
+Covers block sizes 1, 2, 16, 32 (broadcast and tensor-core variants), child
+block sizes 1..16, fan-in 1, fan-in that is not a multiple of the K tile,
+padded children (slot 0), -inf values, and batches 1, 3, 17 (masked tails).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pccompiler.backends.triton import launch
+from pccompiler.backends.triton.plan import sum_backward_part, sum_part
+from tests.triton.refs import SumSpec, random_values, sum_em
+
+# (parent block size, child block size, #parent blocks, #child blocks, batch, max cblocks/parent)
+CASES = [
+    (1, 1, 3, 1, 1, None),      # fan-in 1, sparse
+    (1, 2, 2, 5, 3, None),      # root-like: bs 1, fan-in not a multiple of tiles
+    (2, 1, 3, 7, 17, 4),        # tiny blocks, batch tail
+    (16, 16, 2, 3, 17, None),   # tensor cores both ways
+    (32, 16, 2, 2, 3, None),    # bs 32, child blocks 16
+    (16, 4, 2, 5, 1, 3),        # dot forward, broadcast backward (cbs < 16)
+    (3, 16, 2, 2, 5, None),     # block size not a power of two
+]
+
+
+def _setup(case, seed, pad_children=0):
+    bs, cbs, nb, ncb, batch, cap = case
+    rng = np.random.default_rng(seed)
+    child0 = 2
+    parent0 = child0 + ncb * cbs
+    spec = SumSpec(rng, parent0, nb, bs, child0, ncb, cbs, param_start=32,
+                   max_cblocks_per_parent=cap, pad_children=pad_children)
+    num_slots = parent0 + nb * bs
+    params = np.zeros(spec.param_end + 8)
+    spec.random_weights(rng, params)
+    values = random_values(rng, num_slots, batch)
+    return rng, spec, params, values
+
+
+def _part(spec, device, atomic=False):
+    return sum_part(spec.bs, spec.block_slots, spec.block_nc, spec.child_slots, spec.block_ps,
+                    device, atomic=atomic)
+
+
+def _t(a, device):
+    return torch.tensor(a, dtype=torch.float32, device=device)
+
+
+def _close(got: torch.Tensor, want: np.ndarray, rtol=2e-5, atol=2e-5):
+    got = got.detach().cpu().double().numpy()
+    assert np.array_equal(np.isneginf(got), np.isneginf(want)), "-inf pattern differs"
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sum_forward(case, device):
+    _, spec, params, values = _setup(case, 1, pad_children=3)
+    vt = _t(values, device)
+    launch.sum_forward_launch(_part(spec, device), vt, _t(params, device), precision="ieee")
+    spec.forward(values, params)
+    _close(vt, values)
+
+
+@pytest.mark.parametrize("case", CASES[:4])
+def test_sum_forward_max(case, device):
+    _, spec, params, values = _setup(case, 2)
+    vt = _t(values, device)
+    launch.sum_forward_launch(_part(spec, device), vt, _t(params, device), mode_max=True)
+    spec.forward_max(values, params)
+    _close(vt, values)
+
+
+def test_sum_forward_tf32_close(device):
+    """tf32 dots (the default) agree with fp32 to ~1e-3 in log space."""
+    _, spec, params, values = _setup((32, 16, 2, 3, 17, None), 3)
+    vt = _t(values, device)
+    launch.sum_forward_launch(_part(spec, device), vt, _t(params, device), precision="tf32")
+    spec.forward(values, params)
+    _close(vt, values, rtol=5e-3, atol=5e-3)
+
+
+def test_all_children_impossible_gives_neg_inf(device):
+    _, spec, params, values = _setup((16, 16, 1, 2, 3, None), 4)
+    values[2:2 + 32] = -np.inf
+    vt = _t(values, device)
+    launch.sum_forward_launch(_part(spec, device), vt, _t(params, device), precision="ieee")
+    assert torch.isneginf(vt[spec.block_slots[0]:spec.block_slots[0] + 16]).all()
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+@pytest.mark.parametrize("case", CASES)
+def test_sum_backward_flows_and_param_flows(case, atomic, device):
+    rng, spec, params, values = _setup(case, 5, pad_children=2)
+    spec.forward(values, params)               # consistent parent values
+    flows = np.zeros_like(values)
+    parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
+    flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
+    flows[parents.reshape(-1)[::3]] = 0.0      # some zero flows
+    flows[2:spec.block_slots[0]] = 0.25 * rng.random((spec.block_slots[0] - 2, values.shape[1]))
+    pflows = 0.1 * rng.random(params.size)     # accumulation onto existing flows
+    vt, ft, pt = _t(values, device), _t(flows, device), _t(params, device)
+    pft = _t(pflows, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
+                              spec.parent_slots, spec.parent_ps, device)
+    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee")
+    launch.sum_param_flows_launch(_part(spec, device, atomic), vt, ft, pt, pft, precision="ieee")
+    spec.backward(values, flows, params, pflows)
+    np.testing.assert_allclose(ft.cpu().double().numpy(), flows, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES[2:5])
+def test_sum_em(case, device):
+    rng, spec, params, _ = _setup(case, 6)
+    pflows = rng.random(params.size) * 3
+    pflows[spec.block_ps[0]:spec.block_ps[0] + spec.bs * int(spec.block_nc[0])] = 0.0
+    for step, pc in ((1.0, 0.0), (0.3, 0.1)):
+        pt = _t(params, device)
+        launch.sum_em_launch(_part(spec, device), pt, _t(pflows, device), step, pc)
+        np.testing.assert_allclose(pt.cpu().double().numpy(), sum_em(params, pflows, spec, step, pc),
+                                   rtol=1e-5, atol=1e-7)
