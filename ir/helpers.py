@@ -167,7 +167,7 @@ def structure_hash(model: pcir.Model) -> str:
     """
     table = tensor_table(model)
     h = hashlib.sha256()
-    h.update(b"pcir-structure-v1")
+    h.update(b"pcir-structure-v2")
     for v in model.variables:
         h.update(f"V{v.kind}:{v.num_cats};".encode())
     h.update(f"R{list(model.roots)};T{[(t.group, t.target) for t in model.ties]};".encode())

@@ -1,0 +1,149 @@
+"""A Layout's index arrays as torch tensors, decoded once per device.
+
+Every engine needs the same things from a Layout: per layer, the slots each
+partition reads and writes and where its parameters live. Decoding them from
+protobuf on every call would dominate small batches, so `build_layout_index`
+does it once and keeps everything as int64 tensors on the target device.
+
+It also derives what the EM update needs and the Layout does not spell out:
+for every sum parameter the "parent key" (the parameter slot of its parent
+node inside the tie class: `block_param_starts[b] + i`), and for every input
+parameter the start of its row. Tied copies share parameter slots, so their
+keys coincide and their statistics add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+
+
+@dataclass
+class InputPart:
+    """Input nodes `slot_start .. slot_start + num_nodes - 1` of one distribution."""
+    dist: int
+    slot_start: int
+    num_nodes: int
+    node_vars: torch.Tensor          # long [n]
+    node_param_starts: torch.Tensor  # long [n]
+    params_per_node: int
+
+
+@dataclass
+class ProductPart:
+    slot_start: int
+    num_nodes: int
+    child_slots: torch.Tensor        # long [n, num_children], padding slot 1
+
+
+@dataclass
+class SumPart:
+    """Forward plan of sum blocks: parent slots [nb, bs], children [nb, K],
+    weight indices [nb, K, bs] into sum_params (padding children -> param 0,
+    which is reserved and 0.0)."""
+    block_size: int
+    num_blocks: int
+    max_children: int
+    parent_slots: torch.Tensor       # long [nb, bs]
+    child_slots: torch.Tensor        # long [nb, K], padding slot 0
+    weight_index: torch.Tensor       # long [nb, K, bs]
+    kernel: str = ""
+
+
+@dataclass
+class LayerIndex:
+    kind: int
+    inputs: list[InputPart] = field(default_factory=list)
+    products: list[ProductPart] = field(default_factory=list)
+    sums: list[SumPart] = field(default_factory=list)
+
+
+@dataclass
+class LayoutIndex:
+    """Everything an engine reads from a Layout, as tensors on one device."""
+    num_slots: int
+    num_sum_params: int
+    num_input_params: int
+    num_vars: int
+    root_slot: int
+    layers: list[LayerIndex]
+    # EM keys (see module docstring); -1 marks reserved or unused entries.
+    sum_param_parent: torch.Tensor   # long [num_sum_params]
+    input_param_row: torch.Tensor    # long [num_input_params] (categorical rows)
+    bernoulli_rows: torch.Tensor     # long [R_b] row starts
+    gaussian_rows: torch.Tensor      # long [R_g] row starts
+    device: torch.device
+
+
+def _long(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
+
+
+def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device,
+              parent_key: np.ndarray) -> SumPart:
+    bs, nb, kmax = int(sp.block_size), int(sp.num_blocks), int(sp.max_children)
+    block_slots = np.asarray(table[sp.block_slots], dtype=np.int64).reshape(nb)
+    num_children = np.asarray(table[sp.block_num_children], dtype=np.int64).reshape(nb)
+    child_slots = np.asarray(table[sp.child_slots], dtype=np.int64).reshape(nb, kmax)
+    starts = np.asarray(table[sp.block_param_starts], dtype=np.int64).reshape(nb)
+    ks = np.arange(kmax, dtype=np.int64)
+    ii = np.arange(bs, dtype=np.int64)
+    real = ks[None, :] < num_children[:, None]                                  # [nb, K]
+    widx = starts[:, None, None] + ks[None, :, None] * bs + ii[None, None, :]   # [nb, K, bs]
+    widx = np.where(real[:, :, None], widx, 0)
+    child_slots = np.where(real, child_slots, 0)
+    keys = np.broadcast_to(starts[:, None, None] + ii[None, None, :], widx.shape)
+    parent_key[widx[np.broadcast_to(real[:, :, None], widx.shape)]] = \
+        keys[np.broadcast_to(real[:, :, None], widx.shape)]
+    parent_slots = block_slots[:, None] + ii[None, :]
+    return SumPart(bs, nb, kmax, _long(parent_slots, device), _long(child_slots, device),
+                   _long(widx, device), sp.kernel)
+
+
+def build_layout_index(layout: pcir.Layout, device: torch.device | str = "cpu") -> LayoutIndex:
+    """Decode `layout` into a LayoutIndex on `device` (one pass over partitions)."""
+    device = torch.device(device)
+    table = ir.tensor_table(layout)
+    parent_key = np.full(int(layout.num_sum_params), -1, dtype=np.int64)
+    input_row = np.full(int(layout.num_input_params), -1, dtype=np.int64)
+    bern_rows: list[np.ndarray] = []
+    gauss_rows: list[np.ndarray] = []
+    layers: list[LayerIndex] = []
+    for layer in layout.layers:
+        li = LayerIndex(kind=int(layer.kind))
+        for ip in layer.input_partitions:
+            n = int(ip.num_nodes)
+            node_vars = np.asarray(table[ip.node_vars], dtype=np.int64).reshape(n)
+            starts = np.asarray(table[ip.node_param_starts], dtype=np.int64).reshape(n)
+            ppn = int(ip.params_per_node)
+            if ip.dist == pcir.CATEGORICAL_DIST:
+                cols = starts[:, None] + np.arange(ppn, dtype=np.int64)[None, :]
+                input_row[cols] = np.broadcast_to(starts[:, None], cols.shape)
+            elif ip.dist == pcir.BERNOULLI_DIST:
+                bern_rows.append(starts)
+            elif ip.dist == pcir.GAUSSIAN_DIST:
+                gauss_rows.append(starts)
+            li.inputs.append(InputPart(int(ip.dist), int(ip.slot_start), n,
+                                       _long(node_vars, device), _long(starts, device), ppn))
+        for pp in layer.product_partitions:
+            n, k = int(pp.num_nodes), int(pp.num_children)
+            cs = np.asarray(table[pp.child_slots], dtype=np.int64).reshape(n, k)
+            li.products.append(ProductPart(int(pp.slot_start), n, _long(cs, device)))
+        for sp in layer.sum_partitions:
+            li.sums.append(_sum_part(sp, table, device, parent_key))
+        layers.append(li)
+
+    def rows(parts: list[np.ndarray]) -> torch.Tensor:
+        return _long(np.unique(np.concatenate(parts)) if parts else np.zeros(0), device)
+
+    return LayoutIndex(
+        num_slots=int(layout.num_slots), num_sum_params=int(layout.num_sum_params),
+        num_input_params=int(layout.num_input_params), num_vars=int(layout.num_vars),
+        root_slot=int(layout.root_slot), layers=layers,
+        sum_param_parent=_long(parent_key, device), input_param_row=_long(input_row, device),
+        bernoulli_rows=rows(bern_rows), gaussian_rows=rows(gauss_rows), device=device)

@@ -1,0 +1,154 @@
+"""The .pcc file: one compiled circuit, runnable without re-running passes.
+
+Format (all integers little-endian):
+
+    8 bytes   magic b"PCCA\\0" + 3-byte big-endian container version
+    then three sections, each an 8-byte length followed by that many bytes:
+      1. manifest  UTF-8 JSON: format, compiler_version, ir_version, backend,
+                   target {device, dtype}, pipeline, model_structure_hash,
+                   and the sha256 of sections 2 and 3
+      2. Model     protobuf bytes (current parameters)
+      3. Layout    protobuf bytes
+
+Writes are atomic (temp file in the same folder + rename). A reader refuses
+a wrong magic, a truncated file, a bad checksum, a file from another
+compiler version, or a Layout that does not belong to the Model, each with a
+LoadError naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.ir import pcir
+from pccompiler.version import __version__
+
+MAGIC = b"PCCA\x00"
+CONTAINER_VERSION = 1
+HEADER = MAGIC + CONTAINER_VERSION.to_bytes(3, "big")
+
+
+@dataclass
+class Artifact:
+    """The decoded content of a .pcc file."""
+    manifest: dict[str, Any]
+    model: pcir.Model
+    layout: pcir.Layout
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode(model: pcir.Model, layout: pcir.Layout, backend: str, device: str,
+           dtype: str, extra: dict[str, Any] | None = None) -> bytes:
+    """The bytes of a .pcc file for (model, layout)."""
+    model_bytes = model.SerializeToString(deterministic=True)
+    layout_bytes = layout.SerializeToString(deterministic=True)
+    manifest = {
+        "format": "pccompiler-pcc", "container_version": CONTAINER_VERSION,
+        "compiler_version": __version__, "ir_version": int(ir.IR_VERSION),
+        "backend": backend, "target": {"device": device, "dtype": dtype},
+        "pipeline": layout.pipeline, "model_structure_hash": layout.model_hash,
+        "model_sha256": _sha(model_bytes), "layout_sha256": _sha(layout_bytes),
+        "num_vars": len(model.variables), **(extra or {}),
+    }
+    parts = [json.dumps(manifest, sort_keys=True).encode(), model_bytes, layout_bytes]
+    return HEADER + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temp file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pcc", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_pcc(path: str, circuit: Any) -> None:
+    """Save a CompiledCircuit (its current parameters) as one .pcc file."""
+    opts = circuit.options
+    data = encode(circuit.to_model(), circuit.layout, circuit.backend_name,
+                  str(opts.device), opts.dtype)
+    atomic_write(path, data)
+
+
+def decode(data: bytes, path: str = "<bytes>") -> Artifact:
+    """Parse and verify .pcc bytes (LoadError on any inconsistency)."""
+    if len(data) < len(HEADER) or data[:5] != MAGIC:
+        raise LoadError(f"{path}: not a .pcc file (bad magic {data[:5]!r})")
+    version = int.from_bytes(data[5:8], "big")
+    if version != CONTAINER_VERSION:
+        raise LoadError(f"{path}: .pcc container version {version}; this compiler reads "
+                        f"version {CONTAINER_VERSION}")
+    parts, pos = [], len(HEADER)
+    for name in ("manifest", "model", "layout"):
+        if pos + 8 > len(data):
+            raise LoadError(f"{path}: truncated before the {name} section")
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        if pos + n > len(data):
+            raise LoadError(f"{path}: truncated {name} section ({len(data) - pos} of {n} bytes)")
+        parts.append(bytes(data[pos: pos + n]))
+        pos += n
+    if pos != len(data):
+        raise LoadError(f"{path}: {len(data) - pos} unexpected trailing bytes")
+    try:
+        manifest = json.loads(parts[0].decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{path}: unreadable manifest: {exc}") from exc
+    if manifest.get("compiler_version") != __version__:
+        raise LoadError(f"{path}: compiled by pccompiler {manifest.get('compiler_version')!r}, "
+                        f"this is {__version__}; recompile it with `pcc compile`")
+    for name, blob in (("model", parts[1]), ("layout", parts[2])):
+        if manifest.get(f"{name}_sha256") != _sha(blob):
+            raise LoadError(f"{path}: the {name} section does not match its sha256 "
+                            f"(corrupt file)")
+    model, layout = pcir.Model(), pcir.Layout()
+    try:
+        model.ParseFromString(parts[1])
+        layout.ParseFromString(parts[2])
+    except DecodeError as exc:
+        raise LoadError(f"{path}: corrupt protobuf: {exc}") from exc
+    if layout.model_hash != ir.structure_hash(model):
+        raise LoadError(f"{path}: the layout's model hash {layout.model_hash[:12]} does not match "
+                        f"the model ({ir.structure_hash(model)[:12]}): it was made for another "
+                        f"structure or by a compiler that hashes structures differently; "
+                        f"recompile it with `pcc compile`")
+    return Artifact(manifest, model, layout)
+
+
+def read_pcc(path: str) -> Artifact:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise LoadError(f"{path}: cannot read: {exc.strerror}") from exc
+    return decode(data, path)
+
+
+def is_pcc(path: str) -> bool:
+    """True if the file starts with the .pcc magic."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(5) == MAGIC
+    except OSError:
+        return False

@@ -1,0 +1,66 @@
+"""`pcc compile`: a .pcir circuit -> a runnable .pcc file (passes + backend)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+DESCRIPTION = """\
+Run the pass pipeline on a circuit and compile it for a backend, writing one
+.pcc file (Model with parameters + Layout + manifest) that `pcc train`,
+`pcc eval`, `pcc sample` and `pccompiler.load` run without re-running passes.
+
+Backends are found by name, including third-party ones registered through
+the `pccompiler.backends` entry-point group (`pcc compile --list-backends`).
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("compile", help="compile a .pcir into a .pcc", description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", nargs="?", help="input circuit (.pcir)")
+    p.add_argument("-o", "--output", help="output .pcc (default: FILE with .pcc suffix)")
+    p.add_argument("--backend", default=None,
+                   help="backend name (default: triton with CUDA, else torch)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--list-backends", action="store_true", help="list the known backends and exit")
+    try:
+        from pccompiler.passes import add_compile_arguments
+    except ImportError:
+        add_compile_arguments = None
+    if add_compile_arguments is not None:
+        add_compile_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _pass_kwargs(args) -> dict:
+    """Pass-manager arguments, through the passes' own CLI helper if present."""
+    try:
+        from pccompiler.passes import compile_kwargs_from_args
+    except ImportError:
+        return {"pipeline": getattr(args, "passes", None)}
+    return compile_kwargs_from_args(args)
+
+
+def run(args) -> int:
+    from pccompiler.backends import available_backends
+    if args.list_backends:
+        print("\n".join(available_backends()))
+        return 0
+    if not args.file:
+        print("pcc compile: error: FILE is required", file=sys.stderr)
+        return 2
+    from pccompiler.driver import compile as compile_circuit
+    kwargs = _pass_kwargs(args)
+    circuit = compile_circuit(args.file, backend=args.backend, device=args.device,
+                              dtype=args.dtype, **kwargs)
+    out = args.output or os.path.splitext(args.file)[0] + ".pcc"
+    circuit.save(out)
+    report = getattr(circuit, "compile_report", None)
+    if report is not None and getattr(args, "time_passes", False):
+        print(report.table())
+    print(f"compiled {args.file} for backend {circuit.backend_name} on {circuit.device} "
+          f"-> {out}")
+    return 0

@@ -1,0 +1,66 @@
+"""`pcc train`: learn a circuit's parameters with EM and save a .pcc."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = """\
+Train a circuit (.pcir or .pcc) with expectation-maximisation and write the
+result as a .pcc. Data files hold one sample per line, comma-separated
+(.data, .csv, optionally gzipped). Every data file is checked before any
+training step: a bad value stops with an error naming its row and column,
+and the output file is left untouched.
+
+Mini-batch EM (--em mini) updates after every batch with a step size
+annealed from --step-size to --step-size-end; full-batch EM (--em full)
+accumulates flows over the whole training set and updates once per epoch.
+"""
+
+
+def add_circuit_arguments(p) -> None:
+    p.add_argument("file", help="circuit (.pcir or .pcc)")
+    p.add_argument("--backend", default=None, help="backend (default: the file's, or torch/triton)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a circuit with EM", description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_circuit_arguments(p)
+    p.add_argument("--data", required=True, help="training data file")
+    p.add_argument("--valid", help="validation data file (LL printed per epoch)")
+    p.add_argument("--test", help="test data file (LL printed at the end)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--em", choices=["mini", "full"], default="mini")
+    p.add_argument("--step-size", type=float, default=0.1)
+    p.add_argument("--step-size-end", type=float, default=None,
+                   help="final step size of the linear annealing (default: constant)")
+    p.add_argument("--pseudocount", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", required=True, help="output .pcc")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pccompiler.driver import open_circuit
+    from pccompiler.errors import DataError
+    from pccompiler.training import evaluate, load_data, train_em
+    if args.epochs < 1 or args.batch_size < 1:
+        raise DataError("--epochs and --batch-size must be positive")
+    circuit = open_circuit(args.file, args.backend, args.device)
+    model = circuit.model
+    train = load_data(args.data, model)
+    valid = load_data(args.valid, model) if args.valid else None
+    test = load_data(args.test, model) if args.test else None
+    train_em(circuit, train, valid, epochs=args.epochs, batch_size=args.batch_size, em=args.em,
+             step_size=args.step_size, step_size_end=args.step_size_end,
+             pseudocount=args.pseudocount, seed=args.seed, log=print,
+             progress=None if args.quiet else sys.stderr)
+    if test is not None:
+        print(f"test LL {evaluate(circuit, test, args.batch_size):.4f}")
+    circuit.save(args.output)
+    print(f"saved {args.output}")
+    return 0

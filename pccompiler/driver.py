@@ -1,0 +1,146 @@
+"""`pccompiler.compile` and `pccompiler.load`: the one-call entry points.
+
+    circuit = pccompiler.compile(root_or_model)        # passes + backend
+    circuit.save("model.pcc")
+    circuit = pccompiler.load("model.pcc")             # no pass runs
+
+The default backend is triton when CUDA and triton are available, else torch
+on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from pccompiler import ir
+from pccompiler.errors import BackendError, LoadError, UnsupportedError
+from pccompiler.ir import pcir
+
+
+def default_backend() -> str:
+    """triton on a CUDA machine with triton installed, else torch."""
+    if torch.cuda.is_available():
+        try:
+            import triton  # noqa: F401
+            return "triton"
+        except ImportError:
+            pass
+    return "torch"
+
+
+def default_device(backend: str) -> str:
+    if torch.cuda.is_available() and backend != "reference":
+        return "cuda"
+    return "cpu"
+
+
+def compiling_backend(name: str):
+    """The registered backend `name`, refusing one that cannot compile (the
+    reference oracle answers queries on a Model directly)."""
+    from pccompiler.backends import get_backend
+    impl = get_backend(name)
+    if not callable(getattr(impl, "compile", None)) or not callable(getattr(impl, "check", None)):
+        raise UnsupportedError(f"backend {name!r} cannot compile a circuit (it offers no "
+                               f"compile()); use torch or triton")
+    return impl
+
+
+def as_model(root_or_model: Any) -> pcir.Model:
+    """A pcir.Model from a Model, a builder group (lowered), or a .pcir path."""
+    if isinstance(root_or_model, pcir.Model):
+        return root_or_model
+    if isinstance(root_or_model, (str, os.PathLike)):
+        msg = ir.load(root_or_model)
+        if not isinstance(msg, pcir.Model):
+            raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
+        return inline_tensors(msg)
+    from pccompiler.lower import lower
+    return lower(root_or_model)
+
+
+def inline_tensors(model: pcir.Model) -> pcir.Model:
+    """The Model with every external tensor's bytes inline (a .pcc is one
+    self-contained file)."""
+    if not any(t.HasField("external") for t in model.tensors):
+        return model
+    table = ir.tensor_table(model)
+    out = pcir.Model()
+    out.CopyFrom(model)
+    for t in out.tensors:
+        if t.HasField("external"):
+            t.CopyFrom(ir.from_numpy(table[t.name], t.name))
+    return out
+
+
+def compile(root_or_model: Any, backend: str | None = None, device: str | None = None,
+            pipeline: str | None = None, cache: Any = None, dtype: str = "float32",
+            pass_options: dict | None = None, print_after: Any = None, check_each: bool = False,
+            **backend_options: Any):
+    """Run the passes on a circuit and compile it for a backend.
+
+    root_or_model: a pcir.Model, a builder group (lowered first) or a path.
+    backend: a registered backend name (default: `default_backend()`).
+    device: "cpu", "cuda", "cuda:1" ... (default: cuda if available for
+    GPU backends, else cpu). pipeline / pass_options / cache go to
+    `passes.compile_model` (cache: None = no layout cache, True = the
+    default folder, or a folder), as do print_after and check_each. Returns a CompiledCircuit; its
+    `compile_report` holds the pass report.
+    """
+    from pccompiler import passes
+    model = as_model(root_or_model)
+    name = backend or default_backend()
+    impl = compiling_backend(name)
+    device = device or default_device(name)
+    impl.check(model, device=device, dtype=dtype)
+    result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
+                                  backend=name, print_after=print_after, check_each=check_each)
+    circuit = impl.compile(result.model, result.layout,
+                           {"device": device, "dtype": dtype, **backend_options})
+    circuit.compile_report = result.report
+    return circuit
+
+
+def load(path: str | os.PathLike, device: str | None = None, backend: str | None = None,
+         dtype: str | None = None):
+    """Run a .pcc file: its Model and Layout go straight to the backend.
+
+    The backend and dtype recorded in the file are used unless given; the
+    device defaults to the recorded one when it exists here, else the CPU
+    with the torch backend.
+    """
+    from pccompiler.artifact import read_pcc
+    art = read_pcc(os.fspath(path))
+    target = art.manifest.get("target", {})
+    name = backend or art.manifest.get("backend", "torch")
+    if device is None:
+        device = target.get("device", "cpu")
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            device = "cpu"
+            if backend is None:      # compiled for a GPU: run it with torch here
+                name = "torch"
+    try:
+        impl = compiling_backend(name)
+    except BackendError:
+        if backend is not None:
+            raise
+        name, impl = "torch", compiling_backend("torch")
+    if backend is None and torch.device(device).type not in impl.capabilities.devices:
+        name, impl = "torch", compiling_backend("torch")
+    circuit = impl.compile(art.model, art.layout,
+                           {"device": device, "dtype": dtype or target.get("dtype", "float32")})
+    circuit.manifest = art.manifest
+    return circuit
+
+
+def open_circuit(path: str, backend: str | None = None, device: str | None = None,
+                 dtype: str | None = None):
+    """A CompiledCircuit from a .pcc (loaded) or a .pcir (compiled) file."""
+    from pccompiler.artifact import is_pcc
+    if not os.path.exists(path):
+        raise LoadError(f"{path}: no such file")
+    if is_pcc(path):
+        return load(path, device=device, backend=backend, dtype=dtype)
+    return compile(path, backend=backend, device=device, dtype=dtype or "float32")

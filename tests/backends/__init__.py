@@ -1,0 +1,1 @@
+"""Tests of the torch backend, the backend registry and .pcc files."""

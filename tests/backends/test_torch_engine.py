@@ -1,0 +1,122 @@
+"""The torch engine beyond conformance: flows vs autograd, float64,
+chunking, CUDA-free devices, and the registry's refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pccompiler
+from pccompiler import backends, passes
+from pccompiler.backends import reference
+from pccompiler.backends.base import Backend, Capabilities
+from pccompiler.backends.torch import engine as torch_engine
+from pccompiler.errors import BackendError, DataError, UnsupportedError
+from tests.conformance.circuits import block_sparse, dense, gaussian, random_data, tied
+
+
+def compiled(make, dtype="float32"):
+    model = make()
+    result = passes.compile_model(model)
+    circuit = backends.get_backend("torch").compile(result.model, result.layout,
+                                                    {"device": "cpu", "dtype": dtype})
+    return model, circuit
+
+
+@pytest.mark.parametrize("make", [dense, block_sparse, tied])
+def test_parameter_flows_equal_weight_times_gradient(make):
+    """EM flows computed directly equal w * d(sum log p)/dw from autograd."""
+    model, circuit = compiled(make, "float64")
+    x = random_data(model, 32, seed=0)
+    circuit.accumulate_flows(x)
+    direct_sum = circuit.engine.sum_param_flows.clone()
+    circuit.zero_flows()
+    circuit.sum_params.requires_grad_(True)
+    circuit.log_prob(x).sum().backward()
+    via_grad = (circuit.sum_params.detach() * circuit.sum_params.grad)
+    np.testing.assert_allclose(direct_sum.numpy(), via_grad.numpy(), rtol=1e-9, atol=1e-12)
+    assert direct_sum.sum() > 0
+
+
+def test_float64_matches_reference_tightly():
+    model, circuit = compiled(block_sparse, "float64")
+    x = random_data(model, 50, seed=1)
+    missing = np.random.default_rng(2).random(x.shape) < 0.3
+    got = circuit.log_prob(x, missing).numpy()
+    np.testing.assert_allclose(got, reference.log_prob(model, x, missing), rtol=1e-12)
+
+
+def test_chunked_partitions_give_the_same_values(monkeypatch):
+    model, circuit = compiled(dense)
+    x = random_data(model, 40, seed=3)
+    full = circuit.log_prob(x)
+    circuit.accumulate_flows(x)
+    flows_full = circuit.engine.sum_param_flows.clone()
+    circuit.zero_flows()
+    monkeypatch.setattr(torch_engine, "CHUNK_ELEMENTS", 7)   # one block per chunk
+    torch.testing.assert_close(circuit.log_prob(x), full)
+    circuit.accumulate_flows(x)
+    torch.testing.assert_close(circuit.engine.sum_param_flows, flows_full)
+
+
+def test_input_statistics_equal_param_times_gradient():
+    """Categorical counts equal p * d(sum log p)/dp (autograd through the
+    input gathers, as SGD on input parameters uses)."""
+    model, circuit = compiled(dense, "float64")
+    x = random_data(model, 32, seed=4)
+    circuit.accumulate_flows(x)
+    direct = circuit.engine.input_param_flows.clone()
+    circuit.zero_flows()
+    circuit.input_params.requires_grad_(True)
+    circuit.log_prob(x).sum().backward()
+    via_grad = circuit.input_params.detach() * circuit.input_params.grad
+    np.testing.assert_allclose(direct.numpy(), via_grad.numpy(), rtol=1e-9, atol=1e-12)
+    # every sample sends flow 1 into each variable's input nodes
+    assert direct.sum().item() == pytest.approx(32 * len(model.variables))
+
+
+def test_bad_batches_raise_data_errors():
+    model, circuit = compiled(dense)
+    x = random_data(model, 4, seed=5)
+    with pytest.raises(DataError, match="expected"):
+        circuit.log_prob(x[:, :2])
+    bad = x.copy()
+    bad[2, 1] = 7
+    with pytest.raises(DataError, match="row 2, column 1"):
+        circuit.log_prob(bad)
+    missing = np.zeros(x.shape, dtype=bool)
+    missing[2, 1] = True           # a missing entry may hold anything
+    assert torch.isfinite(circuit.log_prob(bad, missing)).all()
+    model, real = compiled(gaussian)
+    x = random_data(model, 4, seed=6)
+    x[1, 2] = np.nan
+    with pytest.raises(DataError, match="row 1, column 2: value nan is not finite"):
+        real.log_prob(x)
+    missing = np.isnan(x)
+    torch.testing.assert_close(real.log_prob(x, missing).double(),
+                               torch.as_tensor(reference.log_prob(model, x, missing)))
+
+
+def test_registry_knows_builtins_and_refuses_unknown():
+    assert {"torch", "reference"} <= set(backends.available_backends())
+    assert backends.get_backend("torch").name == "torch"
+    with pytest.raises(BackendError, match="unknown backend 'nope'"):
+        backends.get_backend("nope")
+    with pytest.raises(UnsupportedError, match="'reference' cannot compile"):
+        pccompiler.compile(dense(), backend="reference")
+
+
+def test_capabilities_refuse_clearly():
+    class Tiny(Backend):
+        name = "tiny"
+        capabilities = Capabilities(distributions=frozenset({"categorical"}),
+                                    queries=frozenset({"log_prob"}))
+    tiny = Tiny()
+    with pytest.raises(UnsupportedError, match="query 'mpe'"):
+        tiny.check(query="mpe")
+    with pytest.raises(UnsupportedError, match="device 'cuda'"):
+        tiny.check(device="cuda")
+    from tests.conformance.circuits import bernoulli_mixed
+    with pytest.raises(UnsupportedError, match="bernoulli inputs"):
+        tiny.check(bernoulli_mixed())

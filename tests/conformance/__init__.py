@@ -1,0 +1,1 @@
+"""Conformance suite: any backend against the float64 reference."""

@@ -1,0 +1,1 @@
+"""Tests of the EM loops, data checks and the train/eval/sample CLI."""
