@@ -40,6 +40,16 @@ class LoadError(PCError):
     unsupported version, or content that contradicts itself."""
 
 
+class InvalidFileError(LoadError, CheckError):
+    """A file that parses but breaks an invariant of the IR.
+
+    It is a LoadError, so a caller that loads a file catches one class for
+    every bad file (corrupt bytes or broken content alike), and a CheckError,
+    so it carries the checker's `rule`, `group` and `values`. Raised by
+    `ir.load(path, check=True)` and by the .pcc reader.
+    """
+
+
 class DataError(PCError):
     """Input data is malformed: wrong shape, dtype, category out of range, NaN,
     an unreadable data file (with the row and column at fault)."""
