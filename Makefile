@@ -21,7 +21,7 @@ setup:  ## create .venv and install pccompiler -e '.[dev]' (scripts/setup.sh; fa
 	@bash scripts/setup.sh
 
 test: setup  ## run the test suite (TRITON_INTERPRET=1: Triton on CPU)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --backend torch,triton
 
 main: setup  ## run the main job (python -m pccompiler.main_job)
 	$(PY) -m pccompiler.main_job

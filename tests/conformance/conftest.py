@@ -31,13 +31,6 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def pytest_addoption(parser):
-    parser.addoption("--backend", action="store", default="torch",
-                     help="conformance: backend name(s) to test, comma-separated (default torch)")
-    parser.addoption("--device", action="store", default="cpu",
-                     help="conformance: device to compile for (default cpu)")
-
-
 @pytest.fixture
 def device(request) -> str:
     try:
