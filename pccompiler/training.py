@@ -140,9 +140,11 @@ def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
 
 def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
                         step_size: float = 1.0, pseudocount: float = 0.0,
-                        on_batch: Callable[[int], None] | None = None) -> float:
+                        on_batch: Callable[[int], None] | None = None, sync=None) -> float:
     """One full-batch EM update from the flows of every shard; returns the
-    average LL of the data under the parameters before the update."""
+    average LL of the data under the parameters before the update. With
+    `sync` (data-parallel, pccompiler/distributed.py) the shards are this
+    rank's and the flows and totals are summed over ranks before the update."""
     circuit.zero_flows()
     total, count, done = 0.0, 0, 0
     for shard in shards:
@@ -152,20 +154,38 @@ def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
             done += 1
             if on_batch:
                 on_batch(done)
+    if sync is not None:
+        sync.reduce_flows(circuit)
+        total, count = sync.sum(total), sync.sum(count)
     circuit.em_update(step_size, pseudocount)
     circuit.zero_flows()
     return total / max(1, count)
 
 
+def _em_step_shared(circuit, data: np.ndarray, part: np.ndarray, step_size: float,
+                    pseudocount: float, sync) -> float:
+    """`em_step` of one rank: flows of its part of the batch (maybe empty),
+    summed over ranks, then the update; returns its part's LL total."""
+    circuit.zero_flows()
+    total = float(circuit.accumulate_flows(data[part]).double().sum()) if len(part) else 0.0
+    sync.reduce_flows(circuit)
+    circuit.em_update(step_size, pseudocount)
+    circuit.zero_flows()
+    return total
+
+
 def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs: int = 10,
              batch_size: int = 512, em: str = "mini", step_size: float = 0.1,
              step_size_end: float | None = None, pseudocount: float = 0.1, seed: int = 0,
-             log: Callable[[str], None] | None = None, progress: TextIO | None = None
-             ) -> list[EpochStats]:
+             log: Callable[[str], None] | None = None, progress: TextIO | None = None,
+             sync=None) -> list[EpochStats]:
     """Train with mini-batch ("mini") or full-batch ("full") EM.
 
     `log` receives one line per epoch; `progress` (a stream) shows a bar.
-    Returns the per-epoch statistics.
+    `sync` (a `pccompiler.distributed.DataParallel`) makes this one rank of
+    data-parallel training: the global batches are the same, the rank works
+    on `sync.split(batch)` and the flows are summed over ranks before every
+    update. Returns the per-epoch statistics.
     """
     if em not in ("mini", "full"):
         raise ValueError(f"em must be 'mini' or 'full', not {em!r}")
@@ -178,18 +198,23 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
         start = time.perf_counter()
         bar = Progress(num_batches, f"epoch {epoch}/{epochs}", progress) if progress else None
         if em == "full":
-            train_ll = full_batch_em_epoch(circuit, [train], batch_size, step_size, pseudocount,
-                                           bar.update if bar else None)
+            shards = [train] if sync is None else (
+                train[sync.split(rows)] for rows in batches(len(train), batch_size))
+            train_ll = full_batch_em_epoch(circuit, shards, batch_size, step_size, pseudocount,
+                                           bar.update if bar else None, sync)
         else:
             total = 0.0
             for i, rows in enumerate(batches(len(train), batch_size, rng.permutation(len(train)))):
                 s = step_size + (end - step_size) * step / max(1, total_steps - 1)
-                total += float(circuit.em_step(train[rows], step_size=s,
-                                               pseudocount=pseudocount).double().sum())
+                if sync is None:
+                    total += float(circuit.em_step(train[rows], step_size=s,
+                                                   pseudocount=pseudocount).double().sum())
+                else:
+                    total += _em_step_shared(circuit, train, sync.split(rows), s, pseudocount, sync)
                 step += 1
                 if bar:
                     bar.update(i + 1)
-            train_ll = total / len(train)
+            train_ll = (total if sync is None else sync.sum(total)) / len(train)
         if bar:
             bar.close()
         valid_ll = evaluate(circuit, valid, max(batch_size, 1024)) if valid is not None else None

@@ -15,6 +15,14 @@ and the output file is left untouched.
 Mini-batch EM (--em mini) updates after every batch with a step size
 annealed from --step-size to --step-size-end; full-batch EM (--em full)
 accumulates flows over the whole training set and updates once per epoch.
+
+--nproc N trains data-parallel on N processes (one GPU each with --device
+cuda, else CPU processes with gloo): every global batch is split across the
+ranks and their parameter flows are summed before each update, so the
+result equals single-process training up to float rounding. Under torchrun
+(`torchrun --nproc-per-node N -m pccompiler.cli.main train ...`) the same
+happens without --nproc. Only rank 0 prints and writes the output, after
+every rank has finished; a failure on any rank stops all of them.
 """
 
 
@@ -40,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--pseudocount", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes (default 1; see above)")
     p.add_argument("-o", "--output", required=True, help="output .pcc")
     p.set_defaults(func=run)
 
@@ -50,6 +60,11 @@ def run(args) -> int:
     from pccompiler.training import evaluate, load_data, train_em
     if args.epochs < 1 or args.batch_size < 1:
         raise DataError("--epochs and --batch-size must be positive")
+    if args.nproc < 1:
+        raise DataError(f"--nproc must be positive, not {args.nproc}")
+    from pccompiler import distributed
+    if args.nproc > 1 or distributed.under_torchrun():
+        return distributed.run_train(args)
     circuit = open_circuit(args.file, args.backend, args.device)
     model = circuit.model
     train = load_data(args.data, model)
