@@ -83,7 +83,8 @@ class Engine:
     """The numeric core of a backend over one (Model, Layout) on one device.
 
     Subclasses implement `forward` and `backward`; the rest is generic torch.
-    Attributes: model, layout, device, dtype, index (LayoutIndex), sum_params,
+    Attributes: model, layout, device, dtype, num_slots, root_slot,
+    index (LayoutIndex, built on first access), sum_params,
     input_params (torch.nn.Parameter, requires_grad False unless the caller
     turns it on for SGD), sum_param_flows, input_param_flows, input_node_flows.
     """
@@ -94,18 +95,36 @@ class Engine:
         self.layout = layout
         self.device = torch.device(device)
         self.dtype = dtype
-        self.index: LayoutIndex = build_layout_index(layout, self.device)
-        idx = self.index
+        self.num_slots = int(layout.num_slots)
+        self.root_slot = int(layout.root_slot)
+        self.num_sum_params = int(layout.num_sum_params)
+        self.num_input_params = int(layout.num_input_params)
+        self._index: LayoutIndex | None = None
+        # empty: load_parameters writes every entry (reserved ones to 0)
         self.sum_params = torch.nn.Parameter(
-            torch.zeros(idx.num_sum_params, dtype=dtype, device=self.device), requires_grad=False)
+            torch.empty(self.num_sum_params, dtype=dtype, device=self.device), requires_grad=False)
         self.input_params = torch.nn.Parameter(
-            torch.zeros(idx.num_input_params, dtype=dtype, device=self.device), requires_grad=False)
+            torch.empty(self.num_input_params, dtype=dtype, device=self.device),
+            requires_grad=False)
         self.sum_param_flows = torch.zeros_like(self.sum_params.data)
         self.input_param_flows = torch.zeros_like(self.input_params.data)
-        self.input_node_flows = torch.zeros_like(self.input_params.data)
+        self._init_node_flows()
         self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
         self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
         self.load_parameters()
+
+    @property
+    def index(self) -> LayoutIndex:
+        """The generic LayoutIndex (int64 per-parameter tensors: ~3x the size
+        of sum_params), decoded on first use: only engines and queries that
+        read it (torch forward/backward, sampling, the generic EM) pay for it."""
+        if self._index is None:
+            self._index = build_layout_index(self.layout, self.device)
+        return self._index
+
+    def _init_node_flows(self) -> None:
+        """Allocate `input_node_flows` (engines that derive it override this)."""
+        self.input_node_flows = torch.zeros_like(self.input_params.data)
 
     # ------------------------------------------------------------ to implement
     def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
@@ -128,14 +147,14 @@ class Engine:
         self.input_node_flows.zero_()
 
     def load_parameters(self, model: pcir.Model | None = None) -> None:
-        """Pack the Model's parameters into sum_params / input_params."""
-        from pccompiler.passes.packing import pack_parameters
+        """Pack the Model's parameters into sum_params / input_params, on the
+        device in the engine's dtype (backends/common/packing.py: one upload
+        per tensor, no float64 host copy of the whole parameter vector)."""
+        from pccompiler.backends.common.packing import pack_parameters_into
         if model is not None:
             self.model = model
-        sum_np, input_np = pack_parameters(self.model, self.layout)
-        with torch.no_grad():
-            self.sum_params.copy_(torch.as_tensor(np.asarray(sum_np), dtype=self.dtype))
-            self.input_params.copy_(torch.as_tensor(np.asarray(input_np), dtype=self.dtype))
+        pack_parameters_into(self.model, self.layout, self.sum_params.data,
+                             self.input_params.data)
 
     def store_parameters(self) -> pcir.Model:
         """A copy of the Model holding the current parameters (tensors keep
@@ -296,7 +315,7 @@ class CompiledCircuit(torch.nn.Module):
         grad = self.sum_params.requires_grad or self.input_params.requires_grad
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             values = self.engine.forward(xt, mt)
-        return values[self.engine.index.root_slot]
+        return values[self.engine.root_slot].clone()
 
     forward = log_prob
 
@@ -324,7 +343,7 @@ class CompiledCircuit(torch.nn.Module):
         with torch.no_grad():
             values = self.engine.forward(xt, mt)
             self.engine.backward(values, xt, mt)
-        return values[self.engine.index.root_slot]
+        return values[self.engine.root_slot].clone()
 
     def zero_flows(self) -> None:
         self.engine.zero_flows()

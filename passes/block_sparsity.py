@@ -4,7 +4,10 @@ For each sum group the pass measures, at the largest usable block size B,
 the fraction of B x B blocks present and the fraction of edges present
 inside those blocks, and classifies it:
   dense         every block present (block-sparse groups with all blocks
-                are rewritten as DENSE);
+                are rewritten as DENSE, up to `dense_max_params` weights:
+                a bigger one stays BLOCK_SPARSE, which lays out the same
+                parent blocks over the same children, because the rewrite
+                costs seconds and a cached gather of one int per weight);
   block-sparse  complete or nearly complete blocks: sparse groups are
                 rewritten as BLOCK_SPARSE with zero-weight pseudo-edges,
                 while padding <= tol * real edges;
@@ -32,14 +35,26 @@ from pccompiler.passes.tie_params import tie_classes
 def _to_dense(edit: ModelEdit, ctx, g: pcir.Group, cols: int) -> None:
     """A block-sparse group with every block present becomes DENSE."""
     b = int(g.sum.block_size)
+    n = int(g.num_nodes)
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
-    i = np.arange(b)
-    # dense position (pb*b+i, cb*b+j) <- block element (e, i, j)
-    rows = edges[:, 0][:, None, None] * b + i[None, :, None]
-    colz = edges[:, 1][:, None, None] * b + i[None, None, :]
-    dense_pos = (rows * cols + colz).ravel()
-    gather = np.empty(int(g.num_nodes) * cols, dtype=np.int64)
-    gather[dense_pos] = np.arange(len(dense_pos))
+    if n % b == 0 and cols % b == 0:
+        # Every (parent block, child block) pair once: sorting the blocks
+        # makes dense = blocks[order] as [pb, cb, i, j] -> [pb, i, cb, j], a
+        # transpose instead of a scatter through a per-weight int64 index.
+        nbp, nbc = n // b, cols // b
+        order = np.argsort(edges[:, 0] * nbc + edges[:, 1], kind="stable")
+        idx_t = np.int32 if len(edges) * b * b < 2 ** 31 else np.int64
+        elem = np.arange(b * b, dtype=idx_t).reshape(b, b)
+        gather = (order.astype(idx_t)[:, None, None] * (b * b) + elem[None]).reshape(
+            nbp, nbc, b, b).transpose(0, 2, 1, 3).ravel()
+    else:
+        i = np.arange(b)
+        # dense position (pb*b+i, cb*b+j) <- block element (e, i, j)
+        rows = edges[:, 0][:, None, None] * b + i[None, :, None]
+        colz = edges[:, 1][:, None, None] * b + i[None, None, :]
+        dense_pos = (rows * cols + colz).ravel()
+        gather = np.empty(n * cols, dtype=np.int64)
+        gather[dense_pos] = np.arange(len(dense_pos))
     group = edit.group(g.id)
     group.sum.pattern = pcir.DENSE
     group.sum.block_size = 0
@@ -91,7 +106,7 @@ def _find_permutation(edit, g, block, cols, rd, tied):
 @register("detect-block-sparsity", "classify sum groups dense / block-sparse / sparse; pad "
           "near-complete blocks with zero-weight pseudo-edges while padding <= tol; "
           "permute=true also searches node permutations that recover blocks",
-          defaults={"tol": 0.5, "permute": True})
+          defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24})
 def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     limit = effective_limit(ctx)
     tol = float(ctx.opt("tol", 0.5))
@@ -116,11 +131,14 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
             present = len(edit.array(g.sum.edges))
             frac = present / ((int(g.num_nodes) // b) * (cols // b))
             total = (int(g.num_nodes) // b) * (cols // b)
-            stats[gid] = {"class": "dense" if frac == 1 else "block-sparse",
+            to_dense = frac == 1 and present * b * b <= int(ctx.opt("dense_max_params", 1 << 24))
+            stats[gid] = {"class": "dense" if to_dense else "block-sparse",
                           "block_size": b, "block_fraction": frac, "fill": 1.0,
                           "note": f"block-sparse at {b}: {present}/{total} blocks "
-                                  f"({frac:.1%})" + (" -> dense" if frac == 1 else "")}
-            if frac == 1:
+                                  f"({frac:.1%})" + (" -> dense" if to_dense else
+                                                     " (complete, too big to rewrite)"
+                                                     if frac == 1 else "")}
+            if to_dense:
                 _to_dense(edit, ctx, g, cols)
         else:
             stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)

@@ -167,7 +167,7 @@ def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassCont
 
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
-                  backend: str = "", check_each: bool = False,
+                  backend: str = "", check_each: bool = False, verify: bool = True,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -175,6 +175,9 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     options per pass, {"partition-blocks": {"max_block": 16}}; cache: None
     (no cache), True (the default folder), a folder path or a LayoutCache;
     print_after: pass names (or "all") whose output is printed.
+    verify=False skips the `verify` pass (ir.check of the input, seconds on
+    a 100M-edge model) for a caller that validated the Model already; the
+    cache key is unchanged because verify never changes the IR.
     """
     from pccompiler.passes.cache import as_cache
     items = resolve_pipeline(pipeline, options)
@@ -194,7 +197,8 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
                 from pccompiler.passes.printing import dump
                 printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
-    layout = run_pipeline(model, items, ctx, check_each=check_each,
+    run_items = items if verify else [it for it in items if it[0] != "verify"]
+    layout = run_pipeline(model, run_items, ctx, check_each=check_each,
                           print_after=set(print_after or ()), printer=printer)
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites)

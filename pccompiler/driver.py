@@ -57,7 +57,7 @@ def as_model(root_or_model: Any) -> pcir.Model:
         if not isinstance(msg, pcir.Model):
             raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
         return inline_tensors(msg)
-    from pccompiler.lower import lower
+    from pccompiler.lowering import lower
     return lower(root_or_model)
 
 
@@ -78,7 +78,7 @@ def inline_tensors(model: pcir.Model) -> pcir.Model:
 def compile(root_or_model: Any, backend: str | None = None, device: str | None = None,
             pipeline: str | None = None, cache: Any = None, dtype: str = "float32",
             pass_options: dict | None = None, print_after: Any = None, check_each: bool = False,
-            **backend_options: Any):
+            check: bool | None = None, **backend_options: Any):
     """Run the passes on a circuit and compile it for a backend.
 
     root_or_model: a pcir.Model, a builder group (lowered first) or a path.
@@ -86,17 +86,28 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     device: "cpu", "cuda", "cuda:1" ... (default: cuda if available for
     GPU backends, else cpu). pipeline / pass_options / cache go to
     `passes.compile_model` (cache: None = no layout cache, True = the
-    default folder, or a folder), as do print_after and check_each. Returns a CompiledCircuit; its
-    `compile_report` holds the pass report.
+    default folder, or a folder), as do print_after and check_each. The
+    layout is built with the backend's `block_limit` (triton: 128-row sum
+    blocks, see TritonBackend). check: run the `verify` pass (ir.check on
+    the input Model); None = yes, unless a builder group was given, which
+    `lower` has just validated; pass False for a Model you validated
+    yourself. A layout-cache hit never runs a pass. Returns a
+    CompiledCircuit; its `compile_report` holds the pass report.
     """
     from pccompiler import passes
+    from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
+    lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
     model = as_model(root_or_model)
     name = backend or default_backend()
     impl = compiling_backend(name)
     device = device or default_device(name)
     impl.check(model, device=device, dtype=dtype)
+    verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
-                                  backend=name, print_after=print_after, check_each=check_each)
+                                  backend=name, print_after=print_after, check_each=check_each,
+                                  block_limit=int(getattr(impl, "block_limit",
+                                                          DEFAULT_BLOCK_LIMIT)),
+                                  verify=verify)
     circuit = impl.compile(result.model, result.layout,
                            {"device": device, "dtype": dtype, **backend_options})
     circuit.compile_report = result.report

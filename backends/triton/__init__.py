@@ -4,7 +4,9 @@ TRITON_INTERPRET=1 for tests).
 Options (`pc.compile(..., backend="triton", options={...})`):
   device      "cuda" (default where available) or "cpu" under the interpreter
   precision   "tf32" (default), "ieee" (exact fp32 dots) or "tf32x3"
-  cuda_graphs True to capture forward/backward per batch size (CUDA only)
+  cuda_graphs True (default on CUDA) to capture forward, backward and EM
+              for the first batch size seen (backends/triton/graphs.py);
+              False runs every launch eagerly
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -48,7 +50,7 @@ class TritonBackend(Backend):
                 f"({'interpreter: use device cpu' if interpreting() else 'needs a CUDA GPU'})")
         engine = TritonEngine(model, layout, device, torch.float32,
                               precision=str(opts.extra.get("precision", "tf32")),
-                              cuda_graphs=bool(opts.extra.get("cuda_graphs", False)))
+                              cuda_graphs=bool(opts.extra.get("cuda_graphs", True)))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

@@ -8,11 +8,12 @@ on, an input layer reduces its statistics over the batch. Parameter flows
 need only final node flows, so they run last, one launch per sum shape
 (plan.merged_sums), as does the sum EM update.
 
-Buffers are fresh per call (torch's caching allocator makes that cheap) so
-a returned values tensor is never overwritten behind the caller's back,
-except with `cuda_graphs=True`, where a captured graph replays into static
-buffers keyed by (batch, missing?, mode): then the returned tensors are
-reused by the next call of the same shape (the price of no launch overhead).
+Buffers are fresh per call (torch's caching allocator makes that cheap),
+except for the batch size CUDA graphs serve (graphs.py; on by default on
+CUDA): there a captured graph replays into static buffers, so a values
+tensor returned by `forward` is overwritten by the next call of that size
+(CompiledCircuit clones the [B] root row it returns; `backward` clones the
+flows it hands out).
 """
 
 from __future__ import annotations
@@ -33,14 +34,55 @@ class TritonEngine(Engine):
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
-                 precision: str = "tf32", cuda_graphs: bool = False):
+                 precision: str = "tf32", cuda_graphs: bool = True):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
+        # The plan first: _init_node_flows (called by Engine.__init__) reads it.
+        self.plan: TritonPlan = build_plan(layout, torch.device(device))
         super().__init__(model, layout, device, dtype)
         self.precision = check_precision(precision)
-        self.plan: TritonPlan = build_plan(layout, self.device)
         self.graphs = GraphCache(enabled=cuda_graphs and self.device.type == "cuda")
+
+    # ------------------------------------------------------------ buffers
+    def _init_node_flows(self) -> None:
+        """Per-node flow totals are stored only for Bernoulli/Gaussian rows:
+        a categorical row's total is the sum of its parameter flows (missing
+        entries add f * p(c), which sums to f), so it is derived on demand
+        (`input_node_flows`) and the fused EM computes it in registers. A
+        model without continuous inputs allocates no node-flow buffer at all
+        (saves 4 bytes per categorical parameter: 0.4 GB at HCLT K=512)."""
+        parts = [p for lp in self.plan.layers for p in lp.inputs]
+        rows = {1: [], 2: []}
+        for part in parts:
+            if part.dist in rows:
+                rows[part.dist].append(part.node_ps)
+        cat = lambda ts: (torch.unique(torch.cat(ts)) if ts  # noqa: E731
+                          else torch.zeros(0, dtype=torch.int64, device=self.device))
+        self.bernoulli_rows, self.gaussian_rows = cat(rows[1]), cat(rows[2])
+        size = self.num_input_params if (rows[1] or rows[2]) else 1
+        self._node_flows = torch.zeros(size, dtype=self.dtype, device=self.device)
+
+    @property
+    def input_node_flows(self) -> torch.Tensor:
+        """[num_input_params] per-row flow totals (base.py's convention),
+        computed from the stored continuous totals and the categorical
+        parameter flows. A fresh tensor: writing into it changes nothing."""
+        out = torch.zeros(self.num_input_params, dtype=self.dtype, device=self.device)
+        if self._node_flows.numel() == self.num_input_params:
+            out.copy_(self._node_flows)
+        for lp in self.plan.layers:
+            for part in lp.inputs:
+                if part.dist == 0 and part.num_nodes:
+                    cols = part.node_ps[:, None] + torch.arange(
+                        part.params_per_node, device=self.device)[None, :]
+                    out[part.node_ps] = self.input_param_flows[cols].sum(1)
+        return out
+
+    def zero_flows(self) -> None:
+        self.sum_param_flows.zero_()
+        self.input_param_flows.zero_()
+        self._node_flows.zero_()
 
     # ------------------------------------------------------------ helpers
     @staticmethod
@@ -95,7 +137,8 @@ class TritonEngine(Engine):
                 launch.product_backward(part, flows)
             for part in layer.inputs:
                 launch.input_backward(part, flows, params_i, self.input_param_flows,
-                                      self.input_node_flows, x_t, miss_t, self.precision)
+                                      None if part.dist == 0 else self._node_flows,
+                                      x_t, miss_t, self.precision)
         for part in self.plan.merged_sums:      # every flow is final: one launch per shape
             launch.sum_param_flows_launch(part, values, flows, params_s, self.sum_param_flows,
                                           self.precision)
@@ -109,8 +152,10 @@ class TritonEngine(Engine):
         x_t, miss_t = self._transposed(x, missing)
         batch = x_t.shape[1]
         mode_max = mode == "max"
-        if self.graphs.enabled:
-            return self.graphs.forward(self, x_t, miss_t, mode_max)
+        if self.graphs.serves(batch):
+            values = self.graphs.forward(self, x_t, miss_t, mode_max)
+            if values is not None:
+                return values
         values = self._new_values(batch)
         self._forward_into(values, x_t, miss_t, mode_max)
         return values
@@ -120,9 +165,12 @@ class TritonEngine(Engine):
                  missing: torch.Tensor | None = None, flows_out: bool = False
                  ) -> torch.Tensor | None:
         x_t, miss_t = self._transposed(x, missing)
-        if self.graphs.enabled:
+        flows = None
+        if self.graphs.owns(values) and self.graphs.serves(values.shape[1]):
             flows = self.graphs.backward(self, values, x_t, miss_t)
-        else:
+            if flows is not None and flows_out:
+                flows = flows.clone()      # the static buffer is overwritten next step
+        if flows is None:
             flows = self._new_flows(values)
             self._backward_into(values, flows, x_t, miss_t)
         return flows if flows_out else None
@@ -131,9 +179,8 @@ class TritonEngine(Engine):
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:
         """Fused EM for sums and categorical inputs; Bernoulli/Gaussian rows
         (a few floats per node) with the base class's torch formulas."""
-        if self.graphs.enabled:
-            self.graphs.em(self, float(step_size), float(pseudocount))
-        else:
+        if not (self.graphs.enabled and self.graphs.em(self, float(step_size),
+                                                       float(pseudocount))):
             self._em_into(float(step_size), float(pseudocount))
 
     def _em_into(self, step: float, pc: float) -> None:
@@ -147,15 +194,15 @@ class TritonEngine(Engine):
         self._em_continuous(step, pc)
 
     def _em_continuous(self, step: float, pc: float) -> None:
-        idx, params = self.index, self.input_params.data
-        flows, node = self.input_param_flows, self.input_node_flows
-        rows = idx.bernoulli_rows
+        params = self.input_params.data
+        flows, node = self.input_param_flows, self._node_flows
+        rows = self.bernoulli_rows
         if rows.numel():
             total = node[rows]
             new = (flows[rows] + pc / 2) / (total + pc)
             new = torch.where(total + pc > 0, new, params[rows])
             params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
-        rows = idx.gaussian_rows
+        rows = self.gaussian_rows
         if rows.numel():
             total, mean0, std0 = node[rows], params[rows], params[rows + 1]
             denom = total + pc

@@ -1,108 +1,146 @@
-"""CUDA-graph capture of whole forward / backward passes.
+"""CUDA-graph capture of whole forward / backward passes (on by default on CUDA).
 
 A deep circuit launches a few kernels per layer; at small batches the
-launch overhead (a few microseconds each) rivals the work. With
-`cuda_graphs=True` the engine captures one graph per (batch, missing?, mode)
-for the forward, one per (batch, missing?) for the backward into static
-buffers, and one per (step size, pseudocount) for the EM update, and
-replays them; new inputs are copied into the static x buffers first. The
-parameter and flow tensors are captured by address, which stays valid
-because every update is in place. Warm-up runs before a capture change
-state (flows, parameters); `_capture` restores it.
+launch overhead (5-20 us of Python per Triton launch) rivals the work (a
+PD with 32 latents: 4x slower forward without graphs). The engine therefore
+captures graphs for ONE batch size, the first one it sees (the training
+batch): one forward graph per (x dtype, missing?, mode), one backward graph
+per (x dtype, missing?), one EM graph per (step size, pseudocount). All
+graphs of that batch size share one static values buffer, one flows buffer
+and one x / missing buffer, so graphs cost no memory beyond an eager step.
+Batches of any other size (a tail batch, a one-off query) run eagerly; a
+size seen in RECLAIM_AFTER forwards in a row takes the graphs over.
+The parameter and flow tensors are captured by address, which stays valid
+because every update is in place. The first call of a key runs eagerly on
+the static buffers (compiling every kernel), the second captures and
+replays, so no warm-up run changes state. If a capture fails the cache
+switches itself off (one warning) and the engine runs eagerly.
 
-The returned values/flows are the static buffers: the next call of the same
-shape overwrites them. On CPU or under the interpreter graphs are disabled
-(`enabled` is False) and the engine runs eagerly.
+Forward returns the static values buffer: the next call of the same batch
+size overwrites it (CompiledCircuit clones the [B] root row it returns, and
+the engine clones flows it hands out). On CPU or under the interpreter
+graphs are disabled (`enabled` is False).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
 import torch
 
-WARMUP_RUNS = 2   # compile every kernel before capture (JIT must not run inside it)
-
-
-@dataclass
-class _Captured:
-    graph: torch.cuda.CUDAGraph
-    x_t: torch.Tensor
-    miss_t: torch.Tensor | None
-    values: torch.Tensor
-    flows: torch.Tensor | None = None
+RECLAIM_AFTER = 3   # forwards in a row of another batch size that take the graphs over
 
 
 class GraphCache:
-    """Static buffers and captured graphs, keyed by call shape."""
+    """Static buffers of the graph batch size and the graphs captured on them."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self._fwd: dict[tuple, _Captured] = {}
-        self._bwd: dict[tuple, _Captured] = {}
+        self.batch: int | None = None          # the one batch size graphs serve
+        self._x: dict[torch.dtype, torch.Tensor] = {}
+        self._miss: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
+        self._flows: torch.Tensor | None = None
+        self._fwd: dict[tuple, torch.cuda.CUDAGraph] = {}
+        self._bwd: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._em: dict[tuple, torch.cuda.CUDAGraph] = {}
+        self._other = (0, 0)                   # (another batch size, forwards in a row)
 
-    def _capture(self, fn, state: tuple[torch.Tensor, ...] = ()) -> torch.cuda.CUDAGraph:
-        """Warm up (compiles every kernel), capture, and put `state` back as
-        it was before the warm-up runs."""
-        saved = [t.clone() for t in state]
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(WARMUP_RUNS):
-                fn()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+    def serves(self, batch: int) -> bool:
+        """True if a forward of this batch size runs through graphs. The first
+        batch size seen claims them; another size seen in RECLAIM_AFTER
+        forwards in a row (a query before the training loop, not a tail
+        batch) drops the graphs and buffers and claims them instead."""
+        if not self.enabled:
+            return False
+        batch = int(batch)
+        if self.batch == batch:
+            self._other = (0, 0)
+            return True
+        if self.batch is not None:
+            size, seen = self._other
+            seen = seen + 1 if size == batch else 1
+            self._other = (batch, seen)
+            if seen < RECLAIM_AFTER:
+                return False
+            self.__init__(enabled=True)
+        self.batch = batch
+        return True
+
+    def owns(self, values: torch.Tensor) -> bool:
+        return self._values is not None and values.data_ptr() == self._values.data_ptr()
+
+    def _run_or_capture(self, table: dict, key: tuple, fn) -> bool:
+        """First call of `key`: run `fn` eagerly (the real work of this call,
+        which also JIT-compiles every kernel), so no warm-up run changes
+        state and nothing has to be saved and restored (a clone of the
+        parameter flows would cost 1 GB at HCLT K=512). Second call: capture
+        (a capture executes nothing), then replay. False if the capture
+        failed: graphs are off from then on and the caller runs eagerly."""
+        entry = table.get(key)
+        if entry is None:
+            table[key] = False
             fn()
-        with torch.no_grad():
-            for dst, src in zip(state, saved):
-                dst.copy_(src)
-        return graph
+            return True
+        if entry is False:
+            try:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    fn()
+            except RuntimeError as exc:    # capture unsupported here: run eagerly from now on
+                warnings.warn(f"CUDA graph capture failed ({exc}); the triton engine "
+                              f"runs eagerly")
+                self.enabled = False
+                return False
+            table[key] = entry = graph
+        entry.replay()
+        return True
+
+    def _inputs(self, x_t: torch.Tensor, miss_t: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The static x / missing buffers, filled with this call's batch."""
+        sx = self._x.get(x_t.dtype)
+        if sx is None:
+            sx = self._x[x_t.dtype] = torch.empty_like(x_t)
+        sx.copy_(x_t)
+        sm = None
+        if miss_t is not None:
+            if self._miss is None:
+                self._miss = torch.empty_like(miss_t)
+            sm = self._miss
+            sm.copy_(miss_t)
+        return sx, sm
 
     def forward(self, engine, x_t: torch.Tensor, miss_t: torch.Tensor | None,
-                mode_max: bool) -> torch.Tensor:
-        key = (tuple(x_t.shape), x_t.dtype, miss_t is not None, mode_max)
-        cap = self._fwd.get(key)
-        if cap is None:
-            sx = x_t.clone()
-            sm = None if miss_t is None else miss_t.clone()
-            values = engine._new_values(x_t.shape[1])
-            graph = self._capture(lambda: engine._forward_into(values, sx, sm, mode_max))
-            cap = self._fwd[key] = _Captured(graph, sx, sm, values)
-        cap.x_t.copy_(x_t)
-        if miss_t is not None:
-            cap.miss_t.copy_(miss_t)
-        cap.graph.replay()
-        return cap.values
+                mode_max: bool) -> torch.Tensor | None:
+        """The values buffer after a replay, or None if the caller must run
+        eagerly (capture failed)."""
+        sx, sm = self._inputs(x_t, miss_t)
+        if self._values is None:
+            self._values = engine._new_values(x_t.shape[1])
+        values = self._values
+        key = (x_t.dtype, miss_t is not None, mode_max)
+        ok = self._run_or_capture(self._fwd, key,
+                                  lambda: engine._forward_into(values, sx, sm, mode_max))
+        return values if ok else None
 
     def backward(self, engine, values: torch.Tensor, x_t: torch.Tensor,
-                 miss_t: torch.Tensor | None) -> torch.Tensor:
-        key = (tuple(x_t.shape), x_t.dtype, miss_t is not None, values.data_ptr())
-        cap = self._bwd.get(key)
-        if cap is None:
-            sx = x_t.clone()
-            sm = None if miss_t is None else miss_t.clone()
-            flows = torch.zeros_like(values)
+                 miss_t: torch.Tensor | None) -> torch.Tensor | None:
+        """The flows buffer after a replay (None: run eagerly). `values` must
+        be the static values buffer (`owns`)."""
+        sx, sm = self._inputs(x_t, miss_t)
+        if self._flows is None:
+            self._flows = torch.zeros_like(self._values)
+        flows = self._flows
 
-            def run() -> None:
-                engine._zero_rows(flows)
-                engine._backward_into(values, flows, sx, sm)
+        def run() -> None:
+            engine._zero_rows(flows)
+            engine._backward_into(values, flows, sx, sm)
 
-            graph = self._capture(run, (engine.sum_param_flows, engine.input_param_flows,
-                                        engine.input_node_flows))
-            cap = self._bwd[key] = _Captured(graph, sx, sm, values, flows)
-        cap.x_t.copy_(x_t)
-        if miss_t is not None:
-            cap.miss_t.copy_(miss_t)
-        cap.graph.replay()
-        return cap.flows
+        ok = self._run_or_capture(self._bwd, (x_t.dtype, miss_t is not None), run)
+        return flows if ok else None
 
-    def em(self, engine, step: float, pseudocount: float) -> None:
-        key = (float(step), float(pseudocount))
-        graph = self._em.get(key)
-        if graph is None:
-            graph = self._em[key] = self._capture(
-                lambda: engine._em_into(step, pseudocount),
-                (engine.sum_params.data, engine.input_params.data))
-        graph.replay()
+    def em(self, engine, step: float, pseudocount: float) -> bool:
+        """Replay (capturing first) the EM update; False: run it eagerly."""
+        return self._run_or_capture(self._em, (float(step), float(pseudocount)),
+                                    lambda: engine._em_into(step, pseudocount))

@@ -86,7 +86,7 @@ def input_bwd_kernel(flows_ptr, params_ptr, pflows_ptr, nflows_ptr, x_ptr, miss_
                      node_vars_ptr, node_ps_ptr, slot_start, num_nodes, batch, stride,
                      DIST: tl.constexpr, CATS: tl.constexpr, CATS_P: tl.constexpr,
                      HAS_MISSING: tl.constexpr, ATOMIC: tl.constexpr, SCATTER: tl.constexpr,
-                     TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+                     TILE_N: tl.constexpr, BLOCK_B: tl.constexpr, NODE_FLOWS: tl.constexpr = True):
     offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
     n_mask = offs_n < num_nodes
     var = tl.load(node_vars_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
@@ -116,11 +116,12 @@ def input_bwd_kernel(flows_ptr, params_ptr, pflows_ptr, nflows_ptr, x_ptr, miss_
             fo = tl.where(obs, f, 0.0)
             s1 += tl.sum(fo * xv, axis=1)
             s2 += tl.sum(fo * xv * xv, axis=1)
-    if ATOMIC:
-        tl.atomic_add(nflows_ptr + ps, tot, mask=n_mask)
-    else:
-        tl.store(nflows_ptr + ps, tl.load(nflows_ptr + ps, mask=n_mask, other=0.0) + tot,
-                 mask=n_mask)
+    if NODE_FLOWS:     # off for categoricals: their total is the row sum of pflows
+        if ATOMIC:
+            tl.atomic_add(nflows_ptr + ps, tot, mask=n_mask)
+        else:
+            tl.store(nflows_ptr + ps, tl.load(nflows_ptr + ps, mask=n_mask, other=0.0) + tot,
+                     mask=n_mask)
     if DIST == 0:
         if HAS_MISSING:        # expected counts f * p(c), in chunks of CATS_P categories
             for c0 in range(0, CATS, CATS_P):

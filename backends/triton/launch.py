@@ -206,12 +206,13 @@ def product_backward(part: ProductPart, flows: torch.Tensor) -> None:
 
 
 def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
-                   param_flows: torch.Tensor, node_flows: torch.Tensor, x_t: torch.Tensor,
+                   param_flows: torch.Tensor, node_flows: torch.Tensor | None, x_t: torch.Tensor,
                    miss_t: torch.Tensor | None, precision: str = "tf32",
                    use_dot: bool | None = None) -> None:
     """Input statistics; categorical partitions whose nodes come in runs of
     one variable use the one-hot tensor-core kernel for the observed counts
-    (`use_dot` forces the choice; the one-hot is exact, flows round to tf32)."""
+    (`use_dot` forces the choice; the one-hot is exact, flows round to tf32).
+    `node_flows` None skips the per-node totals (categoricals: row sums)."""
     batch = flows.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
@@ -232,11 +233,12 @@ def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
     tn = _clamp(1024 // bb, 1, 32)
     grid = (cdiv(part.num_nodes, tn),)
     io_kernels.input_bwd_kernel[grid](
-        flows, params, param_flows, node_flows, x_t, miss_arg,
+        flows, params, param_flows, param_flows if node_flows is None else node_flows,
+        x_t, miss_arg,
         part.node_vars, part.node_ps, part.slot_start, part.num_nodes, batch, flows.stride(0),
         DIST=part.dist, CATS=part.params_per_node, CATS_P=_cat_chunk(part.params_per_node),
         HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, SCATTER=not dot, TILE_N=tn,
-        BLOCK_B=bb, num_warps=4)
+        BLOCK_B=bb, NODE_FLOWS=node_flows is not None, num_warps=4)
 
 
 # ---------------------------------------------------------------- EM
