@@ -21,7 +21,7 @@ _EXPORTS = {
     "Categorical": "pccompiler.builder", "Bernoulli": "pccompiler.builder",
     "Gaussian": "pccompiler.builder", "BlockSparse": "pccompiler.builder",
     "Sparse": "pccompiler.builder", "Group": "pccompiler.builder",
-    "lower": "pccompiler.lower",
+    "lower": "pccompiler.lowering",
     "from_networkx": "pccompiler.networkx_io", "to_networkx": "pccompiler.networkx_io",
     # standard structures (pccompiler/structures/)
     "hclt": "pccompiler.structures", "pd": "pccompiler.structures",

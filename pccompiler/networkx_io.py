@@ -192,7 +192,7 @@ def _make_input(var: int, dist: str, params: np.ndarray, first_node) -> b.InputG
 def from_networkx(G: nx.DiGraph, *, name: str = "", validate: bool = True,
                   num_vars: int | None = None) -> pcir.Model:
     """Lower a node-level networkx circuit to a Model (see the module docstring)."""
-    from pccompiler.lower import lower
+    from pccompiler.lowering import lower
     root, _ = groups_from_networkx(G)
     return lower(root, name=name, validate=validate, num_vars=num_vars)
 

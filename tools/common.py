@@ -18,14 +18,14 @@ from pccompiler.ir.layout_checker import check_layout
 
 
 def load_checked(path: str | os.PathLike, verify: bool = True,
-                 kind: str | None = None) -> pcir.Model | pcir.Layout:
-    """Load a Model or Layout file, or the Model (the Layout with
-    kind="layout") of a compiled .pcc file; with `verify`, raise its first
+                 kind: str | None = None, pcc_part: str = "model") -> pcir.Model | pcir.Layout:
+    """Load a Model or Layout file (`kind` insists on one), or the Model (the
+    Layout with pcc_part="layout") of a compiled .pcc file; with `verify`, raise its first
     CheckError (prefixed with the file name and a hint to run `pcc verify`)."""
     from pccompiler.artifact import is_pcc, read_pcc
     if is_pcc(os.fspath(path)):
         artifact = read_pcc(os.fspath(path))
-        msg = artifact.layout if kind == "layout" else artifact.model
+        msg = artifact.layout if pcc_part == "layout" else artifact.model
     else:
         msg = load(path, kind)
     if verify:

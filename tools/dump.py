@@ -27,7 +27,7 @@ def dump_message(msg: pcir.Model | pcir.Layout, as_json: bool = False,
 def dump_file(path: str | os.PathLike, as_json: bool = False, max_groups: int | None = None,
               layout: bool = False, verify: bool = True) -> str:
     """Dump a file; `layout=True` insists that it is a Layout file."""
-    msg = load_checked(path, verify, kind="layout" if layout else None)
+    msg = load_checked(path, verify, pcc_part="layout" if layout else "model")
     if layout and not isinstance(msg, pcir.Layout):
         raise LoadError(f"{os.fspath(path)}: is a model file; --layout needs a layout file")
     return dump_message(msg, as_json, max_groups)

@@ -127,3 +127,13 @@ def test_lowered_models_pass_the_checker():
 def test_root_must_be_a_group():
     with pytest.raises(BuildError, match="root must be a pc group"):
         pc.lower("not a group")
+
+
+def test_pc_lower_stays_the_function_after_the_module_is_imported():
+    """`import pccompiler.lowering` must not shadow `pc.lower` (a submodule
+    import binds its name on the package)."""
+    import importlib
+
+    import pccompiler
+    importlib.import_module("pccompiler.lowering")
+    assert callable(pccompiler.lower) and pccompiler.lower.__name__ == "lower"
