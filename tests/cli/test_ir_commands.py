@@ -176,10 +176,6 @@ def test_bad_files_under_a_memory_limit(files):
 def test_real_hclt_of_nltcs(tmp_path):
     """A circuit learned from the DEBD nltcs data (pcc build), looked at with
     every command; dump and stat agree with each other and with the file."""
-    import importlib.util
-
-    if importlib.util.find_spec("pccompiler.cli.build") is None:
-        pytest.skip("pcc build is not available")
     out = pcc("build", "hclt", "--dataset", "nltcs", "--latents", "8", "-o", tmp_path / "n.pcir")
     assert out.returncode == 0, out.stderr
     model = ir.load(tmp_path / "n.pcir")
