@@ -221,6 +221,19 @@ class Engine:
         params[sel] = (1 - step) * params[sel] + step * new
 
 
+def _as_real_tensor(x: Any, what: str) -> torch.Tensor:
+    """`x` as a torch tensor, refusing non-numeric and complex data (which
+    torch would reject with a TypeError or silently truncate)."""
+    if not torch.is_tensor(x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{what} of dtype {x.dtype} is not real numbers: expected integers "
+                            "(floats for real variables)")
+    elif x.is_complex():
+        raise DataError(f"{what} of dtype {x.dtype} is complex: expected real numbers")
+    return torch.as_tensor(x)
+
+
 def _key_groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(entries with a key, their keys, the size of each entry's key group)."""
     sel = torch.nonzero(key >= 0).squeeze(1)
@@ -270,12 +283,15 @@ class CompiledCircuit(torch.nn.Module):
         """Validate and move a batch to the engine's device (DataError names
         the first bad row and column)."""
         eng = self.engine
-        xt = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        xt = _as_real_tensor(x, "data")
         if xt.dim() != 2 or xt.shape[1] != self.num_vars:
             raise DataError(f"data has shape {tuple(xt.shape)}; expected [batch, {self.num_vars}]")
+        if xt.shape[0] == 0:
+            raise DataError(f"data has no rows (shape {tuple(xt.shape)}); a batch needs at least "
+                            "one sample")
         mt = None
         if missing is not None:
-            mt = torch.as_tensor(np.asarray(missing) if not torch.is_tensor(missing) else missing)
+            mt = _as_real_tensor(missing, "missing mask")
             if mt.shape != xt.shape:
                 raise DataError(f"missing mask has shape {tuple(mt.shape)}; data has {tuple(xt.shape)}")
             mt = mt.to(torch.bool)
@@ -290,7 +306,7 @@ class CompiledCircuit(torch.nn.Module):
                                 f"(mark it missing instead)")
         else:
             if xt.is_floating_point():
-                bad = xt != torch.round(xt)
+                bad = ~torch.isfinite(xt) | (xt != torch.round(xt))
                 if mt is not None:
                     bad &= ~mt
                 if bad.any():

@@ -5,7 +5,8 @@ Rules (names of the CheckErrors): "ir-version", "tensor-*", "layout-header",
 "index-range", "padding", "slot-writers" (no slot has two writers),
 "read-before-write" (every slot a layer reads is 0, 1, or written by an
 earlier layer), "flow-writers" (child blocks of a backward partition are
-disjoint), "root".
+disjoint), "layout-size" (header buffer sizes justified by the layers),
+"root".
 
 Reads are checked against the sorted list of written intervals with
 `searchsorted`; nothing is ever allocated per slot, so a layout that claims
@@ -25,6 +26,12 @@ from pccompiler.ir.helpers import params_per_node, structure_hash
 from pccompiler.ir.tensors import INT_DTYPES
 
 MAX_SLOTS = 2 ** 48
+# Largest block size and parameters per input node a layout may claim: with
+# them, every buffer a backend allocates from the header (values
+# [num_slots, B], sum_params, input_params) is bounded by the index tensors
+# actually present in the file (rule "layout-size").
+MAX_BLOCK_SIZE = 2 ** 12
+MAX_PARAMS_PER_NODE = 2 ** 24
 _LAYER_GROUP_KIND = {pcir.INPUT_LAYER: pcir.INPUT, pcir.PRODUCT_LAYER: pcir.PRODUCT,
                      pcir.SUM_LAYER: pcir.SUM}
 
@@ -70,6 +77,9 @@ def _in_range(values: np.ndarray, lo: int, hi: int, what: str) -> None:
 def _check_header(layout: pcir.Layout, model: pcir.Model | None) -> None:
     if not 2 <= layout.num_slots < MAX_SLOTS:
         _fail("layout-header", f"num_slots {layout.num_slots} is not in [2, 2**48)")
+    if not 0 <= layout.max_block_size <= MAX_BLOCK_SIZE:
+        _fail("layout-header", f"max_block_size {layout.max_block_size} is not in "
+              f"[0, {MAX_BLOCK_SIZE}]")
     if layout.max_block_size < 0 or layout.num_input_params < 0 or \
             layout.num_sum_params < layout.max_block_size:
         _fail("layout-header", f"num_sum_params {layout.num_sum_params} must hold the "
@@ -223,6 +233,39 @@ def _check_layer(layout: pcir.Layout, li: int, layer: pcir.Layer, model: pcir.Mo
         plan.read(cslots, cb, li, what)
 
 
+def _check_sizes(layout: pcir.Layout, written_end: int) -> None:
+    """The header's buffer sizes are justified by what the layers hold.
+
+    A backend allocates values [num_slots, B], sum_params [num_sum_params]
+    and input_params [num_input_params] from the header, so a hostile file
+    claiming 10**12 slots must be refused here, not by an out-of-memory
+    crash. Bounds: slots end where the last written interval ends; sum
+    params fit the reserved zeros, every block's (padded) children and a
+    tail; input params fit num_nodes * params_per_node of the partitions.
+    """
+    if layout.num_slots > written_end:
+        _fail("layout-size", f"num_slots {layout.num_slots}, but the layers write only slots "
+              f"below {written_end}")
+    sum_budget = layout.max_block_size ** 2
+    input_budget = 0
+    for layer in layout.layers:
+        for part in layer.sum_partitions:
+            sum_budget += (part.num_blocks + 1) * part.max_children * part.block_size
+        for part in layer.sum_backward_partitions:
+            sum_budget += part.child_block_size * part.parent_block_size
+        for part in layer.input_partitions:
+            if part.params_per_node > MAX_PARAMS_PER_NODE:
+                _fail("layout-size", f"an input partition claims {part.params_per_node} "
+                      f"parameters per node (at most {MAX_PARAMS_PER_NODE})")
+            input_budget += part.num_nodes * part.params_per_node
+    if layout.num_sum_params > sum_budget:
+        _fail("layout-size", f"num_sum_params {layout.num_sum_params} exceeds what the sum "
+              f"partitions can read ({sum_budget})")
+    if layout.num_input_params > input_budget:
+        _fail("layout-size", f"num_input_params {layout.num_input_params} exceeds what the "
+              f"input partitions hold ({input_budget})")
+
+
 def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """No slot written twice; every read written by an earlier layer.
 
@@ -286,7 +329,9 @@ def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
         layers_ok &= _run(lambda li=li, layer=layer: _check_layer(
             layout, li, layer, model, placed, table, plan), errors)
     if layers_ok:
-        _run(lambda: _check_dataflow(plan), errors)
+        flow: list = []
+        if _run(lambda: flow.append(_check_dataflow(plan)), errors):
+            _run(lambda: _check_sizes(layout, int(flow[0][1].max())), errors)
 
     def root_rules():
         if model is not None:

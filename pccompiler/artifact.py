@@ -12,8 +12,9 @@ Format (all integers little-endian):
 
 Writes are atomic (temp file in the same folder + rename). A reader refuses
 a wrong magic, a truncated file, a bad checksum, a file from another
-compiler version, or a Layout that does not belong to the Model, each with a
-LoadError naming the file and the reason.
+compiler version, a malformed manifest, or a Model / Layout that breaks an
+IR invariant (the checkers run on both; a Layout made for another Model
+fails "model-hash"), each with a LoadError naming the file and the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from google.protobuf.message import DecodeError
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
+from pccompiler.ir.fileio import check_message
 from pccompiler.version import __version__
 
 MAGIC = b"PCCA\x00"
@@ -113,8 +116,9 @@ def decode(data: bytes, path: str = "<bytes>") -> Artifact:
         raise LoadError(f"{path}: {len(data) - pos} unexpected trailing bytes")
     try:
         manifest = json.loads(parts[0].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise LoadError(f"{path}: unreadable manifest: {exc}") from exc
+    _check_manifest(manifest, path)
     if manifest.get("compiler_version") != __version__:
         raise LoadError(f"{path}: compiled by pccompiler {manifest.get('compiler_version')!r}, "
                         f"this is {__version__}; recompile it with `pcc compile`")
@@ -128,12 +132,33 @@ def decode(data: bytes, path: str = "<bytes>") -> Artifact:
         layout.ParseFromString(parts[2])
     except DecodeError as exc:
         raise LoadError(f"{path}: corrupt protobuf: {exc}") from exc
+    # The checksums only prove the sections are the ones the writer meant;
+    # a forged or buggy file must still not reach a backend unchecked (it
+    # would allocate from claimed sizes or index out of range): run the
+    # checkers, which raise InvalidFileError (a LoadError with the rule).
+    check_message(model, f"{path} (model section)")
     if layout.model_hash != ir.structure_hash(model):
         raise LoadError(f"{path}: the layout's model hash {layout.model_hash[:12]} does not match "
                         f"the model ({ir.structure_hash(model)[:12]}): it was made for another "
                         f"structure or by a compiler that hashes structures differently; "
                         f"recompile it with `pcc compile`")
+    check_message(layout, f"{path} (layout section)", model)
     return Artifact(manifest, model, layout)
+
+
+def _check_manifest(manifest: Any, path: str) -> None:
+    """The manifest has no checksum: check the type of every field the
+    loader reads (backend, target device and dtype) before it is used."""
+    if not isinstance(manifest, dict):
+        raise LoadError(f"{path}: the manifest is not a JSON object")
+    target = manifest.get("target", {})
+    device = target.get("device", "cpu") if isinstance(target, dict) else None
+    dtype = target.get("dtype", "float32") if isinstance(target, dict) else None
+    if not isinstance(manifest.get("backend", ""), str) or not isinstance(device, str) \
+            or not re.fullmatch(r"(cpu|cuda|mps|xpu)(:[0-9]{1,4})?", device) \
+            or dtype not in ("float32", "float64"):
+        raise LoadError(f"{path}: malformed manifest: backend {manifest.get('backend')!r}, "
+                        f"target {target!r}")
 
 
 def read_pcc(path: str) -> Artifact:

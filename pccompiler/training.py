@@ -178,7 +178,8 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
              batch_size: int = 512, em: str = "mini", step_size: float = 0.1,
              step_size_end: float | None = None, pseudocount: float = 0.1, seed: int = 0,
              log: Callable[[str], None] | None = None, progress: TextIO | None = None,
-             sync=None) -> list[EpochStats]:
+             sync=None, start_epoch: int = 1, rng_state: dict | None = None,
+             on_epoch: Callable[[EpochStats, dict], None] | None = None) -> list[EpochStats]:
     """Train with mini-batch ("mini") or full-batch ("full") EM.
 
     `log` receives one line per epoch; `progress` (a stream) shows a bar.
@@ -186,15 +187,24 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
     data-parallel training: the global batches are the same, the rank works
     on `sync.split(batch)` and the flows are summed over ranks before every
     update. Returns the per-epoch statistics.
+
+    Resuming (`pcc train --resume`): `start_epoch` skips the epochs already
+    done and `rng_state` restores the batch-order generator, so a resumed run
+    applies exactly the updates of an uninterrupted one. `on_epoch(stats,
+    state)` runs after every epoch with the state to resume from after it
+    ({"epoch", "rng_state"}); `pcc train --checkpoint-every` saves it.
     """
     if em not in ("mini", "full"):
         raise ValueError(f"em must be 'mini' or 'full', not {em!r}")
     rng = np.random.default_rng(seed)
+    if rng_state is not None:
+        rng.bit_generator.state = rng_state
     num_batches = math.ceil(len(train) / batch_size)
     total_steps = max(1, epochs * num_batches)
     end = step_size if step_size_end is None else step_size_end
-    history, step = [], 0
-    for epoch in range(1, epochs + 1):
+    history = []
+    step = (start_epoch - 1) * num_batches if em == "mini" else 0
+    for epoch in range(start_epoch, epochs + 1):
         start = time.perf_counter()
         bar = Progress(num_batches, f"epoch {epoch}/{epochs}", progress) if progress else None
         if em == "full":
@@ -222,4 +232,6 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
         history.append(stats)
         if log:
             log(stats.line())
+        if on_epoch:
+            on_epoch(stats, {"epoch": epoch, "rng_state": rng.bit_generator.state})
     return history

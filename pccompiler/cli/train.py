@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 
 DESCRIPTION = """\
@@ -23,6 +25,11 @@ result equals single-process training up to float rounding. Under torchrun
 (`torchrun --nproc-per-node N -m pccompiler.cli.main train ...`) the same
 happens without --nproc. Only rank 0 prints and writes the output, after
 every rank has finished; a failure on any rank stops all of them.
+
+--checkpoint-every N saves the circuit and the training state every N
+epochs to OUTPUT.ckpt (atomically); after a crash, the same command with
+--resume continues from it and ends with the same result as an
+uninterrupted run. The checkpoint is removed once OUTPUT is saved.
 """
 
 
@@ -50,32 +57,68 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes (default 1; see above)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save a checkpoint to OUTPUT.ckpt every N epochs (default: never)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUTPUT.ckpt if it exists (same data and options)")
     p.add_argument("-o", "--output", required=True, help="output .pcc")
     p.set_defaults(func=run)
+
+
+def check_options(args) -> None:
+    """Refuse numbers EM cannot use, before any file is read or written."""
+    from pccompiler.errors import DataError
+    if args.epochs < 1 or args.batch_size < 1:
+        raise DataError("--epochs and --batch-size must be positive")
+    if args.nproc < 1:
+        raise DataError(f"--nproc must be positive, not {args.nproc}")
+    for flag, value in (("--step-size", args.step_size), ("--step-size-end", args.step_size_end)):
+        if value is not None and not (math.isfinite(value) and 0 < value <= 1):
+            raise DataError(f"{flag} {value} must lie in (0, 1]")
+    if not (math.isfinite(args.pseudocount) and args.pseudocount >= 0):
+        raise DataError(f"--pseudocount {args.pseudocount} must be a finite number >= 0")
+    if args.checkpoint_every < 0:
+        raise DataError(f"--checkpoint-every must be >= 0, not {args.checkpoint_every}")
 
 
 def run(args) -> int:
     from pccompiler.driver import open_circuit
     from pccompiler.errors import DataError
+    from pccompiler.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint
     from pccompiler.training import evaluate, load_data, train_em
-    if args.epochs < 1 or args.batch_size < 1:
-        raise DataError("--epochs and --batch-size must be positive")
-    if args.nproc < 1:
-        raise DataError(f"--nproc must be positive, not {args.nproc}")
+    check_options(args)
     from pccompiler import distributed
     if args.nproc > 1 or distributed.under_torchrun():
+        if args.checkpoint_every or args.resume:
+            raise DataError("--checkpoint-every / --resume are for single-process training")
         return distributed.run_train(args)
     circuit = open_circuit(args.file, args.backend, args.device)
     model = circuit.model
     train = load_data(args.data, model)
     valid = load_data(args.valid, model) if args.valid else None
     test = load_data(args.test, model) if args.test else None
+    ckpt, prints = checkpoint_path(args.output), fingerprint(args, train)
+    start, rng_state = 1, None
+    if args.resume and os.path.exists(ckpt):
+        resumed = open_circuit(ckpt, args.backend, args.device)
+        state = resume_state(resumed, ckpt, prints)
+        circuit, start, rng_state = resumed, state["epoch"] + 1, state["rng_state"]
+        print(f"resuming from {ckpt} after epoch {state['epoch']}")
+
+    def on_epoch(stats, state) -> None:
+        every = args.checkpoint_every
+        if every and stats.epoch % every == 0 and stats.epoch < args.epochs:
+            write_checkpoint(ckpt, circuit, state, prints)
+
     train_em(circuit, train, valid, epochs=args.epochs, batch_size=args.batch_size, em=args.em,
              step_size=args.step_size, step_size_end=args.step_size_end,
              pseudocount=args.pseudocount, seed=args.seed, log=print,
-             progress=None if args.quiet else sys.stderr)
+             progress=None if args.quiet else sys.stderr, start_epoch=start,
+             rng_state=rng_state, on_epoch=on_epoch)
     if test is not None:
         print(f"test LL {evaluate(circuit, test, args.batch_size):.4f}")
     circuit.save(args.output)
+    if os.path.exists(ckpt):
+        os.unlink(ckpt)
     print(f"saved {args.output}")
     return 0

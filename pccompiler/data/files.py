@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:       # zlib.error: corrupt deflate data
         raise DataError(f"{path}: cannot read: {exc}") from exc
 
 
@@ -98,15 +99,19 @@ def _parse_values(path: Path, raw: np.ndarray, starts: np.ndarray, ends: np.ndar
     tokens = ",".join(rows).split(",")
     try:
         values = np.array([t.strip() for t in tokens], dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):     # OverflowError: a token past 2**63
         values = None
     if values is None or (values.size and values.min() < 0):
-        flat = next(i for i, t in enumerate(tokens) if not t.strip().isdigit())
+        flat = next(i for i, t in enumerate(tokens) if not _is_int64(t.strip()))
         row, col = divmod(flat, num_cols)
         raise DataError(
             f"{path}: line {_line_number(raw, starts[row])}, column {col + 1}: "
-            f"{tokens[flat].strip()!r} is not a non-negative integer")
+            f"{tokens[flat].strip()[:40]!r} is not a non-negative integer below 2**63")
     return values.reshape(len(rows), num_cols)
+
+
+def _is_int64(token: str) -> bool:
+    return token.isascii() and token.isdigit() and int(token) < 2 ** 63
 
 
 def sha256_of_content(path: str | os.PathLike) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def load_mnist(split: str = "test", root: str | os.PathLike | None = None,
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:       # zlib.error: corrupt deflate data
         raise DataError(f"{path}: cannot read: {exc}") from exc
     header_len = 8 if labels else 16
     if len(raw) < header_len:
