@@ -186,24 +186,8 @@ class Engine:
             self._em_groups = (_key_groups(idx.sum_param_parent), _key_groups(idx.input_param_row))
         self._normalise(self.sum_params, self.sum_param_flows, self._em_groups[0], step, pc)
         self._normalise(self.input_params, self.input_param_flows, self._em_groups[1], step, pc)
-        params, flows, node = self.input_params, self.input_param_flows, self.input_node_flows
-        rows = idx.bernoulli_rows
-        if rows.numel():
-            total = node[rows]
-            new = (flows[rows] + pc / 2) / (total + pc)
-            new = torch.where(total + pc > 0, new, params[rows])
-            params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
-        rows = idx.gaussian_rows
-        if rows.numel():
-            total, mean0, std0 = node[rows], params[rows], params[rows + 1]
-            denom = total + pc
-            mean = (flows[rows] + pc * mean0) / denom
-            ex2 = (flows[rows + 1] + pc * (mean0 ** 2 + std0 ** 2)) / denom
-            std = (ex2 - mean ** 2).clamp_min(MIN_STD ** 2).sqrt()
-            ok = denom > 0
-            mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
-            params[rows] = (1 - step) * mean0 + step * mean
-            params[rows + 1] = (1 - step) * std0 + step * std
+        em_update_continuous(self.input_params.data, self.input_param_flows, self.input_node_flows,
+                             idx.bernoulli_rows, idx.gaussian_rows, step, pc)
 
     @staticmethod
     def _normalise(params: torch.Tensor, flows: torch.Tensor,
@@ -233,6 +217,35 @@ def _as_real_tensor(x: Any, what: str) -> torch.Tensor:
         raise DataError(f"{what} of dtype {x.dtype} is complex: expected real numbers")
     return torch.as_tensor(x)
 
+
+
+def em_update_continuous(params: torch.Tensor, flows: torch.Tensor, node_flows: torch.Tensor,
+                         bernoulli_rows: torch.Tensor, gaussian_rows: torch.Tensor,
+                         step: float, pc: float) -> None:
+    """EM for Bernoulli and Gaussian input rows, shared by every engine.
+
+    `flows[row]` holds sum f*x (and `flows[row + 1]` sum f*x^2 for Gaussians),
+    `node_flows[row]` the node's total flow. Bernoulli: p = (sum f*x + pc/2) /
+    (total + pc). Gaussian: moments shrunk towards the current (mean, std) by
+    the pseudocount, std >= MIN_STD. Rows without flow or pseudocount keep
+    their parameters; the result is blended with the step size."""
+    rows = bernoulli_rows
+    if rows.numel():
+        total = node_flows[rows]
+        new = (flows[rows] + pc / 2) / (total + pc)
+        new = torch.where(total + pc > 0, new, params[rows])
+        params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
+    rows = gaussian_rows
+    if rows.numel():
+        total, mean0, std0 = node_flows[rows], params[rows], params[rows + 1]
+        denom = total + pc
+        mean = (flows[rows] + pc * mean0) / denom
+        ex2 = (flows[rows + 1] + pc * (mean0 ** 2 + std0 ** 2)) / denom
+        std = (ex2 - mean ** 2).clamp_min(MIN_STD ** 2).sqrt()
+        ok = denom > 0
+        mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
+        params[rows] = (1 - step) * mean0 + step * mean
+        params[rows + 1] = (1 - step) * std0 + step * std
 
 def _key_groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(entries with a key, their keys, the size of each entry's key group)."""

@@ -6,7 +6,22 @@ in the root conftest, so they live here:
 
     pytest tests --backend torch,triton     # what `make test` runs
     pytest tests/conformance --backend NAME --device cuda
+
+Every test runs with one torch thread: the circuits under test are small,
+and on a busy 2-core machine OpenMP threads spinning against each other
+make small ops tens of times slower.
 """
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def pytest_addoption(parser):

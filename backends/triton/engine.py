@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from pccompiler.backends.base import MIN_STD, Engine
+from pccompiler.backends.base import Engine, em_update_continuous
 from pccompiler.backends.triton import launch
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
@@ -194,22 +194,5 @@ class TritonEngine(Engine):
         self._em_continuous(step, pc)
 
     def _em_continuous(self, step: float, pc: float) -> None:
-        params = self.input_params.data
-        flows, node = self.input_param_flows, self._node_flows
-        rows = self.bernoulli_rows
-        if rows.numel():
-            total = node[rows]
-            new = (flows[rows] + pc / 2) / (total + pc)
-            new = torch.where(total + pc > 0, new, params[rows])
-            params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
-        rows = self.gaussian_rows
-        if rows.numel():
-            total, mean0, std0 = node[rows], params[rows], params[rows + 1]
-            denom = total + pc
-            mean = (flows[rows] + pc * mean0) / denom
-            ex2 = (flows[rows + 1] + pc * (mean0 ** 2 + std0 ** 2)) / denom
-            std = (ex2 - mean ** 2).clamp_min(MIN_STD ** 2).sqrt()
-            ok = denom > 0
-            mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
-            params[rows] = (1 - step) * mean0 + step * mean
-            params[rows + 1] = (1 - step) * std0 + step * std
+        em_update_continuous(self.input_params.data, self.input_param_flows, self._node_flows,
+                             self.bernoulli_rows, self.gaussian_rows, step, pc)

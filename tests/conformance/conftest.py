@@ -20,16 +20,6 @@ DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "support.md")
 _results: dict[tuple[str, str], dict[str, str]] = {}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small circuits: one torch thread (OpenMP threads spinning against each
-    other on a busy 2-core machine make small ops tens of times slower)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def device(request) -> str:
