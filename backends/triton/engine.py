@@ -32,6 +32,15 @@ from pccompiler.ir import pcir
 class TritonEngine(Engine):
     """Engine whose forward/backward/EM are Triton kernels (fp32, tf32 dots)."""
 
+    # The input kernels read any integer dtype (uint8 data stays uint8: a
+    # quarter of int32's bytes), skip categories outside [0, cats) and record
+    # the first one (`take_bad_entry`), so CompiledCircuit runs the forward
+    # before it looks at the batch's values, and needs no pass of its own.
+    native_int_data = True
+    tolerates_bad_values = True
+    checks_categories = True
+    NO_BAD_ENTRY = 2 ** 62
+
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True):
@@ -43,6 +52,17 @@ class TritonEngine(Engine):
         super().__init__(model, layout, device, dtype)
         self.precision = check_precision(precision)
         self.graphs = GraphCache(enabled=cuda_graphs and self.device.type == "cuda")
+        self.bad_entry = torch.full((1,), self.NO_BAD_ENTRY, dtype=torch.int64,
+                                    device=self.device)
+
+    def take_bad_entry(self) -> tuple[int, int] | None:
+        """(row, column) of the first observed category outside its range in
+        the last forward, or None; reading it waits for that forward."""
+        key = int(self.bad_entry.item())
+        if key == self.NO_BAD_ENTRY:
+            return None
+        self.bad_entry.fill_(self.NO_BAD_ENTRY)
+        return key >> 31, key & (2 ** 31 - 1)
 
     # ------------------------------------------------------------ buffers
     def _init_node_flows(self) -> None:
@@ -118,9 +138,11 @@ class TritonEngine(Engine):
     def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,
                       miss_t: torch.Tensor | None, mode_max: bool) -> None:
         params_s, params_i = self.sum_params.data, self.input_params.data
+        self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
         for layer in self.plan.layers:
             for part in layer.inputs:
-                launch.input_forward(part, values, params_i, x_t, miss_t, mode_max)
+                launch.input_forward(part, values, params_i, x_t, miss_t, mode_max,
+                                     self.bad_entry)
             for part in layer.products:
                 launch.product_forward(part, values)
             for part in layer.sums:
@@ -149,13 +171,13 @@ class TritonEngine(Engine):
                 mode: str = "sum") -> torch.Tensor:
         if mode not in ("sum", "max"):
             raise UnsupportedError(f"forward mode {mode!r} (expected 'sum' or 'max')")
-        x_t, miss_t = self._transposed(x, missing)
-        batch = x_t.shape[1]
+        batch = x.shape[0]
         mode_max = mode == "max"
         if self.graphs.serves(batch):
-            values = self.graphs.forward(self, x_t, miss_t, mode_max)
+            values = self.graphs.forward(self, x, missing, mode_max)
             if values is not None:
                 return values
+        x_t, miss_t = self._transposed(x, missing)
         values = self._new_values(batch)
         self._forward_into(values, x_t, miss_t, mode_max)
         return values
@@ -164,13 +186,13 @@ class TritonEngine(Engine):
     def backward(self, values: torch.Tensor, x: torch.Tensor,
                  missing: torch.Tensor | None = None, flows_out: bool = False
                  ) -> torch.Tensor | None:
-        x_t, miss_t = self._transposed(x, missing)
         flows = None
         if self.graphs.owns(values) and self.graphs.serves(values.shape[1]):
-            flows = self.graphs.backward(self, values, x_t, miss_t)
+            flows = self.graphs.backward(self, values, x, missing)
             if flows is not None and flows_out:
                 flows = flows.clone()      # the static buffer is overwritten next step
         if flows is None:
+            x_t, miss_t = self._transposed(x, missing)
             flows = self._new_flows(values)
             self._backward_into(values, flows, x_t, miss_t)
         return flows if flows_out else None

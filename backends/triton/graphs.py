@@ -45,6 +45,7 @@ class GraphCache:
         self._bwd: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._em: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._other = (0, 0)                   # (another batch size, forwards in a row)
+        self._last: tuple | None = None        # (x, missing) of the last forward (identity)
 
     def serves(self, batch: int) -> bool:
         """True if a forward of this batch size runs through graphs. The first
@@ -96,39 +97,47 @@ class GraphCache:
         entry.replay()
         return True
 
-    def _inputs(self, x_t: torch.Tensor, miss_t: torch.Tensor | None
+    def _inputs(self, x: torch.Tensor, missing: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The static x / missing buffers, filled with this call's batch."""
-        sx = self._x.get(x_t.dtype)
+        """The static x / missing buffers ([V, B], transposed as the kernels
+        read them), filled with this call's batch by one copy each. A
+        backward given the very tensors of the last forward skips the copy."""
+        if self._last is not None and self._last[0] is x and self._last[1] is missing:
+            return self._x[x.dtype], self._miss if missing is not None else None
+        sx = self._x.get(x.dtype)
         if sx is None:
-            sx = self._x[x_t.dtype] = torch.empty_like(x_t)
-        sx.copy_(x_t)
+            sx = self._x[x.dtype] = torch.empty(x.shape[1], x.shape[0], dtype=x.dtype,
+                                                device=x.device)
+        sx.copy_(x.t())
         sm = None
-        if miss_t is not None:
+        if missing is not None:
             if self._miss is None:
-                self._miss = torch.empty_like(miss_t)
+                self._miss = torch.empty(missing.shape[1], missing.shape[0], dtype=torch.uint8,
+                                         device=missing.device)
             sm = self._miss
-            sm.copy_(miss_t)
+            sm.copy_(missing.t())
+        self._last = (x, missing)
         return sx, sm
 
-    def forward(self, engine, x_t: torch.Tensor, miss_t: torch.Tensor | None,
+    def forward(self, engine, x: torch.Tensor, missing: torch.Tensor | None,
                 mode_max: bool) -> torch.Tensor | None:
         """The values buffer after a replay, or None if the caller must run
-        eagerly (capture failed)."""
-        sx, sm = self._inputs(x_t, miss_t)
+        eagerly (capture failed). x, missing: [B, V] as the engine got them."""
+        self._last = None
+        sx, sm = self._inputs(x, missing)
         if self._values is None:
-            self._values = engine._new_values(x_t.shape[1])
+            self._values = engine._new_values(x.shape[0])
         values = self._values
-        key = (x_t.dtype, miss_t is not None, mode_max)
+        key = (x.dtype, missing is not None, mode_max)
         ok = self._run_or_capture(self._fwd, key,
                                   lambda: engine._forward_into(values, sx, sm, mode_max))
         return values if ok else None
 
-    def backward(self, engine, values: torch.Tensor, x_t: torch.Tensor,
-                 miss_t: torch.Tensor | None) -> torch.Tensor | None:
+    def backward(self, engine, values: torch.Tensor, x: torch.Tensor,
+                 missing: torch.Tensor | None) -> torch.Tensor | None:
         """The flows buffer after a replay (None: run eagerly). `values` must
         be the static values buffer (`owns`)."""
-        sx, sm = self._inputs(x_t, miss_t)
+        sx, sm = self._inputs(x, missing)
         if self._flows is None:
             self._flows = torch.zeros_like(self._values)
         flows = self._flows
@@ -137,7 +146,7 @@ class GraphCache:
             engine._zero_rows(flows)
             engine._backward_into(values, flows, sx, sm)
 
-        ok = self._run_or_capture(self._bwd, (x_t.dtype, miss_t is not None), run)
+        ok = self._run_or_capture(self._bwd, (x.dtype, missing is not None), run)
         return flows if ok else None
 
     def em(self, engine, step: float, pseudocount: float) -> bool:

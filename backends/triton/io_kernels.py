@@ -29,35 +29,27 @@ HALF_LOG_2PI = 0.9189385332046727
 
 @triton.jit
 def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, node_ps_ptr,
-                     slot_start, num_nodes, batch, stride,
+                     bad_ptr, slot_start, num_nodes, batch, stride, batch_per_prog,
                      DIST: tl.constexpr, CATS: tl.constexpr, CATS_P: tl.constexpr,
                      HAS_MISSING: tl.constexpr, MODE_MAX: tl.constexpr, TILE_N: tl.constexpr,
                      BLOCK_B: tl.constexpr):
+    """One program: TILE_N nodes over `batch_per_prog` samples (a loop over
+    batch tiles), so a node's parameter row (1 KB for 256 categories) stays
+    in L1 while every sample gathers from it, instead of being fetched once
+    per batch tile. Categories outside [0, CATS) read nothing; the smallest
+    key row * 2^31 + var of such an observed entry goes to bad_ptr[0]
+    (atomic min: the first bad row, then column), which the engine reports after the pass
+    (`TritonEngine.take_bad_entry`): the batch check costs no extra pass."""
     offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
-    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     n_mask = offs_n < num_nodes
-    b_mask = offs_b < batch
-    mask = n_mask[:, None] & b_mask[None, :]
     var = tl.load(node_vars_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
     ps = tl.load(node_ps_ptr + offs_n, mask=n_mask, other=0).to(tl.int64)
-    xoff = var[:, None] * stride + offs_b[None, :]
-    obs = mask              # entries whose x is read (a missing entry's x may be garbage)
-    if HAS_MISSING:
-        miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
-        obs = mask & (miss == 0)
-    if DIST == 0:
-        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
-        out = tl.log(tl.load(params_ptr + ps[:, None] + xv, mask=obs, other=1.0))
-    elif DIST == 1:
-        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+    srow = (slot_start + offs_n).to(tl.int64) * stride
+    if DIST == 1:
         p = tl.load(params_ptr + ps, mask=n_mask, other=0.5)
-        out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
-    else:
-        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+    if DIST == 2:
         mean = tl.load(params_ptr + ps, mask=n_mask, other=0.0)
         std = tl.load(params_ptr + ps + 1, mask=n_mask, other=1.0)
-        z = (xv - mean[:, None]) / std[:, None]
-        out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
     if HAS_MISSING:
         if MODE_MAX:
             if DIST == 0:      # the row's largest probability, in chunks of CATS_P
@@ -69,16 +61,39 @@ def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, nod
                     top = tl.maximum(top, tl.max(row, axis=1))
                 best = tl.log(top)
             elif DIST == 1:
-                p = tl.load(params_ptr + ps, mask=n_mask, other=0.5)
                 best = tl.log(tl.maximum(p, 1.0 - p))
             else:
-                std = tl.load(params_ptr + ps + 1, mask=n_mask, other=1.0)
                 best = -tl.log(std) - 0.9189385332046727
-            out = tl.where(miss, best[:, None], out)
+    b_first = tl.program_id(1) * batch_per_prog
+    b_end = tl.minimum(b_first + batch_per_prog, batch)
+    for b0 in range(b_first, b_end, BLOCK_B):
+        offs_b = b0 + tl.arange(0, BLOCK_B)
+        mask = n_mask[:, None] & (offs_b < b_end)[None, :]
+        xoff = var[:, None] * stride + offs_b[None, :]
+        obs = mask          # entries whose x is read (a missing entry's x may be garbage)
+        if HAS_MISSING:
+            miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
+            obs = mask & (miss == 0)
+        if DIST == 0:
+            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
+            ok = obs & (xv >= 0) & (xv < CATS)
+            out = tl.log(tl.load(params_ptr + ps[:, None] + xv, mask=ok, other=1.0))
+            wrong = obs & ~ok
+            key = offs_b.to(tl.int64)[None, :] * 2147483648 + var[:, None]   # row-major
+            tl.atomic_min(bad_ptr + tl.zeros_like(key), key, mask=wrong)
+        elif DIST == 1:
+            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+            out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
         else:
-            out = tl.where(miss, 0.0, out)
-    off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
-    tl.store(values_ptr + off, out, mask=mask)
+            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+            z = (xv - mean[:, None]) / std[:, None]
+            out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
+        if HAS_MISSING:
+            if MODE_MAX:
+                out = tl.where(miss, best[:, None], out)
+            else:
+                out = tl.where(miss, 0.0, out)
+        tl.store(values_ptr + srow[:, None] + offs_b[None, :], out, mask=mask)
 
 
 @triton.jit
@@ -194,24 +209,46 @@ def categorical_flow_dot_kernel(flows_ptr, pflows_ptr, x_ptr, miss_ptr, node_ps_
 
 @triton.jit
 def product_fwd_kernel(values_ptr, child_slots_ptr, slot_start, num_nodes, num_children,
-                       batch, stride, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+                       batch, stride, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr,
+                       UNROLL: tl.constexpr):
+    """UNROLL = num_children (<= MAX_UNROLL) unrolls the child loop so that
+    its independent gathers are in flight together (a small product layer is
+    latency bound); 0 keeps a runtime loop."""
     offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     n_mask = offs_n < num_nodes
     mask = n_mask[:, None] & (offs_b < batch)[None, :]
     acc = tl.zeros((TILE_N, BLOCK_B), dtype=tl.float32)
     row = offs_n.to(tl.int64) * num_children
-    for k in range(0, num_children):
-        cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
-        acc += tl.load(values_ptr + cs[:, None] * stride + offs_b[None, :], mask=mask, other=0.0)
+    if UNROLL > 0:
+        for k in tl.static_range(UNROLL):
+            cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+            acc += tl.load(values_ptr + cs[:, None] * stride + offs_b[None, :], mask=mask,
+                           other=0.0)
+    else:
+        for k in range(0, num_children):
+            cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+            acc += tl.load(values_ptr + cs[:, None] * stride + offs_b[None, :], mask=mask,
+                           other=0.0)
     off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
     tl.store(values_ptr + off, acc, mask=mask)
 
 
 @triton.jit
+def _pass_flow(flows_ptr, coff, f, cmask, ATOMIC: tl.constexpr, STORE: tl.constexpr):
+    if STORE:      # first writer of every child row (plan.py): no read, no zeroing
+        tl.store(flows_ptr + coff, f, mask=cmask)
+    elif ATOMIC:
+        tl.atomic_add(flows_ptr + coff, f, mask=cmask)
+    else:
+        old = tl.load(flows_ptr + coff, mask=cmask, other=0.0)
+        tl.store(flows_ptr + coff, old + f, mask=cmask)
+
+
+@triton.jit
 def product_bwd_kernel(flows_ptr, child_slots_ptr, slot_start, num_nodes, num_children,
                        batch, stride, ATOMIC: tl.constexpr, STORE: tl.constexpr,
-                       TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+                       TILE_N: tl.constexpr, BLOCK_B: tl.constexpr, UNROLL: tl.constexpr):
     offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     n_mask = offs_n < num_nodes
@@ -219,14 +256,13 @@ def product_bwd_kernel(flows_ptr, child_slots_ptr, slot_start, num_nodes, num_ch
     off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
     f = tl.load(flows_ptr + off, mask=mask, other=0.0)
     row = offs_n.to(tl.int64) * num_children
-    for k in range(0, num_children):
-        cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
-        cmask = mask & (cs != 1)[:, None]    # slot 1 pads products: no flow
-        coff = cs[:, None] * stride + offs_b[None, :]
-        if STORE:      # first writer of every child row (plan.py): no read, no zeroing
-            tl.store(flows_ptr + coff, f, mask=cmask)
-        elif ATOMIC:
-            tl.atomic_add(flows_ptr + coff, f, mask=cmask)
-        else:
-            old = tl.load(flows_ptr + coff, mask=cmask, other=0.0)
-            tl.store(flows_ptr + coff, old + f, mask=cmask)
+    if UNROLL > 0:
+        for k in tl.static_range(UNROLL):
+            cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+            _pass_flow(flows_ptr, cs[:, None] * stride + offs_b[None, :], f,
+                       mask & (cs != 1)[:, None], ATOMIC, STORE)   # slot 1 pads products
+    else:
+        for k in range(0, num_children):
+            cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
+            _pass_flow(flows_ptr, cs[:, None] * stride + offs_b[None, :], f,
+                       mask & (cs != 1)[:, None], ATOMIC, STORE)

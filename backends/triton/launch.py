@@ -5,8 +5,9 @@ size, fan-in, batch) to a kernel variant and tile sizes; a partition's
 `kernel_options` (from the Layout, e.g. written by `autotune`) override
 any key. Rules of thumb behind the defaults:
 
-* tl.dot needs every tile extent >= 16, so the tensor-core variants run when
-  the block (rows) is >= 16; smaller blocks use broadcast-multiply-reduce.
+* tl.dot needs every tile extent >= 16; blocks of fewer rows run in masked
+  16-row tiles (a 3-D broadcast-multiply-reduce fallback was wrong on an
+  H100 with Triton 3.6: sum_backward._SIZE1_REDUCTION).
 * The forward computes exp() of each child value once per row tile, so row
   tiles of 64..128 keep the exp unit (about 1/100 of the tf32 rate) from
   being the bound.
@@ -36,6 +37,14 @@ def _cat_chunk(cats: int, cap: int = 256) -> int:
     return min(next_pow2(cats), cap)
 
 
+MIN_PROGRAMS = 264       # 2 x the H100's 132 SMs: below this a layer shrinks its tiles
+MAX_UNROLL = 16          # product fan-ins up to this unroll their child loop
+
+
+def _unroll(num_children: int) -> int:
+    return num_children if num_children <= MAX_UNROLL else 0
+
+
 def _clamp(v: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, v))
 
@@ -54,66 +63,71 @@ def _apply(cfg: dict, options: dict[str, str] | None) -> dict:
 
 def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
                  other_block_size: int = 1, options: dict[str, str] | None = None) -> dict:
-    """Kernel variant and tile sizes for one partition.
+    """Kernel tile sizes for one partition.
 
     kind: "sum_fwd" (block_size = parent block, fan_in = max children),
-    "sum_bwd" (block_size = child block, other_block_size = parent block),
-    "sum_pflow" (as sum_fwd), "product", "input".
+    "sum_max" (the MPE pass, as sum_fwd), "sum_bwd" (block_size = child
+    block, other_block_size = parent block), "sum_pflow" (as sum_fwd),
+    "product", "input". Sum kernels always use tl.dot, so their tiles are at
+    least 16 (smaller blocks are masked: `dot_precision` keeps them fp32).
     """
     bpow = next_pow2(batch)
-    if kind in ("sum_fwd", "sum_pflow"):
-        use_dot = block_size >= 16
-        if kind == "sum_fwd":
-            if use_dot:
-                tm = _clamp(next_pow2(block_size), 16, 128)
-                bb = _clamp(bpow, 16, 64 if tm >= 128 else 128)
-                cfg = dict(USE_DOT=True, TILE_M=tm, TILE_K=_clamp(next_pow2(fan_in), 16, 32),
-                           BLOCK_B=bb, num_warps=8 if tm * bb >= 8192 else 4)
-            else:
-                tm = next_pow2(block_size)
-                bb = _clamp(bpow, 1, 64)
-                tk = _clamp(_pow2_floor(8192 // (tm * bb)), 1, min(128, next_pow2(fan_in)))
-                cfg = dict(USE_DOT=False, TILE_M=tm, TILE_K=tk, BLOCK_B=bb, num_warps=4)
-        else:
-            if use_dot:
-                cfg = dict(USE_DOT=True, TILE_M=_clamp(next_pow2(block_size), 16, 64),
-                           TILE_K=_clamp(next_pow2(fan_in), 16, 64), BLOCK_B=32, num_warps=4)
-            else:
-                tm = next_pow2(block_size)
-                tk = _clamp(next_pow2(fan_in), 1, 64)
-                bb = _clamp(_pow2_floor(8192 // (tm * tk)), 1, min(64, bpow))
-                cfg = dict(USE_DOT=False, TILE_M=tm, TILE_K=tk, BLOCK_B=bb, num_warps=4)
+    if kind == "sum_fwd":
+        tm = _clamp(next_pow2(block_size), 16, 128)
+        bb = _clamp(bpow, 16, 64 if tm >= 128 else 128)
+        cfg = dict(TILE_M=tm, TILE_K=_clamp(next_pow2(fan_in), 16, 32), BLOCK_B=bb,
+                   num_warps=8 if tm * bb >= 8192 else 4)
+    elif kind == "sum_max":
+        tm = _clamp(next_pow2(block_size), 1, 64)
+        cfg = dict(TILE_M=tm, BLOCK_B=_clamp(bpow, 1, min(128, 8192 // tm)), num_warps=4)
+    elif kind == "sum_pflow":
+        cfg = dict(TILE_M=_clamp(next_pow2(block_size), 16, 64),
+                   TILE_K=_clamp(next_pow2(fan_in), 16, 64), BLOCK_B=32, num_warps=4)
     elif kind == "sum_bwd":
-        use_dot = block_size >= 16 and other_block_size >= 16
-        if use_dot:
-            tj = _clamp(next_pow2(block_size), 16, 128)
-            bb = _clamp(bpow, 16, 64 if tj >= 128 else 128)
-            cfg = dict(USE_DOT=True, TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, 32),
-                       BLOCK_B=bb, num_warps=8 if tj * bb >= 8192 else 4)
-        else:
-            ti = min(next_pow2(other_block_size), 16)
-            tj = min(next_pow2(block_size), 128)
-            bb = _clamp(_pow2_floor(8192 // (tj * ti)), 1, min(64, bpow))
-            cfg = dict(USE_DOT=False, TILE_J=tj, TILE_I=ti, BLOCK_B=bb, num_warps=4)
+        tj = _clamp(next_pow2(block_size), 16, 128)
+        bb = _clamp(bpow, 16, 64 if tj >= 128 else 128)
+        cfg = dict(TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, 32), BLOCK_B=bb,
+                   num_warps=8 if tj * bb >= 8192 else 4)
     elif kind in ("product", "input"):
         bb = _clamp(bpow, 1, 128)
-        cfg = dict(TILE_N=_clamp(2048 // bb, 1, 64), BLOCK_B=bb, num_warps=4)
+        tn = _clamp(2048 // bb, 1, 64)
+        # A small layer is latency bound: shrink the row tile until the grid
+        # covers the GPU about twice (fan_in carries the layer's row count).
+        while tn > 1 and cdiv(fan_in, tn) * cdiv(batch, bb) < MIN_PROGRAMS:
+            tn //= 2
+        cfg = dict(TILE_N=tn, BLOCK_B=bb, num_warps=4)
     else:
         raise ValueError(f"unknown partition kind {kind!r}")
     return _apply(cfg, options)
 
 
+def dot_precision(precision: str, *block_sizes: int) -> str:
+    """The engine's precision for tiles of full blocks; "ieee" (fp32) when a
+    block is smaller than a 16-row tile: those were exact fp32 sums before
+    every sum kernel moved to tl.dot, and their padding makes tf32's speed
+    irrelevant."""
+    return precision if min(block_sizes) >= 16 else "ieee"
+
+
 # ---------------------------------------------------------------- forward
 def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
-                  x_t: torch.Tensor, miss_t: torch.Tensor | None, mode_max: bool = False) -> None:
+                  x_t: torch.Tensor, miss_t: torch.Tensor | None, mode_max: bool = False,
+                  bad_entry: torch.Tensor | None = None) -> None:
+    """bad_entry: int64 [1], lowered by the kernel to row * 2^31 + var of
+    the first out-of-range category (a scratch tensor when None)."""
     batch = values.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("input", 1, 1, batch)
-    grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
+    c = choose_tiles("input", 1, part.num_nodes, batch)
+    node_progs = cdiv(part.num_nodes, c["TILE_N"])
+    splits = _clamp(MIN_PROGRAMS // node_progs, 1, cdiv(batch, c["BLOCK_B"]))
+    per_prog = cdiv(cdiv(batch, splits), c["BLOCK_B"]) * c["BLOCK_B"]
+    grid = (node_progs, cdiv(batch, per_prog))
     io_kernels.input_fwd_kernel[grid](
         values, params, x_t, miss_t if miss_t is not None else x_t, part.node_vars, part.node_ps,
-        part.slot_start, part.num_nodes, batch, values.stride(0),
+        bad_entry if bad_entry is not None else torch.empty(1, dtype=torch.int64,
+                                                            device=values.device),
+        part.slot_start, part.num_nodes, batch, values.stride(0), per_prog,
         DIST=part.dist, CATS=part.params_per_node, CATS_P=_cat_chunk(part.params_per_node),
         HAS_MISSING=miss_t is not None, MODE_MAX=mode_max, TILE_N=c["TILE_N"],
         BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
@@ -123,11 +137,12 @@ def product_forward(part: ProductPart, values: torch.Tensor) -> None:
     batch = values.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("product", 1, part.num_children, batch)
+    c = choose_tiles("product", 1, part.num_nodes, batch)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
     io_kernels.product_fwd_kernel[grid](
         values, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
-        values.stride(0), TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+        values.stride(0), TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"],
+        UNROLL=_unroll(part.num_children), num_warps=c["num_warps"])
 
 
 def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor,
@@ -135,24 +150,24 @@ def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_fwd", part.block_size, part.max_children, batch,
-                     options=part.options)
-    if mode_max:
-        c = dict(c, USE_DOT=False, TILE_M=min(c["TILE_M"], 16), BLOCK_B=min(c["BLOCK_B"], 32))
-        c["TILE_K"] = _clamp(_pow2_floor(8192 // (c["TILE_M"] * c["BLOCK_B"])), 1,
-                             min(64, next_pow2(part.max_children)))
-    num_m = cdiv(part.block_size, c["TILE_M"])
-    grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
     args = (values, params, part.block_slots, part.block_nc, part.child_slots, part.block_ps,
             batch, values.stride(0), part.max_children)
-    kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
-              BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
     if mode_max:
-        sum_forward.sum_fwd_max_kernel[grid](*args, **kw)
-    elif c["USE_DOT"]:
-        sum_forward.sum_fwd_dot_kernel[grid](*args, PREC=precision, **kw)
-    else:
-        sum_forward.sum_fwd_bmr_kernel[grid](*args, **kw)
+        c = choose_tiles("sum_max", part.block_size, part.max_children, batch)
+        num_m = cdiv(part.block_size, c["TILE_M"])
+        grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
+        sum_forward.sum_fwd_max_kernel[grid](
+            *args, BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], BLOCK_B=c["BLOCK_B"],
+            num_warps=c["num_warps"])
+        return
+    c = choose_tiles("sum_fwd", part.block_size, part.max_children, batch,
+                     options=part.options)
+    num_m = cdiv(part.block_size, c["TILE_M"])
+    grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
+    sum_forward.sum_fwd_dot_kernel[grid](
+        *args, BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
+        BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, part.block_size),
+        num_warps=c["num_warps"])
 
 
 # ---------------------------------------------------------------- backward
@@ -169,8 +184,9 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
         values, flows, params, part.cblock_slots, part.cblock_np, part.parent_slots,
         part.parent_ps, batch, values.stride(0), part.max_parents,
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
-        TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], USE_DOT=c["USE_DOT"], STORE=part.store,
-        PREC=precision, num_warps=c["num_warps"])
+        TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
+        PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
+        num_warps=c["num_warps"])
 
 
 def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor,
@@ -189,20 +205,20 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
         values, flows, params, param_flows, part.block_slots, part.block_nc, part.child_slots,
         part.block_ps, batch, values.stride(0), part.max_children,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
-        BLOCK_B=c["BLOCK_B"], USE_DOT=c["USE_DOT"], ATOMIC=part.atomic, PREC=precision,
-        num_warps=c["num_warps"])
+        BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic,
+        PREC=dot_precision(precision, part.block_size), num_warps=c["num_warps"])
 
 
 def product_backward(part: ProductPart, flows: torch.Tensor) -> None:
     batch = flows.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("product", 1, part.num_children, batch)
+    c = choose_tiles("product", 1, part.num_nodes, batch)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
     io_kernels.product_bwd_kernel[grid](
         flows, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
         flows.stride(0), ATOMIC=part.atomic, STORE=part.store, TILE_N=c["TILE_N"],
-        BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
+        BLOCK_B=c["BLOCK_B"], UNROLL=_unroll(part.num_children), num_warps=c["num_warps"])
 
 
 def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,

@@ -119,12 +119,47 @@ class TritonPlan:
     merged_sums: list[SumPart] = field(default_factory=list)
 
 
+MERGE_MAX_CHILDREN = 16   # product partitions merge only up to this padded fan-in
+
+
+def merge_product_runs(parts: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    """Merge a layer's product partitions whose slot ranges are adjacent into
+    one launch: their [n, K] child slots are padded to the largest K with
+    slot 1 (value 0, no flow). A deep circuit's layer often holds a few
+    partitions that differ only in fan-in (HCLT: 2, 4, 5 children), and every
+    launch of a small layer costs a few microseconds."""
+    out: list[tuple[int, np.ndarray]] = []
+    for start, cs in sorted(parts, key=lambda p: p[0]):
+        if out:
+            prev_start, prev = out[-1]
+            k = max(prev.shape[1], cs.shape[1])
+            if prev_start + prev.shape[0] == start and k <= MERGE_MAX_CHILDREN:
+                pad = lambda a: np.pad(a, ((0, 0), (0, k - a.shape[1])),  # noqa: E731
+                                       constant_values=1)
+                out[-1] = (prev_start, np.concatenate([pad(prev), pad(cs)]))
+                continue
+        out.append((start, cs))
+    return out
+
+
+def _has_duplicates(a: np.ndarray) -> bool:
+    """Whether some value occurs twice: a bincount over the value range
+    when it is narrow (slots of one partition usually are), else a sort
+    (np.unique's hashing costs ~0.1 s per compile on a big HCLT)."""
+    if a.size < 2:
+        return False
+    lo, hi = int(a.min()), int(a.max())
+    if hi - lo < 4 * a.size + 1024:
+        return bool(np.bincount(a - lo).max() > 1)
+    s = np.sort(a, axis=None)
+    return bool((s[1:] == s[:-1]).any())
+
+
 def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device) -> ProductPart:
     """A ProductPart from its [n, K] child slots; detects shared children."""
     cs = np.asarray(child_slots, dtype=np.int64)
     n, k = cs.shape
-    real = cs[cs != 1]
-    atomic = bool(real.size != np.unique(real).size)
+    atomic = _has_duplicates(cs[cs != 1])
     return ProductPart(int(slot_start), n, k, _i32(cs, device), atomic)
 
 
@@ -229,10 +264,10 @@ def build_plan(layout: pcir.Layout, device: torch.device | str) -> TritonPlan:
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         device, tied, in_first[ii]))
             ii += 1
-        for pp in layer.product_partitions:
-            n, k = int(pp.num_nodes), int(pp.num_children)
-            lp.products.append(product_part(int(pp.slot_start), arr(pp.child_slots, (n, k)),
-                                            device))
+        runs = merge_product_runs([(int(pp.slot_start),
+                                    arr(pp.child_slots, (int(pp.num_nodes), int(pp.num_children))))
+                                   for pp in layer.product_partitions])
+        lp.products.extend(product_part(start, cs, device) for start, cs in runs)
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]

@@ -30,6 +30,14 @@ atomics; untied ones read-add-write.
 
 from __future__ import annotations
 
+# _SIZE1_REDUCTION: on an H100 with Triton 3.6, tl.sum of a 3-D broadcast
+# product over a short axis ([16, 1, 64] or [16, 2, 64] summed over axis 1)
+# returned several times the right value; the CPU interpreter is right.
+# Found by bench/flows_bisect.py (the root's flows to its children were up to
+# 5x too large) and pinned by tests/triton/test_reduction_semantics.py. So no
+# kernel here reduces a 3-D product: small blocks run in masked tl.dot tiles
+# of 16 (fp32 "ieee" precision for them, launch.py), like large ones.
+
 import triton
 import triton.language as tl
 
@@ -48,7 +56,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
                         parent_slots_ptr, parent_ps_ptr, batch, stride, max_parents,
                         CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
-                        USE_DOT: tl.constexpr, STORE: tl.constexpr, PREC: tl.constexpr):
+                        STORE: tl.constexpr, PREC: tl.constexpr):
     pid = tl.program_id(0)
     cb = pid // NUM_J
     offs_j = (pid % NUM_J) * TILE_J + tl.arange(0, TILE_J)
@@ -72,10 +80,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
             p = tl.exp(t - safe[None, :])                                          # [I, B]
             w = tl.load(params_ptr + pstart + offs_j[:, None] * PBS + offs_i[None, :],
                         mask=j_mask[:, None] & i_mask[None, :], other=0.0)        # [J, I]
-            if USE_DOT:
-                part = tl.dot(w, p, input_precision=PREC)
-            else:
-                part = tl.sum(w[:, :, None] * p[None, :, :], axis=1)
+            part = tl.dot(w, p, input_precision=PREC)
             acc = acc * tl.exp(run_max - safe)[None, :] + part
             run_max = new_max
     safe = tl.where(run_max == float("-inf"), 0.0, run_max)
@@ -97,7 +102,7 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                           max_children,
                           BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
-                          USE_DOT: tl.constexpr, ATOMIC: tl.constexpr, PREC: tl.constexpr):
+                          ATOMIC: tl.constexpr, PREC: tl.constexpr):
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
@@ -124,10 +129,7 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             off = (pslot0 + offs_m)[:, None] * stride + offs_b[None, :]
             t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :])
             a = tl.where(s_ok[None, :], tl.exp(t + s_safe[None, :]), 0.0)             # [M, B]
-            if USE_DOT:
-                acc += tl.dot(a, bt, input_precision=PREC)
-            else:
-                acc += tl.sum(a[:, :, None] * bt[None, :, :], axis=1)
+            acc += tl.dot(a, bt, input_precision=PREC)
         ps = tl.load(block_ps_ptr + blk).to(tl.int64)
         pidx = ps + offs_k[None, :] * BS + offs_m[:, None]
         pmask = m_mask[:, None] & k_mask[None, :]

@@ -14,9 +14,12 @@ straight from the packed [K, block_size] tile of the block (proto
 SumPartition). Children past `block_num_children[b]` are masked, so padding
 costs nothing and never reads another block's weights.
 
-`sum_fwd_dot_kernel` uses tensor cores (block_size >= 16); `sum_fwd_bmr_kernel`
-is the broadcast-multiply-reduce fallback for block sizes 1..15 (tl.dot needs
-tiles of at least 16). `sum_fwd_max_kernel` is the max-product (MPE) variant.
+`sum_fwd_dot_kernel` serves every block size: tl.dot needs tiles of at least
+16, so blocks of 1..15 rows run in a masked 16-row tile (in fp32 "ieee"
+precision, see launch.py). A broadcast-multiply-reduce fallback for small
+blocks existed until Triton 3.6 on an H100 was found to sum its length-1 and
+length-2 reduction axes wrongly (sum_backward._SIZE1_REDUCTION).
+`sum_fwd_max_kernel` is the max-product (MPE) variant.
 """
 
 from __future__ import annotations
@@ -70,47 +73,12 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
 
 
 @triton.jit
-def sum_fwd_bmr_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, child_slots_ptr,
-                       block_ps_ptr, batch, stride, max_children,
-                       BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
-                       TILE_K: tl.constexpr, BLOCK_B: tl.constexpr):
-    pid = tl.program_id(0)
-    blk = pid // NUM_M
-    offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
-    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_mask = offs_m < BS
-    b_mask = offs_b < batch
-    nc = tl.load(block_nc_ptr + blk)
-    ps = tl.load(block_ps_ptr + blk).to(tl.int64)
-    row_base = blk.to(tl.int64) * max_children
-    acc = tl.zeros((TILE_M, BLOCK_B), dtype=tl.float32)
-    run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
-    for k0 in range(0, nc, TILE_K):
-        offs_k = k0 + tl.arange(0, TILE_K)
-        k_mask = offs_k < nc
-        c = _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b,
-                             b_mask, stride)
-        new_max = tl.maximum(run_max, tl.max(c, axis=0))
-        safe = tl.where(new_max == float("-inf"), 0.0, new_max)
-        e = tl.exp(c - safe[None, :])                                   # [K, B]
-        w = tl.load(params_ptr + ps + offs_k[:, None] * BS + offs_m[None, :],
-                    mask=k_mask[:, None] & m_mask[None, :], other=0.0)  # [K, M]
-        part = tl.sum(w[:, :, None] * e[:, None, :], axis=0)            # [M, B]
-        acc = acc * tl.exp(run_max - safe)[None, :] + part
-        run_max = new_max
-    safe = tl.where(run_max == float("-inf"), 0.0, run_max)
-    out = tl.log(acc) + safe[None, :]
-    slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
-    optrs = values_ptr + (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
-    tl.store(optrs, out, mask=m_mask[:, None] & b_mask[None, :])
-
-
-@triton.jit
 def sum_fwd_max_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, child_slots_ptr,
                        block_ps_ptr, batch, stride, max_children,
                        BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
-                       TILE_K: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Max-product: value(parent) = max_k(log w + value(child)) (MPE pass)."""
+                       BLOCK_B: tl.constexpr):
+    """Max-product: value(parent) = max_k(log w + value(child)) (MPE pass).
+    One child at a time (2-D tiles only: see sum_backward._SIZE1_REDUCTION)."""
     pid = tl.program_id(0)
     blk = pid // NUM_M
     offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
@@ -121,15 +89,11 @@ def sum_fwd_max_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
     ps = tl.load(block_ps_ptr + blk).to(tl.int64)
     row_base = blk.to(tl.int64) * max_children
     best = tl.full((TILE_M, BLOCK_B), float("-inf"), dtype=tl.float32)
-    for k0 in range(0, nc, TILE_K):
-        offs_k = k0 + tl.arange(0, TILE_K)
-        k_mask = offs_k < nc
-        c = _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b,
-                             b_mask, stride)
-        w = tl.load(params_ptr + ps + offs_k[:, None] * BS + offs_m[None, :],
-                    mask=k_mask[:, None] & m_mask[None, :], other=0.0)
-        cand = tl.log(w)[:, :, None] + c[:, None, :]
-        best = tl.maximum(best, tl.max(cand, axis=0))
+    for k in range(0, nc):
+        slot = tl.load(child_slots_ptr + row_base + k).to(tl.int64)
+        c = tl.load(values_ptr + slot * stride + offs_b, mask=b_mask, other=float("-inf"))
+        w = tl.load(params_ptr + ps + k * BS + offs_m, mask=m_mask, other=0.0)
+        best = tl.maximum(best, tl.log(w)[:, None] + c[None, :])
     slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
     optrs = values_ptr + (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
     tl.store(optrs, best, mask=m_mask[:, None] & b_mask[None, :])

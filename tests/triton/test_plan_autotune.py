@@ -108,3 +108,16 @@ def test_first_writers_store_and_the_rest_is_zeroed(device):
                 if c != 1:
                     want[c] += want[slot0 + i]
     np.testing.assert_allclose(flows.cpu().numpy(), want, rtol=1e-6)
+
+
+def test_adjacent_product_partitions_merge_with_padding():
+    """A layer's product partitions over adjacent slots become one launch,
+    padded with slot 1; separated ones stay apart."""
+    from pccompiler.backends.triton.plan import merge_product_runs
+    a = np.array([[2, 3], [4, 5]])
+    b = np.array([[6, 7, 8]])
+    c = np.array([[9, 10]])
+    runs = merge_product_runs([(20, b), (18, a), (40, c)])
+    assert [r[0] for r in runs] == [18, 40]
+    np.testing.assert_array_equal(runs[0][1], [[2, 3, 1], [4, 5, 1], [6, 7, 8]])
+    np.testing.assert_array_equal(runs[1][1], c)

@@ -126,3 +126,27 @@ def test_graph_batch_claim_tail_and_reclaim_match_eager():
                                rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(graphs.flows(batches[3]), eager.flows(batches[3]),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
+def test_out_of_range_category_found_by_the_input_kernel(dtype, device):
+    """log_prob and em_step run the forward before looking at the values: the
+    input kernel reports the first bad (row, column), missing entries are
+    not checked, nothing is trained on a bad batch, and the flag clears."""
+    from pccompiler.errors import DataError
+    root, x = _hclt()
+    cc = pc.compile(root, backend="triton", device=str(device))
+    good = torch.as_tensor(x, dtype=dtype)
+    bad = good.clone()
+    bad[2, 5] = 200 if dtype == torch.uint8 else -1
+    bad[3, 1] = 7
+    with pytest.raises(DataError, match=r"row 2, column 5: category"):
+        cc.log_prob(bad)
+    before = cc.sum_params.detach().clone()
+    with pytest.raises(DataError, match=r"row 2, column 5"):
+        cc.em_step(bad, step_size=0.5)
+    torch.testing.assert_close(cc.sum_params.detach(), before)
+    missing = torch.zeros(bad.shape, dtype=torch.bool)
+    missing[2, 5] = missing[3, 1] = True
+    torch.testing.assert_close(cc.log_prob(bad, missing), cc.log_prob(good, missing))
+    torch.testing.assert_close(cc.log_prob(good), cc.log_prob(x))

@@ -2,7 +2,8 @@
 
 Covers block sizes 1, 2, 16, 32 (broadcast and tensor-core variants), child
 block sizes 1..16, fan-in 1, fan-in that is not a multiple of the K tile,
-padded children (slot 0), -inf values, and batches 1, 3, 17 (masked tails).
+padded children (slot 0), -inf values, and batches 1, 3, 17, 64, 130, 200
+(masked tails; batch 64 at a root-like block size 1 broke on an H100).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ CASES = [
     (32, 16, 2, 2, 3, None),    # bs 32, child blocks 16
     (16, 4, 2, 5, 1, 3),        # dot forward, broadcast backward (cbs < 16)
     (3, 16, 2, 2, 5, None),     # block size not a power of two
+    (1, 16, 1, 1, 64, None),    # the root over one block of 16 (TILE_I 1; wrong on an H100 once)
+    (1, 1, 2, 3, 200, None),    # fan-in 1, two batch tiles
+    (2, 16, 2, 3, 130, 2),      # broadcast both ways, batch 130
 ]
 
 

@@ -1,0 +1,95 @@
+"""Where does a small circuit's forward spend its time? (pccompiler vs PyJuice)
+
+For each case, per batch of 512 (20 batches, uint8 data on the GPU):
+  log_prob      CompiledCircuit.log_prob (validation + engine + root clone), as bench/race.py
+  engine        engine.forward only (transpose + graph replay / eager launches)
+  replay        the captured forward graph replayed alone
+  pyjuice       pc(x) under no_grad (bf16 default, as the race)
+plus the number of kernel launches per forward and the top kernels by GPU
+time (torch.profiler) for ours and PyJuice's.
+
+Run from the repository root (PyJuice importable):
+  PYTHONPATH=.:bench python bench/forward_profile.py --cases hclt32,pd32
+"""
+import argparse
+import time
+
+import torch
+
+import race_cases
+
+
+def per_batch_ms(fn, batches):
+    for b in range(3):
+        fn(batches[b])
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for b in range(batches.shape[0]):
+        fn(batches[b])
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / batches.shape[0] * 1e3
+
+
+def top_kernels(fn, x, rows=8):
+    from torch.profiler import ProfilerActivity, profile
+    fn(x)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn(x)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages()]
+    key = "device_time_total" if hasattr(events[0], "device_time_total") else "cuda_time_total"
+    total = sum(getattr(e, key) for e in events)
+    count = sum(e.count for e in events)
+    print(f"    {count} kernels, {total / 1e3:.3f} ms GPU time")
+    for e in sorted(events, key=lambda e: -getattr(e, key))[:rows]:
+        print(f"    {getattr(e, key) / 1e3:8.3f} ms  x{e.count:4d}  {e.key[:90]}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default="hclt32,pd32")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--pyjuice", action="store_true")
+    args = ap.parse_args()
+    import pccompiler
+    for case in race_cases.select_cases(args.cases):
+        model = case.build()
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        nv = sum(1 for v in model.variables)
+        batches = torch.randint(0, case.num_cats, (20, args.batch, nv), device="cuda",
+                                generator=gen,
+                                dtype=torch.uint8 if case.num_cats <= 256 else torch.int64)
+        cc = pccompiler.compile(model, backend="triton", device="cuda")
+        eng = cc.engine
+        print(f"{case.name}: layers {len(eng.plan.layers)}, partitions "
+              f"{sum(len(l.inputs) + len(l.products) + len(l.sums) for l in eng.plan.layers)}")
+        with torch.no_grad():
+            t_lp = per_batch_ms(lambda x: cc.log_prob(x), batches)
+            t_en = per_batch_ms(lambda x: eng.forward(x), batches)
+            graph = next(iter(eng.graphs._fwd.values()), None)
+            t_rp = per_batch_ms(lambda x: graph.replay(), batches) if graph else float("nan")
+            eager = pccompiler.compile(model, backend="triton", device="cuda",
+                                       cuda_graphs=False)
+            t_eg = per_batch_ms(lambda x: eager.engine.forward(x), batches)
+            print(f"  ms/batch: log_prob {t_lp:.3f}  engine {t_en:.3f}  replay {t_rp:.3f}  "
+                  f"eager {t_eg:.3f}")
+            print("  pcc eager kernels:")
+            top_kernels(lambda x: eager.engine.forward(x), batches[0])
+            del eager
+            if args.pyjuice:
+                import pyjuice as juice
+                from pyjuice_bridge import convert
+                pj = juice.compile(convert(model, case.pyjuice_block).root, verbose=False)
+                pj.to(torch.device("cuda"))
+                t_pj = per_batch_ms(lambda x: pj(x), batches)
+                print(f"  pyjuice ms/batch {t_pj:.3f}")
+                print("  pyjuice kernels:")
+                top_kernels(lambda x: pj(x), batches[0])
+                del pj
+        del cc, eng
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
