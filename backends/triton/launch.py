@@ -164,10 +164,35 @@ def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor
                      options=part.options)
     num_m = cdiv(part.block_size, c["TILE_M"])
     grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
-    sum_forward.sum_fwd_dot_kernel[grid](
-        *args, BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
-        BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, part.block_size),
-        num_warps=c["num_warps"])
+    kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
+              BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, part.block_size),
+              num_warps=c["num_warps"])
+    splits = split_k(grid[0] * grid[1], part.max_children, c["TILE_K"])
+    if splits == 1:
+        sum_forward.sum_fwd_dot_kernel[grid](*args, values, 0, **kw)
+        return
+    per_split = cdiv(cdiv(part.max_children, splits), c["TILE_K"]) * c["TILE_K"]
+    splits = cdiv(part.max_children, per_split)
+    rows = part.num_blocks * part.block_size
+    partial = torch.empty(splits * rows * batch, dtype=torch.float32, device=values.device)
+    sum_forward.sum_fwd_dot_kernel[grid + (splits,)](*args, partial, per_split, SPLIT_K=True,
+                                                      **kw)
+    tr = _clamp(next_pow2(rows), 1, 16)
+    bb = _clamp(next_pow2(batch), 1, 128)
+    sum_forward.sum_split_combine_kernel[(cdiv(rows, tr), cdiv(batch, bb))](
+        values, partial, part.block_slots, rows, splits, batch, values.stride(0),
+        BS=part.block_size, TILE_R=tr, BLOCK_B=bb, num_warps=4)
+
+
+SPLIT_MIN_ITERS = 8      # K-chunks per program worth a split-K pass
+
+
+def split_k(programs: int, fan_in: int, tile_k: int) -> int:
+    """How many programs share one parent row's children: 1 unless the grid
+    is under MIN_PROGRAMS and every program would walk many K-chunks."""
+    if programs >= MIN_PROGRAMS or fan_in < 2 * SPLIT_MIN_ITERS * tile_k:
+        return 1
+    return max(1, min(cdiv(MIN_PROGRAMS, programs), fan_in // (SPLIT_MIN_ITERS * tile_k)))
 
 
 # ---------------------------------------------------------------- backward

@@ -39,9 +39,14 @@ def _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs
 
 @triton.jit
 def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, child_slots_ptr,
-                       block_ps_ptr, batch, stride, max_children,
+                       block_ps_ptr, batch, stride, max_children, split_ptr, k_per_split,
                        BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
-                       TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr):
+                       TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
+                       SPLIT_K: tl.constexpr = False):
+    """SPLIT_K: program_id(2) takes children [s * k_per_split, ...) and writes
+    its partial log-sum to split_ptr[s, block * BS + row, b] for
+    `sum_split_combine_kernel` (a few huge-fan-in rows, e.g. a root over
+    8,192 children, would otherwise run on a handful of SMs)."""
     pid = tl.program_id(0)
     blk = pid // NUM_M
     offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
@@ -53,9 +58,14 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
     row_base = blk.to(tl.int64) * max_children
     acc = tl.zeros((TILE_M, BLOCK_B), dtype=tl.float32)
     run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
-    for k0 in range(0, nc, TILE_K):
+    k_lo = 0
+    k_hi = nc
+    if SPLIT_K:
+        k_lo = tl.program_id(2) * k_per_split
+        k_hi = tl.minimum(k_lo + k_per_split, nc)
+    for k0 in range(k_lo, k_hi, TILE_K):
         offs_k = k0 + tl.arange(0, TILE_K)
-        k_mask = offs_k < nc
+        k_mask = offs_k < k_hi
         c = _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b,
                              b_mask, stride)
         new_max = tl.maximum(run_max, tl.max(c, axis=0))
@@ -67,9 +77,38 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         run_max = new_max
     safe = tl.where(run_max == float("-inf"), 0.0, run_max)
     out = tl.log(acc) + safe[None, :]
-    slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
-    optrs = values_ptr + (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
-    tl.store(optrs, out, mask=m_mask[:, None] & b_mask[None, :])
+    mask = m_mask[:, None] & b_mask[None, :]
+    if SPLIT_K:
+        rows = tl.num_programs(0) // NUM_M * BS
+        prow = (tl.program_id(2) * rows + blk * BS + offs_m).to(tl.int64)
+        tl.store(split_ptr + prow[:, None] * batch + offs_b[None, :], out, mask=mask)
+    else:
+        slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
+        optrs = values_ptr + (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
+        tl.store(optrs, out, mask=mask)
+
+
+@triton.jit
+def sum_split_combine_kernel(values_ptr, split_ptr, block_slots_ptr, num_rows, num_splits,
+                             batch, stride, BS: tl.constexpr, TILE_R: tl.constexpr,
+                             BLOCK_B: tl.constexpr):
+    """values[row] = logsumexp over s of split[s, row] (rows = block * BS + m)."""
+    offs_r = tl.program_id(0) * TILE_R + tl.arange(0, TILE_R)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    mask = (offs_r < num_rows)[:, None] & (offs_b < batch)[None, :]
+    run_max = tl.full((TILE_R, BLOCK_B), float("-inf"), dtype=tl.float32)
+    acc = tl.zeros((TILE_R, BLOCK_B), dtype=tl.float32)
+    for s in range(0, num_splits):
+        v = tl.load(split_ptr + (s * num_rows + offs_r).to(tl.int64)[:, None] * batch
+                    + offs_b[None, :], mask=mask, other=float("-inf"))
+        new_max = tl.maximum(run_max, v)
+        safe = tl.where(new_max == float("-inf"), 0.0, new_max)
+        acc = acc * tl.exp(run_max - safe) + tl.exp(v - safe)
+        run_max = new_max
+    safe = tl.where(run_max == float("-inf"), 0.0, run_max)
+    slot = tl.load(block_slots_ptr + offs_r // BS, mask=offs_r < num_rows, other=0).to(tl.int64)
+    optrs = values_ptr + (slot + offs_r % BS)[:, None] * stride + offs_b[None, :]
+    tl.store(optrs, tl.log(acc) + safe, mask=mask)
 
 
 @triton.jit

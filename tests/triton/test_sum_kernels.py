@@ -28,6 +28,7 @@ CASES = [
     (1, 16, 1, 1, 64, None),    # the root over one block of 16 (TILE_I 1; wrong on an H100 once)
     (1, 1, 2, 3, 200, None),    # fan-in 1, two batch tiles
     (2, 16, 2, 3, 130, 2),      # broadcast both ways, batch 130
+    (1, 16, 1, 64, 5, None),    # a root over 1,024 children: split-K forward
 ]
 
 
@@ -59,6 +60,11 @@ def _close(got: torch.Tensor, want: np.ndarray, rtol=2e-5, atol=2e-5):
     assert np.array_equal(np.isneginf(got), np.isneginf(want)), "-inf pattern differs"
     fin = np.isfinite(want)
     np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol)
+
+
+def test_root_case_takes_the_split_k_path():
+    from pccompiler.backends.triton.launch import split_k
+    assert split_k(1, 1024, 32) == 4 and split_k(300, 1024, 32) == 1 and split_k(1, 64, 32) == 1
 
 
 @pytest.mark.parametrize("case", CASES)
