@@ -6,10 +6,14 @@ step size s annealed linearly from `step_size` to `step_size_end` over all
 steps. Full-batch EM: flows accumulated over every batch (or data shard),
 then one update with step size s per epoch; on shards this gives exactly the
 same update as on the whole data (flows add up).
+
+Data softening (`soften=BETA`, Liu & Van den Broeck 2021): every observed
+input is soft evidence; see `Softening`. Sum-node statistics are unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -19,7 +23,8 @@ from typing import Callable, Iterable, TextIO
 import numpy as np
 import torch
 
-from pccompiler.errors import DataError
+from pccompiler import ir
+from pccompiler.errors import DataError, UnsupportedError
 from pccompiler.ir import pcir
 
 
@@ -126,6 +131,155 @@ def batches(n: int, batch_size: int, order: np.ndarray | None = None) -> Iterabl
         yield order[start: start + batch_size]
 
 
+# ---------------------------------------------------------------- data softening
+SOFTEN_KERNELS = ("uniform", "marginal")
+
+
+class Softening:
+    """Data softening: every observed input x of a training sample is soft
+    evidence on its variable's value c (Liu & Van den Broeck, "Tractable
+    Regularization of Probabilistic Circuits", NeurIPS 2021).
+
+    The evidence weights are q_x(c) = a [c == x] + g(c), so an input node
+    with parameters p contributes v(x) = sum_c q_x(c) p(c) = a p(x) + <g, p>.
+      uniform kernel (default): q_x(x) = beta, q_x(c) = (1 - beta) / (C - 1)
+        for c != x, i.e. g = b = (1 - beta) / (C - 1) and a = beta - b; then
+        p' = a p + b is again a distribution (the channel K(x|c) of the paper).
+      marginal kernel (our reading of the authors' `soften(data, 1 - beta;
+        scale_by_marginal = true)`, whose source we have not seen): a = beta,
+        g = (1 - beta) * m with m the variable's category frequencies in the
+        training data (categorical inputs and complete data only: p' is not
+        normalised, so neither a Bernoulli row nor marginalisation holds it).
+    Any engine computes v by running on p'(c) = a p(c) + <g, p> in place of p
+    (`apply`): its parameter flows are then the flows n'(x) of the observed
+    categories. EM's expected counts under the soft evidence are
+        E(c) = p(c) * (a n'(c) / p'(c) + g(c) sum_x n'(x) / p'(x)),
+    which `restore` writes into the flows before putting p back. Both steps
+    are linear in the flows, so batches, shards and ranks add up as before.
+    A missing entry (flows f p'(c)) maps to f p(c) under the uniform kernel:
+    plain marginalisation. Bernoulli rows (uniform only, C = 2) use the same
+    formula with n'(1) = flows[r], n'(0) = node_flows[r] - flows[r]; node
+    totals need no change (sum_c E(c) = sum_x n'(x)). Gaussian inputs are
+    refused. The log-likelihoods returned between `apply` and `restore` are
+    those of the softened data; evaluation uses p (outside that window).
+    """
+
+    def __init__(self, circuit, beta: float, kernel: str = "uniform",
+                 train: np.ndarray | None = None):
+        if not (math.isfinite(beta) and 0 < beta <= 1):
+            raise DataError(f"softening beta {beta} must lie in (0, 1]")
+        if kernel not in SOFTEN_KERNELS:
+            raise DataError(f"softening kernel must be one of {', '.join(SOFTEN_KERNELS)}, "
+                            f"not {kernel!r}")
+        eng = circuit.engine
+        model, layout = eng.model, eng.layout
+        for g in model.groups:
+            if g.kind == pcir.INPUT and g.input.dist not in (pcir.CATEGORICAL_DIST,
+                                                             pcir.BERNOULLI_DIST):
+                raise UnsupportedError(
+                    f"data softening needs categorical or Bernoulli inputs; group {g.id} "
+                    f"{g.name!r} is Gaussian (train without --soften)")
+            if (kernel == "marginal" and g.kind == pcir.INPUT
+                    and g.input.dist == pcir.BERNOULLI_DIST):
+                raise UnsupportedError(
+                    f"the marginal softening kernel needs categorical inputs; group {g.id} "
+                    f"{g.name!r} is Bernoulli (use the uniform kernel)")
+        if kernel == "marginal" and train is None:
+            raise DataError("the marginal softening kernel needs the training data")
+        self.engine, self.beta, self.kernel = eng, float(beta), kernel
+        table = ir.tensor_table(layout)
+        cat: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        bern: list[np.ndarray] = []
+        for layer in layout.layers:
+            for ip in layer.input_partitions:
+                n = int(ip.num_nodes)
+                starts = np.asarray(table[ip.node_param_starts], dtype=np.int64).reshape(n)
+                nvars = np.asarray(table[ip.node_vars], dtype=np.int64).reshape(n)
+                if ip.dist == pcir.CATEGORICAL_DIST:
+                    cat.setdefault(int(ip.params_per_node), []).append((starts, nvars))
+                elif ip.dist == pcir.BERNOULLI_DIST:
+                    bern.append(starts)
+        dev, dt = eng.device, eng.dtype
+        # per category count C: (cols [R, C], a, g [R, C]); tied rows appear once
+        self.cat: list[tuple[torch.Tensor, float, torch.Tensor]] = []
+        for c, parts in sorted(cat.items()):
+            starts = np.concatenate([s for s, _ in parts])
+            starts, first = np.unique(starts, return_index=True)
+            nvars = np.concatenate([v for _, v in parts])[first]
+            cols = torch.as_tensor(starts[:, None] + np.arange(c)[None, :], device=dev)
+            if kernel == "uniform":
+                b = (1.0 - beta) / (c - 1) if c > 1 else 0.0
+                a, g = beta - b, np.full((len(starts), c), b)
+            else:
+                a, g = beta, (1.0 - beta) * _category_frequencies(train, nvars, c)
+            self.cat.append((cols, a, torch.as_tensor(g, dtype=dt, device=dev)))
+        self.bern_rows = torch.as_tensor(np.unique(np.concatenate(bern)) if bern
+                                         else np.zeros(0, dtype=np.int64), device=dev)
+        self._saved: torch.Tensor | None = None
+
+    def apply(self) -> None:
+        """Replace the input parameters by the softened ones p' (in place)."""
+        params = self.engine.input_params.data
+        self._saved = params.clone()
+        for cols, a, g in self.cat:
+            p = self._saved[cols]
+            params[cols] = a * p + (g * p).sum(1, keepdim=True)
+        if self.bern_rows.numel():
+            b = 1.0 - self.beta
+            params[self.bern_rows] = (2 * self.beta - 1) * self._saved[self.bern_rows] + b
+
+    def restore(self, convert: bool = True) -> None:
+        """Turn the flows gathered under p' into soft-evidence expected counts
+        (if `convert`) and put the parameters p back."""
+        eng, saved = self.engine, self._saved
+        if saved is None:
+            raise RuntimeError("Softening.restore without apply")
+        params, flows = eng.input_params.data, eng.input_param_flows
+        if convert:
+            for cols, a, g in self.cat:
+                ratio = _safe_ratio(flows[cols], params[cols])
+                flows[cols] = saved[cols] * (a * ratio + g * ratio.sum(1, keepdim=True))
+            rows = self.bern_rows
+            if rows.numel():
+                b = 1.0 - self.beta
+                n1 = flows[rows]
+                n0 = eng.input_node_flows[rows] - n1
+                p1 = params[rows]
+                r1, r0 = _safe_ratio(n1, p1), _safe_ratio(n0, 1 - p1)
+                flows[rows] = saved[rows] * ((2 * self.beta - 1) * r1 + b * (r0 + r1))
+        params.copy_(saved)
+        self._saved = None
+
+    def __enter__(self) -> "Softening":
+        self.apply()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.restore(convert=exc_type is None)
+
+
+def _safe_ratio(n: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """n / p, 0 where p is 0 (then n is 0 too: no sample reached that value)."""
+    return torch.where(p > 0, n / p.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(n))
+
+
+def _category_frequencies(train: np.ndarray, nvars: np.ndarray, c: int) -> np.ndarray:
+    """[len(nvars), c] frequency of each category of each node's variable."""
+    freq = np.zeros((train.shape[1], c))
+    for v in np.unique(nvars):
+        freq[v] = np.bincount(np.asarray(train[:, v], dtype=np.int64), minlength=c)[:c]
+    return freq[nvars] / max(1, len(train))
+
+
+def make_softening(circuit, soften: float | None, kernel: str = "uniform",
+                   train: np.ndarray | None = None) -> Softening | None:
+    """A Softening for `circuit`, or None when `soften` is None or 1 (plain EM)."""
+    if soften is None:
+        return None
+    soft = Softening(circuit, soften, kernel, train)
+    return None if soften == 1 else soft
+
+
 # ---------------------------------------------------------------- loops
 def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
              missing: np.ndarray | None = None) -> float:
@@ -140,20 +294,23 @@ def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
 
 def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
                         step_size: float = 1.0, pseudocount: float = 0.0,
-                        on_batch: Callable[[int], None] | None = None, sync=None) -> float:
+                        on_batch: Callable[[int], None] | None = None, sync=None,
+                        soften: Softening | None = None) -> float:
     """One full-batch EM update from the flows of every shard; returns the
-    average LL of the data under the parameters before the update. With
-    `sync` (data-parallel, pccompiler/distributed.py) the shards are this
-    rank's and the flows and totals are summed over ranks before the update."""
+    average LL of the data under the parameters before the update (of the
+    softened data with `soften`). With `sync` (data-parallel,
+    pccompiler/distributed.py) the shards are this rank's and the flows and
+    totals are summed over ranks before the update."""
     circuit.zero_flows()
     total, count, done = 0.0, 0, 0
-    for shard in shards:
-        for rows in batches(len(shard), batch_size):
-            total += float(circuit.accumulate_flows(shard[rows]).double().sum())
-            count += len(rows)
-            done += 1
-            if on_batch:
-                on_batch(done)
+    with soften if soften is not None else contextlib.nullcontext():
+        for shard in shards:
+            for rows in batches(len(shard), batch_size):
+                total += float(circuit.accumulate_flows(shard[rows]).double().sum())
+                count += len(rows)
+                done += 1
+                if on_batch:
+                    on_batch(done)
     if sync is not None:
         sync.reduce_flows(circuit)
         total, count = sync.sum(total), sync.sum(count)
@@ -162,12 +319,29 @@ def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
     return total / max(1, count)
 
 
+def em_step(circuit, x: np.ndarray, step_size: float, pseudocount: float,
+            soften: Softening | None = None) -> torch.Tensor:
+    """`circuit.em_step(x, ...)`, with the statistics of softened data if
+    `soften`; returns log p(x) [B] (of the softened data) before the update."""
+    if soften is None:
+        return circuit.em_step(x, step_size=step_size, pseudocount=pseudocount)
+    circuit.zero_flows()
+    with soften:
+        lls = circuit.accumulate_flows(x)
+    circuit.em_update(step_size, pseudocount)
+    circuit.zero_flows()
+    return lls
+
+
 def _em_step_shared(circuit, data: np.ndarray, part: np.ndarray, step_size: float,
-                    pseudocount: float, sync) -> float:
+                    pseudocount: float, sync, soften: Softening | None = None) -> float:
     """`em_step` of one rank: flows of its part of the batch (maybe empty),
     summed over ranks, then the update; returns its part's LL total."""
     circuit.zero_flows()
-    total = float(circuit.accumulate_flows(data[part]).double().sum()) if len(part) else 0.0
+    total = 0.0
+    if len(part):
+        with soften if soften is not None else contextlib.nullcontext():
+            total = float(circuit.accumulate_flows(data[part]).double().sum())
     sync.reduce_flows(circuit)
     circuit.em_update(step_size, pseudocount)
     circuit.zero_flows()
@@ -179,7 +353,8 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
              step_size_end: float | None = None, pseudocount: float = 0.1, seed: int = 0,
              log: Callable[[str], None] | None = None, progress: TextIO | None = None,
              sync=None, start_epoch: int = 1, rng_state: dict | None = None,
-             on_epoch: Callable[[EpochStats, dict], None] | None = None) -> list[EpochStats]:
+             on_epoch: Callable[[EpochStats, dict], None] | None = None,
+             soften: float | None = None, soften_kernel: str = "uniform") -> list[EpochStats]:
     """Train with mini-batch ("mini") or full-batch ("full") EM.
 
     `log` receives one line per epoch; `progress` (a stream) shows a bar.
@@ -193,9 +368,14 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
     applies exactly the updates of an uninterrupted one. `on_epoch(stats,
     state)` runs after every epoch with the state to resume from after it
     ({"epoch", "rng_state"}); `pcc train --checkpoint-every` saves it.
+
+    `soften` (beta in (0, 1], None or 1: off) trains on softened data
+    (`Softening`, kernel `soften_kernel`); the train LL then is that of the
+    softened data, the validation LL that of the model as it is.
     """
     if em not in ("mini", "full"):
         raise ValueError(f"em must be 'mini' or 'full', not {em!r}")
+    soft = make_softening(circuit, soften, soften_kernel, train)
     rng = np.random.default_rng(seed)
     if rng_state is not None:
         rng.bit_generator.state = rng_state
@@ -211,16 +391,17 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
             shards = [train] if sync is None else (
                 train[sync.split(rows)] for rows in batches(len(train), batch_size))
             train_ll = full_batch_em_epoch(circuit, shards, batch_size, step_size, pseudocount,
-                                           bar.update if bar else None, sync)
+                                           bar.update if bar else None, sync, soft)
         else:
             total = 0.0
             for i, rows in enumerate(batches(len(train), batch_size, rng.permutation(len(train)))):
                 s = step_size + (end - step_size) * step / max(1, total_steps - 1)
                 if sync is None:
-                    total += float(circuit.em_step(train[rows], step_size=s,
-                                                   pseudocount=pseudocount).double().sum())
+                    total += float(em_step(circuit, train[rows], s, pseudocount,
+                                           soft).double().sum())
                 else:
-                    total += _em_step_shared(circuit, train, sync.split(rows), s, pseudocount, sync)
+                    total += _em_step_shared(circuit, train, sync.split(rows), s, pseudocount,
+                                             sync, soft)
                 step += 1
                 if bar:
                     bar.update(i + 1)

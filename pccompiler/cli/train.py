@@ -26,6 +26,13 @@ result equals single-process training up to float rounding. Under torchrun
 happens without --nproc. Only rank 0 prints and writes the output, after
 every rank has finished; a failure on any rank stops all of them.
 
+--soften BETA trains on softened data (Liu & Van den Broeck 2021): every
+observed value counts as soft evidence, true with probability BETA and
+otherwise one of the variable's other values (--soften-kernel uniform) or a
+value drawn from the training marginals (marginal; categorical inputs
+only). Gaussian inputs cannot be softened. The train LL printed is that of
+the softened data; valid and test LLs are the model's own.
+
 --checkpoint-every N saves the circuit and the training state every N
 epochs to OUTPUT.ckpt (atomically); after a crash, the same command with
 --resume continues from it and ends with the same result as an
@@ -53,6 +60,11 @@ def register(subparsers) -> None:
     p.add_argument("--step-size-end", type=float, default=None,
                    help="final step size of the linear annealing (default: constant)")
     p.add_argument("--pseudocount", type=float, default=0.1)
+    p.add_argument("--soften", type=float, default=None, metavar="BETA",
+                   help="data softening: keep each observed value with probability BETA "
+                        "(e.g. 0.999; default: off)")
+    p.add_argument("--soften-kernel", choices=["uniform", "marginal"], default="uniform",
+                   help="where softening moves the rest of the mass (default uniform)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, default=1,
@@ -77,6 +89,9 @@ def check_options(args) -> None:
             raise DataError(f"{flag} {value} must lie in (0, 1]")
     if not (math.isfinite(args.pseudocount) and args.pseudocount >= 0):
         raise DataError(f"--pseudocount {args.pseudocount} must be a finite number >= 0")
+    soften = getattr(args, "soften", None)
+    if soften is not None and not (math.isfinite(soften) and 0 < soften <= 1):
+        raise DataError(f"--soften {soften} must lie in (0, 1]")
     if args.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every must be >= 0, not {args.checkpoint_every}")
 
@@ -91,6 +106,9 @@ def run(args) -> int:
     if args.nproc > 1 or distributed.under_torchrun():
         if args.checkpoint_every or args.resume:
             raise DataError("--checkpoint-every / --resume are for single-process training")
+        if args.soften is not None:
+            raise DataError("--soften is for single-process training (not yet passed on by "
+                            "data-parallel training)")
         return distributed.run_train(args)
     circuit = open_circuit(args.file, args.backend, args.device)
     model = circuit.model
@@ -98,6 +116,8 @@ def run(args) -> int:
     valid = load_data(args.valid, model) if args.valid else None
     test = load_data(args.test, model) if args.test else None
     ckpt, prints = checkpoint_path(args.output), fingerprint(args, train)
+    if args.soften is not None:         # a checkpoint resumes only with the same softening
+        prints["soften"] = [args.soften, args.soften_kernel]
     start, rng_state = 1, None
     if args.resume and os.path.exists(ckpt):
         resumed = open_circuit(ckpt, args.backend, args.device)
@@ -114,7 +134,8 @@ def run(args) -> int:
              step_size=args.step_size, step_size_end=args.step_size_end,
              pseudocount=args.pseudocount, seed=args.seed, log=print,
              progress=None if args.quiet else sys.stderr, start_epoch=start,
-             rng_state=rng_state, on_epoch=on_epoch)
+             rng_state=rng_state, on_epoch=on_epoch, soften=args.soften,
+             soften_kernel=args.soften_kernel)
     if test is not None:
         print(f"test LL {evaluate(circuit, test, args.batch_size):.4f}")
     circuit.save(args.output)
