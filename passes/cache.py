@@ -6,7 +6,10 @@ and block limit, plus a parameter hash when a pass in the pipeline depends
 on parameter values). Value: the Layout, model''s structure (the Model
 without parameter tensors) and the parameter gathers (passes/rewrites.py),
 so a hit rebuilds model' from the caller's model with its *current*
-parameters and runs no pass.
+parameters and runs no pass. When no pass replaced the input Model (the
+usual case: the passes only annotate it and build the Layout), the entry
+says so and a hit returns the caller's Model itself as model': nothing is
+copied, and the backend reads the parameters straight from it, once.
 
 File format (one file per key, `<key>.pclc`):
     b"PCLC\\0\\0\\0\\1" | sha256 of the rest (32 bytes) | u64 header length |
@@ -88,8 +91,12 @@ def _warn_once(tag: str, message: str) -> None:
 
 
 def encode_entry(ingredients: dict, model2: pcir.Model, layout: pcir.Layout,
-                 rewrites: ParamRewrites) -> bytes:
-    """The bytes of one cache entry (see the module docstring)."""
+                 rewrites: ParamRewrites, source: pcir.Model | None = None) -> bytes:
+    """The bytes of one cache entry (see the module docstring). `source`:
+    the input Model; when no pass replaced it (`model2 is source`, the usual
+    case) the header says so and a hit hands the caller's Model to the
+    backend as model', copying no parameter (the skeleton and gathers are
+    still written, for readers that want them)."""
     table = ir.tensor_table(model2)
     skeleton = copy_without_tensors(model2)
     params: list[dict] = []
@@ -110,13 +117,18 @@ def encode_entry(ingredients: dict, model2: pcir.Model, layout: pcir.Layout,
     sections.insert(1, skeleton.SerializeToString())
     sizes = [len(s) for s in sections]
     header = json.dumps({"ingredients": ingredients, "params": params, "sections": sizes,
-                         "order": [t.name for t in model2.tensors]}).encode()
+                         "order": [t.name for t in model2.tensors],
+                         "model_is_input": source is not None and model2 is source}).encode()
     body = struct.pack("<Q", len(header)) + header + b"".join(sections)
     return MAGIC + hashlib.sha256(body).digest() + body
 
 
 def decode_entry(data: bytes, model: pcir.Model) -> tuple[pcir.Model, pcir.Layout]:
-    """(model', layout) from entry bytes and the caller's model; LoadError if corrupt."""
+    """(model', layout) from entry bytes and the caller's model; LoadError if corrupt.
+
+    When the entry says no pass replaced the input Model, model' is the
+    caller's `model` itself (its current parameters, nothing copied): the
+    key matched its structure, so the passes would leave it unchanged too."""
     if len(data) < 48 or data[:8] != MAGIC:
         raise LoadError("not a layout cache entry (bad magic)")
     body = memoryview(data)[40:]
@@ -128,6 +140,8 @@ def decode_entry(data: bytes, model: pcir.Model) -> tuple[pcir.Model, pcir.Layou
     section = [body[offsets[i]:offsets[i + 1]] for i in range(len(header["sections"]))]
     layout = pcir.Layout()
     layout.ParseFromString(bytes(section[0]))
+    if header.get("model_is_input") is True:
+        return model, layout
     skeleton = pcir.Model()
     skeleton.ParseFromString(bytes(section[1]))
     table = ir.tensor_table(model)
@@ -206,9 +220,10 @@ class LayoutCache:
         return result
 
     def store(self, key: str, model2: pcir.Model, layout: pcir.Layout,
-              rewrites: ParamRewrites) -> bool:
-        """Write the entry atomically; False (one warning) if the folder refuses."""
-        data = encode_entry(self._ingredients.get(key, {}), model2, layout, rewrites)
+              rewrites: ParamRewrites, source: pcir.Model | None = None) -> bool:
+        """Write the entry atomically; False (one warning) if the folder refuses.
+        `source`: the input Model (see encode_entry)."""
+        data = encode_entry(self._ingredients.get(key, {}), model2, layout, rewrites, source)
         tmp = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -201,6 +201,6 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     layout = run_pipeline(model, run_items, ctx, check_each=check_each,
                           print_after=set(print_after or ()), printer=printer)
     if layout_cache is not None:
-        layout_cache.store(key, ctx.model, layout, ctx.rewrites)
+        layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())
     return CompileResult(ctx.model, layout, ctx.report, cache_hit=False)
