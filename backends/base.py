@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -79,6 +79,29 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
+class LazyZeros:
+    """An engine buffer of zeros shaped like the attribute `like`, allocated
+    on first access; assigning replaces it."""
+
+    def __init__(self, like: str):
+        self.like = like
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.slot)
+        if value is None:
+            value = torch.zeros_like(getattr(obj, self.like).data)
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
 class Engine:
     """The numeric core of a backend over one (Model, Layout) on one device.
 
@@ -106,8 +129,6 @@ class Engine:
         self.input_params = torch.nn.Parameter(
             torch.empty(self.num_input_params, dtype=dtype, device=self.device),
             requires_grad=False)
-        self.sum_param_flows = torch.zeros_like(self.sum_params.data)
-        self.input_param_flows = torch.zeros_like(self.input_params.data)
         self._init_node_flows()
         self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
         self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
@@ -122,9 +143,16 @@ class Engine:
             self._index = build_layout_index(self.layout, self.device)
         return self._index
 
+    # Statistics accumulators, zeroed on first use (not at construction: a
+    # circuit that only answers queries never pays for them, and a compile
+    # does not page in 2-3x the parameters' memory).
+    sum_param_flows = LazyZeros("sum_params")
+    input_param_flows = LazyZeros("input_params")
+    input_node_flows = LazyZeros("input_params")
+
     def _init_node_flows(self) -> None:
-        """Allocate `input_node_flows` (engines that derive it override this)."""
-        self.input_node_flows = torch.zeros_like(self.input_params.data)
+        """Set up `input_node_flows` (lazy by default; engines that derive
+        it override this)."""
 
     # ------------------------------------------------------------ to implement
     def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
@@ -141,6 +169,28 @@ class Engine:
         raise NotImplementedError
 
     # ------------------------------------------------------------ generic
+    def root_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                      after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        """log p(x) [B], a fresh tensor. `after_forward` runs between the pass
+        and the result (CompiledCircuit's late value check). Engines may keep
+        less than every node for this (triton: products share scratch rows)."""
+        values = self.forward(x, missing)
+        if after_forward is not None:
+            after_forward()
+        return values[self.root_slot].clone()
+
+    def forward_backward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                         after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        """Forward and backward, adding the batch's statistics to the
+        accumulators; returns log p(x) [B]. `after_forward` as in root_log_prob
+        (raising there leaves the accumulators untouched)."""
+        with torch.no_grad():
+            values = self.forward(x, missing)
+            if after_forward is not None:
+                after_forward()
+            self.backward(values, x, missing)
+            return values[self.root_slot].clone()
+
     def zero_flows(self) -> None:
         self.sum_param_flows.zero_()
         self.input_param_flows.zero_()
@@ -219,6 +269,38 @@ def _as_real_tensor(x: Any, what: str) -> torch.Tensor:
 
 
 
+class _ValueCheck:
+    """Raises DataError at the first entry of `bad` (a mask over the batch,
+    missing entries excluded) when called; runs once."""
+
+    def __init__(self, xt: torch.Tensor, bad: torch.Tensor, mt: torch.Tensor | None,
+                 message: Callable[[int, int], str]):
+        if mt is not None:
+            bad = bad & ~mt.to(bad.device)
+        self.bad, self.any, self.message = bad, bad.any(), message
+
+    def __call__(self) -> None:
+        if self.bad is None:
+            return
+        bad, self.bad = self.bad, None
+        if bool(self.any):
+            r, c = torch.nonzero(bad)[0].tolist()
+            raise DataError(self.message(r, c))
+
+
+class _KernelCheck:
+    """The engine's input kernel recorded the first out-of-range category of
+    the forward that just ran (`take_bad_entry`); raise DataError for it."""
+
+    def __init__(self, engine, message: Callable[[int, int], str]):
+        self.engine, self.message = engine, message
+
+    def __call__(self) -> None:
+        where = self.engine.take_bad_entry()
+        if where is not None:
+            raise DataError(self.message(*where))
+
+
 def em_update_continuous(params: torch.Tensor, flows: torch.Tensor, node_flows: torch.Tensor,
                          bernoulli_rows: torch.Tensor, gaussian_rows: torch.Tensor,
                          step: float, pc: float) -> None:
@@ -295,6 +377,19 @@ class CompiledCircuit(torch.nn.Module):
     def prepare(self, x: Any, missing: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate and move a batch to the engine's device (DataError names
         the first bad row and column)."""
+        xt, mt, check = self._prepare(x, missing)
+        check()
+        return xt, mt
+
+    def _prepare(self, x: Any, missing: Any = None, late: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[], None]]:
+        """Shape checks now; the value checks (one reduction on the data's
+        device) come back as a callable. Calling it reads one flag, which on
+        a GPU waits for the queue: an engine whose forward cannot fault on
+        bad values (`Engine.tolerates_bad_values`) runs its forward first
+        (`late`), so the check costs one sync after the work instead of a
+        stall before; an engine that `checks_categories` in its input kernel
+        needs no reduction at all for integer data."""
         eng = self.engine
         xt = _as_real_tensor(x, "data")
         if xt.dim() != 2 or xt.shape[1] != self.num_vars:
@@ -311,40 +406,60 @@ class CompiledCircuit(torch.nn.Module):
         if eng.real_vars.any():
             xt = xt.to(eng.dtype)
             bad = ~torch.isfinite(xt)
-            if mt is not None:
-                bad &= ~mt
-            if bad.any():
-                r, c = torch.nonzero(bad)[0].tolist()
-                raise DataError(f"row {r}, column {c}: value {xt[r, c].item()} is not finite "
-                                f"(mark it missing instead)")
+            what = "is not finite (mark it missing instead)"
+        elif xt.is_floating_point():
+            bad = ~torch.isfinite(xt) | (xt != torch.round(xt))
+            what = "is not an integer"
         else:
-            if xt.is_floating_point():
-                bad = ~torch.isfinite(xt) | (xt != torch.round(xt))
-                if mt is not None:
-                    bad &= ~mt
-                if bad.any():
-                    r, c = torch.nonzero(bad)[0].tolist()
-                    raise DataError(f"row {r}, column {c}: value {xt[r, c].item()} is not an integer")
-            xt = xt.to(torch.long)
-            cats = torch.as_tensor(eng.num_cats, device=xt.device)
-            bad = (xt < 0) | (xt >= cats[None, :])
-            if mt is not None:
-                bad &= ~mt
-            if bad.any():
-                r, c = torch.nonzero(bad)[0].tolist()
-                raise DataError(f"row {r}, column {c}: category {xt[r, c].item()} out of range "
-                                f"[0, {int(cats[c])})")
+            bad = None
+        if bad is not None:
+            check = _ValueCheck(xt, bad, mt, lambda r, c: f"row {r}, column {c}: value "
+                                f"{xt[r, c].item()} {what}")
+            if xt.is_floating_point() and not eng.real_vars.any():
+                check()                 # before the cast below loses the fraction
+                xt = xt.to(torch.long)
+        if not eng.real_vars.any():
+            if not getattr(eng, "native_int_data", False) and xt.dtype != torch.long:
+                xt = xt.to(torch.long)
+            message = lambda r, c: (f"row {r}, column {c}: category {xt[r, c].item()} "  # noqa: E731
+                                    f"out of range [0, {int(self.engine.num_cats[c])})")
+            if late and getattr(eng, "checks_categories", False):
+                check = _KernelCheck(eng, message)
+            else:
+                cats = self._cats_on(xt.device)
+                bad = xt >= cats[None, :]
+                if xt.dtype != torch.uint8:
+                    bad |= xt < 0
+                check = _ValueCheck(xt, bad, mt, message)
         xt = xt.to(eng.device)
-        return xt, (mt.to(eng.device) if mt is not None else None)
+        return xt, (mt.to(eng.device) if mt is not None else None), check
 
-    # ------------------------------------------------------------ queries
+    def _cats_on(self, device: torch.device) -> torch.Tensor:
+        """The per-variable category counts as a tensor on `device` (cached:
+        building it per batch is a host-to-device copy)."""
+        cache = self.__dict__.setdefault("_cats_cache", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = torch.as_tensor(self.engine.num_cats, device=device)
+        return cache[key]
+
+    def _checked(self, x: Any, missing: Any
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[], None] | None]:
+        """(x, missing, late check): the value check runs now, or comes back
+        to run right after the forward when the engine tolerates bad values."""
+        late = getattr(self.engine, "tolerates_bad_values", False)
+        xt, mt, check = self._prepare(x, missing, late)
+        if not late:
+            check()
+            return xt, mt, None
+        return xt, mt, check
+
     def log_prob(self, x: Any, missing: Any = None) -> torch.Tensor:
         """log p(x) per sample (marginalising `missing`), Tensor [B]."""
-        xt, mt = self.prepare(x, missing)
         grad = self.sum_params.requires_grad or self.input_params.requires_grad
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-            values = self.engine.forward(xt, mt)
-        return values[self.engine.root_slot].clone()
+            xt, mt, check = self._checked(x, missing)
+            return self.engine.root_log_prob(xt, mt, check)
 
     forward = log_prob
 
@@ -368,11 +483,8 @@ class CompiledCircuit(torch.nn.Module):
         """Forward + backward on a batch, adding its statistics to the
         accumulators (full-batch EM: call per shard, then `em_update`).
         Returns log p(x) [B]."""
-        xt, mt = self.prepare(x, missing)
-        with torch.no_grad():
-            values = self.engine.forward(xt, mt)
-            self.engine.backward(values, xt, mt)
-        return values[self.engine.root_slot].clone()
+        xt, mt, check = self._checked(x, missing)
+        return self.engine.forward_backward(xt, mt, check)
 
     def zero_flows(self) -> None:
         self.engine.zero_flows()

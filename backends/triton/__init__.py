@@ -50,7 +50,8 @@ class TritonBackend(Backend):
                 f"({'interpreter: use device cpu' if interpreting() else 'needs a CUDA GPU'})")
         engine = TritonEngine(model, layout, device, torch.float32,
                               precision=str(opts.extra.get("precision", "tf32")),
-                              cuda_graphs=bool(opts.extra.get("cuda_graphs", True)))
+                              cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
+                              compact=bool(opts.extra.get("compact", True)))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

@@ -18,6 +18,8 @@ flows it hands out).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from pccompiler.backends.base import Engine, em_update_continuous
@@ -25,6 +27,7 @@ from pccompiler.backends.triton import launch
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
 from pccompiler.backends.triton.plan import TritonPlan, build_plan
+from pccompiler.backends.triton.scratch import compact_remap
 from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
 
@@ -43,7 +46,7 @@ class TritonEngine(Engine):
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
-                 precision: str = "tf32", cuda_graphs: bool = True):
+                 precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -52,6 +55,8 @@ class TritonEngine(Engine):
         super().__init__(model, layout, device, dtype)
         self.precision = check_precision(precision)
         self.graphs = GraphCache(enabled=cuda_graphs and self.device.type == "cuda")
+        self.compact = compact
+        self._fast_plan: TritonPlan | None = None
         self.bad_entry = torch.full((1,), self.NO_BAD_ENTRY, dtype=torch.int64,
                                     device=self.device)
 
@@ -113,33 +118,50 @@ class TritonEngine(Engine):
         miss_t = None if missing is None else missing.t().contiguous().to(torch.uint8)
         return x_t, miss_t
 
-    def _new_values(self, batch: int) -> torch.Tensor:
-        values = torch.empty(self.plan.num_slots, batch, dtype=torch.float32, device=self.device)
+    def _new_values(self, batch: int, plan: TritonPlan | None = None) -> torch.Tensor:
+        plan = plan or self.plan
+        values = torch.empty(plan.num_slots, batch, dtype=torch.float32, device=self.device)
         values[0].fill_(float("-inf"))
         values[1].fill_(0.0)
         return values
 
-    def _new_flows(self, values: torch.Tensor) -> torch.Tensor:
+    def _new_flows(self, values: torch.Tensor, plan: TritonPlan | None = None) -> torch.Tensor:
         """A flows buffer whose rows that are read before a storing writer
         are zero (plan.zero_rows); the others are left uninitialised."""
-        if self.plan.zero_all:
+        plan = plan or self.plan
+        if plan.zero_all:
             return torch.zeros_like(values)
         flows = torch.empty_like(values)
-        self._zero_rows(flows)
+        self._zero_rows(flows, plan)
         return flows
 
-    def _zero_rows(self, flows: torch.Tensor) -> None:
-        if self.plan.zero_all:
+    def _zero_rows(self, flows: torch.Tensor, plan: TritonPlan | None = None) -> None:
+        plan = plan or self.plan
+        if plan.zero_all:
             flows.zero_()
-        elif self.plan.zero_rows.numel():
-            flows.index_fill_(0, self.plan.zero_rows, 0.0)
+        elif plan.zero_rows.numel():
+            flows.index_fill_(0, plan.zero_rows, 0.0)
+
+    @property
+    def fast_plan(self) -> TritonPlan:
+        """The plan of log-likelihoods and training: the Layout's slots with
+        dead product rows folded into one shared region (scratch.py), or
+        `plan` itself when that saves nothing. Built on first use."""
+        if self._fast_plan is None:
+            slot_map = compact_remap(self.layout) if self.compact else None
+            self._fast_plan = (self.plan if slot_map is None
+                               else build_plan(self.layout, self.device, slot_map))
+            self.graphs.plan = self._fast_plan
+        return self._fast_plan
 
     # ------------------------------------------------------------ passes
     def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,
-                      miss_t: torch.Tensor | None, mode_max: bool) -> None:
+                      miss_t: torch.Tensor | None, mode_max: bool,
+                      plan: TritonPlan | None = None) -> None:
+        plan = plan or self.plan
         params_s, params_i = self.sum_params.data, self.input_params.data
         self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
-        for layer in self.plan.layers:
+        for layer in plan.layers:
             for part in layer.inputs:
                 launch.input_forward(part, values, params_i, x_t, miss_t, mode_max,
                                      self.bad_entry)
@@ -149,53 +171,94 @@ class TritonEngine(Engine):
                 launch.sum_forward_launch(part, values, params_s, self.precision, mode_max)
 
     def _backward_into(self, values: torch.Tensor, flows: torch.Tensor, x_t: torch.Tensor,
-                       miss_t: torch.Tensor | None) -> None:
+                       miss_t: torch.Tensor | None, plan: TritonPlan | None = None) -> None:
+        """Node flows, then statistics. On a compact plan a sum layer whose
+        children sit in the shared region first recomputes them (the region
+        holds the last product layer's values after the forward), and
+        parameter flows run per layer while those children are there; the
+        Layout's plan runs them once at the end, one launch per shape."""
+        plan = plan or self.plan
+        per_layer = plan.scratch_start is not None
         params_s, params_i = self.sum_params.data, self.input_params.data
-        flows[self.plan.root_slot].fill_(1.0)
-        for layer in reversed(self.plan.layers):
+        flows[plan.root_slot].fill_(1.0)
+        for li in reversed(range(len(plan.layers))):
+            layer = plan.layers[li]
+            if li > 0 and plan.layers[li - 1].scratch:
+                for part in plan.layers[li - 1].products:
+                    launch.product_forward(part, values)
             for part in layer.sum_backwards:
                 launch.sum_backward_launch(part, values, flows, params_s, self.precision)
+            if per_layer:
+                for part in layer.sums:
+                    launch.sum_param_flows_launch(part, values, flows, params_s,
+                                                  self.sum_param_flows, self.precision)
             for part in layer.products:
                 launch.product_backward(part, flows)
             for part in layer.inputs:
                 launch.input_backward(part, flows, params_i, self.input_param_flows,
                                       None if part.dist == 0 else self._node_flows,
                                       x_t, miss_t, self.precision)
-        for part in self.plan.merged_sums:      # every flow is final: one launch per shape
-            launch.sum_param_flows_launch(part, values, flows, params_s, self.sum_param_flows,
-                                          self.precision)
+        if not per_layer:
+            for part in plan.merged_sums:      # every flow is final: one launch per shape
+                launch.sum_param_flows_launch(part, values, flows, params_s,
+                                              self.sum_param_flows, self.precision)
 
     # ------------------------------------------------------------ Engine API
     @torch.no_grad()
     def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
                 mode: str = "sum") -> torch.Tensor:
+        """Every node's value in the Layout's slots (queries: flows,
+        sampling, MPE); runs eagerly. Log-likelihoods and training go
+        through `root_log_prob` / `forward_backward` (compact, graphs)."""
         if mode not in ("sum", "max"):
             raise UnsupportedError(f"forward mode {mode!r} (expected 'sum' or 'max')")
-        batch = x.shape[0]
-        mode_max = mode == "max"
-        if self.graphs.serves(batch):
-            values = self.graphs.forward(self, x, missing, mode_max)
-            if values is not None:
-                return values
         x_t, miss_t = self._transposed(x, missing)
-        values = self._new_values(batch)
-        self._forward_into(values, x_t, miss_t, mode_max)
+        values = self._new_values(x.shape[0])
+        self._forward_into(values, x_t, miss_t, mode == "max")
         return values
 
     @torch.no_grad()
     def backward(self, values: torch.Tensor, x: torch.Tensor,
                  missing: torch.Tensor | None = None, flows_out: bool = False
                  ) -> torch.Tensor | None:
-        flows = None
-        if self.graphs.owns(values) and self.graphs.serves(values.shape[1]):
-            flows = self.graphs.backward(self, values, x, missing)
-            if flows is not None and flows_out:
-                flows = flows.clone()      # the static buffer is overwritten next step
-        if flows is None:
-            x_t, miss_t = self._transposed(x, missing)
-            flows = self._new_flows(values)
-            self._backward_into(values, flows, x_t, miss_t)
+        x_t, miss_t = self._transposed(x, missing)
+        flows = self._new_flows(values)
+        self._backward_into(values, flows, x_t, miss_t)
         return flows if flows_out else None
+
+    def _fast_forward(self, x: torch.Tensor, missing: torch.Tensor | None) -> torch.Tensor:
+        plan = self.fast_plan
+        if self.graphs.serves(x.shape[0]):
+            values = self.graphs.forward(self, x, missing, False)
+            if values is not None:
+                return values
+        x_t, miss_t = self._transposed(x, missing)
+        values = self._new_values(x.shape[0], plan)
+        self._forward_into(values, x_t, miss_t, False, plan)
+        return values
+
+    @torch.no_grad()
+    def root_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                      after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        values = self._fast_forward(x, missing)
+        if after_forward is not None:
+            after_forward()
+        return values[self.fast_plan.root_slot].clone()
+
+    @torch.no_grad()
+    def forward_backward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                         after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        plan = self.fast_plan
+        values = self._fast_forward(x, missing)
+        if after_forward is not None:
+            after_forward()
+        done = False
+        if self.graphs.owns(values) and self.graphs.serves(values.shape[1]):
+            done = self.graphs.backward(self, values, x, missing) is not None
+        if not done:
+            x_t, miss_t = self._transposed(x, missing)
+            self._backward_into(values, self._new_flows(values, plan), x_t, miss_t, plan)
+        return values[plan.root_slot].clone()
 
     @torch.no_grad()
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:

@@ -46,6 +46,7 @@ class GraphCache:
         self._em: dict[tuple, torch.cuda.CUDAGraph] = {}
         self._other = (0, 0)                   # (another batch size, forwards in a row)
         self._last: tuple | None = None        # (x, missing) of the last forward (identity)
+        self.plan = None                       # the plan replayed (engine.fast_plan)
 
     def serves(self, batch: int) -> bool:
         """True if a forward of this batch size runs through graphs. The first
@@ -64,7 +65,9 @@ class GraphCache:
             self._other = (batch, seen)
             if seen < RECLAIM_AFTER:
                 return False
+            plan = self.plan
             self.__init__(enabled=True)
+            self.plan = plan
         self.batch = batch
         return True
 
@@ -126,11 +129,12 @@ class GraphCache:
         self._last = None
         sx, sm = self._inputs(x, missing)
         if self._values is None:
-            self._values = engine._new_values(x.shape[0])
+            self._values = engine._new_values(x.shape[0], self.plan)
         values = self._values
         key = (x.dtype, missing is not None, mode_max)
         ok = self._run_or_capture(self._fwd, key,
-                                  lambda: engine._forward_into(values, sx, sm, mode_max))
+                                  lambda: engine._forward_into(values, sx, sm, mode_max,
+                                                               self.plan))
         return values if ok else None
 
     def backward(self, engine, values: torch.Tensor, x: torch.Tensor,
@@ -143,8 +147,8 @@ class GraphCache:
         flows = self._flows
 
         def run() -> None:
-            engine._zero_rows(flows)
-            engine._backward_into(values, flows, sx, sm)
+            engine._zero_rows(flows, self.plan)
+            engine._backward_into(values, flows, sx, sm, self.plan)
 
         ok = self._run_or_capture(self._bwd, (x.dtype, missing is not None), run)
         return flows if ok else None

@@ -225,12 +225,17 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
                               if k.startswith("pflow.")})
     num_m = cdiv(part.block_size, c["TILE_M"])
     num_kt = cdiv(part.max_children, c["TILE_K"])
-    grid = (part.num_blocks * num_m * num_kt,)
+    programs = part.num_blocks * num_m * num_kt
+    # A few big blocks (one HMM step: 1 block, 16 tiles) would walk the whole
+    # batch on a handful of SMs: split the batch and add the parts atomically.
+    splits = _clamp(MIN_PROGRAMS // programs, 1, cdiv(batch, 4 * c["BLOCK_B"]))
+    per_prog = cdiv(cdiv(batch, splits), c["BLOCK_B"]) * c["BLOCK_B"]
+    grid = (programs, cdiv(batch, per_prog))
     sum_backward.sum_param_flow_kernel[grid](
         values, flows, params, param_flows, part.block_slots, part.block_nc, part.child_slots,
-        part.block_ps, batch, values.stride(0), part.max_children,
+        part.block_ps, batch, values.stride(0), part.max_children, per_prog,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
-        BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic,
+        BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, part.block_size), num_warps=c["num_warps"])
 
 

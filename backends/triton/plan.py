@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
+from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.ir import pcir
 
 DIST_CODES = {pcir.CATEGORICAL_DIST: 0, pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
@@ -101,6 +102,7 @@ class LayerPlan:
     products: list[ProductPart] = field(default_factory=list)
     sums: list[SumPart] = field(default_factory=list)
     sum_backwards: list[SumBackwardPart] = field(default_factory=list)
+    scratch: bool = False          # products in the shared region (scratch.py): recompute
 
 
 @dataclass
@@ -117,6 +119,10 @@ class TritonPlan:
     # parameter flows (run once after the whole backward, when every flow is
     # known) and EM need no layer order, so one launch serves them all.
     merged_sums: list[SumPart] = field(default_factory=list)
+    # Compact plans (scratch.py): rows [scratch_start, num_slots) are reused by
+    # every product layer, so parameter flows run per layer, right after the
+    # layer's products were recomputed; None: the Layout's own slots.
+    scratch_start: int | None = None
 
 
 MERGE_MAX_CHILDREN = 16   # product partitions merge only up to this padded fan-in
@@ -239,11 +245,18 @@ def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndar
     return out, uniq[counts > 1]
 
 
-def build_plan(layout: pcir.Layout, device: torch.device | str) -> TritonPlan:
-    """Decode `layout` into a TritonPlan on `device` (a loop over partitions only)."""
+def build_plan(layout: pcir.Layout, device: torch.device | str,
+               slot_map: SlotMap | None = None) -> TritonPlan:
+    """Decode `layout` into a TritonPlan on `device` (a loop over partitions
+    only). With `slot_map` (scratch.compact_remap) every slot index goes
+    through the map: the plan of the engine's compact fast path."""
     device = torch.device(device)
     t = ir.tensor_table(layout)
     arr = lambda name, shape: np.asarray(t[name], dtype=np.int64).reshape(shape)  # noqa: E731
+    if slot_map is None:
+        slot = lambda a: a  # noqa: E731
+    else:
+        slot = lambda a: slot_map.remap[a]  # noqa: E731
     # Tie facts first: which parameter starts repeat, and their first users.
     sum_keys, in_keys = [], []
     for layer in layout.layers:
@@ -260,31 +273,39 @@ def build_plan(layout: pcir.Layout, device: torch.device | str) -> TritonPlan:
             n = int(ip.num_nodes)
             ps = in_keys[ii]
             tied = bool(ip.has_ties) or bool(np.isin(ps, in_shared).any())
-            lp.inputs.append(input_part(DIST_CODES[ip.dist], int(ip.slot_start),
+            lp.inputs.append(input_part(DIST_CODES[ip.dist], int(slot(int(ip.slot_start))),
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         device, tied, in_first[ii]))
             ii += 1
-        runs = merge_product_runs([(int(pp.slot_start),
-                                    arr(pp.child_slots, (int(pp.num_nodes), int(pp.num_children))))
+        runs = merge_product_runs([(int(slot(int(pp.slot_start))),
+                                    slot(arr(pp.child_slots, (int(pp.num_nodes),
+                                                              int(pp.num_children)))))
                                    for pp in layer.product_partitions])
         lp.products.extend(product_part(start, cs, device) for start, cs in runs)
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]
             tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
-            lp.sums.append(sum_part(int(sp.block_size), arr(sp.block_slots, (nb,)),
+            lp.sums.append(sum_part(int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
                                     arr(sp.block_num_children, (nb,)),
-                                    arr(sp.child_slots, (nb, k)), ps, device, tied,
+                                    slot(arr(sp.child_slots, (nb, k))), ps, device, tied,
                                     sum_first[si], dict(sp.kernel_options)))
             si += 1
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
             lp.sum_backwards.append(sum_backward_part(
-                int(bp.child_block_size), int(bp.parent_block_size), arr(bp.cblock_slots, (nb,)),
-                arr(bp.cblock_num_parents, (nb,)), arr(bp.parent_slots, (nb, p)),
+                int(bp.child_block_size), int(bp.parent_block_size),
+                slot(arr(bp.cblock_slots, (nb,))),
+                arr(bp.cblock_num_parents, (nb,)), slot(arr(bp.parent_slots, (nb, p))),
                 arr(bp.parent_param_starts, (nb, p)), device, dict(bp.kernel_options)))
         layers.append(lp)
-    plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
+    if slot_map is None:
+        plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
+    else:
+        plan = TritonPlan(slot_map.num_slots, int(slot(int(layout.root_slot))), layers,
+                          scratch_start=slot_map.scratch_start)
+        for li in np.flatnonzero(slot_map.scratch_layers):
+            layers[li].scratch = True
     mark_first_writers(plan, device)
     plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
     return plan
@@ -325,7 +346,12 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     (no atomics). The remaining rows (plus slots 0, 1) are zeroed."""
     written = np.zeros(plan.num_slots, dtype=bool)
     written[plan.root_slot] = True
-    for layer in reversed(plan.layers):
+    region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
+                   plan.num_slots)
+    for li in reversed(range(len(plan.layers))):
+        layer = plan.layers[li]
+        if li > 0 and plan.layers[li - 1].scratch:
+            written[region] = False        # the region now holds layer li - 1's products
         for part in layer.sum_backwards:
             starts = part.cblock_slots.cpu().numpy().astype(np.int64)
             rows = (starts[:, None] + np.arange(part.child_block_size)[None, :]).reshape(-1)
@@ -348,6 +374,7 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
                 cs = part.child_slots.cpu().numpy().astype(np.int64)
                 stored[cs[cs != 1]] = True
     stored[:2] = False
+    stored[region] = True       # every moved row is stored in its layer (scratch.py)
     zero = np.flatnonzero(~stored)
     plan.zero_rows = torch.from_numpy(zero).to(device)
     plan.zero_all = zero.size > ZERO_ALL_FRACTION * plan.num_slots

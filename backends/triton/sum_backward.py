@@ -16,8 +16,9 @@ writer of its rows inside a partition, so no atomics are needed; when the
 plan proved the partition is the first writer of its rows in the whole
 backward (STORE), it stores without reading (and those rows need no zeroing).
 
-Parameter flows (proto SumPartition, one program per parent block, row tile
-and K-chunk, looping over the whole batch so that it owns its outputs):
+Parameter flows (proto SumPartition, one program per parent block, row tile,
+K-chunk and batch range; one range (the whole batch) unless the grid would
+not fill the GPU, in which case the ranges add atomically):
 
     pflow[k, i] += w[k, i] * sum_b flow_p[i, b] * exp(x_k[b] - y_i[b])
                  = w * (A @ B)[i, k],  A[i, b] = exp(log flow_p - y_i + s_b),
@@ -99,7 +100,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
 @triton.jit
 def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_slots_ptr,
                           block_nc_ptr, child_slots_ptr, block_ps_ptr, batch, stride,
-                          max_children,
+                          max_children, batch_per_prog,
                           BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
                           ATOMIC: tl.constexpr, PREC: tl.constexpr):
@@ -117,9 +118,11 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                          mask=k_mask, other=0).to(tl.int64)
         pslot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
         acc = tl.zeros((TILE_M, TILE_K), dtype=tl.float32)
-        for b0 in range(0, batch, BLOCK_B):
+        b_first = tl.program_id(1) * batch_per_prog
+        b_end = tl.minimum(b_first + batch_per_prog, batch)
+        for b0 in range(b_first, b_end, BLOCK_B):
             offs_b = b0 + tl.arange(0, BLOCK_B)
-            b_mask = offs_b < batch
+            b_mask = offs_b < b_end
             xt = tl.load(values_ptr + cslots[None, :] * stride + offs_b[:, None],
                          mask=b_mask[:, None] & k_mask[None, :], other=float("-inf"))  # [B, K]
             s = tl.max(xt, axis=1)

@@ -134,3 +134,20 @@ def test_sum_em(case, device):
         launch.sum_em_launch(_part(spec, device), pt, _t(pflows, device), step, pc)
         np.testing.assert_allclose(pt.cpu().double().numpy(), sum_em(params, pflows, spec, step, pc),
                                    rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+def test_param_flows_split_over_the_batch(atomic, device):
+    """One parent block and a long batch: the parameter flow kernel splits
+    the batch across programs (atomic adds) and still equals the reference."""
+    rng, spec, params, values = _setup((16, 16, 1, 2, 300, None), 8)
+    spec.forward(values, params)
+    flows = np.zeros_like(values)
+    parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
+    flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
+    pflows = np.zeros(params.size)
+    vt, ft, pt, pft = (_t(a, device) for a in (values, flows, params, pflows))
+    launch.sum_param_flows_launch(_part(spec, device, atomic), vt, ft, pt, pft, precision="ieee")
+    nodes = flows.copy()
+    spec.backward(values, nodes, params, pflows)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)

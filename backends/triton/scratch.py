@@ -1,0 +1,134 @@
+"""A smaller slot space for log-likelihoods and training: product rows share
+one scratch region.
+
+Layout layers hold one kind of partition each. In HCLT, PD, RAT-SPN and HMM
+layouts a product node is read only by the sum partitions of the next layer:
+its value is dead once those sums ran.
+Log-likelihoods and EM statistics need the values and flows of inputs and
+sums across the whole pass, but a product's only while its layer runs, so
+the engine's fast path remaps every such product partition into a region of
+`max over layers` rows that each product layer reuses (PyJuice keeps
+products out of its node buffers the same way). The backward then
+recomputes a product layer's values (one cheap product launch) before the
+next layer's sum backward and parameter flows. Queries that return every node (flows, sampling, MPE) keep
+the Layout's own slots.
+
+`compact_remap(layout)` decides which product partitions may move and
+returns the slot map; it is None when nothing would be saved or when a
+block of rows that a kernel reads as one contiguous range would be split.
+A product partition P of layer L moves only if
+  * every reader of its rows is a sum partition of layer L + 1 (no product
+    and no later layer reads them), and
+  * in backward order every row of P is first written by a *storing* sum
+    backward partition of layer L + 1 (plan.mark_first_writers), so no row
+    of the reused region is ever read before that layer wrote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+
+MIN_SAVED_FRACTION = 0.05     # below this the second plan is not worth building
+
+
+@dataclass
+class SlotMap:
+    remap: np.ndarray           # int64 [layout.num_slots] -> compact slot
+    num_slots: int              # compact slot count
+    scratch_start: int          # the shared region: [scratch_start, num_slots)
+    scratch_layers: np.ndarray  # bool [num layers]: product layers whose partitions moved
+
+
+def _arr(table: dict, name: str, shape: tuple) -> np.ndarray:
+    return np.asarray(table[name], dtype=np.int64).reshape(shape)
+
+
+def compact_remap(layout: pcir.Layout) -> SlotMap | None:
+    t = ir.tensor_table(layout)
+    num_slots = int(layout.num_slots)
+    layers = list(layout.layers)
+    big = np.iinfo(np.int64).max
+    min_sum_layer = np.full(num_slots, big, dtype=np.int64)
+    max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
+    read_by_product = np.zeros(num_slots, dtype=bool)
+    products: list[tuple[int, int, int]] = []          # (layer, start, n)
+    blocks: list[tuple[int, int]] = []                  # contiguous (start, size) ranges
+    for li, layer in enumerate(layers):
+        for pp in layer.product_partitions:
+            n, k = int(pp.num_nodes), int(pp.num_children)
+            cs = _arr(t, pp.child_slots, (n * k,))
+            read_by_product[cs[cs > 1]] = True
+            products.append((li, int(pp.slot_start), n))
+        for sp in layer.sum_partitions:
+            nb, k = int(sp.num_blocks), int(sp.max_children)
+            cs = _arr(t, sp.child_slots, (nb * k,))
+            cs = cs[cs > 1]
+            np.minimum.at(min_sum_layer, cs, li)
+            np.maximum.at(max_sum_layer, cs, li)
+            bs = int(sp.block_size)
+            blocks += [(int(s), bs) for s in _arr(t, sp.block_slots, (nb,))]
+        for bp in layer.sum_backward_partitions:
+            nb = int(bp.num_blocks)
+            cbs = int(bp.child_block_size)
+            blocks += [(int(s), cbs) for s in _arr(t, bp.cblock_slots, (nb,))]
+    if not products:
+        return None
+    first_store_layer = _first_store_layers(t, layers, num_slots)
+    moved = np.zeros(num_slots, dtype=bool)
+    per_layer = np.zeros(len(layers), dtype=np.int64)
+    chosen: list[tuple[int, int, int]] = []
+    for li, start, n in products:
+        rows = np.arange(start, start + n)
+        if read_by_product[rows].any():
+            continue
+        nxt = li + 1
+        readers_ok = ((min_sum_layer[rows] == nxt) & (max_sum_layer[rows] == nxt)).all()
+        if readers_ok and (first_store_layer[rows] == nxt).all():
+            moved[rows] = True
+            per_layer[li] += n
+            chosen.append((li, start, n))
+    region = int(per_layer.max()) if chosen else 0
+    saved = int(moved.sum()) - region
+    if saved < MIN_SAVED_FRACTION * num_slots:
+        return None
+    remap = np.empty(num_slots, dtype=np.int64)
+    kept = np.flatnonzero(~moved)
+    remap[kept] = np.arange(kept.size)
+    offset = np.zeros(len(layers), dtype=np.int64)
+    for li, start, n in sorted(chosen, key=lambda c: (c[0], c[1])):
+        remap[start:start + n] = kept.size + offset[li] + np.arange(n)
+        offset[li] += n
+    for start, size in blocks:                       # every block stays one range
+        got = remap[start:start + size]
+        if size > 1 and not np.array_equal(got, got[0] + np.arange(size)):
+            return None
+    scratch_layers = np.zeros(len(layers), dtype=bool)
+    scratch_layers[[c[0] for c in chosen]] = True
+    return SlotMap(remap, kept.size + region, kept.size, scratch_layers)
+
+
+def _first_store_layers(t: dict, layers: list, num_slots: int) -> np.ndarray:
+    """Per slot, the layer of the storing sum backward partition that writes
+    it first in backward order (the rule of plan.mark_first_writers), or -1
+    when its first writer adds or is a product partition."""
+    written = np.zeros(num_slots, dtype=bool)
+    first = np.full(num_slots, -1, dtype=np.int64)
+    for li in reversed(range(len(layers))):
+        layer = layers[li]
+        for bp in layer.sum_backward_partitions:
+            nb, cbs = int(bp.num_blocks), int(bp.child_block_size)
+            starts = _arr(t, bp.cblock_slots, (nb,))
+            rows = (starts[:, None] + np.arange(cbs)[None, :]).reshape(-1)
+            if not written[rows].any():
+                first[rows] = li
+            written[rows] = True
+        for pp in layer.product_partitions:
+            n, k = int(pp.num_nodes), int(pp.num_children)
+            cs = _arr(t, pp.child_slots, (n * k,))
+            written[cs[cs > 1]] = True
+    return first
