@@ -288,6 +288,20 @@ class _ValueCheck:
             raise DataError(self.message(r, c))
 
 
+def _no_check() -> None:
+    return None
+
+
+def _dtype_fits(dtype: torch.dtype, num_cats: np.ndarray) -> bool:
+    """True if every value of an integer `dtype` is a valid category of
+    every variable (uint8 data over 256 categories): no check is needed, so
+    none is run (it would cost a host sync per batch on a GPU)."""
+    if dtype.is_floating_point or dtype == torch.bool or num_cats.size == 0:
+        return False
+    info = torch.iinfo(dtype)
+    return info.min >= 0 and info.max < int(num_cats.min())
+
+
 class _KernelCheck:
     """The engine's input kernel recorded the first out-of-range category of
     the forward that just ran (`take_bad_entry`); raise DataError for it."""
@@ -423,7 +437,9 @@ class CompiledCircuit(torch.nn.Module):
                 xt = xt.to(torch.long)
             message = lambda r, c: (f"row {r}, column {c}: category {xt[r, c].item()} "  # noqa: E731
                                     f"out of range [0, {int(self.engine.num_cats[c])})")
-            if late and getattr(eng, "checks_categories", False):
+            if _dtype_fits(xt.dtype, self.engine.num_cats):
+                check = _no_check           # e.g. uint8 pixels, 256 categories
+            elif late and getattr(eng, "checks_categories", False):
                 check = _KernelCheck(eng, message)
             else:
                 cats = self._cats_on(xt.device)

@@ -222,6 +222,15 @@ def _phase(res: dict, key: str, fn: Callable[[], Any]) -> Any:
         return None
 
 
+def data_dtype(choice: str, num_cats: int) -> torch.dtype:
+    """The batches' dtype, the same for both libraries: `auto` stores
+    categories as uint8 when they fit (MNIST's own pixel format; then no value
+    can be out of range and pccompiler runs no per-batch check), else int64."""
+    if choice == "int64" or num_cats > 256:
+        return torch.long
+    return torch.uint8
+
+
 def run_case(case: race_cases.Case, args) -> dict:
     res: dict[str, Any] = {"name": case.name, "description": case.description, "pcc": {},
                            "pyjuice": {}, "notes": case.notes}
@@ -235,10 +244,12 @@ def run_case(case: race_cases.Case, args) -> dict:
                    params=work.params, kept_fraction=case.kept_fraction)
         num_vars = len(model.variables)
         gen = torch.Generator(device="cuda").manual_seed(race_cases.SEED)
+        dtype = data_dtype(args.dtype, case.num_cats)
+        res["data_dtype"] = str(dtype).replace("torch.", "")
         batches = torch.randint(0, case.num_cats, (args.batches, args.batch, num_vars),
-                                generator=gen, device="cuda", dtype=torch.long)
+                                generator=gen, device="cuda", dtype=dtype)
         x_ll = torch.randint(0, case.num_cats, (args.batch, num_vars), generator=gen,
-                             device="cuda", dtype=torch.long)
+                             device="cuda", dtype=dtype)
         if "pcc" in args.libs:
             lls["pcc"] = _phase(res, "pcc", lambda: run_pccompiler(
                 model, batches, x_ll, args, res["pcc"], budget_end))
@@ -282,8 +293,9 @@ def environment(args) -> dict:
             return getattr(module, "__version__", "not installed")
 
     import pccompiler  # noqa: F401  (for the version fallback)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+    try:    # PCC_COMMIT: set where the copy of the tree has no (or a stale) .git
+        commit = os.environ.get("PCC_COMMIT") or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=Path(__file__).resolve().parent,
                                 timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -320,6 +332,9 @@ def parse_args(argv=None):
     ap.add_argument("--repeats", type=int, default=1,
                     help="timed epochs per measurement, median reported (default 1)")
     ap.add_argument("--warmup", type=int, default=3, help="warm-up batches (default 3)")
+    ap.add_argument("--dtype", choices=["auto", "int64"], default="auto",
+                    help="data dtype given to both libraries: auto = uint8 when the categories "
+                         "fit (256), else int64 (default auto)")
     ap.add_argument("--libs", default="pcc,pyjuice", help="pcc, pyjuice or both (default)")
     ap.add_argument("--no-torch-ll", dest="torch_ll", action="store_false",
                     help="skip the pccompiler-torch log-likelihood check")

@@ -149,7 +149,8 @@ def markdown(env: dict, results: list[dict], geo: dict) -> str:
     for r in results:
         pcc, pj = r["pcc"], r["pyjuice"]
         details.append(
-            f"- **{r['name']}**: {r['description']}; built in {_f(r.get('build_s'), 1)} s; "
+            f"- **{r['name']}**: {r['description']}; data {r.get('data_dtype', 'int64')}; "
+            f"built in {_f(r.get('build_s'), 1)} s; "
             f"first step (JIT) pcc {_f(pcc.get('first_step_s'), 2)} s, PyJuice "
             f"{_f(pj.get('first_step_s'), 2)} s; PyJuice bridge {_f(pj.get('bridge_s'), 2)} s, "
             f"PyJuice edges {pj.get('num_edges', '-')} (with its wrappers and pass-throughs), "

@@ -150,3 +150,12 @@ def test_out_of_range_category_found_by_the_input_kernel(dtype, device):
     missing[2, 5] = missing[3, 1] = True
     torch.testing.assert_close(cc.log_prob(bad, missing), cc.log_prob(good, missing))
     torch.testing.assert_close(cc.log_prob(good), cc.log_prob(x))
+
+
+def test_uint8_over_256_categories_needs_no_check():
+    from pccompiler.backends.base import _dtype_fits
+    cats = np.array([256, 256, 300])
+    assert _dtype_fits(torch.uint8, cats)
+    assert not _dtype_fits(torch.uint8, np.array([256, 255]))
+    assert not _dtype_fits(torch.int8, cats) and not _dtype_fits(torch.int64, cats)
+    assert not _dtype_fits(torch.float32, cats)
