@@ -121,6 +121,9 @@ def install(timers: Timers, backend: str) -> None:
     timers.wrap(cpacking, "pack_parameters_into", "pack_parameters_into")
 
 
+DEVICE = "cpu"
+
+
 def compile_once(model, backend: str, cache: str, timers: Timers, profile: int = 0):
     timers.reset()
     gc.collect()
@@ -128,7 +131,10 @@ def compile_once(model, backend: str, cache: str, timers: Timers, profile: int =
     start = time.perf_counter()
     if prof:
         prof.enable()
-    circuit = pccompiler.compile(model, backend=backend, device="cpu", cache=cache)
+    circuit = pccompiler.compile(model, backend=backend, device=DEVICE, cache=cache)
+    if DEVICE.startswith("cuda"):
+        import torch
+        torch.cuda.synchronize()
     if prof:
         prof.disable()
     total = time.perf_counter() - start
@@ -178,15 +184,18 @@ def main() -> None:
     ap.add_argument("--backends", default="torch",
                     help="comma list of torch, triton (triton needs TRITON_INTERPRET=1 on a CPU)")
     ap.add_argument("--profile", type=int, default=0, help="cProfile top N of the cached compile")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     ap.add_argument("--repeats", type=int, default=3,
                     help="rounds of (cold, cached); the fastest of each is reported")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     backends = [b for b in args.backends.split(",") if b]
     if "triton" in backends:
         try:
             import triton  # noqa: F401
-            if os.environ.get("TRITON_INTERPRET") != "1":
-                print("note: triton without TRITON_INTERPRET=1 needs a GPU; skipping it")
+            if os.environ.get("TRITON_INTERPRET") != "1" and not DEVICE.startswith("cuda"):
+                print("note: triton on the CPU needs TRITON_INTERPRET=1; skipping it")
                 backends.remove("triton")
         except ImportError:
             print("note: triton not importable; skipping it")

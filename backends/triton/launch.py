@@ -62,7 +62,8 @@ def _apply(cfg: dict, options: dict[str, str] | None) -> dict:
 
 
 def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
-                 other_block_size: int = 1, options: dict[str, str] | None = None) -> dict:
+                 other_block_size: int = 1, options: dict[str, str] | None = None,
+                 num_rows: int = 0) -> dict:
     """Kernel tile sizes for one partition.
 
     kind: "sum_fwd" (block_size = parent block, fan_in = max children),
@@ -75,6 +76,16 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
     if kind == "sum_fwd":
         tm = _clamp(next_pow2(block_size), 16, 128)
         bb = _clamp(bpow, 16, 64 if tm >= 128 else 128)
+        # A layer of a few big blocks (an HMM step: one 256-row block) would
+        # run on a few SMs: narrow the batch tile first (costs nothing), then
+        # the row tile (each row tile recomputes its children's exp).
+        while num_rows and cdiv(num_rows, tm) * cdiv(batch, bb) < MIN_PROGRAMS:
+            if bb > 32:
+                bb //= 2
+            elif tm > 64:
+                tm //= 2
+            else:
+                break
         cfg = dict(TILE_M=tm, TILE_K=_clamp(next_pow2(fan_in), 16, 32), BLOCK_B=bb,
                    num_warps=8 if tm * bb >= 8192 else 4)
     elif kind == "sum_max":
@@ -161,7 +172,7 @@ def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor
             num_warps=c["num_warps"])
         return
     c = choose_tiles("sum_fwd", part.block_size, part.max_children, batch,
-                     options=part.options)
+                     options=part.options, num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.block_size, c["TILE_M"])
     grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
