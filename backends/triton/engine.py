@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
+from pccompiler import ir
 from pccompiler.backends.base import Engine, em_update_continuous
 from pccompiler.backends.triton import launch
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
-from pccompiler.backends.triton.plan import TritonPlan, build_plan
+from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
 from pccompiler.backends.triton.scratch import compact_remap
 from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
@@ -50,13 +52,15 @@ class TritonEngine(Engine):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
-        # The plan first: _init_node_flows (called by Engine.__init__) reads it.
-        self.plan: TritonPlan = build_plan(layout, torch.device(device))
+        # Plans are built on first use: a compile whose circuit is only saved
+        # (pcc compile) never decodes them, and training never builds the
+        # Layout-slot plan that only the all-node queries need.
+        self._plan: TritonPlan | None = None
+        self._fast_plan: TritonPlan | None = None
+        self.compact = compact
+        self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
         super().__init__(model, layout, device, dtype)
         self.precision = check_precision(precision)
-        self.graphs = GraphCache(enabled=cuda_graphs and self.device.type == "cuda")
-        self.compact = compact
-        self._fast_plan: TritonPlan | None = None
         self.bad_entry = torch.full((1,), self.NO_BAD_ENTRY, dtype=torch.int64,
                                     device=self.device)
 
@@ -77,12 +81,15 @@ class TritonEngine(Engine):
         (`input_node_flows`) and the fused EM computes it in registers. A
         model without continuous inputs allocates no node-flow buffer at all
         (saves 4 bytes per categorical parameter: 0.4 GB at HCLT K=512)."""
-        parts = [p for lp in self.plan.layers for p in lp.inputs]
+        table = ir.tensor_table(self.layout)
         rows = {1: [], 2: []}
-        for part in parts:
-            if part.dist in rows:
-                rows[part.dist].append(part.node_ps)
-        cat = lambda ts: (torch.unique(torch.cat(ts)) if ts  # noqa: E731
+        for layer in self.layout.layers:
+            for ip in layer.input_partitions:
+                dist = DIST_CODES[ip.dist]
+                if dist in rows:
+                    rows[dist].append(torch.as_tensor(
+                        np.asarray(table[ip.node_param_starts], dtype=np.int64)))
+        cat = lambda ts: (torch.unique(torch.cat(ts)).to(self.device) if ts  # noqa: E731
                           else torch.zeros(0, dtype=torch.int64, device=self.device))
         self.bernoulli_rows, self.gaussian_rows = cat(rows[1]), cat(rows[2])
         size = self.num_input_params if (rows[1] or rows[2]) else 1
@@ -96,7 +103,7 @@ class TritonEngine(Engine):
         out = torch.zeros(self.num_input_params, dtype=self.dtype, device=self.device)
         if self._node_flows.numel() == self.num_input_params:
             out.copy_(self._node_flows)
-        for lp in self.plan.layers:
+        for lp in self.fast_plan.layers:
             for part in lp.inputs:
                 if part.dist == 0 and part.num_nodes:
                     cols = part.node_ps[:, None] + torch.arange(
@@ -141,6 +148,14 @@ class TritonEngine(Engine):
             flows.zero_()
         elif plan.zero_rows.numel():
             flows.index_fill_(0, plan.zero_rows, 0.0)
+
+    @property
+    def plan(self) -> TritonPlan:
+        """The Layout decoded for the kernels, in the Layout's own slots
+        (forward / backward of every node). Built on first use."""
+        if self._plan is None:
+            self._plan = build_plan(self.layout, self.device)
+        return self._plan
 
     @property
     def fast_plan(self) -> TritonPlan:
@@ -270,9 +285,9 @@ class TritonEngine(Engine):
 
     def _em_into(self, step: float, pc: float) -> None:
         params_s, params_i = self.sum_params.data, self.input_params.data
-        for part in self.plan.merged_sums:
+        for part in self.fast_plan.merged_sums:
             launch.sum_em_launch(part, params_s, self.sum_param_flows, step, pc)
-        for layer in self.plan.layers:
+        for layer in self.fast_plan.layers:
             for part in layer.inputs:
                 if part.dist == 0:
                     launch.categorical_em_launch(part, params_i, self.input_param_flows, step, pc)

@@ -159,3 +159,18 @@ def test_uint8_over_256_categories_needs_no_check():
     assert not _dtype_fits(torch.uint8, np.array([256, 255]))
     assert not _dtype_fits(torch.int8, cats) and not _dtype_fits(torch.int64, cats)
     assert not _dtype_fits(torch.float32, cats)
+
+
+def test_plans_are_built_on_first_use(device):
+    """Compiling decodes no plan; log-likelihoods and EM build only the
+    compact one; an all-node query builds the Layout-slot plan."""
+    from tests.triton.test_engine_e2e import _circuits
+    build, x = _circuits()["hmm"]
+    cc = pc.compile(pc.lower(build()), backend="triton", device=str(device), cuda_graphs=False)
+    eng = cc.engine
+    assert eng._plan is None and eng._fast_plan is None
+    cc.em_step(x, step_size=0.5)
+    assert eng._fast_plan is not None and eng._plan is None
+    assert eng.fast_plan.scratch_start is not None
+    cc.flows(x)
+    assert eng._plan is not None and eng.plan.num_slots > eng.fast_plan.num_slots
