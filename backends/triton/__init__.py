@@ -1,12 +1,16 @@
 """The triton backend: Triton kernels over a Layout (GPU, or CPU under
 TRITON_INTERPRET=1 for tests).
 
-Options (`pc.compile(..., backend="triton", options={...})`):
+Options (`pc.compile(..., backend="triton", name=value)`, or the options
+mapping of `TritonBackend().compile`):
   device      "cuda" (default where available) or "cpu" under the interpreter
   precision   "tf32" (default), "ieee" (exact fp32 dots) or "tf32x3"
   cuda_graphs True (default on CUDA) to capture forward, backward and EM
               for the first batch size seen (backends/triton/graphs.py);
               False runs every launch eagerly
+  compact     True (default): log-likelihoods and training run a plan whose
+              dead product rows share one scratch region (scratch.py);
+              False keeps the Layout's slots everywhere
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
