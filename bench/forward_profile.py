@@ -2,7 +2,7 @@
 
 For each case, per batch of 512 (20 batches, uint8 data on the GPU):
   log_prob      CompiledCircuit.log_prob (validation + engine + root clone), as bench/race.py
-  engine        engine.forward only (transpose + graph replay / eager launches)
+  engine        engine.root_log_prob only (compact plan, graph replay)
   replay        the captured forward graph replayed alone
   pyjuice       pc(x) under no_grad (bf16 default, as the race)
 plus the number of kernel launches per forward and the top kernels by GPU
@@ -66,16 +66,16 @@ def main():
               f"{sum(len(l.inputs) + len(l.products) + len(l.sums) for l in eng.plan.layers)}")
         with torch.no_grad():
             t_lp = per_batch_ms(lambda x: cc.log_prob(x), batches)
-            t_en = per_batch_ms(lambda x: eng.forward(x), batches)
+            t_en = per_batch_ms(lambda x: eng.root_log_prob(x), batches)
             graph = next(iter(eng.graphs._fwd.values()), None)
             t_rp = per_batch_ms(lambda x: graph.replay(), batches) if graph else float("nan")
             eager = pccompiler.compile(model, backend="triton", device="cuda",
                                        cuda_graphs=False)
-            t_eg = per_batch_ms(lambda x: eager.engine.forward(x), batches)
+            t_eg = per_batch_ms(lambda x: eager.engine.root_log_prob(x), batches)
             print(f"  ms/batch: log_prob {t_lp:.3f}  engine {t_en:.3f}  replay {t_rp:.3f}  "
                   f"eager {t_eg:.3f}")
             print("  pcc eager kernels:")
-            top_kernels(lambda x: eager.engine.forward(x), batches[0])
+            top_kernels(lambda x: eager.engine.root_log_prob(x), batches[0])
             del eager
             if args.pyjuice:
                 import pyjuice as juice
