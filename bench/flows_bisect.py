@@ -36,7 +36,7 @@ def describe(kind, part, batch):
                                 other_block_size=part.parent_block_size, options=part.options)
         return (f"sum_bwd cbs={part.child_block_size} pbs={part.parent_block_size} "
                 f"blocks={part.num_blocks} maxpar={part.max_parents} store={part.store} {c}")
-    c = launch.choose_tiles("product", 1, part.num_nodes, batch)
+    c = launch.choose_tiles("product", 1, part.num_children, batch, num_rows=part.num_nodes)
     return (f"product nodes={part.num_nodes} k={part.num_children} atomic={part.atomic} "
             f"store={part.store} {c}")
 

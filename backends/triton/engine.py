@@ -4,16 +4,20 @@ Forward: every layer's partitions write their value rows (inputs, products,
 sums; see the kernel modules). Backward: node flows start at 1 on the root
 row and run through the layers in reverse; a sum layer pushes flows to its
 children (SumBackwardPartitions, no atomics), a product layer passes flows
-on, an input layer reduces its statistics over the batch. Parameter flows
-need only final node flows, so they run last, one launch per sum shape
-(plan.merged_sums), as does the sum EM update.
+on, an input layer reduces its statistics over the batch.
+
+Two plans (plan.py), each built on first use. Log-likelihoods and training
+(`root_log_prob`, `forward_backward`, `em_update`) run `fast_plan`, where
+product rows that only the next layer reads share one scratch region
+(scratch.py): its backward recomputes them and runs parameter flows per
+layer. The all-node queries (`forward`, `backward`: flows, sampling, MPE)
+run `plan`, in the Layout's slots, whose parameter flows run last, one
+launch per sum shape (plan.merged_sums), as does the sum EM update.
 
 Buffers are fresh per call (torch's caching allocator makes that cheap),
-except for the batch size CUDA graphs serve (graphs.py; on by default on
-CUDA): there a captured graph replays into static buffers, so a values
-tensor returned by `forward` is overwritten by the next call of that size
-(CompiledCircuit clones the [B] root row it returns; `backward` clones the
-flows it hands out).
+except for the batch size CUDA graphs serve on the hot paths (graphs.py; on
+by default on CUDA): there a captured graph replays into static buffers,
+and the engine returns a clone of the [B] root row.
 """
 
 from __future__ import annotations
@@ -244,7 +248,7 @@ class TritonEngine(Engine):
     def _fast_forward(self, x: torch.Tensor, missing: torch.Tensor | None) -> torch.Tensor:
         plan = self.fast_plan
         if self.graphs.serves(x.shape[0]):
-            values = self.graphs.forward(self, x, missing, False)
+            values = self.graphs.forward(self, x, missing)
             if values is not None:
                 return values
         x_t, miss_t = self._transposed(x, missing)

@@ -1,10 +1,14 @@
 """CUDA-graph capture of whole forward / backward passes (on by default on CUDA).
 
+Graphs serve the engine's hot paths, `root_log_prob` and `forward_backward`
+(log-likelihoods and training), on `plan` (the engine's fast_plan); the
+all-node `forward` / `backward` of queries and the MPE pass run eagerly.
+
 A deep circuit launches a few kernels per layer; at small batches the
 launch overhead (5-20 us of Python per Triton launch) rivals the work (a
 PD with 32 latents: 4x slower forward without graphs). The engine therefore
 captures graphs for ONE batch size, the first one it sees (the training
-batch): one forward graph per (x dtype, missing?, mode), one backward graph
+batch): one forward graph per (x dtype, missing?), one backward graph
 per (x dtype, missing?), one EM graph per (step size, pseudocount). All
 graphs of that batch size share one static values buffer, one flows buffer
 and one x / missing buffer, so graphs cost no memory beyond an eager step.
@@ -17,9 +21,8 @@ replays, so no warm-up run changes state. If a capture fails the cache
 switches itself off (one warning) and the engine runs eagerly.
 
 Forward returns the static values buffer: the next call of the same batch
-size overwrites it (CompiledCircuit clones the [B] root row it returns, and
-the engine clones flows it hands out). On CPU or under the interpreter
-graphs are disabled (`enabled` is False).
+size overwrites it (the engine clones the [B] root row it returns). On CPU
+or under the interpreter graphs are disabled (`enabled` is False).
 """
 
 from __future__ import annotations
@@ -122,8 +125,8 @@ class GraphCache:
         self._last = (x, missing)
         return sx, sm
 
-    def forward(self, engine, x: torch.Tensor, missing: torch.Tensor | None,
-                mode_max: bool) -> torch.Tensor | None:
+    def forward(self, engine, x: torch.Tensor, missing: torch.Tensor | None
+                ) -> torch.Tensor | None:
         """The values buffer after a replay, or None if the caller must run
         eagerly (capture failed). x, missing: [B, V] as the engine got them."""
         self._last = None
@@ -131,10 +134,9 @@ class GraphCache:
         if self._values is None:
             self._values = engine._new_values(x.shape[0], self.plan)
         values = self._values
-        key = (x.dtype, missing is not None, mode_max)
+        key = (x.dtype, missing is not None)
         ok = self._run_or_capture(self._fwd, key,
-                                  lambda: engine._forward_into(values, sx, sm, mode_max,
-                                                               self.plan))
+                                  lambda: engine._forward_into(values, sx, sm, False, self.plan))
         return values if ok else None
 
     def backward(self, engine, values: torch.Tensor, x: torch.Tensor,

@@ -49,11 +49,6 @@ def _clamp(v: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, v))
 
 
-def _pow2_floor(v: int) -> int:
-    v = max(int(v), 1)
-    return 1 << (v.bit_length() - 1)
-
-
 def _apply(cfg: dict, options: dict[str, str] | None) -> dict:
     for key, val in (options or {}).items():
         if key in INT_KEYS:
@@ -103,8 +98,8 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
         bb = _clamp(bpow, 1, 128)
         tn = _clamp(2048 // bb, 1, 64)
         # A small layer is latency bound: shrink the row tile until the grid
-        # covers the GPU about twice (fan_in carries the layer's row count).
-        while tn > 1 and cdiv(fan_in, tn) * cdiv(batch, bb) < MIN_PROGRAMS:
+        # covers the GPU about twice.
+        while tn > 1 and cdiv(num_rows, tn) * cdiv(batch, bb) < MIN_PROGRAMS:
             tn //= 2
         cfg = dict(TILE_N=tn, BLOCK_B=bb, num_warps=4)
     else:
@@ -120,6 +115,14 @@ def dot_precision(precision: str, *block_sizes: int) -> str:
     return precision if min(block_sizes) >= 16 else "ieee"
 
 
+def batch_per_program(programs: int, batch: int, block_b: int, min_tiles: int) -> int:
+    """Samples each program walks in kernels that loop over the batch: the
+    whole batch, unless `programs` would not fill the GPU, then ranges of at
+    least `min_tiles` batch tiles spread over more programs."""
+    splits = _clamp(MIN_PROGRAMS // programs, 1, cdiv(batch, min_tiles * block_b))
+    return cdiv(cdiv(batch, splits), block_b) * block_b
+
+
 # ---------------------------------------------------------------- forward
 def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
                   x_t: torch.Tensor, miss_t: torch.Tensor | None, mode_max: bool = False,
@@ -129,10 +132,9 @@ def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
     batch = values.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("input", 1, part.num_nodes, batch)
+    c = choose_tiles("input", 1, 1, batch, num_rows=part.num_nodes)
     node_progs = cdiv(part.num_nodes, c["TILE_N"])
-    splits = _clamp(MIN_PROGRAMS // node_progs, 1, cdiv(batch, c["BLOCK_B"]))
-    per_prog = cdiv(cdiv(batch, splits), c["BLOCK_B"]) * c["BLOCK_B"]
+    per_prog = batch_per_program(node_progs, batch, c["BLOCK_B"], min_tiles=1)
     grid = (node_progs, cdiv(batch, per_prog))
     io_kernels.input_fwd_kernel[grid](
         values, params, x_t, miss_t if miss_t is not None else x_t, part.node_vars, part.node_ps,
@@ -148,7 +150,7 @@ def product_forward(part: ProductPart, values: torch.Tensor) -> None:
     batch = values.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("product", 1, part.num_nodes, batch)
+    c = choose_tiles("product", 1, part.num_children, batch, num_rows=part.num_nodes)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
     io_kernels.product_fwd_kernel[grid](
         values, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
@@ -239,8 +241,7 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
     programs = part.num_blocks * num_m * num_kt
     # A few big blocks (one HMM step: 1 block, 16 tiles) would walk the whole
     # batch on a handful of SMs: split the batch and add the parts atomically.
-    splits = _clamp(MIN_PROGRAMS // programs, 1, cdiv(batch, 4 * c["BLOCK_B"]))
-    per_prog = cdiv(cdiv(batch, splits), c["BLOCK_B"]) * c["BLOCK_B"]
+    per_prog = batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4)
     grid = (programs, cdiv(batch, per_prog))
     sum_backward.sum_param_flow_kernel[grid](
         values, flows, params, param_flows, part.block_slots, part.block_nc, part.child_slots,
@@ -254,7 +255,7 @@ def product_backward(part: ProductPart, flows: torch.Tensor) -> None:
     batch = flows.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
-    c = choose_tiles("product", 1, part.num_nodes, batch)
+    c = choose_tiles("product", 1, part.num_children, batch, num_rows=part.num_nodes)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
     io_kernels.product_bwd_kernel[grid](
         flows, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,

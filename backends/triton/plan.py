@@ -26,6 +26,7 @@ import torch
 
 from pccompiler import ir
 from pccompiler.backends.triton.scratch import SlotMap
+from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
 
 DIST_CODES = {pcir.CATEGORICAL_DIST: 0, pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
@@ -337,42 +338,30 @@ ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
 
 def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     """Let a partition *store* node flows when it is the first writer of
-    every row it writes, in backward order (layers reversed; per layer the
-    sum backward partitions, then the products). In HCLT every node has one
-    parent, so no flow row is read before it is written and the backward
-    neither zeroes the buffer nor reads child flows before adding.
+    every row it writes (writers.first_writer_stores). In HCLT every node
+    has one parent, so no flow row is read before it is written and the
+    backward neither zeroes the buffer nor reads child flows before adding.
 
     A product partition qualifies only if its children are unique within it
-    (no atomics). The remaining rows (plus slots 0, 1) are zeroed."""
-    written = np.zeros(plan.num_slots, dtype=bool)
-    written[plan.root_slot] = True
+    (no atomics). On a compact plan the scratch region is forgotten before
+    each sum layer that refills it. The remaining rows (plus slots 0, 1) are
+    zeroed."""
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
-    for li in reversed(range(len(plan.layers))):
-        layer = plan.layers[li]
-        if li > 0 and plan.layers[li - 1].scratch:
-            written[region] = False        # the region now holds layer li - 1's products
-        for part in layer.sum_backwards:
-            starts = part.cblock_slots.cpu().numpy().astype(np.int64)
-            rows = (starts[:, None] + np.arange(part.child_block_size)[None, :]).reshape(-1)
-            part.store = not written[rows].any()
-            written[rows] = True
-        for part in layer.products:
-            cs = part.child_slots.cpu().numpy().astype(np.int64).reshape(-1)
-            rows = cs[cs != 1]
-            part.store = (not part.atomic) and not written[rows].any()
-            written[rows] = True
+    writers = [[(block_rows(p.cblock_slots.cpu().numpy(), p.child_block_size), True)
+                for p in lp.sum_backwards]
+               + [(child_rows(p.child_slots.cpu().numpy()), not p.atomic) for p in lp.products]
+               for lp in plan.layers]
+    refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731
+    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills)
     stored = np.zeros(plan.num_slots, dtype=bool)
     stored[plan.root_slot] = True
-    for layer in plan.layers:
-        for part in layer.sum_backwards:
-            if part.store:
-                starts = part.cblock_slots.cpu().numpy().astype(np.int64)
-                stored[(starts[:, None] + np.arange(part.child_block_size)[None, :])] = True
-        for part in layer.products:
-            if part.store:
-                cs = part.child_slots.cpu().numpy().astype(np.int64)
-                stored[cs[cs != 1]] = True
+    for lp, layer_writers, layer_flags in zip(plan.layers, writers, flags):
+        for part, (rows, _), store in zip(lp.sum_backwards + lp.products, layer_writers,
+                                          layer_flags):
+            part.store = store
+            if store:
+                stored[rows] = True
     stored[:2] = False
     stored[region] = True       # every moved row is stored in its layer (scratch.py)
     zero = np.flatnonzero(~stored)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pccompiler import ir
+from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
 
 MIN_SAVED_FRACTION = 0.05     # below this the second plan is not worth building
@@ -114,21 +115,21 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
 
 def _first_store_layers(t: dict, layers: list, num_slots: int) -> np.ndarray:
     """Per slot, the layer of the storing sum backward partition that writes
-    it first in backward order (the rule of plan.mark_first_writers), or -1
-    when its first writer adds or is a product partition."""
-    written = np.zeros(num_slots, dtype=bool)
+    it first in backward order (writers.first_writer_stores, the rule of
+    plan.mark_first_writers), or -1 when its first writer adds or is a
+    product partition."""
+    writers = []
+    for layer in layers:
+        sums = [(block_rows(_arr(t, bp.cblock_slots, (int(bp.num_blocks),)),
+                            int(bp.child_block_size)), True)
+                for bp in layer.sum_backward_partitions]
+        prods = [(child_rows(_arr(t, pp.child_slots, (int(pp.num_nodes) * int(pp.num_children),))),
+                  False) for pp in layer.product_partitions]
+        writers.append(sums + prods)
     first = np.full(num_slots, -1, dtype=np.int64)
-    for li in reversed(range(len(layers))):
-        layer = layers[li]
-        for bp in layer.sum_backward_partitions:
-            nb, cbs = int(bp.num_blocks), int(bp.child_block_size)
-            starts = _arr(t, bp.cblock_slots, (nb,))
-            rows = (starts[:, None] + np.arange(cbs)[None, :]).reshape(-1)
-            if not written[rows].any():
+    for li, (layer_writers, flags) in enumerate(zip(writers, first_writer_stores(writers,
+                                                                                  num_slots))):
+        for (rows, _), store in zip(layer_writers, flags):
+            if store:
                 first[rows] = li
-            written[rows] = True
-        for pp in layer.product_partitions:
-            n, k = int(pp.num_nodes), int(pp.num_children)
-            cs = _arr(t, pp.child_slots, (n * k,))
-            written[cs[cs > 1]] = True
     return first
