@@ -70,29 +70,51 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
     bpow = next_pow2(batch)
     if kind == "sum_fwd":
         tm = _clamp(next_pow2(block_size), 16, 128)
-        bb = _clamp(bpow, 16, 64 if tm >= 128 else 128)
+        bb = _clamp(bpow, 16, 64)
         # A layer of a few big blocks (an HMM step: one 256-row block) would
         # run on a few SMs: narrow the batch tile first (costs nothing), then
         # the row tile (each row tile recomputes its children's exp).
         while num_rows and cdiv(num_rows, tm) * cdiv(batch, bb) < MIN_PROGRAMS:
             if bb > 32:
                 bb //= 2
-            elif tm > 64:
+            elif tm > 32 and cdiv(num_rows, tm) * cdiv(batch, bb) < 96:
                 tm //= 2
             else:
                 break
-        cfg = dict(TILE_M=tm, TILE_K=_clamp(next_pow2(fan_in), 16, 32), BLOCK_B=bb,
+        # Long child lists take 64-child chunks (fewer rescales per dot).
+        tk = _clamp(next_pow2(fan_in), 16, 64 if fan_in >= 256 else 32)
+        cfg = dict(TILE_M=tm, TILE_K=tk, BLOCK_B=bb,
                    num_warps=8 if tm * bb >= 8192 else 4)
     elif kind == "sum_max":
         tm = _clamp(next_pow2(block_size), 1, 64)
         cfg = dict(TILE_M=tm, BLOCK_B=_clamp(bpow, 1, min(128, 8192 // tm)), num_warps=4)
     elif kind == "sum_pflow":
-        cfg = dict(TILE_M=_clamp(next_pow2(block_size), 16, 64),
-                   TILE_K=_clamp(next_pow2(fan_in), 16, 64), BLOCK_B=32, num_warps=4)
+        # Layers with many big blocks (HCLT 512) fill the GPU with 128 x 128
+        # tiles; the others want more, smaller programs (32-row tiles).
+        big = num_rows // max(block_size, 1) * cdiv(block_size, 128) * cdiv(fan_in, 128)
+        if block_size >= 128 and fan_in >= 128 and big >= 2 * MIN_PROGRAMS:
+            cfg = dict(TILE_M=128, TILE_K=128, BLOCK_B=32, num_warps=8)
+        else:
+            # A few blocks with long child lists (an HMM step) prefer
+            # 16-sample chunks: shorter dependent chains per iteration.
+            few_long = fan_in >= 512 and num_rows // max(block_size, 1) <= 16
+            cfg = dict(TILE_M=_clamp(next_pow2(block_size), 16, 32),
+                       TILE_K=_clamp(next_pow2(fan_in), 16, 64),
+                       BLOCK_B=16 if few_long else 32, num_warps=4)
     elif kind == "sum_bwd":
+        # fan_in = parents per child block; num_rows = child rows. Narrow
+        # batch tiles win everywhere (more programs, same dot shapes); a grid
+        # under one wave narrows the row tile, and a small grid takes longer
+        # parent chunks (fewer rescales per program).
         tj = _clamp(next_pow2(block_size), 16, 128)
-        bb = _clamp(bpow, 16, 64 if tj >= 128 else 128)
-        cfg = dict(TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, 32), BLOCK_B=bb,
+        bb = _clamp(bpow, 16, 32)
+        while num_rows and tj > 32 and cdiv(num_rows, tj) * cdiv(batch, bb) < 128:
+            tj //= 2
+        programs = cdiv(num_rows, tj) * cdiv(batch, bb) if num_rows else 8 * MIN_PROGRAMS
+        ti = 64 if programs <= 2 * MIN_PROGRAMS and other_block_size >= 64 else 32
+        if programs >= 8 * MIN_PROGRAMS and tj >= 128:   # a big layer (HCLT 512): wide tiles
+            bb = _clamp(bpow, 16, 64)
+        cfg = dict(TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, ti), BLOCK_B=bb,
                    num_warps=8 if tj * bb >= 8192 else 4)
     elif kind in ("product", "input"):
         bb = _clamp(bpow, 1, 128)
@@ -215,7 +237,8 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
     if part.num_blocks == 0 or batch == 0:
         return
     c = choose_tiles("sum_bwd", part.child_block_size, part.max_parents, batch,
-                     other_block_size=part.parent_block_size, options=part.options)
+                     other_block_size=part.parent_block_size, options=part.options,
+                     num_rows=part.num_blocks * part.child_block_size)
     num_j = cdiv(part.child_block_size, c["TILE_J"])
     grid = (part.num_blocks * num_j, cdiv(batch, c["BLOCK_B"]))
     sum_backward.sum_bwd_flow_kernel[grid](
@@ -235,7 +258,8 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
         return
     c = choose_tiles("sum_pflow", part.block_size, part.max_children, batch,
                      options={k[len("pflow."):]: v for k, v in part.options.items()
-                              if k.startswith("pflow.")})
+                              if k.startswith("pflow.")},
+                     num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.block_size, c["TILE_M"])
     num_kt = cdiv(part.max_children, c["TILE_K"])
     programs = part.num_blocks * num_m * num_kt
