@@ -15,7 +15,10 @@ children's):
   passes          run_pipeline (cold only)
   cache store     LayoutCache.store > encode_entry (cold only)
   backend         Backend.compile > engine construction: plan (triton),
-                  parameter packing (load_parameters), device copies
+                  parameter packing (load_parameters > pack_parameters_into:
+                  "batched (device)" > "packing plan" on a GPU, "per
+                  tensor" on the CPU; backends/common/packing.py), device
+                  copies
 
 Run from the repository root:
   .venv/bin/python bench/cached_compile_profile.py --cases hclt128,hclt512
@@ -119,6 +122,9 @@ def install(timers: Timers, backend: str) -> None:
     timers.wrap(base.Engine, "__init__", "engine init")
     timers.wrap(base.Engine, "load_parameters", "load_parameters")
     timers.wrap(cpacking, "pack_parameters_into", "pack_parameters_into")
+    timers.wrap(cpacking, "_pack_batched", "batched (device)")
+    timers.wrap(cpacking, "_plan_batched", "packing plan")
+    timers.wrap(cpacking, "_pack_jobs", "per tensor")
 
 
 DEVICE = "cpu"

@@ -8,6 +8,7 @@ stored as Tensors named after their group ("g12.weights").
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -158,31 +159,83 @@ def child_sizes(model: pcir.Model, group: pcir.Group) -> list[int]:
     return [model.groups[c].num_nodes for c in children]
 
 
+_I32 = np.iinfo(np.int32)
+
+
+def _index_blob(tensor: pcir.Tensor) -> tuple[int, bytes]:
+    """(width, little-endian bytes) of an index tensor's values in a form
+    that does not depend on the stored dtype: int32 (width 4) when every
+    value fits, else int64 (width 8). An inline INT32 tensor (what lowering
+    writes) is its raw bytes, no decode; to_numpy raises what it raises for
+    a bad tensor."""
+    if tensor.dtype == pcir.INT32 and not tensor.HasField("external"):
+        data = tensor.raw_data
+        if len(data) == 4 * math.prod(tensor.dims):
+            return 4, data
+    values = np.asarray(to_numpy(tensor)).ravel()
+    if values.size == 0 or (values.min() >= _I32.min and values.max() <= _I32.max):
+        return 4, values.astype("<i4").tobytes()
+    return 8, values.astype("<i8").tobytes()
+
+
 def structure_hash(model: pcir.Model) -> str:
     """sha256 of the Model's structure, without parameter values.
 
     Two models that differ only in weights or input parameters hash alike;
     any change of variables, groups, edges, index matrices, ties or roots
-    changes the hash. Used by the layout cache and stored in every Layout.
+    changes the hash (names of groups, tensors and variables do not). Used
+    by the layout cache and stored in every Layout.
+
+    Every integer of the structure goes, in a fixed order with counts before
+    lists (so the stream parses one way), into one little-endian int64
+    array hashed at once, then the index tensors' values in group order
+    (their width and byte count are in the array; `_index_blob` makes them
+    independent of the stored dtype): no per-group string formatting and no
+    decoding of the usual int32 index tensors. Stable across processes and
+    machines.
     """
-    table = tensor_table(model)
-    h = hashlib.sha256()
-    h.update(b"pcir-structure-v2")
+    tensors = {t.name: t for t in model.tensors}
+    ints: list[int] = [len(model.variables)]
     for v in model.variables:
-        h.update(f"V{v.kind}:{v.num_cats};".encode())
-    h.update(f"R{list(model.roots)};T{[(t.group, t.target) for t in model.ties]};".encode())
+        ints += (v.kind, v.num_cats)
+    ints.append(len(model.roots))
+    ints += model.roots
+    ints.append(len(model.ties))
+    for t in model.ties:
+        ints += (t.group, t.target)
+    ints.append(len(model.groups))
+    blobs: list[bytes] = []
     # Scopes are not hashed: an input group's scope is its variable and every
     # other scope is the union of its children's (the checker enforces it),
     # so they add nothing but cost O(depth x variables) on long chains.
     for g in model.groups:
-        h.update(f"G{g.id}:{g.kind}:{g.num_nodes};".encode())
-        if g.kind == pcir.INPUT:
-            h.update(f"I{g.input.variable}:{g.input.dist};".encode())
-        elif g.kind == pcir.PRODUCT:
-            h.update(f"P{list(g.product.children)};".encode())
-            h.update(np.ascontiguousarray(table[g.product.child_index], dtype=np.int64).tobytes())
-        elif g.kind == pcir.SUM:
-            h.update(f"S{list(g.sum.children)}:{g.sum.pattern}:{g.sum.block_size};".encode())
-            if g.sum.edges:
-                h.update(np.ascontiguousarray(table[g.sum.edges], dtype=np.int64).tobytes())
+        kind = g.kind
+        if kind == pcir.INPUT:
+            i = g.input
+            ints += (g.id, kind, g.num_nodes, i.variable, i.dist)
+        elif kind == pcir.PRODUCT:
+            p = g.product
+            children = p.children
+            ints += (g.id, kind, g.num_nodes, len(children))
+            ints += children
+            width, blob = _index_blob(tensors[p.child_index])
+            ints += (width, len(blob))
+            blobs.append(blob)
+        elif kind == pcir.SUM:
+            s = g.sum
+            children = s.children
+            ints += (g.id, kind, g.num_nodes, s.pattern, s.block_size, len(children))
+            ints += children
+            if s.edges:
+                width, blob = _index_blob(tensors[s.edges])
+                ints += (width, len(blob))
+                blobs.append(blob)
+            else:
+                ints.append(-1)
+        else:
+            ints += (g.id, kind, g.num_nodes)
+    h = hashlib.sha256(b"pcir-structure-v3")
+    h.update(np.array(ints, dtype="<i8").tobytes())
+    for blob in blobs:
+        h.update(blob)
     return h.hexdigest()

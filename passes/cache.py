@@ -13,7 +13,8 @@ copied, and the backend reads the parameters straight from it, once.
 
 File format (one file per key, `<key>.pclc`):
     b"PCLC\\0\\0\\0\\1" | sha256 of the rest (32 bytes) | u64 header length |
-    header JSON | sections (Layout bytes, Model skeleton bytes, gathers)
+    header JSON | sections (Layout bytes; then, only when a pass replaced
+    the input Model, the Model skeleton bytes and the gathers)
 Writes go to a temp file in the same folder and `os.replace` into place, so
 readers see the old entry or the new one, never half of one; two processes
 compiling one circuit both succeed and leave one valid entry. A corrupt
@@ -94,13 +95,17 @@ def encode_entry(ingredients: dict, model2: pcir.Model, layout: pcir.Layout,
                  rewrites: ParamRewrites, source: pcir.Model | None = None) -> bytes:
     """The bytes of one cache entry (see the module docstring). `source`:
     the input Model; when no pass replaced it (`model2 is source`, the usual
-    case) the header says so and a hit hands the caller's Model to the
-    backend as model', copying no parameter (the skeleton and gathers are
-    still written, for readers that want them)."""
-    table = ir.tensor_table(model2)
+    case) the header says so, the entry holds the Layout alone (no skeleton,
+    no gathers: a hit hands the caller's Model to the backend as model',
+    copying no parameter), and reading it checks and parses only that."""
+    sections: list[bytes] = [layout.SerializeToString()]
+    if source is not None and model2 is source:
+        header = json.dumps({"ingredients": ingredients, "params": [], "order": [],
+                             "sections": [len(sections[0])], "model_is_input": True}).encode()
+        body = struct.pack("<Q", len(header)) + header + sections[0]
+        return MAGIC + hashlib.sha256(body).digest() + body
     skeleton = copy_without_tensors(model2)
     params: list[dict] = []
-    sections: list[bytes] = [layout.SerializeToString()]
     param_names = {g.input.params if g.kind == pcir.INPUT else g.sum.weights
                    for g in model2.groups if g.kind != pcir.PRODUCT} - {""}
     for t in model2.tensors:
@@ -118,7 +123,7 @@ def encode_entry(ingredients: dict, model2: pcir.Model, layout: pcir.Layout,
     sizes = [len(s) for s in sections]
     header = json.dumps({"ingredients": ingredients, "params": params, "sections": sizes,
                          "order": [t.name for t in model2.tensors],
-                         "model_is_input": source is not None and model2 is source}).encode()
+                         "model_is_input": False}).encode()
     body = struct.pack("<Q", len(header)) + header + b"".join(sections)
     return MAGIC + hashlib.sha256(body).digest() + body
 

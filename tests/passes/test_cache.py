@@ -84,7 +84,7 @@ def test_corrupt_entry_is_reported_once_and_rebuilt(tmp_path):
 def _compile_in_child(path, seed, queue):
     try:
         result = passes.compile_model(_shuffled_model(seed), cache=path)
-        queue.put(("ok", result.layout.SerializeToString()))
+        queue.put(("ok", result.layout.SerializeToString(deterministic=True)))
     except Exception as exc:        # report to the parent instead of dying silently
         queue.put(("error", repr(exc)))
 
