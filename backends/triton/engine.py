@@ -190,12 +190,18 @@ class TritonEngine(Engine):
                 launch.sum_forward_launch(part, values, params_s, self.precision, mode_max)
 
     def _backward_into(self, values: torch.Tensor, flows: torch.Tensor, x_t: torch.Tensor,
-                       miss_t: torch.Tensor | None, plan: TritonPlan | None = None) -> None:
+                       miss_t: torch.Tensor | None, plan: TritonPlan | None = None,
+                       ratio: bool = False) -> None:
         """Node flows, then statistics. On a compact plan a sum layer whose
         children sit in the shared region first recomputes them (the region
         holds the last product layer's values after the forward), and
         parameter flows run per layer while those children are there; the
-        Layout's plan runs them once at the end, one launch per shape."""
+        Layout's plan runs them once at the end, one launch per shape.
+
+        ratio (training): once a sum layer's flows are final they are turned
+        into log(flow) - value in place, which its node-flow and parameter-
+        flow kernels read instead of recomputing it per child tile; the sum
+        rows of `flows` then hold that, not flows (queries pass False)."""
         plan = plan or self.plan
         per_layer = plan.scratch_start is not None
         params_s, params_i = self.sum_params.data, self.input_params.data
@@ -205,12 +211,17 @@ class TritonEngine(Engine):
             if li > 0 and plan.layers[li - 1].scratch:
                 for part in plan.layers[li - 1].products:
                     launch.product_forward(part, values)
+            if ratio:
+                for part in layer.sums:
+                    launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
-                launch.sum_backward_launch(part, values, flows, params_s, self.precision)
+                launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio)
             if per_layer:
                 for part in layer.sums:
                     launch.sum_param_flows_launch(part, values, flows, params_s,
-                                                  self.sum_param_flows, self.precision)
+                                                  self.sum_param_flows, self.precision, ratio)
+            if layer.zero_flow_rows is not None:     # unread rows of the scratch region
+                flows.index_fill_(0, layer.zero_flow_rows, 0.0)
             for part in layer.products:
                 launch.product_backward(part, flows)
             for part in layer.inputs:
@@ -220,7 +231,7 @@ class TritonEngine(Engine):
         if not per_layer:
             for part in plan.merged_sums:      # every flow is final: one launch per shape
                 launch.sum_param_flows_launch(part, values, flows, params_s,
-                                              self.sum_param_flows, self.precision)
+                                              self.sum_param_flows, self.precision, ratio)
 
     # ------------------------------------------------------------ Engine API
     @torch.no_grad()
@@ -276,7 +287,8 @@ class TritonEngine(Engine):
             done = self.graphs.backward(self, values, x, missing) is not None
         if not done:
             x_t, miss_t = self._transposed(x, missing)
-            self._backward_into(values, self._new_flows(values, plan), x_t, miss_t, plan)
+            self._backward_into(values, self._new_flows(values, plan), x_t, miss_t, plan,
+                                ratio=True)
         return values[plan.root_slot].clone()
 
     @torch.no_grad()

@@ -150,7 +150,7 @@ class GraphCache:
 
         def run() -> None:
             engine._zero_rows(flows, self.plan)
-            engine._backward_into(values, flows, sx, sm, self.plan)
+            engine._backward_into(values, flows, sx, sm, self.plan, ratio=True)
 
         ok = self._run_or_capture(self._bwd, (x.dtype, missing is not None), run)
         return flows if ok else None

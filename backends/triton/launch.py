@@ -231,8 +231,23 @@ def split_k(programs: int, fan_in: int, tile_k: int) -> int:
 
 
 # ---------------------------------------------------------------- backward
+def log_ratio_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor) -> None:
+    """Turn the flows of `part`'s rows into log(flow) - value in place (see
+    sum_backward.log_ratio_kernel); then pass ratio=True to the two below."""
+    batch = values.shape[1]
+    if part.num_blocks == 0 or batch == 0:
+        return
+    tm = _clamp(next_pow2(part.block_size), 1, 32)
+    bb = _clamp(next_pow2(batch), 1, 128)
+    num_m = cdiv(part.block_size, tm)
+    sum_backward.log_ratio_kernel[(part.num_blocks * num_m, cdiv(batch, bb))](
+        values, flows, part.block_slots, batch, values.stride(0), BS=part.block_size,
+        NUM_M=num_m, TILE_M=tm, BLOCK_B=bb, num_warps=4)
+
+
 def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torch.Tensor,
-                        params: torch.Tensor, precision: str = "tf32") -> None:
+                        params: torch.Tensor, precision: str = "tf32",
+                        ratio: bool = False) -> None:
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
@@ -247,12 +262,12 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
-        num_warps=c["num_warps"])
+        RATIO=ratio, num_warps=c["num_warps"])
 
 
 def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor,
                            params: torch.Tensor, param_flows: torch.Tensor,
-                           precision: str = "tf32") -> None:
+                           precision: str = "tf32", ratio: bool = False) -> None:
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
@@ -272,7 +287,7 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
         part.block_ps, batch, values.stride(0), part.max_children, per_prog,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
-        PREC=dot_precision(precision, part.block_size), num_warps=c["num_warps"])
+        PREC=dot_precision(precision, part.block_size), RATIO=ratio, num_warps=c["num_warps"])
 
 
 def product_backward(part: ProductPart, flows: torch.Tensor) -> None:

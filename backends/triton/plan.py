@@ -104,6 +104,7 @@ class LayerPlan:
     sums: list[SumPart] = field(default_factory=list)
     sum_backwards: list[SumBackwardPart] = field(default_factory=list)
     scratch: bool = False          # products in the shared region (scratch.py): recompute
+    zero_flow_rows: torch.Tensor | None = None   # unread scratch rows: zero before product bwd
 
 
 @dataclass
@@ -307,6 +308,8 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                           scratch_start=slot_map.scratch_start)
         for li in np.flatnonzero(slot_map.scratch_layers):
             layers[li].scratch = True
+        for li, rows in slot_map.zero_rows.items():
+            layers[li].zero_flow_rows = torch.from_numpy(rows).to(device)
     mark_first_writers(plan, device)
     plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
     return plan

@@ -22,11 +22,15 @@ A product partition P of layer L moves only if
   * in backward order every row of P is first written by a *storing* sum
     backward partition of layer L + 1 (plan.mark_first_writers), so no row
     of the reused region is ever read before that layer wrote it.
+Rows nobody reads (a block-sparse sum that skips a child block: PD's
+decomposition mixtures) move with their partition; their flows, which the
+product backward reads, are zeroed just before it (`SlotMap.zero_rows`),
+since no sum backward writes them and the region holds another layer's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +47,9 @@ class SlotMap:
     num_slots: int              # compact slot count
     scratch_start: int          # the shared region: [scratch_start, num_slots)
     scratch_layers: np.ndarray  # bool [num layers]: product layers whose partitions moved
+    # layer -> compact slots of moved rows nobody reads (flows zeroed before
+    # that layer's product backward)
+    zero_rows: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _arr(table: dict, name: str, shape: tuple) -> np.ndarray:
@@ -80,19 +87,26 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
     if not products:
         return None
     first_store_layer = _first_store_layers(t, layers, num_slots)
+    unread = max_sum_layer < 0                       # and no product reads them (below)
     moved = np.zeros(num_slots, dtype=bool)
     per_layer = np.zeros(len(layers), dtype=np.int64)
     chosen: list[tuple[int, int, int]] = []
+    dead: dict[int, list[np.ndarray]] = {}
     for li, start, n in products:
         rows = np.arange(start, start + n)
         if read_by_product[rows].any():
             continue
+        live = rows[~unread[rows]]
+        if live.size == 0:
+            continue
         nxt = li + 1
-        readers_ok = ((min_sum_layer[rows] == nxt) & (max_sum_layer[rows] == nxt)).all()
-        if readers_ok and (first_store_layer[rows] == nxt).all():
+        readers_ok = ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all()
+        if readers_ok and (first_store_layer[live] == nxt).all():
             moved[rows] = True
             per_layer[li] += n
             chosen.append((li, start, n))
+            if live.size < n:
+                dead.setdefault(li, []).append(rows[unread[rows]])
     region = int(per_layer.max()) if chosen else 0
     saved = int(moved.sum()) - region
     if saved < MIN_SAVED_FRACTION * num_slots:
@@ -110,7 +124,8 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
             return None
     scratch_layers = np.zeros(len(layers), dtype=bool)
     scratch_layers[[c[0] for c in chosen]] = True
-    return SlotMap(remap, kept.size + region, kept.size, scratch_layers)
+    zero_rows = {li: remap[np.concatenate(r)] for li, r in dead.items()}
+    return SlotMap(remap, kept.size + region, kept.size, scratch_layers, zero_rows)
 
 
 def _first_store_layers(t: dict, layers: list, num_slots: int) -> np.ndarray:

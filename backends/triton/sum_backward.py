@@ -44,8 +44,11 @@ import triton.language as tl
 
 
 @triton.jit
-def _log_ratio(flows_ptr, values_ptr, ptrs_off, mask):
-    """t = log(flow) - value; -inf where the flow is 0 or the value is -inf."""
+def _log_ratio(flows_ptr, values_ptr, ptrs_off, mask, RATIO: tl.constexpr = False):
+    """t = log(flow) - value; -inf where the flow is 0 or the value is -inf.
+    RATIO: the flows buffer already holds t at these rows (`log_ratio_kernel`)."""
+    if RATIO:
+        return tl.load(flows_ptr + ptrs_off, mask=mask, other=float("-inf"))
     f = tl.load(flows_ptr + ptrs_off, mask=mask, other=0.0)
     y = tl.load(values_ptr + ptrs_off, mask=mask, other=0.0)
     ok = (f > 0) & (y > float("-inf"))
@@ -53,11 +56,30 @@ def _log_ratio(flows_ptr, values_ptr, ptrs_off, mask):
 
 
 @triton.jit
+def log_ratio_kernel(values_ptr, flows_ptr, block_slots_ptr, batch, stride,
+                     BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
+                     BLOCK_B: tl.constexpr):
+    """flows[row] <- log(flows[row]) - values[row] in place for the rows of a
+    sum partition, once per layer in training: its node-flow and parameter-
+    flow kernels then read one tensor and take no log (their RATIO flag)
+    instead of recomputing the ratio for every child tile that reads a row."""
+    pid = tl.program_id(0)
+    blk = pid // NUM_M
+    offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
+    offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    mask = (offs_m < BS)[:, None] & (offs_b < batch)[None, :]
+    slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
+    off = (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
+    t = _log_ratio(flows_ptr, values_ptr, off, mask)
+    tl.store(flows_ptr + off, t, mask=mask)
+
+
+@triton.jit
 def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cblock_np_ptr,
                         parent_slots_ptr, parent_ps_ptr, batch, stride, max_parents,
                         CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
-                        STORE: tl.constexpr, PREC: tl.constexpr):
+                        STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False):
     pid = tl.program_id(0)
     cb = pid // NUM_J
     offs_j = (pid % NUM_J) * TILE_J + tl.arange(0, TILE_J)
@@ -75,7 +97,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
             offs_i = i0 + tl.arange(0, TILE_I)
             i_mask = offs_i < PBS
             off = (pslot + offs_i)[:, None] * stride + offs_b[None, :]
-            t = _log_ratio(flows_ptr, values_ptr, off, i_mask[:, None] & b_mask[None, :])
+            t = _log_ratio(flows_ptr, values_ptr, off, i_mask[:, None] & b_mask[None, :], RATIO)
             new_max = tl.maximum(run_max, tl.max(t, axis=0))
             safe = tl.where(new_max == float("-inf"), 0.0, new_max)
             p = tl.exp(t - safe[None, :])                                          # [I, B]
@@ -103,7 +125,8 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                           max_children, batch_per_prog,
                           BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
-                          ATOMIC: tl.constexpr, PREC: tl.constexpr):
+                          ATOMIC: tl.constexpr, PREC: tl.constexpr,
+                          RATIO: tl.constexpr = False):
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
@@ -130,7 +153,7 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             s_safe = tl.where(s_ok, s, 0.0)
             bt = tl.exp(xt - s_safe[:, None])
             off = (pslot0 + offs_m)[:, None] * stride + offs_b[None, :]
-            t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :])
+            t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :], RATIO)
             a = tl.where(s_ok[None, :], tl.exp(t + s_safe[None, :]), 0.0)             # [M, B]
             acc += tl.dot(a, bt, input_precision=PREC)
         ps = tl.load(block_ps_ptr + blk).to(tl.int64)

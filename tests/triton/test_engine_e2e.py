@@ -141,13 +141,26 @@ def test_batch_extremes_match_torch(batch):
     torch.testing.assert_close(tri.flows(x), tor.flows(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["hclt", "pd", "rat_spn", "hmm"])
+def _unread_products():
+    """A block-sparse sum that skips one product group's block (as PD's
+    decomposition mixtures do): those product rows have no reader."""
+    xs = [pc.inputs(v, 4, pc.Categorical(3), seed=v) for v in range(4)]
+    ys = [pc.inputs(v, 4, pc.Categorical(3), seed=10 + v) for v in range(4)]
+    left = pc.summate(pc.multiply(xs[0], xs[1]), pc.multiply(ys[0], ys[1]), num_nodes=4,
+                      edges=pc.BlockSparse([[0, 0]], 4), seed=0)
+    right = pc.summate(pc.multiply(xs[2], xs[3]), pc.multiply(ys[2], ys[3]), num_nodes=4,
+                       edges=pc.BlockSparse([[0, 0], [0, 1]], 4), seed=1)
+    return pc.summate(pc.multiply(left, right), num_nodes=1, seed=2)
+
+
+@pytest.mark.parametrize("name", ["hclt", "pd", "rat_spn", "hmm", "unread"])
 def test_compact_fast_plan_matches_the_layout_plan(name, device):
     """Log-likelihoods and one EM step through the compact plan (products in
     a shared scratch region, recomputed in backward, parameter flows per
     layer) equal the Layout plan's, with fewer rows."""
     from pccompiler.backends.triton import TritonBackend
-    build, x = _circuits()[name]
+    build, x = (_unread_products, np.random.default_rng(3).integers(0, 3, size=(5, 4))) \
+        if name == "unread" else _circuits()[name]
     result = _compile(pc.lower(build()))
     x = np.concatenate([x] * 3)
     opts = {"device": str(device), "precision": "ieee", "cuda_graphs": False}
@@ -155,6 +168,8 @@ def test_compact_fast_plan_matches_the_layout_plan(name, device):
     small = TritonBackend().compile(result.model, result.layout, opts)
     assert small.engine.fast_plan.num_slots < full.engine.fast_plan.num_slots
     assert full.engine.fast_plan is full.engine.plan
+    if name == "unread":     # the unread rows moved too: their flows are zeroed in place
+        assert any(lp.zero_flow_rows is not None for lp in small.engine.fast_plan.layers)
     torch.testing.assert_close(small.log_prob(x), full.log_prob(x), rtol=1e-5, atol=1e-5)
     for cc in (small, full):
         cc.zero_flows()
