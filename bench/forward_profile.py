@@ -12,38 +12,11 @@ Run from the repository root (PyJuice importable):
   PYTHONPATH=.:bench python bench/forward_profile.py --cases hclt32,pd32
 """
 import argparse
-import time
 
 import torch
 
 import race_cases
-
-
-def per_batch_ms(fn, batches):
-    for b in range(3):
-        fn(batches[b])
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for b in range(batches.shape[0]):
-        fn(batches[b])
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / batches.shape[0] * 1e3
-
-
-def top_kernels(fn, x, rows=8):
-    from torch.profiler import ProfilerActivity, profile
-    fn(x)
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn(x)
-        torch.cuda.synchronize()
-    events = [e for e in prof.key_averages()]
-    key = "device_time_total" if hasattr(events[0], "device_time_total") else "cuda_time_total"
-    total = sum(getattr(e, key) for e in events)
-    count = sum(e.count for e in events)
-    print(f"    {count} kernels, {total / 1e3:.3f} ms GPU time")
-    for e in sorted(events, key=lambda e: -getattr(e, key))[:rows]:
-        print(f"    {getattr(e, key) / 1e3:8.3f} ms  x{e.count:4d}  {e.key[:90]}")
+from step_profile import kernel_table, per_step_ms as per_batch_ms, random_batches
 
 
 def main():
@@ -55,11 +28,7 @@ def main():
     import pccompiler
     for case in race_cases.select_cases(args.cases):
         model = case.build()
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        nv = sum(1 for v in model.variables)
-        batches = torch.randint(0, case.num_cats, (20, args.batch, nv), device="cuda",
-                                generator=gen,
-                                dtype=torch.uint8 if case.num_cats <= 256 else torch.int64)
+        batches = random_batches(case, model, args.batch)
         cc = pccompiler.compile(model, backend="triton", device="cuda")
         eng = cc.engine
         print(f"{case.name}: layers {len(eng.plan.layers)}, partitions "
@@ -75,7 +44,7 @@ def main():
             print(f"  ms/batch: log_prob {t_lp:.3f}  engine {t_en:.3f}  replay {t_rp:.3f}  "
                   f"eager {t_eg:.3f}")
             print("  pcc eager kernels:")
-            top_kernels(lambda x: eager.engine.root_log_prob(x), batches[0])
+            kernel_table(lambda x: eager.engine.root_log_prob(x), batches[0], 8)
             del eager
             if args.pyjuice:
                 import pyjuice as juice
@@ -85,7 +54,7 @@ def main():
                 t_pj = per_batch_ms(lambda x: pj(x), batches)
                 print(f"  pyjuice ms/batch {t_pj:.3f}")
                 print("  pyjuice kernels:")
-                top_kernels(lambda x: pj(x), batches[0])
+                kernel_table(lambda x: pj(x), batches[0], 8)
                 del pj
         del cc, eng
         torch.cuda.empty_cache()

@@ -22,6 +22,15 @@ import race_cases
 STEP_SIZE, PSEUDOCOUNT = 0.1, 0.1
 
 
+def random_batches(case, model, batch: int, count: int = 20) -> torch.Tensor:
+    """[count, batch, vars] uniform categories on the GPU (seed 0), uint8
+    when they fit, as bench/race.py feeds both libraries."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    nv = sum(1 for _ in model.variables)
+    return torch.randint(0, case.num_cats, (count, batch, nv), device="cuda", generator=gen,
+                         dtype=torch.uint8 if case.num_cats <= 256 else torch.int64)
+
+
 def per_step_ms(fn, batches) -> float:
     for b in range(3):
         fn(batches[b])
@@ -61,11 +70,7 @@ def main() -> None:
     import pccompiler
     for case in race_cases.select_cases(args.cases):
         model = case.build()
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        nv = sum(1 for _ in model.variables)
-        batches = torch.randint(0, case.num_cats, (20, args.batch, nv), device="cuda",
-                                generator=gen,
-                                dtype=torch.uint8 if case.num_cats <= 256 else torch.int64)
+        batches = random_batches(case, model, args.batch)
         print(f"== {case.name}", flush=True)
         cc = pccompiler.compile(model, backend="triton", device="cuda", precision=args.precision)
         step = lambda x: cc.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)  # noqa: E731

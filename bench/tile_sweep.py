@@ -20,6 +20,7 @@ import time
 import torch
 
 import race_cases
+from step_profile import random_batches
 
 
 def configs(space: dict[str, tuple[int, ...]]):
@@ -65,10 +66,7 @@ def main() -> None:
     kinds = set(args.kinds.split(","))
     for case in race_cases.select_cases(args.cases):
         model = case.build()
-        nv = sum(1 for _ in model.variables)
-        gen = torch.Generator(device="cuda").manual_seed(0)
-        x = torch.randint(0, case.num_cats, (args.batch, nv), device="cuda", generator=gen,
-                          dtype=torch.uint8 if case.num_cats <= 256 else torch.int64)
+        x = random_batches(case, model, args.batch, count=1)[0]
         cc = pccompiler.compile(model, backend="triton", device="cuda", cuda_graphs=False)
         eng = cc.engine
         plan = eng.fast_plan
