@@ -280,6 +280,92 @@ def make_softening(circuit, soften: float | None, kernel: str = "uniform",
     return None if soften == 1 else soft
 
 
+# ---------------------------------------------------------------- entropy regularisation
+def entropy_regularised(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, num_keys: int,
+                        outer: int = 30, inner: int = 4) -> torch.Tensor:
+    """Per node k, the maximiser of sum_j a_j log t_j + b_k H(t) over the
+    simplex (j over the entries with key k; a >= 0 with a positive sum per
+    node, b >= 0 per entry, equal within a node).
+
+    Stationarity: a_j / t_j - b log t_j = c_k (one constant per node). For a
+    given c each t_j follows from a few Newton steps on u = log t_j (the
+    left side is convex and decreasing in u); c is found by Newton steps on
+    sum_j t_j(c) = 1 (decreasing in c). b = 0 gives t = a / sum a."""
+    a, b = a.double(), b.double()
+    total = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, a)
+    u = torch.log((a / total[key]).clamp_min(1e-300)).clamp_min(-700.0)
+    # c from the b = 0 solution, averaged per node
+    cnt = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(
+        0, key, torch.ones_like(a))
+    c_ent = a * torch.exp(-u) - b * u
+    c = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, c_ent)
+    c = (c / cnt.clamp_min(1))[key]
+    for _ in range(outer):
+        for _ in range(inner):
+            ae = a * torch.exp(-u)
+            u = u + (ae - b * u - c) / (ae + b).clamp_min(1e-300)
+            u = u.clamp(-700.0, 700.0)
+        t = torch.exp(u)
+        ae = a * torch.exp(-u)
+        dt_dc = -t / (ae + b).clamp_min(1e-300)
+        s = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, t) - 1.0
+        ds = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, dt_dc)
+        c = c - (s / ds.clamp_max(-1e-300))[key]
+        if float(s.abs().max()) < 1e-12:
+            break
+    for _ in range(inner):
+        ae = a * torch.exp(-u)
+        u = (u + (ae - b * u - c) / (ae + b).clamp_min(1e-300)).clamp(-700.0, 700.0)
+    t = torch.exp(u)
+    norm = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, t)
+    return t / norm[key]
+
+
+def apply_entropy_reg(circuit, tau: float, pseudocount: float) -> None:
+    """Entropy regularisation of the next EM update (Liu & Van den Broeck's
+    `entropy_reg`): per sum node and categorical input node, the M-step
+    maximises sum_j n_j log t_j + b H(t) with n_j the expected counts plus
+    the pseudocount spread over the node's parameters and b = tau * (the
+    node's total flow + pseudocount): the node's expected count stands in for
+    the authors' top-down reach probability times the data count (equal when
+    the model's marginals match the data's). Works on any engine with the
+    common flow buffers: the flows are rewritten so that the engine's own
+    `em_update` (with the same pseudocount and any step size) lands on the
+    regularised optimum. Nodes with an exactly-zero parameter (pass-throughs'
+    identity blocks) and nodes without flow are left to plain EM. Call after
+    the flows are accumulated (and softening restored), before em_update."""
+    if not tau:
+        return
+    eng = circuit.engine
+    idx = eng.index
+    with torch.no_grad():
+        for params, flows, key in ((eng.sum_params, eng.sum_param_flows, idx.sum_param_parent),
+                                   (eng.input_params, eng.input_param_flows,
+                                    idx.input_param_row)):
+            sel = torch.nonzero(key >= 0).squeeze(1)
+            if sel.numel() == 0:
+                continue
+            k = key[sel]
+            nk = int(key.max()) + 1
+            f = flows[sel].double()
+            ones = torch.ones_like(f)
+            cnt = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(0, k, ones)
+            tot = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(0, k, f)
+            zero = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(
+                0, k, (params.data[sel] <= 0).double())
+            ok = ((cnt > 1) & (zero == 0) & (tot + pseudocount > 0))[k]
+            if not bool(ok.any()):
+                continue
+            s2, k2 = sel[ok], k[ok]
+            a = (f[ok] + pseudocount / cnt[k2]).clamp_min(0.0)
+            b = tau * (tot[k2] + pseudocount)
+            t = entropy_regularised(a, b, k2, nk)
+            # em_update computes (f' + pc / n) / (sum f' + pc); with
+            # f' = t (T + pc) - pc / n the sum stays T and the result is t.
+            new = t * (tot[k2] + pseudocount) - pseudocount / cnt[k2]
+            flows[s2] = new.to(flows.dtype)
+
+
 # ---------------------------------------------------------------- loops
 def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
              missing: np.ndarray | None = None) -> float:
@@ -295,7 +381,7 @@ def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
 def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
                         step_size: float = 1.0, pseudocount: float = 0.0,
                         on_batch: Callable[[int], None] | None = None, sync=None,
-                        soften: Softening | None = None) -> float:
+                        soften: Softening | None = None, entropy_reg: float = 0.0) -> float:
     """One full-batch EM update from the flows of every shard; returns the
     average LL of the data under the parameters before the update (of the
     softened data with `soften`). With `sync` (data-parallel,
@@ -314,20 +400,23 @@ def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
     if sync is not None:
         sync.reduce_flows(circuit)
         total, count = sync.sum(total), sync.sum(count)
+    apply_entropy_reg(circuit, entropy_reg, pseudocount)
     circuit.em_update(step_size, pseudocount)
     circuit.zero_flows()
     return total / max(1, count)
 
 
 def em_step(circuit, x: np.ndarray, step_size: float, pseudocount: float,
-            soften: Softening | None = None) -> torch.Tensor:
+            soften: Softening | None = None, entropy_reg: float = 0.0) -> torch.Tensor:
     """`circuit.em_step(x, ...)`, with the statistics of softened data if
-    `soften`; returns log p(x) [B] (of the softened data) before the update."""
-    if soften is None:
+    `soften` and entropy regularisation `entropy_reg` (`apply_entropy_reg`);
+    returns log p(x) [B] (of the softened data) before the update."""
+    if soften is None and not entropy_reg:
         return circuit.em_step(x, step_size=step_size, pseudocount=pseudocount)
     circuit.zero_flows()
-    with soften:
+    with soften if soften is not None else contextlib.nullcontext():
         lls = circuit.accumulate_flows(x)
+    apply_entropy_reg(circuit, entropy_reg, pseudocount)
     circuit.em_update(step_size, pseudocount)
     circuit.zero_flows()
     return lls
@@ -354,7 +443,8 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
              log: Callable[[str], None] | None = None, progress: TextIO | None = None,
              sync=None, start_epoch: int = 1, rng_state: dict | None = None,
              on_epoch: Callable[[EpochStats, dict], None] | None = None,
-             soften: float | None = None, soften_kernel: str = "uniform") -> list[EpochStats]:
+             soften: float | None = None, soften_kernel: str = "uniform",
+             entropy_reg: float = 0.0) -> list[EpochStats]:
     """Train with mini-batch ("mini") or full-batch ("full") EM.
 
     `log` receives one line per epoch; `progress` (a stream) shows a bar.
@@ -372,7 +462,11 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
     `soften` (beta in (0, 1], None or 1: off) trains on softened data
     (`Softening`, kernel `soften_kernel`); the train LL then is that of the
     softened data, the validation LL that of the model as it is.
+    `entropy_reg` (tau > 0) adds entropy regularisation to every M-step
+    (`apply_entropy_reg`; single process only).
     """
+    if entropy_reg and sync is not None:
+        raise UnsupportedError("entropy regularisation is not implemented for data-parallel EM")
     if em not in ("mini", "full"):
         raise ValueError(f"em must be 'mini' or 'full', not {em!r}")
     soft = make_softening(circuit, soften, soften_kernel, train)
@@ -391,14 +485,15 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
             shards = [train] if sync is None else (
                 train[sync.split(rows)] for rows in batches(len(train), batch_size))
             train_ll = full_batch_em_epoch(circuit, shards, batch_size, step_size, pseudocount,
-                                           bar.update if bar else None, sync, soft)
+                                           bar.update if bar else None, sync, soft,
+                                           entropy_reg)
         else:
             total = 0.0
             for i, rows in enumerate(batches(len(train), batch_size, rng.permutation(len(train)))):
                 s = step_size + (end - step_size) * step / max(1, total_steps - 1)
                 if sync is None:
                     total += float(em_step(circuit, train[rows], s, pseudocount,
-                                           soft).double().sum())
+                                           soft, entropy_reg).double().sum())
                 else:
                     total += _em_step_shared(circuit, train, sync.split(rows), s, pseudocount,
                                              sync, soft)

@@ -188,3 +188,73 @@ def _as_categories(data, num_cats: int | None) -> np.ndarray:
         row, col = np.argwhere(arr >= num_cats)[0]
         raise DataError(f"data row {row}, column {col}: category {arr[row, col]} >= num_cats={num_cats}")
     return arr
+
+
+def top_k_spanning_trees(weights: np.ndarray, k: int) -> list[nx.Graph]:
+    """The k maximum-weight spanning trees of the complete graph with edge
+    weights `weights` (symmetric [V, V]), best first (non-increasing total
+    weight; fewer when the graph has fewer spanning trees).
+
+    Lawler's partition scheme as used for spanning trees by Yamada et al.
+    ("Listing all the minimum spanning trees in an undirected graph"): a
+    subproblem is (edges forced in, edges forced out) with its best tree T;
+    popping the best subproblem emits T and splits the rest of its trees by
+    the first free edge of T they lack: child i forces in T's free edges
+    1..i-1 and forces out free edge i. The best tree of child i is T minus
+    edge i plus the heaviest allowed edge across the cut that removal leaves
+    (T is optimal for its parent, and forcing edges of T in keeps it so), so
+    no constrained spanning-tree search is needed. The first tree is
+    `max_spanning_tree(weights)` (same tie-breaking as `chow_liu_tree`).
+    Edges carry the attribute `mi` (their weight).
+    """
+    import heapq
+
+    w = np.asarray(weights, dtype=np.float64)
+    v = w.shape[0]
+    if k < 1:
+        raise DataError(f"top_k_spanning_trees: k must be >= 1, got {k}")
+    first = max_spanning_tree(w)
+    if v < 2:
+        return [first]
+
+    def key(a: int, b: int) -> tuple[int, int]:
+        return (a, b) if a < b else (b, a)
+
+    def total(edges) -> float:
+        return float(sum(w[a, b] for a, b in edges))
+
+    edges0 = frozenset(key(a, b) for a, b in first.edges())
+    counter = 0
+    # heap of (-weight, tie counter, tree edges, forced in, forced out)
+    heap = [(-total(edges0), counter, edges0, frozenset(), frozenset())]
+    out: list[nx.Graph] = []
+    upper = np.triu(np.ones((v, v), dtype=bool), k=1)
+    while heap and len(out) < k:
+        _, _, edges, forced_in, forced_out = heapq.heappop(heap)
+        tree = nx.Graph()
+        tree.add_nodes_from(range(v))
+        tree.add_edges_from((a, b, {"mi": float(w[a, b])}) for a, b in sorted(edges))
+        out.append(tree)
+        if len(out) == k:
+            break
+        allowed = upper.copy()
+        for a, b in forced_out:
+            allowed[a, b] = False
+        inside = set(forced_in)
+        for e in sorted(edges - forced_in):
+            allowed[e] = False                      # child forces e out
+            tree.remove_edge(*e)
+            side = np.zeros(v, dtype=bool)
+            side[list(nx.node_connected_component(tree, e[0]))] = True
+            tree.add_edge(*e, mi=float(w[e]))
+            crossing = allowed & (side[:, None] != side[None, :])
+            if crossing.any():
+                cand = np.where(crossing, w, -np.inf)
+                a, b = np.unravel_index(int(np.argmax(cand)), cand.shape)
+                child = (edges - {e}) | {key(int(a), int(b))}
+                counter += 1
+                heapq.heappush(heap, (-total(child), counter, frozenset(child),
+                                      frozenset(inside), forced_out | {e}))
+            allowed[e] = True                       # later children force e in
+            inside.add(e)
+    return out

@@ -43,9 +43,21 @@ def check_positive(**values: int) -> None:
             raise BuildError(f"{name} must be a positive integer, got {value!r}")
 
 
-def random_rows(rng: np.random.Generator, rows: int, cols: int, dtype) -> np.ndarray:
-    """[rows, cols] random distributions (each row sums to 1), in `dtype`."""
-    raw = np.exp(-PERTURBATION * rng.random((rows, cols)))
+def random_rows(rng: np.random.Generator, rows: int, cols: int, dtype,
+                uniform_perturbation: float | None = None) -> np.ndarray:
+    """[rows, cols] random distributions (each row sums to 1), in `dtype`.
+
+    Default: PyJuice's exp(-4 U). With `uniform_perturbation` p (Juice's
+    `uniform_parameters(circuit; perturbation = p)`): uniform weights, each
+    multiplied by 1 - p + 2 p U (up to +-p noise), renormalised."""
+    u = rng.random((rows, cols))
+    if uniform_perturbation is None:
+        raw = np.exp(-PERTURBATION * u)
+    else:
+        p = float(uniform_perturbation)
+        if not 0.0 <= p < 1.0:
+            raise BuildError(f"uniform perturbation must lie in [0, 1), got {p}")
+        raw = 1.0 - p + 2.0 * p * u
     raw /= raw.sum(axis=1, keepdims=True)
     return raw.astype(dtype, copy=False)
 
@@ -67,13 +79,16 @@ def identity_blocks(num_blocks: int, block_size: int, dtype) -> np.ndarray:
 
 
 def make_inputs(var: int, num_nodes: int, dist: str, num_cats: int, rng: np.random.Generator,
-                dtype, name: str = "", tie: pcb.InputGroup | None = None) -> pcb.InputGroup:
-    """An input group over `var` with random parameters (or tied to `tie`)."""
+                dtype, name: str = "", tie: pcb.InputGroup | None = None,
+                uniform_perturbation: float | None = None) -> pcb.InputGroup:
+    """An input group over `var` with random parameters (or tied to `tie`);
+    `uniform_perturbation` as in `random_rows` (discrete leaves only)."""
+    up = uniform_perturbation
     if dist == "categorical":
-        params = None if tie is not None else random_rows(rng, num_nodes, num_cats, dtype)
+        params = None if tie is not None else random_rows(rng, num_nodes, num_cats, dtype, up)
         leaf = pcb.Categorical(num_cats=num_cats, params=params)
     elif dist == "bernoulli":
-        params = None if tie is not None else random_rows(rng, num_nodes, 2, dtype)[:, 1:]
+        params = None if tie is not None else random_rows(rng, num_nodes, 2, dtype, up)[:, 1:]
         leaf = pcb.Bernoulli(params=params)
     elif dist == "gaussian":
         mean = std = None
@@ -101,6 +116,9 @@ class Layering:
     dtype: type = np.float32
     pyjuice_layers: bool = True
     depth: dict = field(default_factory=dict)
+    # None: PyJuice's exp(-4U) init of dense sums; else Juice's uniform
+    # weights with this multiplicative perturbation (see `random_rows`).
+    uniform_perturbation: float | None = None
 
     def of(self, group: pcb.Group) -> int:
         return self.depth.get(group.uid, 0)
@@ -147,7 +165,8 @@ class Layering:
         elif edges is None:
             cols = sum(c.num_nodes for c in children)
             group = pcb.summate(*children, num_nodes=num_nodes, name=name,
-                                weights=random_rows(self.rng, num_nodes, cols, self.dtype))
+                                weights=random_rows(self.rng, num_nodes, cols, self.dtype,
+                                                    self.uniform_perturbation))
         elif isinstance(edges, pcb.BlockSparse):
             weights = block_sparse_weights(self.rng, np.asarray(edges.pairs), edges.block_size,
                                            num_nodes // edges.block_size, self.dtype)

@@ -109,3 +109,37 @@ def test_soft_binned_estimate_matches_its_definition():
     np.testing.assert_allclose(got, pyjuice_mi_by_definition(x, 8, 0.1, 3), atol=2e-5)
     tree = chow_liu_tree(x, 256, estimator="pyjuice", num_bins=8)
     assert nx.is_tree(tree) and tree.has_edge(2, 3)
+
+
+def _brute_force_tree_weights(w: np.ndarray) -> list[float]:
+    """Total weight of every spanning tree of the complete graph, best first."""
+    import itertools
+    v = w.shape[0]
+    out = []
+    for edges in itertools.combinations(itertools.combinations(range(v), 2), v - 1):
+        g = nx.Graph(list(edges))
+        if g.number_of_nodes() == v and nx.is_tree(g):
+            out.append(sum(w[a, b] for a, b in edges))
+    return sorted(out, reverse=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_spanning_trees_match_brute_force(seed):
+    from pccompiler.structures.chow_liu import max_spanning_tree, top_k_spanning_trees
+    rng = np.random.default_rng(seed)
+    w = rng.random((5, 5))
+    w = w + w.T
+    np.fill_diagonal(w, 0.0)
+    every = _brute_force_tree_weights(w)
+    assert len(every) == 125                                     # Cayley: 5^3
+    for k in (1, 20, 130):
+        trees = top_k_spanning_trees(w, k)
+        assert len(trees) == min(k, 125)
+        weights = [sum(w[a, b] for a, b in t.edges()) for t in trees]
+        assert all(nx.is_tree(t) and t.number_of_nodes() == 5 for t in trees)
+        assert all(x >= y - 1e-12 for x, y in zip(weights, weights[1:]))     # non-increasing
+        np.testing.assert_allclose(weights, every[:len(trees)], atol=1e-12)
+        assert len({frozenset(map(frozenset, t.edges())) for t in trees}) == len(trees)
+        assert set(map(frozenset, trees[0].edges())) == \
+            set(map(frozenset, max_spanning_tree(w).edges()))
+        assert all(t.edges[a, b]["mi"] == w[a, b] for t in trees for a, b in t.edges())

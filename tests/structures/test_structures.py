@@ -222,3 +222,63 @@ def test_pyjuice_would_add_no_pass_through_to_our_circuits():
     assert _shallow_sum_children(pd((12, 8), 4, (3, 2), max_prod_block_conns=2)) == 0
     assert _shallow_sum_children(rat_spn(37, 2, 4, 3, num_pieces=3, num_cats=2)) == 0
     assert _shallow_sum_children(hmm(7, 2, 3)) == 0
+
+
+# ---------------------------------------------------------------- mixtures of HCLTs
+
+def test_hclt_mixture_normalizes_and_matches_torch():
+    from pccompiler.structures.chow_liu import mutual_information, top_k_spanning_trees
+    from pccompiler.structures.hclt import pick_trees
+    data = np.random.default_rng(5).integers(0, 2, (200, 6))
+    data[:, 1] = data[:, 0] ^ (np.random.default_rng(6).random(200) < 0.2)
+    root = hclt(data, 3, 2, num_trees=3, num_tree_candidates=7, alpha=0.1, init="uniform",
+                dtype=F64, seed=2)
+    # one root sum over the root products of 3 HCLTs (3 latents each)
+    assert root.num_nodes == 1 and len(root.children) == 3
+    assert sum(c.num_nodes for c in root.children) == 9
+    model = lowered(root)
+    assert total_probability(model) == pytest.approx(1.0, abs=1e-9)
+    x = all_assignments(6, 2)
+    compiled = pc.compile(model, backend="torch", device="cpu", dtype="float64")
+    np.testing.assert_allclose(compiled.log_prob(x).numpy(), log_prob(model, x), atol=1e-9)
+    # the trees are the candidates at ranks 1, 4, 7 of the top 7
+    trees = pick_trees(top_k_spanning_trees(mutual_information(data, 2, alpha=0.1), 7), 7, 3)
+    ranks = top_k_spanning_trees(mutual_information(data, 2, alpha=0.1), 7)
+    def key(t):
+        return frozenset(map(frozenset, t.edges()))
+    assert [[key(r) for r in ranks].index(key(t)) for t in trees] == [0, 3, 6]
+    assert [len(c.scope) for c in root.children] == [6, 6, 6]
+
+
+def test_pick_trees_uses_the_papers_indices():
+    from pccompiler.structures.hclt import pick_trees
+    assert pick_trees(list(range(20)), 20, 4) == [0, 6, 13, 19]     # 1, 7, 14, 20 (1-based)
+    assert pick_trees(list(range(3)), 20, 4) == [0, 2, 2, 2]        # fewer trees than asked
+
+
+def test_hclt_one_tree_is_the_plain_hclt():
+    from pccompiler.data import load_debd
+    data = load_debd("nltcs", "train")
+    plain = pc.lower(hclt(data, 4, seed=1)).SerializeToString()
+    assert pc.lower(hclt(data, 4, seed=1, num_trees=1,
+                         num_tree_candidates=1)).SerializeToString() == plain
+    assert pc.lower(hidden_tree(pc.structures.chow_liu_tree(data, 2), 4, 2, seed=1)
+                    ).SerializeToString() == plain
+
+
+def test_uniform_init_is_perturbed_uniform():
+    data = np.random.default_rng(0).integers(0, 3, (100, 5))
+    model = lowered(hclt(data, 4, 3, init="uniform", perturbation=0.4, dtype=F64))
+    p = 0.4
+    for t in model.tensors:
+        arr = ir.to_numpy(t)
+        if arr.dtype != F64 or arr.ndim != 2:
+            continue
+        n = arr.shape[1]
+        np.testing.assert_allclose(arr.sum(1), 1.0, atol=1e-12)
+        assert arr.min() >= (1 - p) / ((1 + p) * (n - 1) + (1 - p)) - 1e-12
+        assert arr.max() <= (1 + p) / ((1 - p) * (n - 1) + (1 + p)) + 1e-12
+    with pytest.raises(BuildError, match="init"):
+        hclt(data, 4, 3, init="gauss")
+    with pytest.raises(BuildError, match="num_tree_candidates"):
+        hclt(data, 4, 3, num_trees=3, num_tree_candidates=2)
