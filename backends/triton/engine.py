@@ -13,6 +13,10 @@ product rows that only the next layer reads share one scratch region
 layer. The all-node queries (`forward`, `backward`: flows, sampling, MPE)
 run `plan`, in the Layout's slots, whose parameter flows run last, one
 launch per sum shape (plan.merged_sums), as does the sum EM update.
+Training's backward also rewrites each sum layer's final flows as
+log(flow) - value in place (`_backward_into(ratio=True)`), which that
+layer's node-flow and parameter-flow kernels read directly; the queries'
+backward keeps true flows.
 
 Buffers are fresh per call (torch's caching allocator makes that cheap),
 except for the batch size CUDA graphs serve on the hot paths (graphs.py; on
