@@ -151,3 +151,92 @@ def test_param_flows_split_over_the_batch(atomic, device):
     nodes = flows.copy()
     spec.backward(values, nodes, params, pflows)
     np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [CASES[3], CASES[4], CASES[6], CASES[9]])
+def test_backward_from_in_place_log_ratios(case, device):
+    """Training's backward: log_ratio_launch turns the parents' flows into
+    log(flow) - value in place, and the node-flow and parameter-flow kernels
+    read those (ratio=True); the children's flows and the parameter flows
+    equal the reference's."""
+    rng, spec, params, values = _setup(case, 9, pad_children=2)
+    spec.forward(values, params)
+    flows = np.zeros_like(values)
+    parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
+    flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
+    flows[parents.reshape(-1)[::3]] = 0.0
+    pflows = np.zeros(params.size)
+    vt, ft, pt, pft = (_t(a, device) for a in (values, flows, params, pflows))
+    part = _part(spec, device)
+    launch.log_ratio_launch(part, vt, ft)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
+                              spec.parent_slots, spec.parent_ps, device)
+    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=True)
+    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee", ratio=True)
+    want = flows.copy()
+    spec.backward(values, want, params, pflows)
+    children = np.setdiff1d(np.arange(values.shape[0]), parents.reshape(-1))
+    np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
+                               rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+    t = ft.cpu().double().numpy()[parents.reshape(-1)]
+    f, y = flows[parents.reshape(-1)], values[parents.reshape(-1)]
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(t, np.where(f > 0, np.log(f) - y, -np.inf), rtol=1e-5,
+                                   atol=1e-5)
+
+
+# Tiles launch.choose_tiles picks for big or few-block layers (HCLT 512, HMM
+# steps), forced here onto a small layer: the kernels mask every tile edge.
+BIG_TILES = [
+    {"pflow.TILE_M": "128", "pflow.TILE_K": "128", "pflow.BLOCK_B": "32",
+     "pflow.num_warps": "8"},
+    {"pflow.TILE_M": "32", "pflow.TILE_K": "64", "pflow.BLOCK_B": "16"},
+    {"TILE_J": "128", "TILE_I": "64", "BLOCK_B": "32", "TILE_M": "128", "TILE_K": "64",
+     "num_warps": "8"},
+]
+
+
+@pytest.mark.parametrize("options", BIG_TILES)
+def test_big_and_narrow_tiles_match_the_reference(options, device):
+    rng, spec, params, values = _setup((32, 16, 2, 3, 37, None), 10)
+    want_values = values.copy()
+    spec.forward(want_values, params)
+    vt, pt = _t(values, device), _t(params, device)
+    part = _part(spec, device)
+    part.options = dict(options)
+    launch.sum_forward_launch(part, vt, pt, precision="ieee")
+    _close(vt, want_values)
+    flows = np.zeros_like(want_values)
+    parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
+    flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
+    pflows = np.zeros(params.size)
+    vt, ft, pft = _t(want_values, device), _t(flows, device), _t(pflows, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
+                              spec.parent_slots, spec.parent_ps, device,
+                              {k: v for k, v in options.items() if not k.startswith("pflow.")})
+    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee")
+    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee")
+    spec.backward(want_values, flows, params, pflows)
+    np.testing.assert_allclose(ft.cpu().double().numpy(), flows, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+
+
+def test_tile_rules_follow_the_sweep():
+    """The shapes bench/results/tile_sweep-h100-2026-11-24.md measured get
+    the tiles that won there (HCLT 512 layer, HMM steps of 1024 and 256)."""
+    from pccompiler.backends.triton.launch import choose_tiles
+    big = choose_tiles("sum_pflow", 128, 512, 512, num_rows=128 * 300)
+    assert (big["TILE_M"], big["TILE_K"], big["num_warps"]) == (128, 128, 8)
+    hmm = choose_tiles("sum_pflow", 128, 1024, 512, num_rows=1024)
+    assert (hmm["TILE_M"], hmm["TILE_K"], hmm["BLOCK_B"]) == (32, 64, 16)
+    fwd = choose_tiles("sum_fwd", 128, 1024, 512, num_rows=1024)
+    assert (fwd["TILE_M"], fwd["TILE_K"], fwd["BLOCK_B"]) == (128, 64, 32)
+    small = choose_tiles("sum_bwd", 128, 2, 512, other_block_size=128, num_rows=256)
+    assert (small["TILE_J"], small["TILE_I"], small["BLOCK_B"]) == (32, 64, 32)
+    wide = choose_tiles("sum_bwd", 128, 4, 512, other_block_size=128, num_rows=128 * 300)
+    assert (wide["TILE_J"], wide["BLOCK_B"], wide["num_warps"]) == (128, 64, 8)
+    for batch in (1, 3, 17):                 # tiny batches keep tiles of at least 16
+        for kind in ("sum_fwd", "sum_pflow", "sum_bwd"):
+            cfg = choose_tiles(kind, 1, 1, batch, other_block_size=1, num_rows=1)
+            assert min(v for k, v in cfg.items() if k != "num_warps") >= 16
