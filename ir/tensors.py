@@ -83,11 +83,14 @@ def to_numpy(tensor: pcir.Tensor, external_bytes: bytes | memoryview | None = No
     Raises LoadError when the byte count disagrees with dims and dtype, or
     when the data is external and `external_bytes` was not supplied.
     """
-    if tensor.dtype == pcir.BFLOAT16:
-        raise LoadError(f"tensor {tensor.name!r}: bfloat16 tensors are not supported by numpy")
-    if tensor.dtype not in _NUMPY_OF:
-        raise LoadError(f"tensor {tensor.name!r} has unknown dtype {tensor.dtype}")
-    expected = nbytes(tensor)
+    dtype = tensor.dtype
+    np_dtype = _NUMPY_OF.get(dtype)
+    if np_dtype is None:
+        if dtype == pcir.BFLOAT16:
+            raise LoadError(f"tensor {tensor.name!r}: bfloat16 tensors are not supported by numpy")
+        raise LoadError(f"tensor {tensor.name!r} has unknown dtype {dtype}")
+    dims = tuple(tensor.dims)
+    expected = nbytes(tensor) if min(dims, default=0) < 0 else math.prod(dims) * np_dtype.itemsize
     if tensor.HasField("external"):
         if external_bytes is None:
             raise LoadError(f"tensor {tensor.name!r} is stored externally in "
@@ -96,8 +99,9 @@ def to_numpy(tensor: pcir.Tensor, external_bytes: bytes | memoryview | None = No
     else:
         data = tensor.raw_data
     if len(data) != expected:
-        raise LoadError(f"tensor {tensor.name!r}: dims {list(tensor.dims)} of "
-                        f"{dtype_name(tensor.dtype)} need {expected} bytes, found {len(data)}")
-    array = np.frombuffer(data, dtype=_NUMPY_OF[tensor.dtype]).reshape(tuple(tensor.dims))
-    array = array.astype(array.dtype.newbyteorder("="), copy=copy)
+        raise LoadError(f"tensor {tensor.name!r}: dims {list(dims)} of "
+                        f"{dtype_name(dtype)} need {expected} bytes, found {len(data)}")
+    array = np.frombuffer(data, dtype=np_dtype).reshape(dims)
+    if copy or not np_dtype.isnative:
+        array = array.astype(np_dtype.newbyteorder("="), copy=copy)
     return array

@@ -28,11 +28,21 @@ def _sum_packed_order(g: pcir.Group, weights_shape: tuple, bp: int) -> tuple[tup
 
 
 def _owners(model: pcir.Model, layout: pcir.Layout):
-    owner = ir.tie_targets(model)
+    """(group, placement) of every group that owns its parameters (inputs
+    and sums not tied to another), in placement order."""
+    tied = {t.group for t in model.ties if t.target != t.group}
+    groups = model.groups
     for p in layout.placements:
-        g = model.groups[p.group]
-        if g.kind != pcir.PRODUCT and owner[g.id] == g.id:
+        g = groups[p.group]
+        if g.kind != pcir.PRODUCT and g.id not in tied:
             yield g, p
+
+
+def check_param_count(g: pcir.Group, size: int, count: int) -> None:
+    """PassError unless the group's `size` parameters fill the `count` the layout reserves."""
+    if size != count:
+        raise PassError(f"group {g.id}: {size} parameters but the layout "
+                        f"reserves {count}; was the layout made for another model?")
 
 
 def pack_parameters(model: pcir.Model, layout: pcir.Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +60,7 @@ def pack_parameters(model: pcir.Model, layout: pcir.Layout) -> tuple[np.ndarray,
             shape, axes = _sum_packed_order(g, w.shape, int(p.block_size) or 1)
             values = w.reshape(shape).transpose(axes).ravel()
             target = sum_params
-        if values.size != count:
-            raise PassError(f"group {g.id}: {values.size} parameters but the layout "
-                            f"reserves {count}; was the layout made for another model?")
+        check_param_count(g, values.size, count)
         target[start:start + count] = values
     return sum_params, input_params
 

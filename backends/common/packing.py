@@ -42,10 +42,9 @@ import numpy as np
 import torch
 
 from pccompiler import ir
-from pccompiler.errors import PassError
 from pccompiler.ir import pcir
 from pccompiler.ir.tensors import _NUMPY_OF
-from pccompiler.passes.packing import _sum_packed_order
+from pccompiler.passes.packing import _owners, _sum_packed_order, check_param_count
 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
 # second compile in the process reuses them) and the cap of one device
@@ -100,39 +99,14 @@ def _jobs(model, layout, sum_params, input_params) -> list:
     entries no owner covers."""
     jobs = []
     covered: dict[int, list[tuple[int, int]]] = {id(sum_params): [], id(input_params): []}
-    groups = model.groups
-    owner = {t.group: t.target for t in model.ties}     # passes.packing._owners, inlined
-    for p in layout.placements:
-        g = groups[p.group]
-        kind = g.kind
-        if kind == pcir.PRODUCT or owner.get(g.id, g.id) != g.id:
-            continue
+    for g, p in _owners(model, layout):
         start, count = int(p.param_start), int(p.param_count)
-        target = input_params if kind == pcir.INPUT else sum_params
+        target = input_params if g.kind == pcir.INPUT else sum_params
         covered[id(target)].append((start, start + count))
         jobs.append((g, p, target))
     for target in (sum_params, input_params):
         _zero_gaps(target, covered[id(target)])
     return jobs
-
-
-def _check_count(g: pcir.Group, size: int, count: int) -> None:
-    if size != count:
-        raise PassError(f"group {g.id}: {size} parameters but the layout "
-                        f"reserves {count}; was the layout made for another model?")
-
-
-def _values(proto: pcir.Tensor) -> np.ndarray:
-    """ir.to_numpy(proto) (a read-only view of one copy of its bytes),
-    without that function's per-call checks on the usual inline tensor;
-    anything else goes through it, and it raises what it raises."""
-    dtype = _NUMPY_OF.get(proto.dtype)
-    if dtype is not None and not proto.HasField("external"):
-        dims = tuple(proto.dims)
-        raw = proto.raw_data
-        if len(raw) == dtype.itemsize * math.prod(dims) and min(dims, default=0) >= 0:
-            return np.frombuffer(raw, dtype=dtype).reshape(dims)
-    return ir.to_numpy(proto)
 
 
 def _pack_jobs(jobs, protos: dict[str, pcir.Tensor]) -> None:
@@ -142,12 +116,12 @@ def _pack_jobs(jobs, protos: dict[str, pcir.Tensor]) -> None:
     for g, p, target in jobs:
         start, count = int(p.param_start), int(p.param_count)
         if g.kind == pcir.INPUT:
-            values = _values(protos[g.input.params])
+            values = ir.to_numpy(protos[g.input.params])
             shape, axes = (values.size,), (0,)
         else:
-            values = _values(protos[g.sum.weights])
+            values = ir.to_numpy(protos[g.sum.weights])
             shape, axes = _sum_packed_order(g, values.shape, int(p.block_size) or 1)
-        _check_count(g, values.size, count)
+        check_param_count(g, values.size, count)
         if target.device.type == "cpu":     # numpy's strided copy is ~8x torch's on the CPU
             flat = views.get(id(target))
             if flat is None:
@@ -198,7 +172,7 @@ def _plan_batched(jobs, protos):
                 continue
             if len(axes) == 1:
                 shape = (size,)             # no permutation: a flat copy
-        _check_count(g, size, count)
+        check_param_count(g, size, count)
         key = (id(target), dtype)
         members = groups.get(key)
         if members is None:
