@@ -134,7 +134,7 @@ def run_paper_seed(name: str, seed: int, args, data=None) -> dict:
                      step_size=step, step_size_end=step, pseudocount=args.pseudocount,
                      seed=seed * 100003 + epoch + (0 if phase == "mini" else 50000),
                      soften=args.soften, soften_kernel=args.soften_kernel,
-                     **({"entropy_reg": args.entropy_reg} if args.entropy_reg else {}))
+                     entropy_reg=args.entropy_reg)
             done = epoch
             vll = evaluate(circuit, valid, ev)
             if args.verbose:

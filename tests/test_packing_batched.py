@@ -119,6 +119,16 @@ def test_runs_merge_whole_stretches(compiled):
         assert runs <= 4 < len(jobs)
 
 
+def _errors_of_both_paths(error: type, model, layout) -> list[str]:
+    """The message each packing path (per tensor, batched) raises as `error`."""
+    messages = []
+    for fn in (packing._pack_jobs, packing._pack_batched):
+        with pytest.raises(error) as exc:
+            _pack(fn, model, layout, torch.float32)
+        messages.append(str(exc.value))
+    return messages
+
+
 def test_a_wrong_parameter_count_raises_the_same_pass_error():
     model = _hclt()
     layout = passes.compile_model(model, backend="torch").layout
@@ -126,11 +136,7 @@ def test_a_wrong_parameter_count_raises_the_same_pass_error():
     broken.CopyFrom(layout)
     p = next(p for p in broken.placements if model.groups[p.group].kind == pcir.SUM)
     p.param_count += 1
-    messages = []
-    for fn in (packing._pack_jobs, packing._pack_batched):
-        with pytest.raises(PassError) as exc:
-            _pack(fn, model, broken, torch.float32)
-        messages.append(str(exc.value))
+    messages = _errors_of_both_paths(PassError, model, broken)
     assert messages[0] == messages[1]
     assert f"group {p.group}:" in messages[0] and "reserves" in messages[0]
 
@@ -142,11 +148,7 @@ def test_a_truncated_tensor_raises_the_same_load_error():
     g = next(g for g in model.groups if g.kind == pcir.INPUT)
     t = next(t for t in model.tensors if t.name == g.input.params)
     t.raw_data = t.raw_data[:-4]
-    messages = []
-    for fn in (packing._pack_jobs, packing._pack_batched):
-        with pytest.raises(LoadError) as exc:
-            _pack(fn, model, layout, torch.float32)
-        messages.append(str(exc.value))
+    messages = _errors_of_both_paths(LoadError, model, layout)
     assert messages[0] == messages[1]
 
 
