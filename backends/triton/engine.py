@@ -217,7 +217,8 @@ class TritonEngine(Engine):
                     launch.product_forward(part, values)
             if ratio:
                 for part in layer.sums:
-                    launch.log_ratio_launch(part, values, flows)
+                    if not part.ratio_by_writer:    # else its product wrote the ratios
+                        launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
                 launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio)
             if per_layer:
@@ -227,7 +228,10 @@ class TritonEngine(Engine):
             if layer.zero_flow_rows is not None:     # unread rows of the scratch region
                 flows.index_fill_(0, layer.zero_flow_rows, 0.0)
             for part in layer.products:
-                launch.product_backward(part, flows)
+                if ratio and part.ratio_out:
+                    launch.product_backward(part, flows, values, plan.ratio_rows)
+                else:
+                    launch.product_backward(part, flows)
             for part in layer.inputs:
                 launch.input_backward(part, flows, params_i, self.input_param_flows,
                                       None if part.dist == 0 else self._node_flows,

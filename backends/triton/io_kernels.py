@@ -246,9 +246,39 @@ def _pass_flow(flows_ptr, coff, f, cmask, ATOMIC: tl.constexpr, STORE: tl.conste
 
 
 @triton.jit
+def _store_flow_or_ratio(flows_ptr, values_ptr, ratio_rows_ptr, cs, coff, f, cmask, n_mask):
+    """The only writer of a child row stores its flow, or, where
+    ratio_rows[slot] is set (a sum row nobody else writes: plan.py
+    `mark_ratio_rows`), log(flow) - value: what `log_ratio_kernel` would
+    make of it, without that kernel's extra pass over the rows."""
+    flag = tl.load(ratio_rows_ptr + cs, mask=n_mask, other=0) != 0
+    rmask = cmask & flag[:, None]
+    y = tl.load(values_ptr + coff, mask=rmask, other=0.0)
+    ok = (f > 0) & (y > float("-inf"))
+    t = tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
+    tl.store(flows_ptr + coff, tl.where(flag[:, None], t, f), mask=cmask)
+
+
+@triton.jit
+def _product_child(flows_ptr, values_ptr, ratio_rows_ptr, cs, stride, offs_b, f, mask, n_mask,
+                   ATOMIC: tl.constexpr, STORE: tl.constexpr, RATIO_OUT: tl.constexpr):
+    coff = cs[:, None] * stride + offs_b[None, :]
+    cmask = mask & (cs != 1)[:, None]          # slot 1 pads products
+    if RATIO_OUT:
+        _store_flow_or_ratio(flows_ptr, values_ptr, ratio_rows_ptr, cs, coff, f, cmask, n_mask)
+    else:
+        _pass_flow(flows_ptr, coff, f, cmask, ATOMIC, STORE)
+
+
+@triton.jit
 def product_bwd_kernel(flows_ptr, child_slots_ptr, slot_start, num_nodes, num_children,
-                       batch, stride, ATOMIC: tl.constexpr, STORE: tl.constexpr,
-                       TILE_N: tl.constexpr, BLOCK_B: tl.constexpr, UNROLL: tl.constexpr):
+                       batch, stride, values_ptr, ratio_rows_ptr, ATOMIC: tl.constexpr,
+                       STORE: tl.constexpr, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr,
+                       UNROLL: tl.constexpr, RATIO_OUT: tl.constexpr = False):
+    """flow(child) += flow(product) for every child. RATIO_OUT (training, a
+    storing partition): rows flagged in ratio_rows get log(flow) - value
+    instead (`_store_flow_or_ratio`); values_ptr and ratio_rows_ptr are
+    not read otherwise."""
     offs_n = tl.program_id(0) * TILE_N + tl.arange(0, TILE_N)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     n_mask = offs_n < num_nodes
@@ -259,10 +289,10 @@ def product_bwd_kernel(flows_ptr, child_slots_ptr, slot_start, num_nodes, num_ch
     if UNROLL > 0:
         for k in tl.static_range(UNROLL):
             cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
-            _pass_flow(flows_ptr, cs[:, None] * stride + offs_b[None, :], f,
-                       mask & (cs != 1)[:, None], ATOMIC, STORE)   # slot 1 pads products
+            _product_child(flows_ptr, values_ptr, ratio_rows_ptr, cs, stride, offs_b, f, mask,
+                           n_mask, ATOMIC, STORE, RATIO_OUT)
     else:
         for k in range(0, num_children):
             cs = tl.load(child_slots_ptr + row + k, mask=n_mask, other=1).to(tl.int64)
-            _pass_flow(flows_ptr, cs[:, None] * stride + offs_b[None, :], f,
-                       mask & (cs != 1)[:, None], ATOMIC, STORE)
+            _product_child(flows_ptr, values_ptr, ratio_rows_ptr, cs, stride, offs_b, f, mask,
+                           n_mask, ATOMIC, STORE, RATIO_OUT)

@@ -290,16 +290,23 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
         PREC=dot_precision(precision, part.block_size), RATIO=ratio, num_warps=c["num_warps"])
 
 
-def product_backward(part: ProductPart, flows: torch.Tensor) -> None:
+def product_backward(part: ProductPart, flows: torch.Tensor, values: torch.Tensor | None = None,
+                     ratio_rows: torch.Tensor | None = None) -> None:
+    """Flows to the children. With `ratio_rows` (training; `part.ratio_out`
+    must hold) the flagged child rows get log(flow) - value (`values`)."""
     batch = flows.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
+    ratio_out = ratio_rows is not None
+    if ratio_out and not (part.ratio_out and values is not None):
+        raise ValueError("ratio_rows needs a storing partition with ratio_out and the values")
     c = choose_tiles("product", 1, part.num_children, batch, num_rows=part.num_nodes)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
     io_kernels.product_bwd_kernel[grid](
         flows, part.child_slots, part.slot_start, part.num_nodes, part.num_children, batch,
-        flows.stride(0), ATOMIC=part.atomic, STORE=part.store, TILE_N=c["TILE_N"],
-        BLOCK_B=c["BLOCK_B"], UNROLL=_unroll(part.num_children), num_warps=c["num_warps"])
+        flows.stride(0), values if ratio_out else flows, ratio_rows if ratio_out else flows,
+        ATOMIC=part.atomic, STORE=part.store, TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"],
+        UNROLL=_unroll(part.num_children), RATIO_OUT=ratio_out, num_warps=c["num_warps"])
 
 
 def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,

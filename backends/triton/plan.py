@@ -66,6 +66,7 @@ class ProductPart:
     child_slots: torch.Tensor      # int32 [n, K], padding slot 1
     atomic: bool
     store: bool = False            # first backward writer of all its child rows
+    ratio_out: bool = False        # some child rows take log ratios (`mark_ratio_rows`)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class SumPart:
     atomic: bool
     owner_blocks: torch.Tensor     # int32 [m]
     options: dict[str, str] = field(default_factory=dict)
+    ratio_by_writer: bool = False  # its product writer stores the log ratios (`mark_ratio_rows`)
 
 
 @dataclass
@@ -125,6 +127,9 @@ class TritonPlan:
     # every product layer, so parameter flows run per layer, right after the
     # layer's products were recomputed; None: the Layout's own slots.
     scratch_start: int | None = None
+    # uint8 [num_slots]: sum rows whose one writer, a storing product
+    # partition, writes log(flow) - value in training (`mark_ratio_rows`).
+    ratio_rows: torch.Tensor | None = None
 
 
 MERGE_MAX_CHILDREN = 16   # product partitions merge only up to this padded fan-in
@@ -370,3 +375,40 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     zero = np.flatnonzero(~stored)
     plan.zero_rows = torch.from_numpy(zero).to(device)
     plan.zero_all = zero.size > ZERO_ALL_FRACTION * plan.num_slots
+    mark_ratio_rows(plan, writers, device)
+
+
+def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> None:
+    """Let storing product partitions write training's log ratios.
+
+    Training turns each sum layer's flows into log(flow) - value once they
+    are final (`log_ratio_kernel`, one launch and one pass over the rows per
+    partition). A sum partition whose every row has exactly one writer in
+    the whole backward, a storing product partition, has its final flow the
+    moment that product writes it: the product backward then stores the
+    ratio itself and the sum partition needs no ratio pass. In HCLT and HMM
+    every sum node has one parent product, so all but the root qualify.
+    `writers` is `mark_first_writers`' per-layer (rows, may store) list."""
+    counts = np.zeros(plan.num_slots, dtype=np.int64)
+    by_store_product = np.zeros(plan.num_slots, dtype=bool)
+    for lp, layer_writers in zip(plan.layers, writers):
+        for rows, _ in layer_writers:
+            counts += np.bincount(rows, minlength=plan.num_slots)
+        for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):]):
+            if part.store:
+                by_store_product[rows] = True
+    ok = (counts == 1) & by_store_product
+    if plan.scratch_start is not None:
+        ok[plan.scratch_start:] = False        # a reused region holds other nodes' rows
+    ratio = np.zeros(plan.num_slots, dtype=bool)
+    for lp in plan.layers:
+        for part in lp.sums:
+            rows = block_rows(part.block_slots.cpu().numpy(), part.block_size)
+            part.ratio_by_writer = bool(rows.size) and bool(ok[rows].all())
+            if part.ratio_by_writer:
+                ratio[rows] = True
+    for lp, layer_writers in zip(plan.layers, writers):
+        for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):]):
+            part.ratio_out = part.store and bool(ratio[rows].any())
+    plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \
+        else None

@@ -182,3 +182,39 @@ def test_compact_fast_plan_matches_the_layout_plan(name, device):
         cc.em_update(0.5, 0.1)
     torch.testing.assert_close(small.engine.sum_params, full.engine.sum_params,
                                rtol=1e-4, atol=1e-6)
+
+
+def _without_writer_ratios(plan) -> None:
+    """Undo `mark_ratio_rows`: every sum partition takes its own ratio pass."""
+    plan.ratio_rows = None
+    for lp in plan.layers:
+        for part in lp.sums:
+            part.ratio_by_writer = False
+        for part in lp.products:
+            part.ratio_out = False
+
+
+@pytest.mark.parametrize("name", ["hclt", "hmm", "rat_spn"])
+def test_products_writing_log_ratios_match_the_ratio_pass(name, device):
+    """Training's statistics when the single product writer of a sum
+    partition's rows stores their log ratios equal those of the separate
+    `log_ratio_kernel` pass, on both plans; every sum partition but the
+    root's takes the fused path in these structures."""
+    from pccompiler.backends.triton import TritonBackend
+    build, x = _circuits()[name]
+    result = _compile(pc.lower(build()))
+    x = np.concatenate([x] * 3)
+    for compact in (True, False):
+        opts = {"device": str(device), "precision": "ieee", "cuda_graphs": False,
+                "compact": compact}
+        fused, plain = (TritonBackend().compile(result.model, result.layout, opts)
+                        for _ in range(2))
+        sums = [p for lp in fused.engine.fast_plan.layers for p in lp.sums]
+        assert sum(p.ratio_by_writer for p in sums) == len(sums) - 1
+        _without_writer_ratios(plain.engine.fast_plan)
+        for cc in (fused, plain):
+            cc.zero_flows()
+            cc.accumulate_flows(x)
+        for attr in ("sum_param_flows", "input_param_flows"):
+            torch.testing.assert_close(getattr(fused.engine, attr), getattr(plain.engine, attr),
+                                       rtol=1e-5, atol=1e-6, msg=attr)
