@@ -59,6 +59,22 @@ def kernel_table(fn, x, rows: int) -> None:
         print(f"    {getattr(e, key) / 1e3:8.3f} ms  x{e.count:4d}  {e.key[:100]}")
 
 
+def ab_steps(pccompiler, model, batches, precision: str) -> None:
+    """The graphs step with one plan option turned off at a time."""
+    from pccompiler.backends.triton import plan
+    for name, attr, off in (("groups off", "GROUP_MAX_ROWS", 1),
+                            ("writer ratios off", "WRITER_RATIOS", False)):
+        saved = getattr(plan, attr)
+        setattr(plan, attr, off)
+        try:
+            cc = pccompiler.compile(model, backend="triton", device="cuda", precision=precision)
+            step = lambda x: cc.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)  # noqa: E731
+            print(f"  pcc step ms (graphs, {name}) {per_step_ms(step, batches):.3f}", flush=True)
+            del cc
+        finally:
+            setattr(plan, attr, saved)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="hclt32,hmm256")
@@ -66,6 +82,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=12, help="kernels listed per library")
     ap.add_argument("--pyjuice", action="store_true", help="profile PyJuice's step too")
     ap.add_argument("--precision", default="tf32")
+    ap.add_argument("--ab", action="store_true",
+                    help="also time the step (graphs) with each plan option off: runs of "
+                         "blocks sharing children (plan.GROUP_MAX_ROWS) and log ratios "
+                         "written by products (plan.WRITER_RATIOS)")
     args = ap.parse_args()
     import pccompiler
     for case in race_cases.select_cases(args.cases):
@@ -76,6 +96,8 @@ def main() -> None:
         step = lambda x: cc.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)  # noqa: E731
         print(f"  pcc step ms (graphs) {per_step_ms(step, batches):.3f}", flush=True)
         del cc
+        if args.ab:
+            ab_steps(pccompiler, model, batches, args.precision)
         eager = pccompiler.compile(model, backend="triton", device="cuda", cuda_graphs=False,
                                    precision=args.precision)
         estep = lambda x: eager.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)  # noqa: E731

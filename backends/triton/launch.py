@@ -195,13 +195,13 @@ def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor
             *args, BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], BLOCK_B=c["BLOCK_B"],
             num_warps=c["num_warps"])
         return
-    c = choose_tiles("sum_fwd", part.block_size, part.max_children, batch,
+    c = choose_tiles("sum_fwd", part.rows, part.max_children, batch,
                      options=part.options, num_rows=part.num_blocks * part.block_size)
-    num_m = cdiv(part.block_size, c["TILE_M"])
-    grid = (part.num_blocks * num_m, cdiv(batch, c["BLOCK_B"]))
+    num_m = cdiv(part.rows, c["TILE_M"])
+    grid = (part.num_blocks // part.group * num_m, cdiv(batch, c["BLOCK_B"]))
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
               BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, part.block_size),
-              num_warps=c["num_warps"])
+              GROUP=part.group, num_warps=c["num_warps"])
     splits = split_k(grid[0] * grid[1], part.max_children, c["TILE_K"])
     if splits == 1:
         sum_forward.sum_fwd_dot_kernel[grid](*args, values, 0, **kw)
@@ -251,18 +251,18 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_bwd", part.child_block_size, part.max_parents, batch,
+    c = choose_tiles("sum_bwd", part.rows, part.max_parents, batch,
                      other_block_size=part.parent_block_size, options=part.options,
                      num_rows=part.num_blocks * part.child_block_size)
-    num_j = cdiv(part.child_block_size, c["TILE_J"])
-    grid = (part.num_blocks * num_j, cdiv(batch, c["BLOCK_B"]))
+    num_j = cdiv(part.rows, c["TILE_J"])
+    grid = (part.num_blocks // part.group * num_j, cdiv(batch, c["BLOCK_B"]))
     sum_backward.sum_bwd_flow_kernel[grid](
         values, flows, params, part.cblock_slots, part.cblock_np, part.parent_slots,
         part.parent_ps, batch, values.stride(0), part.max_parents,
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
-        RATIO=ratio, num_warps=c["num_warps"])
+        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"])
 
 
 def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor,
@@ -271,13 +271,13 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_pflow", part.block_size, part.max_children, batch,
+    c = choose_tiles("sum_pflow", part.rows, part.max_children, batch,
                      options={k[len("pflow."):]: v for k, v in part.options.items()
                               if k.startswith("pflow.")},
                      num_rows=part.num_blocks * part.block_size)
-    num_m = cdiv(part.block_size, c["TILE_M"])
+    num_m = cdiv(part.rows, c["TILE_M"])
     num_kt = cdiv(part.max_children, c["TILE_K"])
-    programs = part.num_blocks * num_m * num_kt
+    programs = part.num_blocks // part.group * num_m * num_kt
     # A few big blocks (one HMM step: 1 block, 16 tiles) would walk the whole
     # batch on a handful of SMs: split the batch and add the parts atomically.
     per_prog = batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4)
@@ -287,7 +287,8 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
         part.block_ps, batch, values.stride(0), part.max_children, per_prog,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
-        PREC=dot_precision(precision, part.block_size), RATIO=ratio, num_warps=c["num_warps"])
+        PREC=dot_precision(precision, part.block_size), RATIO=ratio, GROUP=part.group,
+        num_warps=c["num_warps"])
 
 
 def product_backward(part: ProductPart, flows: torch.Tensor, values: torch.Tensor | None = None,

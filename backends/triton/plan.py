@@ -82,6 +82,12 @@ class SumPart:
     owner_blocks: torch.Tensor     # int32 [m]
     options: dict[str, str] = field(default_factory=dict)
     ratio_by_writer: bool = False  # its product writer stores the log ratios (`mark_ratio_rows`)
+    group: int = 1                 # aligned runs of blocks sharing children (`shared_run`)
+
+    @property
+    def rows(self) -> int:
+        """Rows one forward / parameter-flow program group covers."""
+        return self.group * self.block_size
 
 
 @dataclass
@@ -96,6 +102,12 @@ class SumBackwardPart:
     parent_ps: torch.Tensor        # int64 [nc, P]
     options: dict[str, str] = field(default_factory=dict)
     store: bool = False            # first backward writer of all its child rows
+    group: int = 1                 # aligned runs of child blocks sharing parents (`shared_run`)
+
+    @property
+    def rows(self) -> int:
+        """Child rows one node-flow program group covers."""
+        return self.group * self.child_block_size
 
 
 @dataclass
@@ -176,27 +188,57 @@ def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device)
     return ProductPart(int(slot_start), n, k, _i32(cs, device), atomic)
 
 
+GROUP_MAX_ROWS = 128   # a program group of blocks that share their children spans at most this
+
+
+def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
+               max_rows: int | None = None) -> int:
+    """The largest power-of-two run G of consecutive, aligned blocks with the
+    same children (`lists` rows, padded, and `counts`), G * block_size <=
+    max_rows: the kernels then treat each run as one block of G * block_size
+    rows whose parameters start per block. A dense layer declared as 32-row
+    blocks (a block-sparse sum keeping every block) so reads each child tile
+    once per 128 rows instead of once per 32, without moving a parameter.
+    max_rows None: GROUP_MAX_ROWS (read at call time; 1 turns runs off)."""
+    max_rows = GROUP_MAX_ROWS if max_rows is None else max_rows
+    nb = lists.shape[0]
+    g = 1
+    while (2 * g) * block_size <= max_rows and nb % (2 * g) == 0:
+        c = lists.reshape(nb // (2 * g), 2 * g, -1)
+        n = counts.reshape(nb // (2 * g), 2 * g)
+        if not ((c == c[:, :1]).all() and (n == n[:, :1]).all()):
+            break
+        g *= 2
+    return g
+
+
 def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
              child_slots: np.ndarray, block_ps: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
-             options: dict[str, str] | None = None) -> SumPart:
+             options: dict[str, str] | None = None, group: int | None = None) -> SumPart:
+    """group: None = `shared_run` of the blocks; 1 = every block on its own."""
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
+    nc = np.asarray(block_nc, dtype=np.int64)
     owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
-    return SumPart(int(block_size), nb, k, _i32(block_slots, device), _i32(block_nc, device),
+    g = shared_run(cs, nc, int(block_size)) if group is None else int(group)
+    return SumPart(int(block_size), nb, k, _i32(block_slots, device), _i32(nc, device),
                    _i32(cs, device), _i64(block_ps, device), bool(atomic),
-                   _i32(owners, device), dict(options or {}))
+                   _i32(owners, device), dict(options or {}), group=g)
 
 
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_np: np.ndarray, parent_slots: np.ndarray, parent_ps: np.ndarray,
-                      device: torch.device, options: dict[str, str] | None = None
-                      ) -> SumBackwardPart:
+                      device: torch.device, options: dict[str, str] | None = None,
+                      group: int | None = None) -> SumBackwardPart:
+    """group: as in `sum_part`, over child blocks and their parent lists."""
     psl = np.asarray(parent_slots, dtype=np.int64)
     nb, p = psl.shape
+    npar = np.asarray(cblock_np, dtype=np.int64)
+    g = shared_run(psl, npar, int(child_block_size)) if group is None else int(group)
     return SumBackwardPart(int(child_block_size), int(parent_block_size), nb, p,
-                           _i32(cblock_slots, device), _i32(cblock_np, device), _i32(psl, device),
-                           _i64(parent_ps, device), dict(options or {}))
+                           _i32(cblock_slots, device), _i32(npar, device), _i32(psl, device),
+                           _i64(parent_ps, device), dict(options or {}), group=g)
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
@@ -321,14 +363,14 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
 
 
 def merge_sum_parts(parts: list[SumPart]) -> list[SumPart]:
-    """Concatenate sum partitions of equal (block size, max fan-in); a
+    """Concatenate sum partitions of equal (block size, max fan-in, group); a
     partition alone in its class is reused as is. Owner block indices are
     shifted into the concatenation; ties anywhere make the whole class atomic."""
-    classes: dict[tuple[int, int], list[SumPart]] = {}
+    classes: dict[tuple[int, int, int], list[SumPart]] = {}
     for part in parts:
-        classes.setdefault((part.block_size, part.max_children), []).append(part)
+        classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
     merged = []
-    for (bs, k), members in classes.items():
+    for (bs, k, g), members in classes.items():
         if len(members) == 1:
             merged.append(members[0])
             continue
@@ -338,7 +380,8 @@ def merge_sum_parts(parts: list[SumPart]) -> list[SumPart]:
                             for m, off in zip(members, offsets)]).to(members[0].owner_blocks.dtype)
         merged.append(SumPart(bs, sum(m.num_blocks for m in members), k, cat("block_slots"),
                               cat("block_nc"), cat("child_slots"), cat("block_ps"),
-                              any(m.atomic for m in members), owners, dict(members[0].options)))
+                              any(m.atomic for m in members), owners, dict(members[0].options),
+                              group=g))
     return merged
 
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
@@ -378,6 +421,9 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     mark_ratio_rows(plan, writers, device)
 
 
+WRITER_RATIOS = True     # False: every sum partition takes its own ratio pass (A/B runs)
+
+
 def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> None:
     """Let storing product partitions write training's log ratios.
 
@@ -389,6 +435,8 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     ratio itself and the sum partition needs no ratio pass. In HCLT and HMM
     every sum node has one parent product, so all but the root qualify.
     `writers` is `mark_first_writers`' per-layer (rows, may store) list."""
+    if not WRITER_RATIOS:
+        return
     counts = np.zeros(plan.num_slots, dtype=np.int64)
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
     for lp, layer_writers in zip(plan.layers, writers):

@@ -79,20 +79,35 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
                         parent_slots_ptr, parent_ps_ptr, batch, stride, max_parents,
                         CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
-                        STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False):
+                        STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False,
+                        GROUP: tl.constexpr = 1):
+    """GROUP > 1: child blocks come in aligned runs of GROUP with the same
+    parent blocks, walked as one child block of GROUP * CBS rows: a parent
+    tile is read once per run; each row keeps its own block's slot and
+    parameter starts."""
     pid = tl.program_id(0)
     cb = pid // NUM_J
     offs_j = (pid % NUM_J) * TILE_J + tl.arange(0, TILE_J)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    j_mask = offs_j < CBS
+    j_mask = offs_j < CBS * GROUP
     b_mask = offs_b < batch
-    npar = tl.load(cblock_np_ptr + cb)
-    row_base = cb.to(tl.int64) * max_parents
+    npar = tl.load(cblock_np_ptr + cb * GROUP)
+    row_base = (cb * GROUP).to(tl.int64) * max_parents
+    # per row: its child block's row of parent_ps, and its row inside the block
+    ps_base = (cb * GROUP + offs_j // CBS).to(tl.int64) * max_parents
+    if GROUP == 1:
+        w_col = offs_j * PBS
+    else:
+        w_col = (offs_j % CBS) * PBS
     acc = tl.zeros((TILE_J, BLOCK_B), dtype=tl.float32)
     run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
     for l in range(0, npar):
         pslot = tl.load(parent_slots_ptr + row_base + l).to(tl.int64)
-        pstart = tl.load(parent_ps_ptr + row_base + l).to(tl.int64)
+        if GROUP == 1:
+            pstart = tl.load(parent_ps_ptr + row_base + l).to(tl.int64) + w_col
+        else:
+            pstart = tl.load(parent_ps_ptr + ps_base + l, mask=j_mask, other=0).to(tl.int64) \
+                + w_col
         for i0 in range(0, PBS, TILE_I):
             offs_i = i0 + tl.arange(0, TILE_I)
             i_mask = offs_i < PBS
@@ -101,14 +116,17 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
             new_max = tl.maximum(run_max, tl.max(t, axis=0))
             safe = tl.where(new_max == float("-inf"), 0.0, new_max)
             p = tl.exp(t - safe[None, :])                                          # [I, B]
-            w = tl.load(params_ptr + pstart + offs_j[:, None] * PBS + offs_i[None, :],
+            w = tl.load(params_ptr + pstart[:, None] + offs_i[None, :],
                         mask=j_mask[:, None] & i_mask[None, :], other=0.0)        # [J, I]
             part = tl.dot(w, p, input_precision=PREC)
             acc = acc * tl.exp(run_max - safe)[None, :] + part
             run_max = new_max
     safe = tl.where(run_max == float("-inf"), 0.0, run_max)
-    cslot = tl.load(cblock_slots_ptr + cb).to(tl.int64)
-    off = (cslot + offs_j)[:, None] * stride + offs_b[None, :]
+    if GROUP == 1:
+        crow = tl.load(cblock_slots_ptr + cb).to(tl.int64) + offs_j
+    else:
+        crow = _group_rows(cblock_slots_ptr, cb, offs_j, j_mask, CBS, GROUP) + offs_j % CBS
+    off = crow[:, None] * stride + offs_b[None, :]
     mask = j_mask[:, None] & b_mask[None, :]
     x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
     add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
@@ -120,26 +138,41 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
 
 
 @triton.jit
+def _group_rows(ptr, blk, offs, mask, BS: tl.constexpr, GROUP: tl.constexpr):
+    """Per row of a program group (GROUP aligned blocks of BS rows that
+    share their partners, plan.shared_run), its block's entry of `ptr`."""
+    return tl.load(ptr + blk * GROUP + offs // BS, mask=mask, other=0).to(tl.int64)
+
+
+@triton.jit
 def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_slots_ptr,
                           block_nc_ptr, child_slots_ptr, block_ps_ptr, batch, stride,
                           max_children, batch_per_prog,
                           BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
                           ATOMIC: tl.constexpr, PREC: tl.constexpr,
-                          RATIO: tl.constexpr = False):
+                          RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1):
+    """GROUP > 1: the blocks come in aligned runs of GROUP with the same
+    children, walked as one block of GROUP * BS rows (each row keeps its own
+    block's slot and parameter start), so a child tile is read once per run."""
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
     offs_m = (rem // NUM_KT) * TILE_M + tl.arange(0, TILE_M)
     k0 = (rem % NUM_KT) * TILE_K
-    nc = tl.load(block_nc_ptr + blk)
+    nc = tl.load(block_nc_ptr + blk * GROUP)
     if k0 < nc:
         offs_k = k0 + tl.arange(0, TILE_K)
         k_mask = offs_k < nc
-        m_mask = offs_m < BS
-        cslots = tl.load(child_slots_ptr + blk.to(tl.int64) * max_children + offs_k,
+        m_mask = offs_m < BS * GROUP
+        cslots = tl.load(child_slots_ptr + (blk * GROUP).to(tl.int64) * max_children + offs_k,
                          mask=k_mask, other=0).to(tl.int64)
-        pslot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
+        if GROUP == 1:
+            prow = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
+            ps_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
+        else:
+            prow = _group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            ps_rows = _group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
         acc = tl.zeros((TILE_M, TILE_K), dtype=tl.float32)
         b_first = tl.program_id(1) * batch_per_prog
         b_end = tl.minimum(b_first + batch_per_prog, batch)
@@ -152,12 +185,11 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             s_ok = s > float("-inf")
             s_safe = tl.where(s_ok, s, 0.0)
             bt = tl.exp(xt - s_safe[:, None])
-            off = (pslot0 + offs_m)[:, None] * stride + offs_b[None, :]
+            off = prow[:, None] * stride + offs_b[None, :]
             t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :], RATIO)
             a = tl.where(s_ok[None, :], tl.exp(t + s_safe[None, :]), 0.0)             # [M, B]
             acc += tl.dot(a, bt, input_precision=PREC)
-        ps = tl.load(block_ps_ptr + blk).to(tl.int64)
-        pidx = ps + offs_k[None, :] * BS + offs_m[:, None]
+        pidx = ps_rows[:, None] + offs_k[None, :] * BS
         pmask = m_mask[:, None] & k_mask[None, :]
         w = tl.load(params_ptr + pidx, mask=pmask, other=0.0)
         pf = acc * w

@@ -38,24 +38,37 @@ def _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs
 
 
 @triton.jit
+def _group_rows(ptr, blk, offs_m, m_mask, BS: tl.constexpr, GROUP: tl.constexpr):
+    """Per row of a program group (GROUP aligned blocks of BS rows sharing
+    their children), the group's block's entry of a per-block int array."""
+    return tl.load(ptr + blk * GROUP + offs_m // BS, mask=m_mask, other=0).to(tl.int64)
+
+
+@triton.jit
 def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, child_slots_ptr,
                        block_ps_ptr, batch, stride, max_children, split_ptr, k_per_split,
                        BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
                        TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
-                       SPLIT_K: tl.constexpr = False):
+                       SPLIT_K: tl.constexpr = False, GROUP: tl.constexpr = 1):
     """SPLIT_K: program_id(2) takes children [s * k_per_split, ...) and writes
     its partial log-sum to split_ptr[s, block * BS + row, b] for
     `sum_split_combine_kernel` (a few huge-fan-in rows, e.g. a root over
-    8,192 children, would otherwise run on a handful of SMs)."""
+    8,192 children, would otherwise run on a handful of SMs).
+    GROUP > 1: program_id(0) walks groups of GROUP consecutive blocks with
+    the same children (plan.shared_run) as one block of GROUP * BS rows;
+    each row reads its own block's parameter start and output slot."""
     pid = tl.program_id(0)
     blk = pid // NUM_M
     offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_mask = offs_m < BS
+    m_mask = offs_m < BS * GROUP
     b_mask = offs_b < batch
-    nc = tl.load(block_nc_ptr + blk)
-    ps = tl.load(block_ps_ptr + blk).to(tl.int64)
-    row_base = blk.to(tl.int64) * max_children
+    nc = tl.load(block_nc_ptr + blk * GROUP)
+    if GROUP == 1:
+        w_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
+    else:
+        w_rows = _group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+    row_base = (blk * GROUP).to(tl.int64) * max_children
     acc = tl.zeros((TILE_M, BLOCK_B), dtype=tl.float32)
     run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
     k_lo = 0
@@ -71,7 +84,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         new_max = tl.maximum(run_max, tl.max(c, axis=0))
         safe = tl.where(new_max == float("-inf"), 0.0, new_max)
         e = tl.exp(c - safe[None, :])
-        w = tl.load(params_ptr + ps + offs_k[None, :] * BS + offs_m[:, None],
+        w = tl.load(params_ptr + w_rows[:, None] + offs_k[None, :] * BS,
                     mask=k_mask[None, :] & m_mask[:, None], other=0.0)
         acc = acc * tl.exp(run_max - safe)[None, :] + tl.dot(w, e, input_precision=PREC)
         run_max = new_max
@@ -79,12 +92,15 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
     out = tl.log(acc) + safe[None, :]
     mask = m_mask[:, None] & b_mask[None, :]
     if SPLIT_K:
-        rows = tl.num_programs(0) // NUM_M * BS
-        prow = (tl.program_id(2) * rows + blk * BS + offs_m).to(tl.int64)
+        rows = tl.num_programs(0) // NUM_M * BS * GROUP
+        prow = (tl.program_id(2) * rows + blk * BS * GROUP + offs_m).to(tl.int64)
         tl.store(split_ptr + prow[:, None] * batch + offs_b[None, :], out, mask=mask)
     else:
-        slot0 = tl.load(block_slots_ptr + blk).to(tl.int64)
-        optrs = values_ptr + (slot0 + offs_m)[:, None] * stride + offs_b[None, :]
+        if GROUP == 1:
+            out_rows = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
+        else:
+            out_rows = _group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+        optrs = values_ptr + out_rows[:, None] * stride + offs_b[None, :]
         tl.store(optrs, out, mask=mask)
 
 

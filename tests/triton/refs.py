@@ -29,13 +29,16 @@ class SumSpec:
 
     def __init__(self, rng: np.random.Generator, parent_slot0: int, num_blocks: int, bs: int,
                  child_slot0: int, num_cblocks: int, cbs: int, param_start: int,
-                 max_cblocks_per_parent: int | None = None, pad_children: int = 0):
+                 max_cblocks_per_parent: int | None = None, pad_children: int = 0,
+                 full: bool = False):
+        """full: every parent block has every child block (a dense layer in
+        blocks: runs of blocks share their partners, plan.shared_run)."""
         self.bs, self.cbs, self.nb = bs, cbs, num_blocks
         self.block_slots = parent_slot0 + bs * np.arange(num_blocks)
         cap = max_cblocks_per_parent or num_cblocks
         chosen = []
         for _ in range(num_blocks):   # tiny test sizes: a loop per block is fine here
-            k = rng.integers(1, min(cap, num_cblocks) + 1)
+            k = num_cblocks if full else rng.integers(1, min(cap, num_cblocks) + 1)
             chosen.append(np.sort(rng.choice(num_cblocks, size=k, replace=False)))
         self.block_nc = np.array([len(c) * cbs for c in chosen])
         self.max_children = int(self.block_nc.max()) + pad_children

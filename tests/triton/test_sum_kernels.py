@@ -32,13 +32,13 @@ CASES = [
 ]
 
 
-def _setup(case, seed, pad_children=0):
+def _setup(case, seed, pad_children=0, full=False):
     bs, cbs, nb, ncb, batch, cap = case
     rng = np.random.default_rng(seed)
     child0 = 2
     parent0 = child0 + ncb * cbs
     spec = SumSpec(rng, parent0, nb, bs, child0, ncb, cbs, param_start=32,
-                   max_cblocks_per_parent=cap, pad_children=pad_children)
+                   max_cblocks_per_parent=cap, pad_children=pad_children, full=full)
     num_slots = parent0 + nb * bs
     params = np.zeros(spec.param_end + 8)
     spec.random_weights(rng, params)
@@ -46,9 +46,9 @@ def _setup(case, seed, pad_children=0):
     return rng, spec, params, values
 
 
-def _part(spec, device, atomic=False):
+def _part(spec, device, atomic=False, group=None):
     return sum_part(spec.bs, spec.block_slots, spec.block_nc, spec.child_slots, spec.block_ps,
-                    device, atomic=atomic)
+                    device, atomic=atomic, group=group)
 
 
 def _t(a, device):
@@ -240,3 +240,64 @@ def test_tile_rules_follow_the_sweep():
         for kind in ("sum_fwd", "sum_pflow", "sum_bwd"):
             cfg = choose_tiles(kind, 1, 1, batch, other_block_size=1, num_rows=1)
             assert min(v for k, v in cfg.items() if k != "num_warps") >= 16
+
+
+def test_shared_run_finds_aligned_blocks_with_equal_children():
+    from pccompiler.backends.triton.plan import shared_run
+    lists = np.array([[5, 6], [5, 6], [5, 6], [5, 6], [7, 8], [7, 8], [7, 8], [7, 8]])
+    counts = np.full(8, 2)
+    assert shared_run(lists, counts, 16) == 4
+    assert shared_run(lists, counts, 64) == 2          # runs stop at 128 rows
+    assert shared_run(lists, counts, 128) == 1
+    assert shared_run(lists[1:], counts[1:], 16) == 1  # 7 blocks: no aligned pairs
+    shifted = np.roll(lists, 1, axis=0)                # [7 8] [5 6] ...: pairs differ
+    assert shared_run(shifted, counts, 16) == 1
+    fewer = counts.copy()
+    fewer[1] = 1                                       # same padded row, fewer children
+    assert shared_run(lists, fewer, 16) == 1
+
+
+# (parent block size, child block size, #parent blocks, #child blocks, batch): dense
+# layers in blocks, where runs of blocks share their partners (plan.shared_run).
+GROUPED = [
+    (16, 16, 4, 4, 37),     # runs of 4 both ways (64 rows)
+    (2, 16, 8, 2, 5),       # 8 two-row blocks (16 rows), child runs of 2
+    (32, 32, 8, 2, 17),     # runs of 4 parent blocks (128 rows), child runs of 2
+]
+
+
+@pytest.mark.parametrize("options", [{}, {"TILE_M": "32", "TILE_J": "32",
+                                          "pflow.TILE_M": "16"}])
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_blocks_match_the_reference(case, options, device):
+    """Forward, node flows and parameter flows with runs of blocks walked as
+    one (also with row tiles narrower than a run), against the reference."""
+    bs, cbs, nb, ncb, batch = case
+    rng, spec, params, values = _setup((bs, cbs, nb, ncb, batch, None), 11, pad_children=2,
+                                       full=True)
+    part = _part(spec, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
+                              spec.parent_slots, spec.parent_ps, device)
+    assert part.group == min(nb, 128 // bs) and bpart.group == min(ncb, 128 // cbs)
+    part.options = {k: v for k, v in options.items() if k != "TILE_J"}
+    bpart.options = {k: v for k, v in options.items() if k == "TILE_J"}
+    want_values = values.copy()
+    spec.forward(want_values, params)
+    vt, pt = _t(values, device), _t(params, device)
+    launch.sum_forward_launch(part, vt, pt, precision="ieee")
+    _close(vt, want_values)
+    flows = np.zeros_like(want_values)
+    parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
+    flows[parents.reshape(-1)] = rng.random((parents.size, batch))
+    flows[parents.reshape(-1)[::3]] = 0.0
+    pflows = 0.1 * rng.random(params.size)
+    vt, ft, pft = _t(want_values, device), _t(flows, device), _t(pflows, device)
+    launch.log_ratio_launch(part, vt, ft)
+    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=True)
+    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee", ratio=True)
+    want = flows.copy()
+    spec.backward(want_values, want, params, pflows)
+    children = np.setdiff1d(np.arange(values.shape[0]), parents.reshape(-1))
+    np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
+                               rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
