@@ -255,10 +255,10 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
                      other_block_size=part.parent_block_size, options=part.options,
                      num_rows=part.num_blocks * part.child_block_size)
     num_j = cdiv(part.rows, c["TILE_J"])
-    grid = (part.num_blocks // part.group * num_j, cdiv(batch, c["BLOCK_B"]))
+    grid = (cdiv(part.num_blocks, part.group) * num_j, cdiv(batch, c["BLOCK_B"]))
     sum_backward.sum_bwd_flow_kernel[grid](
         values, flows, params, part.cblock_slots, part.cblock_np, part.parent_slots,
-        part.parent_ps, batch, values.stride(0), part.max_parents,
+        part.parent_ps, batch, values.stride(0), part.max_parents, part.num_blocks,
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),

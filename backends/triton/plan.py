@@ -102,7 +102,7 @@ class SumBackwardPart:
     parent_ps: torch.Tensor        # int64 [nc, P]
     options: dict[str, str] = field(default_factory=dict)
     store: bool = False            # first backward writer of all its child rows
-    group: int = 1                 # aligned runs of child blocks sharing parents (`shared_run`)
+    group: int = 1                 # aligned runs of child blocks (`parent_union`)
 
     @property
     def rows(self) -> int:
@@ -227,18 +227,82 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
                    _i32(owners, device), dict(options or {}), group=g)
 
 
+UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
+
+
+def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: np.ndarray,
+                 block_size: int, max_rows: int | None = None
+                 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of child blocks for the node-flow kernel: (G, slots, starts, counts).
+
+    A node-flow program reads a [parent rows, batch] tile for every parent
+    block of its child block; in a block-sparse layer of 32-row blocks each
+    parent tile is read by every child block under it. Walking an aligned
+    run of G child blocks as one block of G * block_size rows over the union
+    of their parent lists reads each parent tile once per run, at the cost
+    of multiplying zeros where a block lacks a parent (its start is -1).
+    Picks the G (a power of two, G * block_size <= max_rows) that reads the
+    fewest parent tiles, if that is at most UNION_MAX_READS of the separate
+    reads; else (1, the inputs). Runs of identical lists read 1/G. Unions
+    are exact here (node flows are linear; a block's missing parents add
+    nothing), unlike the forward's log-space sums, whose shared per-column
+    maximum could underflow a row whose own children are far below it: the
+    forward and parameter flows only take runs of identical lists (`shared_run`)."""
+    psl = np.asarray(parent_slots, dtype=np.int64)
+    pps = np.asarray(parent_ps, dtype=np.int64)
+    npar = np.asarray(num_parents, dtype=np.int64)
+    max_rows = GROUP_MAX_ROWS if max_rows is None else max_rows
+    nb, p = psl.shape
+    total = int(npar.sum())
+    plain = (1, psl, pps, npar)
+    if total == 0 or 2 * block_size > max_rows or nb < 2:
+        return plain
+    rows, cols = np.nonzero(np.arange(p)[None, :] < npar[:, None])
+    slots = psl[rows, cols]
+    span = int(slots.max()) + 1
+    if np.unique(rows * span + slots).size < total:      # a parent twice in one list
+        return plain
+    best = None
+    g = 2
+    while g * block_size <= max_rows and g < 2 * nb:     # the last run may be short
+        uniq, inv = np.unique(rows // g * span + slots, return_inverse=True)
+        if best is None or uniq.size < best[1].size:
+            best = (g, uniq, inv)
+        g *= 2
+    if best is None or best[1].size > UNION_MAX_READS * total:
+        return plain
+    g, uniq, inv = best
+    groups = -(-nb // g)
+    ugroup = uniq // span
+    count = np.bincount(ugroup, minlength=groups)
+    upos = np.arange(uniq.size) - (np.cumsum(count) - count)[ugroup]
+    union = np.zeros((groups, int(count.max())), dtype=np.int64)
+    union[ugroup, upos] = uniq % span
+    starts = np.full((nb, union.shape[1]), -1, dtype=np.int64)
+    starts[rows, upos[inv]] = pps[rows, cols]
+    return g, np.repeat(union, g, axis=0)[:nb], starts, np.repeat(count, g)[:nb]
+
+
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_np: np.ndarray, parent_slots: np.ndarray, parent_ps: np.ndarray,
                       device: torch.device, options: dict[str, str] | None = None,
                       group: int | None = None) -> SumBackwardPart:
-    """group: as in `sum_part`, over child blocks and their parent lists."""
+    """group: None = runs of child blocks over their parents' union
+    (`parent_union`); 1 = every child block on its own."""
     psl = np.asarray(parent_slots, dtype=np.int64)
-    nb, p = psl.shape
+    pps = np.asarray(parent_ps, dtype=np.int64)
     npar = np.asarray(cblock_np, dtype=np.int64)
-    g = shared_run(psl, npar, int(child_block_size)) if group is None else int(group)
+    g = 1
+    if group is None:
+        g, psl, pps, npar = parent_union(psl, pps, npar, int(child_block_size))
+    elif group > 1:
+        g = int(group)
+        if shared_run(psl, npar, int(child_block_size), g * int(child_block_size)) < g:
+            raise ValueError(f"child blocks do not come in runs of {g} with equal parents")
+    nb, p = psl.shape
     return SumBackwardPart(int(child_block_size), int(parent_block_size), nb, p,
                            _i32(cblock_slots, device), _i32(npar, device), _i32(psl, device),
-                           _i64(parent_ps, device), dict(options or {}), group=g)
+                           _i64(pps, device), dict(options or {}), group=g)
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel

@@ -77,19 +77,22 @@ def log_ratio_kernel(values_ptr, flows_ptr, block_slots_ptr, batch, stride,
 @triton.jit
 def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cblock_np_ptr,
                         parent_slots_ptr, parent_ps_ptr, batch, stride, max_parents,
-                        CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
+                        num_cblocks, CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
                         STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False,
                         GROUP: tl.constexpr = 1):
-    """GROUP > 1: child blocks come in aligned runs of GROUP with the same
-    parent blocks, walked as one child block of GROUP * CBS rows: a parent
-    tile is read once per run; each row keeps its own block's slot and
-    parameter starts."""
+    """GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
+    child block of GROUP * CBS rows over the union of their parent blocks
+    (plan.parent_union): a parent tile is read once per run; each row keeps
+    its own block's slot and parameter starts, -1 (no weights: zero) where
+    its block lacks that parent."""
     pid = tl.program_id(0)
     cb = pid // NUM_J
     offs_j = (pid % NUM_J) * TILE_J + tl.arange(0, TILE_J)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     j_mask = offs_j < CBS * GROUP
+    if GROUP > 1:     # the last run may be short
+        j_mask = j_mask & (cb * GROUP + offs_j // CBS < num_cblocks)
     b_mask = offs_b < batch
     npar = tl.load(cblock_np_ptr + cb * GROUP)
     row_base = (cb * GROUP).to(tl.int64) * max_parents
@@ -105,9 +108,11 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
         pslot = tl.load(parent_slots_ptr + row_base + l).to(tl.int64)
         if GROUP == 1:
             pstart = tl.load(parent_ps_ptr + row_base + l).to(tl.int64) + w_col
-        else:
-            pstart = tl.load(parent_ps_ptr + ps_base + l, mask=j_mask, other=0).to(tl.int64) \
-                + w_col
+            present = j_mask
+        else:     # -1: this row's block lacks the run's l-th parent (plan.parent_union)
+            pstart = tl.load(parent_ps_ptr + ps_base + l, mask=j_mask, other=-1).to(tl.int64)
+            present = j_mask & (pstart >= 0)
+            pstart = pstart + w_col
         for i0 in range(0, PBS, TILE_I):
             offs_i = i0 + tl.arange(0, TILE_I)
             i_mask = offs_i < PBS
@@ -117,7 +122,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
             safe = tl.where(new_max == float("-inf"), 0.0, new_max)
             p = tl.exp(t - safe[None, :])                                          # [I, B]
             w = tl.load(params_ptr + pstart[:, None] + offs_i[None, :],
-                        mask=j_mask[:, None] & i_mask[None, :], other=0.0)        # [J, I]
+                        mask=present[:, None] & i_mask[None, :], other=0.0)       # [J, I]
             part = tl.dot(w, p, input_precision=PREC)
             acc = acc * tl.exp(run_max - safe)[None, :] + part
             run_max = new_max

@@ -301,3 +301,47 @@ def test_grouped_blocks_match_the_reference(case, options, device):
     np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
                                rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+
+
+def test_parent_union_tables():
+    from pccompiler.backends.triton.plan import parent_union
+    psl = np.array([[100, 200], [200, 0], [100, 300], [300, 0]])
+    pps = np.array([[1, 2], [3, 0], [4, 5], [6, 0]])
+    npar = np.array([2, 1, 2, 1])
+    g, slots, starts, counts = parent_union(psl, pps, npar, 16)
+    assert g == 4                                  # 3 parent reads instead of 6
+    assert slots.tolist() == [[100, 200, 300]] * 4 and counts.tolist() == [3] * 4
+    assert starts.tolist() == [[1, 2, -1], [-1, 3, -1], [4, -1, 5], [-1, -1, 6]]
+    assert parent_union(psl, pps, npar, 64)[0] == 2       # 128-row cap
+    assert parent_union(psl, pps, npar, 128)[0] == 1
+    apart = np.array([[100, 0], [200, 0], [300, 0], [400, 0]])
+    assert parent_union(apart, pps, np.ones(4, dtype=int), 16)[0] == 1   # nothing shared
+    g, slots, starts, counts = parent_union(psl[:3], pps[:3], npar[:3], 16)
+    assert g == 4 and counts.tolist() == [3] * 3 and starts.shape == (3, 3)   # one short run
+
+
+@pytest.mark.parametrize("case", [(16, 16, 6, 8, 19, None), (32, 16, 5, 8, 3, 4), (16, 16, 4, 7, 5, None)])
+def test_node_flows_over_a_parent_union_match_the_reference(case, device, monkeypatch):
+    """Runs of child blocks walked over their parents' union (zero weights
+    where a block lacks a parent), from true flows and from log ratios."""
+    from pccompiler.backends.triton import plan
+    monkeypatch.setattr(plan, "UNION_MAX_READS", 1.0)     # take the best run whatever it saves
+    rng, spec, params, values = _setup(case, 12, pad_children=1)
+    spec.forward(values, params)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
+                              spec.parent_slots, spec.parent_ps, device)
+    assert bpart.group > 1 and (bpart.parent_ps < 0).any()
+    flows = np.zeros_like(values)
+    parents = (spec.block_slots[:, None] + np.arange(spec.bs)[None, :]).reshape(-1)
+    flows[parents] = rng.random((parents.size, values.shape[1]))
+    flows[parents[::4]] = 0.0
+    want = flows.copy()
+    spec.backward(values, want, params, np.zeros(params.size))
+    children = np.setdiff1d(np.arange(values.shape[0]), parents)
+    for ratio in (False, True):
+        vt, ft, pt = _t(values, device), _t(flows, device), _t(params, device)
+        if ratio:
+            launch.log_ratio_launch(_part(spec, device), vt, ft)
+        launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=ratio)
+        np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
+                                   rtol=2e-5, atol=1e-6)
