@@ -33,6 +33,7 @@ import torch
 
 from pccompiler import ir
 from pccompiler.backends.base import Engine, em_update_continuous
+from pccompiler.backends.common.upload import upload
 from pccompiler.backends.triton import launch
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
@@ -95,11 +96,11 @@ class TritonEngine(Engine):
             for ip in layer.input_partitions:
                 dist = DIST_CODES[ip.dist]
                 if dist in rows:
-                    rows[dist].append(torch.as_tensor(
-                        np.asarray(table[ip.node_param_starts], dtype=np.int64)))
-        cat = lambda ts: (torch.unique(torch.cat(ts)).to(self.device) if ts  # noqa: E731
-                          else torch.zeros(0, dtype=torch.int64, device=self.device))
-        self.bernoulli_rows, self.gaussian_rows = cat(rows[1]), cat(rows[2])
+                    rows[dist].append(np.asarray(table[ip.node_param_starts], dtype=np.int64))
+        unique = lambda arrays: torch.from_numpy(  # noqa: E731
+            np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64))
+        self.bernoulli_rows, self.gaussian_rows = upload([unique(rows[1]), unique(rows[2])],
+                                                         self.device)
         size = self.num_input_params if (rows[1] or rows[2]) else 1
         self._node_flows = torch.zeros(size, dtype=self.dtype, device=self.device)
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
+from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
@@ -362,8 +363,14 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                slot_map: SlotMap | None = None) -> TritonPlan:
     """Decode `layout` into a TritonPlan on `device` (a loop over partitions
     only). With `slot_map` (scratch.compact_remap) every slot index goes
-    through the map: the plan of the engine's compact fast path."""
-    device = torch.device(device)
+    through the map: the plan of the engine's compact fast path.
+
+    The partitions are built on the host, where the writer analyses read
+    their index arrays for free, and then moved in one copy
+    (common/upload.py): a partition's arrays one `.to(device)` at a time
+    are hundreds of small synchronous copies on a GPU. The merged sums are
+    concatenated after that, on the device."""
+    host = torch.device("cpu")
     t = ir.tensor_table(layout)
     arr = lambda name, shape: np.asarray(t[name], dtype=np.int64).reshape(shape)  # noqa: E731
     if slot_map is None:
@@ -388,20 +395,20 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             tied = bool(ip.has_ties) or bool(np.isin(ps, in_shared).any())
             lp.inputs.append(input_part(DIST_CODES[ip.dist], int(slot(int(ip.slot_start))),
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
-                                        device, tied, in_first[ii]))
+                                        host, tied, in_first[ii]))
             ii += 1
         runs = merge_product_runs([(int(slot(int(pp.slot_start))),
                                     slot(arr(pp.child_slots, (int(pp.num_nodes),
                                                               int(pp.num_children)))))
                                    for pp in layer.product_partitions])
-        lp.products.extend(product_part(start, cs, device) for start, cs in runs)
+        lp.products.extend(product_part(start, cs, host) for start, cs in runs)
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]
             tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
             lp.sums.append(sum_part(int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
                                     arr(sp.block_num_children, (nb,)),
-                                    slot(arr(sp.child_slots, (nb, k))), ps, device, tied,
+                                    slot(arr(sp.child_slots, (nb, k))), ps, host, tied,
                                     sum_first[si], dict(sp.kernel_options)))
             si += 1
         for bp in layer.sum_backward_partitions:
@@ -410,7 +417,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 int(bp.child_block_size), int(bp.parent_block_size),
                 slot(arr(bp.cblock_slots, (nb,))),
                 arr(bp.cblock_num_parents, (nb,)), slot(arr(bp.parent_slots, (nb, p))),
-                arr(bp.parent_param_starts, (nb, p)), device, dict(bp.kernel_options)))
+                arr(bp.parent_param_starts, (nb, p)), host, dict(bp.kernel_options)))
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -420,8 +427,9 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         for li in np.flatnonzero(slot_map.scratch_layers):
             layers[li].scratch = True
         for li, rows in slot_map.zero_rows.items():
-            layers[li].zero_flow_rows = torch.from_numpy(rows).to(device)
-    mark_first_writers(plan, device)
+            layers[li].zero_flow_rows = torch.from_numpy(rows)
+    mark_first_writers(plan, host)
+    upload_fields(plan, device)
     plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
     return plan
 

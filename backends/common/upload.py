@@ -1,0 +1,116 @@
+"""Many small host tensors to a device in one copy.
+
+A Triton plan (backends/triton/plan.py) holds hundreds of small index
+tensors (an HCLT's 44 layers, several per partition); moving each with
+`.to(device)` is one synchronous host -> device copy apiece (~10-20 us on a
+GPU, plus an allocation). `upload` instead packs them into one host buffer,
+copies that once and hands out views of the device buffer; `upload_fields`
+does it for every tensor a tree of dataclasses holds (a whole plan). Every
+view starts at a multiple of `ALIGN` bytes, so a kernel sees the same
+pointer alignment as with a tensor of its own. On a CPU target nothing is
+copied.
+
+The host buffer is pageable: a plan is uploaded once, so the copy is one
+synchronous call either way, and pinning a fresh buffer (cudaHostAlloc
+page-locks every page) is not expected to win back its cost on a single
+copy of a few MB (not measured on a GPU yet).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+import torch
+
+ALIGN = 16      # Triton specializes kernels on pointers divisible by 16
+
+
+def _offsets(tensors: Sequence[torch.Tensor]) -> tuple[list[int], int]:
+    """Byte offset of each tensor in the packed buffer, and its size."""
+    offsets, total = [], 0
+    for t in tensors:
+        offsets.append(total)
+        total += -(-t.numel() * t.element_size() // ALIGN) * ALIGN
+    return offsets, total
+
+
+def _stage(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
+    """One uint8 host buffer holding every tensor's bytes at its offset."""
+    offsets, total = _offsets(tensors)
+    buffer = torch.empty(total, dtype=torch.uint8)
+    flat = buffer.numpy()
+    for t, off in zip(tensors, offsets):
+        data = t.detach().contiguous().numpy().reshape(-1).view(np.uint8)
+        flat[off:off + data.size] = data
+    return buffer, offsets
+
+
+def _views(buffer: torch.Tensor, tensors: Sequence[torch.Tensor],
+           offsets: list[int]) -> list[torch.Tensor]:
+    """Each tensor's dtype and shape over its bytes of `buffer`."""
+    typed: dict[torch.dtype, torch.Tensor] = {}     # `buffer` as each dtype (ALIGN divides it)
+    out = []
+    for t, off in zip(tensors, offsets):
+        whole = typed.get(t.dtype)
+        if whole is None:
+            whole = typed[t.dtype] = buffer.view(t.dtype)
+        start = off // t.element_size()
+        out.append(whole[start:start + t.numel()].view(t.shape))
+    return out
+
+
+def upload(tensors: Sequence[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    """`tensors` (host) on `device`, same dtypes and shapes, contiguous:
+    views of one device buffer filled by one copy; on a CPU target the
+    tensors themselves (made contiguous)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return [t.contiguous() for t in tensors]
+    if not any(t.numel() for t in tensors):      # nothing to copy
+        return [torch.empty(t.shape, dtype=t.dtype, device=device) for t in tensors]
+    host, offsets = _stage(tensors)
+    return _views(host.to(device), tensors, offsets)
+
+
+def _tensor_fields(value: object, owners: list[tuple[object, str]],
+                   tensors: dict[int, torch.Tensor], seen: set[int]) -> None:
+    """Collect (object, field name) of every dataclass field reachable from
+    `value` that holds a tensor or a tuple of tensors, and those tensors
+    (by identity), visiting each dataclass object once."""
+    if isinstance(value, list):
+        for item in value:
+            _tensor_fields(item, owners, tensors, seen)
+        return
+    if not dataclasses.is_dataclass(value) or isinstance(value, type) or id(value) in seen:
+        return
+    seen.add(id(value))
+    for name, item in vars(value).items():
+        if isinstance(item, torch.Tensor):
+            owners.append((value, name))
+            tensors[id(item)] = item
+        elif isinstance(item, tuple):
+            held = [t for t in item if isinstance(t, torch.Tensor)]
+            if held:
+                owners.append((value, name))
+                tensors.update((id(t), t) for t in held)
+        elif isinstance(item, list) or dataclasses.is_dataclass(item):
+            _tensor_fields(item, owners, tensors, seen)
+
+
+def upload_fields(root: object, device: torch.device | str) -> None:
+    """Move every tensor held by `root` (a dataclass; through fields, lists
+    and tuples of tensors) to `device` in one `upload`. An object or tensor
+    reachable twice (a part listed in two places) stays one object."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return
+    owners: list[tuple[object, str]] = []
+    tensors: dict[int, torch.Tensor] = {}
+    _tensor_fields(root, owners, tensors, set())
+    moved = dict(zip(tensors, upload(list(tensors.values()), device)))
+    swap = lambda t: moved.get(id(t), t)  # noqa: E731
+    for obj, name in owners:
+        value = getattr(obj, name)
+        setattr(obj, name, tuple(map(swap, value)) if isinstance(value, tuple) else swap(value))
