@@ -229,6 +229,11 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
+# Runs whose blocks lack some of the union's parents (zero-weight tiles):
+# off, because on the H100 they made bsp050's epoch 0.757 -> 0.805 s and
+# bsp025's 0.402 -> 0.495 s (race at 936d3bf; the masked dots cost more than
+# the parent reads they save). Runs of equal parent sets are always taken.
+UNIONS_WITH_GAPS = False
 
 
 def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: np.ndarray,
@@ -267,7 +272,9 @@ def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: n
     g = 2
     while g * block_size <= max_rows and g < 2 * nb:     # the last run may be short
         uniq, inv = np.unique(rows // g * span + slots, return_inverse=True)
-        if best is None or uniq.size < best[1].size:
+        count = np.bincount(uniq // span, minlength=-(-nb // g))
+        gaps = bool((np.repeat(count, g)[:nb] != npar).any())
+        if (UNIONS_WITH_GAPS or not gaps) and (best is None or uniq.size < best[1].size):
             best = (g, uniq, inv)
         g *= 2
     if best is None or best[1].size > UNION_MAX_READS * total:
@@ -509,11 +516,11 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     `writers` is `mark_first_writers`' per-layer (rows, may store) list."""
     if not WRITER_RATIOS:
         return
-    counts = np.zeros(plan.num_slots, dtype=np.int64)
+    every = [rows for layer_writers in writers for rows, _ in layer_writers]
+    counts = np.bincount(np.concatenate(every) if every else np.zeros(0, dtype=np.int64),
+                         minlength=plan.num_slots)
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
     for lp, layer_writers in zip(plan.layers, writers):
-        for rows, _ in layer_writers:
-            counts += np.bincount(rows, minlength=plan.num_slots)
         for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):]):
             if part.store:
                 by_store_product[rows] = True

@@ -303,11 +303,14 @@ def test_grouped_blocks_match_the_reference(case, options, device):
     np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
 
 
-def test_parent_union_tables():
+def test_parent_union_tables(monkeypatch):
+    from pccompiler.backends.triton import plan
     from pccompiler.backends.triton.plan import parent_union
     psl = np.array([[100, 200], [200, 0], [100, 300], [300, 0]])
     pps = np.array([[1, 2], [3, 0], [4, 5], [6, 0]])
     npar = np.array([2, 1, 2, 1])
+    assert parent_union(psl, pps, npar, 16)[0] == 1       # gaps: off by default
+    monkeypatch.setattr(plan, "UNIONS_WITH_GAPS", True)
     g, slots, starts, counts = parent_union(psl, pps, npar, 16)
     assert g == 4                                  # 3 parent reads instead of 6
     assert slots.tolist() == [[100, 200, 300]] * 4 and counts.tolist() == [3] * 4
@@ -326,6 +329,7 @@ def test_node_flows_over_a_parent_union_match_the_reference(case, device, monkey
     where a block lacks a parent), from true flows and from log ratios."""
     from pccompiler.backends.triton import plan
     monkeypatch.setattr(plan, "UNION_MAX_READS", 1.0)     # take the best run whatever it saves
+    monkeypatch.setattr(plan, "UNIONS_WITH_GAPS", True)
     rng, spec, params, values = _setup(case, 12, pad_children=1)
     spec.forward(values, params)
     bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
