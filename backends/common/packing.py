@@ -17,13 +17,9 @@ Two paths, one mapping:
 * any other target (`_pack_batched`): per-tensor uploads cost ~90 us each
   on a GPU (an HCLT has ~1,900 tensors), so the owners' bytes are gathered,
   in packed order, into a small ring of pinned host chunks
-  (`CHUNK_BYTES`; the host fills one while another is in flight) and
-  uploaded into one device staging buffer per segment of at most
-  `SEGMENT_BYTES` (a bigger tensor gets a segment of its own). Reading a
-  tensor's bytes out of protobuf holds the GIL (upb copies them into a new
-  `bytes`); with `COPY_THREADS` the calling thread only reads and queues
-  them, and worker threads copy each full chunk (one torch.cat, GIL
-  released) and upload it meanwhile; the
+  (`CHUNK_BYTES`, two of them: the host fills one while the other is in
+  flight) and uploaded into one device staging buffer per segment of at
+  most `SEGMENT_BYTES` (a bigger tensor gets a segment of its own); the
   device then applies the packed order in merged runs: consecutive owners
   with the same (packed shape, permutation) whose slices are contiguous
   are one strided copy of a [n, *shape] view (input rows and sparse sums
@@ -40,8 +36,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from operator import attrgetter
 
 import numpy as np
@@ -52,21 +46,11 @@ from pccompiler.ir import pcir
 from pccompiler.ir.tensors import _NUMPY_OF
 from pccompiler.passes.packing import _owners, _sum_packed_order, check_param_count
 
-# Pinned host chunk (two or more of them, from torch's caching host
-# allocator, so a second compile in the process reuses them) and the cap of
-# one device staging buffer. Measured on the H100: see
-# bench/results/cached_compile.md.
+# Pinned host chunk (two of them, from torch's caching host allocator, so a
+# second compile in the process reuses them) and the cap of one device
+# staging buffer. Measured on the H100: see bench/results/cached_compile.md.
 CHUNK_BYTES = 32 << 20
 SEGMENT_BYTES = 256 << 20
-# Threads that fill and upload full chunks while the caller's thread reads
-# the next tensors out of protobuf (a copy that holds the GIL); the ring then
-# has COPY_THREADS + 2 chunks (one being queued, one per thread being
-# filled, one uploading). 0: the caller's thread copies each tensor's bytes
-# into the chunk right after reading them, while they are in cache. On a
-# 2-core VM (meta targets, chunks reused as the pinned ones are) 2 threads
-# were 1.4-1.6x slower than 0 (hclt32, rat64, hclt128); not yet measured on
-# the H100 host, where a second core should add bandwidth.
-COPY_THREADS = 0
 # A tensor at least this big is uploaded straight from its bytes (pageable
 # memory: the driver stages it, synchronously), skipping our host copy into
 # a chunk. On the H100 that saves ~10% on bsp100's one 420 MB tensor, but a
@@ -231,45 +215,32 @@ def _segments(members: list[_Job], limit: int):
 
 class _ChunkRing:
     """Host staging: `count` chunks of `size` bytes (pinned for CUDA) that
-    take turns. With a `pool` the caller's thread only queues byte ranges as
-    the current chunk's pieces (reading a tensor out of protobuf holds the
-    GIL, so that thread does nothing else) and a task on the pool fills the
-    full chunk (one torch.cat: the GIL is free for the whole copy) and
-    uploads it; without one the bytes are copied at once, while they are
-    still in cache. A chunk is refilled only
-    once its task has finished and its upload's event has completed."""
+    take turns; a chunk is refilled only once its upload has finished."""
 
-    def __init__(self, size: int, count: int, device: torch.device,
-                 pool: ThreadPoolExecutor | None):
+    def __init__(self, size: int, count: int, device: torch.device):
         self.cuda = device.type == "cuda"
         pin = self.cuda and torch.cuda.is_available()
         self.chunks = [torch.empty(size, dtype=torch.uint8, pin_memory=pin) for _ in range(count)]
         self.views = [memoryview(c.numpy()) for c in self.chunks]
-        self.tasks: list[Future | None] = [None] * count
-        self.pieces: list[torch.Tensor] = []
+        self.events: list = [None] * count
         self.size, self.turn, self.fill, self.base = size, 0, 0, 0
         self.stream = torch.cuda.current_stream(device) if self.cuda else None
-        self.pool = pool
 
     def write(self, data: bytes, dest: torch.Tensor, dest_pos: int) -> int:
-        """Stage `data` for dest[dest_pos:...]; returns the new dest_pos.
-        `data` stays referenced until its chunk's task has copied it."""
+        """Stage `data` for dest[dest_pos:...]; returns the new dest_pos."""
         n = len(data)
-        if n == 0:
-            return dest_pos
-        if self.pool is None:
-            source = memoryview(data)
-        else:
-            source = torch.frombuffer(data, dtype=torch.uint8)     # read-only: only read
-        pos = 0
+        if self.fill == 0:
+            self._wait_current(dest_pos)
+        if self.fill + n < self.size:            # the usual case: it fits
+            self.views[self.turn][self.fill:self.fill + n] = data
+            self.fill += n
+            return dest_pos + n
+        view, pos = memoryview(data), 0
         while pos < n:
             if self.fill == 0:
                 self._wait_current(dest_pos)
             take = min(n - pos, self.size - self.fill)
-            if self.pool is None:
-                self.views[self.turn][self.fill:self.fill + take] = source[pos:pos + take]
-            else:
-                self.pieces.append(source[pos:pos + take])
+            self.views[self.turn][self.fill:self.fill + take] = view[pos:pos + take]
             self.fill += take
             pos += take
             dest_pos += take
@@ -278,51 +249,24 @@ class _ChunkRing:
         return dest_pos
 
     def _wait_current(self, dest_pos: int) -> None:
-        task = self.tasks[self.turn]
-        if task is not None:
-            event = task.result()
-            if event is not None:
-                event.synchronize()
-            self.tasks[self.turn] = None
+        event = self.events[self.turn]
+        if event is not None:
+            event.synchronize()
+            self.events[self.turn] = None
         self.base = dest_pos
 
     def flush(self, dest: torch.Tensor) -> None:
-        """Fill the current chunk and upload it to dest[base:base + fill]."""
+        """Upload the current chunk's bytes to dest[base:base + fill]."""
         if self.fill == 0:
             return
-        args = (self.pieces, self.chunks[self.turn][:self.fill],
-                dest[self.base:self.base + self.fill])
-        if self.pool is None:
-            self.tasks[self.turn] = Future()
-            self.tasks[self.turn].set_result(self._fill_and_upload(*args))
-        else:
-            self.tasks[self.turn] = self.pool.submit(self._fill_and_upload, *args)
-        self.pieces = []
-        self.turn = (self.turn + 1) % len(self.chunks)
-        self.fill = 0
-
-    def drain(self) -> None:
-        """Wait until every flushed chunk's upload is queued (device work
-        on `dest` queued after this runs after those uploads)."""
-        for task in self.tasks:
-            if task is not None:
-                task.result()
-
-    def _fill_and_upload(self, pieces: list[torch.Tensor], chunk: torch.Tensor,
-                         dest: torch.Tensor):
-        """Copy `pieces` (if any: else `chunk` is filled) into `chunk` and
-        queue its upload to `dest`; the upload's CUDA event (None on other
-        devices: the copy was synchronous)."""
-        if pieces:
-            torch.cat(pieces, out=chunk)
-        if not self.cuda:
-            dest.copy_(chunk)
-            return None
-        with torch.cuda.stream(self.stream):
-            dest.copy_(chunk, non_blocking=True)
+        chunk = self.chunks[self.turn][:self.fill]
+        dest[self.base:self.base + self.fill].copy_(chunk, non_blocking=self.cuda)
+        if self.cuda:
             event = torch.cuda.Event()
             event.record(self.stream)
-        return event
+            self.events[self.turn] = event
+        self.turn = (self.turn + 1) % len(self.chunks)
+        self.fill = 0
 
 
 @torch.no_grad()
@@ -334,60 +278,48 @@ def _pack_batched(jobs, protos: dict[str, pcir.Tensor], chunk_bytes: int = CHUNK
     chunks then are plain memory and every copy is synchronous), which is
     how the tests compare it with `_pack_jobs`."""
     groups, slow = _plan_batched(jobs, protos)
-    if groups:
-        total = sum(j.nbytes for members in groups.values() for j in members)
-        # a small model gets one small chunk, a big one the ring
-        size = min(chunk_bytes, 1 << max(12, (total - 1).bit_length()))
-        threads = COPY_THREADS if total > size else 0
-        device = next(iter(groups.values()))[0].target.device
-        pool = (ThreadPoolExecutor(threads, thread_name_prefix="pcc-pack") if threads
-                else nullcontext())
-        with pool, warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)    # read-only buffers, only read
-            ring = _ChunkRing(size, threads + 2 if total > size else 1, device,
-                              pool if threads else None)
-            for members in groups.values():
-                _pack_group(members, ring, segment_bytes, direct_bytes)
+    total = sum(j.nbytes for members in groups.values() for j in members)
+    ring = None
+    for members in groups.values():
+        target = members[0].target
+        if ring is None:        # a small model gets a small chunk, a big one two
+            size = min(chunk_bytes, 1 << max(12, (total - 1).bit_length()))
+            ring = _ChunkRing(size, 2 if total > size else 1, target.device)
+        dtype = _TORCH_OF[members[0].proto.dtype]
+        for seg, seg_bytes in _segments(members, segment_bytes):
+            staging = torch.empty(seg_bytes, dtype=torch.uint8, device=target.device)
+            pos = 0
+            for job in seg:
+                raw = job.proto.raw_data
+                if len(raw) != job.nbytes:
+                    ir.to_numpy(job.proto)       # raises the byte-count LoadError
+                if direct_bytes is not None and job.nbytes >= direct_bytes:
+                    ring.flush(staging)     # the next staged byte starts a chunk at pos
+                    with warnings.catch_warnings():     # a read-only buffer, only read
+                        warnings.simplefilter("ignore", UserWarning)
+                        host = torch.frombuffer(raw, dtype=torch.uint8)
+                    staging[pos:pos + job.nbytes].copy_(host)   # pageable: synchronous
+                    pos += job.nbytes
+                    del host
+                else:
+                    pos = ring.write(raw, staging, pos)
+                del raw
+            ring.flush(staging)
+            values = staging.view(dtype)
+            offset = 0
+            for run in _runs(seg):
+                first, n = run[0], sum(j.count for j in run)
+                src = values[offset:offset + n]
+                dst = target[first.start:first.start + n]
+                if len(first.axes) > 1:
+                    src = src.view(len(run), *first.shape).permute(
+                        0, *(a + 1 for a in first.axes))
+                    dst = dst.view(src.shape)
+                dst.copy_(src)
+                offset += n
+            del staging, values
     if slow:
         _pack_jobs(slow, protos)
-
-
-def _pack_group(members: list[_Job], ring: _ChunkRing, segment_bytes: int,
-                direct_bytes: int | None) -> None:
-    """Stage, upload and place one (target, dtype) group, segment by segment."""
-    target = members[0].target
-    dtype = _TORCH_OF[members[0].proto.dtype]
-    for seg, seg_bytes in _segments(members, segment_bytes):
-        staging = torch.empty(seg_bytes, dtype=torch.uint8, device=target.device)
-        pos = 0
-        for job in seg:
-            raw = job.proto.raw_data
-            if len(raw) != job.nbytes:
-                ir.to_numpy(job.proto)       # raises the byte-count LoadError
-            if direct_bytes is not None and job.nbytes >= direct_bytes:
-                ring.flush(staging)     # the next staged byte starts a chunk at pos
-                host = torch.frombuffer(raw, dtype=torch.uint8)
-                staging[pos:pos + job.nbytes].copy_(host)   # pageable: synchronous
-                pos += job.nbytes
-                del host
-            else:
-                pos = ring.write(raw, staging, pos)
-            del raw
-        ring.flush(staging)
-        ring.drain()
-        values = staging.view(dtype)
-        offset = 0
-        for run in _runs(seg):
-            first, n = run[0], sum(j.count for j in run)
-            src = values[offset:offset + n]
-            dst = target[first.start:first.start + n]
-            if len(first.axes) > 1:
-                src = src.view(len(run), *first.shape).permute(
-                    0, *(a + 1 for a in first.axes))
-                dst = dst.view(src.shape)
-            dst.copy_(src)
-            offset += n
-        del staging, values
 
 
 def _zero_gaps(target: torch.Tensor, ranges: list[tuple[int, int]]) -> None:
