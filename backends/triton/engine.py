@@ -229,10 +229,8 @@ class TritonEngine(Engine):
             if layer.zero_flow_rows is not None:     # unread rows of the scratch region
                 flows.index_fill_(0, layer.zero_flow_rows, 0.0)
             for part in layer.products:
-                if ratio and part.ratio_out:
-                    launch.product_backward(part, flows, values, plan.ratio_rows)
-                else:
-                    launch.product_backward(part, flows)
+                launch.product_backward(part, flows, values,
+                                        plan.ratio_rows if ratio and part.ratio_out else None)
             for part in layer.inputs:
                 launch.input_backward(part, flows, params_i, self.input_param_flows,
                                       None if part.dist == 0 else self._node_flows,

@@ -216,16 +216,17 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
 def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
              child_slots: np.ndarray, block_ps: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
-             options: dict[str, str] | None = None, group: int | None = None) -> SumPart:
-    """group: None = `shared_run` of the blocks; 1 = every block on its own."""
+             options: dict[str, str] | None = None) -> SumPart:
+    """A SumPart whose runs of blocks with equal children (`shared_run`)
+    the kernels walk as one block."""
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
     nc = np.asarray(block_nc, dtype=np.int64)
     owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
-    g = shared_run(cs, nc, int(block_size)) if group is None else int(group)
     return SumPart(int(block_size), nb, k, _i32(block_slots, device), _i32(nc, device),
                    _i32(cs, device), _i64(block_ps, device), bool(atomic),
-                   _i32(owners, device), dict(options or {}), group=g)
+                   _i32(owners, device), dict(options or {}),
+                   group=shared_run(cs, nc, int(block_size)))
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -293,20 +294,11 @@ def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: n
 
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_np: np.ndarray, parent_slots: np.ndarray, parent_ps: np.ndarray,
-                      device: torch.device, options: dict[str, str] | None = None,
-                      group: int | None = None) -> SumBackwardPart:
-    """group: None = runs of child blocks over their parents' union
-    (`parent_union`); 1 = every child block on its own."""
-    psl = np.asarray(parent_slots, dtype=np.int64)
-    pps = np.asarray(parent_ps, dtype=np.int64)
-    npar = np.asarray(cblock_np, dtype=np.int64)
-    g = 1
-    if group is None:
-        g, psl, pps, npar = parent_union(psl, pps, npar, int(child_block_size))
-    elif group > 1:
-        g = int(group)
-        if shared_run(psl, npar, int(child_block_size), g * int(child_block_size)) < g:
-            raise ValueError(f"child blocks do not come in runs of {g} with equal parents")
+                      device: torch.device, options: dict[str, str] | None = None
+                      ) -> SumBackwardPart:
+    """A SumBackwardPart whose runs of child blocks over their parents'
+    union (`parent_union`) the node-flow kernel walks as one block."""
+    g, psl, pps, npar = parent_union(parent_slots, parent_ps, cblock_np, int(child_block_size))
     nb, p = psl.shape
     return SumBackwardPart(int(child_block_size), int(parent_block_size), nb, p,
                            _i32(cblock_slots, device), _i32(npar, device), _i32(psl, device),
@@ -519,11 +511,12 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     every = [rows for layer_writers in writers for rows, _ in layer_writers]
     counts = np.bincount(np.concatenate(every) if every else np.zeros(0, dtype=np.int64),
                          minlength=plan.num_slots)
+    products = [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
+                for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):])]
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
-    for lp, layer_writers in zip(plan.layers, writers):
-        for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):]):
-            if part.store:
-                by_store_product[rows] = True
+    for part, rows in products:
+        if part.store:
+            by_store_product[rows] = True
     ok = (counts == 1) & by_store_product
     if plan.scratch_start is not None:
         ok[plan.scratch_start:] = False        # a reused region holds other nodes' rows
@@ -534,8 +527,7 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
             part.ratio_by_writer = bool(rows.size) and bool(ok[rows].all())
             if part.ratio_by_writer:
                 ratio[rows] = True
-    for lp, layer_writers in zip(plan.layers, writers):
-        for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):]):
-            part.ratio_out = part.store and bool(ratio[rows].any())
+    for part, rows in products:
+        part.ratio_out = part.store and bool(ratio[rows].any())
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \
         else None
