@@ -46,9 +46,9 @@ def _setup(case, seed, pad_children=0, full=False):
     return rng, spec, params, values
 
 
-def _part(spec, device, atomic=False, group=None):
+def _part(spec, device, atomic=False):
     return sum_part(spec.bs, spec.block_slots, spec.block_nc, spec.child_slots, spec.block_ps,
-                    device, atomic=atomic, group=group)
+                    device, atomic=atomic)
 
 
 def _t(a, device):
@@ -153,32 +153,39 @@ def test_param_flows_split_over_the_batch(atomic, device):
     np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
 
 
+def _check_ratio_backward(spec, part, bpart, values, flows, params, pflows, device):
+    """Training's backward: log_ratio_launch turns the parents' flows into
+    log(flow) - value in place, the node-flow and parameter-flow kernels read
+    those (ratio=True); the children's flows and the parameter flows (added
+    onto `pflows`) must equal the reference's. Returns the flows tensor."""
+    vt, ft, pt, pft = (_t(a, device) for a in (values, flows, params, pflows))
+    launch.log_ratio_launch(part, vt, ft)
+    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=True)
+    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee", ratio=True)
+    want, want_pflows = flows.copy(), pflows.copy()
+    spec.backward(values, want, params, want_pflows)
+    parents = (spec.block_slots[:, None] + np.arange(spec.bs)[None, :]).reshape(-1)
+    children = np.setdiff1d(np.arange(values.shape[0]), parents)
+    np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
+                               rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(pft.cpu().double().numpy(), want_pflows, rtol=2e-5, atol=1e-5)
+    return ft
+
+
 @pytest.mark.parametrize("case", [CASES[3], CASES[4], CASES[6], CASES[9]])
 def test_backward_from_in_place_log_ratios(case, device):
-    """Training's backward: log_ratio_launch turns the parents' flows into
-    log(flow) - value in place, and the node-flow and parameter-flow kernels
-    read those (ratio=True); the children's flows and the parameter flows
-    equal the reference's."""
+    """`_check_ratio_backward` on random partitions, and the parents' rows
+    then hold log(flow) - value (-inf where the flow is 0)."""
     rng, spec, params, values = _setup(case, 9, pad_children=2)
     spec.forward(values, params)
     flows = np.zeros_like(values)
     parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
     flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
     flows[parents.reshape(-1)[::3]] = 0.0
-    pflows = np.zeros(params.size)
-    vt, ft, pt, pft = (_t(a, device) for a in (values, flows, params, pflows))
-    part = _part(spec, device)
-    launch.log_ratio_launch(part, vt, ft)
     bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
                               spec.parent_slots, spec.parent_ps, device)
-    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=True)
-    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee", ratio=True)
-    want = flows.copy()
-    spec.backward(values, want, params, pflows)
-    children = np.setdiff1d(np.arange(values.shape[0]), parents.reshape(-1))
-    np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
-                               rtol=2e-5, atol=1e-6)
-    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+    ft = _check_ratio_backward(spec, _part(spec, device), bpart, values, flows, params,
+                               np.zeros(params.size), device)
     t = ft.cpu().double().numpy()[parents.reshape(-1)]
     f, y = flows[parents.reshape(-1)], values[parents.reshape(-1)]
     with np.errstate(divide="ignore"):
@@ -290,17 +297,8 @@ def test_grouped_blocks_match_the_reference(case, options, device):
     parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
     flows[parents.reshape(-1)] = rng.random((parents.size, batch))
     flows[parents.reshape(-1)[::3]] = 0.0
-    pflows = 0.1 * rng.random(params.size)
-    vt, ft, pft = _t(want_values, device), _t(flows, device), _t(pflows, device)
-    launch.log_ratio_launch(part, vt, ft)
-    launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee", ratio=True)
-    launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee", ratio=True)
-    want = flows.copy()
-    spec.backward(want_values, want, params, pflows)
-    children = np.setdiff1d(np.arange(values.shape[0]), parents.reshape(-1))
-    np.testing.assert_allclose(ft.cpu().double().numpy()[children], want[children],
-                               rtol=2e-5, atol=1e-6)
-    np.testing.assert_allclose(pft.cpu().double().numpy(), pflows, rtol=2e-5, atol=1e-5)
+    _check_ratio_backward(spec, part, bpart, want_values, flows, params,
+                          0.1 * rng.random(params.size), device)
 
 
 def test_parent_union_tables(monkeypatch):
