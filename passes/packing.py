@@ -96,7 +96,7 @@ def sum_param_parent_index(layout: pcir.Layout) -> np.ndarray:
     out = np.full(int(layout.num_sum_params), np.iinfo(np.int64).max, dtype=np.int64)
     for layer in layout.layers:
         for p in layer.sum_partitions:
-            nb, bs, km = int(p.num_blocks), int(p.block_size), int(p.max_children)
+            nb, bs = int(p.num_blocks), int(p.block_size)
             slots = np.asarray(table[p.block_slots], dtype=np.int64)
             kids = np.asarray(table[p.block_num_children], dtype=np.int64)
             starts = np.asarray(table[p.block_param_starts], dtype=np.int64)

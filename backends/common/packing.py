@@ -48,8 +48,10 @@ from pccompiler.passes.packing import _owners, _sum_packed_order, check_param_co
 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
 # second compile in the process reuses them) and the cap of one device
-# staging buffer. Measured on the H100: see bench/results/cached_compile.md.
-CHUNK_BYTES = 32 << 20
+# staging buffer. 8 MB rather than 32: a chunk that small stays in the host's
+# cache while it is filled, so staging hclt512's 947 MB took 163-172 ms
+# instead of 193-200 ms on the H100 host (bench/results/cached_compile.md).
+CHUNK_BYTES = 8 << 20
 SEGMENT_BYTES = 256 << 20
 # A tensor at least this big is uploaded straight from its bytes (pageable
 # memory: the driver stages it, synchronously), skipping our host copy into
