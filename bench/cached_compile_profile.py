@@ -93,7 +93,7 @@ class Timers:
         self._patched = []
 
     def lines(self) -> list[str]:
-        return [f"    {'  ' * depth}{label:<{34 - 2 * depth}}{self.seconds[label]:8.3f} s"
+        return [f"    {'  ' * depth}{label:<{34 - 2 * depth}}{self.seconds[label]:8.4f} s"
                 f"  ({self.calls[label]}x)" for label, depth in self.order]
 
 
@@ -125,6 +125,13 @@ def install(timers: Timers, backend: str) -> None:
     timers.wrap(cpacking, "_pack_batched", "batched (device)")
     timers.wrap(cpacking, "_plan_batched", "packing plan")
     timers.wrap(cpacking, "_pack_jobs", "per tensor")
+    timers.wrap(cpacking, "_jobs", "owners (jobs)")
+    timers.wrap(cpacking._ChunkRing, "__init__", "pinned ring")
+    timers.wrap(cpacking._ChunkRing, "write", "stage bytes")
+    timers.wrap(cpacking._ChunkRing, "flush", "upload chunk")
+    timers.wrap(cpacking, "_zero_gaps", "zero gaps")
+    if backend != "torch":
+        timers.wrap(tre.TritonEngine, "_init_node_flows", "node-flow rows")
 
 
 DEVICE = "cpu"
