@@ -21,6 +21,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.sum_backward import log_ratio_of
+
 CATEGORICAL = 0
 BERNOULLI = 1
 GAUSSIAN = 2
@@ -254,8 +256,7 @@ def _store_flow_or_ratio(flows_ptr, values_ptr, ratio_rows_ptr, cs, coff, f, cma
     flag = tl.load(ratio_rows_ptr + cs, mask=n_mask, other=0) != 0
     rmask = cmask & flag[:, None]
     y = tl.load(values_ptr + coff, mask=rmask, other=0.0)
-    ok = (f > 0) & (y > float("-inf"))
-    t = tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
+    t = log_ratio_of(f, y)
     tl.store(flows_ptr + coff, tl.where(flag[:, None], t, f), mask=cmask)
 
 

@@ -42,17 +42,27 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.sum_forward import group_rows
+
+
+@triton.jit
+def log_ratio_of(f, y):
+    """t = log(f) - y for flows f and log-values y; -inf where the flow is 0
+    or the value is -inf. The one formula of training's log ratios (here and
+    in the product backward that writes them, io_kernels)."""
+    ok = (f > 0) & (y > float("-inf"))
+    return tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
+
 
 @triton.jit
 def _log_ratio(flows_ptr, values_ptr, ptrs_off, mask, RATIO: tl.constexpr = False):
-    """t = log(flow) - value; -inf where the flow is 0 or the value is -inf.
-    RATIO: the flows buffer already holds t at these rows (`log_ratio_kernel`)."""
+    """`log_ratio_of` the flows and values at `ptrs_off`. RATIO: the flows
+    buffer already holds t at these rows (`log_ratio_kernel`)."""
     if RATIO:
         return tl.load(flows_ptr + ptrs_off, mask=mask, other=float("-inf"))
     f = tl.load(flows_ptr + ptrs_off, mask=mask, other=0.0)
     y = tl.load(values_ptr + ptrs_off, mask=mask, other=0.0)
-    ok = (f > 0) & (y > float("-inf"))
-    return tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
+    return log_ratio_of(f, y)
 
 
 @triton.jit
@@ -130,7 +140,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
     if GROUP == 1:
         crow = tl.load(cblock_slots_ptr + cb).to(tl.int64) + offs_j
     else:
-        crow = _group_rows(cblock_slots_ptr, cb, offs_j, j_mask, CBS, GROUP) + offs_j % CBS
+        crow = group_rows(cblock_slots_ptr, cb, offs_j, j_mask, CBS, GROUP) + offs_j % CBS
     off = crow[:, None] * stride + offs_b[None, :]
     mask = j_mask[:, None] & b_mask[None, :]
     x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
@@ -140,13 +150,6 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
     else:
         old = tl.load(flows_ptr + off, mask=mask, other=0.0)
         tl.store(flows_ptr + off, old + add, mask=mask)
-
-
-@triton.jit
-def _group_rows(ptr, blk, offs, mask, BS: tl.constexpr, GROUP: tl.constexpr):
-    """Per row of a program group (GROUP aligned blocks of BS rows that
-    share their partners, plan.shared_run), its block's entry of `ptr`."""
-    return tl.load(ptr + blk * GROUP + offs // BS, mask=mask, other=0).to(tl.int64)
 
 
 @triton.jit
@@ -176,8 +179,8 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             prow = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
             ps_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
         else:
-            prow = _group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
-            ps_rows = _group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            prow = group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            ps_rows = group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
         acc = tl.zeros((TILE_M, TILE_K), dtype=tl.float32)
         b_first = tl.program_id(1) * batch_per_prog
         b_end = tl.minimum(b_first + batch_per_prog, batch)

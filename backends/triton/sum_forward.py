@@ -38,10 +38,12 @@ def _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs
 
 
 @triton.jit
-def _group_rows(ptr, blk, offs_m, m_mask, BS: tl.constexpr, GROUP: tl.constexpr):
-    """Per row of a program group (GROUP aligned blocks of BS rows sharing
-    their children), the group's block's entry of a per-block int array."""
-    return tl.load(ptr + blk * GROUP + offs_m // BS, mask=m_mask, other=0).to(tl.int64)
+def group_rows(ptr, blk, offs, mask, BS: tl.constexpr, GROUP: tl.constexpr):
+    """Per row of program group `blk` (GROUP aligned blocks of BS rows that
+    share their partners: plan.shared_run / plan.parent_union), its own
+    block's entry of the per-block int array at `ptr` (int64). Used by the
+    forward and both backward kernels."""
+    return tl.load(ptr + blk * GROUP + offs // BS, mask=mask, other=0).to(tl.int64)
 
 
 @triton.jit
@@ -67,7 +69,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
     if GROUP == 1:
         w_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
     else:
-        w_rows = _group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+        w_rows = group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
     row_base = (blk * GROUP).to(tl.int64) * max_children
     acc = tl.zeros((TILE_M, BLOCK_B), dtype=tl.float32)
     run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
@@ -99,7 +101,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         if GROUP == 1:
             out_rows = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
         else:
-            out_rows = _group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            out_rows = group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
         optrs = values_ptr + out_rows[:, None] * stride + offs_b[None, :]
         tl.store(optrs, out, mask=mask)
 
