@@ -281,6 +281,12 @@ def make_softening(circuit, soften: float | None, kernel: str = "uniform",
 
 
 # ---------------------------------------------------------------- entropy regularisation
+def _per_key_sum(values: torch.Tensor, key: torch.Tensor, num_keys: int) -> torch.Tensor:
+    """[num_keys]: the sum of `values` over the entries of each key."""
+    return torch.zeros(num_keys, dtype=values.dtype, device=values.device).index_add_(
+        0, key, values)
+
+
 def entropy_regularised(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, num_keys: int,
                         outer: int = 30, inner: int = 4) -> torch.Tensor:
     """Per node k, the maximiser of sum_j a_j log t_j + b_k H(t) over the
@@ -292,13 +298,12 @@ def entropy_regularised(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, num
     left side is convex and decreasing in u); c is found by Newton steps on
     sum_j t_j(c) = 1 (decreasing in c). b = 0 gives t = a / sum a."""
     a, b = a.double(), b.double()
-    total = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, a)
+    total = _per_key_sum(a, key, num_keys)
     u = torch.log((a / total[key]).clamp_min(1e-300)).clamp_min(-700.0)
     # c from the b = 0 solution, averaged per node
-    cnt = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(
-        0, key, torch.ones_like(a))
+    cnt = _per_key_sum(torch.ones_like(a), key, num_keys)
     c_ent = a * torch.exp(-u) - b * u
-    c = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, c_ent)
+    c = _per_key_sum(c_ent, key, num_keys)
     c = (c / cnt.clamp_min(1))[key]
     for _ in range(outer):
         for _ in range(inner):
@@ -308,8 +313,8 @@ def entropy_regularised(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, num
         t = torch.exp(u)
         ae = a * torch.exp(-u)
         dt_dc = -t / (ae + b).clamp_min(1e-300)
-        s = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, t) - 1.0
-        ds = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, dt_dc)
+        s = _per_key_sum(t, key, num_keys) - 1.0
+        ds = _per_key_sum(dt_dc, key, num_keys)
         c = c - (s / ds.clamp_max(-1e-300))[key]
         if float(s.abs().max()) < 1e-12:
             break
@@ -317,7 +322,7 @@ def entropy_regularised(a: torch.Tensor, b: torch.Tensor, key: torch.Tensor, num
         ae = a * torch.exp(-u)
         u = (u + (ae - b * u - c) / (ae + b).clamp_min(1e-300)).clamp(-700.0, 700.0)
     t = torch.exp(u)
-    norm = torch.zeros(num_keys, dtype=a.dtype, device=a.device).index_add_(0, key, t)
+    norm = _per_key_sum(t, key, num_keys)
     return t / norm[key]
 
 
@@ -348,11 +353,9 @@ def apply_entropy_reg(circuit, tau: float, pseudocount: float) -> None:
             k = key[sel]
             nk = int(key.max()) + 1
             f = flows[sel].double()
-            ones = torch.ones_like(f)
-            cnt = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(0, k, ones)
-            tot = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(0, k, f)
-            zero = torch.zeros(nk, dtype=f.dtype, device=f.device).index_add_(
-                0, k, (params.data[sel] <= 0).double())
+            cnt = _per_key_sum(torch.ones_like(f), k, nk)
+            tot = _per_key_sum(f, k, nk)
+            zero = _per_key_sum((params.data[sel] <= 0).double(), k, nk)
             ok = ((cnt > 1) & (zero == 0) & (tot + pseudocount > 0))[k]
             if not bool(ok.any()):
                 continue
