@@ -23,8 +23,8 @@ setup:  ## create .venv and install pccompiler -e '.[dev]' (scripts/setup.sh; fa
 test: setup  ## run the test suite (TRITON_INTERPRET=1: Triton on CPU)
 	$(PY) -m pytest -q tests --backend torch,triton
 
-main: setup  ## run the main job (python -m pccompiler.main_job)
-	$(PY) -m pccompiler.main_job
+main: setup  ## run the main job (python examples/main_job.py)
+	$(PY) examples/main_job.py
 
 proto: setup  ## regenerate ir/*_pb2.py(i) from ir/*.proto (protoc 29.0 of grpcio-tools 1.70.0)
 	$(PY) -m grpc_tools.protoc -I ir --python_out=ir --pyi_out=ir $(wildcard ir/*.proto)

@@ -552,8 +552,8 @@ class CompiledCircuit(torch.nn.Module):
         self.engine.load_parameters(model)
 
     def save(self, path: str) -> None:
-        """Write one .pcc file (pccompiler/artifact.py)."""
-        from pccompiler.artifact import write_pcc
+        """Write one .pcc file (ir/artifact.py)."""
+        from pccompiler.ir.artifact import write_pcc
         write_pcc(path, self)
 
 

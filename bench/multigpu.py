@@ -111,7 +111,7 @@ def run_train(cmd: list[str], timeout: float) -> tuple[float, float, float, str]
 def compare(a: Path, b: Path) -> tuple[float, float]:
     """(max |a - b|, max |a - b| / max(|a|, 1e-30)) over every float tensor."""
     from pccompiler import ir
-    from pccompiler.artifact import read_pcc
+    from pccompiler.ir.artifact import read_pcc
     ma, mb = read_pcc(str(a)).model, read_pcc(str(b)).model
     ta, tb = ir.tensor_table(ma), ir.tensor_table(mb)
     worst_abs = worst_rel = 0.0

@@ -5,7 +5,7 @@
 For every set: an HCLT (Chow-Liu tree from the training split), mini-batch
 EM with a step size annealed linearly (PyJuice-style), then full-batch EM;
 the parameters with the best validation LL are kept and evaluated on the
-test split. `--soften BETA` trains on softened data (pccompiler.training.
+test split. `--soften BETA` trains on softened data (pccompiler.train.
 Softening; the published figures used it, see results/quality_softening.md).
 Results (test LL next to the published HCLT figure of ../shared/REFERENCES.md;
 target: within 0.3 nats) are written after every set to
@@ -54,7 +54,7 @@ DEFAULT_SETS = "nltcs,plants,baudio,jester,bnetflix,accidents,dna"
 def run_set(name: str, args) -> dict:
     import pccompiler as pc
     from pccompiler.data import load_debd
-    from pccompiler.training import evaluate, train_em
+    from pccompiler.train import evaluate, train_em
     train, valid, test = (load_debd(name, s).astype("int64") for s in ("train", "valid", "test"))
     t0 = time.perf_counter()
     model = pc.lower(pc.hclt(train, num_latents=args.latents, num_cats=2, seed=0))
@@ -112,7 +112,7 @@ def run_paper_seed(name: str, seed: int, args, data=None) -> dict:
     """One seed of the paper protocol on one set; returns its row."""
     import pccompiler as pc
     from pccompiler.data import load_debd
-    from pccompiler.training import evaluate, train_em
+    from pccompiler.train import evaluate, train_em
     train, valid, test = data or tuple(load_debd(name, s).astype("int64")
                                        for s in ("train", "valid", "test"))
     t0 = time.perf_counter()

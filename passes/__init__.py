@@ -16,14 +16,15 @@ from pccompiler.passes.packing import (
     input_param_node_index, pack_parameters, sum_param_parent_index, unpack_parameters)
 from pccompiler.passes.cache import LayoutCache, cache_ingredients, cache_key
 from pccompiler.passes.validate import validate_layout
-from pccompiler.passes.cli_support import (
-    add_compile_arguments, compile_kwargs_from_args, run_passes_from_args)
+# Each pass module registers its pass on import; importing them here (after
+# the registry) makes `get_pass` see every pass without a deferred import.
+from pccompiler.passes import (  # noqa: F401  (registration side effect)
+    verify, canonicalize, tie_params, partition_blocks, detect_block_sparsity, layerize, layout)
 
 __all__ = [
     "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model",
     "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
     "format_pipeline", "parse_pipeline", "input_param_node_index", "pack_parameters",
     "sum_param_parent_index", "unpack_parameters", "LayoutCache", "cache_ingredients",
-    "cache_key", "validate_layout", "add_compile_arguments", "compile_kwargs_from_args",
-    "run_passes_from_args",
+    "cache_key", "validate_layout"
 ]

@@ -4,7 +4,7 @@ Key: sha256 of named ingredients (`cache_ingredients`: structure hash of the
 input Model, pipeline with options, compiler and IR version, backend name
 and block limit, plus a parameter hash when a pass in the pipeline depends
 on parameter values). Value: the Layout, model''s structure (the Model
-without parameter tensors) and the parameter gathers (passes/rewrites.py),
+without parameter tensors) and the parameter gathers (passes/helpers/rewrites.py),
 so a hit rebuilds model' from the caller's model with its *current*
 parameters and runs no pass. When no pass replaced the input Model (the
 usual case: the passes only annotate it and build the Layout), the entry
@@ -37,10 +37,10 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
-from pccompiler.passes.edit import copy_without_tensors
+from pccompiler.passes.helpers.edit import copy_without_tensors
 from pccompiler.passes.pipeline import format_pipeline
 from pccompiler.passes.registry import get_pass
-from pccompiler.passes.rewrites import ParamRewrites, apply_gather
+from pccompiler.passes.helpers.rewrites import ParamRewrites, apply_gather
 from pccompiler.version import __version__
 
 MAGIC = b"PCLC\x00\x00\x00\x01"

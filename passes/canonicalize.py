@@ -12,7 +12,7 @@ import numpy as np
 
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
-from pccompiler.passes.edit import ModelEdit, index_dtype
+from pccompiler.passes.helpers.edit import ModelEdit, index_dtype
 from pccompiler.passes.registry import register
 
 

@@ -22,10 +22,10 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.passes.blocks import group_block_sizes
+from pccompiler.passes.helpers.blocks import group_block_sizes
 from pccompiler.passes.partition_blocks import effective_limit
 from pccompiler.passes.registry import register
-from pccompiler.passes.sum_index import backward_pairs, column_slots, dense_batch_index, \
+from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
     dense_batches, fan_in_split, forward_blocks
 from pccompiler.passes.tie_params import tie_classes
 from pccompiler.version import __version__

@@ -22,10 +22,10 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.passes.edit import index_dtype
+from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.layerize import block_sizes, kernel_name
 from pccompiler.passes.registry import register
-from pccompiler.passes.sum_index import backward_pairs, column_slots, dense_batch_index, \
+from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
     dense_batches, forward_blocks
 
 

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pccompiler import ir
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
-from pccompiler.passes.rewrites import ParamRewrites
+from pccompiler.passes.helpers.rewrites import ParamRewrites
 
 DEFAULT_BLOCK_LIMIT = 32
 
@@ -136,11 +137,15 @@ def _check(obj, ctx: PassContext, name: str) -> None:
         check_layout(obj, ctx.model)
 
 
+def dump(obj: pcir.Model | pcir.Layout) -> str:
+    """The text dump (`pcc dump`) of a pass's output, for --print-after."""
+    return ir.dump_text(obj) if isinstance(obj, pcir.Model) else ir.dump_layout_text(obj)
+
+
 def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassContext,
                  check_each: bool = False, print_after: set[str] | None = None,
                  printer: Callable[[str], None] = print):
     """Run the passes; returns the last pass's result (the Layout)."""
-    from pccompiler.passes.printing import dump
     obj: Any = model
     for name, opts in items:
         info = get_pass(name)
@@ -194,7 +199,6 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
         if hit is not None:
             model2, layout = hit
             if print_after:
-                from pccompiler.passes.printing import dump
                 printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]

@@ -15,9 +15,9 @@ from collections import Counter
 import numpy as np
 
 from pccompiler.ir import pcir
-from pccompiler.passes.blocks import blockify, block_stats, candidate_block, group_block_sizes, \
+from pccompiler.passes.helpers.blocks import blockify, block_stats, candidate_block, group_block_sizes, \
     pow2_divisor, unblockify
-from pccompiler.passes.edit import ModelEdit, child_offsets
+from pccompiler.passes.helpers.edit import ModelEdit, child_offsets
 from pccompiler.passes.registry import register
 
 

@@ -55,7 +55,6 @@ def register(name: str, description: str, consumes: str = "model", produces: str
 
 
 def get_pass(name: str) -> PassInfo:
-    _load_all()
     info = PASSES.get(name)
     if info is None:
         raise PassError(f"unknown pass {name!r}; known passes: {', '.join(sorted(PASSES))} "
@@ -65,13 +64,8 @@ def get_pass(name: str) -> PassInfo:
 
 def all_passes() -> list[PassInfo]:
     """Every registered pass, in default-pipeline order first, then by name."""
-    _load_all()
     order = [n.strip() for n in DEFAULT_PIPELINE.split(",")]
     return sorted(PASSES.values(),
                   key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
 
 
-def _load_all() -> None:
-    """Import the modules that register passes (each registers on import)."""
-    from pccompiler.passes import (  # noqa: F401
-        block_sparsity, canonicalize, layerize, layout, partition_blocks, tie_params, verify)

@@ -18,7 +18,7 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
-from pccompiler.passes.edit import ModelEdit, child_offsets
+from pccompiler.passes.helpers.edit import ModelEdit, child_offsets
 from pccompiler.passes.registry import register
 
 

@@ -15,14 +15,14 @@ import importlib
 from pccompiler.version import __version__
 
 _EXPORTS = {
-    # builder API (pccompiler/builder.py)
-    "inputs": "pccompiler.builder", "multiply": "pccompiler.builder",
-    "summate": "pccompiler.builder", "tie": "pccompiler.builder",
-    "Categorical": "pccompiler.builder", "Bernoulli": "pccompiler.builder",
-    "Gaussian": "pccompiler.builder", "BlockSparse": "pccompiler.builder",
-    "Sparse": "pccompiler.builder", "Group": "pccompiler.builder",
-    "lower": "pccompiler.lowering",
-    "from_networkx": "pccompiler.networkx_io", "to_networkx": "pccompiler.networkx_io",
+    # builder API (pccompiler/frontend/builder.py)
+    "inputs": "pccompiler.frontend.builder", "multiply": "pccompiler.frontend.builder",
+    "summate": "pccompiler.frontend.builder", "tie": "pccompiler.frontend.builder",
+    "Categorical": "pccompiler.frontend.builder", "Bernoulli": "pccompiler.frontend.builder",
+    "Gaussian": "pccompiler.frontend.builder", "BlockSparse": "pccompiler.frontend.builder",
+    "Sparse": "pccompiler.frontend.builder", "Group": "pccompiler.frontend.builder",
+    "lower": "pccompiler.frontend.lowering",
+    "from_networkx": "pccompiler.frontend.networkx_io", "to_networkx": "pccompiler.frontend.networkx_io",
     # standard structures (pccompiler/structures/)
     "hclt": "pccompiler.structures", "pd": "pccompiler.structures",
     "rat_spn": "pccompiler.structures", "hmm": "pccompiler.structures",

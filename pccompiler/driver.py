@@ -57,7 +57,7 @@ def as_model(root_or_model: Any) -> pcir.Model:
         if not isinstance(msg, pcir.Model):
             raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
         return inline_tensors(msg)
-    from pccompiler.lowering import lower
+    from pccompiler.frontend.lowering import lower
     return lower(root_or_model)
 
 
@@ -122,7 +122,7 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     device defaults to the recorded one when it exists here, else the CPU
     with the torch backend.
     """
-    from pccompiler.artifact import read_pcc
+    from pccompiler.ir.artifact import read_pcc
     art = read_pcc(os.fspath(path))
     target = art.manifest.get("target", {})
     name = backend or art.manifest.get("backend", "torch")
@@ -149,7 +149,7 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
 def open_circuit(path: str, backend: str | None = None, device: str | None = None,
                  dtype: str | None = None):
     """A CompiledCircuit from a .pcc (loaded) or a .pcir (compiled) file."""
-    from pccompiler.artifact import is_pcc
+    from pccompiler.ir.artifact import is_pcc
     if not os.path.exists(path):
         raise LoadError(f"{path}: no such file")
     if is_pcc(path):

@@ -22,7 +22,7 @@ def load_checked(path: str | os.PathLike, verify: bool = True,
     """Load a Model or Layout file (`kind` insists on one), or the Model (the
     Layout with pcc_part="layout") of a compiled .pcc file; with `verify`, raise its first
     CheckError (prefixed with the file name and a hint to run `pcc verify`)."""
-    from pccompiler.artifact import is_pcc, read_pcc
+    from pccompiler.ir.artifact import is_pcc, read_pcc
     if is_pcc(os.fspath(path)):
         artifact = read_pcc(os.fspath(path))
         msg = artifact.layout if pcc_part == "layout" else artifact.model

@@ -16,7 +16,7 @@ array of the same shape (True = marginalize / fill in).
 
 from pccompiler.backends.reference.backend import ReferenceBackend
 from pccompiler.backends.reference.evaluate import log_prob, log_prob_groups, prepare_data
-from pccompiler.backends.reference.model_view import ModelView
+from pccompiler.ir.model_view import ModelView
 from pccompiler.backends.reference.topdown import conditional_sample, mpe, sample
 
 __all__ = ["ReferenceBackend", "ModelView", "log_prob", "log_prob_groups", "prepare_data",

@@ -12,7 +12,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.backends.reference.evaluate import log_prob, log_prob_groups
-from pccompiler.backends.reference.model_view import ModelView
+from pccompiler.ir.model_view import ModelView
 from pccompiler.backends.reference.topdown import conditional_sample, mpe, sample
 
 

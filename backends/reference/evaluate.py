@@ -15,7 +15,7 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import DataError
 
-from pccompiler.backends.reference.model_view import GroupView, ModelView
+from pccompiler.ir.model_view import GroupView, ModelView
 
 pcir = ir.pcir
 _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)

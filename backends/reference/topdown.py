@@ -27,7 +27,7 @@ from pccompiler.errors import DataError
 
 from pccompiler.backends.reference.evaluate import (chunk_rows, prepare_data, sum_scores,
                                                     upward)
-from pccompiler.backends.reference.model_view import GroupView, ModelView
+from pccompiler.ir.model_view import GroupView, ModelView
 
 pcir = ir.pcir
 

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from pccompiler.cli.compile_options import add_compile_arguments, compile_kwargs_from_args
+
 DESCRIPTION = """\
 Run the pass pipeline on a circuit and compile it for a backend, writing one
 .pcc file (Model with parameters + Layout + manifest) that `pcc train`,
@@ -26,21 +28,12 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--list-backends", action="store_true", help="list the known backends and exit")
-    try:
-        from pccompiler.passes import add_compile_arguments
-    except ImportError:
-        add_compile_arguments = None
-    if add_compile_arguments is not None:
-        add_compile_arguments(p)
+    add_compile_arguments(p)
     p.set_defaults(func=run)
 
 
 def _pass_kwargs(args) -> dict:
-    """Pass-manager arguments, through the passes' own CLI helper if present."""
-    try:
-        from pccompiler.passes import compile_kwargs_from_args
-    except ImportError:
-        return {"pipeline": getattr(args, "passes", None)}
+    """Pass-manager arguments from the pass options."""
     return compile_kwargs_from_args(args)
 
 

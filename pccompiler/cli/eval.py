@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from pccompiler.driver import open_circuit
-    from pccompiler.training import evaluate, load_data
+    from pccompiler.train import evaluate, load_data
     circuit = open_circuit(args.file, args.backend, args.device)
     data = load_data(args.data, circuit.model)
     ll = evaluate(circuit, data, args.batch_size)

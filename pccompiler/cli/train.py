@@ -99,10 +99,10 @@ def check_options(args) -> None:
 def run(args) -> int:
     from pccompiler.driver import open_circuit
     from pccompiler.errors import DataError
-    from pccompiler.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint
-    from pccompiler.training import evaluate, load_data, train_em
+    from pccompiler.train.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint
+    from pccompiler.train import evaluate, load_data, train_em
     check_options(args)
-    from pccompiler import distributed
+    from pccompiler.train import distributed
     if args.nproc > 1 or distributed.under_torchrun():
         if args.checkpoint_every or args.resume:
             raise DataError("--checkpoint-every / --resume are for single-process training")

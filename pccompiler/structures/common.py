@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pccompiler import builder as pcb
+from pccompiler.frontend import builder as pcb
 from pccompiler.errors import BuildError
 
 INPUT_DISTS = ("categorical", "bernoulli", "gaussian")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from pccompiler import builder as pcb
+from pccompiler.frontend import builder as pcb
 from pccompiler.errors import BuildError, DataError
 from pccompiler.structures.chow_liu import (_as_categories, max_spanning_tree,
                                             mutual_information, soft_binned_mutual_information,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pccompiler import builder as pcb
+from pccompiler.frontend import builder as pcb
 from pccompiler.errors import BuildError
 from pccompiler.structures.common import (INPUT_DISTS, Layering, check_positive, make_inputs,
                                           max_pow2_divisor)

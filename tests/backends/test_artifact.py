@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import pccompiler
-from pccompiler import artifact
+from pccompiler.ir import artifact
 from pccompiler.errors import LoadError
 from tests.conformance.circuits import random_data, tied
 

@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from pccompiler import artifact, backends, ir
+from pccompiler import backends, ir
+from pccompiler.ir import artifact
 from pccompiler.backends import registry
 from pccompiler.cli.main import main as pcc
 from tests.conformance.circuits import dense

@@ -18,7 +18,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.backends.reference import log_prob_groups, prepare_data
-from pccompiler.backends.reference.model_view import ModelView, _sum_edge_list
+from pccompiler.ir.model_view import ModelView, _sum_edge_list
 from pccompiler.ir import pcir
 
 

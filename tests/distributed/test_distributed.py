@@ -1,4 +1,4 @@
-"""Data-parallel EM (pccompiler/distributed.py) with 2 gloo ranks on the CPU.
+"""Data-parallel EM (pccompiler/train/distributed.py) with 2 gloo ranks on the CPU.
 
 Proves: `pcc train --nproc 2` (and the documented torchrun command) gives
 the parameters of single-process training on the same data, seed and batch
@@ -24,8 +24,8 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.cli.main import main as pcc
 from pccompiler.data import load_debd
-from pccompiler.distributed import FAIL_ENV, DataParallel, RankError, spawn
-from pccompiler.training import train_em
+from pccompiler.train.distributed import FAIL_ENV, DataParallel, RankError, spawn
+from pccompiler.train import train_em
 
 TIMEOUT = 120           # seconds per subprocess; a run takes ~3-5 s
 OPTS = dict(epochs=3, batch_size=97, step_size=0.3, step_size_end=0.05, pseudocount=0.1, seed=5)

@@ -130,10 +130,10 @@ def test_root_must_be_a_group():
 
 
 def test_pc_lower_stays_the_function_after_the_module_is_imported():
-    """`import pccompiler.lowering` must not shadow `pc.lower` (a submodule
+    """`import pccompiler.frontend.lowering` must not shadow `pc.lower` (a submodule
     import binds its name on the package)."""
     import importlib
 
     import pccompiler
-    importlib.import_module("pccompiler.lowering")
+    importlib.import_module("pccompiler.frontend.lowering")
     assert callable(pccompiler.lower) and pccompiler.lower.__name__ == "lower"

@@ -5,8 +5,8 @@ import pytest
 
 from pccompiler import ir, passes
 from pccompiler.ir import pcir
-from pccompiler.passes.blocks import pow2_divisor
-from pccompiler.passes.sum_index import fan_in_split
+from pccompiler.passes.helpers.blocks import pow2_divisor
+from pccompiler.passes.helpers.sum_index import fan_in_split
 from tests.passes.circuits import block_mask, expand_blocks, two_level_model
 
 MODEL_PASSES = "canonicalize,partition-blocks{max_block=%d},detect-block-sparsity{tol=%s,permute=%s}"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pccompiler import passes
+from pccompiler.cli import compile_options
 from pccompiler.cli.main import main
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
@@ -68,21 +69,21 @@ def test_check_each_catches_a_broken_pass(monkeypatch):
 
 def test_compile_arguments_print_after_and_time(tmp_path):
     parser = argparse.ArgumentParser()
-    passes.add_compile_arguments(parser)
+    compile_options.add_compile_arguments(parser)
     args = parser.parse_args(["--print-after", "layerize", "--time-passes",
                               "--cache-dir", str(tmp_path)])
     out = io.StringIO()
-    result = passes.run_passes_from_args(factories.small_dense_model(), args, out=out)
+    result = compile_options.run_passes_from_args(factories.small_dense_model(), args, out=out)
     text = out.getvalue()
     assert "IR after layerize" in text and "layout" in text
     for name in passes.DEFAULT_PIPELINE.split(","):
         assert name in text
     assert not result.cache_hit
     out = io.StringIO()
-    assert passes.run_passes_from_args(factories.small_dense_model(), args, out=out).cache_hit
+    assert compile_options.run_passes_from_args(factories.small_dense_model(), args, out=out).cache_hit
     assert "cache hit" in out.getvalue()
     args = parser.parse_args(["--no-cache"])
-    assert not passes.run_passes_from_args(factories.small_dense_model(), args,
+    assert not compile_options.run_passes_from_args(factories.small_dense_model(), args,
                                            out=io.StringIO()).cache_hit
 
 

@@ -191,7 +191,7 @@ class AcceptedInvalid(Exception):
 
 def _load_file(path: str, kind: str) -> None:
     if kind == "pcc":
-        from pccompiler.artifact import read_pcc
+        from pccompiler.ir.artifact import read_pcc
         art = read_pcc(path)
         try:                                   # what the reader accepts must be valid
             ir.check(art.model)
@@ -206,7 +206,7 @@ def reseal(rng, data: bytes, mutate) -> bytes:
     """Mutate the Model or Layout section of .pcc bytes and recompute the
     manifest's checksums (a forged file: only the content checks can catch it)."""
     import hashlib
-    from pccompiler.artifact import HEADER
+    from pccompiler.ir.artifact import HEADER
     pos, parts = len(HEADER), []
     for _ in range(3):
         n = int.from_bytes(data[pos:pos + 8], "little")
@@ -222,7 +222,7 @@ def reseal(rng, data: bytes, mutate) -> bytes:
 
 
 def run(seeds: str, count: int, seed: int) -> dict:
-    from pccompiler.artifact import HEADER as PCC_HEADER
+    from pccompiler.ir.artifact import HEADER as PCC_HEADER
     rng = np.random.default_rng(seed)
     work = os.path.join(seeds, "work")
     os.makedirs(work, exist_ok=True)
@@ -315,7 +315,7 @@ def _status_bytes(field: str) -> int:
 
 def main(argv: list[str]) -> int:
     seeds, count, seed, mem_mb, out = argv[0], int(argv[1]), int(argv[2]), int(argv[3]), argv[4]
-    import pccompiler.artifact  # noqa: F401  (imported before the cap is set)
+    import pccompiler.ir.artifact  # noqa: F401  (imported before the cap is set)
     limit = _status_bytes("VmSize") + mem_mb * 2 ** 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from pccompiler.cli.main import main as pcc
 from pccompiler.data import load_debd, read_data_file
 from pccompiler.errors import BuildError, DataError, PCError
 from pccompiler.ir import pcir
-from pccompiler.training import check_data, load_data
+from pccompiler.train import check_data, load_data
 from tests import factories as F
 
 

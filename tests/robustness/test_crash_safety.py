@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from pccompiler import ir
-from pccompiler.artifact import read_pcc
+from pccompiler.ir.artifact import read_pcc
 from pccompiler.passes.cache import decode_entry
 from tests import factories as F
 
@@ -263,7 +263,8 @@ def test_resume_refuses_a_checkpoint_of_other_options(work, capsys):
     # a finished run leaves no checkpoint behind
     assert pcc(base + ["--epochs", "2"]) == 0 and out.exists() and not ckpt.exists()
     # make one: a 3-epoch run whose checkpoint after epoch 2 we keep
-    from pccompiler import checkpoint, driver
+    from pccompiler import driver
+    from pccompiler.train import checkpoint
     circuit = driver.load(str(out))
     args = type("A", (), dict(epochs=3, batch_size=512, em="mini", step_size=0.1,
                               step_size_end=None, pseudocount=0.1, seed=0))()

@@ -25,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pccompiler import artifact, ir, passes
+from pccompiler import ir, passes
+from pccompiler.ir import artifact
 from pccompiler.errors import CheckError, InvalidFileError, LoadError
 from pccompiler.ir import pcir
 from tests import factories as F
@@ -274,8 +275,8 @@ def test_forged_pcc_with_broken_model_is_load_error(tmp_path, pcc_bytes, edit):
 
 # ---------------------------------------------------------------- source scan
 LOAD_PATHS = ["ir/fileio.py", "ir/tensors.py", "ir/upgrade.py", "ir/checker.py",
-              "ir/layout_checker.py", "ir/helpers.py", "pccompiler/artifact.py",
-              "pccompiler/driver.py", "pccompiler/training.py", "passes/cache.py",
+              "ir/layout_checker.py", "ir/helpers.py", "ir/artifact.py",
+              "pccompiler/driver.py", "pccompiler/train/em.py", "passes/cache.py",
               "backends/base.py", "backends/registry.py", "tools/common.py"]
 LOAD_PATHS += [f"pccompiler/data/{p.name}" for p in (REPO / "pccompiler/data").glob("*.py")]
 FORBIDDEN = [

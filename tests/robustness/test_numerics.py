@@ -120,7 +120,7 @@ def test_depth_1000_hmm_matches_reference():
 def test_em_pseudocount_zero_with_unseen_categories(em):
     """Categories 3 and 4 never occur: their probabilities become exactly 0,
     nothing becomes NaN, and the training data keeps a finite likelihood."""
-    from pccompiler.training import train_em
+    from pccompiler.train import train_em
     rng = np.random.default_rng(0)
     leaves = [pc.inputs(var=v, num_nodes=4, dist=pc.Categorical(num_cats=5), seed=v)
               for v in range(3)]

@@ -202,7 +202,7 @@ def test_pd_block_size_and_random_product_choice():
 def _shallow_sum_children(root) -> int:
     """Children a PyJuice compile would put behind a pass-through: PyJuice's
     depth rule (input 0, product 1 + max child, sum max child) over our DAG."""
-    from pccompiler.lowering import topological_groups
+    from pccompiler.frontend.lowering import topological_groups
     depth, shallow = {}, 0
     for g in topological_groups(root):
         child_depths = [depth[id(c)] for c in g.children]

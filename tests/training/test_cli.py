@@ -13,7 +13,7 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.cli.main import main as pcc
 from pccompiler.data import load_debd
-from pccompiler.training import check_data
+from pccompiler.train import check_data
 from pccompiler.errors import DataError
 
 

@@ -10,7 +10,7 @@ import torch
 
 import pccompiler as pc
 from pccompiler.data import load_debd
-from pccompiler.training import evaluate, full_batch_em_epoch, train_em
+from pccompiler.train import evaluate, full_batch_em_epoch, train_em
 
 
 @pytest.fixture(scope="module")

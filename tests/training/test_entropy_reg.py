@@ -1,4 +1,4 @@
-"""Entropy regularisation of the EM M-step (pccompiler.training.
+"""Entropy regularisation of the EM M-step (pccompiler.train.
 apply_entropy_reg): the per-node solver against a brute-force grid search
 over the simplex, b = 0 is the plain M-step, and the flow rewrite makes the
 engine's own em_update land on the regularised optimum."""
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pccompiler as pc
-from pccompiler.training import apply_entropy_reg, entropy_regularised, train_em
+from pccompiler.train import apply_entropy_reg, entropy_regularised, train_em
 
 
 def _objective(t: np.ndarray, a: np.ndarray, b: float) -> np.ndarray:

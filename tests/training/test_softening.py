@@ -1,4 +1,4 @@
-"""Data softening (pccompiler.training.Softening): the softened EM step is
+"""Data softening (pccompiler.train.Softening): the softened EM step is
 EM on the soft-evidence likelihood, computed here by brute force (every
 joint assignment of the true values, float64, autograd for the expected
 counts); beta = 1 is plain EM; the reported LL is the reference backend's
@@ -15,7 +15,7 @@ import torch
 import pccompiler as pc
 from pccompiler.backends import reference
 from pccompiler.errors import DataError, UnsupportedError
-from pccompiler.training import Softening, em_step, train_em
+from pccompiler.train import Softening, em_step, train_em
 from tests.factories import NUM_VARS, bernoulli_model, gaussian_model, small_dense_model, \
     tied_model
 
@@ -165,7 +165,7 @@ def test_pcc_train_soften_flag(tmp_path, capsys):
 
 
 class _OneRank:
-    """The `sync` interface of pccompiler.distributed.DataParallel, one rank."""
+    """The `sync` interface of pccompiler.train.distributed.DataParallel, one rank."""
 
     def split(self, rows):
         return rows

@@ -64,7 +64,7 @@ def test_engine_builds_no_generic_index_and_no_categorical_node_flows(device):
 
 
 def test_compile_uses_backend_block_limit_and_check_flag(device):
-    from pccompiler.lowering import lower
+    from pccompiler.frontend.lowering import lower
     model = lower(pc.hclt(np.random.default_rng(1).integers(0, 2, size=(64, 5)),
                              num_latents=64, num_cats=2))
     tri = pc.compile(model, backend="triton", device=str(device))

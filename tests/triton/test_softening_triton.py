@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import pccompiler as pc
-from pccompiler.training import em_step, make_softening
+from pccompiler.train import em_step, make_softening
 
 
 @pytest.mark.parametrize("dist", ["categorical", "bernoulli"])

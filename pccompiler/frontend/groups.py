@@ -1,7 +1,7 @@
 """The group objects of the builder API and the values they hold.
 
 A group is `num_nodes` nodes of one kind over one scope; its parameters,
-index matrix and edge list are numpy arrays. `pccompiler.builder` creates
+index matrix and edge list are numpy arrays. `pccompiler.frontend.builder` creates
 and validates groups; this module only defines them (and the distribution
 and edge-pattern descriptors passed to the builder).
 

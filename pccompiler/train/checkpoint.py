@@ -34,7 +34,7 @@ def fingerprint(args: Any, train: np.ndarray) -> dict:
 
 def write_checkpoint(path: str, circuit: Any, state: dict, prints: dict) -> None:
     """Save the circuit's current parameters and `state` to `path` atomically."""
-    from pccompiler.artifact import atomic_write, encode
+    from pccompiler.ir.artifact import atomic_write, encode
     opts = circuit.options
     data = encode(circuit.to_model(), circuit.layout, circuit.backend_name, str(opts.device),
                   opts.dtype, extra={"training_state": {**state, "options": prints}})

@@ -13,8 +13,8 @@ inside those blocks, and classifies it:
                 while padding <= tol * real edges;
   sparse        otherwise (kept as an edge list).
 Before giving up on a sparse group it tries node permutations found by
-co-clustering (passes/coclustering.py) of the group's own nodes and of its
-child groups, applied consistently to every reader (passes/permute.py), and
+co-clustering (passes/helpers/coclustering.py) of the group's own nodes and of its
+child groups, applied consistently to every reader (passes/helpers/permute.py), and
 keeps them only if they reduce the padding.
 """
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.ir import pcir
-from pccompiler.passes.blocks import blockify, block_stats, candidate_block
-from pccompiler.passes.coclustering import co_cluster
-from pccompiler.passes.edit import ModelEdit, child_offsets, readers
+from pccompiler.passes.helpers.blocks import blockify, block_stats, candidate_block
+from pccompiler.passes.helpers.coclustering import co_cluster
+from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
 from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
-from pccompiler.passes.permute import apply_permutation, can_permute
+from pccompiler.passes.helpers.permute import apply_permutation, can_permute
 from pccompiler.passes.registry import register
 from pccompiler.passes.tie_params import tie_classes
 

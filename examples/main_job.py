@@ -1,6 +1,6 @@
 """The main job (`make main`): build, compile, train, evaluate, save, dump.
 
-    python -m pccompiler.main_job [--latents 32] [--out build/main]
+    python examples/main_job.py [--latents 32] [--out build/main]
 
 1. an HCLT (Chow-Liu tree over the training data) on the shipped nltcs set;
 2. compile it (triton on a GPU when available, torch on the CPU);
@@ -22,7 +22,7 @@ PUBLISHED_HCLT_NLTCS = -6.00
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pccompiler.main_job", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python examples/main_job.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latents", type=int, default=32)
     parser.add_argument("--mini-epochs", type=int, default=15)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import pccompiler as pc
     from pccompiler.data import load_debd
     from pccompiler.driver import default_backend
-    from pccompiler.training import evaluate, train_em
+    from pccompiler.train import evaluate, train_em
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -87,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 def _dump(path: str, max_groups: int = 12) -> None:
     """Print the manifest and the text dump of the saved Model and Layout."""
     import json
-    from pccompiler.artifact import read_pcc
+    from pccompiler.ir.artifact import read_pcc
     art = read_pcc(path)
     print(f"[5] {path} manifest:\n{json.dumps(art.manifest, indent=2, sort_keys=True)}")
-    try:
-        from pccompiler.tools.dump import dump_message
-    except ImportError:
-        return
+    from pccompiler.tools.dump import dump_message
     print(dump_message(art.model, max_groups=max_groups))
     text = dump_message(art.layout).splitlines()
     print("\n".join(text[:40] + ([f"... ({len(text) - 40} more lines)"] if len(text) > 40 else [])))

@@ -1,5 +1,9 @@
-"""The pass options of `pcc compile` (the command itself lives in
-pccompiler/cli/compile.py and calls these two functions)."""
+"""The pass options of `pcc compile` (--passes, --print-after, --time-passes,
+--check-each, --cache-dir, --no-cache) and how they reach the pass manager.
+
+The command itself lives in pccompiler/cli/compile.py; these helpers sit in
+the CLI stage because they turn command-line arguments into calls of the
+passes and the driver, which must not know about argparse."""
 
 from __future__ import annotations
 
@@ -56,19 +60,13 @@ def compile_kwargs_from_args(args: argparse.Namespace) -> dict:
     driver accepts them (it forwards them to compile_model). `--time-passes`
     is printed by the caller from `circuit.compile_report.table()`.
     """
-    import inspect
     kwargs = {"pipeline": getattr(args, "passes", None),
               "cache": None if getattr(args, "no_cache", False)
               else (getattr(args, "cache_dir", None) or True)}
-    try:
-        from pccompiler.driver import compile as driver_compile
-        accepted = inspect.signature(driver_compile).parameters
-    except ImportError:
-        accepted = {}
     print_after = [p.strip() for item in (getattr(args, "print_after", None) or [])
                    for p in item.split(",") if p.strip()]
-    if "print_after" in accepted and print_after:
+    if print_after:
         kwargs["print_after"] = print_after
-    if "check_each" in accepted and getattr(args, "check_each", False):
+    if getattr(args, "check_each", False):
         kwargs["check_each"] = True
     return kwargs

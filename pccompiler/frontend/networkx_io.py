@@ -25,7 +25,7 @@ from collections import defaultdict
 import networkx as nx
 import numpy as np
 
-from pccompiler import builder as b
+from pccompiler.frontend import builder as b
 from pccompiler import ir
 from pccompiler.errors import BuildError
 
@@ -192,7 +192,7 @@ def _make_input(var: int, dist: str, params: np.ndarray, first_node) -> b.InputG
 def from_networkx(G: nx.DiGraph, *, name: str = "", validate: bool = True,
                   num_vars: int | None = None) -> pcir.Model:
     """Lower a node-level networkx circuit to a Model (see the module docstring)."""
-    from pccompiler.lowering import lower
+    from pccompiler.frontend.lowering import lower
     root, _ = groups_from_networkx(G)
     return lower(root, name=name, validate=validate, num_vars=num_vars)
 
@@ -204,7 +204,7 @@ def to_networkx(model: pcir.Model) -> nx.DiGraph:
     if total > MAX_TO_NETWORKX_NODES:
         raise BuildError(f"to_networkx: the model has {total} nodes; networkx graphs are "
                          f"limited to {MAX_TO_NETWORKX_NODES} nodes")
-    from pccompiler.backends.reference.model_view import ModelView
+    from pccompiler.ir.model_view import ModelView
     view = ModelView(model)
     names = {pcir.CATEGORICAL_DIST: "categorical", pcir.BERNOULLI_DIST: "bernoulli",
              pcir.GAUSSIAN_DIST: "gaussian"}

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from pccompiler import ir
-from pccompiler.builder import Group, InputGroup, ProductGroup, SumGroup, index_dtype
+from pccompiler.frontend.builder import Group, InputGroup, ProductGroup, SumGroup, index_dtype
 from pccompiler.errors import BuildError
 
 __all__ = ["lower", "Group", "topological_groups"]
@@ -177,12 +177,5 @@ def lower(root: Group, *, name: str = "", validate: bool = True, num_vars: int |
     for tensor_name, g, attribute in pending:
         model.tensors.append(ir.make_tensor(tensor_name, _tensor_array(g, attribute)))
     if validate:
-        check = getattr(ir, "check", None)
-        if check is None:
-            try:   # ir/checker.py may exist before ir/__init__ exports it
-                from pccompiler.ir.checker import check
-            except ImportError:
-                check = None
-        if check is not None:
-            check(model)
+        ir.check(model)
     return model

@@ -15,7 +15,7 @@ BuildError that names the group, because the user's line of code is where a
 mistake is cheapest to fix.
 
 The group classes and the distribution / edge descriptors live in
-`pccompiler.groups` and are re-exported here.
+`pccompiler.frontend.groups` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from pccompiler.errors import BuildError
-from pccompiler.groups import (Bernoulli, BlockSparse, Categorical, Distribution, Gaussian, Group,
+from pccompiler.frontend.groups import (Bernoulli, BlockSparse, Categorical, Distribution, Gaussian, Group,
                                InputGroup, ProductGroup, Sparse, SumGroup, bits_of_var,
                                bits_overlap, bits_union, index_dtype)
 

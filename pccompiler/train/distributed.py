@@ -233,7 +233,7 @@ def train_worker(sync: DataParallel, device: str | None, args: Any) -> None:
     """One rank of `pcc train` on its (resolved) device: load, train on its
     shard, rank 0 writes."""
     from pccompiler.driver import open_circuit
-    from pccompiler.training import evaluate, load_data, train_em
+    from pccompiler.train import evaluate, load_data, train_em
     lead = sync.rank == 0
     out = print if lead else (lambda *a, **k: None)
     circuit = open_circuit(args.file, args.backend, device)

@@ -10,8 +10,8 @@ import math
 import numpy as np
 
 from pccompiler.ir import pcir
-from pccompiler.passes.edit import child_offsets, index_dtype
-from pccompiler.passes.rewrites import apply_gather
+from pccompiler.passes.helpers.edit import child_offsets, index_dtype
+from pccompiler.passes.helpers.rewrites import apply_gather
 
 
 def pow2_divisor(n: int, limit: int) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pccompiler.passes.blocks import block_stats
+from pccompiler.passes.helpers.blocks import block_stats
 
 # Largest points x clusters distance matrix k-means may build (~160 MB).
 KMEANS_MAX_CELLS = 20_000_000

@@ -14,7 +14,7 @@ import numpy as np
 
 from pccompiler.ir import pcir
 from pccompiler.passes.canonicalize import edge_order
-from pccompiler.passes.edit import ModelEdit, child_offsets
+from pccompiler.passes.helpers.edit import ModelEdit, child_offsets
 
 
 def can_permute(edit: ModelEdit, gid: int, readers: dict[int, list[int]], tied: set[int]) -> bool:
