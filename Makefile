@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-# Benchmark entry point (override: make bench BENCH=bench/other.py BENCH_ARGS=...)
-BENCH ?= bench/run.py
-BENCH_ARGS ?=
+# Benchmark entry point: the compile-time benchmark runs on any machine
+# (override: make bench BENCH=bench/race.py BENCH_ARGS=...; bench/README.md lists them)
+BENCH ?= bench/compile_bench.py
+BENCH_ARGS ?= --cases hclt-32,pd-32 --out build/bench/compile.md
 
 # Triton kernels run in the CPU interpreter unless a GPU run overrides it
 # (make test TRITON_INTERPRET=0).
@@ -32,7 +33,7 @@ proto: setup  ## regenerate ir/*_pb2.py(i) from ir/*.proto (protoc 29.0 of grpci
 	@# those imports package-relative so they resolve inside pccompiler.ir.
 	find ir -maxdepth 1 -name '*_pb2.py*' -exec sed -i -E 's/^import ([A-Za-z0-9_]+_pb2) as /from . import \1 as /' {} +
 
-bench: setup  ## run the benchmarks (bench/run.py; BENCH=... to change)
+bench: setup  ## run a benchmark (default bench/compile_bench.py; BENCH=... to change)
 	$(PY) $(BENCH) $(BENCH_ARGS)
 
 clean:  ## remove build outputs and caches (keeps .venv and .whl)
