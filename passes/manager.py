@@ -93,6 +93,20 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def pass_options(name: str, *overrides: dict) -> dict:
+    """The pass's defaults updated with each of `overrides` in turn; an
+    option the pass does not take is a PassError."""
+    info = get_pass(name)
+    merged = dict(info.defaults)
+    for opts in overrides:
+        merged.update(opts)
+    bad = set(merged) - {k for k, _ in info.defaults}
+    if bad:
+        raise PassError(f"pass {name!r} has no option {sorted(bad)}; it takes "
+                        f"{[k for k, _ in info.defaults] or 'no options'}")
+    return merged
+
+
 def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[str, dict]]:
     """Parse `pipeline`, fill every pass's defaults, merge `options[pass]`."""
     items = parse_pipeline(pipeline or DEFAULT_PIPELINE)
@@ -100,17 +114,7 @@ def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[s
     unknown = set(extra) - {name for name, _ in items}
     if unknown:
         raise PassError(f"options given for passes not in the pipeline: {sorted(unknown)}")
-    out = []
-    for name, opts in items:
-        info = get_pass(name)
-        merged = dict(info.defaults)
-        merged.update(opts)
-        merged.update(extra.get(name, {}))
-        bad = set(merged) - {k for k, _ in info.defaults}
-        if bad:
-            raise PassError(f"pass {name!r} has no option {sorted(bad)}; it takes "
-                            f"{[k for k, _ in info.defaults] or 'no options'}")
-        out.append((name, merged))
+    out = [(name, pass_options(name, opts, extra.get(name, {}))) for name, opts in items]
     kinds = "model"
     for name, _ in out:
         info = get_pass(name)
@@ -163,6 +167,26 @@ def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassCont
             printer(f"// ----- IR after {name} -----\n{dump(obj)}")
     ctx.record = None
     return obj
+
+
+def run_pass(name: str, obj: pcir.Model | pcir.Layout, options: dict | None = None, *,
+             model: pcir.Model | None = None, block_limit: int = DEFAULT_BLOCK_LIMIT,
+             backend: str = "") -> tuple[pcir.Model | pcir.Layout, bool]:
+    """Run one registered pass alone, as the manager would: its defaults
+    merged with `options`, a fresh PassContext. Returns (result, changed).
+    A pass that consumes a Layout (`layout`) needs the Model it was made
+    from as `model`. For golden tests and debugging one pass in isolation.
+    """
+    merged = pass_options(name, options or {})
+    if model is None:
+        if not isinstance(obj, pcir.Model):
+            raise PassError(f"pass {name!r} runs on a Layout: give the Model as model=")
+        model = obj
+    items = [(name, merged)]
+    ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend,
+                      pipeline=format_pipeline(items))
+    result = run_pipeline(obj, items, ctx)
+    return result, ctx.report.records[-1].changed
 
 
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
