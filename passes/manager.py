@@ -4,6 +4,12 @@
 parses the pipeline string, consults the layout cache, runs each pass with a
 `PassContext`, times it and measures its peak memory, optionally checks the
 IR after every pass and prints the IR after named passes.
+
+PCC_DUMP=dir writes the input Model, the IR after every pass and the final
+Layout into `dir` as numbered text files (NN-<stage>.txt, and
+NN-<stage>.exact.txt for a Model, which `pcc parse` reads back); see
+passes/stage_dump.py. A folder that cannot be written gives one warning
+line, never an error.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pccompiler.ir import pcir
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
 from pccompiler.passes.rewrites import ParamRewrites
+from pccompiler.passes.stage_dump import StageDump
 
 DEFAULT_BLOCK_LIMIT = 32
 
@@ -142,8 +149,10 @@ def _check(obj, ctx: PassContext, name: str) -> None:
 
 def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassContext,
                  check_each: bool = False, print_after: set[str] | None = None,
-                 printer: Callable[[str], None] = print):
-    """Run the passes; returns the last pass's result (the Layout)."""
+                 printer: Callable[[str], None] = print,
+                 stage_dump: StageDump | None = None):
+    """Run the passes; returns the last pass's result (the Layout).
+    `stage_dump` (PCC_DUMP) gets the IR after every pass."""
     from pccompiler.passes.printing import dump
     obj: Any = model
     for name, opts in items:
@@ -163,6 +172,8 @@ def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassCont
         obj = new
         if check_each:
             _check(obj, ctx, name)
+        if stage_dump is not None:
+            stage_dump.write(name, obj)
         if print_after and (name in print_after or "all" in print_after):
             printer(f"// ----- IR after {name} -----\n{dump(obj)}")
     ctx.record = None
@@ -210,6 +221,9 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     if isinstance(print_after, str):
         print_after = {p.strip() for p in print_after.split(",") if p.strip()}
     layout_cache = as_cache(cache)
+    stage_dump = StageDump.from_env()
+    if stage_dump is not None:
+        stage_dump.write("input", model)
     key = None
     if layout_cache is not None:
         key = layout_cache.key(model, items, backend=backend, block_limit=block_limit)
@@ -217,13 +231,16 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
         ctx.report.cache_notes.extend(layout_cache.take_notes())
         if hit is not None:
             model2, layout = hit
+            if stage_dump is not None:
+                stage_dump.write("cache-hit-layout", layout)
             if print_after:
                 from pccompiler.passes.printing import dump
                 printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]
     layout = run_pipeline(model, run_items, ctx, check_each=check_each,
-                          print_after=set(print_after or ()), printer=printer)
+                          print_after=set(print_after or ()), printer=printer,
+                          stage_dump=stage_dump)
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())
