@@ -9,7 +9,7 @@ driver, packing.py for parameter packing, cache.py for the layout cache.
 """
 
 from pccompiler.passes.manager import (
-    CompileResult, PassContext, PassRecord, PassReport, compile_model, resolve_pipeline)
+    CompileResult, PassContext, PassRecord, PassReport, compile_model, resolve_pipeline, run_pass)
 from pccompiler.passes.registry import DEFAULT_PIPELINE, PASSES, all_passes, get_pass, register
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.packing import (
@@ -22,7 +22,7 @@ from pccompiler.passes import (  # noqa: F401  (registration side effect)
     verify, canonicalize, tie_params, partition_blocks, detect_block_sparsity, layerize, layout)
 
 __all__ = [
-    "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model",
+    "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model", "run_pass",
     "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
     "format_pipeline", "parse_pipeline", "input_param_node_index", "pack_parameters",
     "sum_param_parent_index", "unpack_parameters", "LayoutCache", "cache_ingredients",

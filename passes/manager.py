@@ -4,6 +4,12 @@
 parses the pipeline string, consults the layout cache, runs each pass with a
 `PassContext`, times it and measures its peak memory, optionally checks the
 IR after every pass and prints the IR after named passes.
+
+PCC_DUMP=dir writes the input Model, the IR after every pass and the final
+Layout into `dir` as numbered text files (NN-<stage>.txt, and
+NN-<stage>.exact.txt for a Model, which `pcc parse` reads back); see
+passes/stage_dump.py. A folder that cannot be written gives one warning
+line, never an error.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pccompiler.ir import pcir
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
 from pccompiler.passes.helpers.rewrites import ParamRewrites
+from pccompiler.passes.stage_dump import StageDump
 
 DEFAULT_BLOCK_LIMIT = 32
 
@@ -94,6 +101,20 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def pass_options(name: str, *overrides: dict) -> dict:
+    """The pass's defaults updated with each of `overrides` in turn; an
+    option the pass does not take is a PassError."""
+    info = get_pass(name)
+    merged = dict(info.defaults)
+    for opts in overrides:
+        merged.update(opts)
+    bad = set(merged) - {k for k, _ in info.defaults}
+    if bad:
+        raise PassError(f"pass {name!r} has no option {sorted(bad)}; it takes "
+                        f"{[k for k, _ in info.defaults] or 'no options'}")
+    return merged
+
+
 def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[str, dict]]:
     """Parse `pipeline`, fill every pass's defaults, merge `options[pass]`."""
     items = parse_pipeline(pipeline or DEFAULT_PIPELINE)
@@ -101,17 +122,7 @@ def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[s
     unknown = set(extra) - {name for name, _ in items}
     if unknown:
         raise PassError(f"options given for passes not in the pipeline: {sorted(unknown)}")
-    out = []
-    for name, opts in items:
-        info = get_pass(name)
-        merged = dict(info.defaults)
-        merged.update(opts)
-        merged.update(extra.get(name, {}))
-        bad = set(merged) - {k for k, _ in info.defaults}
-        if bad:
-            raise PassError(f"pass {name!r} has no option {sorted(bad)}; it takes "
-                            f"{[k for k, _ in info.defaults] or 'no options'}")
-        out.append((name, merged))
+    out = [(name, pass_options(name, opts, extra.get(name, {}))) for name, opts in items]
     kinds = "model"
     for name, _ in out:
         info = get_pass(name)
@@ -144,8 +155,10 @@ def dump(obj: pcir.Model | pcir.Layout) -> str:
 
 def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassContext,
                  check_each: bool = False, print_after: set[str] | None = None,
-                 printer: Callable[[str], None] = print):
-    """Run the passes; returns the last pass's result (the Layout)."""
+                 printer: Callable[[str], None] = print,
+                 stage_dump: StageDump | None = None):
+    """Run the passes; returns the last pass's result (the Layout).
+    `stage_dump` (PCC_DUMP) gets the IR after every pass."""
     obj: Any = model
     for name, opts in items:
         info = get_pass(name)
@@ -164,10 +177,32 @@ def run_pipeline(model: pcir.Model, items: list[tuple[str, dict]], ctx: PassCont
         obj = new
         if check_each:
             _check(obj, ctx, name)
+        if stage_dump is not None:
+            stage_dump.write(name, obj)
         if print_after and (name in print_after or "all" in print_after):
             printer(f"// ----- IR after {name} -----\n{dump(obj)}")
     ctx.record = None
     return obj
+
+
+def run_pass(name: str, obj: pcir.Model | pcir.Layout, options: dict | None = None, *,
+             model: pcir.Model | None = None, block_limit: int = DEFAULT_BLOCK_LIMIT,
+             backend: str = "") -> tuple[pcir.Model | pcir.Layout, bool]:
+    """Run one registered pass alone, as the manager would: its defaults
+    merged with `options`, a fresh PassContext. Returns (result, changed).
+    A pass that consumes a Layout (`layout`) needs the Model it was made
+    from as `model`. For golden tests and debugging one pass in isolation.
+    """
+    merged = pass_options(name, options or {})
+    if model is None:
+        if not isinstance(obj, pcir.Model):
+            raise PassError(f"pass {name!r} runs on a Layout: give the Model as model=")
+        model = obj
+    items = [(name, merged)]
+    ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend,
+                      pipeline=format_pipeline(items))
+    result = run_pipeline(obj, items, ctx)
+    return result, ctx.report.records[-1].changed
 
 
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
@@ -191,6 +226,9 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     if isinstance(print_after, str):
         print_after = {p.strip() for p in print_after.split(",") if p.strip()}
     layout_cache = as_cache(cache)
+    stage_dump = StageDump.from_env()
+    if stage_dump is not None:
+        stage_dump.write("input", model)
     key = None
     if layout_cache is not None:
         key = layout_cache.key(model, items, backend=backend, block_limit=block_limit)
@@ -198,12 +236,15 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
         ctx.report.cache_notes.extend(layout_cache.take_notes())
         if hit is not None:
             model2, layout = hit
+            if stage_dump is not None:
+                stage_dump.write("cache-hit-layout", layout)
             if print_after:
                 printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]
     layout = run_pipeline(model, run_items, ctx, check_each=check_each,
-                          print_after=set(print_after or ()), printer=printer)
+                          print_after=set(print_after or ()), printer=printer,
+                          stage_dump=stage_dump)
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())

@@ -11,12 +11,18 @@ import os
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.text import dump_json, dump_layout_text, dump_text
+from pccompiler.ir.text_exact import dump_exact
 from pccompiler.tools.common import load_checked
 
 
 def dump_message(msg: pcir.Model | pcir.Layout, as_json: bool = False,
-                 max_groups: int | None = None) -> str:
-    """Text or JSON dump of an in-memory Model or Layout."""
+                 max_groups: int | None = None, exact: bool = False) -> str:
+    """Text or JSON dump of an in-memory Model or Layout; `exact`: the
+    parseable form of a Model (ir.dump_exact)."""
+    if exact:
+        if isinstance(msg, pcir.Layout):
+            raise LoadError("--exact is for model files; a layout prints its summary only")
+        return dump_exact(msg)
     if as_json:
         return dump_json(msg, max_groups)
     if isinstance(msg, pcir.Layout):
@@ -25,9 +31,9 @@ def dump_message(msg: pcir.Model | pcir.Layout, as_json: bool = False,
 
 
 def dump_file(path: str | os.PathLike, as_json: bool = False, max_groups: int | None = None,
-              layout: bool = False, verify: bool = True) -> str:
+              layout: bool = False, verify: bool = True, exact: bool = False) -> str:
     """Dump a file; `layout=True` insists that it is a Layout file."""
     msg = load_checked(path, verify, pcc_part="layout" if layout else "model")
     if layout and not isinstance(msg, pcir.Layout):
         raise LoadError(f"{os.fspath(path)}: is a model file; --layout needs a layout file")
-    return dump_message(msg, as_json, max_groups)
+    return dump_message(msg, as_json, max_groups, exact)

@@ -18,6 +18,7 @@ examples:
   pcc dump model.pcir
   pcc dump model.pcir --max-groups 40      # first/last 20 groups + summary
   pcc dump model.pcir --json > model.json
+  pcc dump model.pcir --exact > model.txt  # every value; `pcc parse` reads it back
   pcc dump plan.pcly --layout
 """
 
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the same facts as JSON")
     p.add_argument("--max-groups", type=int, default=None, metavar="N",
                    help="show only the first and last groups (N in all) and a summary by kind")
+    p.add_argument("--exact", action="store_true",
+                   help="print every field and value in the form `pcc parse` reads back")
     p.add_argument("--layout", action="store_true",
                    help="insist on a layout file and show its layers and partitions")
     p.add_argument("--no-check", action="store_true",
@@ -43,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_groups is not None and args.max_groups < 0:
         raise PCError("--max-groups must be >= 0")
+    if args.exact and (args.json or args.layout or args.max_groups is not None):
+        raise PCError("--exact prints a whole model; it takes no --json, --layout or --max-groups")
     sys.stdout.write(dump_file(args.file, args.json, args.max_groups, args.layout,
-                               verify=not args.no_check))
+                               verify=not args.no_check, exact=args.exact))
     return 0

@@ -17,7 +17,7 @@ from pccompiler.version import __version__
 # Subcommand modules, in the order `pcc --help` lists them. A module that
 # is missing (a stage not written yet) is skipped.
 SUBCOMMANDS = [
-    "build", "dump", "verify", "stat", "dot", "passes", "compile",
+    "build", "dump", "parse", "verify", "stat", "dot", "passes", "compile",
     "train", "eval", "sample",
 ]
 
