@@ -14,8 +14,8 @@ Conventions of a handbook page (docs/handbook/README.md repeats them):
   `example.pcir`, made by the `# file: example.py` block of frontend.md.
 
 The comparison normalises only times and memory: the seconds and MB
-columns of `--time-passes`, the `0.06 s` of `pcc build`, and the
-temporary folder's path (see `normalise`).
+columns of `--time-passes`, the `0.06 s` of `pcc build`, the epoch times
+of `pcc train`, and the temporary folder's path (see `normalise`).
 
     pytest tests/docs/test_handbook.py                        # check
     PCC_UPDATE_DOCS=1 pytest tests/docs/test_handbook.py      # rewrite the outputs
@@ -85,6 +85,7 @@ def normalise(text: str, folder: str) -> str:
         line = re.sub(r"^(\S+)\s+\d+\.\d+\s+\d+\s+-?\d+(?=\s+(?:yes|no)\b)", r"\1 [time]", line)
         line = re.sub(r"^total\s+\d+\.\d+$", "total [time]", line)
         line = re.sub(r", \d+\.\d+ s -> ", ", [time] s -> ", line)   # pcc build
+        line = re.sub(r"^(epoch .*\s)\d+\.\d+s$", r"\1[time]s", line)    # pcc train
         lines.append(line.rstrip())
     return "\n".join(lines)
 
