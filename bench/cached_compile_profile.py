@@ -17,7 +17,7 @@ children's):
   backend         Backend.compile > engine construction: plan (triton),
                   parameter packing (load_parameters > pack_parameters_into:
                   "batched (device)" > "packing plan" on a GPU, "per
-                  tensor" on the CPU; backends/common/packing.py), device
+                  tensor" on the CPU; backends/common/packing_upload.py), device
                   copies
 
 Run from the repository root:
@@ -100,7 +100,7 @@ class Timers:
 def install(timers: Timers, backend: str) -> None:
     from pccompiler import ir
     from pccompiler.backends import base
-    from pccompiler.backends.common import packing as cpacking
+    from pccompiler.backends.common import packing_upload as cpacking
     from pccompiler.passes import cache, manager
     timers.wrap(base.Backend, "check", "check")
     timers.wrap(cache.LayoutCache, "key", "cache key")

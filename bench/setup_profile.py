@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from pccompiler.backends.triton import TritonBackend
     from pccompiler.backends.triton.engine import TritonEngine
     from pccompiler.backends.triton.plan import build_plan
-    from pccompiler.backends.common.packing import pack_parameters_into
+    from pccompiler.backends.common.packing_upload import pack_parameters_into
 
     case = all_cases()[args.case]
     with Phase("build + lower (not compile)"):
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         import numpy as np
         from pccompiler.backends.base import _key_groups
         from pccompiler.backends.common.layout_index import build_layout_index
-        from pccompiler.passes.packing import pack_parameters
+        from pccompiler.backends.common.packing import pack_parameters
         with Phase("old: pack_parameters float64 + cast"):
             s, i = pack_parameters(m2, layout)
             torch.as_tensor(np.asarray(s), dtype=torch.float32)

@@ -5,15 +5,14 @@
     result.model, result.layout, result.report
 
 See registry.py for the pass table and DEFAULT_PIPELINE, manager.py for the
-driver, packing.py for parameter packing, cache.py for the layout cache.
+driver, cache.py for the layout cache. Parameter packing is the backends'
+(backends/common/packing.py).
 """
 
 from pccompiler.passes.manager import (
     CompileResult, PassContext, PassRecord, PassReport, compile_model, resolve_pipeline, run_pass)
 from pccompiler.passes.registry import DEFAULT_PIPELINE, PASSES, all_passes, get_pass, register
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
-from pccompiler.passes.packing import (
-    input_param_node_index, pack_parameters, sum_param_parent_index, unpack_parameters)
 from pccompiler.passes.cache import LayoutCache, cache_ingredients, cache_key
 from pccompiler.passes.validate import validate_layout
 # Each pass module registers its pass on import; importing them here (after
@@ -24,7 +23,6 @@ from pccompiler.passes import (  # noqa: F401  (registration side effect)
 __all__ = [
     "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model", "run_pass",
     "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
-    "format_pipeline", "parse_pipeline", "input_param_node_index", "pack_parameters",
-    "sum_param_parent_index", "unpack_parameters", "LayoutCache", "cache_ingredients",
+    "format_pipeline", "parse_pipeline", "LayoutCache", "cache_ingredients",
     "cache_key", "validate_layout"
 ]

@@ -1,4 +1,4 @@
-"""The batched device packing path (backends/common/packing.py:
+"""The batched device packing path (backends/common/packing_upload.py:
 `_pack_batched`: host chunks, one upload per chunk, merged device copies)
 writes exactly what the per-tensor path (`_pack_jobs`) writes.
 
@@ -18,10 +18,10 @@ import torch
 
 import pccompiler as pc
 from pccompiler import ir, passes
-from pccompiler.backends.common import packing
+from pccompiler.backends.common import packing_upload
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
-from pccompiler.passes.packing import pack_parameters
+from pccompiler.backends.common.packing import pack_parameters
 from tests import factories
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -66,7 +66,7 @@ MODELS = {"hclt": _hclt, "pd": _pd, "hmm": _hmm, "block_sparse": _block_sparse, 
 def _pack(fn, model, layout, dtype, **kwargs):
     s = torch.full((int(layout.num_sum_params),), float("nan"), dtype=dtype)
     i = torch.full((int(layout.num_input_params),), float("nan"), dtype=dtype)
-    jobs = packing._jobs(model, layout, s, i)
+    jobs = packing_upload._jobs(model, layout, s, i)
     fn(jobs, {t.name: t for t in model.tensors}, **kwargs)
     return s, i
 
@@ -93,8 +93,8 @@ def test_batched_path_is_bit_identical_to_the_per_tensor_path(compiled, dtype, s
     name, model, layout = compiled
     if sizes.get("direct_bytes") == "median":     # staged and direct tensors interleave
         sizes = dict(sizes, direct_bytes=int(np.median([len(t.raw_data) for t in model.tensors])))
-    want = _pack(packing._pack_jobs, model, layout, dtype)
-    got = _pack(packing._pack_batched, model, layout, dtype, **sizes)
+    want = _pack(packing_upload._pack_jobs, model, layout, dtype)
+    got = _pack(packing_upload._pack_batched, model, layout, dtype, **sizes)
     for w, g in zip(want, got):
         assert not torch.isnan(g).any()
         _same_bits(w, g)
@@ -110,10 +110,10 @@ def test_runs_merge_whole_stretches(compiled):
     name, model, layout = compiled
     s = torch.empty(int(layout.num_sum_params))
     i = torch.empty(int(layout.num_input_params))
-    jobs = packing._jobs(model, layout, s, i)
-    groups, slow = packing._plan_batched(jobs, {t.name: t for t in model.tensors})
+    jobs = packing_upload._jobs(model, layout, s, i)
+    groups, slow = packing_upload._plan_batched(jobs, {t.name: t for t in model.tensors})
     assert not slow
-    runs = sum(len(list(packing._runs(members))) for members in groups.values())
+    runs = sum(len(list(packing_upload._runs(members))) for members in groups.values())
     assert sum(len(m) for m in groups.values()) == len(jobs)
     if name == "hclt":
         assert runs <= 4 < len(jobs)
@@ -122,7 +122,7 @@ def test_runs_merge_whole_stretches(compiled):
 def _errors_of_both_paths(error: type, model, layout) -> list[str]:
     """The message each packing path (per tensor, batched) raises as `error`."""
     messages = []
-    for fn in (packing._pack_jobs, packing._pack_batched):
+    for fn in (packing_upload._pack_jobs, packing_upload._pack_batched):
         with pytest.raises(error) as exc:
             _pack(fn, model, layout, torch.float32)
         messages.append(str(exc.value))
@@ -158,15 +158,15 @@ def test_cuda_packing_matches_the_cpu_packing(name):
     model = MODELS[name]()
     layout = passes.compile_model(model, backend="torch").layout
     for dtype in (torch.float32, torch.float64):
-        want = _pack(packing._pack_jobs, model, layout, dtype)
+        want = _pack(packing_upload._pack_jobs, model, layout, dtype)
         for sizes in ({}, {"chunk_bytes": 64, "segment_bytes": 256},
                       {"chunk_bytes": 256, "direct_bytes": 300}):
             s = torch.full_like(want[0], float("nan"), device="cuda")
             i = torch.full_like(want[1], float("nan"), device="cuda")
             if sizes:
-                jobs = packing._jobs(model, layout, s, i)
-                packing._pack_batched(jobs, {t.name: t for t in model.tensors}, **sizes)
+                jobs = packing_upload._jobs(model, layout, s, i)
+                packing_upload._pack_batched(jobs, {t.name: t for t in model.tensors}, **sizes)
             else:
-                packing.pack_parameters_into(model, layout, s, i)
+                packing_upload.pack_parameters_into(model, layout, s, i)
             _same_bits(want[0], s.cpu())
             _same_bits(want[1], i.cpu())

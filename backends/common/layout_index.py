@@ -10,6 +10,16 @@ for every sum parameter the "parent key" (the parameter slot of its parent
 node inside the tie class: `block_param_starts[b] + i`), and for every input
 parameter the start of its row. Tied copies share parameter slots, so their
 keys coincide and their statistics add up.
+
+The Triton backend decodes the same partitions into its own structures
+(backends/triton/plan.py, `*KernelPart`): int32 slot arrays in the Layout's
+compact shape plus kernel-launch facts (atomics, owner blocks, program
+groups, autotuned options). The parts here are int64 and pre-expanded for
+torch advanced indexing (a [nb, K, bs] weight index per sum partition),
+which is what the torch engine, the top-down queries and the generic EM
+read; one structure for both would cost either the kernels' narrow
+indices or torch's ready-made gathers. Field names follow ir/pcir.proto
+wherever a field holds what a proto field holds.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.passes.packing import pack_parameters
+from pccompiler.backends.common.packing import pack_parameters
 
 
 def _log(x: np.ndarray) -> np.ndarray:

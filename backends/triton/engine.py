@@ -115,9 +115,9 @@ class TritonEngine(Engine):
         for lp in self.fast_plan.layers:
             for part in lp.inputs:
                 if part.dist == 0 and part.num_nodes:
-                    cols = part.node_ps[:, None] + torch.arange(
+                    cols = part.node_param_starts[:, None] + torch.arange(
                         part.params_per_node, device=self.device)[None, :]
-                    out[part.node_ps] = self.input_param_flows[cols].sum(1)
+                    out[part.node_param_starts] = self.input_param_flows[cols].sum(1)
         return out
 
     def zero_flows(self) -> None:

@@ -8,7 +8,8 @@ coalesced load. Forward writes log-densities (missing -> 0, or the mode's
 log-density in the max-product pass). Backward reduces the node's flows over
 the whole batch inside one program (a loop over batch tiles) and adds the
 sufficient statistics of backends/base.py; only the categorical scatter
-`input_param_flows[r + x] += f` needs atomics per element.
+`input_param_flows[r + x] += f` needs atomics per element. The DIST
+constexpr is plan.DIST_CODES' code: 0 categorical, 1 Bernoulli, 2 Gaussian.
 
 Products (proto ProductPartition): value = sum of child values (log space);
 backward passes the parent flow to every child. A child may have several
@@ -22,11 +23,6 @@ import triton
 import triton.language as tl
 
 from pccompiler.backends.triton.sum_backward import log_ratio_of
-
-CATEGORICAL = 0
-BERNOULLI = 1
-GAUSSIAN = 2
-HALF_LOG_2PI = 0.9189385332046727
 
 
 @triton.jit

@@ -23,7 +23,7 @@ import torch
 from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
 from pccompiler.backends.triton.compat import cdiv, next_pow2
 from pccompiler.backends.triton.plan import (
-    VAR_TILE, InputPart, ProductPart, SumBackwardPart, SumPart,
+    VAR_TILE, InputKernelPart, ProductKernelPart, SumBackwardKernelPart, SumKernelPart,
 )
 
 INT_KEYS = ("TILE_M", "TILE_K", "TILE_J", "TILE_I", "BLOCK_B", "num_warps")
@@ -146,7 +146,7 @@ def batch_per_program(programs: int, batch: int, block_b: int, min_tiles: int) -
 
 
 # ---------------------------------------------------------------- forward
-def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
+def input_forward(part: InputKernelPart, values: torch.Tensor, params: torch.Tensor,
                   x_t: torch.Tensor, miss_t: torch.Tensor | None, mode_max: bool = False,
                   bad_entry: torch.Tensor | None = None) -> None:
     """bad_entry: int64 [1], lowered by the kernel to row * 2^31 + var of
@@ -159,7 +159,8 @@ def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
     per_prog = batch_per_program(node_progs, batch, c["BLOCK_B"], min_tiles=1)
     grid = (node_progs, cdiv(batch, per_prog))
     io_kernels.input_fwd_kernel[grid](
-        values, params, x_t, miss_t if miss_t is not None else x_t, part.node_vars, part.node_ps,
+        values, params, x_t, miss_t if miss_t is not None else x_t, part.node_vars,
+        part.node_param_starts,
         bad_entry if bad_entry is not None else torch.empty(1, dtype=torch.int64,
                                                             device=values.device),
         part.slot_start, part.num_nodes, batch, values.stride(0), per_prog,
@@ -168,7 +169,7 @@ def input_forward(part: InputPart, values: torch.Tensor, params: torch.Tensor,
         BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
 
 
-def product_forward(part: ProductPart, values: torch.Tensor) -> None:
+def product_forward(part: ProductKernelPart, values: torch.Tensor) -> None:
     batch = values.shape[1]
     if part.num_nodes == 0 or batch == 0:
         return
@@ -180,13 +181,13 @@ def product_forward(part: ProductPart, values: torch.Tensor) -> None:
         UNROLL=_unroll(part.num_children), num_warps=c["num_warps"])
 
 
-def sum_forward_launch(part: SumPart, values: torch.Tensor, params: torch.Tensor,
+def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.Tensor,
                        precision: str = "tf32", mode_max: bool = False) -> None:
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    args = (values, params, part.block_slots, part.block_nc, part.child_slots, part.block_ps,
-            batch, values.stride(0), part.max_children)
+    args = (values, params, part.block_slots, part.block_num_children, part.child_slots,
+            part.block_param_starts, batch, values.stride(0), part.max_children)
     if mode_max:
         c = choose_tiles("sum_max", part.block_size, part.max_children, batch)
         num_m = cdiv(part.block_size, c["TILE_M"])
@@ -231,7 +232,7 @@ def split_k(programs: int, fan_in: int, tile_k: int) -> int:
 
 
 # ---------------------------------------------------------------- backward
-def log_ratio_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor) -> None:
+def log_ratio_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor) -> None:
     """Turn the flows of `part`'s rows into log(flow) - value in place (see
     sum_backward.log_ratio_kernel); then pass ratio=True to the two below."""
     batch = values.shape[1]
@@ -245,7 +246,7 @@ def log_ratio_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor) -
         NUM_M=num_m, TILE_M=tm, BLOCK_B=bb, num_warps=4)
 
 
-def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torch.Tensor,
+def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows: torch.Tensor,
                         params: torch.Tensor, precision: str = "tf32",
                         ratio: bool = False) -> None:
     batch = values.shape[1]
@@ -257,15 +258,15 @@ def sum_backward_launch(part: SumBackwardPart, values: torch.Tensor, flows: torc
     num_j = cdiv(part.rows, c["TILE_J"])
     grid = (cdiv(part.num_blocks, part.group) * num_j, cdiv(batch, c["BLOCK_B"]))
     sum_backward.sum_bwd_flow_kernel[grid](
-        values, flows, params, part.cblock_slots, part.cblock_np, part.parent_slots,
-        part.parent_ps, batch, values.stride(0), part.max_parents, part.num_blocks,
+        values, flows, params, part.cblock_slots, part.cblock_num_parents, part.parent_slots,
+        part.parent_param_starts, batch, values.stride(0), part.max_parents, part.num_blocks,
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
         RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"])
 
 
-def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Tensor,
+def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
                            params: torch.Tensor, param_flows: torch.Tensor,
                            precision: str = "tf32", ratio: bool = False) -> None:
     batch = values.shape[1]
@@ -283,15 +284,17 @@ def sum_param_flows_launch(part: SumPart, values: torch.Tensor, flows: torch.Ten
     per_prog = batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4)
     grid = (programs, cdiv(batch, per_prog))
     sum_backward.sum_param_flow_kernel[grid](
-        values, flows, params, param_flows, part.block_slots, part.block_nc, part.child_slots,
-        part.block_ps, batch, values.stride(0), part.max_children, per_prog,
+        values, flows, params, param_flows, part.block_slots, part.block_num_children,
+        part.child_slots, part.block_param_starts, batch, values.stride(0), part.max_children,
+        per_prog,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, part.block_size), RATIO=ratio, GROUP=part.group,
         num_warps=c["num_warps"])
 
 
-def product_backward(part: ProductPart, flows: torch.Tensor, values: torch.Tensor | None = None,
+def product_backward(part: ProductKernelPart, flows: torch.Tensor,
+                     values: torch.Tensor | None = None,
                      ratio_rows: torch.Tensor | None = None) -> None:
     """Flows to the children. With `ratio_rows` (training; `part.ratio_out`
     must hold) the flagged child rows get log(flow) - value (`values`)."""
@@ -310,7 +313,7 @@ def product_backward(part: ProductPart, flows: torch.Tensor, values: torch.Tenso
         UNROLL=_unroll(part.num_children), RATIO_OUT=ratio_out, num_warps=c["num_warps"])
 
 
-def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
+def input_backward(part: InputKernelPart, flows: torch.Tensor, params: torch.Tensor,
                    param_flows: torch.Tensor, node_flows: torch.Tensor | None, x_t: torch.Tensor,
                    miss_t: torch.Tensor | None, precision: str = "tf32",
                    use_dot: bool | None = None) -> None:
@@ -330,7 +333,7 @@ def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
         tc = _clamp(next_pow2(part.params_per_node), 16, 64)
         grid = (starts.numel(), cdiv(part.params_per_node, tc))
         io_kernels.categorical_flow_dot_kernel[grid](
-            flows, param_flows, x_t, miss_arg, part.node_ps, starts, counts, tvars,
+            flows, param_flows, x_t, miss_arg, part.node_param_starts, starts, counts, tvars,
             part.slot_start, batch, flows.stride(0), CATS=part.params_per_node,
             HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, TILE_N=VAR_TILE, TILE_C=tc,
             BLOCK_B=32, PREC=precision, num_warps=4)
@@ -340,14 +343,15 @@ def input_backward(part: InputPart, flows: torch.Tensor, params: torch.Tensor,
     io_kernels.input_bwd_kernel[grid](
         flows, params, param_flows, param_flows if node_flows is None else node_flows,
         x_t, miss_arg,
-        part.node_vars, part.node_ps, part.slot_start, part.num_nodes, batch, flows.stride(0),
+        part.node_vars, part.node_param_starts, part.slot_start, part.num_nodes, batch,
+        flows.stride(0),
         DIST=part.dist, CATS=part.params_per_node, CATS_P=_cat_chunk(part.params_per_node),
         HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, SCATTER=not dot, TILE_N=tn,
         BLOCK_B=bb, NODE_FLOWS=node_flows is not None, num_warps=4)
 
 
 # ---------------------------------------------------------------- EM
-def sum_em_launch(part: SumPart, params: torch.Tensor, param_flows: torch.Tensor,
+def sum_em_launch(part: SumKernelPart, params: torch.Tensor, param_flows: torch.Tensor,
                   step: float, pseudocount: float) -> None:
     owners = part.owner_blocks.numel()
     if owners == 0:
@@ -356,17 +360,18 @@ def sum_em_launch(part: SumPart, params: torch.Tensor, param_flows: torch.Tensor
     tk = _clamp(4096 // tm, 1, min(256, next_pow2(part.max_children)))
     num_m = cdiv(part.block_size, tm)
     em_kernels.sum_em_kernel[(owners * num_m,)](
-        params, param_flows, part.owner_blocks, part.block_nc, part.block_ps, float(step),
-        float(pseudocount), BS=part.block_size, NUM_M=num_m, TILE_M=tm, TILE_K=tk, num_warps=4)
+        params, param_flows, part.owner_blocks, part.block_num_children, part.block_param_starts,
+        float(step), float(pseudocount), BS=part.block_size, NUM_M=num_m, TILE_M=tm, TILE_K=tk,
+        num_warps=4)
 
 
-def categorical_em_launch(part: InputPart, params: torch.Tensor, param_flows: torch.Tensor,
+def categorical_em_launch(part: InputKernelPart, params: torch.Tensor, param_flows: torch.Tensor,
                           step: float, pseudocount: float) -> None:
-    owners = part.owner_ps.numel()
+    owners = part.owner_param_starts.numel()
     if owners == 0:
         return
     cp = _cat_chunk(part.params_per_node)
     tn = _clamp(4096 // cp, 1, 64)
     em_kernels.categorical_em_kernel[(cdiv(owners, tn),)](
-        params, param_flows, part.owner_ps, owners, float(step), float(pseudocount),
+        params, param_flows, part.owner_param_starts, owners, float(step), float(pseudocount),
         CATS=part.params_per_node, CATS_P=cp, TILE_N=tn, num_warps=4)

@@ -15,6 +15,15 @@ spell out, derived here with vectorized numpy:
 
 Every part dataclass can also be built straight from numpy arrays (the tests
 do that for random partitions that no pass would produce).
+
+The parts are not backends/common/layout_index.py's InputPart / ProductPart /
+SumPart, hence their own names (`*KernelPart`): those hold int64 tensors
+shaped for torch indexing (a [nb, K, bs] weight index per sum partition),
+these the compact int32 slot / int64 parameter-start arrays the kernels
+take, plus what only the kernel launches need (atomics, owners, program
+groups, first-writer and log-ratio flags, autotuned options). Field names
+follow ir/pcir.proto's partition messages wherever a field holds what a
+proto field holds.
 """
 
 from __future__ import annotations
@@ -44,15 +53,16 @@ def _i64(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @dataclass
-class InputPart:
+class InputKernelPart:
+    """An InputPartition as the io kernels read it."""
     dist: int                      # 0 categorical, 1 Bernoulli, 2 Gaussian (io_kernels)
     slot_start: int
     num_nodes: int
     params_per_node: int
     node_vars: torch.Tensor        # int32 [n]
-    node_ps: torch.Tensor          # int64 [n]
+    node_param_starts: torch.Tensor    # int64 [n]
     atomic: bool                   # parameter rows shared (ties)
-    owner_ps: torch.Tensor         # int64 [m]: rows this partition updates in EM
+    owner_param_starts: torch.Tensor   # int64 [m]: rows this partition updates in EM
     # Categorical only: node tiles (start, count, variable) that never cross a
     # change of variable, for the one-hot tensor-core statistics kernel; None
     # when runs of one variable are too short (< 16 nodes on average).
@@ -60,7 +70,8 @@ class InputPart:
 
 
 @dataclass
-class ProductPart:
+class ProductKernelPart:
+    """A ProductPartition (or adjacent ones merged, `merge_product_runs`)."""
     slot_start: int
     num_nodes: int
     num_children: int
@@ -71,14 +82,15 @@ class ProductPart:
 
 
 @dataclass
-class SumPart:
+class SumKernelPart:
+    """A SumPartition as the forward, parameter-flow and EM kernels read it."""
     block_size: int
     num_blocks: int
     max_children: int
     block_slots: torch.Tensor      # int32 [nb]
-    block_nc: torch.Tensor         # int32 [nb]
+    block_num_children: torch.Tensor   # int32 [nb]
     child_slots: torch.Tensor      # int32 [nb, K], padding slot 0
-    block_ps: torch.Tensor         # int64 [nb]
+    block_param_starts: torch.Tensor   # int64 [nb]
     atomic: bool
     owner_blocks: torch.Tensor     # int32 [m]
     options: dict[str, str] = field(default_factory=dict)
@@ -92,15 +104,18 @@ class SumPart:
 
 
 @dataclass
-class SumBackwardPart:
+class SumBackwardKernelPart:
+    """A SumBackwardPartition as the node-flow kernel reads it; runs of child
+    blocks may read their parents' union (`parent_union`): then a
+    `parent_param_starts` entry of -1 marks a parent the block lacks."""
     child_block_size: int
     parent_block_size: int
     num_blocks: int
     max_parents: int
-    cblock_slots: torch.Tensor     # int32 [nc]
-    cblock_np: torch.Tensor        # int32 [nc]
-    parent_slots: torch.Tensor     # int32 [nc, P], padding slot 0
-    parent_ps: torch.Tensor        # int64 [nc, P]
+    cblock_slots: torch.Tensor     # int32 [nb]
+    cblock_num_parents: torch.Tensor   # int32 [nb]
+    parent_slots: torch.Tensor     # int32 [nb, P], padding slot 0
+    parent_param_starts: torch.Tensor  # int64 [nb, P]
     options: dict[str, str] = field(default_factory=dict)
     store: bool = False            # first backward writer of all its child rows
     group: int = 1                 # aligned runs of child blocks (`parent_union`)
@@ -114,10 +129,10 @@ class SumBackwardPart:
 @dataclass
 class LayerPlan:
     kind: int
-    inputs: list[InputPart] = field(default_factory=list)
-    products: list[ProductPart] = field(default_factory=list)
-    sums: list[SumPart] = field(default_factory=list)
-    sum_backwards: list[SumBackwardPart] = field(default_factory=list)
+    inputs: list[InputKernelPart] = field(default_factory=list)
+    products: list[ProductKernelPart] = field(default_factory=list)
+    sums: list[SumKernelPart] = field(default_factory=list)
+    sum_backwards: list[SumBackwardKernelPart] = field(default_factory=list)
     scratch: bool = False          # products in the shared region (scratch.py): recompute
     zero_flow_rows: torch.Tensor | None = None   # unread scratch rows: zero before product bwd
 
@@ -135,7 +150,7 @@ class TritonPlan:
     # All forward sum partitions of one (block size, fan-in), concatenated:
     # parameter flows (run once after the whole backward, when every flow is
     # known) and EM need no layer order, so one launch serves them all.
-    merged_sums: list[SumPart] = field(default_factory=list)
+    merged_sums: list[SumKernelPart] = field(default_factory=list)
     # Compact plans (scratch.py): rows [scratch_start, num_slots) are reused by
     # every product layer, so parameter flows run per layer, right after the
     # layer's products were recomputed; None: the Layout's own slots.
@@ -181,12 +196,13 @@ def _has_duplicates(a: np.ndarray) -> bool:
     return bool((s[1:] == s[:-1]).any())
 
 
-def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device) -> ProductPart:
-    """A ProductPart from its [n, K] child slots; detects shared children."""
+def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device
+                 ) -> ProductKernelPart:
+    """A ProductKernelPart from its [n, K] child slots; detects shared children."""
     cs = np.asarray(child_slots, dtype=np.int64)
     n, k = cs.shape
     atomic = _has_duplicates(cs[cs != 1])
-    return ProductPart(int(slot_start), n, k, _i32(cs, device), atomic)
+    return ProductKernelPart(int(slot_start), n, k, _i32(cs, device), atomic)
 
 
 GROUP_MAX_ROWS = 128   # a program group of blocks that share their children spans at most this
@@ -213,20 +229,20 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
     return g
 
 
-def sum_part(block_size: int, block_slots: np.ndarray, block_nc: np.ndarray,
-             child_slots: np.ndarray, block_ps: np.ndarray, device: torch.device,
+def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.ndarray,
+             child_slots: np.ndarray, block_param_starts: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
-             options: dict[str, str] | None = None) -> SumPart:
-    """A SumPart whose runs of blocks with equal children (`shared_run`)
+             options: dict[str, str] | None = None) -> SumKernelPart:
+    """A SumKernelPart whose runs of blocks with equal children (`shared_run`)
     the kernels walk as one block."""
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
-    nc = np.asarray(block_nc, dtype=np.int64)
+    num_children = np.asarray(block_num_children, dtype=np.int64)
     owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
-    return SumPart(int(block_size), nb, k, _i32(block_slots, device), _i32(nc, device),
-                   _i32(cs, device), _i64(block_ps, device), bool(atomic),
-                   _i32(owners, device), dict(options or {}),
-                   group=shared_run(cs, nc, int(block_size)))
+    return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
+                         _i32(num_children, device), _i32(cs, device),
+                         _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
+                         dict(options or {}), group=shared_run(cs, num_children, int(block_size)))
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -237,8 +253,8 @@ UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of
 UNIONS_WITH_GAPS = False
 
 
-def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: np.ndarray,
-                 block_size: int, max_rows: int | None = None
+def parent_union(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
+                 num_parents: np.ndarray, block_size: int, max_rows: int | None = None
                  ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Runs of child blocks for the node-flow kernel: (G, slots, starts, counts).
 
@@ -256,7 +272,7 @@ def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: n
     maximum could underflow a row whose own children are far below it: the
     forward and parameter flows only take runs of identical lists (`shared_run`)."""
     psl = np.asarray(parent_slots, dtype=np.int64)
-    pps = np.asarray(parent_ps, dtype=np.int64)
+    pps = np.asarray(parent_param_starts, dtype=np.int64)
     npar = np.asarray(num_parents, dtype=np.int64)
     max_rows = GROUP_MAX_ROWS if max_rows is None else max_rows
     nb, p = psl.shape
@@ -293,16 +309,18 @@ def parent_union(parent_slots: np.ndarray, parent_ps: np.ndarray, num_parents: n
 
 
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
-                      cblock_np: np.ndarray, parent_slots: np.ndarray, parent_ps: np.ndarray,
-                      device: torch.device, options: dict[str, str] | None = None
-                      ) -> SumBackwardPart:
-    """A SumBackwardPart whose runs of child blocks over their parents'
+                      cblock_num_parents: np.ndarray, parent_slots: np.ndarray,
+                      parent_param_starts: np.ndarray, device: torch.device,
+                      options: dict[str, str] | None = None) -> SumBackwardKernelPart:
+    """A SumBackwardKernelPart whose runs of child blocks over their parents'
     union (`parent_union`) the node-flow kernel walks as one block."""
-    g, psl, pps, npar = parent_union(parent_slots, parent_ps, cblock_np, int(child_block_size))
-    nb, p = psl.shape
-    return SumBackwardPart(int(child_block_size), int(parent_block_size), nb, p,
-                           _i32(cblock_slots, device), _i32(npar, device), _i32(psl, device),
-                           _i64(pps, device), dict(options or {}), group=g)
+    g, slots, starts, num_parents = parent_union(parent_slots, parent_param_starts,
+                                                 cblock_num_parents, int(child_block_size))
+    nb, p = slots.shape
+    return SumBackwardKernelPart(int(child_block_size), int(parent_block_size), nb, p,
+                                 _i32(cblock_slots, device), _i32(num_parents, device),
+                                 _i32(slots, device), _i64(starts, device),
+                                 dict(options or {}), group=g)
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
@@ -330,16 +348,16 @@ def variable_tiles(node_vars: np.ndarray, tile: int = VAR_TILE
 
 
 def input_part(dist: int, slot_start: int, params_per_node: int, node_vars: np.ndarray,
-               node_ps: np.ndarray, device: torch.device, atomic: bool = False,
-               owner_mask: np.ndarray | None = None) -> InputPart:
-    ps = np.asarray(node_ps, dtype=np.int64)
+               node_param_starts: np.ndarray, device: torch.device, atomic: bool = False,
+               owner_mask: np.ndarray | None = None) -> InputKernelPart:
+    ps = np.asarray(node_param_starts, dtype=np.int64)
     owners = ps if owner_mask is None else ps[owner_mask]
     tiles = variable_tiles(node_vars) if dist == 0 else None
     if tiles is not None:
         tiles = tuple(_i32(a, device) for a in tiles)
-    return InputPart(int(dist), int(slot_start), ps.size, int(params_per_node),
-                     _i32(node_vars, device), _i64(ps, device), bool(atomic), _i64(owners, device),
-                     tiles)
+    return InputKernelPart(int(dist), int(slot_start), ps.size, int(params_per_node),
+                           _i32(node_vars, device), _i64(ps, device), bool(atomic),
+                           _i64(owners, device), tiles)
 
 
 def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -433,11 +451,11 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     return plan
 
 
-def merge_sum_parts(parts: list[SumPart]) -> list[SumPart]:
+def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
     """Concatenate sum partitions of equal (block size, max fan-in, group); a
     partition alone in its class is reused as is. Owner block indices are
     shifted into the concatenation; ties anywhere make the whole class atomic."""
-    classes: dict[tuple[int, int, int], list[SumPart]] = {}
+    classes: dict[tuple[int, int, int], list[SumKernelPart]] = {}
     for part in parts:
         classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
     merged = []
@@ -449,10 +467,11 @@ def merge_sum_parts(parts: list[SumPart]) -> list[SumPart]:
         cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
         owners = torch.cat([m.owner_blocks.to(torch.int64) + int(off)
                             for m, off in zip(members, offsets)]).to(members[0].owner_blocks.dtype)
-        merged.append(SumPart(bs, sum(m.num_blocks for m in members), k, cat("block_slots"),
-                              cat("block_nc"), cat("child_slots"), cat("block_ps"),
-                              any(m.atomic for m in members), owners, dict(members[0].options),
-                              group=g))
+        merged.append(SumKernelPart(bs, sum(m.num_blocks for m in members), k,
+                                    cat("block_slots"), cat("block_num_children"),
+                                    cat("child_slots"), cat("block_param_starts"),
+                                    any(m.atomic for m in members), owners,
+                                    dict(members[0].options), group=g))
     return merged
 
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill

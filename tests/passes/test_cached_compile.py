@@ -9,10 +9,10 @@ import torch
 
 import pccompiler as pc
 from pccompiler import ir
-from pccompiler.backends.common.packing import pack_parameters_into
+from pccompiler.backends.common.packing import pack_parameters
+from pccompiler.backends.common.packing_upload import pack_parameters_into
 from pccompiler.ir import pcir
 from pccompiler.passes import cache as cache_mod
-from pccompiler.passes.packing import pack_parameters
 
 
 def _hclt(seed=0):

@@ -6,8 +6,8 @@ import pytest
 from pccompiler import ir, passes
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
-from pccompiler.passes import pack_parameters, sum_param_parent_index, unpack_parameters
-from pccompiler.passes.packing import input_param_node_index
+from pccompiler.backends.common.packing import (
+    input_param_node_index, pack_parameters, sum_param_parent_index, unpack_parameters)
 from tests import factories
 from tests.passes.circuits import hmm_model
 

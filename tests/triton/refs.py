@@ -40,41 +40,41 @@ class SumSpec:
         for _ in range(num_blocks):   # tiny test sizes: a loop per block is fine here
             k = num_cblocks if full else rng.integers(1, min(cap, num_cblocks) + 1)
             chosen.append(np.sort(rng.choice(num_cblocks, size=k, replace=False)))
-        self.block_nc = np.array([len(c) * cbs for c in chosen])
-        self.max_children = int(self.block_nc.max()) + pad_children
+        self.block_num_children = np.array([len(c) * cbs for c in chosen])
+        self.max_children = int(self.block_num_children.max()) + pad_children
         self.child_slots = np.zeros((num_blocks, self.max_children), dtype=np.int64)
-        self.block_ps = np.zeros(num_blocks, dtype=np.int64)
+        self.block_param_starts = np.zeros(num_blocks, dtype=np.int64)
         ps = param_start
         back: dict[int, list[tuple[int, int]]] = {c: [] for c in range(num_cblocks)}
         for b, cbl in enumerate(chosen):
             slots = (child_slot0 + cbs * cbl[:, None] + np.arange(cbs)[None, :]).reshape(-1)
             self.child_slots[b, :slots.size] = slots
-            self.block_ps[b] = ps
+            self.block_param_starts[b] = ps
             for pos, c in enumerate(cbl):
                 back[c].append((int(self.block_slots[b]), ps + pos * cbs * bs))
-            ps += int(self.block_nc[b]) * bs
+            ps += int(self.block_num_children[b]) * bs
         self.param_end = ps
         used = [c for c in range(num_cblocks) if back[c]]
         self.cblock_slots = child_slot0 + cbs * np.array(used, dtype=np.int64)
-        self.cblock_np = np.array([len(back[c]) for c in used])
-        mp = int(self.cblock_np.max())
+        self.cblock_num_parents = np.array([len(back[c]) for c in used])
+        mp = int(self.cblock_num_parents.max())
         self.parent_slots = np.zeros((len(used), mp), dtype=np.int64)
-        self.parent_ps = np.zeros((len(used), mp), dtype=np.int64)
+        self.parent_param_starts = np.zeros((len(used), mp), dtype=np.int64)
         for r, c in enumerate(used):
             for l, (s, p) in enumerate(back[c]):
-                self.parent_slots[r, l], self.parent_ps[r, l] = s, p
+                self.parent_slots[r, l], self.parent_param_starts[r, l] = s, p
 
     def random_weights(self, rng: np.random.Generator, params: np.ndarray) -> None:
         """Normalised positive weights per parent node into `params`."""
         for b in range(self.nb):
-            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            nc, ps = int(self.block_num_children[b]), int(self.block_param_starts[b])
             w = rng.random((nc, self.bs)) + 0.05
             params[ps:ps + nc * self.bs] = (w / w.sum(0, keepdims=True)).reshape(-1)
 
     # ------------------------------------------------------------ references
     def forward(self, values: np.ndarray, params: np.ndarray) -> None:
         for b in range(self.nb):
-            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            nc, ps = int(self.block_num_children[b]), int(self.block_param_starts[b])
             w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
             c = values[self.child_slots[b, :nc]]                      # [nc, B]
             with np.errstate(divide="ignore"):
@@ -84,7 +84,7 @@ class SumSpec:
 
     def forward_max(self, values: np.ndarray, params: np.ndarray) -> None:
         for b in range(self.nb):
-            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            nc, ps = int(self.block_num_children[b]), int(self.block_param_starts[b])
             w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
             c = values[self.child_slots[b, :nc]]
             with np.errstate(divide="ignore"):
@@ -96,7 +96,7 @@ class SumSpec:
                  pflows: np.ndarray) -> None:
         """flows[child] += f_p w exp(x - y); pflows[w] += sum_b f_p w exp(x - y)."""
         for b in range(self.nb):
-            nc, ps = int(self.block_nc[b]), int(self.block_ps[b])
+            nc, ps = int(self.block_num_children[b]), int(self.block_param_starts[b])
             w = params[ps:ps + nc * self.bs].reshape(nc, self.bs)
             cs = self.child_slots[b, :nc]
             x = values[cs]                                             # [nc, B]
@@ -124,7 +124,7 @@ def sum_em(params: np.ndarray, pflows: np.ndarray, spec: SumSpec, step: float,
            pc: float) -> np.ndarray:
     out = params.copy()
     for b in range(spec.nb):
-        nc, ps = int(spec.block_nc[b]), int(spec.block_ps[b])
+        nc, ps = int(spec.block_num_children[b]), int(spec.block_param_starts[b])
         w = params[ps:ps + nc * spec.bs].reshape(nc, spec.bs)
         f = pflows[ps:ps + nc * spec.bs].reshape(nc, spec.bs)
         denom = f.sum(0, keepdims=True) + pc

@@ -27,12 +27,13 @@ def test_plan_of_tied_hmm(device):
     inputs = [p for lp in plan.layers for p in lp.inputs]
     # homogeneous HMM: transition blocks share parameters -> atomic flows,
     # and each shared parameter range is updated by exactly one owner block.
-    starts = np.concatenate([p.block_ps.cpu().numpy() for p in sums])
-    owners = np.concatenate([p.block_ps.cpu().numpy()[p.owner_blocks.cpu().numpy()] for p in sums])
+    starts = np.concatenate([p.block_param_starts.cpu().numpy() for p in sums])
+    owners = np.concatenate([p.block_param_starts.cpu().numpy()[p.owner_blocks.cpu().numpy()]
+                             for p in sums])
     assert sorted(owners.tolist()) == sorted(set(starts.tolist()))
     assert any(p.atomic for p in sums)
-    rows = np.concatenate([p.node_ps.cpu().numpy() for p in inputs])
-    owner_rows = np.concatenate([p.owner_ps.cpu().numpy() for p in inputs])
+    rows = np.concatenate([p.node_param_starts.cpu().numpy() for p in inputs])
+    owner_rows = np.concatenate([p.owner_param_starts.cpu().numpy() for p in inputs])
     assert sorted(owner_rows.tolist()) == sorted(set(rows.tolist()))
     assert all(p.atomic for p in inputs) == (len(set(rows.tolist())) < rows.size)
 

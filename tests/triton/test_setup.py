@@ -1,7 +1,8 @@
 """Engine setup: what the triton engine allocates and how compile feeds it.
 
-* device packing (backends/common/packing.py) writes exactly the float64
-  reference packing (passes.packing) on every factory circuit;
+* device packing (backends/common/packing_upload.py) writes exactly the
+  float64 reference packing (backends/common/packing.py) on every factory
+  circuit;
 * the triton engine never builds the generic LayoutIndex (int64
   per-parameter tensors) through construction, forward, backward and EM,
   and keeps no categorical node-flow buffer (its totals are row sums);
@@ -18,8 +19,8 @@ import torch
 
 import pccompiler as pc
 from pccompiler import passes
-from pccompiler.backends.common.packing import pack_parameters_into
-from pccompiler.passes.packing import pack_parameters
+from pccompiler.backends.common.packing import pack_parameters
+from pccompiler.backends.common.packing_upload import pack_parameters_into
 from tests import factories
 from tests.passes.circuits import block_mask, expand_blocks, two_level_model
 

@@ -47,8 +47,8 @@ def _setup(case, seed, pad_children=0, full=False):
 
 
 def _part(spec, device, atomic=False):
-    return sum_part(spec.bs, spec.block_slots, spec.block_nc, spec.child_slots, spec.block_ps,
-                    device, atomic=atomic)
+    return sum_part(spec.bs, spec.block_slots, spec.block_num_children, spec.child_slots,
+                    spec.block_param_starts, device, atomic=atomic)
 
 
 def _t(a, device):
@@ -115,8 +115,8 @@ def test_sum_backward_flows_and_param_flows(case, atomic, device):
     pflows = 0.1 * rng.random(params.size)     # accumulation onto existing flows
     vt, ft, pt = _t(values, device), _t(flows, device), _t(params, device)
     pft = _t(pflows, device)
-    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
-                              spec.parent_slots, spec.parent_ps, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_num_parents,
+                              spec.parent_slots, spec.parent_param_starts, device)
     launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee")
     launch.sum_param_flows_launch(_part(spec, device, atomic), vt, ft, pt, pft, precision="ieee")
     spec.backward(values, flows, params, pflows)
@@ -128,7 +128,8 @@ def test_sum_backward_flows_and_param_flows(case, atomic, device):
 def test_sum_em(case, device):
     rng, spec, params, _ = _setup(case, 6)
     pflows = rng.random(params.size) * 3
-    pflows[spec.block_ps[0]:spec.block_ps[0] + spec.bs * int(spec.block_nc[0])] = 0.0
+    first = int(spec.block_param_starts[0])
+    pflows[first:first + spec.bs * int(spec.block_num_children[0])] = 0.0
     for step, pc in ((1.0, 0.0), (0.3, 0.1)):
         pt = _t(params, device)
         launch.sum_em_launch(_part(spec, device), pt, _t(pflows, device), step, pc)
@@ -182,8 +183,8 @@ def test_backward_from_in_place_log_ratios(case, device):
     parents = spec.block_slots[:, None] + np.arange(spec.bs)[None, :]
     flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
     flows[parents.reshape(-1)[::3]] = 0.0
-    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
-                              spec.parent_slots, spec.parent_ps, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_num_parents,
+                              spec.parent_slots, spec.parent_param_starts, device)
     ft = _check_ratio_backward(spec, _part(spec, device), bpart, values, flows, params,
                                np.zeros(params.size), device)
     t = ft.cpu().double().numpy()[parents.reshape(-1)]
@@ -219,8 +220,8 @@ def test_big_and_narrow_tiles_match_the_reference(options, device):
     flows[parents.reshape(-1)] = rng.random((parents.size, values.shape[1]))
     pflows = np.zeros(params.size)
     vt, ft, pft = _t(want_values, device), _t(flows, device), _t(pflows, device)
-    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
-                              spec.parent_slots, spec.parent_ps, device,
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_num_parents,
+                              spec.parent_slots, spec.parent_param_starts, device,
                               {k: v for k, v in options.items() if not k.startswith("pflow.")})
     launch.sum_backward_launch(bpart, vt, ft, pt, precision="ieee")
     launch.sum_param_flows_launch(part, vt, ft, pt, pft, precision="ieee")
@@ -283,8 +284,8 @@ def test_grouped_blocks_match_the_reference(case, options, device):
     rng, spec, params, values = _setup((bs, cbs, nb, ncb, batch, None), 11, pad_children=2,
                                        full=True)
     part = _part(spec, device)
-    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
-                              spec.parent_slots, spec.parent_ps, device)
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_num_parents,
+                              spec.parent_slots, spec.parent_param_starts, device)
     assert part.group == min(nb, 128 // bs) and bpart.group == min(ncb, 128 // cbs)
     part.options = {k: v for k, v in options.items() if k != "TILE_J"}
     bpart.options = {k: v for k, v in options.items() if k == "TILE_J"}
@@ -330,9 +331,9 @@ def test_node_flows_over_a_parent_union_match_the_reference(case, device, monkey
     monkeypatch.setattr(plan, "UNIONS_WITH_GAPS", True)
     rng, spec, params, values = _setup(case, 12, pad_children=1)
     spec.forward(values, params)
-    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_np,
-                              spec.parent_slots, spec.parent_ps, device)
-    assert bpart.group > 1 and (bpart.parent_ps < 0).any()
+    bpart = sum_backward_part(spec.cbs, spec.bs, spec.cblock_slots, spec.cblock_num_parents,
+                              spec.parent_slots, spec.parent_param_starts, device)
+    assert bpart.group > 1 and (bpart.parent_param_starts < 0).any()
     flows = np.zeros_like(values)
     parents = (spec.block_slots[:, None] + np.arange(spec.bs)[None, :]).reshape(-1)
     flows[parents] = rng.random((parents.size, values.shape[1]))
