@@ -15,7 +15,6 @@ from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.packing import (
     input_param_node_index, pack_parameters, sum_param_parent_index, unpack_parameters)
 from pccompiler.passes.cache import LayoutCache, cache_ingredients, cache_key
-from pccompiler.passes.validate import validate_layout
 # Each pass module registers its pass on import; importing them here (after
 # the registry) makes `get_pass` see every pass without a deferred import.
 from pccompiler.passes import (  # noqa: F401  (registration side effect)
@@ -26,5 +25,5 @@ __all__ = [
     "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
     "format_pipeline", "parse_pipeline", "input_param_node_index", "pack_parameters",
     "sum_param_parent_index", "unpack_parameters", "LayoutCache", "cache_ingredients",
-    "cache_key", "validate_layout"
+    "cache_key",
 ]

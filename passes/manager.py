@@ -125,16 +125,10 @@ def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[s
 
 
 def _check(obj, ctx: PassContext, name: str) -> None:
-    from pccompiler.passes.validate import check_model, validate_layout
     if isinstance(obj, pcir.Model):
-        check_model(obj)
+        ir.check(obj)
     elif name == "layout":
-        validate_layout(obj, ctx.model)
-        try:
-            from pccompiler.ir.layout_checker import check_layout
-        except ImportError:
-            return
-        check_layout(obj, ctx.model)
+        ir.check_layout(obj, ctx.model, deep=True)
 
 
 def dump(obj: pcir.Model | pcir.Layout) -> str:
