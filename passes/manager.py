@@ -61,7 +61,8 @@ class PassContext:
     """State shared by the passes of one compile.
 
     `model` is always the newest model' (layout passes read it); `analysis`
-    carries results a later pass uses (block sizes, tie classes, layer plan);
+    carries results a later pass uses ("max_block": partition-blocks' option,
+    read wherever the block limit is; "block_sizes": layerize's, read by layout);
     `rewrites` the parameter gathers the cache replays.
     """
     model: pcir.Model
