@@ -10,7 +10,7 @@ Format (all integers little-endian):
       2. Model     protobuf bytes (current parameters)
       3. Layout    protobuf bytes
 
-Writes are atomic (temp file in the same folder + rename). A reader refuses
+Writes are atomic (`ir.fileio.atomic_write`). A reader refuses
 a wrong magic, a truncated file, a bad checksum, a file from another
 compiler version, a malformed manifest, or a Model / Layout that breaks an
 IR invariant (the checkers run on both; a Layout made for another Model
@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +31,7 @@ from google.protobuf.message import DecodeError
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
-from pccompiler.ir.fileio import check_message
+from pccompiler.ir.fileio import atomic_write, check_message
 from pccompiler.version import __version__
 
 MAGIC = b"PCCA\x00"
@@ -68,22 +66,6 @@ def encode(model: pcir.Model, layout: pcir.Layout, backend: str, device: str,
     }
     parts = [json.dumps(manifest, sort_keys=True).encode(), model_bytes, layout_bytes]
     return HEADER + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write `data` to `path` through a temp file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pcc", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_pcc(path: str, circuit: Any) -> None:

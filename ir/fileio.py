@@ -22,8 +22,10 @@ holds: every tensor's claimed size is compared with the bytes present (or the
 data file's size) before anything is read. External locations must be bare
 file names and are read only from the model file's directory. Writes are
 atomic: temp files in the target directory, fsync, then `os.replace` (data
-file first, then the model file); on failure the temp files are removed and
-the old files stay as they were.
+file first, then the model file) and an fsync of the folder; on failure the
+temp files are removed and the old files stay as they were. `atomic_write`
+is the same for one file of bytes, and the one atomic writer of pccompiler
+(.pcc files, checkpoints, layout cache entries, sample output).
 
 Crash safety between the two renames: the old model file refers to the old
 data file by checksum, so before the new data file replaces it, the old one
@@ -124,18 +126,86 @@ def _pick_external(msg: Message, threshold: int, external: bool | None,
     return chosen
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (os.umask can only be read by setting it, which is
+# unsafe while other threads create files).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _atomic_writer(path: str):
-    """(file object, temp path) of a temp file in `path`'s directory."""
+    """(file object, temp path) of a hidden temp file in `path`'s directory,
+    with the mode `path` has (else the umask's default, not mkstemp's 0600)."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                dir=directory)
-    return os.fdopen(fd, "wb"), tmp
+    try:
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            mode = _FILE_MODE
+        os.fchmod(fd, mode)
+        return os.fdopen(fd, "wb"), tmp
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
 
 
 def _finish(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
+
+
+def _sync_folder(path: str) -> None:
+    """fsync the folder of `path`, so a rename into it survives a power loss
+    (best effort: some file systems refuse to fsync a folder)."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers (and a crash at any point) see
+    the old file or the new one, never part of one.
+
+    A hidden temp file in the same folder (`.<name>.XXXX.tmp`, the target's
+    mode), written, fsynced, renamed onto `path`, then the folder fsynced.
+    On any failure (also KeyboardInterrupt) the temp file is removed and the
+    old file is untouched; the OSError propagates (callers decide whether it
+    is fatal: the layout cache only warns).
+    """
+    path = os.fspath(path)
+    handle, tmp = _atomic_writer(path)
+    try:
+        with handle:
+            handle.write(data)
+            _finish(handle)
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None:
+            _unlink_quietly(tmp)
+    _sync_folder(path)
 
 
 def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 20,
@@ -194,6 +264,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
         os.replace(model_tmp, path)
         temps.clear()
         replaced = False                          # committed: nothing to roll back
+        _sync_folder(path)
         if backup is not None:
             os.unlink(backup)
     except OSError as exc:
@@ -202,10 +273,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
         raise PCError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     finally:
         for tmp in temps:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            _unlink_quietly(tmp)
     if not chosen:
         for stale in (data_path, data_path + "~"):
             if os.path.exists(stale):
@@ -234,16 +302,6 @@ def _keep_old_data(path: str, data_path: str) -> str | None:
 
 
 # ---------------------------------------------------------------- reading
-
-def read_header(path: str) -> str:
-    """The kind ("model" / "layout") of a file, from its 8-byte prefix."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise LoadError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return _parse_header(path, head)
-
 
 def _parse_header(path: str, head: bytes) -> str:
     for kind, (_, magic) in _KINDS.items():

@@ -6,7 +6,9 @@ Rules (names of the CheckErrors): "ir-version", "tensor-*", "layout-header",
 "read-before-write" (every slot a layer reads is 0, 1, or written by an
 earlier layer), "flow-writers" (child blocks of a backward partition are
 disjoint), "layout-size" (header buffer sizes justified by the layers),
-"root".
+"root". With `deep=True` the rules of ir/layout_rules_deep.py run too
+("layer-slots", "fan-in", "backward-plan", stricter "padding",
+"param-range" and "slot-writers").
 
 Reads are checked against the sorted list of written intervals with
 `searchsorted`; nothing is ever allocated per slot, so a layout that claims
@@ -23,6 +25,7 @@ from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.checker import (_Tensors, _first_bad, _run, check_tensor_bytes,
                                    check_version)
 from pccompiler.ir.helpers import params_per_node, structure_hash
+from pccompiler.ir.layout_rules_deep import check_layer_tiling, check_sum_layer
 from pccompiler.ir.tensors import INT_DTYPES
 
 MAX_SLOTS = 2 ** 48
@@ -307,11 +310,14 @@ def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
-                 collect: bool = False) -> list[CheckError]:
+                 collect: bool = False, deep: bool = False) -> list[CheckError]:
     """Check the invariants of `layout` (and its agreement with `model`).
 
     Raises the first CheckError, or with `collect=True` returns them all
     (one per unit: header, placements, each layer, dataflow, root).
+    `deep=True` adds the rules of ir/layout_rules_deep.py (layer tiling and
+    holes, fan-in, the backward plan against the forward plan; one unit per
+    sum layer) once the basic rules hold.
     """
     errors: list[CheckError] | None = [] if collect else None
     _run(lambda: check_version(layout.ir_version, "layout"), errors)
@@ -330,8 +336,13 @@ def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
             layout, li, layer, model, placed, table, plan), errors)
     if layers_ok:
         flow: list = []
-        if _run(lambda: flow.append(_check_dataflow(plan)), errors):
-            _run(lambda: _check_sizes(layout, int(flow[0][1].max())), errors)
+        if _run(lambda: flow.append(_check_dataflow(plan)), errors) and \
+                _run(lambda: _check_sizes(layout, int(flow[0][1].max())), errors) and deep:
+            _run(lambda: check_layer_tiling(layout, flow[0][0], flow[0][1]), errors)
+            for li, layer in enumerate(layout.layers):
+                if layer.kind == pcir.SUM_LAYER:
+                    _run(lambda li=li, layer=layer: check_sum_layer(layout, li, layer, table),
+                         errors)
 
     def root_rules():
         if model is not None:

@@ -14,7 +14,6 @@ from pccompiler.passes.manager import (
 from pccompiler.passes.registry import DEFAULT_PIPELINE, PASSES, all_passes, get_pass, register
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.cache import LayoutCache, cache_ingredients, cache_key
-from pccompiler.passes.validate import validate_layout
 # Each pass module registers its pass on import; importing them here (after
 # the registry) makes `get_pass` see every pass without a deferred import.
 from pccompiler.passes import (  # noqa: F401  (registration side effect)
@@ -23,6 +22,5 @@ from pccompiler.passes import (  # noqa: F401  (registration side effect)
 __all__ = [
     "CompileResult", "PassContext", "PassRecord", "PassReport", "compile_model", "run_pass",
     "resolve_pipeline", "DEFAULT_PIPELINE", "PASSES", "all_passes", "get_pass", "register",
-    "format_pipeline", "parse_pipeline", "LayoutCache", "cache_ingredients",
-    "cache_key", "validate_layout"
+    "format_pipeline", "parse_pipeline", "LayoutCache", "cache_ingredients", "cache_key",
 ]

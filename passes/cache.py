@@ -15,7 +15,7 @@ File format (one file per key, `<key>.pclc`):
     b"PCLC\\0\\0\\0\\1" | sha256 of the rest (32 bytes) | u64 header length |
     header JSON | sections (Layout bytes; then, only when a pass replaced
     the input Model, the Model skeleton bytes and the gathers)
-Writes go to a temp file in the same folder and `os.replace` into place, so
+Writes go through `ir.fileio.atomic_write` (temp file, fsync, rename), so
 readers see the old entry or the new one, never half of one; two processes
 compiling one circuit both succeed and leave one valid entry. A corrupt
 entry (bad checksum, truncated) is reported once and rebuilt; a folder that
@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
+from pccompiler.ir.fileio import atomic_write
 from pccompiler.passes.helpers.edit import copy_without_tensors
 from pccompiler.passes.pipeline import format_pipeline
 from pccompiler.passes.registry import get_pass
@@ -229,28 +229,14 @@ class LayoutCache:
         """Write the entry atomically; False (one warning) if the folder refuses.
         `source`: the input Model (see encode_entry)."""
         data = encode_entry(self._ingredients.get(key, {}), model2, layout, rewrites, source)
-        tmp = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp",
-                                       dir=self.directory)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(key))
-            tmp = None
+            atomic_write(self.path(key), data)
         except OSError as exc:
             _warn_once(f"write:{self.directory}", f"layout cache {self.directory} is not "
                        f"writable ({exc}); compiling without the cache")
             self.notes.append("cache not writable")
             return False
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
         self.notes.append(f"stored {key[:12]} ({len(data) / 1e6:.1f} MB)")
         return True
 

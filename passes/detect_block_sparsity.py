@@ -143,7 +143,6 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
         else:
             stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
         counts[stats[gid]["class"]] += 1
-    ctx.analysis["sparsity"] = stats
     ctx.note(", ".join(f"{v} {k}" for k, v in counts.items()))
     for gid, s in stats.items():
         if "note" in s:

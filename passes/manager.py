@@ -68,7 +68,8 @@ class PassContext:
     """State shared by the passes of one compile.
 
     `model` is always the newest model' (layout passes read it); `analysis`
-    carries results a later pass uses (block sizes, tie classes, layer plan);
+    carries results a later pass uses ("max_block": partition-blocks' option,
+    read wherever the block limit is; "block_sizes": layerize's, read by layout);
     `rewrites` the parameter gathers the cache replays.
     """
     model: pcir.Model
@@ -136,16 +137,10 @@ def resolve_pipeline(pipeline: str | None, options: dict | None) -> list[tuple[s
 
 
 def _check(obj, ctx: PassContext, name: str) -> None:
-    from pccompiler.passes.validate import check_model, validate_layout
     if isinstance(obj, pcir.Model):
-        check_model(obj)
+        ir.check(obj)
     elif name == "layout":
-        validate_layout(obj, ctx.model)
-        try:
-            from pccompiler.ir.layout_checker import check_layout
-        except ImportError:
-            return
-        check_layout(obj, ctx.model)
+        ir.check_layout(obj, ctx.model, deep=True)
 
 
 def dump(obj: pcir.Model | pcir.Layout) -> str:

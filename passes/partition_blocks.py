@@ -91,7 +91,6 @@ def partition_blocks(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     result = edit.build()
     sizes = {g.id: group_block_sizes(result, g, limit) for g in result.groups
              if g.kind == pcir.SUM}
-    ctx.analysis["block_sizes"] = sizes
     hist = Counter(bp for bp, _ in sizes.values())
     ctx.note(f"limit {limit}; parent block size: " + ", ".join(f"{k} ({v} groups)" for k, v in
                                                           sorted(hist.items(), reverse=True))

@@ -96,7 +96,6 @@ def tie_params(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
             edit.ties = sorted(ties + new_ties)
     result = edit.build()
     classes = tie_classes(result)
-    ctx.analysis["tie_classes"] = classes
     shared = sum(len(v) - 1 for v in classes.values())
     ctx.note(f"{sum(len(v) > 1 for v in classes.values())} tie classes, {shared} groups share "
              f"parameters ({len(new_ties)} detected)")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 
+from pccompiler import ir
 from pccompiler.errors import CheckError
 from pccompiler.ir import pcir_pb2 as pcir
-from pccompiler.ir.checker import check
 from pccompiler.ir.fileio import load
-from pccompiler.ir.layout_checker import check_layout
 
 
 def load_checked(path: str | os.PathLike, verify: bool = True,
@@ -31,9 +30,9 @@ def load_checked(path: str | os.PathLike, verify: bool = True,
     if verify:
         try:
             if isinstance(msg, pcir.Layout):
-                check_layout(msg)
+                ir.check_layout(msg)
             else:
-                check(msg)
+                ir.check(msg)
         except CheckError as exc:
             exc.args = (f"{os.fspath(path)}: {exc} (`pcc verify` lists every problem)",)
             raise exc from None

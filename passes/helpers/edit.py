@@ -113,12 +113,6 @@ class ModelEdit:
             else:
                 new.tensors.append(t)
         new.tensors.extend(ir.from_numpy(a, n) for n, a in pending.items())
-        external = getattr(self.model, "_pc_external", None)
-        if external is not None:
-            try:
-                new._pc_external = external
-            except AttributeError:
-                pass
         return new
 
 

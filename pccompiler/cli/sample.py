@@ -36,7 +36,7 @@ def run(args) -> int:
     samples = circuit.sample(args.num_samples, generator=gen).cpu().numpy()
     fmt = "%.6g" if samples.dtype.kind == "f" else "%d"
     if args.output:
-        from pccompiler.ir.artifact import atomic_write
+        from pccompiler.ir.fileio import atomic_write
         import io
         buf = io.StringIO()
         np.savetxt(buf, samples, fmt=fmt, delimiter=",")

@@ -9,8 +9,9 @@ DESCRIPTION = """\
 Check a .pcir model (or a layout file) against every invariant of the IR:
 versions, topological order, scopes, smoothness, decomposability, tensor
 shapes and index ranges, normalized weights, ties; for a layout, slot and
-parameter ranges and that every slot is written before it is read (give the
-model with --model to also check placements and the model hash).
+parameter ranges, that every slot is written once before it is read, fan-in
+and the backward plan against the forward plan (give the model with --model
+to also check placements and the model hash).
 Prints "OK: ..." and exits 0, or one line per violation and exits 1.
 """
 
@@ -33,23 +34,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pccompiler import ir
     from pccompiler.errors import PCError
     from pccompiler.ir import pcir_pb2 as pcir
-    from pccompiler.ir.checker import check
     from pccompiler.ir.fileio import load
-    from pccompiler.ir.layout_checker import check_layout
     from pccompiler.ir.text import model_info
 
     msg = load(args.file)
     if isinstance(msg, pcir.Layout):
         model = load(args.model, "model") if args.model else None
-        errors = check_layout(msg, model, collect=True)
+        errors = ir.check_layout(msg, model, collect=True, deep=True)
         what = f"layout with {len(msg.layers)} layers, {msg.num_slots} slots"
         what += "" if model is None else " (checked against its model)"
     else:
         if args.model:
             raise PCError("--model is only for layout files")
-        errors = check(msg, collect=True)
+        errors = ir.check(msg, collect=True)
         if not errors:
             t = model_info(msg, max_groups=0)["totals"]
             what = (f"model {msg.name!r}: {t['groups']} groups, {t['nodes']} nodes, "

@@ -1,7 +1,7 @@
 """Training checkpoints: `pcc train --checkpoint-every N` and `--resume`.
 
 A checkpoint is an ordinary .pcc file (`<output>.ckpt`, written atomically
-through `artifact.atomic_write`) whose manifest also holds
+through `ir.fileio.atomic_write`) whose manifest also holds
 `training_state`: the last finished epoch, the batch-order generator's
 state and a fingerprint of what must not change between the runs (data
 bytes, epochs, batch size, EM mode, step sizes, pseudocount, seed). A
@@ -34,7 +34,8 @@ def fingerprint(args: Any, train: np.ndarray) -> dict:
 
 def write_checkpoint(path: str, circuit: Any, state: dict, prints: dict) -> None:
     """Save the circuit's current parameters and `state` to `path` atomically."""
-    from pccompiler.ir.artifact import atomic_write, encode
+    from pccompiler.ir.artifact import encode
+    from pccompiler.ir.fileio import atomic_write
     opts = circuit.options
     data = encode(circuit.to_model(), circuit.layout, circuit.backend_name, str(opts.device),
                   opts.dtype, extra={"training_state": {**state, "options": prints}})

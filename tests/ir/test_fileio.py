@@ -267,3 +267,20 @@ def test_current_version_needs_no_upgrade():
     upgrade.upgrade(model)
     assert model.ir_version == version.IR_VERSION
     assert upgrade.UPGRADES == {} or min(upgrade.UPGRADES) >= version.MIN_SUPPORTED_IR_VERSION
+
+
+def test_atomic_write_keeps_the_mode_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "out.bin"
+    fileio.atomic_write(path, b"one")
+    assert path.read_bytes() == b"one" and path.stat().st_mode & 0o777 == fileio._FILE_MODE
+    path.chmod(0o640)
+    fileio.atomic_write(path, b"two")
+    assert path.read_bytes() == b"two" and path.stat().st_mode & 0o777 == 0o640
+
+    def refuse(src, dst):
+        raise Boom("disk full")
+    monkeypatch.setattr(fileio.os, "replace", refuse)
+    with pytest.raises(Boom):
+        fileio.atomic_write(path, b"three")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"] and path.read_bytes() == b"two"

@@ -137,3 +137,43 @@ def test_claimed_huge_slot_counts_allocate_nothing():
     layout.layers[9].num_slots = 2 ** 47
     with pytest.raises(CheckError, match="slot-range"):
         ir.check_layout(layout, model)
+
+
+def _zero_first_block(layout, model):
+    _edit("L6.bcount", lambda c: np.where(np.arange(len(c)) == 0, 0, c))(layout, model)
+    _edit("L6.kids", lambda k: np.where(np.arange(len(k))[:, None] == 0, 0, k))(layout, model)
+
+
+DEEP_BREAKAGES = [
+    ("layer-gap", _set(lambda l: setattr(l.layers[2], "num_slots", 5)), "layer-slots"),
+    ("fan-in", _zero_first_block, "fan-in"),
+    ("real-child-reserved", _edit("L6.kids", lambda k: np.where(k > 1, 1, k)), "padding"),
+    ("reserved-weights", _edit("L6.pstarts", lambda p: np.where(p == p.min(), 0, p)),
+     "param-range"),
+    ("backward-plan", _edit("L7.pparams", lambda p: np.where(p > 0, p.max() + p[p > 0].min() - p,
+                                                             p)), "backward-plan"),
+]
+
+
+@pytest.mark.parametrize("case", DEEP_BREAKAGES, ids=[c[0] for c in DEEP_BREAKAGES])
+def test_each_deep_rule_catches_its_breakage(case):
+    """deep=True adds the rules of ir/layout_rules_deep.py; the basic rules
+    pass these layouts."""
+    _, mutate, rule = case
+    model = F.tied_model(seed=5)
+    layout = F.naive_layout(model)
+    mutate(layout, model)
+    assert ir.check_layout(layout, model) == []
+    errors = ir.check_layout(layout, model, collect=True, deep=True)
+    assert rule in {e.rule for e in errors}, [str(e) for e in errors]
+    with pytest.raises(CheckError, match=rule):
+        ir.check_layout(layout, model, deep=True)
+
+
+def test_deep_check_finds_a_slot_without_writer():
+    from pccompiler.ir.layout_rules_deep import check_layer_tiling
+    layout = F.naive_layout(F.small_dense_model())
+    starts = np.array([0, 2, 10])
+    check_layer_tiling(layout, starts, np.array([2, 10, layout.num_slots]))
+    with pytest.raises(CheckError, match="slot-writers"):
+        check_layer_tiling(layout, starts, np.array([2, 9, layout.num_slots]))

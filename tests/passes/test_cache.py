@@ -11,7 +11,6 @@ import pytest
 from pccompiler import ir, passes
 from pccompiler.backends.reference.layout_interp import layout_log_prob
 from pccompiler.passes import cache as cache_mod
-from pccompiler.passes.validate import validate_layout
 from tests.passes.circuits import block_mask, expand_blocks, reference_log_prob, two_level_model
 
 
@@ -46,7 +45,7 @@ def test_hit_replays_rewrites_with_current_parameters(tmp_path):
     hot = passes.compile_model(other, cache=tmp_path)
     assert hot.cache_hit and hot.report.records == []
     assert hot.layout == cold.layout
-    validate_layout(hot.layout, hot.model)
+    ir.check_layout(hot.layout, hot.model, deep=True)
     x = rng.integers(0, 3, (6, 2))
     np.testing.assert_allclose(layout_log_prob(hot.model, hot.layout, x),
                                reference_log_prob(other, x), atol=1e-10)

@@ -12,7 +12,6 @@ import pytest
 from pccompiler import passes
 from pccompiler.backends.reference.layout_interp import layout_log_prob
 from pccompiler.ir.layout_checker import check_layout
-from pccompiler.passes.validate import validate_layout
 from tests import factories
 from tests.passes.circuits import block_mask, expand_blocks, hmm_model, reference_log_prob, \
     two_level_model
@@ -27,7 +26,7 @@ def _data(model, rng, n=7):
 
 
 def _assert_equal(model, result, rng):
-    validate_layout(result.layout, result.model, deep=True)
+    check_layout(result.layout, result.model, deep=True)
     check_layout(result.layout, result.model)
     x = _data(model, rng)
     got = layout_log_prob(result.model, result.layout, x)

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 import pccompiler as pc
-from pccompiler import passes
+from pccompiler import ir, passes
 from pccompiler.ir import pcir
 from pccompiler.backends.reference.layout_interp import layout_log_prob
 from pccompiler.data.debd import load_debd
-from pccompiler.passes.validate import validate_layout
 from tests.passes.circuits import reference_log_prob
 
 
@@ -20,7 +19,7 @@ def nltcs():
 
 def _compare(model, x, missing=None, pipeline=None):
     result = passes.compile_model(model, pipeline=pipeline, check_each=True)
-    validate_layout(result.layout, result.model, deep=True)
+    ir.check_layout(result.layout, result.model, deep=True)
     got = layout_log_prob(result.model, result.layout, x, missing)
     np.testing.assert_allclose(got, reference_log_prob(model, x, missing), rtol=0, atol=1e-10)
     return result

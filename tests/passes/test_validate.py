@@ -1,4 +1,4 @@
-"""validate_layout rejects broken layouts (so its passes elsewhere mean something),
+"""ir.check_layout(deep=True) rejects broken layouts (so its passes elsewhere mean something),
 and node permutations stay correct with several readers and ties."""
 
 import numpy as np
@@ -8,7 +8,6 @@ from pccompiler import ir, passes
 from pccompiler.backends.reference.layout_interp import layout_log_prob
 from pccompiler.errors import CheckError
 from pccompiler.ir import pcir
-from pccompiler.passes.validate import validate_layout
 from tests.passes.circuits import block_mask, expand_blocks, normalize_sparse, \
     reference_log_prob
 
@@ -34,11 +33,11 @@ def _first(layout, kind):
 
 @pytest.mark.parametrize("mutation, rule", [
     ("child_after", "read-before-write"),
-    ("two_writers", "one-writer"),
-    ("param_out", "param-range"),
+    ("two_writers", "slot-writers"),      # (passes/validate.py named it "one-writer")
+    ("param_out", "index-range"),         # ("param-range" there; ir's name for a tensor index)
     ("padding", "padding"),
     ("backward_drop", "backward-plan"),
-    ("input_param", "param-range"),
+    ("input_param", "index-range"),       # ("param-range" there)
 ])
 def test_broken_layouts_are_rejected(mutation, rule):
     result = _layout()
@@ -62,9 +61,9 @@ def test_broken_layouts_are_rejected(mutation, rule):
         ip = _first(layout, "input_partitions")
         _replace(layout, ip.node_param_starts, lambda a: a + layout.num_input_params)
     with pytest.raises(CheckError) as info:
-        validate_layout(layout, result.model)
+        ir.check_layout(layout, result.model, deep=True)
     assert info.value.rule == rule, str(info.value)
-    validate_layout(result.layout, result.model)        # the original is fine
+    ir.check_layout(result.layout, result.model, deep=True)   # the original is fine
 
 
 def _multi_reader_model(seed=0, tied_copy=False):

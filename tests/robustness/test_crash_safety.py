@@ -114,7 +114,8 @@ def test_sigkill_during_compile_never_corrupts_output_or_cache(work):
     _run_ok(args, d, d / "ref-cache")
     new = out.read_bytes()
     old = (d / "old.pcc").read_bytes()
-    # the write steps: cache entry (fsync 1, replace 1), then the .pcc (fsync 2, replace 2)
+    # the write steps: cache entry (fsync 1, replace 1, folder fsync 2), then the .pcc
+    # (fsync 3, replace 2, folder fsync 4)
     specs = ["fsync:1", "replace:1", "replace:1:after", "fsync:2", "replace:2", "replace:2:after"]
     seen = {"old": 0, "new": 0}
     for spec in specs:
