@@ -10,7 +10,7 @@ import torch
 import pccompiler
 from pccompiler import backends, passes
 from pccompiler.backends import reference
-from pccompiler.backends.base import Backend, Capabilities
+from pccompiler.backends.interface import Backend, Capabilities
 from pccompiler.backends.torch import engine as torch_engine
 from pccompiler.errors import BackendError, DataError, UnsupportedError
 from tests.conformance.circuits import block_sparse, dense, gaussian, random_data, tied
