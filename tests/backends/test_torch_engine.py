@@ -103,8 +103,9 @@ def test_registry_knows_builtins_and_refuses_unknown():
     assert backends.get_backend("torch").name == "torch"
     with pytest.raises(BackendError, match="unknown backend 'nope'"):
         backends.get_backend("nope")
-    with pytest.raises(UnsupportedError, match="'reference' cannot compile"):
-        pccompiler.compile(dense(), backend="reference")
+    # issue #15: the reference compiles now; what it cannot do it refuses itself
+    with pytest.raises(UnsupportedError, match="'reference' cannot compute flows"):
+        pccompiler.compile(dense(), backend="reference").em_step(random_data(dense(), 2))
 
 
 def test_capabilities_refuse_clearly():
