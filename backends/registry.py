@@ -5,8 +5,11 @@ A third-party package registers a backend with, in its pyproject.toml,
     [project.entry-points."pccompiler.backends"]
     mybackend = "mypkg.pc:MyBackend"
 
-where `MyBackend` is a `pccompiler.backends.base.Backend` subclass (or a
+where `MyBackend` is a `pccompiler.backends.Backend` subclass (or a
 factory returning an instance). `register_backend` does the same at run time.
+Whatever a name resolves to must be a `Backend` instance (`get_backend`
+refuses anything else), so callers rely on `compile`, `check` and
+`capabilities` without probing for them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 from importlib import metadata
 from typing import Callable
 
+from pccompiler.backends.interface import Backend
 from pccompiler.errors import BackendError
 
 ENTRY_POINT_GROUP = "pccompiler.backends"
@@ -25,12 +29,17 @@ _BUILTIN = {
     "torch": "pccompiler.backends.torch:TorchBackend",
     "triton": "pccompiler.backends.triton:TritonBackend",
 }
-_registered: dict[str, Callable[[], object]] = {}
-_instances: dict[str, object] = {}
+_registered: dict[str, Callable[[], Backend]] = {}
+_instances: dict[str, Backend] = {}
 
 
-def register_backend(name: str, factory: Callable[[], object]) -> None:
-    """Register `factory` (a Backend class or a zero-argument callable)."""
+def register_backend(name: str, factory: Callable[[], Backend]) -> None:
+    """Register `factory` (a Backend class or a zero-argument callable
+    returning a Backend; a class that is not a Backend is refused here, what
+    a callable returns when `get_backend` first calls it)."""
+    if isinstance(factory, type) and not issubclass(factory, Backend):
+        raise BackendError(f"cannot register {factory.__name__} as backend {name!r}: it is "
+                           f"not a pccompiler.backends.Backend subclass")
     _registered[name] = factory
     _instances.pop(name, None)
 
@@ -55,8 +64,9 @@ def available_backends() -> list[str]:
     return sorted(set(_BUILTIN) | set(_entry_points()) | set(_registered))
 
 
-def get_backend(name: str):
-    """The Backend instance called `name` (BackendError if unknown or broken)."""
+def get_backend(name: str) -> Backend:
+    """The Backend instance called `name` (BackendError if unknown, broken,
+    or not a `Backend`)."""
     if name in _instances:
         return _instances[name]
     factory = _registered.get(name)
@@ -70,6 +80,9 @@ def get_backend(name: str):
         except (ImportError, AttributeError) as exc:
             raise BackendError(f"backend {name!r} ({target}) could not be loaded: {exc}") from exc
     backend = factory()
+    if not isinstance(backend, Backend):
+        raise BackendError(f"backend {name!r} is a {type(backend).__name__}, not a "
+                           f"pccompiler.backends.Backend: it cannot compile a circuit")
     if not getattr(backend, "name", ""):
         backend.name = name
     _instances[name] = backend

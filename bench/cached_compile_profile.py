@@ -99,10 +99,10 @@ class Timers:
 
 def install(timers: Timers, backend: str) -> None:
     from pccompiler import ir
-    from pccompiler.backends import base
+    from pccompiler.backends import engine, interface
     from pccompiler.backends.common import packing_upload as cpacking
     from pccompiler.passes import cache, manager
-    timers.wrap(base.Backend, "check", "check")
+    timers.wrap(interface.Backend, "check", "check")
     timers.wrap(cache.LayoutCache, "key", "cache key")
     timers.wrap(ir, "structure_hash", "structure_hash")
     timers.wrap(cache, "_param_hash", "parameter hash")
@@ -119,8 +119,8 @@ def install(timers: Timers, backend: str) -> None:
         from pccompiler.backends.triton import engine as tre
         timers.wrap(trb.TritonBackend, "compile", "backend compile")
         timers.wrap(tre, "build_plan", "plan")
-    timers.wrap(base.Engine, "__init__", "engine init")
-    timers.wrap(base.Engine, "load_parameters", "load_parameters")
+    timers.wrap(engine.Engine, "__init__", "engine init")
+    timers.wrap(engine.Engine, "load_parameters", "load_parameters")
     timers.wrap(cpacking, "pack_parameters_into", "pack_parameters_into")
     timers.wrap(cpacking, "_pack_batched", "batched (device)")
     timers.wrap(cpacking, "_plan_batched", "packing plan")

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
     if args.old:
         import numpy as np
-        from pccompiler.backends.base import _key_groups
+        from pccompiler.backends.engine import _key_groups
         from pccompiler.backends.common.layout_index import build_layout_index
         from pccompiler.backends.common.packing import pack_parameters
         with Phase("old: pack_parameters float64 + cast"):

@@ -11,13 +11,16 @@ on the CPU.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pccompiler import ir
-from pccompiler.errors import BackendError, LoadError, UnsupportedError
+from pccompiler.errors import BackendError, LoadError
 from pccompiler.ir import pcir
+
+if TYPE_CHECKING:
+    from pccompiler.backends import Backend
 
 
 def default_backend() -> str:
@@ -32,20 +35,16 @@ def default_backend() -> str:
 
 
 def default_device(backend: str) -> str:
-    if torch.cuda.is_available() and backend != "reference":
+    """cuda when there is a GPU and the backend runs there, else cpu."""
+    if torch.cuda.is_available() and "cuda" in compiling_backend(backend).capabilities.devices:
         return "cuda"
     return "cpu"
 
 
-def compiling_backend(name: str):
-    """The registered backend `name`, refusing one that cannot compile (the
-    reference oracle answers queries on a Model directly)."""
+def compiling_backend(name: str) -> "Backend":
+    """The registered backend `name` (the registry admits only `Backend`s)."""
     from pccompiler.backends import get_backend
-    impl = get_backend(name)
-    if not callable(getattr(impl, "compile", None)) or not callable(getattr(impl, "check", None)):
-        raise UnsupportedError(f"backend {name!r} cannot compile a circuit (it offers no "
-                               f"compile()); use torch or triton")
-    return impl
+    return get_backend(name)
 
 
 def as_model(root_or_model: Any) -> pcir.Model:
@@ -110,8 +109,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                   verify=verify)
     circuit = impl.compile(result.model, result.layout,
                            {"device": device, "dtype": dtype, **backend_options})
-    circuit.compile_report = result.report
-    return circuit
+    return circuit.record_origin(compile_report=result.report)
 
 
 def load(path: str | os.PathLike, device: str | None = None, backend: str | None = None,
@@ -142,8 +140,7 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
         name, impl = "torch", compiling_backend("torch")
     circuit = impl.compile(art.model, art.layout,
                            {"device": device, "dtype": dtype or target.get("dtype", "float32")})
-    circuit.manifest = art.manifest
-    return circuit
+    return circuit.record_origin(manifest=art.manifest)
 
 
 def open_circuit(path: str, backend: str | None = None, device: str | None = None,

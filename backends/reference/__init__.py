@@ -12,6 +12,10 @@ every other backend is tested against:
 
 `x` is [B, num_vars] (ints; floats where a variable is real), `missing` a bool
 array of the same shape (True = marginalize / fill in).
+
+`ReferenceBackend` puts the same interpreter behind a CompiledCircuit
+(`pccompiler.compile(model, backend="reference")`): float64 torch tensors,
+no flows, EM or gradients.
 """
 
 from pccompiler.backends.reference.backend import ReferenceBackend

@@ -1,48 +1,37 @@
-"""`ReferenceBackend`: the oracle as an object with a backend's name.
+"""`ReferenceBackend`: the oracle as a backend of the registry.
 
-The numpy functions (`log_prob`, `sample`, ...) are the main API; this
-class exposes them as methods so the reference can sit in the backend
-registry next to the compiled backends. It works on a Model directly (no
-Layout), caching the decoded view of the last model it saw.
+`pc.compile(model, backend="reference")` and `pc.load(path,
+backend="reference")` give a CompiledCircuit whose ReferenceEngine answers
+log_prob (with or without missing values), sample, conditional_sample and
+mpe with the float64 numpy interpreter (engine.py). The numpy functions of
+the package (`log_prob`, `sample`, ...) stay the direct API over a Model.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Mapping
 
-from pccompiler import ir
-from pccompiler.backends.reference.evaluate import log_prob, log_prob_groups
-from pccompiler.ir.model_view import ModelView
-from pccompiler.backends.reference.topdown import conditional_sample, mpe, sample
+from pccompiler.backends.compiled import CompiledCircuit
+from pccompiler.backends.interface import Backend, Capabilities, CompileOptions
+from pccompiler.backends.reference.engine import BACKEND, ReferenceEngine
+from pccompiler.ir import pcir
 
 
-class ReferenceBackend:
-    """float64 numpy interpreter of a pcir.Model (see the package docstring)."""
+class ReferenceBackend(Backend):
+    """float64 numpy interpreter of a pcir.Model, on the CPU. No flows, EM
+    or gradients (UnsupportedError: use torch with dtype float64). A
+    float32 request, the driver's default, is accepted and computed in
+    float64: the circuit's `options.dtype` says float64."""
 
-    name = "reference"
+    name = BACKEND
+    capabilities = Capabilities(
+        queries=frozenset({"log_prob", "marginal", "sample", "conditional_sample", "mpe"}),
+        devices=frozenset({"cpu"}),
+        dtypes=frozenset({"float32", "float64"}))
 
-    def __init__(self) -> None:
-        self._model: ir.pcir.Model | None = None
-        self._view: ModelView | None = None
-
-    def view(self, model: ir.pcir.Model) -> ModelView:
-        """The decoded model (decoded once per model object)."""
-        if self._model is not model:
-            self._model, self._view = model, ModelView(model)
-        return self._view
-
-    def log_prob(self, model: ir.pcir.Model, x, missing=None) -> np.ndarray:
-        return log_prob(self.view(model), x, missing)
-
-    def log_prob_groups(self, model: ir.pcir.Model, x, missing=None,
-                        semiring: str = "sum") -> list[np.ndarray]:
-        return log_prob_groups(self.view(model), x, missing, semiring)
-
-    def sample(self, model: ir.pcir.Model, num_samples: int, rng=None) -> np.ndarray:
-        return sample(self.view(model), num_samples, rng)
-
-    def conditional_sample(self, model: ir.pcir.Model, x, missing, rng=None) -> np.ndarray:
-        return conditional_sample(self.view(model), x, missing, rng)
-
-    def mpe(self, model: ir.pcir.Model, x, missing=None) -> tuple[np.ndarray, np.ndarray]:
-        return mpe(self.view(model), x, missing)
+    def compile(self, model: pcir.Model, layout: pcir.Layout,
+                options: CompileOptions | Mapping[str, Any] | None = None) -> CompiledCircuit:
+        opts = CompileOptions.from_any(options)
+        self.check(model, device=opts.device, dtype=opts.dtype)
+        opts = CompileOptions(device="cpu", dtype="float64", extra=dict(opts.extra))
+        return CompiledCircuit(ReferenceEngine(model, layout), self.name, layout.pipeline, opts)

@@ -10,8 +10,9 @@ from typing import Any, Mapping
 
 import torch
 
-from pccompiler.backends.base import (
-    QUERIES, Backend, Capabilities, CompiledCircuit, CompileOptions, torch_dtype,
+from pccompiler.backends.compiled import CompiledCircuit
+from pccompiler.backends.interface import (
+    QUERIES, Backend, Capabilities, CompileOptions, torch_dtype,
 )
 from pccompiler.backends.torch.engine import TorchEngine
 from pccompiler.ir import pcir

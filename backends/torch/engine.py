@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from pccompiler.backends.base import Engine
+from pccompiler.backends.engine import Engine
 from pccompiler.backends.common.layout_index import InputPart, SumPart
 from pccompiler.ir import pcir
 

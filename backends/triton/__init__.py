@@ -22,9 +22,8 @@ from typing import Any, Mapping
 
 import torch
 
-from pccompiler.backends.base import (
-    QUERIES, Backend, Capabilities, CompiledCircuit, CompileOptions,
-)
+from pccompiler.backends.compiled import CompiledCircuit
+from pccompiler.backends.interface import QUERIES, Backend, Capabilities, CompileOptions
 from pccompiler.backends.triton.compat import device_ok, interpreting
 from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir

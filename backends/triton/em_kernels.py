@@ -1,4 +1,4 @@
-"""Fused EM updates (backends/base.py `Engine.em_update` semantics).
+"""Fused EM updates (backends/engine.py `Engine.em_update` semantics).
 
 Sum nodes: for parent i of block b with children k < nc_b and flows F,
     new = (F[k, i] + pc / nc_b) / (sum_k F[k, i] + pc),  w <- (1 - s) w + s new,

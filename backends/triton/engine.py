@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
-from pccompiler.backends.base import Engine, em_update_continuous
+from pccompiler.backends.engine import Engine, em_update_continuous
 from pccompiler.backends.common.upload import upload
 from pccompiler.backends.triton import launch
 from pccompiler.backends.triton.compat import check_precision, require_triton
@@ -106,7 +106,7 @@ class TritonEngine(Engine):
 
     @property
     def input_node_flows(self) -> torch.Tensor:
-        """[num_input_params] per-row flow totals (base.py's convention),
+        """[num_input_params] per-row flow totals (backends/engine.py's convention),
         computed from the stored continuous totals and the categorical
         parameter flows. A fresh tensor: writing into it changes nothing."""
         out = torch.zeros(self.num_input_params, dtype=self.dtype, device=self.device)

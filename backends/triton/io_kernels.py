@@ -7,7 +7,7 @@ x_t [num_vars, B] (and missing_t, uint8), so that a node's batch row is one
 coalesced load. Forward writes log-densities (missing -> 0, or the mode's
 log-density in the max-product pass). Backward reduces the node's flows over
 the whole batch inside one program (a loop over batch tiles) and adds the
-sufficient statistics of backends/base.py; only the categorical scatter
+sufficient statistics of backends/engine.py; only the categorical scatter
 `input_param_flows[r + x] += f` needs atomics per element. The DIST
 constexpr is plan.DIST_CODES' code: 0 categorical, 1 Bernoulli, 2 Gaussian.
 

@@ -51,7 +51,7 @@ def run(args) -> int:
                               dtype=args.dtype, **kwargs)
     out = args.output or os.path.splitext(args.file)[0] + ".pcc"
     circuit.save(out)
-    report = getattr(circuit, "compile_report", None)
+    report = circuit.compile_report
     if report is not None and getattr(args, "time_passes", False):
         print(report.table())
     print(f"compiled {args.file} for backend {circuit.backend_name} on {circuit.device} "

@@ -6,7 +6,7 @@ are propagated here group by group over the Model itself (not the Layout):
     flow(root) = 1;  flow(child) += flow(parent) * w * exp(v(child) - v(parent))
     stat(edge) = sum over the batch of flow(parent) * w * exp(v(child) - v(parent))
 
-and the update is the one documented in backends/base.py (`em_update`):
+and the update is the one documented in backends/engine.py (`em_update`):
 new = (stat + pseudocount / fan) / (total + pseudocount), blended with the
 old parameters by the step size; tied groups add their statistics into their
 owner's tensor.

@@ -277,7 +277,8 @@ def test_forged_pcc_with_broken_model_is_load_error(tmp_path, pcc_bytes, edit):
 LOAD_PATHS = ["ir/fileio.py", "ir/tensors.py", "ir/upgrade.py", "ir/checker.py",
               "ir/layout_checker.py", "ir/layout_rules_deep.py", "ir/helpers.py", "ir/artifact.py",
               "pccompiler/driver.py", "pccompiler/train/em.py", "passes/cache.py",
-              "backends/base.py", "backends/registry.py", "tools/common.py"]
+              "backends/interface.py", "backends/engine.py", "backends/compiled.py",
+              "backends/registry.py", "tools/common.py"]
 LOAD_PATHS += [f"pccompiler/data/{p.name}" for p in (REPO / "pccompiler/data").glob("*.py")]
 FORBIDDEN = [
     (r"\bpickle\b|\bcPickle\b|\bdill\b|\bmarshal\b|\bshelve\b", "pickle-like deserialisation"),

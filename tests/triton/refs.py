@@ -1,6 +1,6 @@
 """Float64 numpy references for the Triton kernels, straight from the proto
 semantics (ir/pcir.proto, Layout section) and the flow conventions of
-backends/base.py, plus random partition generators.
+backends/engine.py, plus random partition generators.
 
 Random partitions are block-sparse in slot space: a parent block picks a
 random non-empty set of child blocks (child_block_size consecutive slots),

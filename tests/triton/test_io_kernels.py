@@ -1,7 +1,7 @@
 """Input and product kernels vs float64 numpy references.
 
 Inputs: categorical / Bernoulli / Gaussian log-densities (missing -> 0, or
-the mode in the max pass) and the statistics of backends/base.py (node
+the mode in the max pass) and the statistics of backends/engine.py (node
 flows, categorical scatter with missing expectation, Bernoulli f*x,
 Gaussian f*x and f*x^2), tied rows (atomic) included. Products: sums of
 child values with slot-1 padding, and flow pass-through with shared

@@ -154,7 +154,7 @@ def test_out_of_range_category_found_by_the_input_kernel(dtype, device):
 
 
 def test_uint8_over_256_categories_needs_no_check():
-    from pccompiler.backends.base import _dtype_fits
+    from pccompiler.backends.compiled import _dtype_fits
     cats = np.array([256, 256, 300])
     assert _dtype_fits(torch.uint8, cats)
     assert not _dtype_fits(torch.uint8, np.array([256, 255]))

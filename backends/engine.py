@@ -1,0 +1,271 @@
+"""The Engine: the numeric core of a backend, and the EM update every engine shares.
+
+Every backend writes one Engine (torch ops, triton kernels, ...) over the
+Layout's flat buffers (see ir/pcir.proto, "layout"):
+
+    values, flows   float [num_slots, B]   (slot 0 = log 0, slot 1 = log 1)
+    sum_params      float [num_sum_params]     (linear space, packed per block)
+    input_params    float [num_input_params]   (rows at node_param_starts)
+
+A subclass writes `forward` and `backward`; parameter packing to and from
+the Model, the statistics accumulators and the EM normalisation are generic
+and live here, so a new backend does not repeat them. Sampling and MPE
+(`top_down`) need only `forward` (backends/common/queries.py); an engine
+that answers them another way overrides `top_down`.
+
+Flow conventions (what `backward` accumulates; EM reads them):
+  * node flows: linear space, root flow 1 per sample; the flow of a child
+    is sum over parents of flow(parent) * w * exp(value(child) - value(parent))
+    (products pass their flow to every child unchanged);
+  * sum_param_flows[p] += w_p * flow(parent) * exp(value(child) - value(parent)),
+    summed over the batch, at the parameter's packed index;
+  * input statistics, per input node n with row r = node_param_starts[n]
+    and flow f (summed over the batch):
+      input_node_flows[r] += f                    (every distribution)
+      categorical: input_param_flows[r + x] += f  (x missing: += f * params[r + c] for all c)
+      Bernoulli:   input_param_flows[r] += f * x  (x missing: += f * p)
+      Gaussian:    input_param_flows[r] += f * x, input_param_flows[r + 1] += f * x^2
+                   (x missing: f * mean and f * (mean^2 + std^2))
+Tied groups share parameter slots, so their statistics add up by construction.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+from pccompiler.backends.common.layout_index import LayoutIndex, build_layout_index
+from pccompiler.backends.common.packing import unpack_parameters
+from pccompiler.backends.common.packing_upload import pack_parameters_into
+
+MIN_STD = 1e-3   # floor of Gaussian standard deviations after an EM update
+
+
+class LazyZeros:
+    """An engine buffer of zeros shaped like the attribute `like`, allocated
+    on first access; assigning replaces it."""
+
+    def __init__(self, like: str):
+        self.like = like
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_lazy_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.slot)
+        if value is None:
+            value = torch.zeros_like(getattr(obj, self.like).data)
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
+
+
+class Engine:
+    """The numeric core of a backend over one (Model, Layout) on one device.
+
+    Subclasses implement `forward` and `backward`; the rest is generic torch.
+    Attributes: model, layout, device, dtype, num_slots, root_slot,
+    index (LayoutIndex, built on first access), sum_params,
+    input_params (torch.nn.Parameter, requires_grad False unless the caller
+    turns it on for SGD), sum_param_flows, input_param_flows, input_node_flows.
+    """
+
+    def __init__(self, model: pcir.Model, layout: pcir.Layout,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        self.model = model
+        self.layout = layout
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.num_slots = int(layout.num_slots)
+        self.root_slot = int(layout.root_slot)
+        self.num_sum_params = int(layout.num_sum_params)
+        self.num_input_params = int(layout.num_input_params)
+        self._index: LayoutIndex | None = None
+        # empty: load_parameters writes every entry (reserved ones to 0)
+        self.sum_params = torch.nn.Parameter(
+            torch.empty(self.num_sum_params, dtype=dtype, device=self.device), requires_grad=False)
+        self.input_params = torch.nn.Parameter(
+            torch.empty(self.num_input_params, dtype=dtype, device=self.device),
+            requires_grad=False)
+        self._init_node_flows()
+        self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
+        self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
+        self.load_parameters()
+
+    @property
+    def index(self) -> LayoutIndex:
+        """The generic LayoutIndex (int64 per-parameter tensors: ~3x the size
+        of sum_params), decoded on first use: only engines and queries that
+        read it (torch forward/backward, sampling, the generic EM) pay for it."""
+        if self._index is None:
+            self._index = build_layout_index(self.layout, self.device)
+        return self._index
+
+    # Statistics accumulators, zeroed on first use (not at construction: a
+    # circuit that only answers queries never pays for them, and a compile
+    # does not page in 2-3x the parameters' memory).
+    sum_param_flows = LazyZeros("sum_params")
+    input_param_flows = LazyZeros("input_params")
+    input_node_flows = LazyZeros("input_params")
+
+    def _init_node_flows(self) -> None:
+        """Set up `input_node_flows` (lazy by default; engines that derive
+        it override this)."""
+
+    # ------------------------------------------------------------ to implement
+    def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                mode: str = "sum") -> torch.Tensor:
+        """Log-values of every slot, [num_slots, B]. mode "max" is the
+        max-product (MPE) pass: sums take a max, missing inputs their mode."""
+        raise NotImplementedError
+
+    def backward(self, values: torch.Tensor, x: torch.Tensor,
+                 missing: torch.Tensor | None = None, flows_out: bool = False) -> torch.Tensor | None:
+        """Propagate flows from the root (flow 1 per sample), accumulate the
+        parameter statistics (module docstring) and return node flows
+        [num_slots, B] if `flows_out`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ generic
+    def root_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                      after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        """log p(x) [B], a fresh tensor. `after_forward` runs between the pass
+        and the result (CompiledCircuit's late value check). Engines may keep
+        less than every node for this (triton: products share scratch rows)."""
+        values = self.forward(x, missing)
+        if after_forward is not None:
+            after_forward()
+        return values[self.root_slot].clone()
+
+    def forward_backward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
+                         after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        """Forward and backward, adding the batch's statistics to the
+        accumulators; returns log p(x) [B]. `after_forward` as in root_log_prob
+        (raising there leaves the accumulators untouched)."""
+        with torch.no_grad():
+            values = self.forward(x, missing)
+            if after_forward is not None:
+                after_forward()
+            self.backward(values, x, missing)
+            return values[self.root_slot].clone()
+
+    def top_down(self, x: torch.Tensor, missing: torch.Tensor, mode: str = "sample",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill in the `missing` entries of `x` [B, num_vars]: a sample from
+        p(missing | observed) (mode "sample") or a max-product completion
+        ("mpe"); observed entries are kept."""
+        from pccompiler.backends.common.queries import top_down
+        return top_down(self, x, missing, mode=mode, generator=generator)
+
+    def zero_flows(self) -> None:
+        self.sum_param_flows.zero_()
+        self.input_param_flows.zero_()
+        self.input_node_flows.zero_()
+
+    def load_parameters(self, model: pcir.Model | None = None) -> None:
+        """Pack the Model's parameters into sum_params / input_params, on the
+        device in the engine's dtype (backends/common/packing_upload.py: one upload
+        per tensor, no float64 host copy of the whole parameter vector)."""
+        if model is not None:
+            self.model = model
+        pack_parameters_into(self.model, self.layout, self.sum_params.data,
+                             self.input_params.data)
+
+    def store_parameters(self, float64: bool = False) -> pcir.Model:
+        """A copy of the Model holding the current parameters (tensors keep
+        their names and dtypes; `float64`: parameter tensors become float64,
+        so nothing is rounded to a narrower file dtype)."""
+        sum_np = self.sum_params.detach().cpu().double().numpy()
+        input_np = self.input_params.detach().cpu().double().numpy()
+        model = copy.deepcopy(self.model)
+        if float64:
+            for t in model.tensors:
+                old = ir.to_numpy(t)
+                if old.dtype.kind == "f" and old.dtype != np.float64:
+                    t.CopyFrom(ir.from_numpy(old.astype(np.float64), t.name))
+        arrays = unpack_parameters(model, self.layout, sum_np, input_np)
+        for t in model.tensors:
+            if t.name in arrays:
+                old = ir.to_numpy(t)
+                new = np.asarray(arrays[t.name], dtype=old.dtype).reshape(old.shape)
+                t.CopyFrom(ir.from_numpy(new, t.name))
+        return model
+
+    @torch.no_grad()
+    def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:
+        """params = (1 - step) * params + step * normalise(flows + pseudocount).
+
+        The pseudocount is spread evenly over each node's parameters (a sum
+        node's edges, a categorical's categories); a node with no flow and no
+        pseudocount keeps its parameters. Gaussians shrink towards their
+        current mean/variance with weight `pseudocount`; std >= MIN_STD.
+        """
+        idx = self.index
+        step, pc = float(step_size), float(pseudocount)
+        if not hasattr(self, "_em_groups"):
+            self._em_groups = (_key_groups(idx.sum_param_parent), _key_groups(idx.input_param_row))
+        self._normalise(self.sum_params, self.sum_param_flows, self._em_groups[0], step, pc)
+        self._normalise(self.input_params, self.input_param_flows, self._em_groups[1], step, pc)
+        em_update_continuous(self.input_params.data, self.input_param_flows, self.input_node_flows,
+                             idx.bernoulli_rows, idx.gaussian_rows, step, pc)
+
+    @staticmethod
+    def _normalise(params: torch.Tensor, flows: torch.Tensor,
+                   groups: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                   step: float, pc: float) -> None:
+        """Per-key normalisation of `flows` with pseudocount into `params`."""
+        sel, k, count = groups
+        if sel.numel() == 0:
+            return
+        f = flows[sel]
+        total = torch.zeros_like(flows).index_add_(0, k, f)[k]
+        count = count.to(flows.dtype)
+        denom = total + pc
+        new = torch.where(denom > 0, (f + pc / count) / denom.clamp_min(1e-300), params[sel])
+        params[sel] = (1 - step) * params[sel] + step * new
+
+
+def em_update_continuous(params: torch.Tensor, flows: torch.Tensor, node_flows: torch.Tensor,
+                         bernoulli_rows: torch.Tensor, gaussian_rows: torch.Tensor,
+                         step: float, pc: float) -> None:
+    """EM for Bernoulli and Gaussian input rows, shared by every engine.
+
+    `flows[row]` holds sum f*x (and `flows[row + 1]` sum f*x^2 for Gaussians),
+    `node_flows[row]` the node's total flow. Bernoulli: p = (sum f*x + pc/2) /
+    (total + pc). Gaussian: moments shrunk towards the current (mean, std) by
+    the pseudocount, std >= MIN_STD. Rows without flow or pseudocount keep
+    their parameters; the result is blended with the step size."""
+    rows = bernoulli_rows
+    if rows.numel():
+        total = node_flows[rows]
+        new = (flows[rows] + pc / 2) / (total + pc)
+        new = torch.where(total + pc > 0, new, params[rows])
+        params[rows] = (1 - step) * params[rows] + step * new.clamp(0.0, 1.0)
+    rows = gaussian_rows
+    if rows.numel():
+        total, mean0, std0 = node_flows[rows], params[rows], params[rows + 1]
+        denom = total + pc
+        mean = (flows[rows] + pc * mean0) / denom
+        ex2 = (flows[rows + 1] + pc * (mean0 ** 2 + std0 ** 2)) / denom
+        std = (ex2 - mean ** 2).clamp_min(MIN_STD ** 2).sqrt()
+        ok = denom > 0
+        mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
+        params[rows] = (1 - step) * mean0 + step * mean
+        params[rows + 1] = (1 - step) * std0 + step * std
+
+def _key_groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(entries with a key, their keys, the size of each entry's key group)."""
+    sel = torch.nonzero(key >= 0).squeeze(1)
+    k = key[sel]
+    count = torch.zeros(key.shape[0], dtype=torch.long, device=key.device)
+    count.index_add_(0, k, torch.ones_like(k))
+    return sel, k, count[k]

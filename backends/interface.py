@@ -1,0 +1,91 @@
+"""The backend interface: what a backend declares and what it is asked for.
+
+A backend turns (Model, Layout) into a CompiledCircuit (backends/compiled.py)
+whose numeric work an Engine does (backends/engine.py). This module holds
+the part every caller sees before any engine exists: the `Backend` base
+class with `check`, its `Capabilities`, the `CompileOptions` every backend
+understands, and the dtype names. The registry (backends/registry.py)
+accepts only `Backend` instances, so the driver never guesses what a
+registered object can do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+import torch
+
+from pccompiler.errors import UnsupportedError
+from pccompiler.ir import pcir
+
+if TYPE_CHECKING:
+    from pccompiler.backends.compiled import CompiledCircuit
+
+QUERIES = ("log_prob", "marginal", "flows", "em", "sgd", "sample", "conditional_sample", "mpe")
+DIST_NAMES = {pcir.CATEGORICAL_DIST: "categorical", pcir.BERNOULLI_DIST: "bernoulli",
+              pcir.GAUSSIAN_DIST: "gaussian"}
+
+
+@dataclass
+class Capabilities:
+    """What a backend supports; `Backend.check` refuses anything outside it."""
+    distributions: frozenset[str] = frozenset(DIST_NAMES.values())
+    queries: frozenset[str] = frozenset(QUERIES)
+    devices: frozenset[str] = frozenset({"cpu"})
+    dtypes: frozenset[str] = frozenset({"float32", "float64"})
+
+
+@dataclass
+class CompileOptions:
+    """Options every backend understands (backends may read `extra`)."""
+    device: str = "cpu"
+    dtype: str = "float32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_any(cls, options: "CompileOptions | Mapping[str, Any] | None") -> "CompileOptions":
+        if options is None:
+            return cls()
+        if isinstance(options, CompileOptions):
+            return options
+        known = {k: v for k, v in options.items() if k in ("device", "dtype")}
+        extra = {k: v for k, v in options.items() if k not in ("device", "dtype")}
+        return cls(**known, extra=extra)
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype called `name` ("float32" or "float64")."""
+    return {"float32": torch.float32, "float64": torch.float64}[name]
+
+
+class Backend:
+    """A backend: a name, its capabilities, and `compile`."""
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+
+    def compile(self, model: pcir.Model, layout: pcir.Layout,
+                options: CompileOptions | Mapping[str, Any] | None = None) -> "CompiledCircuit":
+        raise NotImplementedError
+
+    def check(self, model: pcir.Model | None = None, query: str | None = None,
+              device: str | None = None, dtype: str | None = None) -> None:
+        """Raise UnsupportedError naming what this backend lacks."""
+        caps = self.capabilities
+        if query is not None and query not in caps.queries:
+            raise UnsupportedError(f"backend {self.name!r} does not support the query {query!r} "
+                                   f"(supported: {', '.join(sorted(caps.queries))})")
+        if device is not None and torch.device(device).type not in caps.devices:
+            raise UnsupportedError(f"backend {self.name!r} does not run on device {device!r} "
+                                   f"(supported: {', '.join(sorted(caps.devices))})")
+        if dtype is not None and dtype not in caps.dtypes:
+            raise UnsupportedError(f"backend {self.name!r} does not support dtype {dtype!r} "
+                                   f"(supported: {', '.join(sorted(caps.dtypes))})")
+        if model is not None:
+            for g in model.groups:
+                if g.kind == pcir.INPUT:
+                    dist = DIST_NAMES.get(g.input.dist, str(g.input.dist))
+                    if dist not in caps.distributions:
+                        raise UnsupportedError(
+                            f"backend {self.name!r} does not support {dist} inputs "
+                            f"(group {g.id} {g.name!r})")
