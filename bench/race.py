@@ -113,6 +113,20 @@ class PeakMemory:
         return False
 
 
+def time_steps(first_step, train_step, forward_step, batches, args, res: dict,
+               budget_end: float) -> None:
+    """The timed part of a library's run, the same for both: the first
+    training step, `args.warmup` warm-up batches of both kinds, then the
+    training and forward epochs (`epoch_seconds`)."""
+    _, res["first_step_s"] = timed(lambda: first_step(batches[0]))
+    for b in range(min(args.warmup, batches.shape[0])):
+        train_step(batches[b])
+        forward_step(batches[b])
+    torch.cuda.synchronize()
+    res["epoch_runs_s"] = epoch_seconds(train_step, batches, args.repeats, budget_end)
+    res["forward_runs_s"] = epoch_seconds(forward_step, batches, args.repeats, budget_end)
+
+
 def run_pccompiler(model, batches, x_ll, args, res: dict, budget_end: float) -> np.ndarray | None:
     import pccompiler
     ll = None
@@ -133,13 +147,7 @@ def run_pccompiler(model, batches, x_ll, args, res: dict, budget_end: float) -> 
             with torch.no_grad():
                 circuit.log_prob(x)
 
-        _, res["first_step_s"] = timed(lambda: train_step(batches[0]))
-        for b in range(min(args.warmup, batches.shape[0])):
-            train_step(batches[b])
-            forward_step(batches[b])
-        torch.cuda.synchronize()
-        res["epoch_runs_s"] = epoch_seconds(train_step, batches, args.repeats, budget_end)
-        res["forward_runs_s"] = epoch_seconds(forward_step, batches, args.repeats, budget_end)
+        time_steps(train_step, train_step, forward_step, batches, args, res, budget_end)
         circuit = None
     res["peak_gb"] = mem.peak / 1e9
     free_gpu()
@@ -187,13 +195,7 @@ def run_pyjuice(model, case, batches, x_ll, args, res: dict, budget_end: float) 
             with torch.no_grad():
                 pc(x)
 
-        _, res["first_step_s"] = timed(lambda: first_step(batches[0]))
-        for b in range(min(args.warmup, batches.shape[0])):
-            train_step(batches[b])
-            forward_step(batches[b])
-        torch.cuda.synchronize()
-        res["epoch_runs_s"] = epoch_seconds(train_step, batches, args.repeats, budget_end)
-        res["forward_runs_s"] = epoch_seconds(forward_step, batches, args.repeats, budget_end)
+        time_steps(first_step, train_step, forward_step, batches, args, res, budget_end)
         pc = opt = None
     res["peak_gb"] = mem.peak / 1e9
     free_gpu()

@@ -49,15 +49,14 @@ from pccompiler.backends.common.packing import check_param_count, param_owners, 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
 # second compile in the process reuses them) and the cap of one device
 # staging buffer. 8 MB rather than 32: a chunk that small stays in the host's
-# cache while it is filled, so staging hclt512's 947 MB took 163-172 ms
-# instead of 193-200 ms on the H100 host (bench/results/cached_compile.md).
+# cache while it is filled (measured: bench/results/cached_compile.md).
 CHUNK_BYTES = 8 << 20
 SEGMENT_BYTES = 256 << 20
 # A tensor at least this big is uploaded straight from its bytes (pageable
 # memory: the driver stages it, synchronously), skipping our host copy into
-# a chunk. On the H100 that saves ~10% on bsp100's one 420 MB tensor, but a
-# 4 MB threshold cost hclt512 18% (each synchronous copy stalls the ring).
-# None: every tensor is staged.
+# a chunk. It pays only for very large tensors: each synchronous copy stalls
+# the ring, so a low threshold slows circuits of many mid-sized tensors
+# (bench/results/cached_compile.md). None: every tensor is staged.
 DIRECT_BYTES: int | None = 64 << 20
 
 # IR dtype -> torch dtype / bytes per element, for the batched path

@@ -22,6 +22,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.accumulate import accumulate
 from pccompiler.backends.triton.sum_backward import log_ratio_of
 
 
@@ -130,11 +131,7 @@ def input_bwd_kernel(flows_ptr, params_ptr, pflows_ptr, nflows_ptr, x_ptr, miss_
             s1 += tl.sum(fo * xv, axis=1)
             s2 += tl.sum(fo * xv * xv, axis=1)
     if NODE_FLOWS:     # off for categoricals: their total is the row sum of pflows
-        if ATOMIC:
-            tl.atomic_add(nflows_ptr + ps, tot, mask=n_mask)
-        else:
-            tl.store(nflows_ptr + ps, tl.load(nflows_ptr + ps, mask=n_mask, other=0.0) + tot,
-                     mask=n_mask)
+        accumulate(nflows_ptr + ps, tot, n_mask, ATOMIC)
     if DIST == 0:
         if HAS_MISSING:        # expected counts f * p(c), in chunks of CATS_P categories
             for c0 in range(0, CATS, CATS_P):
@@ -151,17 +148,9 @@ def input_bwd_kernel(flows_ptr, params_ptr, pflows_ptr, nflows_ptr, x_ptr, miss_
             sd = tl.load(params_ptr + ps + 1, mask=n_mask, other=0.0)
             s1 += fm * p0
             s2 += fm * (p0 * p0 + sd * sd)
-        if ATOMIC:
-            tl.atomic_add(pflows_ptr + ps, s1, mask=n_mask)
-        else:
-            tl.store(pflows_ptr + ps, tl.load(pflows_ptr + ps, mask=n_mask, other=0.0) + s1,
-                     mask=n_mask)
+        accumulate(pflows_ptr + ps, s1, n_mask, ATOMIC)
         if DIST == 2:
-            if ATOMIC:
-                tl.atomic_add(pflows_ptr + ps + 1, s2, mask=n_mask)
-            else:
-                tl.store(pflows_ptr + ps + 1,
-                         tl.load(pflows_ptr + ps + 1, mask=n_mask, other=0.0) + s2, mask=n_mask)
+            accumulate(pflows_ptr + ps + 1, s2, n_mask, ATOMIC)
 
 
 @triton.jit
@@ -198,11 +187,7 @@ def categorical_flow_dot_kernel(flows_ptr, pflows_ptr, x_ptr, miss_ptr, node_ps_
     ps = tl.load(node_ps_ptr + offs_n, mask=n_mask, other=0)
     idx = ps[:, None] + offs_c[None, :]
     mask = n_mask[:, None] & (offs_c < CATS)[None, :]
-    if ATOMIC:
-        tl.atomic_add(pflows_ptr + idx, acc, mask=mask)
-    else:
-        tl.store(pflows_ptr + idx, tl.load(pflows_ptr + idx, mask=mask, other=0.0) + acc,
-                 mask=mask)
+    accumulate(pflows_ptr + idx, acc, mask, ATOMIC)
 
 
 @triton.jit
@@ -236,11 +221,8 @@ def product_fwd_kernel(values_ptr, child_slots_ptr, slot_start, num_nodes, num_c
 def _pass_flow(flows_ptr, coff, f, cmask, ATOMIC: tl.constexpr, STORE: tl.constexpr):
     if STORE:      # first writer of every child row (plan.py): no read, no zeroing
         tl.store(flows_ptr + coff, f, mask=cmask)
-    elif ATOMIC:
-        tl.atomic_add(flows_ptr + coff, f, mask=cmask)
     else:
-        old = tl.load(flows_ptr + coff, mask=cmask, other=0.0)
-        tl.store(flows_ptr + coff, old + f, mask=cmask)
+        accumulate(flows_ptr + coff, f, cmask, ATOMIC)
 
 
 @triton.jit

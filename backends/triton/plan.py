@@ -247,9 +247,9 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
 # Runs whose blocks lack some of the union's parents (zero-weight tiles):
-# off, because on the H100 they made bsp050's epoch 0.757 -> 0.805 s and
-# bsp025's 0.402 -> 0.495 s (race at 936d3bf; the masked dots cost more than
-# the parent reads they save). Runs of equal parent sets are always taken.
+# off, because the masked dots cost more than the parent reads they save
+# (block-sparse race cases, bench/results/race-h100-status.md). Runs of
+# equal parent sets are always taken.
 UNIONS_WITH_GAPS = False
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.accumulate import accumulate
 from pccompiler.backends.triton.sum_forward import group_rows
 
 
@@ -201,8 +202,4 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
         pmask = m_mask[:, None] & k_mask[None, :]
         w = tl.load(params_ptr + pidx, mask=pmask, other=0.0)
         pf = acc * w
-        if ATOMIC:
-            tl.atomic_add(pflows_ptr + pidx, pf, mask=pmask)
-        else:
-            old = tl.load(pflows_ptr + pidx, mask=pmask, other=0.0)
-            tl.store(pflows_ptr + pidx, old + pf, mask=pmask)
+        accumulate(pflows_ptr + pidx, pf, pmask, ATOMIC)

@@ -123,20 +123,19 @@ def co_cluster(edges: np.ndarray, num_rows: int, col_segments: np.ndarray, block
             if blocks < best[0]:
                 best = (blocks, *km)
     row_perm, col_perm = best[1], best[2]
+    def by_blocks(owner, member, member_perm, num_owners, num_members, segment, movable):
+        """Owners ordered by the set of current member blocks they touch."""
+        member_inv = np.empty_like(member_perm)
+        member_inv[member_perm] = np.arange(num_members, dtype=np.int64)
+        codes = rng.integers(0, 2**63, max(num_members // block, 1), dtype=np.uint64)
+        return _order(_hash_sets(owner, member_inv[member] // block, num_owners, codes),
+                      segment, movable)
+
     # Refinement: alternate on block signatures of the current order.
     for _ in range(iters):
-        col_inv = np.empty_like(col_perm)
-        col_inv[col_perm] = ident_c
-        nb_c = num_cols // block
-        row_perm = _order(_hash_sets(rows, col_inv[cols] // block, num_rows,
-                                     rng.integers(0, 2**63, max(nb_c, 1), dtype=np.uint64)),
-                          row_seg, row_mov)
-        row_inv = np.empty_like(row_perm)
-        row_inv[row_perm] = ident_r
-        nb_r = num_rows // block
-        col_perm = _order(_hash_sets(cols, row_inv[rows] // block, num_cols,
-                                     rng.integers(0, 2**63, max(nb_r, 1), dtype=np.uint64)),
-                          col_segments, cols_movable)
+        row_perm = by_blocks(rows, cols, col_perm, num_rows, num_cols, row_seg, row_mov)
+        col_perm = by_blocks(cols, rows, row_perm, num_cols, num_rows, col_segments,
+                             cols_movable)
         blocks = count(row_perm, col_perm)
         if blocks < best[0]:
             best = (blocks, row_perm, col_perm)

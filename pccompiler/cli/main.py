@@ -14,8 +14,7 @@ import sys
 from pccompiler.errors import PCError
 from pccompiler.version import __version__
 
-# Subcommand modules, in the order `pcc --help` lists them. A module that
-# is missing (a stage not written yet) is skipped.
+# Subcommand modules, in the order `pcc --help` lists them.
 SUBCOMMANDS = [
     "build", "dump", "parse", "verify", "stat", "dot", "passes", "compile",
     "train", "eval", "sample",
@@ -41,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pccompiler {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"pccompiler.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"pccompiler.cli.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"pccompiler.cli.{name}").register(subparsers)
     return parser
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 import pccompiler as pc
+from pccompiler import structures
 from pccompiler.ir import pcir
 
 
@@ -90,12 +91,8 @@ HAND_MADE: dict[str, Callable[[], pcir.Model]] = {
 
 
 def _structures() -> dict[str, Callable[[], pcir.Model]]:
-    """Small standard structures, if the structures package provides them."""
+    """Small standard structures (HCLT, PD, RAT-SPN, HMM)."""
     found: dict[str, Callable[[], pcir.Model]] = {}
-    try:
-        from pccompiler import structures
-    except ImportError:
-        return found
     rng = np.random.default_rng(0)
     data = (rng.random((200, 6)) < 0.4).astype(np.int64)
     data[:, 1] = data[:, 0] ^ (rng.random(200) < 0.1)
@@ -107,11 +104,10 @@ def _structures() -> dict[str, Callable[[], pcir.Model]]:
         "hmm": lambda: structures.hmm(4, num_latents=4, num_emits=3, seed=0),
     }
     for name, make in recipes.items():
-        if hasattr(structures, name):
-            def build(make=make):
-                out = make()
-                return out if isinstance(out, pcir.Model) else pc.lower(out)
-            found[name] = build
+        def build(make=make):
+            out = make()
+            return out if isinstance(out, pcir.Model) else pc.lower(out)
+        found[name] = build
     return found
 
 
