@@ -134,9 +134,21 @@ def test_mnist_test_images_and_labels():
 
 
 @needs_mnist
-def test_mnist_train_images_missing_is_explained():
+def test_mnist_train_images_missing_is_explained(tmp_path):
+    """A folder with only the test files (the shared folder had only those
+    until it gained all of MNIST) names what is missing."""
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes((SHARED_DATA_DIR / "mnist" / name).read_bytes())
     with pytest.raises(DataError, match="only the 10k test images"):
-        load_mnist("train")
+        load_mnist("train", root=tmp_path)
+
+
+@pytest.mark.skipif(not (SHARED_DATA_DIR / "mnist" / "train-images-idx3-ubyte.gz").exists(),
+                    reason="no MNIST train images in the shared folder")
+def test_mnist_train_images():
+    images = load_mnist("train")
+    assert images.shape == (60000, 784) and images.dtype == np.uint8
+    assert abs(images.mean() / 255 - 0.1307) < 1e-3
 
 
 def test_mnist_wrong_magic(tmp_path):
