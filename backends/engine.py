@@ -77,6 +77,9 @@ class Engine:
     index (LayoutIndex, built on first access), sum_params,
     input_params (torch.nn.Parameter, requires_grad False unless the caller
     turns it on for SGD), sum_param_flows, input_param_flows, input_node_flows.
+    Gradient training through logits (CompiledCircuit.requires_grad_) uses
+    `parameters_from_logits` / `logits_from_parameters` and `reading`; a
+    move (`.to()`) asks `check_move`, then calls `moved`.
     """
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
