@@ -12,12 +12,13 @@ and `manifest` (the .pcc manifest of `pccompiler.load`), None otherwise.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
-from pccompiler.errors import DataError
+from pccompiler.errors import BackendError, DataError, UnsupportedError
 from pccompiler.ir import pcir
 from pccompiler.backends.engine import Engine
 from pccompiler.backends.interface import CompileOptions
@@ -86,13 +87,55 @@ class _KernelCheck:
             raise DataError(self.message(*where))
 
 
+# Circuits training by gradients: after any optimizer's step their
+# probability-space parameters are recomputed from the logits it changed.
+_GRADIENT_CIRCUITS: "weakref.WeakSet[CompiledCircuit]" = weakref.WeakSet()
+_STEP_HOOK: list = []
+_LOGITS = ("sum_logits", "input_logits")
+
+
+def _after_optimizer_step(optimizer, args, kwargs) -> None:
+    for circuit in list(_GRADIENT_CIRCUITS):
+        circuit._sync()
+
+
 class CompiledCircuit(torch.nn.Module):
     """A compiled circuit: queries, training and saving over one Engine.
 
     `x` is [B, num_vars] (integers; floats for real variables; numpy or
     torch); `missing` a bool array of the same shape (True = marginalise).
-    `sum_params` / `input_params` are module parameters, so `state_dict()`
-    and optimisers see them; `to_model()` writes them back into the IR.
+    `sum_params` / `input_params` are module parameters in probability
+    space (what the engine reads, EM updates in place, `state_dict()`
+    holds and `to_model()` writes back into the IR); they do not require
+    gradients.
+
+    Gradient training (backends with the "sgd" query: torch) is switched on
+    with `circuit.requires_grad_()`: the parameters are then held as
+    unconstrained logits `sum_logits` / `input_logits`, the only parameters
+    that require gradients, and `sum_params` / `input_params` are always
+    their normalised image (a softmax over every sum node's edges and every
+    categorical row, sigmoid for Bernoulli p, exp for Gaussian std), so
+    any optimizer keeps the circuit normalised:
+
+        circuit.requires_grad_()
+        opt = torch.optim.Adam(circuit.parameters(), lr=0.1)
+        loss = -circuit.log_prob(x).mean(); opt.zero_grad(); loss.backward(); opt.step()
+
+    `log_prob` with grad enabled differentiates through the softmax;
+    every other query, EM and saving read the normalised image (refreshed
+    after any optimizer step, or when the logits changed). `state_dict()`
+    keeps only the probability-space parameters (the same keys as without
+    gradients), and loading one resets the logits to their log. EM still
+    works in this mode (it updates the probabilities; the logits follow).
+    `requires_grad_(False)` drops the logits. The triton and reference
+    backends raise UnsupportedError (no autograd through their kernels).
+    Gradients in probability space (`circuit.sum_params.requires_grad_()`,
+    unnormalised steps) work on the torch backend as before.
+
+    `.to(device/dtype)`, `.double()`, `.float()`, `.cuda()`, `.cpu()` move
+    the parameters and the engine together (dtype float32 or float64);
+    what the backend or this machine cannot do raises UnsupportedError or
+    BackendError before anything moves.
 
     Attributes: engine, backend_name, pipeline, options (CompileOptions);
     compile_report, the PassReport of the `pccompiler.compile` that built
@@ -114,6 +157,133 @@ class CompiledCircuit(torch.nn.Module):
         self.manifest = manifest
         self.sum_params = engine.sum_params
         self.input_params = engine.input_params
+        self._synced: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        if "_totals" not in self.__dict__:
+            from pccompiler.ir.text import model_info
+            self._totals = model_info(self.model, max_groups=0)["totals"]
+        t = self._totals
+        dtype = str(self.engine.dtype).replace("torch.", "")
+        grad = ", gradients=logits" if self.gradient_training else ""
+        return (f"CompiledCircuit(backend={self.backend_name!r}, device={str(self.device)!r}, "
+                f"dtype={dtype}, groups={t['groups']}, edges={t['edges']}, "
+                f"params={t['parameters']}{grad})")
+
+    # ------------------------------------------------------------ gradients
+    @property
+    def gradient_training(self) -> bool:
+        """True after `requires_grad_()`: the parameters are held as logits."""
+        return "sum_logits" in self._parameters
+
+    def _check_gradients(self) -> None:
+        """UnsupportedError unless the backend declares the "sgd" query."""
+        from pccompiler.backends.registry import get_backend
+        try:
+            queries = get_backend(self.backend_name).capabilities.queries
+        except BackendError:
+            return
+        if "sgd" not in queries:
+            raise UnsupportedError(
+                f"backend {self.backend_name!r} does not support gradients (query 'sgd'): its "
+                f"kernels compute flows without autograd; train it with EM (em_step, "
+                f"pccompiler.train.train_em) or compile with backend='torch'")
+
+    def requires_grad_(self, requires_grad: bool = True) -> "CompiledCircuit":
+        """Switch gradient training on (parameters held as logits, see the
+        class docstring) or off; returns the circuit."""
+        if not requires_grad:
+            if self.gradient_training:
+                self._sync()
+                _GRADIENT_CIRCUITS.discard(self)
+                for name in _LOGITS:
+                    delattr(self, name)
+                self._synced = None
+            return self
+        self._check_gradients()
+        if not self.gradient_training:
+            sum_l, input_l = self.engine.logits_from_parameters()
+            self.sum_logits = torch.nn.Parameter(sum_l)
+            self.input_logits = torch.nn.Parameter(input_l)
+            self._synced = self._logit_versions()
+            _GRADIENT_CIRCUITS.add(self)
+            if not _STEP_HOOK:
+                from torch.optim.optimizer import register_optimizer_step_post_hook
+                _STEP_HOOK.append(register_optimizer_step_post_hook(_after_optimizer_step))
+        return self
+
+    def _logit_versions(self) -> tuple[int, int]:
+        return self.sum_logits._version, self.input_logits._version
+
+    @torch.no_grad()
+    def _sync(self) -> None:
+        """Recompute sum_params / input_params from the logits if an
+        optimizer (or anything else) changed them since the last time."""
+        if not self.gradient_training or self._synced == self._logit_versions():
+            return
+        sum_p, input_p = self.engine.parameters_from_logits(self.sum_logits, self.input_logits)
+        self._store(sum_p, input_p)
+
+    def _store(self, sum_p: torch.Tensor, input_p: torch.Tensor) -> None:
+        self.sum_params.data.copy_(sum_p.detach())
+        self.input_params.data.copy_(input_p.detach())
+        self._synced = self._logit_versions()
+
+    @torch.no_grad()
+    def _logits_follow(self) -> None:
+        """The probability-space parameters changed (EM, loading): reset
+        the logits to their log."""
+        if self.gradient_training:
+            sum_l, input_l = self.engine.logits_from_parameters()
+            self.sum_logits.copy_(sum_l)
+            self.input_logits.copy_(input_l)
+            self._synced = self._logit_versions()
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        self._sync()
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name in _LOGITS:
+            destination.pop(prefix + name, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        for name in _LOGITS:
+            if prefix + name in missing_keys:
+                missing_keys.remove(prefix + name)
+        self._logits_follow()
+
+    # ------------------------------------------------------------ device and dtype
+    def _apply(self, fn, recurse: bool = True):
+        """nn.Module's hook behind .to(), .double(), .float(), .cuda(),
+        .cpu(): the target device and dtype are read off an empty tensor,
+        checked against the backend and the engine, then the parameters and
+        the engine move together."""
+        eng = self.engine
+        try:
+            target = fn(torch.empty(0, dtype=eng.dtype, device=eng.device))
+        except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"cannot move the {self.backend_name} circuit from {eng.device}: "
+                               f"{line}") from None
+        device, dtype = target.device, target.dtype
+        name = str(dtype).replace("torch.", "")
+        moving = (device, dtype) != (eng.device, eng.dtype)
+        if moving:
+            from pccompiler.backends.registry import get_backend
+            if not dtype.is_floating_point:
+                raise UnsupportedError(f"a circuit computes in float32 or float64, not {name}")
+            get_backend(self.backend_name).check(device=str(device), dtype=name)
+            eng.check_move(device, dtype)
+        self._sync()
+        super()._apply(fn, recurse)
+        eng.sum_params, eng.input_params = self.sum_params, self.input_params
+        if moving:
+            eng.moved(device, dtype)
+            self.options.device, self.options.dtype = str(device), name
+            self._synced = self._logit_versions() if self.gradient_training else None
+        return self
 
     def record_origin(self, compile_report: "PassReport | None" = None,
                       manifest: dict[str, Any] | None = None) -> "CompiledCircuit":
@@ -226,8 +396,19 @@ class CompiledCircuit(torch.nn.Module):
         return xt, mt, check
 
     def log_prob(self, x: Any, missing: Any = None) -> torch.Tensor:
-        """log p(x) per sample (marginalising `missing`), Tensor [B]."""
+        """log p(x) per sample (marginalising `missing`), Tensor [B];
+        differentiable in the logits after `requires_grad_()`."""
+        if self.gradient_training and torch.is_grad_enabled():
+            xt, mt, check = self._checked(x, missing)
+            sum_p, input_p = self.engine.parameters_from_logits(self.sum_logits,
+                                                                self.input_logits)
+            self._store(sum_p, input_p)
+            with self.engine.reading(sum_p, input_p):
+                return self.engine.root_log_prob(xt, mt, check)
+        self._sync()
         grad = self.sum_params.requires_grad or self.input_params.requires_grad
+        if grad and torch.is_grad_enabled():
+            self._check_gradients()
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             xt, mt, check = self._checked(x, missing)
             return self.engine.root_log_prob(xt, mt, check)
@@ -238,6 +419,7 @@ class CompiledCircuit(torch.nn.Module):
         """Node flows [num_slots, B] (root flow 1). Parameter statistics are
         kept only if `accumulate` (else the accumulators are left as they were)."""
         xt, mt = self.prepare(x, missing)
+        self._sync()
         eng = self.engine
         with torch.no_grad():
             saved = None if accumulate else (eng.sum_param_flows.clone(), eng.input_param_flows.clone(),
@@ -255,20 +437,23 @@ class CompiledCircuit(torch.nn.Module):
         accumulators (full-batch EM: call per shard, then `em_update`).
         Returns log p(x) [B]."""
         xt, mt, check = self._checked(x, missing)
+        self._sync()
         return self.engine.forward_backward(xt, mt, check)
 
     def zero_flows(self) -> None:
         self.engine.zero_flows()
 
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:
+        self._sync()
         self.engine.em_update(step_size, pseudocount)
+        self._logits_follow()
 
     def em_step(self, x: Any, missing: Any = None, step_size: float = 1.0,
                 pseudocount: float = 0.0) -> torch.Tensor:
         """One mini-batch EM step; returns log p(x) [B] under the old parameters."""
         self.engine.zero_flows()
         lls = self.accumulate_flows(x, missing)
-        self.engine.em_update(step_size, pseudocount)
+        self.em_update(step_size, pseudocount)
         self.engine.zero_flows()
         return lls
 
@@ -282,6 +467,7 @@ class CompiledCircuit(torch.nn.Module):
                            ) -> torch.Tensor:
         """Samples of the missing entries given the others (observed kept)."""
         xt, mt = self.prepare(x, missing)
+        self._sync()
         return self.engine.top_down(xt, mt, mode="sample", generator=generator)
 
     def mpe(self, x: Any, missing: Any = None) -> torch.Tensor:
@@ -289,6 +475,7 @@ class CompiledCircuit(torch.nn.Module):
         xt, mt = self.prepare(x, missing)
         if mt is None:
             return xt
+        self._sync()
         return self.engine.top_down(xt, mt, mode="mpe")
 
     def _x_dtype(self) -> torch.dtype:
@@ -297,11 +484,13 @@ class CompiledCircuit(torch.nn.Module):
     # ------------------------------------------------------------ IR and files
     def to_model(self) -> pcir.Model:
         """The Model with the current parameters."""
+        self._sync()
         return self.engine.store_parameters()
 
     def load_model_parameters(self, model: pcir.Model) -> None:
         """Take parameters from a Model of the same structure."""
         self.engine.load_parameters(model)
+        self._logits_follow()
 
     def save(self, path: str) -> None:
         """Write one .pcc file (ir/artifact.py)."""

@@ -77,6 +77,9 @@ class Engine:
     index (LayoutIndex, built on first access), sum_params,
     input_params (torch.nn.Parameter, requires_grad False unless the caller
     turns it on for SGD), sum_param_flows, input_param_flows, input_node_flows.
+    Gradient training through logits (CompiledCircuit.requires_grad_) uses
+    `parameters_from_logits` / `logits_from_parameters` and `reading`; a
+    move (`.to()`) asks `check_move`, then calls `moved`.
     """
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
@@ -200,6 +203,79 @@ class Engine:
                 t.CopyFrom(ir.from_numpy(new, t.name))
         return model
 
+    @property
+    def key_groups(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                                  tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(sum, categorical input) `_key_groups`: the entries every node
+        normalises over (EM's update and the gradient path's softmax)."""
+        if self.__dict__.get("_em_groups") is None:
+            idx = self.index
+            self._em_groups = (_key_groups(idx.sum_param_parent), _key_groups(idx.input_param_row))
+        return self._em_groups
+
+    # ------------------------------------------------------------ gradients
+    def parameters_from_logits(self, sum_logits: torch.Tensor, input_logits: torch.Tensor
+                               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised (sum_params, input_params) that unconstrained
+        logits stand for, differentiable in the logits: a softmax over every
+        sum node's edges and every categorical row, sigmoid for Bernoulli p,
+        mean as is and exp for Gaussian std. Entries no node reads (reserved
+        padding) keep their current values."""
+        (ssel, skey, _), (isel, ikey, _) = self.key_groups
+        idx = self.index
+        sum_p = _segment_softmax(sum_logits, ssel, skey, self.sum_params.detach())
+        input_p = _segment_softmax(input_logits, isel, ikey, self.input_params.detach())
+        rows = idx.bernoulli_rows
+        if rows.numel():
+            input_p = input_p.index_put((rows,), torch.sigmoid(input_logits[rows]))
+        rows = idx.gaussian_rows
+        if rows.numel():
+            tiny = torch.finfo(input_logits.dtype).tiny
+            input_p = input_p.index_put((rows,), input_logits[rows])
+            input_p = input_p.index_put((rows + 1,), torch.exp(input_logits[rows + 1]).clamp_min(tiny))
+        return sum_p, input_p
+
+    @torch.no_grad()
+    def logits_from_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits whose `parameters_from_logits` are the current parameters
+        (log p, logit p, log std; zero probabilities become log(tiny))."""
+        tiny = torch.finfo(self.dtype).tiny
+        sum_l = torch.log(self.sum_params.detach().clamp_min(tiny))
+        params = self.input_params.detach()
+        input_l = torch.log(params.clamp_min(tiny))
+        idx = self.index
+        rows = idx.bernoulli_rows
+        if rows.numel():
+            p = params[rows].clamp(tiny, 1 - torch.finfo(self.dtype).eps)
+            input_l[rows] = torch.log(p) - torch.log1p(-p)
+        rows = idx.gaussian_rows
+        if rows.numel():
+            input_l[rows] = params[rows]
+        return sum_l, input_l
+
+    def reading(self, sum_params: torch.Tensor, input_params: torch.Tensor):
+        """A context in which `forward` reads these tensors as the parameters
+        (the gradient path: autograd flows from the log-likelihood into
+        whatever computed them)."""
+        return _Reading(self, sum_params, input_params)
+
+    # ------------------------------------------------------------ moves
+    def check_move(self, device: torch.device, dtype: torch.dtype) -> None:
+        """Raise UnsupportedError if this engine cannot move to `device` /
+        `dtype` (CompiledCircuit's `.to()`); the generic engine can."""
+
+    def moved(self, device: torch.device, dtype: torch.dtype) -> None:
+        """The circuit's parameters moved to `device` / `dtype` (`.to()`,
+        `.double()`, `.cuda()`): move the statistics accumulators with them
+        and rebuild the device-bound caches on next use."""
+        self.device, self.dtype = torch.device(device), dtype
+        self._index = None
+        self._em_groups = None
+        for name in ("sum_param_flows", "input_param_flows", "input_node_flows"):
+            slot = "_lazy_" + name
+            if self.__dict__.get(slot) is not None:
+                self.__dict__[slot] = self.__dict__[slot].to(device, dtype)
+
     @torch.no_grad()
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:
         """params = (1 - step) * params + step * normalise(flows + pseudocount).
@@ -211,10 +287,9 @@ class Engine:
         """
         idx = self.index
         step, pc = float(step_size), float(pseudocount)
-        if not hasattr(self, "_em_groups"):
-            self._em_groups = (_key_groups(idx.sum_param_parent), _key_groups(idx.input_param_row))
-        self._normalise(self.sum_params, self.sum_param_flows, self._em_groups[0], step, pc)
-        self._normalise(self.input_params, self.input_param_flows, self._em_groups[1], step, pc)
+        sum_groups, input_groups = self.key_groups
+        self._normalise(self.sum_params, self.sum_param_flows, sum_groups, step, pc)
+        self._normalise(self.input_params, self.input_param_flows, input_groups, step, pc)
         em_update_continuous(self.input_params.data, self.input_param_flows, self.input_node_flows,
                              idx.bernoulli_rows, idx.gaussian_rows, step, pc)
 
@@ -261,6 +336,35 @@ def em_update_continuous(params: torch.Tensor, flows: torch.Tensor, node_flows: 
         mean, std = torch.where(ok, mean, mean0), torch.where(ok, std, std0)
         params[rows] = (1 - step) * mean0 + step * mean
         params[rows + 1] = (1 - step) * std0 + step * std
+
+class _Reading:
+    """Engine.reading: swap the parameter tensors the forward reads."""
+
+    def __init__(self, engine: Engine, sum_params: torch.Tensor, input_params: torch.Tensor):
+        self.engine, self.params = engine, (sum_params, input_params)
+
+    def __enter__(self) -> None:
+        eng = self.engine
+        self.saved = (eng.sum_params, eng.input_params)
+        eng.sum_params, eng.input_params = self.params
+
+    def __exit__(self, *exc) -> None:
+        self.engine.sum_params, self.engine.input_params = self.saved
+
+
+def _segment_softmax(logits: torch.Tensor, sel: torch.Tensor, key: torch.Tensor,
+                     fill: torch.Tensor) -> torch.Tensor:
+    """`fill` with the entries `sel` replaced by softmax(logits[sel]) within
+    equal `key`s (differentiable in `logits`; keys index a vector as long as
+    `logits`, as `_key_groups` gives them)."""
+    if sel.numel() == 0:
+        return fill.clone()
+    z = logits[sel]
+    top = torch.full_like(logits, -torch.inf).detach().scatter_reduce(0, key, z.detach(), "amax")
+    e = torch.exp(z - top[key])
+    total = torch.zeros_like(logits).index_add(0, key, e)
+    return fill.index_put((sel,), e / total[key])
+
 
 def _key_groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(entries with a key, their keys, the size of each entry's key group)."""

@@ -15,7 +15,9 @@ flows F and values V, children values C, max m and weights W,
     R = F * exp(m - V)                  [nb, bs, B]
     child flow += exp(C - m) * (W @ R)   [nb, K, B]
     param flow += W * (exp(C - m) @ R^T) [nb, K, bs]  (summed over the batch)
-Autograd still works through `forward` (SGD), since every op is a torch op.
+Autograd still works through `forward` (SGD), since every op is a torch op:
+through `sum_params` itself, or through the logits it is the softmax of
+(CompiledCircuit.requires_grad_, `Engine.reading`).
 """
 
 from __future__ import annotations

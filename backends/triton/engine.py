@@ -82,6 +82,15 @@ class TritonEngine(Engine):
         self.bad_entry.fill_(self.NO_BAD_ENTRY)
         return key >> 31, key & (2 ** 31 - 1)
 
+    def check_move(self, device: torch.device, dtype: torch.dtype) -> None:
+        """Plans, CUDA graphs and kernels are built for one device in float32:
+        a triton circuit stays where it was compiled."""
+        if torch.device(device) != self.device or dtype != self.dtype:
+            raise UnsupportedError(
+                f"a triton circuit cannot move from {self.device} {self.dtype} to {device} "
+                f"{dtype}: compile it again there (pccompiler.compile(..., device=...), or "
+                f"backend='torch' for float64 or the CPU)")
+
     # ------------------------------------------------------------ buffers
     def _init_node_flows(self) -> None:
         """Per-node flow totals are stored only for Bernoulli/Gaussian rows:
