@@ -12,7 +12,7 @@ from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.version import IR_VERSION, MIN_SUPPORTED_IR_VERSION
 from pccompiler.ir.tensors import from_numpy, to_numpy
 from pccompiler.ir.helpers import (
-    TensorTable, child_sizes, make_input_group, make_model, make_product_group,
+    TensorTable, child_sizes, edge_counts, group_edge_count, make_input_group, make_model, make_product_group,
     make_sum_group, make_tensor, make_variable, param_tensor_name, params_per_node,
     structure_hash, tensor_table, tie_targets,
 )
@@ -27,7 +27,7 @@ from pccompiler.ir.text_parse import parse_text
 
 __all__ = [
     "pcir", "IR_VERSION", "MIN_SUPPORTED_IR_VERSION", "from_numpy", "to_numpy",
-    "TensorTable", "child_sizes", "make_input_group", "make_model", "make_product_group",
+    "TensorTable", "child_sizes", "edge_counts", "group_edge_count", "make_input_group", "make_model", "make_product_group",
     "make_sum_group", "make_tensor", "make_variable", "param_tensor_name", "params_per_node",
     "structure_hash", "tensor_table", "tie_targets",
     "CheckError", "LoadError", "check", "check_layout", "load", "save",

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from pccompiler.ir import pcir_pb2 as pcir
-from pccompiler.ir.helpers import TensorTable
+from pccompiler.ir.helpers import TensorTable, group_edge_count
 
 KIND = {pcir.INPUT: "input", pcir.PRODUCT: "product", pcir.SUM: "sum"}
 DIST = {pcir.CATEGORICAL_DIST: "categorical", pcir.BERNOULLI_DIST: "bernoulli",
@@ -64,17 +64,16 @@ def _sum_edges(model: pcir.Model, g: pcir.Group, table: TensorTable) -> dict:
     cols = sum(model.groups[c].num_nodes for c in g.sum.children if 0 <= c < len(model.groups))
     full = n * cols
     pattern = g.sum.pattern
+    edges = group_edge_count(model, g, {g.sum.edges: (_first_dim(table, g.sum.edges),)})
     if pattern == pcir.DENSE:
-        edges, text = full, f"dense {n}x{cols}"
+        text = f"dense {n}x{cols}"
     elif pattern == pcir.BLOCK_SPARSE:
         b = max(g.sum.block_size, 1)
         blocks = _first_dim(table, g.sum.edges)
         all_blocks = (n // b) * (cols // b)
-        edges = blocks * b * b
         text = (f"block-sparse B={b} {blocks}/{all_blocks} blocks "
                 f"({100.0 * blocks / max(all_blocks, 1):.1f}%)")
     else:
-        edges = _first_dim(table, g.sum.edges)
         text = f"sparse {edges} edges ({100.0 * edges / max(full, 1):.1f}%)"
     return {"pattern": PATTERN.get(pattern, str(pattern)), "block_size": g.sum.block_size,
             "edges": edges, "columns": cols, "density": edges / max(full, 1), "text": text}
@@ -185,6 +184,8 @@ def model_info(model: pcir.Model, max_groups: int | None = None) -> dict:
         if g.kind == pcir.SUM:
             sum_edges[g.id] = _sum_edges(model, g, table)
             row["edges"] += sum_edges[g.id]["edges"]
+        elif g.kind == pcir.PRODUCT:
+            row["edges"] += group_edge_count(model, g, {})
         if g.id not in ties and g.kind != pcir.PRODUCT:
             params += _dims_count(table, g.input.params if g.kind == pcir.INPUT
                                   else g.sum.weights)
@@ -192,12 +193,20 @@ def model_info(model: pcir.Model, max_groups: int | None = None) -> dict:
     groups = [_group_info(model, model.groups[i], table, ties, sum_edges.get(i)) for i in order]
     totals = {"variables": len(model.variables), "groups": len(model.groups),
               "nodes": sum(r["nodes"] for r in by_kind.values()),
-              "edges": sum(r["edges"] for r in by_kind.values()), "parameters": params,
+              "edges": sum(r["edges"] for r in by_kind.values()),
+              "sum_edges": by_kind.get("sum", {}).get("edges", 0),
+              "product_edges": by_kind.get("product", {}).get("edges", 0), "parameters": params,
               "roots": list(model.roots), "ties": len(model.ties), "tensors": len(model.tensors)}
     return {"kind": "model", "name": model.name, "ir_version": model.ir_version,
             "producer": f"{model.producer_name} {model.producer_version}".strip(),
             "metadata": dict(model.metadata), "totals": totals, "by_kind": by_kind,
             "groups": groups, "omitted_groups": omitted}
+
+
+def edges_text(totals: dict) -> str:
+    """"E edges (S sum, P product)": how build, dump, stat and verify say it."""
+    return (f"{totals['edges']:,} edges ({totals['sum_edges']:,} sum, "
+            f"{totals['product_edges']:,} product)")
 
 
 def dump_text(model: pcir.Model, max_groups: int | None = None) -> str:
@@ -207,7 +216,7 @@ def dump_text(model: pcir.Model, max_groups: int | None = None) -> str:
     lines = [f"model {info['name']!r}  ir_version {info['ir_version']}  producer "
              f"{info['producer']}",
              f"  {t['variables']} variables, {t['groups']} groups, {t['nodes']} nodes, "
-             f"{t['edges']} edges, {t['parameters']} parameters, roots {t['roots']}, "
+             f"{edges_text(t)}, {t['parameters']} parameters, roots {t['roots']}, "
              f"{t['ties']} ties, {t['tensors']} tensors"]
     lines += [f"  metadata {k} = {v if len(v) <= 100 else v[:97] + '...'}"
               for k, v in sorted(info["metadata"].items())]

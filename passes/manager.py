@@ -200,9 +200,23 @@ def run_pass(name: str, obj: pcir.Model | pcir.Layout, options: dict | None = No
     return result, ctx.report.records[-1].changed
 
 
+def check_print_after(names: set[str], items: list[tuple[str, dict]]) -> None:
+    """Every name asked for with print_after is "all" or a pass of the
+    pipeline: an unknown name is a PassError naming the known passes, a
+    known pass the pipeline leaves out one naming the pipeline (else
+    --print-after would print nothing and say nothing)."""
+    in_pipeline = [name for name, _ in items]
+    for name in sorted(names - {"all"}):
+        get_pass(name)                          # PassError: unknown pass, with the known ones
+        if name not in in_pipeline:
+            raise PassError(f"cannot print after pass {name!r}: the pipeline does not run it "
+                            f"(it runs: {', '.join(in_pipeline)})")
+
+
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
+                  rerun: bool = False,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -210,6 +224,10 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     options per pass, {"partition-blocks": {"max_block": 16}}; cache: None
     (no cache), True (the default folder), a folder path or a LayoutCache;
     print_after: pass names (or "all") whose output is printed.
+    The passes run even when the cache holds the result whenever their work
+    is asked to be seen: print_after, check_each, or rerun=True (what
+    `--time-passes` sets); the result is still stored in the cache, and the
+    report's cache notes say the read was skipped.
     verify=False skips the `verify` pass (ir.check of the input, seconds on
     a 100M-edge model) for a caller that validated the Model already; the
     cache key is unchanged because verify never changes the IR.
@@ -220,6 +238,9 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text)
     if isinstance(print_after, str):
         print_after = {p.strip() for p in print_after.split(",") if p.strip()}
+    print_after = set(print_after or ())
+    check_print_after(print_after, items)
+    inspect = bool(print_after) or check_each or rerun
     layout_cache = as_cache(cache)
     stage_dump = StageDump.from_env()
     if stage_dump is not None:
@@ -227,18 +248,21 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     key = None
     if layout_cache is not None:
         key = layout_cache.key(model, items, backend=backend, block_limit=block_limit)
-        hit = layout_cache.load(key, model)
+        if inspect:
+            ctx.report.cache_notes.append("read skipped: every pass runs so that its work "
+                                          "can be seen; the result is stored")
+            hit = None
+        else:
+            hit = layout_cache.load(key, model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())
         if hit is not None:
             model2, layout = hit
             if stage_dump is not None:
                 stage_dump.write("cache-hit-layout", layout)
-            if print_after:
-                printer(f"// ----- cache hit: layout -----\n{dump(layout)}")
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]
     layout = run_pipeline(model, run_items, ctx, check_each=check_each,
-                          print_after=set(print_after or ()), printer=printer,
+                          print_after=print_after, printer=printer,
                           stage_dump=stage_dump)
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)

@@ -77,7 +77,7 @@ def inline_tensors(model: pcir.Model) -> pcir.Model:
 def compile(root_or_model: Any, backend: str | None = None, device: str | None = None,
             pipeline: str | None = None, cache: Any = None, dtype: str = "float32",
             pass_options: dict | None = None, print_after: Any = None, check_each: bool = False,
-            check: bool | None = None, **backend_options: Any):
+            check: bool | None = None, rerun: bool = False, **backend_options: Any):
     """Run the passes on a circuit and compile it for a backend.
 
     root_or_model: a pcir.Model, a builder group (lowered first) or a path.
@@ -90,7 +90,9 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     blocks, see TritonBackend). check: run the `verify` pass (ir.check on
     the input Model); None = yes, unless a builder group was given, which
     `lower` has just validated; pass False for a Model you validated
-    yourself. A layout-cache hit never runs a pass. Returns a
+    yourself. A layout-cache hit runs no pass, unless print_after,
+    check_each or rerun=True ask to see the passes work (they then run and
+    the result is stored). Returns a
     CompiledCircuit; its `compile_report` holds the pass report.
     """
     from pccompiler import passes
@@ -104,6 +106,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
                                   backend=name, print_after=print_after, check_each=check_each,
+                                  rerun=rerun,
                                   block_limit=int(getattr(impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
                                   verify=verify)

@@ -90,7 +90,8 @@ def format_stats(stats: dict) -> str:
     if stats["kind"] == "model":
         t = stats["totals"]
         lines.append(f"model {stats['name']!r}")
-        for key in ("variables", "groups", "nodes", "edges", "parameters", "ties", "tensors"):
+        for key in ("variables", "groups", "nodes", "edges", "sum_edges", "product_edges",
+                    "parameters", "ties", "tensors"):
             lines.append(f"  {key:<12} {t[key]:>14}")
         lines.append(f"  {'depth':<12} {stats['depth']:>14}")
         lines.append("by kind:")

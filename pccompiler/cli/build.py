@@ -170,6 +170,7 @@ def _options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import pccompiler as pc
     from pccompiler import ir
+    from pccompiler.ir.text import edges_text
     from pccompiler.structures import edge_counts
     start = time.perf_counter()
     root = build_root(args)
@@ -178,7 +179,6 @@ def run(args: argparse.Namespace) -> int:
     ir.save(model, args.output)
     seconds = time.perf_counter() - start
     c = edge_counts(model)
-    print(f"{args.structure}: {c['groups']} groups, {c['nodes']:,} nodes, {c['edges']:,} edges "
-          f"({c['sum_edges']:,} sum, {c['product_edges']:,} product), "
+    print(f"{args.structure}: {c['groups']} groups, {c['nodes']:,} nodes, {edges_text(c)}, "
           f"{c['sum_params'] + c['input_params']:,} params, {seconds:.2f} s -> {args.output}")
     return 0

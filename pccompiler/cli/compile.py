@@ -13,6 +13,10 @@ Run the pass pipeline on a circuit and compile it for a backend, writing one
 .pcc file (Model with parameters + Layout + manifest) that `pcc train`,
 `pcc eval`, `pcc sample` and `pccompiler.load` run without re-running passes.
 
+FILE may also be a .pcc: its Model, with the parameters it holds (trained
+ones after `pcc train`), is compiled again, e.g. for another backend:
+  pcc compile trained.pcc --backend reference -o trained_ref.pcc
+
 Backends are found by name, including third-party ones registered through
 the `pccompiler.backends` entry-point group (`pcc compile --list-backends`).
 """
@@ -21,7 +25,7 @@ the `pccompiler.backends` entry-point group (`pcc compile --list-backends`).
 def register(subparsers) -> None:
     p = subparsers.add_parser("compile", help="compile a .pcir into a .pcc", description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", nargs="?", help="input circuit (.pcir)")
+    p.add_argument("file", nargs="?", help="input circuit (.pcir, or a .pcc to recompile)")
     p.add_argument("-o", "--output", help="output .pcc (default: FILE with .pcc suffix)")
     p.add_argument("--backend", default=None,
                    help="backend name (default: triton with CUDA, else torch)")
@@ -46,8 +50,10 @@ def run(args) -> int:
         print("pcc compile: error: FILE is required", file=sys.stderr)
         return 2
     from pccompiler.driver import compile as compile_circuit
+    from pccompiler.ir.artifact import is_pcc, read_pcc
     kwargs = _pass_kwargs(args)
-    circuit = compile_circuit(args.file, backend=args.backend, device=args.device,
+    source = read_pcc(args.file).model if is_pcc(args.file) else args.file
+    circuit = compile_circuit(source, backend=args.backend, device=args.device,
                               dtype=args.dtype, **kwargs)
     out = args.output or os.path.splitext(args.file)[0] + ".pcc"
     circuit.save(out)

@@ -22,9 +22,11 @@ def add_compile_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"pass pipeline, e.g. 'partition-blocks{{max_block=16}},...' "
                             f"(default: {DEFAULT_PIPELINE}; see `pcc passes`)")
     group.add_argument("--print-after", metavar="NAME", action="append", default=[],
-                       help="print the IR after this pass (repeatable; 'all' for every pass)")
+                       help="print the IR after this pass (repeatable; 'all' for every pass); "
+                            "the passes run even when the layout cache holds the result")
     group.add_argument("--time-passes", action="store_true",
-                       help="print the time, peak memory and notes of every pass")
+                       help="print the time, peak memory and notes of every pass; the passes "
+                            "run even when the layout cache holds the result (still stored)")
     group.add_argument("--check-each", action="store_true",
                        help="run the IR checker after every pass")
     group.add_argument("--cache-dir", metavar="DIR", default=None,
@@ -45,10 +47,9 @@ def run_passes_from_args(model: pcir.Model, args: argparse.Namespace, backend: s
     result = compile_model(model, pipeline=getattr(args, "passes", None), cache=cache,
                            print_after=print_after or None, block_limit=block_limit,
                            backend=backend, check_each=getattr(args, "check_each", False),
+                           rerun=getattr(args, "time_passes", False),
                            printer=lambda text: print(text, file=out))
     if getattr(args, "time_passes", False):
-        if result.cache_hit:
-            print("layout cache hit: no pass ran", file=out)
         print(result.report.table(), file=out)
     return result
 
@@ -56,9 +57,10 @@ def run_passes_from_args(model: pcir.Model, args: argparse.Namespace, backend: s
 def compile_kwargs_from_args(args: argparse.Namespace) -> dict:
     """Keyword arguments for `pccompiler.driver.compile` from the pass options.
 
-    pipeline and cache always; print_after / check_each only when the
-    driver accepts them (it forwards them to compile_model). `--time-passes`
-    is printed by the caller from `circuit.compile_report.table()`.
+    pipeline and cache always; print_after / check_each / rerun (for
+    --time-passes) only when given (the driver forwards them to
+    compile_model). `--time-passes` is printed by the caller from
+    `circuit.compile_report.table()`.
     """
     kwargs = {"pipeline": getattr(args, "passes", None),
               "cache": None if getattr(args, "no_cache", False)
@@ -69,4 +71,6 @@ def compile_kwargs_from_args(args: argparse.Namespace) -> dict:
         kwargs["print_after"] = print_after
     if getattr(args, "check_each", False):
         kwargs["check_each"] = True
+    if getattr(args, "time_passes", False):
+        kwargs["rerun"] = True          # time the passes, not a cache read
     return kwargs

@@ -11,7 +11,8 @@ versions, topological order, scopes, smoothness, decomposability, tensor
 shapes and index ranges, normalized weights, ties; for a layout, slot and
 parameter ranges, that every slot is written once before it is read, fan-in
 and the backward plan against the forward plan (give the model with --model
-to also check placements and the model hash).
+to also check placements and the model hash). A compiled .pcc file is
+checked whole: its model, and its layout against that model.
 Prints "OK: ..." and exits 0, or one line per violation and exits 1.
 """
 
@@ -19,6 +20,7 @@ EPILOG = """\
 examples:
   pcc verify model.pcir
   pcc verify plan.pcly --model model.pcir
+  pcc verify trained.pcc
 """
 
 
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "verify", help="check a model or layout file against the IR's invariants",
         description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", help="a .pcir model file or a layout file")
+    p.add_argument("file", help="a .pcir model file, a layout file or a compiled .pcc")
     p.add_argument("--model", metavar="MODEL",
                    help="for a layout file: the model it was compiled from")
     p.set_defaults(func=run)
@@ -37,11 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from pccompiler import ir
     from pccompiler.errors import PCError
     from pccompiler.ir import pcir_pb2 as pcir
+    from pccompiler.ir.artifact import is_pcc, read_pcc
     from pccompiler.ir.fileio import load
-    from pccompiler.ir.text import model_info
 
-    msg = load(args.file)
-    if isinstance(msg, pcir.Layout):
+    if is_pcc(args.file):
+        if args.model:
+            raise PCError("--model is only for layout files (a .pcc holds its model)")
+        art = read_pcc(args.file, check=False)
+        msg = art.model
+        errors = ir.check(msg, collect=True)
+        errors += ir.check_layout(art.layout, None if errors else msg, collect=True, deep=True)
+        if not errors:
+            what = f"compiled for {art.manifest.get('backend', '?')}: " + _model_line(msg)
+    elif isinstance(msg := load(args.file), pcir.Layout):
         model = load(args.model, "model") if args.model else None
         errors = ir.check_layout(msg, model, collect=True, deep=True)
         what = f"layout with {len(msg.layers)} layers, {msg.num_slots} slots"
@@ -51,9 +61,7 @@ def run(args: argparse.Namespace) -> int:
             raise PCError("--model is only for layout files")
         errors = ir.check(msg, collect=True)
         if not errors:
-            t = model_info(msg, max_groups=0)["totals"]
-            what = (f"model {msg.name!r}: {t['groups']} groups, {t['nodes']} nodes, "
-                    f"{t['edges']} edges, {t['parameters']} parameters")
+            what = _model_line(msg)
     if not errors:
         print(f"OK: {args.file}: {what}: all checks pass")
         return 0
@@ -61,3 +69,10 @@ def run(args: argparse.Namespace) -> int:
     for exc in errors:
         print(f"  {exc}", file=sys.stderr)
     return 1
+
+
+def _model_line(model) -> str:
+    from pccompiler.ir.text import edges_text, model_info
+    t = model_info(model, max_groups=0)["totals"]
+    return (f"model {model.name!r}: {t['groups']} groups, {t['nodes']} nodes, "
+            f"{edges_text(t)}, {t['parameters']} parameters")

@@ -36,17 +36,22 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise DataError(f"{path}: cannot read: {exc}") from exc
 
 
-def read_data_file(path: str | os.PathLike, max_value: int = 255) -> np.ndarray:
+def read_data_file(path: str | os.PathLike, max_value: int = 255, missing: bool = False):
     """Read a comma-separated integer table into a uint8 array [rows, cols].
 
     Accepts `.data`, `.csv` and their `.gz` forms. Blank trailing lines and
     Windows line ends are ignored. Raises DataError naming the file and the
     first bad line (1-based): a wrong column count, a token that is not a
     non-negative integer, or a value above `max_value`.
+    missing=True: an empty cell or `?` is a missing value (see
+    `fill_missing`); returns (values, mask) with mask True where missing
+    (the value there is 0).
     """
     path = Path(path)
     raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
     raw = raw[raw != _CR]
+    if missing:
+        raw, cells = fill_missing(raw)
     starts, ends = _split_lines(raw)
     if starts.size == 0:
         raise DataError(f"{path}: the file holds no rows")
@@ -67,7 +72,35 @@ def read_data_file(path: str | os.PathLike, max_value: int = 255) -> np.ndarray:
         raise DataError(
             f"{path}: line {_line_number(raw, starts[row])}, column {col + 1}: value "
             f"{int(values.reshape(-1)[flat])} exceeds {max_value}")
-    return values.astype(np.uint8).reshape(starts.size, num_cols)
+    values = values.astype(np.uint8).reshape(starts.size, num_cols)
+    return (values, cells.reshape(values.shape)) if missing else values
+
+
+def fill_missing(raw: np.ndarray, delimiter: int = _COMMA) -> tuple[np.ndarray, np.ndarray]:
+    """Missing cells of a text table: an empty cell (`1,,0`, a line that
+    starts or ends with the delimiter) or a cell that is exactly `?`.
+
+    `raw`: the file's bytes (uint8, line ends without CR). Returns the bytes
+    with "0" in every missing cell (so any reader parses them) and a flat
+    bool mask over the cells of the non-blank lines in reading order, True
+    where missing: reshape it to [rows, cols] once the rows are known. A
+    one-column file marks a missing value with `?` (an empty line is a blank
+    line). Vectorized: no loop over lines or cells.
+    """
+    raw = np.asarray(raw, dtype=np.uint8)
+    seps = np.flatnonzero((raw == delimiter) | (raw == _NEWLINE))
+    bounds = np.concatenate(([-1], seps, [raw.size]))
+    starts, lengths = bounds[:-1] + 1, bounds[1:] - bounds[:-1] - 1
+    newline_at = np.concatenate(([True], raw[seps] == _NEWLINE, [True]))
+    blank_line = newline_at[:-1] & newline_at[1:] & (lengths == 0)
+    starts, lengths = starts[~blank_line], lengths[~blank_line]
+    question = np.zeros(starts.size, dtype=bool)
+    one = lengths == 1
+    question[one] = raw[starts[one]] == ord("?")
+    filled = raw.copy()
+    filled[starts[question]] = ord("0")
+    filled = np.insert(filled, starts[lengths == 0], ord("0"))
+    return filled, (lengths == 0) | question
 
 
 def _split_lines(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

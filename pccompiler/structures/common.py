@@ -11,7 +11,8 @@
   sum is wrapped in a one-child product. Reproducing those nodes makes our
   circuits the ones PyJuice actually runs, edge for edge, so benchmarks
   compare equal work.
-- `edge_counts(model)`: edges counted as PyJuice's `num_edges` counts them.
+- `edge_counts(model)`: edges counted as PyJuice's `num_edges` counts them
+  (the one count, ir.helpers.edge_counts, re-exported here).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pccompiler.frontend import builder as pcb
+from pccompiler.ir.helpers import edge_counts  # noqa: F401 - re-exported
 from pccompiler.errors import BuildError
 
 INPUT_DISTS = ("categorical", "bernoulli", "gaussian")
@@ -176,37 +178,3 @@ class Layering:
             raise BuildError("Layering.summate: sparse edges are not used by the structures")
         self.depth[group.uid] = max(self.of(c) for c in children)
         return group
-
-
-def edge_counts(model) -> dict[str, int]:
-    """Edge and parameter counts of a lowered Model.
-
-    `edges` = sum edges + product edges (one per product node and child
-    group), which is how PyJuice's `num_edges` counts, tied copies included.
-    `sum_params` counts each tie class once; `input_params` likewise.
-    """
-    from pccompiler import ir
-    pcir = ir.pcir
-    tensors = {t.name: t for t in model.tensors}
-    sizes = {g.id: g.num_nodes for g in model.groups}
-    tied = {t.group for t in model.ties}
-    out = dict(groups=len(model.groups), nodes=0, sum_edges=0, product_edges=0, sum_params=0,
-               input_params=0)
-    for g in model.groups:
-        out["nodes"] += g.num_nodes
-        if g.kind == pcir.PRODUCT:
-            out["product_edges"] += g.num_nodes * len(g.product.children)
-        elif g.kind == pcir.SUM:
-            if g.sum.pattern == pcir.DENSE:
-                n = g.num_nodes * sum(sizes[c] for c in g.sum.children)
-            elif g.sum.pattern == pcir.BLOCK_SPARSE:
-                n = tensors[g.sum.edges].dims[0] * g.sum.block_size ** 2
-            else:
-                n = tensors[g.sum.edges].dims[0]
-            out["sum_edges"] += n
-            if g.id not in tied:
-                out["sum_params"] += n
-        elif g.kind == pcir.INPUT and g.id not in tied:
-            out["input_params"] += int(np.prod(tensors[g.input.params].dims))
-    out["edges"] = out["sum_edges"] + out["product_edges"]
-    return out

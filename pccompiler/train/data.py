@@ -69,3 +69,23 @@ def load_data(path: str, model: pcir.Model) -> np.ndarray:
         return check_data(np.array(table), model, path, file_lines=True)
     from pccompiler.data.files import read_data_file
     return check_data(read_data_file(path, max_value=255), model, path, file_lines=True)
+
+
+def load_data_missing(path: str, model: pcir.Model) -> tuple[np.ndarray, np.ndarray]:
+    """Read a data file whose empty cells (`1,,0`) and `?` cells are missing
+    values (pccompiler.data.files.fill_missing) and check the rest against
+    the Model. Returns (x, missing): x holds 0 where missing."""
+    from pccompiler.data.files import fill_missing, read_bytes, read_data_file
+    if not any(v.kind == pcir.REAL for v in model.variables):
+        x, missing = read_data_file(path, max_value=255, missing=True)
+        return check_data(x, model, path, file_lines=True), missing
+    import io
+    raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
+    filled, cells = fill_missing(raw[raw != ord("\r")])
+    try:
+        x = np.loadtxt(io.BytesIO(filled.tobytes()), delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if cells.size != x.size:
+        raise DataError(f"{path}: rows of different lengths")
+    return check_data(x, model, path, file_lines=True), cells.reshape(x.shape)

@@ -40,7 +40,11 @@ def test_totals_match_the_model(name):
                  for g in model.groups if g.kind != pcir.PRODUCT and g.id not in tied)
     t = info["totals"]
     assert t["nodes"] == sum(g.num_nodes for g in model.groups)
-    assert t["edges"] == sum(_edge_count(model, g) for g in model.groups if g.kind == pcir.SUM)
+    assert t["sum_edges"] == sum(_edge_count(model, g) for g in model.groups
+                                 if g.kind == pcir.SUM)
+    assert t["product_edges"] == sum(g.num_nodes * len(g.product.children)
+                                     for g in model.groups if g.kind == pcir.PRODUCT)
+    assert t["edges"] == t["sum_edges"] + t["product_edges"]     # one count (ir.edge_counts)
     assert t["parameters"] == params and t["groups"] == len(model.groups)
     assert t["ties"] == len(model.ties) and t["roots"] == [9]
     text = ir.dump_text(model)

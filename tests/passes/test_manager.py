@@ -79,9 +79,17 @@ def test_compile_arguments_print_after_and_time(tmp_path):
     for name in passes.DEFAULT_PIPELINE.split(","):
         assert name in text
     assert not result.cache_hit
+    # the cache holds the result now, but the passes asked to be seen run again (#20)
     out = io.StringIO()
-    assert compile_options.run_passes_from_args(factories.small_dense_model(), args, out=out).cache_hit
-    assert "cache hit" in out.getvalue()
+    assert not compile_options.run_passes_from_args(factories.small_dense_model(), args,
+                                                    out=out).cache_hit
+    text = out.getvalue()
+    assert "IR after layerize" in text and "read skipped" in text
+    for name in passes.DEFAULT_PIPELINE.split(","):
+        assert name in text
+    plain = parser.parse_args(["--cache-dir", str(tmp_path)])       # and it was stored
+    assert compile_options.run_passes_from_args(factories.small_dense_model(), plain,
+                                                out=io.StringIO()).cache_hit
     args = parser.parse_args(["--no-cache"])
     assert not compile_options.run_passes_from_args(factories.small_dense_model(), args,
                                            out=io.StringIO()).cache_hit
