@@ -166,16 +166,16 @@ def check_writable(path: str | os.PathLike, what: str = "") -> str:
         raise PCError(f"{what or 'output'}: the path is empty")
     where = f"{what} {path}" if what else path
     if os.path.isdir(path):
-        raise PCError(f"{where}: is a directory; give a file name")
+        raise PCError(f"{where}: cannot write: it is a directory (give a file name)")
     if path.endswith(("/", os.sep)):
-        raise PCError(f"{where}: names a folder; give a file name")
+        raise PCError(f"{where}: cannot write: the path names a folder (give a file name)")
     folder = os.path.dirname(path) or "."
     if not os.path.exists(folder):
-        raise PCError(f"{where}: folder {folder} does not exist (create it first)")
+        raise PCError(f"{where}: cannot write: folder {folder} does not exist (create it first)")
     if not os.path.isdir(folder):
-        raise PCError(f"{where}: {folder} is not a folder")
+        raise PCError(f"{where}: cannot write: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PCError(f"{where}: cannot create files in folder {folder} (permission denied)")
+        raise PCError(f"{where}: cannot write: permission denied in folder {folder}")
     return path
 
 
