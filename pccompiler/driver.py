@@ -41,15 +41,15 @@ def default_device(backend: str) -> str:
     return "cpu"
 
 
-def check_device(device: Any) -> str:
+def check_device(device: Any, present: bool = True) -> str:
     """`device` as a string, refused with one BackendError line when torch
-    does not know it ("nonsense") or this machine does not have it (cuda
-    without CUDA, cuda:N past the last GPU)."""
+    does not know it ("nonsense") or, if `present`, when this machine does
+    not have it (cuda without CUDA, cuda:N past the last GPU)."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise BackendError(f"unknown device {device!r} (expected cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda":
+    if dev.type == "cuda" and present:
         if not torch.cuda.is_available():
             raise BackendError(f"device {device!r} requested but torch.cuda.is_available() "
                                "is False (no CUDA GPU or a CPU-only torch); use --device cpu")

@@ -10,9 +10,10 @@ import sys
 DESCRIPTION = """\
 Train a circuit (.pcir or .pcc) with expectation-maximisation and write the
 result as a .pcc. Data files hold one sample per line, comma-separated
-(.data, .csv, optionally gzipped). Every data file is checked before any
-training step: a bad value stops with an error naming its row and column,
-and the output file is left untouched.
+(.data, .csv, optionally gzipped). The output path (its folder exists and
+is writable) is checked first, and every data file before any training
+step: a bad value stops with an error naming its row and column, and the
+output file is left untouched.
 
 Mini-batch EM (--em mini) updates after every batch with a step size
 annealed from --step-size to --step-size-end; full-batch EM (--em full)
@@ -105,9 +106,9 @@ def check_outputs(args) -> None:
     if args.checkpoint_every or args.resume:
         from pccompiler.train.checkpoint import checkpoint_path
         check_output(checkpoint_path(args.output), "checkpoint")
-    if args.device is not None:
+    if args.device is not None:       # data-parallel runs check their ranks' GPUs themselves
         from pccompiler.driver import check_device
-        check_device(args.device)
+        check_device(args.device, present=args.nproc == 1)
 
 
 def run(args) -> int:

@@ -147,6 +147,8 @@ def test_train_checkpoint_path_is_checked(inputs, tmp_path):
     (["sample", "{m}", "-n", "-1"], "-n must be positive"),
     (["sample", "{m}", "-n", "100000000000"], "not enough memory"),
     (["eval", "{m}", "--data", "{d}", "--device", "nonsense"], "unknown device 'nonsense'"),
+    (["train", "{m}", "--data", "{d}", "--nproc", "2", "--device", "nonsense", "-o", "t.pcc"],
+     "unknown device 'nonsense'"),
     (["build", "hclt", "--data", "{d}", "--alpha", "nan", "-o", "b.pcir"],
      "--alpha nan must be a finite number >= 0"),
     (["build", "hclt", "--data", "{d}", "--mi-estimator", "pyjuice", "--num-bins", "-1",
