@@ -12,13 +12,14 @@ and `manifest` (the .pcc manifest of `pccompiler.load`), None otherwise.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
-from pccompiler.errors import BackendError, DataError, UnsupportedError
+from pccompiler.errors import BackendError, DataError, PCError, UnsupportedError
 from pccompiler.ir import pcir
 from pccompiler.backends.engine import Engine
 from pccompiler.backends.interface import CompileOptions
@@ -458,7 +459,16 @@ class CompiledCircuit(torch.nn.Module):
         return lls
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n samples [n, num_vars] from the circuit's distribution."""
+        """n samples [n, num_vars] from the circuit's distribution (n = 0
+        gives an empty [0, num_vars] tensor; a negative n is a DataError)."""
+        try:
+            n = operator.index(n)
+        except TypeError:
+            raise DataError(f"sample(n): n must be an integer, not {type(n).__name__}") from None
+        if n < 0:
+            raise DataError(f"sample(n): n must be >= 0, not {n}")
+        if n == 0:
+            return torch.zeros(0, self.num_vars, dtype=self._x_dtype(), device=self.device)
         x = torch.zeros(n, self.num_vars, dtype=self._x_dtype(), device=self.device)
         missing = torch.ones(n, self.num_vars, dtype=torch.bool, device=self.device)
         return self.engine.top_down(x, missing, mode="sample", generator=generator)
@@ -493,6 +503,13 @@ class CompiledCircuit(torch.nn.Module):
         self._logits_follow()
 
     def save(self, path: str) -> None:
-        """Write one .pcc file (ir/artifact.py)."""
+        """Write one .pcc file (ir/artifact.py), atomically, with the
+        user's umask. The path is checked before anything is encoded (a
+        missing folder or a directory is a PCError naming it)."""
         from pccompiler.ir.artifact import write_pcc
-        write_pcc(path, self)
+        from pccompiler.ir.fileio import check_writable
+        path = check_writable(path)
+        try:
+            write_pcc(path, self)
+        except OSError as exc:
+            raise PCError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -133,8 +133,50 @@ def _umask() -> int:
 
 
 # Read once, at import (os.umask can only be read by setting it, which is
-# unsafe while other threads create files).
-_FILE_MODE = 0o666 & ~_umask()
+# unsafe while other threads create files); `_file_mode` prefers the live
+# value Linux shows in /proc/self/status, so a umask set later counts too.
+_IMPORT_UMASK = _umask()
+_FILE_MODE = 0o666 & ~_IMPORT_UMASK
+
+
+def _file_mode() -> int:
+    """0o666 less the process's current umask: the mode `open()` would give
+    a new file (mkstemp's temp files are 0600 whatever the umask)."""
+    mask = _IMPORT_UMASK
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    mask = int(line.split()[1], 8)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~mask
+
+
+def check_writable(path: str | os.PathLike, what: str = "") -> str:
+    """Refuse, before any work, an output path that no write could succeed
+    on: an empty path, an existing directory, a folder that does not exist
+    (or is not a folder), or one this process cannot create files in.
+    Raises PCError naming the path (after `what`, e.g. "-o"); returns it
+    as a str. Writes create a temp file beside the target and rename it, so
+    what matters is the folder, not the old file's permissions."""
+    path = os.fspath(path)
+    if not path:
+        raise PCError(f"{what or 'output'}: the path is empty")
+    where = f"{what} {path}" if what else path
+    if os.path.isdir(path):
+        raise PCError(f"{where}: cannot write: it is a directory (give a file name)")
+    if path.endswith(("/", os.sep)):
+        raise PCError(f"{where}: cannot write: the path names a folder (give a file name)")
+    folder = os.path.dirname(path) or "."
+    if not os.path.exists(folder):
+        raise PCError(f"{where}: cannot write: folder {folder} does not exist (create it first)")
+    if not os.path.isdir(folder):
+        raise PCError(f"{where}: cannot write: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PCError(f"{where}: cannot write: permission denied in folder {folder}")
+    return path
 
 
 def _atomic_writer(path: str):
@@ -147,7 +189,7 @@ def _atomic_writer(path: str):
         try:
             mode = os.stat(path).st_mode & 0o7777
         except OSError:
-            mode = _FILE_MODE
+            mode = _file_mode()
         os.fchmod(fd, mode)
         return os.fdopen(fd, "wb"), tmp
     except BaseException:
@@ -219,7 +261,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
     Raises PCError (naming the file) when the file cannot be written.
     """
     kind = kind_of(msg)
-    path = os.fspath(path)
+    path = check_writable(path)
     out = _skeleton(msg)
     chosen = _pick_external(msg, external_threshold, external, out.ByteSize())
     data_name = data_file_name(path)

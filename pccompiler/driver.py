@@ -41,6 +41,25 @@ def default_device(backend: str) -> str:
     return "cpu"
 
 
+def check_device(device: Any, present: bool = True) -> str:
+    """`device` as a string, refused with one BackendError line when torch
+    does not know it ("nonsense") or, if `present`, when this machine does
+    not have it (cuda without CUDA, cuda:N past the last GPU)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise BackendError(f"unknown device {device!r} (expected cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and present:
+        if not torch.cuda.is_available():
+            raise BackendError(f"device {device!r} requested but torch.cuda.is_available() "
+                               "is False (no CUDA GPU or a CPU-only torch); use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise BackendError(f"device {device!r} requested but this machine has {count} "
+                               f"CUDA device(s) (cuda:0..cuda:{count - 1})")
+    return str(device)
+
+
 def compiling_backend(name: str) -> "Backend":
     """The registered backend `name` (the registry admits only `Backend`s)."""
     from pccompiler.backends import get_backend
@@ -101,7 +120,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     model = as_model(root_or_model)
     name = backend or default_backend()
     impl = compiling_backend(name)
-    device = device or default_device(name)
+    device = check_device(device) if device is not None else default_device(name)
     impl.check(model, device=device, dtype=dtype)
     verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
@@ -124,6 +143,8 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     with the torch backend.
     """
     from pccompiler.ir.artifact import read_pcc
+    if device is not None:
+        device = check_device(device)
     art = read_pcc(os.fspath(path))
     target = art.manifest.get("target", {})
     name = backend or art.manifest.get("backend", "torch")
@@ -150,6 +171,8 @@ def open_circuit(path: str, backend: str | None = None, device: str | None = Non
                  dtype: str | None = None):
     """A CompiledCircuit from a .pcc (loaded) or a .pcir (compiled) file."""
     from pccompiler.ir.artifact import is_pcc
+    if device is not None:
+        check_device(device)
     if not os.path.exists(path):
         raise LoadError(f"{path}: no such file")
     if is_pcc(path):

@@ -170,8 +170,15 @@ def _options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import pccompiler as pc
     from pccompiler import ir
+    from pccompiler.cli.paths import check_finite, check_output
+    from pccompiler.errors import DataError
     from pccompiler.ir.text import edges_text
     from pccompiler.structures import edge_counts
+    check_output(args.output)                     # before reading data or building
+    if args.structure == "hclt":
+        check_finite("--alpha", args.alpha)
+        if args.num_bins is not None and args.num_bins < 2:
+            raise DataError(f"--num-bins must be >= 2, not {args.num_bins}")
     start = time.perf_counter()
     root = build_root(args)
     metadata = {"structure": args.structure, "build_options": json.dumps(_options(args))}

@@ -42,20 +42,21 @@ def _pass_kwargs(args) -> dict:
 
 
 def run(args) -> int:
-    from pccompiler.backends import available_backends
     if args.list_backends:
+        from pccompiler.backends import available_backends
         print("\n".join(available_backends()))
         return 0
     if not args.file:
         print("pcc compile: error: FILE is required", file=sys.stderr)
         return 2
+    from pccompiler.cli.paths import check_output
+    out = check_output(args.output or os.path.splitext(args.file)[0] + ".pcc")
     from pccompiler.driver import compile as compile_circuit
     from pccompiler.ir.artifact import is_pcc, read_pcc
     kwargs = _pass_kwargs(args)
     source = read_pcc(args.file).model if is_pcc(args.file) else args.file
     circuit = compile_circuit(source, backend=args.backend, device=args.device,
                               dtype=args.dtype, **kwargs)
-    out = args.output or os.path.splitext(args.file)[0] + ".pcc"
     circuit.save(out)
     report = circuit.compile_report
     if report is not None and getattr(args, "time_passes", False):

@@ -32,14 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pccompiler.cli.paths import check_output
+    from pccompiler.ir.fileio import atomic_write
     from pccompiler.tools.common import load_checked
     from pccompiler.tools.dot import to_dot
 
+    check_output(args.output)
     model = load_checked(args.file, kind="model")
     text = to_dot(model, args.max_groups)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        atomic_write(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     return 0

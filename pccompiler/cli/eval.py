@@ -31,6 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from pccompiler.cli.paths import check_positive
+    check_positive("--batch-size", args.batch_size)
     from pccompiler.driver import open_circuit
     from pccompiler.train import evaluate, load_data
     circuit = open_circuit(args.file, args.backend, args.device)

@@ -2,13 +2,16 @@
 
 Each subcommand lives in its own module of this package, exposing
 `register(subparsers)`; it adds its parser and sets `func(args) -> int`.
-User errors (any PCError) print one line to stderr and exit 1.
+User errors (any PCError) print one line to stderr and exit 1; a reader
+that closes stdout early (`pcc sample | head -1`) ends the command quietly
+with status 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pccompiler.errors import PCError
@@ -59,6 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pcc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed the pipe (`pcc sample | head -1`): stop
+    quietly with the shell's status for SIGPIPE, 141. stdout is pointed at
+    /dev/null first so the flush at exit does not raise again (the recipe
+    of Python's signal documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):      # stdout without a file descriptor (captured)
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -38,10 +38,14 @@ def run(args: argparse.Namespace) -> int:
 
     from pccompiler import ir
     from pccompiler.errors import LoadError
+    from pccompiler.cli.paths import check_output
 
+    check_output(args.output)
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise LoadError(f"{args.file}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise LoadError(f"{args.file}: cannot read: {exc}") from None
     try:
         model = ir.parse_text(text)

@@ -33,18 +33,26 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-    from pccompiler.driver import open_circuit
+    from pccompiler.cli.paths import check_output
     from pccompiler.errors import DataError
     if args.num_samples < 1:
         raise DataError("-n must be positive")
+    check_output(args.output)
+    import torch
+    from pccompiler.driver import open_circuit
     circuit = open_circuit(args.file, args.backend, args.device)
     gen = torch.Generator(device=circuit.device).manual_seed(args.seed)
     if args.given:
         samples = complete_rows(circuit, args.given, lambda x, m: circuit.conditional_sample(
             x, m, generator=gen))
     else:
-        samples = circuit.sample(args.num_samples, generator=gen).cpu().numpy()
+        try:
+            samples = circuit.sample(args.num_samples, generator=gen).cpu().numpy()
+        except RuntimeError as exc:       # torch's allocators: OutOfMemoryError, "can't allocate"
+            if not (isinstance(exc, torch.OutOfMemoryError) or "allocate" in str(exc)):
+                raise
+            raise DataError(f"-n {args.num_samples}: not enough memory on {circuit.device} for "
+                            f"{args.num_samples} samples; draw fewer") from None
     write_rows(samples, args.output)
     return 0
 

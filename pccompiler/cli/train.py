@@ -10,9 +10,10 @@ import sys
 DESCRIPTION = """\
 Train a circuit (.pcir or .pcc) with expectation-maximisation and write the
 result as a .pcc. Data files hold one sample per line, comma-separated
-(.data, .csv, optionally gzipped). Every data file is checked before any
-training step: a bad value stops with an error naming its row and column,
-and the output file is left untouched.
+(.data, .csv, optionally gzipped). The output path (its folder exists and
+is writable) is checked first, and every data file before any training
+step: a bad value stops with an error naming its row and column, and the
+output file is left untouched.
 
 Mini-batch EM (--em mini) updates after every batch with a step size
 annealed from --step-size to --step-size-end; full-batch EM (--em full)
@@ -79,9 +80,10 @@ def register(subparsers) -> None:
 
 def check_options(args) -> None:
     """Refuse numbers EM cannot use, before any file is read or written."""
+    from pccompiler.cli.paths import check_positive
     from pccompiler.errors import DataError
-    if args.epochs < 1 or args.batch_size < 1:
-        raise DataError("--epochs and --batch-size must be positive")
+    check_positive("--epochs", args.epochs)
+    check_positive("--batch-size", args.batch_size)
     if args.nproc < 1:
         raise DataError(f"--nproc must be positive, not {args.nproc}")
     for flag, value in (("--step-size", args.step_size), ("--step-size-end", args.step_size_end)):
@@ -96,12 +98,26 @@ def check_options(args) -> None:
         raise DataError(f"--checkpoint-every must be >= 0, not {args.checkpoint_every}")
 
 
+def check_outputs(args) -> None:
+    """Refuse an output (or checkpoint) path no write could succeed on, and
+    a device this machine lacks, before any data is read or any epoch runs."""
+    from pccompiler.cli.paths import check_output
+    check_output(args.output)
+    if args.checkpoint_every or args.resume:
+        from pccompiler.train.checkpoint import checkpoint_path
+        check_output(checkpoint_path(args.output), "checkpoint")
+    if args.device is not None:       # data-parallel runs check their ranks' GPUs themselves
+        from pccompiler.driver import check_device
+        check_device(args.device, present=args.nproc == 1)
+
+
 def run(args) -> int:
+    check_options(args)
+    check_outputs(args)
     from pccompiler.driver import open_circuit
     from pccompiler.errors import DataError
     from pccompiler.train.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint
     from pccompiler.train import evaluate, load_data, train_em
-    check_options(args)
     from pccompiler.train import distributed
     if args.nproc > 1 or distributed.under_torchrun():
         if args.checkpoint_every or args.resume:
