@@ -120,8 +120,9 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     model = as_model(root_or_model)
     name = backend or default_backend()
     impl = compiling_backend(name)
-    device = check_device(device) if device is not None else default_device(name)
-    impl.check(model, device=device, dtype=dtype)
+    device = check_device(device, present=False) if device is not None else default_device(name)
+    impl.check(model, device=device, dtype=dtype)   # what the backend runs on, first
+    check_device(device)                             # then whether this machine has it
     verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
                                   backend=name, print_after=print_after, check_each=check_each,
