@@ -63,8 +63,8 @@ class History:
 
 
 def _number(value) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.6g}" if abs(value) < 1e-3 or \
-        abs(value) >= 1e6 else f"{value:.6f}".rstrip("0").rstrip(".")
+    """Exact: an int as is, a float as Python's shortest round-trip text."""
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 def read_history(path: str) -> list[dict]:
