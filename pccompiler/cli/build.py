@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from pccompiler.cli.data_args import DATA_EPILOG, add_data_format_arguments
+
 DESCRIPTION = """\
 Build a standard probabilistic circuit and write it as a .pcir model file.
 Shapes, pairings and edge counts follow PyJuice 2.6.3, so a benchmark against
@@ -30,12 +32,15 @@ examples:
   pcc build pd --shape 28x28 --split 7 --latents 32 -o pd.pcir
   pcc build rat-spn --num-vars 784 --latents 64 --depth 6 --repetitions 8 -o rat.pcir
   pcc build hmm --length 32 --latents 256 --emits 4096 -o hmm.pcir
-"""
+
+""" + DATA_EPILOG
 
 _STRUCTURE_EXAMPLES = {
     "hclt": "examples:\n  pcc build hclt --dataset nltcs --latents 32 -o nltcs.pcir\n"
             "  pcc build hclt --dataset mnist --latents 128 --num-bins 16 -o mnist.pcir\n"
-            "  pcc build hclt --data train.csv --input-dist bernoulli --latents 16 -o m.pcir\n",
+            "  pcc build hclt --data train.csv --input-dist bernoulli --latents 16 -o m.pcir\n"
+            "  pcc build hclt --data x.csv --header --input-dist gaussian --mi-estimator pyjuice "
+            "-o g.pcir\n\n" + DATA_EPILOG,
     "pd": "examples:\n  pcc build pd --shape 28x28 --split 7 --latents 32 -o pd.pcir\n"
           "  pcc build pd --shape 32x32x3 --split 8x8x3 --latents 64 --num-cats 256 -o pd.pcir\n",
     "rat-spn": "examples:\n  pcc build rat-spn --num-vars 784 --latents 64 --depth 6 "
@@ -43,6 +48,11 @@ _STRUCTURE_EXAMPLES = {
     "hmm": "examples:\n  pcc build hmm --length 32 --latents 256 --emits 4096 -o hmm.pcir\n"
            "  pcc build hmm --length 16 --latents 64 --emits 65 --inhomogeneous -o hmm.pcir\n",
 }
+
+
+# The largest category `--data` may hold when --num-cats does not say: a
+# hostile value (10**12) must not size a leaf table.
+_MAX_INFERRED_CAT = 65535
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -80,13 +90,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h = sub("hclt", "hidden Chow-Liu tree learned from data", [common, leaves])
     source = h.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", metavar="FILE",
-                        help="a .data/.csv(.gz) file of comma-separated small ints, one row per sample")
+                        help="a .data/.csv(.gz) file, one row per sample: category ids, or real "
+                             "numbers with --input-dist gaussian (layout: --delimiter, --header)")
     source.add_argument("--dataset", metavar="NAME",
-                        help="a DEBD set (nltcs ships with pccompiler) or 'mnist' (the 10k test images)")
+                        help="a DEBD set (nltcs ships with pccompiler) or 'mnist' (the 10k test "
+                             "images); where they are looked for: see below")
+    add_data_format_arguments(h)
     h.add_argument("--split", default="train", help="DEBD split to learn from (train)")
     h.add_argument("--latents", "-k", type=int, default=32, help="latent states per variable (32)")
     h.add_argument("--num-cats", type=int, default=None,
-                   help="categories per variable (default: data max + 1)")
+                   help="categories per variable (default: data max + 1; --data values "
+                        f"above {_MAX_INFERRED_CAT} need --num-cats)")
     h.add_argument("--root-nodes", type=int, default=1, help="nodes of the root sum (1)")
     h.add_argument("--chow-liu-root", type=int, default=None,
                    help="tree vertex to root at (default: the tree's center, as PyJuice)")
@@ -129,9 +143,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_training_data(args: argparse.Namespace) -> np.ndarray:
+    from pccompiler.cli.data_args import data_format_from_args
     from pccompiler.data import load_debd, load_mnist, read_data_file
     if args.data:
-        return read_data_file(args.data)
+        top = args.num_cats - 1 if args.num_cats else _MAX_INFERRED_CAT
+        return read_data_file(args.data, max(top, 0), fmt=data_format_from_args(args),
+                              real=args.input_dist == "gaussian")
     if args.dataset == "mnist":
         return load_mnist("test")
     return load_debd(args.dataset, args.split)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from pccompiler.cli.data_args import add_data_format_arguments, data_format_from_args
 from pccompiler.cli.train import add_circuit_arguments
 
 DESCRIPTION = """\
@@ -37,15 +38,17 @@ def register(subparsers) -> None:
                    help="evidence file: one row per line, empty or '?' cells to complete")
     p.add_argument("-o", "--output", help="output .csv (default: stdout)")
     p.add_argument("--batch-size", type=int, default=1024, help="rows per batch (1024)")
+    add_data_format_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pccompiler.cli.paths import check_output, check_positive
     from pccompiler.cli.sample import complete_rows, write_rows
     from pccompiler.driver import open_circuit
-    from pccompiler.errors import DataError
-    if args.batch_size < 1:
-        raise DataError(f"--batch-size must be positive, not {args.batch_size}")
+    check_positive("--batch-size", args.batch_size)
+    check_output(args.output)
+    fmt = data_format_from_args(args)
     circuit = open_circuit(args.file, args.backend, args.device)
-    write_rows(complete_rows(circuit, args.data, circuit.mpe, args.batch_size), args.output)
+    write_rows(complete_rows(circuit, args.data, circuit.mpe, args.batch_size, fmt), args.output)
     return 0

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from pccompiler.cli.data_args import add_data_format_arguments, data_format_from_args
 from pccompiler.cli.train import add_circuit_arguments
 
 DESCRIPTION = """\
@@ -29,6 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--given", metavar="FILE",
                    help="evidence file: complete each row's empty or '?' cells by sampling "
                         "them given the row's other values (default: unconditional samples)")
+    add_data_format_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -44,7 +46,7 @@ def run(args) -> int:
     gen = torch.Generator(device=circuit.device).manual_seed(args.seed)
     if args.given:
         samples = complete_rows(circuit, args.given, lambda x, m: circuit.conditional_sample(
-            x, m, generator=gen))
+            x, m, generator=gen), fmt=data_format_from_args(args))
     else:
         try:
             samples = circuit.sample(args.num_samples, generator=gen).cpu().numpy()
@@ -57,12 +59,13 @@ def run(args) -> int:
     return 0
 
 
-def complete_rows(circuit, path: str, complete, batch_size: int = 1024) -> np.ndarray:
+def complete_rows(circuit, path: str, complete, batch_size: int = 1024,
+                  fmt=None) -> np.ndarray:
     """`complete(x, missing)` on the rows of the evidence file `path` (empty
     and `?` cells missing), in batches; the completed table as numpy."""
     from pccompiler.train.data import load_data_missing
     from pccompiler.train.progress import batches
-    x, missing = load_data_missing(path, circuit.model)
+    x, missing = load_data_missing(path, circuit.model, fmt)
     return np.concatenate([complete(x[rows], missing[rows]).cpu().numpy()
                            for rows in batches(len(x), batch_size)])
 

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 
+from pccompiler.cli.data_args import (DATA_EPILOG, HelpFormatter, add_data_format_arguments,
+                                      add_dataset_argument, data_format_from_args)
+
 DESCRIPTION = """\
 Train a circuit (.pcir or .pcc) with expectation-maximisation and write the
-result as a .pcc. Data files hold one sample per line, comma-separated
-(.data, .csv, optionally gzipped). The output path (its folder exists and
-is writable) is checked first, and every data file before any training
-step: a bad value stops with an error naming its row and column, and the
-output file is left untouched.
+result as a .pcc. Data files hold one sample per line (.data, .csv,
+optionally gzipped; see 'data files' below), or --dataset NAME names a set
+(its train split, and its valid and test splits unless --valid/--test are
+given). The output path (its folder exists and is writable) is checked
+first, and every data set before any training step: a bad value stops with
+an error naming its line and column, and the output file is left untouched.
 
 Mini-batch EM (--em mini) updates after every batch with a step size
-annealed from --step-size to --step-size-end; full-batch EM (--em full)
-accumulates flows over the whole training set and updates once per epoch.
+annealed from --step-size (default 0.1) to --step-size-end; full-batch EM
+(--em full) accumulates flows over the whole training set and updates once
+per epoch, with step size 1.0 unless --step-size says otherwise.
+
+--history FILE.csv writes one row per epoch (epoch, train_ll, valid_ll,
+test_ll, seconds, step_size; log-likelihoods in nats per sample, empty where
+there is no such set), rewritten atomically after every epoch: a crash keeps
+the epochs done, and --resume continues the file. The test LL is evaluated
+every epoch when --history or --plot is given (one forward pass over the
+test set, like the validation LL). --plot FILE.png draws the curves at the
+end (needs matplotlib: pip install 'pccompiler[plot]').
+
+The progress bar (stderr) shows batches, ETA and the running train LL; it
+draws only when stderr is a terminal (nothing in logs or pipes). --quiet
+turns it off.
 
 --nproc N trains data-parallel on N processes (one GPU each with --device
 cuda, else CPU processes with gloo): every global batch is split across the
@@ -44,30 +60,45 @@ uninterrupted run. The checkpoint is removed once OUTPUT is saved.
 def add_circuit_arguments(p) -> None:
     p.add_argument("file", help="circuit (.pcir or .pcc)")
     p.add_argument("--backend", default=None, help="backend (default: the file's, or torch/triton)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N (default: the file's, or the backend's default)")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a circuit with EM", description=DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              epilog=DATA_EPILOG, formatter_class=HelpFormatter)
     add_circuit_arguments(p)
-    p.add_argument("--data", required=True, help="training data file")
-    p.add_argument("--valid", help="validation data file (LL printed per epoch)")
-    p.add_argument("--test", help="test data file (LL printed at the end)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--em", choices=["mini", "full"], default="mini")
-    p.add_argument("--step-size", type=float, default=0.1)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="training data file (required unless --dataset)")
+    add_dataset_argument(source)
+    p.add_argument("--valid", help="validation data file, LL printed per epoch (default: "
+                                   "none, or the --dataset's valid split)")
+    p.add_argument("--test", help="test data file, LL printed at the end (default: none, or "
+                                  "the --dataset's test split)")
+    add_data_format_arguments(p)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=512, help="samples per EM step")
+    p.add_argument("--em", choices=["mini", "full"], default="mini",
+                   help="mini-batch or full-batch EM")
+    p.add_argument("--step-size", type=float, default=None,
+                   help="EM step size in (0, 1] (default: 0.1 for --em mini, 1.0 for --em full)")
     p.add_argument("--step-size-end", type=float, default=None,
                    help="final step size of the linear annealing (default: constant)")
-    p.add_argument("--pseudocount", type=float, default=0.1)
+    p.add_argument("--pseudocount", type=float, default=0.1,
+                   help="added to every flow before normalising")
     p.add_argument("--soften", type=float, default=None, metavar="BETA",
                    help="data softening: keep each observed value with probability BETA "
                         "(e.g. 0.999; default: off)")
     p.add_argument("--soften-kernel", choices=["uniform", "marginal"], default="uniform",
                    help="where softening moves the rest of the mass (default uniform)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch order")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar when "
+                                                        "stderr is a terminal)")
+    p.add_argument("--history", metavar="FILE.csv",
+                   help="write per-epoch train/valid/test LL, seconds and step size "
+                        "(default: none; see above)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="draw the LL curves with matplotlib (default: none; see above)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes (default 1; see above)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
@@ -80,7 +111,7 @@ def register(subparsers) -> None:
 
 def check_options(args) -> None:
     """Refuse numbers EM cannot use, before any file is read or written."""
-    from pccompiler.cli.paths import check_positive
+    from pccompiler.cli.paths import check_output, check_positive
     from pccompiler.errors import DataError
     check_positive("--epochs", args.epochs)
     check_positive("--batch-size", args.batch_size)
@@ -91,11 +122,19 @@ def check_options(args) -> None:
             raise DataError(f"{flag} {value} must lie in (0, 1]")
     if not (math.isfinite(args.pseudocount) and args.pseudocount >= 0):
         raise DataError(f"--pseudocount {args.pseudocount} must be a finite number >= 0")
+    if args.step_size is None:
+        args.step_size = 1.0 if args.em == "full" else 0.1
     soften = getattr(args, "soften", None)
     if soften is not None and not (math.isfinite(soften) and 0 < soften <= 1):
         raise DataError(f"--soften {soften} must lie in (0, 1]")
     if args.checkpoint_every < 0:
         raise DataError(f"--checkpoint-every must be >= 0, not {args.checkpoint_every}")
+    for flag in ("history", "plot"):
+        check_output(getattr(args, flag, None), f"--{flag}")
+    if getattr(args, "plot", None):
+        from pccompiler.train.history import require_matplotlib
+        require_matplotlib()
+    args.data_format = data_format_from_args(args)
 
 
 def check_outputs(args) -> None:
@@ -117,7 +156,8 @@ def run(args) -> int:
     from pccompiler.driver import open_circuit
     from pccompiler.errors import DataError
     from pccompiler.train.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint
-    from pccompiler.train import evaluate, load_data, train_em
+    from pccompiler.train import evaluate, load_sets, train_em
+    from pccompiler.train.history import History, plot_history
     from pccompiler.train import distributed
     if args.nproc > 1 or distributed.under_torchrun():
         if args.checkpoint_every or args.resume:
@@ -125,12 +165,13 @@ def run(args) -> int:
         if args.soften is not None:
             raise DataError("--soften is for single-process training (not yet passed on by "
                             "data-parallel training)")
+        if args.history or args.plot:
+            raise DataError("--history / --plot are for single-process training")
         return distributed.run_train(args)
     circuit = open_circuit(args.file, args.backend, args.device)
     model = circuit.model
-    train = load_data(args.data, model)
-    valid = load_data(args.valid, model) if args.valid else None
-    test = load_data(args.test, model) if args.test else None
+    train, valid, test = load_sets(model, args.data, args.dataset, args.valid, args.test,
+                                   args.data_format)
     ckpt, prints = checkpoint_path(args.output), fingerprint(args, train)
     if args.soften is not None:         # a checkpoint resumes only with the same softening
         prints["soften"] = [args.soften, args.soften_kernel]
@@ -140,8 +181,13 @@ def run(args) -> int:
         state = resume_state(resumed, ckpt, prints)
         circuit, start, rng_state = resumed, state["epoch"] + 1, state["rng_state"]
         print(f"resuming from {ckpt} after epoch {state['epoch']}")
+    history = History(args.history, start) if args.history or args.plot else None
 
     def on_epoch(stats, state) -> None:
+        if history is not None:
+            test_ll = evaluate(circuit, test, args.batch_size) if test is not None else None
+            history.add(stats.epoch, stats.train_ll, stats.valid_ll, test_ll, stats.seconds,
+                        stats.step_size)
         every = args.checkpoint_every
         if every and stats.epoch % every == 0 and stats.epoch < args.epochs:
             write_checkpoint(ckpt, circuit, state, prints)
@@ -154,6 +200,8 @@ def run(args) -> int:
              soften_kernel=args.soften_kernel)
     if test is not None:
         print(f"test LL {evaluate(circuit, test, args.batch_size):.4f}")
+    if args.plot:
+        plot_history(history.rows, args.plot)
     circuit.save(args.output)
     if os.path.exists(ckpt):
         os.unlink(ckpt)

@@ -1,10 +1,10 @@
 """MNIST from the official IDX files (gzip-compressed).
 
-Only the 10,000 test images (`t10k-images-idx3-ubyte.gz`), the test labels
-and the train labels are available in the shared data folder: the train
-images file is missing there, so `load_mnist("train")` fails with a clear
-error unless a folder holding `train-images-idx3-ubyte.gz` is given. A common
-stand-in is to split the test images 9000/1000 into train/valid.
+`load_mnist("train")` reads `train-images-idx3-ubyte.gz` (60,000 images),
+`load_mnist("test")` `t10k-images-idx3-ubyte.gz` (10,000). Where the train
+images are missing (some copies of the shared data folder hold only the test
+images) the error says so; a common stand-in is then to split the test
+images 9000/1000 into train/valid.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def load_mnist(split: str = "test", root: str | os.PathLike | None = None,
         raise DataError(f"unknown MNIST split {split!r}; expected 'train' or 'test'")
     kind = "labels-idx1" if labels else "images-idx3"
     name = f"{_PREFIX[split]}-{kind}-ubyte"
-    hint = ("the MNIST train images are not in the shared data folder (only the 10k test "
-            "images are); use split='test'") if split == "train" and not labels else ""
+    hint = ("put the MNIST train images in one of those folders, or use split='test' (the "
+            "10k test images)") if split == "train" and not labels else ""
     path = find_file("mnist", [name + ".gz", name], root, hint)
     try:
         opener = gzip.open if path.suffix == ".gz" else open

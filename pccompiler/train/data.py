@@ -6,22 +6,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from pccompiler.data import load_debd, load_mnist
+from pccompiler.data.files import DataFormat, read_table, read_table_missing
 from pccompiler.errors import DataError
 from pccompiler.ir import pcir
 
 
 def check_data(x: np.ndarray, model: pcir.Model, source: str = "data",
-               file_lines: bool = False) -> np.ndarray:
+               file_lines: bool | np.ndarray = False) -> np.ndarray:
     """Validate a data table against the Model's variables and return it
     typed: int64, or float64 when the model has real variables.
 
     A DataError names the first bad entry: "row r, column c" (0-based) for an
     array, or "line l, column c" (1-based, like the file readers) when
-    `file_lines` says the table was read from the file `source`.
+    `file_lines` says the table was read from the file `source` (True: row r
+    is line r + 1; an array: the file line of every row, as
+    `pccompiler.data.files.read_table` returns it).
     """
     x = np.asarray(x)
 
     def at(r: int, c: int) -> str:
+        if isinstance(file_lines, np.ndarray):
+            return f"line {int(file_lines[r])}, column {c + 1}"
         return f"line {r + 1}, column {c + 1}" if file_lines else f"row {r}, column {c}"
 
     num_vars = len(model.variables)
@@ -48,44 +54,50 @@ def check_data(x: np.ndarray, model: pcir.Model, source: str = "data",
     return xf if (~discrete).any() else xf.astype(np.int64)
 
 
-def load_data(path: str, model: pcir.Model) -> np.ndarray:
-    """Read a data file (.data/.csv, optionally .gz) and check it against the Model."""
-    if any(v.kind == pcir.REAL for v in model.variables):
-        from pccompiler.data.files import read_bytes
-        text = read_bytes(path).decode(errors="replace")
-        rows = [r for r in text.splitlines() if r.strip()]
-        if not rows:
-            raise DataError(f"{path}: the file holds no rows")
-        table = []
-        for r, line in enumerate(rows):
-            fields = line.split(",")
-            if len(fields) != len(model.variables):
-                raise DataError(f"{path}: line {r + 1}: {len(fields)} columns; the model has "
-                                f"{len(model.variables)} variables")
-            try:
-                table.append([float(f) for f in fields])
-            except ValueError as exc:
-                raise DataError(f"{path}: line {r + 1}: {exc}") from exc
-        return check_data(np.array(table), model, path, file_lines=True)
-    from pccompiler.data.files import read_data_file
-    return check_data(read_data_file(path, max_value=255), model, path, file_lines=True)
+def load_data(path: str, model: pcir.Model, fmt: DataFormat | None = None) -> np.ndarray:
+    """Read a data file (.data/.csv, optionally .gz; layout `fmt`: delimiter
+    and header) and check it against the Model. Categories may go up to the
+    Model's largest `num_cats` (token ids of an HMM over 1,000 symbols);
+    a Model with real (Gaussian) variables reads the file as float64."""
+    real = any(v.kind == pcir.REAL for v in model.variables)
+    # Any int64 is read; check_data then names the first value that is not
+    # a category of its column's variable (0..num_cats-1).
+    table, lines = read_table(path, np.iinfo(np.int64).max, fmt=fmt, real=real)
+    return check_data(table, model, str(path), file_lines=lines)
 
 
-def load_data_missing(path: str, model: pcir.Model) -> tuple[np.ndarray, np.ndarray]:
-    """Read a data file whose empty cells (`1,,0`) and `?` cells are missing
-    values (pccompiler.data.files.fill_missing) and check the rest against
-    the Model. Returns (x, missing): x holds 0 where missing."""
-    from pccompiler.data.files import fill_missing, read_bytes, read_data_file
-    if not any(v.kind == pcir.REAL for v in model.variables):
-        x, missing = read_data_file(path, max_value=255, missing=True)
-        return check_data(x, model, path, file_lines=True), missing
-    import io
-    raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
-    filled, cells = fill_missing(raw[raw != ord("\r")])
-    try:
-        x = np.loadtxt(io.BytesIO(filled.tobytes()), delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError as exc:
-        raise DataError(f"{path}: {exc}") from None
-    if cells.size != x.size:
-        raise DataError(f"{path}: rows of different lengths")
-    return check_data(x, model, path, file_lines=True), cells.reshape(x.shape)
+def load_data_missing(path: str, model: pcir.Model, fmt: DataFormat | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """`load_data` of a file whose empty cells (`1,,0`) and `?` cells are
+    missing values (`pccompiler.data.files.fill_missing`). Returns
+    (x, missing): x holds 0 where missing, the rest checked against the Model."""
+    real = any(v.kind == pcir.REAL for v in model.variables)
+    table, lines, missing = read_table_missing(path, np.iinfo(np.int64).max, fmt=fmt, real=real)
+    return check_data(table, model, str(path), file_lines=lines), missing
+
+
+def load_dataset(name: str, split: str, model: pcir.Model) -> np.ndarray:
+    """A named data set's split checked against the Model: a DEBD set
+    (pccompiler.data.load_debd) or "mnist" (train or test images)."""
+    if name == "mnist":
+        table = load_mnist(split)
+    else:
+        table = load_debd(name, split)
+    return check_data(table, model, f"{name} ({split} split)")
+
+
+def load_sets(model: pcir.Model, data: str | None = None, dataset: str | None = None,
+              valid: str | None = None, test: str | None = None,
+              fmt: DataFormat | None = None) -> tuple[np.ndarray, np.ndarray | None,
+                                                      np.ndarray | None]:
+    """(train, valid, test) of `pcc train`: the files `data`, `valid`,
+    `test`, or, with `dataset`, its train split and its valid and test splits
+    where no file is given (MNIST has no valid split). Each is checked
+    against the Model before anything is trained."""
+    def one(path: str | None, split: str) -> np.ndarray | None:
+        if path is not None:
+            return load_data(path, model, fmt)
+        if dataset is None or (dataset == "mnist" and split == "valid"):
+            return None
+        return load_dataset(dataset, split, model)
+    return one(data, "train"), one(valid, "valid"), one(test, "test")

@@ -233,14 +233,13 @@ def train_worker(sync: DataParallel, device: str | None, args: Any) -> None:
     """One rank of `pcc train` on its (resolved) device: load, train on its
     shard, rank 0 writes."""
     from pccompiler.driver import open_circuit
-    from pccompiler.train import evaluate, load_data, train_em
+    from pccompiler.train import evaluate, load_sets, train_em
     lead = sync.rank == 0
     out = print if lead else (lambda *a, **k: None)
     circuit = open_circuit(args.file, args.backend, device)
     model = circuit.model
-    train = load_data(args.data, model)
-    valid = load_data(args.valid, model) if args.valid else None
-    test = load_data(args.test, model) if args.test else None
+    train, valid, test = load_sets(model, args.data, args.dataset, args.valid, args.test,
+                                   args.data_format)
     train_em(circuit, train, valid, epochs=args.epochs, batch_size=args.batch_size, em=args.em,
              step_size=args.step_size, step_size_end=args.step_size_end,
              pseudocount=args.pseudocount, seed=args.seed, log=out,

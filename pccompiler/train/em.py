@@ -35,6 +35,7 @@ class EpochStats:
     train_ll: float
     valid_ll: float | None
     seconds: float
+    step_size: float | None = None      # of the epoch's last EM update
 
     def line(self) -> str:
         valid = f"  valid LL {self.valid_ll:.4f}" if self.valid_ll is not None else ""
@@ -54,11 +55,12 @@ def evaluate(circuit, data: np.ndarray, batch_size: int = 1024,
 
 def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
                         step_size: float = 1.0, pseudocount: float = 0.0,
-                        on_batch: Callable[[int], None] | None = None, sync=None,
+                        on_batch: Callable[[int, float], None] | None = None, sync=None,
                         soften: Softening | None = None, entropy_reg: float = 0.0) -> float:
     """One full-batch EM update from the flows of every shard; returns the
     average LL of the data under the parameters before the update (of the
-    softened data with `soften`). With `sync` (data-parallel,
+    softened data with `soften`). `on_batch(done, running_ll)` follows the
+    batches (the progress bar). With `sync` (data-parallel,
     pccompiler/train/distributed.py) the shards are this rank's and the flows and
     totals are summed over ranks before the update."""
     circuit.zero_flows()
@@ -70,7 +72,7 @@ def full_batch_em_epoch(circuit, shards: Iterable[np.ndarray], batch_size: int,
                 count += len(rows)
                 done += 1
                 if on_batch:
-                    on_batch(done)
+                    on_batch(done, total / count)
     if sync is not None:
         sync.reduce_flows(circuit)
         total, count = sync.sum(total), sync.sum(count)
@@ -121,7 +123,9 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
              entropy_reg: float = 0.0) -> list[EpochStats]:
     """Train with mini-batch ("mini") or full-batch ("full") EM.
 
-    `log` receives one line per epoch; `progress` (a stream) shows a bar.
+    `log` receives one line per epoch; `progress` (a stream) shows a bar
+    (tqdm: ETA and the running train LL; nothing when the stream is not a
+    terminal).
     `sync` (a `pccompiler.train.distributed.DataParallel`) makes this one rank of
     data-parallel training: the global batches are the same, the rank works
     on `sync.split(batch)` and the flows are summed over ranks before every
@@ -162,7 +166,7 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
                                            bar.update if bar else None, sync, soft,
                                            entropy_reg)
         else:
-            total = 0.0
+            total, seen = 0.0, 0
             for i, rows in enumerate(batches(len(train), batch_size, rng.permutation(len(train)))):
                 s = step_size + (end - step_size) * step / max(1, total_steps - 1)
                 if sync is None:
@@ -172,13 +176,16 @@ def train_em(circuit, train: np.ndarray, valid: np.ndarray | None = None, epochs
                     total += _em_step_shared(circuit, train, sync.split(rows), s, pseudocount,
                                              sync, soft)
                 step += 1
+                seen += len(rows)
                 if bar:
-                    bar.update(i + 1)
+                    bar.update(i + 1, total / seen if sync is None else None)
             train_ll = (total if sync is None else sync.sum(total)) / len(train)
         if bar:
             bar.close()
         valid_ll = evaluate(circuit, valid, max(batch_size, 1024)) if valid is not None else None
-        stats = EpochStats(epoch, train_ll, valid_ll, time.perf_counter() - start)
+        last = step_size if em == "full" else \
+            step_size + (end - step_size) * (step - 1) / max(1, total_steps - 1)
+        stats = EpochStats(epoch, train_ll, valid_ll, time.perf_counter() - start, last)
         history.append(stats)
         if log:
             log(stats.line())

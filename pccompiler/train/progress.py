@@ -1,4 +1,4 @@
-"""Progress output for long training loops (stderr, no dependency)."""
+"""Progress output for long training loops: a tqdm bar on stderr."""
 
 from __future__ import annotations
 
@@ -6,28 +6,27 @@ import sys
 from typing import Iterable, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 
 class Progress:
-    """A plain-text progress bar on stderr (no dependency)."""
+    """The bar of one epoch (tqdm): batches done, rate, ETA and the running
+    log-likelihood. It draws only on a terminal: where `stream` is a file or
+    a pipe it prints nothing (no carriage-return frames in logs)."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30):
-        self.total, self.label, self.width = max(1, total), label, width
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream is not None
+    def __init__(self, total: int, label: str, stream: TextIO | None = None):
+        self.bar = tqdm(total=max(1, total), desc=label, unit="batch", leave=False,
+                        file=stream if stream is not None else sys.stderr, disable=None,
+                        dynamic_ncols=True)
 
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        filled = int(self.width * done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{' ' * (self.width - filled)}] "
-                          f"{done}/{self.total}")
-        self.stream.flush()
+    def update(self, done: int, ll: float | None = None) -> None:
+        """`done` batches finished so far; `ll` the running train LL."""
+        if ll is not None:
+            self.bar.set_postfix_str(f"LL {ll:.4f}", refresh=False)
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * (len(self.label) + self.width + 24) + "\r")
-            self.stream.flush()
+        self.bar.close()
 
 
 def batches(n: int, batch_size: int, order: np.ndarray | None = None) -> Iterable[np.ndarray]:
