@@ -147,17 +147,13 @@ def test_pages_exist():
         assert f"({page})" in index, f"README.md does not link {page}"
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_examples(page, example_folder, tmp_path, monkeypatch):
-    path = HANDBOOK / page
+def check_page(path: Path, folder: Path, update: bool = UPDATE) -> None:
+    """Write the page's `# file:` blocks into `folder` (the current folder),
+    run its console blocks there and compare their outputs with the page's
+    (rewriting them instead when `update`)."""
     text = path.read_text()
-    for name in ("example.py", "example.pcir"):
-        shutil.copy(example_folder / name, tmp_path / name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PCC_CACHE_DIR", str(tmp_path / "cache"))
     for name, content in file_blocks(text):
-        (tmp_path / name).write_text(content)
-    folder = str(tmp_path)
+        (folder / name).write_text(content)
     edits: list[tuple[tuple[int, int], str]] = []
     failures = []
     for lang, body, span in blocks(text):
@@ -166,19 +162,28 @@ def test_page_examples(page, example_folder, tmp_path, monkeypatch):
         new_body = []
         for command, expected in commands(body):
             actual = run_command(command)
-            shown = actual.replace(folder, ".").rstrip("\n")
-            if normalise("\n".join(expected), folder) != normalise(actual, folder):
-                failures.append(f"$ {command}\n--- {page} says:\n" + "\n".join(expected)
+            shown = actual.replace(str(folder), ".").rstrip("\n")
+            if normalise("\n".join(expected), str(folder)) != normalise(actual, str(folder)):
+                failures.append(f"$ {command}\n--- {path.name} says:\n" + "\n".join(expected)
                                 + f"\n--- it prints:\n{shown}")
             else:                  # unchanged up to times: keep the page's text
                 shown = "\n".join(expected).rstrip("\n")
             new_body.append(f"$ {command}" + (f"\n{shown}" if shown else ""))
         edits.append((span, "\n".join(new_body) + "\n"))
-    if UPDATE:
+    if update:
         for (start, end), new in reversed(edits):
             text = text[:start] + new + text[end:]
         path.write_text(text)
         return
     assert not failures, ("\n\n".join(failures)
-                          + "\n\n(PCC_UPDATE_DOCS=1 pytest tests/docs/test_handbook.py rewrites "
-                            "the outputs)")
+                          + f"\n\n(PCC_UPDATE_DOCS=1 pytest {Path(__file__).parent.name}/... "
+                            "rewrites the outputs)")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_examples(page, example_folder, tmp_path, monkeypatch):
+    for name in ("example.py", "example.pcir"):
+        shutil.copy(example_folder / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PCC_CACHE_DIR", str(tmp_path / "cache"))
+    check_page(HANDBOOK / page, tmp_path)
