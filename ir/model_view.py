@@ -47,7 +47,7 @@ class GroupView:
     edges: SumEdges | None = None
 
 
-def _sum_edge_list(group: pcir.Group, table: ir.TensorTable, weights: np.ndarray,
+def sum_edge_list(group: pcir.Group, table: ir.TensorTable, weights: np.ndarray,
                    child_sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(parents, cols, weights) of every stored edge, in any order."""
     n = group.num_nodes
@@ -73,7 +73,7 @@ def _sum_edge_list(group: pcir.Group, table: ir.TensorTable, weights: np.ndarray
 
 def _sum_edges(group: pcir.Group, table: ir.TensorTable, weights: np.ndarray,
                child_sizes: list[int]) -> SumEdges:
-    parents, cols, w = _sum_edge_list(group, table, weights, child_sizes)
+    parents, cols, w = sum_edge_list(group, table, weights, child_sizes)
     keep = w > 0
     parents, cols, w = parents[keep], cols[keep], w[keep]
     order = np.lexsort((cols, parents))

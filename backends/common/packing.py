@@ -77,8 +77,9 @@ def pack_parameters(model: pcir.Model, layout: pcir.Layout) -> tuple[np.ndarray,
 
 
 def unpack_parameters(model: pcir.Model, layout: pcir.Layout, sum_params: np.ndarray,
-                      input_params: np.ndarray) -> dict[str, np.ndarray]:
-    """{tensor name: array} in the Model's shapes and dtypes (the inverse of packing)."""
+                      input_params: np.ndarray, dtype=None) -> dict[str, np.ndarray]:
+    """{tensor name: array} in the Model's shapes and dtypes (the inverse of
+    packing), or all in `dtype` if given (float64 flows of float32 weights)."""
     table = ir.tensor_table(model)
     sum_params = np.asarray(sum_params)
     input_params = np.asarray(input_params)
@@ -88,14 +89,14 @@ def unpack_parameters(model: pcir.Model, layout: pcir.Layout, sum_params: np.nda
         name = g.input.params if g.kind == pcir.INPUT else g.sum.weights
         proto = table.proto(name)
         shape = tuple(int(d) for d in proto.dims)
-        dtype = ir.to_numpy(pcir.Tensor(dtype=proto.dtype, dims=[0])).dtype
+        to = dtype or ir.to_numpy(pcir.Tensor(dtype=proto.dtype, dims=[0])).dtype
         if g.kind == pcir.INPUT:
-            out[name] = input_params[start:start + count].reshape(shape).astype(dtype)
+            out[name] = input_params[start:start + count].reshape(shape).astype(to)
             continue
         packed_shape, axes = sum_packed_order(g, shape, int(p.block_size) or 1)
         transposed = tuple(packed_shape[a] for a in axes)
         values = sum_params[start:start + count].reshape(transposed)
-        out[name] = values.transpose(np.argsort(axes)).reshape(shape).astype(dtype)
+        out[name] = values.transpose(np.argsort(axes)).reshape(shape).astype(to)
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.backends.reference import log_prob_groups, prepare_data
-from pccompiler.ir.model_view import ModelView, _sum_edge_list
+from pccompiler.ir.model_view import ModelView, sum_edge_list
 from pccompiler.ir import pcir
 
 
@@ -50,7 +50,7 @@ def em_expected(model: pcir.Model, x: np.ndarray, missing: np.ndarray | None,
             name = _param_tensor(model, g.id)
             sizes = [view.groups[c].num_nodes for c in g.children]
             weights = np.asarray(table[name], dtype=np.float64)
-            parents, cols, w = _sum_edge_list(msg, table, weights, sizes)
+            parents, cols, w = sum_edge_list(msg, table, weights, sizes)
             child_vals = np.concatenate([values[c] for c in g.children], axis=1)
             pv = values[g.id][:, parents]
             with np.errstate(divide="ignore", invalid="ignore"):

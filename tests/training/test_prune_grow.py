@@ -1,0 +1,168 @@
+"""Pruning by circuit flows and growing by copying nodes (#18), on a small
+HCLT trained on nltcs, with the reference backend as the oracle after
+recompiling; the prune-grow-train loop on a tiny circuit."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+import pccompiler as pc
+from pccompiler import ir
+from pccompiler.backends import reference
+from pccompiler.data import load_debd
+from pccompiler.errors import PCError, UnsupportedError
+from pccompiler.ir import pcir
+from pccompiler.passes.structure import grow_model, prune_edges
+from pccompiler.train import train_em
+from pccompiler.train.prune_grow import (edge_flows, grow, prune, prune_grow_train, recompile,
+                                         sum_edge_count)
+
+
+@functools.lru_cache(maxsize=None)
+def _data():
+    train = load_debd("nltcs", "train").astype(np.int64)[:2000]
+    valid = load_debd("nltcs", "valid").astype(np.int64)[:500]
+    return train, valid
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A float64 HCLT (8 latents) after 3 epochs of EM, and its data."""
+    train, valid = _data()
+    model = pc.lower(pc.hclt(train, num_latents=8, num_cats=2, seed=0))
+    circuit = pc.compile(model, backend="torch", device="cpu", dtype="float64")
+    train_em(circuit, train, epochs=3, batch_size=500, step_size=0.5)
+    return circuit, train, valid
+
+
+def _sum_nodes(model: pcir.Model) -> int:
+    return sum(int(g.num_nodes) for g in model.groups if g.kind == pcir.SUM)
+
+
+def _matches_reference(model: pcir.Model, x: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """LLs of the recompiled torch circuit, asserted equal to the reference's."""
+    compiled = pc.compile(model, backend="torch", device="cpu", dtype="float64")
+    ours = compiled.log_prob(x).numpy()
+    np.testing.assert_allclose(ours, reference.log_prob(model, x), rtol=0, atol=tol)
+    return ours
+
+
+def test_edge_flows_are_the_em_statistics(trained):
+    circuit, train, _ = trained
+    flows = edge_flows(circuit, train)
+    model = circuit.model
+    assert set(flows) == {g.id for g in model.groups if g.kind == pcir.SUM}
+    assert flows[model.roots[0]].sum() == pytest.approx(len(train), rel=1e-9)
+    assert all((f >= 0).all() and f.sum() <= len(train) * (1 + 1e-9) for f in flows.values())
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.25])
+def test_pruning_by_flows_keeps_a_valid_circuit_matching_the_reference(trained, keep):
+    circuit, train, valid = trained
+    base = circuit.to_model()
+    pruned = prune(circuit, train, keep)
+    ir.check(pruned)                      # smoothness, decomposability, normalised weights
+    before, after = sum_edge_count(base), sum_edge_count(pruned)
+    # the ranked edges, plus at most one kept best edge per sum node
+    assert after <= math.ceil(keep * before) + _sum_nodes(base)
+    assert after < before
+    pruned_ll = _matches_reference(pruned, train).mean()
+    # flows choose well: random scores at the same keep lose far more
+    rng = np.random.default_rng(0)
+    scores = {g.id: rng.random(np.asarray(ir.tensor_table(base)[g.sum.weights]).shape)
+              for g in base.groups if g.kind == pcir.SUM}
+    randomly, _ = prune_edges(base, scores, keep)
+    base_ll = reference.log_prob(base, train).mean()
+    assert base_ll - pruned_ll < 0.25
+    assert reference.log_prob(randomly, train).mean() < pruned_ll - 1.0
+
+
+def test_tiny_keep_leaves_one_edge_per_live_sum_node(trained):
+    circuit, train, valid = trained
+    pruned = prune(circuit, train, 1e-6)
+    assert sum_edge_count(pruned) == _sum_nodes(pruned)
+    assert _sum_nodes(pruned) < _sum_nodes(circuit.model)      # unreachable nodes removed
+    _matches_reference(pruned, valid)
+
+
+def test_pruning_nothing_is_the_identity(trained):
+    """keep=1 returns a Model equal (protobuf ==) to the input, for dense
+    groups and for the sparse groups of an already pruned circuit."""
+    circuit, train, _ = trained
+    assert prune(circuit, train, 1.0) == circuit.to_model()
+    sparse = recompile(prune(circuit, train, 0.5), circuit)
+    assert prune(sparse, train, 1.0) == sparse.to_model()
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_growing_with_zero_noise_keeps_the_distribution(trained, factor):
+    circuit, _, valid = trained
+    base = circuit.to_model()
+    grown = grow(circuit, factor, noise=0.0)
+    ir.check(grown)
+    assert _sum_nodes(grown) == factor * _sum_nodes(base) - (factor - 1)   # the root stays one
+    root = base.groups[base.roots[0]]
+    root_edges = int(np.count_nonzero(ir.tensor_table(base)[root.sum.weights]))
+    assert sum_edge_count(grown) == factor ** 2 * (sum_edge_count(base) - root_edges) \
+        + factor * root_edges
+    lls = _matches_reference(grown, valid)
+    np.testing.assert_allclose(lls, reference.log_prob(base, valid), rtol=0, atol=1e-6)
+
+
+def test_growing_with_noise_changes_the_parameters_reproducibly(trained):
+    circuit, _, valid = trained
+    a, b = grow(circuit, 2, noise=0.2, seed=1), grow(circuit, 2, noise=0.2, seed=1)
+    assert a == b
+    ll = _matches_reference(a, valid)
+    assert not np.allclose(ll, reference.log_prob(circuit.to_model(), valid), atol=1e-4)
+    assert a != grow(circuit, 2, noise=0.2, seed=2)
+
+
+def test_bad_arguments_and_ties_are_refused(trained):
+    circuit, train, _ = trained
+    with pytest.raises(PCError, match="keep must be in"):
+        prune(circuit, train, 0.0)
+    with pytest.raises(PCError, match="factor must be"):
+        grow(circuit, 0)
+    tied = pc.lower(pc.hmm(4, num_latents=3, num_emits=2))
+    assert tied.ties
+    with pytest.raises(UnsupportedError, match="tied groups"):
+        grow_model(tied, 2)
+
+
+def test_the_prune_grow_loop_follows_its_schedule():
+    train, valid = _data()
+    model = pc.lower(pc.hclt(train, num_latents=4, num_cats=2, seed=0))
+    circuit = pc.compile(model, backend="torch", device="cpu")
+    start_edges, lines = sum_edge_count(circuit.to_model()), []
+    final, rounds = prune_grow_train(circuit, train, valid, rounds=2, keep=0.5, factor=2,
+                                     noise=0.1, epochs_per_round=1, batch_size=500,
+                                     step_size=0.2, log=lines.append)
+    assert [r.round for r in rounds] == [1, 2] and len(lines) == 2
+    assert rounds[0].edges_before == start_edges
+    assert rounds[1].edges_before == rounds[0].edges_trained
+    assert rounds[-1].edges_trained == sum_edge_count(final.to_model())
+    for r in rounds:
+        assert r.edges_pruned <= math.ceil(0.5 * r.edges_before) + _sum_nodes(final.model)
+        assert 2 * r.edges_pruned < r.edges_grown <= 4 * r.edges_pruned
+        assert r.edges_trained >= r.edges_grown       # padding may gain weight, never lose it
+        assert math.isfinite(r.valid_ll) and math.isfinite(r.train_ll)
+    assert rounds[-1].valid_ll == pytest.approx(pc.train.evaluate(final, valid), abs=1e-9)
+
+
+def test_the_passes_find_blocks_again_after_a_structure_change(trained):
+    """Grown and pruned groups are written SPARSE; recompiling classifies
+    them again: the grown HCLT's complete groups become DENSE and some
+    pruned groups BLOCK_SPARSE (detect-block-sparsity with permutations)."""
+    circuit, train, _ = trained
+    grown, pruned = grow(circuit, 2, noise=0.0), prune(circuit, train, 0.5)
+    patterns = lambda m: [g.sum.pattern for g in m.groups if g.kind == pcir.SUM and  # noqa: E731
+                          g.num_nodes > 1]
+    assert set(patterns(grown)) == {pcir.SPARSE}
+    assert set(patterns(recompile(grown, circuit).model)) == {pcir.DENSE}
+    assert pcir.SPARSE in patterns(pruned)
+    assert pcir.BLOCK_SPARSE in patterns(recompile(pruned, circuit).model)
