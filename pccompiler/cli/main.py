@@ -20,7 +20,7 @@ from pccompiler.version import __version__
 # Subcommand modules, in the order `pcc --help` lists them.
 SUBCOMMANDS = [
     "build", "dump", "parse", "verify", "stat", "dot", "passes", "compile",
-    "train", "eval", "sample", "mpe",
+    "train", "prune", "grow", "eval", "sample", "mpe",
 ]
 
 DESCRIPTION = """\
@@ -31,6 +31,7 @@ The commands follow the pipeline:
   pcc dump | stat | verify | dot FILE       look at any .pcir / .pcc file
   pcc compile model.pcir -o model.pcc       run the passes, pick a backend
   pcc train | eval | sample model.pcc       learn from data and query it
+  pcc prune | grow model.pcc -o out.pcc     change the structure (flows, copies)
   pcc mpe model.pcc evidence.csv            complete missing values (MPE)
 
 Run `pcc COMMAND --help` for each command's options.

@@ -8,6 +8,7 @@ import sys
 
 from pccompiler.cli.data_args import (DATA_EPILOG, HelpFormatter, add_data_format_arguments,
                                       add_dataset_argument, data_format_from_args)
+from pccompiler.cli.prune_grow_train import PRUNE_GROW_HELP, add_prune_grow_arguments
 
 DESCRIPTION = """\
 Train a circuit (.pcir or .pcc) with expectation-maximisation and write the
@@ -54,7 +55,8 @@ the softened data; valid and test LLs are the model's own.
 epochs to OUTPUT.ckpt (atomically); after a crash, the same command with
 --resume continues from it and ends with the same result as an
 uninterrupted run. The checkpoint is removed once OUTPUT is saved.
-"""
+
+""" + PRUNE_GROW_HELP
 
 
 def add_circuit_arguments(p) -> None:
@@ -105,6 +107,7 @@ def register(subparsers) -> None:
                    help="save a checkpoint to OUTPUT.ckpt every N epochs (default: never)")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUTPUT.ckpt if it exists (same data and options)")
+    add_prune_grow_arguments(p)
     p.add_argument("-o", "--output", required=True, help="output .pcc")
     p.set_defaults(func=run)
 
@@ -153,6 +156,9 @@ def check_outputs(args) -> None:
 def run(args) -> int:
     check_options(args)
     check_outputs(args)
+    if args.prune_grow:
+        from pccompiler.cli.prune_grow_train import run_prune_grow
+        return run_prune_grow(args)
     from pccompiler.driver import open_circuit
     from pccompiler.errors import DataError
     from pccompiler.train.checkpoint import checkpoint_path, fingerprint, resume_state, write_checkpoint

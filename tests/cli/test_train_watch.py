@@ -158,7 +158,7 @@ def test_progress_bar_on_a_terminal_and_silent_elsewhere(work, tmp_path):
     assert "<" in text and "batch/s" in text                  # elapsed<remaining, rate
 
 
-@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize("command", ["train", "eval", "prune", "grow"])
 def test_every_option_says_its_default(command):
     """Each option of `pcc train|eval --help` names its default, unless it is
     a flag, the help itself, or required (alone or as one of a group)."""
