@@ -138,7 +138,7 @@ def example_folder(tmp_path_factory) -> Path:
 
 def test_pages_exist():
     expected = {"README.md", "frontend.md", "ir.md", "backend-reference.md", "backend-torch.md",
-                "backend-triton.md"}
+                "backend-triton.md", "prune-grow.md"}
     from pccompiler.passes import DEFAULT_PIPELINE
     expected |= {f"pass-{name.strip()}.md" for name in DEFAULT_PIPELINE.split(",")}
     assert expected <= set(PAGES), f"missing handbook pages: {sorted(expected - set(PAGES))}"
