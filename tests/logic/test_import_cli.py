@@ -37,3 +37,21 @@ def test_import_errors_are_one_line(tmp_path):
     out = pcc("import", tmp_path / "f.vtree", "-o", tmp_path / "x.pcir")
     assert out.returncode == 1 and "expected .sdd" in out.stderr
     assert not (tmp_path / "x.pcir").exists()
+
+
+def test_readme_logic_example_runs(monkeypatch):
+    """The README's logic-circuit example, as written, on the shared sudoku_4."""
+    import pathlib
+
+    import pytest
+
+    from tests.logic.circuits import CIRCUITS
+    if not (CIRCUITS / "sudoku_4.sdd").exists():
+        pytest.skip("the shared circuits are not here")
+    readme = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+    block = readme.read_text().split("## Logic circuits")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(CIRCUITS)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["model_count"](scope["model"]) == [288]
+    assert scope["wt"].grad.shape == (8, 64) and scope["wt"].grad.abs().sum() > 0
