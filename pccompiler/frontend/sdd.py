@@ -210,6 +210,7 @@ def _kind_codes(keys: np.ndarray) -> np.ndarray:
 def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
            root: int, name: str, source: str) -> pcir.Model:
     false = kind == _F
+    has_elem = np.zeros(len(kind), dtype=bool)
     taut = np.zeros(len(vt.left), dtype=np.int64)     # index of the tautology node in S_w
     sgroup = np.full(len(vt.left), -1)                 # id of S_w
     groups, tensors = [], []
@@ -249,7 +250,8 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
         dec, p, s, erec = e_dec[sel], prime[sel], sub[sel], e_rec[sel]
         keep = ~(false[p] | false[s])
         decs = dec_ids[dec_order[dbounds[w]:dbounds[w + 1]]]
-        alive = np.isin(decs, dec[keep])
+        has_elem[dec[keep]] = True
+        alive = has_elem[decs]
         false[decs[~alive]] = True
         idx[decs[alive]] = np.arange(int(alive.sum()))
         dec, p, s, erec = dec[keep], p[keep], s[keep], erec[keep]
@@ -273,7 +275,9 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
             up, us = divmod(int(sig), len(vt.left))
             lp, ls = vt.siblings(up, lw), vt.siblings(us, rw)
             m = sig_of == j
-            pairs, inv = np.unique(np.stack([pi[m], si[m]], axis=1), axis=0, return_inverse=True)
+            span = int(si[m].max()) + 1
+            keys, inv = np.unique(pi[m] * span + si[m], return_inverse=True)
+            pairs = np.stack([keys // span, keys % span], axis=1)
             index = np.concatenate([pairs[:, :1], np.broadcast_to(taut[lp], (len(pairs), len(lp))),
                                     pairs[:, 1:], np.broadcast_to(taut[ls], (len(pairs), len(ls)))],
                                    axis=1)
@@ -285,7 +289,8 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
             children.append(gid)
             cols[m] = offset + inv.reshape(-1)
             offset += len(pairs)
-        edges = np.unique(np.stack([parent, cols], axis=1), axis=0)
+        keys = np.unique(parent * max(offset, 1) + cols)
+        edges = np.stack([keys // max(offset, 1), keys % max(offset, 1)], axis=1)
         sgroup[w] = add_sum(children, nd + 1, scope, edges, f"vtree {w}")
         taut[w] = nd
     if false[root]:
