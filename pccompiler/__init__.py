@@ -24,7 +24,7 @@ _EXPORTS = {
     "lower": "pccompiler.frontend.lowering",
     "from_networkx": "pccompiler.frontend.networkx_io", "to_networkx": "pccompiler.frontend.networkx_io",
     # logic circuits (pccompiler/frontend/sdd.py; queries in pccompiler/logic.py)
-    "from_sdd": "pccompiler.frontend.sdd",
+    "from_sdd": "pccompiler.frontend.sdd", "from_nnf": "pccompiler.frontend.nnf",
     # standard structures (pccompiler/structures/)
     "hclt": "pccompiler.structures", "pd": "pccompiler.structures",
     "rat_spn": "pccompiler.structures", "hmm": "pccompiler.structures",

@@ -62,7 +62,8 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     comment_line = np.zeros(int(line_of_byte[-1]) + 1 if len(buf) else 1, dtype=bool)
     comment_line[tok_line[comment]] = True
     keep = ~comment_line[tok_line]
-    tok_start, tok_end, tok_line, first = tok_start[keep], tok_end[keep], tok_line[keep], first[keep]
+    tok_start, tok_end = tok_start[keep], tok_end[keep]
+    tok_line, first = tok_line[keep], first[keep]
     where = str(path)
     if not len(tok_start):
         raise LoadError(f"{where}: empty file, expected a '{header}' header line")
@@ -70,7 +71,7 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     ints_mask = ~first
     starts_i, ends_i = tok_start[ints_mask], tok_end[ints_mask]
     lens = ends_i - starts_i
-    offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    offs = ranges(np.zeros_like(lens), lens)
     bytes_i = buf[np.repeat(starts_i, lens) + offs]
     ok = _DIGIT[bytes_i] | ((bytes_i == ord("-")) & (offs == 0) & (np.repeat(lens, lens) > 1))
     if not ok.all():
@@ -121,3 +122,8 @@ def check_counts(rec: Records, key: str, expected: np.ndarray | int, what: str) 
 def column(rec: Records, sel: np.ndarray, j: int) -> np.ndarray:
     """The j-th integer of the records `sel`."""
     return rec.ints[rec.starts[sel] + j]
+
+
+def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1."""
+    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))

@@ -33,11 +33,10 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
-from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
+from pccompiler.frontend.logic_groups import TAUT, GroupSink
+from pccompiler.frontend.logic_text import Records, check_counts, column, ranges, read_records
 
 pcir = ir.pcir
-_INDICATORS = np.array([[1.0, 0.0], [0.0, 1.0]])
 
 
 @dataclass
@@ -188,7 +187,7 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") 
     k = column(rec, dsel, 2)
     e_dec = np.repeat(ids[dsel], k)
     e_rec = np.repeat(dsel, k)
-    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
+    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * ranges(np.zeros_like(k), k)
     prime, sub = rec.ints[first], rec.ints[first + 1]
     for child, what in ((prime, "prime"), (sub, "sub")):
         bad = (child < 0) | (child >= n)
@@ -213,21 +212,7 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
     has_elem = np.zeros(len(kind), dtype=bool)
     taut = np.zeros(len(vt.left), dtype=np.int64)     # index of the tautology node in S_w
     sgroup = np.full(len(vt.left), -1)                 # id of S_w
-    groups, tensors = [], []
-
-    def add(group, **arrays):
-        groups.append(group)
-        for key, arr in arrays.items():
-            tensors.append(ir.make_tensor(f"g{group.id}.{key}", arr))
-        return group.id
-
-    def add_sum(children, num_nodes, scope, edges, label):
-        gid = len(groups)
-        order = np.lexsort((edges[:, 1], edges[:, 0]))
-        edges = edges[order]
-        return add(ir.make_sum_group(gid, children, num_nodes, scope, pcir.SPARSE,
-                                     f"g{gid}.weights", f"g{gid}.edges", name=label),
-                   edges=edges.astype(np.int64), weights=np.ones(len(edges)))
+    sink = GroupSink()
 
     order_e = np.argsort(home[e_dec], kind="stable")
     bounds = np.searchsorted(home[e_dec][order_e], np.arange(len(vt.left) + 1))
@@ -237,13 +222,7 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
     for w in vt.post:
         scope = vt.scope(w)
         if vt.left[w] < 0:
-            v = int(vt.var[w]) - 1
-            gin = add(ir.make_input_group(len(groups), v, pcir.CATEGORICAL_DIST, 2,
-                                          f"g{len(groups)}.params", name=f"x{v + 1}"),
-                      params=_INDICATORS)
-            sgroup[w] = add_sum([gin], 3, scope, np.array([[0, 0], [1, 1], [2, 0], [2, 1]]),
-                                f"vtree {w}")
-            taut[w] = 2
+            sgroup[w], taut[w] = sink.literals(int(vt.var[w]) - 1), TAUT
             continue
         lw, rw = int(vt.left[w]), int(vt.right[w])
         sel = order_e[bounds[w]:bounds[w + 1]]
@@ -282,28 +261,17 @@ def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime
                                     pairs[:, 1:], np.broadcast_to(taut[ls], (len(pairs), len(ls)))],
                                    axis=1)
             kids = [sgroup[up], *sgroup[lp], sgroup[us], *sgroup[ls]]
-            gid = len(groups)
-            add(ir.make_product_group(gid, [int(c) for c in kids], len(pairs), scope,
-                                      f"g{gid}.child_index", name=f"vtree {w} elements"),
-                child_index=index.astype(np.int64))
+            gid = sink.product(kids, index, scope, f"vtree {w} elements")
             children.append(gid)
             cols[m] = offset + inv.reshape(-1)
             offset += len(pairs)
-        keys = np.unique(parent * max(offset, 1) + cols)
-        edges = np.stack([keys // max(offset, 1), keys % max(offset, 1)], axis=1)
-        sgroup[w] = add_sum(children, nd + 1, scope, edges, f"vtree {w}")
+        sgroup[w] = sink.sum(children, nd + 1, scope, parent, cols, f"vtree {w}")
         taut[w] = nd
     if false[root]:
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
     rh = vt.root if kind[root] == _T else int(home[root])
     ri = taut[rh] if kind[root] == _T else int(idx[root])
     sibs = vt.siblings(rh, vt.root)
-    gid = len(groups)
-    add(ir.make_product_group(gid, [int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)], 1,
-                              range(vt.num_vars), f"g{gid}.child_index", name="root"),
-        child_index=np.array([[ri, *taut[sibs]]], dtype=np.int64))
-    variables = [ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2) for v in range(1, vt.num_vars + 1)]
-    model = ir.make_model(variables, groups, [gid], tensors, name=name,
-                          metadata={SEMANTICS_KEY: LOGIC_SEMANTICS,
-                                    "source_format": "sdd"})
-    return model
+    gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
+                       [[ri, *taut[sibs]]], range(vt.num_vars), "root")
+    return sink.model(vt.num_vars, gid, name, "sdd")

@@ -35,7 +35,7 @@ def test_import_errors_are_one_line(tmp_path):
     out = pcc("import", path, "-o", tmp_path / "no" / "x.pcir")   # output checked first
     assert out.returncode == 1 and "does not exist" in out.stderr
     out = pcc("import", tmp_path / "f.vtree", "-o", tmp_path / "x.pcir")
-    assert out.returncode == 1 and "expected .sdd" in out.stderr
+    assert out.returncode == 1 and "expected .sdd or .nnf" in out.stderr
     assert not (tmp_path / "x.pcir").exists()
 
 
