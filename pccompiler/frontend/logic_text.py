@@ -17,8 +17,6 @@ import numpy as np
 
 from pccompiler.errors import LoadError
 
-_SPACE = np.zeros(256, dtype=bool)
-_SPACE[list(b" \t\r\n\f\v")] = True
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
 
@@ -50,16 +48,16 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     buf = np.frombuffer(data, dtype=np.uint8)
-    space = _SPACE[buf]
-    is_start = ~space & np.r_[True, space[:-1]]
-    is_end = ~space & np.r_[space[1:], True]
-    tok_start, tok_end = np.flatnonzero(is_start), np.flatnonzero(is_end) + 1
-    newline = buf == 10
-    line_of_byte = np.cumsum(newline) - newline          # 0-based line of each byte
-    tok_line = line_of_byte[tok_start]
+    space = buf <= 32                                   # whitespace and control bytes
+    edge = np.flatnonzero(space[1:] != space[:-1]) + 1   # where tokens start or end
+    edge = np.r_[0 if len(buf) and not space[0] else [], edge,
+                 len(buf) if len(buf) and not space[-1] else []].astype(np.int64)
+    tok_start, tok_end = edge[0::2], edge[1::2]
+    newlines = np.flatnonzero(buf == 10)
+    tok_line = np.searchsorted(newlines, tok_start)      # 0-based line of each token
     first = np.r_[True, tok_line[1:] != tok_line[:-1]]   # the keyword of its line
     comment = first & (buf[tok_start] == ord("c")) & (tok_end - tok_start == 1)
-    comment_line = np.zeros(int(line_of_byte[-1]) + 1 if len(buf) else 1, dtype=bool)
+    comment_line = np.zeros(len(newlines) + 1, dtype=bool)
     comment_line[tok_line[comment]] = True
     keep = ~comment_line[tok_line]
     tok_start, tok_end = tok_start[keep], tok_end[keep]
@@ -67,22 +65,7 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     where = str(path)
     if not len(tok_start):
         raise LoadError(f"{where}: empty file, expected a '{header}' header line")
-    # Integer tokens: digits with an optional leading '-'.
-    ints_mask = ~first
-    starts_i, ends_i = tok_start[ints_mask], tok_end[ints_mask]
-    lens = ends_i - starts_i
-    offs = ranges(np.zeros_like(lens), lens)
-    bytes_i = buf[np.repeat(starts_i, lens) + offs]
-    ok = _DIGIT[bytes_i] | ((bytes_i == ord("-")) & (offs == 0) & (np.repeat(lens, lens) > 1))
-    if not ok.all():
-        bad_tok = np.repeat(np.arange(len(starts_i)), lens)[np.argmin(ok)]
-        line = int(tok_line[ints_mask][bad_tok]) + 1
-        text = data[starts_i[bad_tok]:ends_i[bad_tok]].decode(errors="replace")
-        raise LoadError(f"{where}:{line}: {text!r} is not an integer")
-    chars = np.full(len(buf), ord(" "), dtype=np.uint8)
-    chars[np.repeat(starts_i, lens) + offs] = bytes_i
-    ints = np.array(chars.tobytes().split(), dtype=np.int64) if len(starts_i) \
-        else np.zeros(0, dtype=np.int64)
+    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where)
     # Records: one per line with a keyword.
     rec_line = tok_line[first]
     rec_tok = np.flatnonzero(first)
@@ -106,6 +89,34 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     return Records(path=where, header=head, header_ints=ints[starts[0]:starts[0] + counts[0]],
                    header_line=int(rec_line[0]) + 1, lines=rec_line[1:] + 1,
                    keys=kchar[1:], starts=starts[1:], counts=counts[1:], ints=ints)
+
+
+def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                lines: np.ndarray, where: str) -> np.ndarray:
+    """The integer tokens [starts, ends) of buf as int64, checked to be
+    digits with an optional leading '-' (numpy's C parser reads them)."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64)
+    delta = np.zeros(len(buf) + 1, dtype=np.int8)
+    delta[starts], delta[ends] = 1, -1
+    inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+    minus = buf == ord("-")
+    bad = inside & ((buf - np.uint8(48)) > 9) & ~minus
+    mpos = np.flatnonzero(inside & minus)
+    nxt = np.minimum(mpos + 1, len(buf) - 1)
+    bad_minus = mpos[(delta[mpos] != 1) | ~_DIGIT[buf[nxt]] | (mpos + 1 >= len(buf))]
+    if bad.any() or len(bad_minus):
+        found = ([int(np.argmax(bad))] if bad.any() else []) + \
+            ([int(bad_minus[0])] if len(bad_minus) else [])
+        pos = min(found)
+        t = int(np.searchsorted(starts, pos, side="right")) - 1
+        text = data[starts[t]:ends[t]].decode(errors="replace")
+        raise LoadError(f"{where}:{int(lines[t]) + 1}: {text!r} is not an integer")
+    chars = np.where(inside, buf, np.uint8(ord(" "))).astype(np.uint8)
+    ints = np.fromstring(chars.tobytes(), dtype=np.int64, sep=" ")
+    if len(ints) != len(starts):
+        raise LoadError(f"{where}: could not read its integers")
+    return ints
 
 
 def check_counts(rec: Records, key: str, expected: np.ndarray | int, what: str) -> None:

@@ -74,3 +74,17 @@ def test_bad_vtree_and_false_root(tmp_path):
         from_sdd(write(tmp_path, "sdd 1\nF 0\n"))
     with pytest.raises(LoadError, match="cannot read"):
         from_sdd(tmp_path / "nothing.sdd")
+
+
+@pytest.mark.parametrize("token", ["-", "1-2", "--2", "2-", "+2", "2.0"])
+def test_malformed_integers_are_refused(tmp_path, token):
+    with pytest.raises(LoadError) as err:
+        from_sdd(write(tmp_path, SDD.replace("L 1 2 2", f"L 1 2 {token}")))
+    assert f"f.sdd:4: {token!r} is not an integer" in str(err.value)
+
+
+def test_crlf_tabs_and_no_final_newline_read_the_same(tmp_path):
+    plain = from_sdd(write(tmp_path))
+    odd = SDD.replace("\n", "\r\n").replace("D 9 3 ", "D\t9 3 ").rstrip()
+    other = from_sdd(write(tmp_path, odd, VTREE.replace("\n", "\r\n"), name="g"))
+    assert ir.structure_hash(plain) == ir.structure_hash(other)
