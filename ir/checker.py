@@ -32,6 +32,10 @@ from pccompiler.ir.tensors import FLOAT_DTYPES, INT_DTYPES, dtype_name, nbytes, 
 MAX_NODES = 2 ** 40
 # Absolute tolerance of "sums to 1" for sum weights and categorical rows.
 NORMALIZATION_TOL = 1e-5
+# Model.metadata[SEMANTICS_KEY] == LOGIC_SEMANTICS marks a logic circuit
+# (SDD, d-DNNF): its sum weights need not be normalized (see is_logic).
+SEMANTICS_KEY = "semantics"
+LOGIC_SEMANTICS = "logic"
 
 _KIND_NAMES = {pcir.INPUT: "input", pcir.PRODUCT: "product", pcir.SUM: "sum"}
 
@@ -336,7 +340,17 @@ def _check_edge_list(g: pcir.Group, edges: np.ndarray, rows: int, cols: int, uni
               f"at least one; {covered} of {rows} have one)", missing)
 
 
-def _check_weights_normalized(g: pcir.Group, sums: np.ndarray, unit: str = "node") -> None:
+def is_logic(model: pcir.Model) -> bool:
+    """Whether `model` is a logic circuit (metadata semantics=logic): its sum
+    weights are unnormalised (1 on every OR edge), so it computes model
+    counts and weighted model counts rather than a normalized distribution."""
+    return model.metadata.get(SEMANTICS_KEY) == LOGIC_SEMANTICS
+
+
+def _check_weights_normalized(g: pcir.Group, sums: np.ndarray, unit: str = "node",
+                              model: pcir.Model | None = None) -> None:
+    if model is not None and is_logic(model):
+        return
     err = np.abs(sums - 1.0)
     if (err > NORMALIZATION_TOL).any():
         i = _first_bad(err > NORMALIZATION_TOL)
@@ -369,7 +383,7 @@ def _check_sum(model: pcir.Model, g: pcir.Group, table: _Tensors, tied: bool) ->
         w = table.get(g.sum.weights, "weights", g, ndim=2)
         _shape(w, (n, cols), f"weights {g.sum.weights!r}", g)
         _check_weight_values(g, w)
-        _check_weights_normalized(g, w.sum(axis=1, dtype=np.float64))
+        _check_weights_normalized(g, w.sum(axis=1, dtype=np.float64), model=model)
         return
     edges = table.get(g.sum.edges, "edges", g, dtypes=INT_DTYPES, ndim=2)
     if pattern == pcir.BLOCK_SPARSE:
@@ -386,7 +400,7 @@ def _check_sum(model: pcir.Model, g: pcir.Group, table: _Tensors, tied: bool) ->
         per_edge = w.sum(axis=2, dtype=np.float64)                # [E, B] per parent row
         starts = np.flatnonzero(np.r_[True, np.diff(edges[:, 0]) != 0])
         sums = np.add.reduceat(per_edge, starts, axis=0)          # [n / B, B]
-        _check_weights_normalized(g, sums.reshape(-1))
+        _check_weights_normalized(g, sums.reshape(-1), model=model)
     else:
         if g.sum.block_size not in (0, 1):
             _fail("block-size", g, f"a sparse group has block size {g.sum.block_size}")
@@ -396,7 +410,8 @@ def _check_sum(model: pcir.Model, g: pcir.Group, table: _Tensors, tied: bool) ->
         w = table.get(g.sum.weights, "weights", g, ndim=1)
         _shape(w, (len(edges),), f"weights {g.sum.weights!r}", g)
         _check_weight_values(g, w)
-        _check_weights_normalized(g, np.bincount(edges[:, 0], weights=w, minlength=n))
+        _check_weights_normalized(g, np.bincount(edges[:, 0], weights=w, minlength=n),
+                                  model=model)
 
 
 def _check_tie(model: pcir.Model, g: pcir.Group, target: pcir.Group, table: _Tensors) -> None:

@@ -23,6 +23,8 @@ _EXPORTS = {
     "Sparse": "pccompiler.frontend.builder", "Group": "pccompiler.frontend.builder",
     "lower": "pccompiler.frontend.lowering",
     "from_networkx": "pccompiler.frontend.networkx_io", "to_networkx": "pccompiler.frontend.networkx_io",
+    # logic circuits (pccompiler/frontend/sdd.py; queries in pccompiler/logic.py)
+    "from_sdd": "pccompiler.frontend.sdd", "from_nnf": "pccompiler.frontend.nnf",
     # standard structures (pccompiler/structures/)
     "hclt": "pccompiler.structures", "pd": "pccompiler.structures",
     "rat_spn": "pccompiler.structures", "hmm": "pccompiler.structures",

@@ -7,7 +7,7 @@ The stages, lowest first (DESIGN.md, docs/contracts.md):
     frontend  pccompiler.frontend, pccompiler.structures, pccompiler.data
     passes    pccompiler.passes
     backends  pccompiler.backends
-    runtime   pccompiler.driver, pccompiler.train
+    runtime   pccompiler.driver, pccompiler.train, pccompiler.logic
     tools     pccompiler.tools
     cli       pccompiler.cli
 
@@ -36,7 +36,7 @@ STAGES = [
     ("frontend", ("pccompiler.frontend", "pccompiler.structures", "pccompiler.data")),
     ("passes", ("pccompiler.passes",)),
     ("backends", ("pccompiler.backends",)),
-    ("runtime", ("pccompiler.driver", "pccompiler.train")),
+    ("runtime", ("pccompiler.driver", "pccompiler.train", "pccompiler.logic")),
     ("tools", ("pccompiler.tools",)),
     ("cli", ("pccompiler.cli",)),
 ]

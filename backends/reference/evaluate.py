@@ -53,8 +53,25 @@ def prepare_data(view: ModelView, x, missing=None) -> tuple[np.ndarray, np.ndarr
     return xf, missing
 
 
-def input_values(g: GroupView, xf: np.ndarray, missing: np.ndarray, semiring: str) -> np.ndarray:
-    """[B, N] log-values of an input group."""
+def soft_input_values(g: GroupView, soft: np.ndarray, semiring: str) -> np.ndarray:
+    """[B, N] log-values of a categorical input group under soft evidence:
+    soft[b, v, c] >= 0 weighs category c of variable v in row b, and node n's
+    value is sum_c params[n, c] * soft[b, v, c] (max_c under "max"). For the
+    indicator leaves of a logic circuit this is the literal's weight, which
+    is how weighted model counting enters the log-sum-product semiring."""
+    if g.dist != pcir.CATEGORICAL_DIST:
+        raise DataError(f"reference: soft evidence needs categorical inputs; group {g.id} "
+                        f"has distribution {g.dist}")
+    w = g.params[None, :, :] * soft[:, g.var, None, :]                 # [B, N, K]
+    with np.errstate(divide="ignore"):
+        return np.log(w.sum(axis=2) if semiring == "sum" else w.max(axis=2))
+
+
+def input_values(g: GroupView, xf: np.ndarray, missing: np.ndarray, semiring: str,
+                 soft: np.ndarray | None = None) -> np.ndarray:
+    """[B, N] log-values of an input group (soft: see soft_input_values)."""
+    if soft is not None:
+        return soft_input_values(g, soft, semiring)
     xv, miss = xf[:, g.var], missing[:, g.var]
     with np.errstate(divide="ignore"):
         if g.dist == pcir.CATEGORICAL_DIST:
@@ -109,12 +126,14 @@ def sum_values(g: GroupView, values: list, semiring: str) -> np.ndarray:
     return out
 
 
-def upward(view: ModelView, xf: np.ndarray, missing: np.ndarray, semiring: str = "sum") -> list:
-    """Node values of every group: list indexed by group id of [B, N] arrays."""
+def upward(view: ModelView, xf: np.ndarray, missing: np.ndarray, semiring: str = "sum",
+           soft: np.ndarray | None = None) -> list:
+    """Node values of every group: list indexed by group id of [B, N] arrays.
+    `soft` [B, V, K] replaces the evidence (xf, missing) by literal weights."""
     values: list = [None] * len(view.groups)
     for g in view.groups:
         if g.kind == pcir.INPUT:
-            values[g.id] = input_values(g, xf, missing, semiring)
+            values[g.id] = input_values(g, xf, missing, semiring, soft)
         elif g.kind == pcir.PRODUCT:
             values[g.id] = product_values(g, values)
         else:

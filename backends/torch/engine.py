@@ -59,8 +59,21 @@ class TorchEngine(Engine):
         miss = None if missing is None else missing.t()[ip.node_vars]
         return xv, miss
 
+    def _soft_input_values(self, ip: InputPart, soft: torch.Tensor, mode: str) -> torch.Tensor:
+        """Log-values [n, B] of categorical inputs under soft evidence
+        soft [B, V, K] (literal weights of a logic circuit): sum (max) over
+        c of params[c] * soft[b, v, c]; differentiable in `soft`."""
+        if ip.dist != pcir.CATEGORICAL_DIST:
+            raise NotImplementedError("soft evidence needs categorical inputs")
+        cols = ip.node_param_starts[:, None] + torch.arange(ip.params_per_node, device=soft.device)
+        w = self.input_params[cols][None] * soft[:, ip.node_vars, :]         # [B, n, K]
+        w = w.sum(2) if mode == "sum" else w.amax(2)
+        return torch.log(w).t()
+
     def _input_values(self, ip: InputPart, x: torch.Tensor, missing: torch.Tensor | None,
-                      mode: str) -> torch.Tensor:
+                      mode: str, soft: torch.Tensor | None = None) -> torch.Tensor:
+        if soft is not None:
+            return self._soft_input_values(ip, soft, mode)
         xv, miss = self._input_columns(ip, x, missing)
         params = self.input_params
         starts = ip.node_param_starts
@@ -153,7 +166,9 @@ class TorchEngine(Engine):
 
     # ------------------------------------------------------------ passes
     def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
-                mode: str = "sum") -> torch.Tensor:
+                mode: str = "sum", soft: torch.Tensor | None = None) -> torch.Tensor:
+        """As Engine.forward; `soft` [B, V, K] (literal weights) replaces the
+        evidence x of every categorical input (see _soft_input_values)."""
         idx = self.index
         B = x.shape[0]
         values = torch.empty(idx.num_slots, B, dtype=self.dtype, device=self.device)
@@ -162,7 +177,7 @@ class TorchEngine(Engine):
         for layer in idx.layers:
             for ip in layer.inputs:
                 values[ip.slot_start: ip.slot_start + ip.num_nodes] = \
-                    self._input_values(ip, x, missing, mode)
+                    self._input_values(ip, x, missing, mode, soft)
             for pp in layer.products:
                 values[pp.slot_start: pp.slot_start + pp.num_nodes] = \
                     values[pp.child_slots].sum(1)

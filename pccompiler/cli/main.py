@@ -19,7 +19,7 @@ from pccompiler.version import __version__
 
 # Subcommand modules, in the order `pcc --help` lists them.
 SUBCOMMANDS = [
-    "build", "dump", "parse", "verify", "stat", "dot", "passes", "compile",
+    "build", "import_", "dump", "parse", "verify", "stat", "dot", "passes", "compile",
     "train", "prune", "grow", "eval", "sample", "mpe",
 ]
 
@@ -28,6 +28,7 @@ pccompiler: a compiler for probabilistic circuits.
 
 The commands follow the pipeline:
   pcc build   STRUCTURE ... -o model.pcir   make a circuit (HCLT, PD, RAT-SPN, HMM)
+  pcc import  FILE.sdd -o model.pcir       import a logic circuit (SDD)
   pcc dump | stat | verify | dot FILE       look at any .pcir / .pcc file
   pcc compile model.pcir -o model.pcc       run the passes, pick a backend
   pcc train | eval | sample model.pcc       learn from data and query it

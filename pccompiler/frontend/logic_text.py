@@ -1,0 +1,140 @@
+"""Vectorised reader of the line-oriented text formats of logic circuits.
+
+The SDD library's `.sdd` and `.vtree` files and c2d/d4's `.nnf` files share
+one shape: comment lines starting with `c`, one header line (`sdd N`,
+`vtree N`, `nnf v e n`), then one record per line: a one-letter keyword
+followed by integers. Files reach 10^6 lines, so the bytes are tokenised
+with numpy (no Python object per line): every record becomes (line number,
+keyword, offset and count into one flat int64 array).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pccompiler.errors import LoadError
+
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[list(b"0123456789")] = True
+
+
+@dataclass
+class Records:
+    """The records of one file, in file order."""
+    path: str
+    header: str                 # the header keyword ("sdd", "vtree", "nnf")
+    header_ints: np.ndarray     # its integers
+    header_line: int
+    lines: np.ndarray           # int64 [R] 1-based line numbers
+    keys: np.ndarray            # uint8 [R] keyword letter of each record
+    starts: np.ndarray          # int64 [R] offset of its first integer in `ints`
+    counts: np.ndarray          # int64 [R] how many integers it has
+    ints: np.ndarray            # int64 [total] every integer, record by record
+
+    def fail(self, record: int, message: str) -> LoadError:
+        """A LoadError naming the file and the line of record `record`."""
+        return LoadError(f"{self.path}:{int(self.lines[record])}: {message}")
+
+
+def read_records(path: str | Path, header: str, keys: bytes) -> Records:
+    """Tokenise `path`; `header` is the expected header word, `keys` the
+    allowed record letters. Raises LoadError naming the line of the first
+    malformed record."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    space = buf <= 32                                   # whitespace and control bytes
+    edge = np.flatnonzero(space[1:] != space[:-1]) + 1   # where tokens start or end
+    edge = np.r_[0 if len(buf) and not space[0] else [], edge,
+                 len(buf) if len(buf) and not space[-1] else []].astype(np.int64)
+    tok_start, tok_end = edge[0::2], edge[1::2]
+    newlines = np.flatnonzero(buf == 10)
+    tok_line = np.searchsorted(newlines, tok_start)      # 0-based line of each token
+    first = np.r_[True, tok_line[1:] != tok_line[:-1]]   # the keyword of its line
+    comment = first & (buf[tok_start] == ord("c")) & (tok_end - tok_start == 1)
+    comment_line = np.zeros(len(newlines) + 1, dtype=bool)
+    comment_line[tok_line[comment]] = True
+    keep = ~comment_line[tok_line]
+    tok_start, tok_end = tok_start[keep], tok_end[keep]
+    tok_line, first = tok_line[keep], first[keep]
+    where = str(path)
+    if not len(tok_start):
+        raise LoadError(f"{where}: empty file, expected a '{header}' header line")
+    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where)
+    # Records: one per line with a keyword.
+    rec_line = tok_line[first]
+    rec_tok = np.flatnonzero(first)
+    counts = np.diff(np.r_[rec_tok, len(tok_start)]) - 1
+    starts = np.cumsum(counts) - counts
+    klen = tok_end[first] - tok_start[first]
+    kchar = buf[tok_start[first]]
+    head = data[tok_start[0]:tok_end[0]].decode(errors="replace")
+    if head != header:
+        raise LoadError(f"{where}:{int(rec_line[0]) + 1}: expected the header "
+                        f"'{header} ...', got {head!r}")
+    allowed = np.zeros(256, dtype=bool)
+    allowed[list(keys)] = True
+    good = allowed[kchar] & (klen == 1)
+    good[0] = True
+    if not good.all():
+        r = int(np.argmin(good))
+        word = data[tok_start[first][r]:tok_end[first][r]].decode(errors="replace")
+        raise LoadError(f"{where}:{int(rec_line[r]) + 1}: unknown record {word!r} "
+                        f"(expected one of {', '.join(chr(k) for k in keys)})")
+    return Records(path=where, header=head, header_ints=ints[starts[0]:starts[0] + counts[0]],
+                   header_line=int(rec_line[0]) + 1, lines=rec_line[1:] + 1,
+                   keys=kchar[1:], starts=starts[1:], counts=counts[1:], ints=ints)
+
+
+def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                lines: np.ndarray, where: str) -> np.ndarray:
+    """The integer tokens [starts, ends) of buf as int64, checked to be
+    digits with an optional leading '-' (numpy's C parser reads them)."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64)
+    delta = np.zeros(len(buf) + 1, dtype=np.int8)
+    delta[starts], delta[ends] = 1, -1
+    inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+    minus = buf == ord("-")
+    bad = inside & ((buf - np.uint8(48)) > 9) & ~minus
+    mpos = np.flatnonzero(inside & minus)
+    nxt = np.minimum(mpos + 1, len(buf) - 1)
+    bad_minus = mpos[(delta[mpos] != 1) | ~_DIGIT[buf[nxt]] | (mpos + 1 >= len(buf))]
+    if bad.any() or len(bad_minus):
+        found = ([int(np.argmax(bad))] if bad.any() else []) + \
+            ([int(bad_minus[0])] if len(bad_minus) else [])
+        pos = min(found)
+        t = int(np.searchsorted(starts, pos, side="right")) - 1
+        text = data[starts[t]:ends[t]].decode(errors="replace")
+        raise LoadError(f"{where}:{int(lines[t]) + 1}: {text!r} is not an integer")
+    chars = np.where(inside, buf, np.uint8(ord(" "))).astype(np.uint8)
+    ints = np.fromstring(chars.tobytes(), dtype=np.int64, sep=" ")
+    if len(ints) != len(starts):
+        raise LoadError(f"{where}: could not read its integers")
+    return ints
+
+
+def check_counts(rec: Records, key: str, expected: np.ndarray | int, what: str) -> None:
+    """Every record with keyword `key` has `expected` integers (per record or one number)."""
+    sel = np.flatnonzero(rec.keys == ord(key))
+    want = np.broadcast_to(np.asarray(expected), sel.shape)
+    bad = rec.counts[sel] != want
+    if bad.any():
+        r = sel[np.argmax(bad)]
+        raise rec.fail(r, f"a '{key}' record needs {int(want[np.argmax(bad)])} integers "
+                          f"({what}), got {int(rec.counts[r])}")
+
+
+def column(rec: Records, sel: np.ndarray, j: int) -> np.ndarray:
+    """The j-th integer of the records `sel`."""
+    return rec.ints[rec.starts[sel] + j]
+
+
+def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1."""
+    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))

@@ -1,0 +1,277 @@
+"""`from_sdd(path)`: an SDD (the SDD library's .sdd + .vtree text files) as a
+logic-circuit pcir.Model.
+
+Mapping. Every variable v of the vtree becomes a binary variable X(v-1)
+(categorical, 2 categories). Literal -v / +v are the nodes of one input group
+per variable with fixed indicator parameters [1, 0] / [0, 1]. A decision node
+(OR of elements prime AND sub) is a sum node with weight 1 on every edge; its
+elements are product nodes. The Model carries metadata semantics=logic, so
+the checker accepts its unnormalised sums, and it evaluates the counting /
+weighted-model-count semiring (pccompiler.logic).
+
+Groups follow the vtree, which gives scopes for free: for every vtree node w
+one sum group S_w over exactly vars(w) holds the decision nodes normalized
+for w plus one tautology node (last index); a leaf's S_w holds -v, +v, T over
+the variable's input group. The elements of decisions at w form one product
+group per (prime vtree, sub vtree) pair; an element whose prime sits below
+left(w) is smoothed by multiplying in the tautology nodes of the siblings on
+the path up to left(w) (likewise subs), so every sum is smooth and queries
+are exact without a separate pass. Constants fold: an element with a false
+prime or sub is dropped (a decision left empty is false), a true prime or
+sub is the tautology of its side. Equal elements of one decision merge, and
+equal elements of different decisions share one product node.
+A prime not under left(w) (or sub not under right(w)) breaks decomposability
+and is refused with an error naming the node and its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.frontend.logic_groups import TAUT, GroupSink
+from pccompiler.frontend.logic_text import Records, check_counts, column, ranges, read_records
+
+pcir = ir.pcir
+
+
+@dataclass
+class Vtree:
+    left: np.ndarray      # int64 [N] left child (-1 for leaves)
+    right: np.ndarray     # int64 [N]
+    parent: np.ndarray    # int64 [N] (-1 for the root)
+    var: np.ndarray       # int64 [N] variable 1..n of a leaf (0 for internal nodes)
+    post: list            # node ids, children before parents
+    root: int
+    lo: np.ndarray        # leaves of the subtree of w are in-order ranks lo[w] .. hi[w]-1
+    hi: np.ndarray
+    order: np.ndarray     # variables (0-based) by in-order leaf rank
+    num_vars: int
+
+    def scope(self, w: int) -> list[int]:
+        return sorted(int(v) for v in self.order[self.lo[w]:self.hi[w]])
+
+    def under(self, u: np.ndarray, w: int) -> np.ndarray:
+        """Whether each vtree node u lies in the subtree of w."""
+        return (self.lo[u] >= self.lo[w]) & (self.hi[u] <= self.hi[w])
+
+    def siblings(self, u: int, top: int) -> list[int]:
+        """Siblings on the path from u up to (not including) its ancestor top."""
+        out = []
+        while u != top:
+            p = int(self.parent[u])
+            out.append(int(self.right[p] if self.left[p] == u else self.left[p]))
+            u = p
+        return out
+
+
+def read_vtree(path: str | Path) -> Vtree:
+    rec = read_records(path, "vtree", b"LI")
+    check_counts(rec, "L", 2, "id variable")
+    check_counts(rec, "I", 3, "id left right")
+    n = _header_count(rec, "vtree")
+    ids = column(rec, np.arange(len(rec.keys)), 0)
+    _check_ids(rec, ids, n, "vtree node")
+    leaf = rec.keys == ord("L")
+    left, right = np.full(n, -1), np.full(n, -1)
+    var, parent = np.zeros(n, dtype=np.int64), np.full(n, -1)
+    var[ids[leaf]] = column(rec, np.flatnonzero(leaf), 1)
+    inner = np.flatnonzero(~leaf)
+    left[ids[inner]], right[ids[inner]] = column(rec, inner, 1), column(rec, inner, 2)
+    pos = np.full(n, -1)
+    pos[ids] = np.arange(len(ids))
+    for kids, side in ((left, "left"), (right, "right")):
+        k = kids[ids[inner]]
+        bad = (k < 0) | (k >= n)
+        bad[~bad] = pos[k[~bad]] >= inner[~bad]
+        if bad.any():
+            r = inner[np.argmax(bad)]
+            raise rec.fail(r, f"{side} child {int(k[np.argmax(bad)])} is not a vtree node "
+                              "defined on an earlier line")
+        parent[k] = ids[inner]
+    if np.bincount(np.r_[left[ids[inner]], right[ids[inner]]], minlength=n).max(initial=0) > 1:
+        raise LoadError(f"{rec.path}: a vtree node has two parents")
+    nv = int(leaf.sum())
+    vs = np.sort(var[ids[leaf]])
+    if not np.array_equal(vs, np.arange(1, nv + 1)):
+        raise LoadError(f"{rec.path}: the leaves must hold the variables 1..{nv} once each")
+    roots = np.flatnonzero(parent == -1)
+    if len(roots) != 1:
+        raise LoadError(f"{rec.path}: the vtree has {len(roots)} roots, not 1")
+    post = [int(i) for i in ids]          # file order is bottom-up
+    lo, hi = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    order, stack = [], [(int(roots[0]), False)]
+    while stack:                           # in-order ranks, one step per vtree node
+        w, done = stack.pop()
+        if left[w] < 0:
+            lo[w], hi[w] = len(order), len(order) + 1
+            order.append(int(var[w]) - 1)
+        elif done:
+            lo[w], hi[w] = lo[left[w]], hi[right[w]]
+        else:
+            stack += [(w, True), (int(right[w]), False), (int(left[w]), False)]
+    return Vtree(left, right, parent, var, post, int(roots[0]), lo, hi,
+                 np.array(order, dtype=np.int64), nv)
+
+
+def _header_count(rec: Records, word: str) -> int:
+    if len(rec.header_ints) != 1 or rec.header_ints[0] < 0:
+        raise LoadError(f"{rec.path}:{rec.header_line}: expected '{word} COUNT'")
+    n = int(rec.header_ints[0])
+    if len(rec.keys) != n:
+        raise LoadError(f"{rec.path}:{rec.header_line}: the header says {n} nodes, "
+                        f"the file has {len(rec.keys)}")
+    return n
+
+
+def _check_ids(rec: Records, ids: np.ndarray, n: int, what: str) -> None:
+    bad = (ids < 0) | (ids >= n)
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise rec.fail(r, f"{what} id {int(ids[r])} is outside 0..{n - 1}")
+    first = np.unique(ids, return_index=True)[1]
+    seen_twice = np.ones(len(ids), dtype=bool)
+    seen_twice[first] = False
+    if seen_twice.any():
+        r = int(np.argmax(seen_twice))
+        raise rec.fail(r, f"{what} id {int(ids[r])} is defined twice")
+
+
+_F, _T, _L, _D = 1, 2, 3, 4
+_KINDS = {ord("F"): _F, ord("T"): _T, ord("L"): _L, ord("D"): _D}
+
+
+def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") -> pcir.Model:
+    """Import an SDD file and its vtree (default: the same name with .vtree)."""
+    path = Path(path)
+    vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
+    rec = read_records(path, "sdd", b"FTLD")
+    for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
+        check_counts(rec, k, c, what)
+    dsel = np.flatnonzero(rec.keys == ord("D"))
+    short = rec.counts[dsel] < 3
+    if short.any():
+        raise rec.fail(dsel[np.argmax(short)], "a 'D' record needs id vtree count {prime sub}*")
+    check_counts(rec, "D", 3 + 2 * column(rec, dsel, 2), "id vtree count {prime sub}*")
+    n = _header_count(rec, "sdd")
+    ids = column(rec, np.arange(len(rec.keys)), 0)
+    _check_ids(rec, ids, n, "sdd node")
+    kind = np.zeros(n, dtype=np.int64)
+    kind[ids] = _kind_codes(rec.keys)
+    rec_of = np.zeros(n, dtype=np.int64)
+    rec_of[ids] = np.arange(len(ids))
+    nvt = len(vt.left)
+    home, idx = np.full(n, -1), np.full(n, -1)
+    # literals
+    lsel = np.flatnonzero(rec.keys == ord("L"))
+    lvt, lit = column(rec, lsel, 1), column(rec, lsel, 2)
+    bad = (lvt < 0) | (lvt >= nvt)
+    bad[~bad] = vt.var[lvt[~bad]] != np.abs(lit[~bad])
+    if bad.any():
+        r = lsel[np.argmax(bad)]
+        raise rec.fail(r, f"literal {int(lit[np.argmax(bad)])} does not belong to vtree "
+                          f"node {int(lvt[np.argmax(bad)])}")
+    home[ids[lsel]], idx[ids[lsel]] = lvt, (lit > 0).astype(np.int64)
+    # decisions and their elements
+    dvt = column(rec, dsel, 1)
+    bad = (dvt < 0) | (dvt >= nvt)
+    bad[~bad] = vt.left[dvt[~bad]] < 0
+    if bad.any():
+        raise rec.fail(dsel[np.argmax(bad)], f"decision vtree {int(dvt[np.argmax(bad)])} is "
+                                             "not an internal vtree node")
+    home[ids[dsel]] = dvt
+    k = column(rec, dsel, 2)
+    e_dec = np.repeat(ids[dsel], k)
+    e_rec = np.repeat(dsel, k)
+    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * ranges(np.zeros_like(k), k)
+    prime, sub = rec.ints[first], rec.ints[first + 1]
+    for child, what in ((prime, "prime"), (sub, "sub")):
+        bad = (child < 0) | (child >= n)
+        bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        if bad.any():
+            raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
+                                                  "a node defined on an earlier line")
+    return _build(vt, rec, kind, home, idx, rec_of, e_dec, e_rec, prime, sub, int(ids[-1]),
+                  name or path.stem, str(path))
+
+
+def _kind_codes(keys: np.ndarray) -> np.ndarray:
+    table = np.zeros(256, dtype=np.int64)
+    for key, code in _KINDS.items():
+        table[key] = code
+    return table[keys]
+
+
+def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
+           root: int, name: str, source: str) -> pcir.Model:
+    false = kind == _F
+    has_elem = np.zeros(len(kind), dtype=bool)
+    taut = np.zeros(len(vt.left), dtype=np.int64)     # index of the tautology node in S_w
+    sgroup = np.full(len(vt.left), -1)                 # id of S_w
+    sink = GroupSink()
+
+    order_e = np.argsort(home[e_dec], kind="stable")
+    bounds = np.searchsorted(home[e_dec][order_e], np.arange(len(vt.left) + 1))
+    dec_ids = np.flatnonzero(kind == _D)
+    dec_order = np.argsort(home[dec_ids], kind="stable")
+    dbounds = np.searchsorted(home[dec_ids][dec_order], np.arange(len(vt.left) + 1))
+    for w in vt.post:
+        scope = vt.scope(w)
+        if vt.left[w] < 0:
+            sgroup[w], taut[w] = sink.literals(int(vt.var[w]) - 1), TAUT
+            continue
+        lw, rw = int(vt.left[w]), int(vt.right[w])
+        sel = order_e[bounds[w]:bounds[w + 1]]
+        dec, p, s, erec = e_dec[sel], prime[sel], sub[sel], e_rec[sel]
+        keep = ~(false[p] | false[s])
+        decs = dec_ids[dec_order[dbounds[w]:dbounds[w + 1]]]
+        has_elem[dec[keep]] = True
+        alive = has_elem[decs]
+        false[decs[~alive]] = True
+        idx[decs[alive]] = np.arange(int(alive.sum()))
+        dec, p, s, erec = dec[keep], p[keep], s[keep], erec[keep]
+        ph = np.where(kind[p] == _T, lw, home[p])
+        sh = np.where(kind[s] == _T, rw, home[s])
+        for h, top, child, what in ((ph, lw, p, "prime"), (sh, rw, s, "sub")):
+            bad = ~vt.under(h, top)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies "
+                                             f"under vtree {int(h[i])}, not under vtree {top} "
+                                             f"(the circuit is not decomposable)")
+        nd = int(alive.sum())
+        parent = np.r_[idx[dec], nd]
+        ph, sh = np.r_[ph, lw], np.r_[sh, rw]
+        pi = np.r_[np.where(kind[p] == _T, taut[lw], idx[p]), taut[lw]]
+        si = np.r_[np.where(kind[s] == _T, taut[rw], idx[s]), taut[rw]]
+        sigs, sig_of = np.unique(ph * len(vt.left) + sh, return_inverse=True)
+        children, cols, offset = [], np.zeros(len(parent), dtype=np.int64), 0
+        for j, sig in enumerate(sigs):
+            up, us = divmod(int(sig), len(vt.left))
+            lp, ls = vt.siblings(up, lw), vt.siblings(us, rw)
+            m = sig_of == j
+            span = int(si[m].max()) + 1
+            keys, inv = np.unique(pi[m] * span + si[m], return_inverse=True)
+            pairs = np.stack([keys // span, keys % span], axis=1)
+            index = np.concatenate([pairs[:, :1], np.broadcast_to(taut[lp], (len(pairs), len(lp))),
+                                    pairs[:, 1:], np.broadcast_to(taut[ls], (len(pairs), len(ls)))],
+                                   axis=1)
+            kids = [sgroup[up], *sgroup[lp], sgroup[us], *sgroup[ls]]
+            gid = sink.product(kids, index, scope, f"vtree {w} elements")
+            children.append(gid)
+            cols[m] = offset + inv.reshape(-1)
+            offset += len(pairs)
+        sgroup[w] = sink.sum(children, nd + 1, scope, parent, cols, f"vtree {w}")
+        taut[w] = nd
+    if false[root]:
+        raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
+    rh = vt.root if kind[root] == _T else int(home[root])
+    ri = taut[rh] if kind[root] == _T else int(idx[root])
+    sibs = vt.siblings(rh, vt.root)
+    gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
+                       [[ri, *taut[sibs]]], range(vt.num_vars), "root")
+    return sink.model(vt.num_vars, gid, name, "sdd")

@@ -1,0 +1,90 @@
+"""The SDD importer (pccompiler/frontend/sdd.py) on a hand-written SDD and
+on the shared KLay circuits, and its errors on bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.frontend.sdd import from_sdd
+from pccompiler.logic import model_count
+
+from tests.logic.circuits import CIRCUITS, SDD, SHARED, VTREE, assignments, tiny_formula, write
+
+
+def test_tiny_sdd_is_smooth_decomposable_and_exact(tmp_path):
+    model = from_sdd(write(tmp_path))
+    ir.check(model)                              # smoothness, decomposability, indices
+    assert model.metadata["semantics"] == "logic"
+    assert [v.num_cats for v in model.variables] == [2, 2, 2]
+    assert model_count(model) == [4]
+    x = assignments(3)
+    counts = model_count(model, x, np.zeros(x.shape, dtype=bool))
+    assert counts == tiny_formula(x).tolist()    # the formula, assignment by assignment
+
+
+def test_duplicate_elements_are_merged(tmp_path):
+    """The same element twice in a decision is one edge (an OR of equal
+    terms), and equal elements of two decisions share one product node."""
+    sdd = SDD.replace("sdd 10", "sdd 11").replace("D 9 3 3 6 5 2 7 8 4",
+                                                 "D 9 3 4 6 5 2 7 8 4 2 7\nD 10 3 1 6 5")
+    model = from_sdd(write(tmp_path, sdd))
+    ir.check(model)
+    assert model_count(model) == [2]             # the last node (x1 & x2) is the root
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_circuits_import_and_check(name):
+    path = CIRCUITS / f"{name}.sdd"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    model = from_sdd(path)
+    ir.check(model)
+    assert len(model.variables) == int((CIRCUITS / f"{name}.vtree").read_text()
+                                       .split("\nvtree ")[1].split()[0]) // 2 + 1
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("L 1 2 2", "L 1 2 x2"), ":4: 'x2' is not an integer"),
+    (("F 4", "Q 4"), ":7: unknown record 'Q'"),
+    (("sdd 10", "sdd 11"), ":2: the header says 11 nodes, the file has 10"),
+    (("D 6 1 2 0 1 2 4", "D 6 1 2 0 1 2"), ":9: a 'D' record needs 7 integers"),
+    (("D 6 1 2 0 1 2 4", "D 6 1 2 0 1 2 11"), ":9: sub 11 is not a node defined on an earlier"),
+    (("L 1 2 2", "L 1 2 3"), ":4: literal 3 does not belong to vtree node 2"),
+    (("L 3 2 -2", "L 3 2 -2\nL 3 2 2"), "sdd node id 3 is defined twice"),
+    (("D 9 3 3 6 5 2 7 8 4", "D 9 3 1 7 5"),
+     ":12: node 9: prime 7 lies under vtree 4, not under vtree 1 (the circuit is not decomposable)"),
+    (("sdd 10", "vtree 10"), ":2: expected the header 'sdd ...'"),
+])
+def test_bad_files_name_the_line(tmp_path, edit, message):
+    sdd = SDD.replace(*edit)
+    if edit[1].startswith("L 3 2 -2\n"):
+        sdd = sdd.replace("sdd 10", "sdd 11")
+    with pytest.raises(LoadError, match=None) as err:
+        from_sdd(write(tmp_path, sdd))
+    assert message in str(err.value) and "f.sdd" in str(err.value)
+
+
+def test_bad_vtree_and_false_root(tmp_path):
+    with pytest.raises(LoadError, match=r"f\.vtree:5: left child 7 is not a vtree node"):
+        from_sdd(write(tmp_path, vtree=VTREE.replace("I 1 0 2", "I 1 7 2")))
+    with pytest.raises(LoadError, match="unsatisfiable"):
+        from_sdd(write(tmp_path, "sdd 1\nF 0\n"))
+    with pytest.raises(LoadError, match="cannot read"):
+        from_sdd(tmp_path / "nothing.sdd")
+
+
+@pytest.mark.parametrize("token", ["-", "1-2", "--2", "2-", "+2", "2.0"])
+def test_malformed_integers_are_refused(tmp_path, token):
+    with pytest.raises(LoadError) as err:
+        from_sdd(write(tmp_path, SDD.replace("L 1 2 2", f"L 1 2 {token}")))
+    assert f"f.sdd:4: {token!r} is not an integer" in str(err.value)
+
+
+def test_crlf_tabs_and_no_final_newline_read_the_same(tmp_path):
+    plain = from_sdd(write(tmp_path))
+    odd = SDD.replace("\n", "\r\n").replace("D 9 3 ", "D\t9 3 ").rstrip()
+    other = from_sdd(write(tmp_path, odd, VTREE.replace("\n", "\r\n"), name="g"))
+    assert ir.structure_hash(plain) == ir.structure_hash(other)
