@@ -22,7 +22,7 @@ setup:  ## create .venv and install pccompiler -e '.[dev]' (scripts/setup.sh; fa
 	@bash scripts/setup.sh
 
 test: setup  ## run the test suite (TRITON_INTERPRET=1: Triton on CPU)
-	$(PY) -m pytest -q tests --backend torch,triton
+	$(PY) -m pytest -q --durations=15 tests --backend torch,triton
 
 main: setup  ## run the main job (python examples/main_job.py)
 	$(PY) examples/main_job.py
