@@ -76,7 +76,12 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
     """The distinct specializations a CUDA TritonEngine on `target` launches
     for log-likelihoods, training (forward, backward, EM) and the all-node
     queries at each batch size and data dtype, in first-launch order."""
+    from pccompiler.backends.triton.compat import interpreting
     from pccompiler.backends.triton.engine import TritonEngine
+    from pccompiler.errors import BackendError
+    if interpreting():
+        raise BackendError("building GPU kernels needs real Triton kernels: unset "
+                           "TRITON_INTERPRET (it makes @triton.jit build interpreter functions)")
     engine = TritonEngine(model, layout, device="cpu", precision=precision, cuda_graphs=False,
                           compact=compact)
     seen: dict[tuple[int, str], Specialization] = {}
