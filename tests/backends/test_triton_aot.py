@@ -2,10 +2,11 @@
 
 The build runs in a subprocess without TRITON_INTERPRET (tests/triton sets
 it for this session, and it makes @triton.jit build interpreter functions).
-That subprocess also proves the load path's mechanism without a GPU: the
-stored files, restored into an empty Triton cache, turn every recorded
-specialization's `triton.compile` into a cache hit (zero compilations),
-while the same specializations with an empty cache all compile.
+That subprocess also checks the load path's mechanism without a GPU: after
+the stored files are restored into an empty Triton cache, the JIT's own
+launch path (run -> binder -> cache key -> triton.compile, with no-op
+launches from the stand-in driver) finds every kernel the engine launches
+there (zero compilations), while with an empty cache each one compiles.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from pccompiler.ir.artifact import read_pcc  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 BUILD = r"""
-import json, sys, tempfile
+import json, sys, tempfile, torch
 sys.path.append(sys.argv[2])
 from factories import small_dense_model
 import pccompiler
 from triton import knobs
 from pccompiler.backends.triton.aot import CompileCounter, restore_kernels, store
-from pccompiler.backends.triton.aot.record import all_kernels
+from pccompiler.backends.triton.aot.record import all_kernels, exercise
 from pccompiler.backends.triton.aot.target import cross_driver, parse_target
+from pccompiler.backends.triton.engine import TritonEngine
 from pccompiler.ir.artifact import read_pcc
 
 circuit = pccompiler.compile(small_dense_model(), backend="triton", target="cuda:sm_90",
@@ -43,23 +45,24 @@ circuit = pccompiler.compile(small_dense_model(), backend="triton", target="cuda
 circuit.save(sys.argv[1])
 art = read_pcc(sys.argv[1])
 entry = art.manifest["kernels"]
-kernels = {k.fn.__name__: k for k in all_kernels()}
 
-def preload_all():
+def jit_run():
+    # The JIT's own path (binder, cache key, triton.compile) for every launch
+    # the engine makes; the stand-in driver turns the launches into no-ops.
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
     with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
-        for k in entry["kernels"]:
-            kernels[k["name"]].preload(k["spec"])
+        exercise(engine, [1], [torch.int64])
     return c
 
 out = {}
 with tempfile.TemporaryDirectory() as empty:
     knobs.cache.dir = empty
-    out["cold"] = len(preload_all().compiled)
+    out["cold"] = len(jit_run().compiled)
 with tempfile.TemporaryDirectory() as restored:
     knobs.cache.dir = restored
     store.mismatch = lambda entry: None       # this CPU machine stands in for the sm_90 one
     out["written"] = restore_kernels(entry, art.sections, sys.argv[1])
-    c = preload_all()
+    c = jit_run()
     out["warm_compiled"], out["warm_hits"] = c.compiled, c.hits
 print("RESULT " + json.dumps(out))
 """

@@ -86,13 +86,20 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
                           compact=compact)
     seen: dict[tuple[int, str], Specialization] = {}
     with cross_driver(target, all_kernels()), _recording(seen):
-        for batch in batch_sizes:
-            for dtype in data_dtypes:
-                x = _batch(engine, int(batch), dtype)
-                engine.root_log_prob(x)
-                engine.forward_backward(x)
-                engine.em_update(1.0, 0.0)
-                values = engine.forward(x)
-                engine.backward(values, x)
-                engine.forward(x, mode="max")
+        exercise(engine, batch_sizes, data_dtypes)
     return list(seen.values())
+
+
+def exercise(engine, batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dtype]) -> None:
+    """Every engine entry point whose launches the artifact covers: the
+    compact plan's log-likelihood, forward + backward and EM update, the
+    Layout plan's all-node forward (sum and max) and backward."""
+    for batch in batch_sizes:
+        for dtype in data_dtypes:
+            x = _batch(engine, int(batch), dtype)
+            engine.root_log_prob(x)
+            engine.forward_backward(x)
+            engine.em_update(1.0, 0.0)
+            values = engine.forward(x)
+            engine.backward(values, x)
+            engine.forward(x, mode="max")
