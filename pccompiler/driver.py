@@ -132,7 +132,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     name = backend or ("triton" if target is not None else default_backend())
     impl = layout_impl = compiling_backend(name)
     if target is not None:
-        name, impl, device = _aot_runner(name, device)
+        name, impl, device = _aot_runner(name, device, target)
     device = check_device(device, present=False) if device is not None else default_device(name)
     impl.check(model, device=device, dtype=dtype)   # what the backend runs on, first
     check_device(device)                             # then whether this machine has it
@@ -160,12 +160,15 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
 TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch")
 
 
-def _aot_runner(name: str, device: str | None) -> tuple[str, "Backend", str | None]:
+def _aot_runner(name: str, device: str | None, target: str
+                ) -> tuple[str, "Backend", str | None]:
     """The backend that runs a circuit compiled with `target=`: triton on
     CUDA when this machine has a GPU, else torch on the CPU."""
     if name != "triton":
         raise BackendError(f"target= builds Triton kernels: it needs backend='triton', "
                            f"not {name!r}")
+    from pccompiler.backends.triton.aot.target import parse_target
+    parse_target(target)        # a bad name fails before any pass runs
     if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
         return name, compiling_backend(name), device
     return "torch", compiling_backend("torch"), "cpu"
@@ -225,6 +228,9 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
             verify_kernels(entry, art.sections, os.fspath(path))
     circuit = impl.compile(art.model, art.layout,
                            {"device": device, "dtype": dtype or target.get("dtype", "float32")})
+    if kernels and entry is not None and backend is None:   # a re-save (pcc train) keeps them
+        circuit.aot_kernels = (entry, {k: bytes(v) for k, v in art.sections.items()
+                                       if k.startswith("kernels/")})
     return circuit.record_origin(manifest=art.manifest)
 
 

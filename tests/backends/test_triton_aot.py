@@ -164,3 +164,31 @@ def test_dump_and_verify_list_the_kernels(built):
     ok = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "verify", path],
                         capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0 and "match their sha256" in ok.stdout
+
+
+def test_resave_keeps_the_kernels(built, tmp_path):
+    import pccompiler
+    path = str(built[0])
+    again = str(tmp_path / "again.pcc")
+    pccompiler.load(path).save(again)
+    before, after = read_pcc(path), read_pcc(again)
+    assert after.manifest["kernels"] == before.manifest["kernels"]
+    assert after.manifest["backend"] == "triton" and after.manifest["target"]["device"] == "cuda"
+    assert {k: bytes(v) for k, v in after.sections.items()} == \
+        {k: bytes(v) for k, v in before.sections.items()}
+
+
+def test_target_needs_the_triton_backend(tmp_path):
+    from pccompiler.ir import save
+    from tests.factories import small_dense_model
+    model = str(tmp_path / "m.pcir")
+    save(small_dense_model(), model)
+    proc = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "compile", model,
+                           "--backend", "torch", "--target", "cuda:sm_90"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "target= builds Triton kernels: it needs backend='triton', not 'torch'" in proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "compile", model,
+                          "--backend", "triton", "--target", "rocm:gfx90a"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "unknown GPU target 'rocm:gfx90a'" in bad.stderr

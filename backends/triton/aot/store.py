@@ -111,14 +111,19 @@ def restore_kernels(entry: Mapping[str, Any], sections: Mapping[str, Any], path:
         return 0
     from triton.runtime.cache import get_cache_manager
     written = 0
-    for name, khash, files in kernels:
-        manager = get_cache_manager(khash)
-        meta = next(f for f in files if f.endswith(".json"))
-        if manager.get_group(meta) is not None:
-            continue
-        group = {fname: manager.put(data, fname, binary=True) for fname, data in files.items()}
-        manager.put_group(meta, group)
-        written += 1
+    try:
+        for name, khash, files in kernels:
+            manager = get_cache_manager(khash)
+            meta = next(f for f in files if f.endswith(".json"))
+            if manager.get_group(meta) is not None:
+                continue
+            group = {fname: manager.put(data, fname, binary=True) for fname, data in files.items()}
+            manager.put_group(meta, group)
+            written += 1
+    except (OSError, RuntimeError) as exc:   # an unwritable cache costs compiles, not the load
+        warnings.warn(f"{path}: stored Triton kernels not restored (cannot write Triton's cache: "
+                      f"{exc}); compiling them once on first use", KernelMismatchWarning,
+                      stacklevel=3)
     return written
 
 
