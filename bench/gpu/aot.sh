@@ -5,10 +5,15 @@
 #      (must be 0, else each one with its kernel name and cache hash) and times
 #   2. the mismatch path: bench/gpu/data/aot_dense_sm90_triton390.pcc was
 #      cross-compiled with triton 3.9 on a CPU machine: one warning, still runs
-#   3. the GPU pytest (tests/triton/test_aot_gpu.py + the CPU tests)
-#   4. bench/aot.py cold-start table for hclt32, pd128 (AOT_ALL=1 adds hmm1024 and bsp050,
-#      AOT_HCLT512=1 hclt512, AOT_PYJUICE=1 PyJuice; each of those adds about a minute or more)
+#      (regenerate it after a container-format change, on the CPU machine, with
+#      .venv/bin/python bench/gpu/make_mismatch_artifact.py)
+#   3. the GPU pytest (tests/triton/test_aot_gpu.py)
+#   4. bench/aot.py cold-start table for hclt32 (AOT_ALL=1: pd128, hmm1024, bsp050 too;
+#      AOT_HCLT512=1 adds hclt512, AOT_PYJUICE=1 PyJuice; each case costs a minute or more,
+#      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3)
 # Usage (repo root): OUT=/some/dir bash bench/gpu/aot.sh      (about 3-4 minutes)
+#   second call:    OUT=... AOT_BENCH_ONLY=1 AOT_ALL=1 AOT_PYJUICE=1 AOT_BENCH_TIMEOUT=540 bash bench/gpu/aot.sh
+# The table is rewritten after every case, so a timeout still returns the finished rows.
 set -euo pipefail
 OUT=${OUT:?set OUT to an empty folder}
 T0=$(date +%s)
@@ -19,6 +24,7 @@ export PYTHONPATH=/tmp/pcc:bench
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/machine.txt"
 
+if [ "${AOT_BENCH_ONLY:-0}" != 1 ]; then
 step "1. build an sm_90 artifact (hclt32, batch 512) and load it in a fresh process, empty cache"
 WORK=$(mktemp -d)
 python3 - "$WORK/hclt32.pcc" <<'PY' 2>&1 | tee "$OUT/aot_build.txt"
@@ -53,7 +59,8 @@ for name, h in c.compiled:
     print(f"  NOT PREDICTED: {name} {h}")
 PY
 done
-grep -q "compilations 0 " "$OUT/aot_load.txt" || echo "FAIL: some AOT load compiled kernels (see above)"
+if grep -q "compilations [1-9]" "$OUT/aot_load.txt" || ! grep -q "compilations 0 " "$OUT/aot_load.txt"; then
+  echo "FAIL: an AOT load compiled kernels (NOT PREDICTED lines above)"; fi
 
 step "2. mismatch: an artifact cross-compiled with triton 3.9 on a CPU machine"
 TRITON_CACHE_DIR="$WORK/cache_mm" python3 - bench/gpu/data/aot_dense_sm90_triton390.pcc <<'PY' 2>&1 | tee "$OUT/aot_mismatch.txt"
@@ -75,18 +82,19 @@ PY
 step "3. pytest (GPU zero-compilation test + CPU artifact tests)"
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 150 python3 -m pytest -q -p no:cacheprovider -s \
-    tests/triton/test_aot_gpu.py tests/backends/test_triton_aot.py --backend triton --device cuda) \
+    tests/triton/test_aot_gpu.py --backend triton --device cuda) \
     2>&1 | tail -25 | tee "$OUT/aot_pytest.txt" || true
+fi
 
 step "4. bench/aot.py"
-CASES=hclt32,pd128
-[ "${AOT_ALL:-0}" = 1 ] && CASES="$CASES,hmm1024,bsp050"
+CASES=hclt32
+[ "${AOT_ALL:-0}" = 1 ] && CASES="$CASES,pd128,hmm1024,bsp050"
 [ "${AOT_HCLT512:-0}" = 1 ] && CASES="$CASES,hclt512"
 EXTRA=""
 if [ "${AOT_PYJUICE:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice*.whl
   export PYTHONPATH=$PYTHONPATH:/tmp/extra; EXTRA=--pyjuice
 fi
-timeout ${AOT_BENCH_TIMEOUT:-200} python3 bench/aot.py --cases "$CASES" --batch 512 $EXTRA \
+timeout ${AOT_BENCH_TIMEOUT:-150} python3 bench/aot.py --cases "$CASES" --batch 512 $EXTRA \
     --out "$OUT/aot-h100.md" --json "$OUT/aot-h100.json" 2>&1 | tail -30 || echo "FAIL: bench/aot.py"
 step "done"
