@@ -10,6 +10,8 @@ Paths compared per case (bench/race_cases.py):
   aot_host   as aot, but the cache already holds those launchers from an
              earlier run (every kernel deleted from it): what a second
              artifact costs on the same machine
+  aot_pre    as aot (empty cache), loaded with kernels="preload": every
+             stored kernel and its launcher loaded at once on a thread pool
   pyjuice    (--pyjuice) the PyJuice bridge + juice.compile + first forward
              and first MiniBatchEM step (forward, backward, opt.step)
 
@@ -59,7 +61,7 @@ def child_build(case_name: str, path: str, batch: int) -> dict:
             "num_vars": len(model.variables), "num_cats": case.num_cats}
 
 
-def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: bool) -> dict:
+def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: bool | str) -> dict:
     import torch
     import pccompiler
     from pccompiler.backends.triton.aot import CompileCounter
@@ -130,13 +132,14 @@ def run_case(name: str, batch: int, work: str, pyjuice: bool) -> dict:
     load_args = [path, str(batch), str(b["num_cats"]), str(b["num_vars"])]
     row["jit"] = _spawn(["load", *load_args, "0"], fresh())
     row["aot"] = _spawn(["load", *load_args, "1"], fresh())
+    row["aot_pre"] = _spawn(["load", *load_args, "preload"], fresh())
     warm = fresh()
     _spawn(["load", *load_args, "1"], warm)
     _keep_host_code(warm)
     row["aot_host"] = _spawn(["load", *load_args, "1"], warm)
     if pyjuice:
         row["pyjuice"] = _spawn(["pyjuice", name, str(batch)], fresh())
-    for key in ("jit", "aot", "aot_host", "pyjuice"):
+    for key in ("jit", "aot", "aot_pre", "aot_host", "pyjuice"):
         if key in row:
             r = row[key]
             print(f"  {name} {key:<8} LL {r['ll_s']:7.2f} s  EM {r['em_s']:7.2f} s"
@@ -148,17 +151,20 @@ def table(rows: list[dict], batch: int, command: str, machine: str) -> str:
     out = [f"# Cold start: load -> first LL / first EM step (batch {batch}, fresh process, "
            "empty Triton cache)", "", f"Command: `{command}`", "", f"Machine: {machine}", "",
            "| case | kernels | jit LL s | jit EM s | aot LL s | aot EM s | aot compiled | "
-           "aot_host LL s | aot_host EM s | pyjuice LL s | pyjuice EM s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "aot_pre LL s | aot_pre EM s | aot_host LL s | aot_host EM s | pyjuice LL s | "
+           "pyjuice EM s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda r, k: f"{r[k]:.2f}" if r else "-"   # noqa: E731
     for row in rows:
         pj = row.get("pyjuice")
         out.append(f"| {row['case']} | {row['build']['kernels']} | {f(row['jit'], 'll_s')} | "
                    f"{f(row['jit'], 'em_s')} | {f(row['aot'], 'll_s')} | {f(row['aot'], 'em_s')} | "
-                   f"{row['aot']['compiled']} | {f(row['aot_host'], 'll_s')} | "
+                   f"{row['aot']['compiled']} | {f(row['aot_pre'], 'll_s')} | "
+                   f"{f(row['aot_pre'], 'em_s')} | {f(row['aot_host'], 'll_s')} | "
                    f"{f(row['aot_host'], 'em_s')} | {f(pj, 'll_s')} | {f(pj, 'em_s')} |")
     out += ["", "aot: kernels from the artifact, Triton's launchers built in the empty cache; "
-            "aot_host: launchers already built on this machine (kernels deleted from the cache)."]
+            "aot_pre: the same with load(kernels=\"preload\") (all kernels and launchers at "
+            "load, in parallel); aot_host: launchers already built on this machine (kernels "
+            "deleted from the cache)."]
     return "\n".join(out) + "\n"
 
 
@@ -168,7 +174,8 @@ def main() -> None:
         if kind == "build":
             out = child_build(rest[0], rest[1], int(rest[2]))
         elif kind == "load":
-            out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), rest[4] == "1")
+            mode = {"0": False, "1": True}.get(rest[4], rest[4])
+            out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode)
         else:
             out = child_pyjuice(rest[0], int(rest[1]))
         print(json.dumps(out))

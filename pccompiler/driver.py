@@ -188,7 +188,7 @@ def _int_list(batch_sizes: Any) -> list[int]:
 
 
 def load(path: str | os.PathLike, device: str | None = None, backend: str | None = None,
-         dtype: str | None = None, kernels: bool = True):
+         dtype: str | None = None, kernels: bool | str = True):
     """Run a .pcc file: its Model and Layout go straight to the backend.
 
     The backend and dtype recorded in the file are used unless given; the
@@ -197,7 +197,10 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     (compiled with `target=`): their sha256 are checked (LoadError if one
     differs) and, for triton on a matching GPU + Triton version, they go into
     Triton's cache so no kernel compiles; on another GPU or Triton version
-    one KernelMismatchWarning says what differs. kernels=False ignores them.
+    one KernelMismatchWarning says what differs. kernels=False ignores them;
+    kernels="preload" also loads them all into the GPU at once, on a thread
+    pool (backends/triton/aot/warm.py: a cold machine builds Triton's
+    launchers in parallel instead of one per first launch).
     """
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
@@ -222,8 +225,12 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     entry = art.manifest.get("kernels")
     if kernels and entry is not None:
         from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
+        from pccompiler.backends.triton.aot.store import mismatch
+        from pccompiler.backends.triton.aot.warm import preload_kernels
         if name == "triton" and torch.device(device).type == "cuda":
             restore_kernels(entry, art.sections, os.fspath(path))
+            if kernels == "preload" and mismatch(entry) is None:
+                preload_kernels(entry, os.fspath(path), torch.device(device))
         else:
             verify_kernels(entry, art.sections, os.fspath(path))
     circuit = impl.compile(art.model, art.layout,

@@ -41,19 +41,23 @@ c.save(sys.argv[1])
 PY
 python3 -m pccompiler.cli.main dump --kernels "$WORK/hclt32.pcc" | head -5
 python3 -m pccompiler.cli.main verify "$WORK/hclt32.pcc"
-for DT in int64 uint8; do
-TRITON_CACHE_DIR="$WORK/cache_$DT" python3 - "$WORK/hclt32.pcc" "$DT" <<'PY' 2>&1 | tee -a "$OUT/aot_load.txt"
+for MODE in int64:1 uint8:1 int64:preload; do
+DT=${MODE%%:*}; KM=${MODE##*:}
+TRITON_CACHE_DIR="$WORK/cache_${DT}_$KM" python3 - "$WORK/hclt32.pcc" "$DT" "$KM" <<'PY' 2>&1 | tee -a "$OUT/aot_load.txt"
 import sys, time, torch, pccompiler
 from pccompiler.backends.triton.aot import CompileCounter
 dtype = getattr(torch, sys.argv[2])
+kernels = True if sys.argv[3] == "1" else sys.argv[3]
 x = torch.randint(0, 256, (512, 784), generator=torch.Generator().manual_seed(0)).to(dtype).cuda()
 torch.cuda.synchronize()
 with CompileCounter() as c:
-    t0 = time.perf_counter(); circuit = pccompiler.load(sys.argv[1])
+    t0 = time.perf_counter(); circuit = pccompiler.load(sys.argv[1], kernels=kernels)
+    t_load = time.perf_counter()
     ll = circuit.log_prob(x); torch.cuda.synchronize(); t1 = time.perf_counter()
     circuit.em_step(x, step_size=0.1, pseudocount=0.1); torch.cuda.synchronize(); t2 = time.perf_counter()
     circuit.flows(x); torch.cuda.synchronize()
-print(f"data {sys.argv[2]}: load->LL {t1 - t0:.2f} s, load->EM {t2 - t0:.2f} s, mean LL {ll.mean():.3f}; "
+print(f"data {sys.argv[2]}, kernels={kernels}: load {t_load - t0:.2f} s, load->LL {t1 - t0:.2f} s, "
+      f"load->EM {t2 - t0:.2f} s, mean LL {ll.mean():.3f}; "
       f"compilations {len(c.compiled)} (cache hits {c.hits})")
 for name, h in c.compiled:
     print(f"  NOT PREDICTED: {name} {h}")

@@ -64,6 +64,20 @@ with tempfile.TemporaryDirectory() as restored:
     out["written"] = restore_kernels(entry, art.sections, sys.argv[1])
     c = jit_run()
     out["warm_compiled"], out["warm_hits"] = c.compiled, c.hits
+with tempfile.TemporaryDirectory() as restored:
+    # kernels="preload": Triton's preload puts each kernel in the JIT's
+    # in-memory cache under the key the launches then look up
+    from pccompiler.backends.triton.aot import warm
+    knobs.cache.dir = restored
+    restore_kernels(entry, art.sections, sys.argv[1])
+    by_name = {k.fn.__name__: k for k in all_kernels()}
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
+    with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
+        for k in entry["kernels"]:
+            warm._load_one(by_name[k["name"]], k["spec"])
+        preloaded = c.hits
+        exercise(engine, [1], [torch.int64])
+    out["preload"] = {"hits": preloaded, "compiled": c.compiled, "hits_after_run": c.hits}
 print("RESULT " + json.dumps(out))
 """
 
@@ -113,6 +127,8 @@ def test_restored_kernels_compile_nothing(built):
     assert out["cold"] > 0                       # the same specializations compile cold
     assert out["written"] == out["cold"]
     assert out["warm_compiled"] == [] and out["warm_hits"] == out["cold"]
+    # preloaded kernels: the launches find them in memory, no triton.compile call at all
+    assert out["preload"] == {"hits": out["cold"], "compiled": [], "hits_after_run": out["cold"]}
 
 
 def _tampered(path: Path, tmp_path: Path) -> Path:

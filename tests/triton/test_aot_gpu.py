@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CHILD = r"""
 import json, sys, torch, pccompiler
 from pccompiler.backends.triton.aot import CompileCounter
-path, batch, kernels = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+path, batch = sys.argv[1], int(sys.argv[2])
+kernels = {"0": False, "1": True}.get(sys.argv[3], sys.argv[3])
 x = torch.randint(0, 3, (batch, 4), generator=torch.Generator().manual_seed(0)).cuda()
 with CompileCounter() as c:
     circuit = pccompiler.load(path, kernels=kernels)
@@ -39,9 +40,10 @@ print("RESULT " + json.dumps({"compiled": c.compiled, "hits": c.hits,
 """
 
 
-def _run(path: str, batch: int, kernels: bool, cache: str) -> dict:
+def _run(path: str, batch: int, kernels: bool | str, cache: str) -> dict:
     env = dict(os.environ, TRITON_CACHE_DIR=cache)
-    proc = subprocess.run([sys.executable, "-c", CHILD, path, str(batch), "1" if kernels else "0"],
+    mode = {True: "1", False: "0"}.get(kernels, kernels)
+    proc = subprocess.run([sys.executable, "-c", CHILD, path, str(batch), mode],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
@@ -63,6 +65,8 @@ def test_aot_artifact_loads_with_zero_compilations(make, tmp_path):
     if aot["compiled"]:
         print("not predicted (kernel, cache hash):", *aot["compiled"], sep="\n  ")
     assert aot["compiled"] == [] and aot["hits"] > 0
+    pre = _run(path, batch, "preload", str(tmp_path / "cache_pre"))
+    assert pre["compiled"] == [] and pre["hits"] == aot["hits"]
     jit = _run(path, batch, False, str(tmp_path / "cache_jit"))
     assert len(jit["compiled"]) > 0 and jit["hits"] == 0
     torch.testing.assert_close(torch.tensor(aot["ll"]), torch.tensor(jit["ll"]))

@@ -12,6 +12,7 @@ Modules, one job each:
   record   dry-run the engine with launches recorded instead of run
   build    cross-compile the recorded specializations, collect their files
   store    manifest entries + sections; verify and restore them at load
+  warm     optional: load every restored kernel into the GPU at once (threads)
   count    count Triton compilations (tests, benchmarks)
 """
 
