@@ -129,7 +129,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
     model = as_model(root_or_model)
-    name = backend or ("triton" if target is not None else default_backend())
+    name = layout_name = backend or ("triton" if target is not None else default_backend())
     impl = layout_impl = compiling_backend(name)
     if target is not None:
         name, impl, device = _aot_runner(name, device, target)
@@ -138,7 +138,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     check_device(device)                             # then whether this machine has it
     verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
-                                  backend=name, print_after=print_after, check_each=check_each,
+                                  backend=layout_name, print_after=print_after,
+                                  check_each=check_each,
                                   rerun=rerun,
                                   block_limit=int(getattr(layout_impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
