@@ -9,6 +9,10 @@ Format (all integers little-endian):
                    and the sha256 of sections 2 and 3
       2. Model     protobuf bytes (current parameters)
       3. Layout    protobuf bytes
+    then (optional, issue #16 A) the named sections the manifest lists under
+    "sections" as [name, length] pairs, each an 8-byte length + its bytes,
+    in that order (GPU kernels: their checksums live in the manifest entry
+    of whoever reads them, e.g. backends/triton/aot/store.py)
 
 Writes are atomic (`ir.fileio.atomic_write`). A reader refuses
 a wrong magic, a truncated file, a bad checksum, a file from another
@@ -23,8 +27,8 @@ import hashlib
 import json
 import re
 import struct
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from google.protobuf.message import DecodeError
 
@@ -45,6 +49,7 @@ class Artifact:
     manifest: dict[str, Any]
     model: pcir.Model
     layout: pcir.Layout
+    sections: dict[str, bytes] = field(default_factory=dict)
 
 
 def _sha(data: bytes) -> str:
@@ -52,8 +57,9 @@ def _sha(data: bytes) -> str:
 
 
 def encode(model: pcir.Model, layout: pcir.Layout, backend: str, device: str,
-           dtype: str, extra: dict[str, Any] | None = None) -> bytes:
-    """The bytes of a .pcc file for (model, layout)."""
+           dtype: str, extra: dict[str, Any] | None = None,
+           sections: Mapping[str, bytes] | None = None) -> bytes:
+    """The bytes of a .pcc file for (model, layout), plus named `sections`."""
     model_bytes = model.SerializeToString(deterministic=True)
     layout_bytes = layout.SerializeToString(deterministic=True)
     manifest = {
@@ -64,15 +70,27 @@ def encode(model: pcir.Model, layout: pcir.Layout, backend: str, device: str,
         "model_sha256": _sha(model_bytes), "layout_sha256": _sha(layout_bytes),
         "num_vars": len(model.variables), **(extra or {}),
     }
+    # ---- named sections (issue #16 A; container v2 will replace this) ----
+    named = [(str(k), bytes(v)) for k, v in sorted((sections or {}).items())]
+    if named:
+        manifest["sections"] = [[k, len(v)] for k, v in named]
     parts = [json.dumps(manifest, sort_keys=True).encode(), model_bytes, layout_bytes]
+    parts += [v for _, v in named]
     return HEADER + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
 
 
 def write_pcc(path: str, circuit: Any) -> None:
-    """Save a CompiledCircuit (its current parameters) as one .pcc file."""
+    """Save a CompiledCircuit (its current parameters) as one .pcc file; a
+    circuit carrying ahead-of-time kernels (`aot_kernels`, set by
+    `pccompiler.compile(..., target=...)`) stores them as sections and is
+    recorded for the triton backend on CUDA."""
     opts = circuit.options
-    data = encode(circuit.to_model(), circuit.layout, circuit.backend_name,
-                  str(opts.device), opts.dtype)
+    aot = getattr(circuit, "aot_kernels", None)
+    backend, device, extra, sections = circuit.backend_name, str(opts.device), None, None
+    if aot is not None:
+        backend, device, extra, sections = "triton", "cuda", {"kernels": aot[0]}, aot[1]
+    data = encode(circuit.to_model(), circuit.layout, backend, device, opts.dtype,
+                  extra=extra, sections=sections)
     atomic_write(path, data)
 
 
@@ -97,13 +115,14 @@ def decode(data: bytes, path: str = "<bytes>", check: bool = True) -> Artifact:
             raise LoadError(f"{path}: truncated {name} section ({len(data) - pos} of {n} bytes)")
         parts.append(bytes(data[pos: pos + n]))
         pos += n
-    if pos != len(data):
-        raise LoadError(f"{path}: {len(data) - pos} unexpected trailing bytes")
     try:
         manifest = json.loads(parts[0].decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise LoadError(f"{path}: unreadable manifest: {exc}") from exc
     _check_manifest(manifest, path)
+    sections, pos = _read_sections(data, pos, manifest, path)
+    if pos != len(data):
+        raise LoadError(f"{path}: {len(data) - pos} unexpected trailing bytes")
     if manifest.get("compiler_version") != __version__:
         raise LoadError(f"{path}: compiled by pccompiler {manifest.get('compiler_version')!r}, "
                         f"this is {__version__}; recompile it with `pcc compile`")
@@ -122,7 +141,7 @@ def decode(data: bytes, path: str = "<bytes>", check: bool = True) -> Artifact:
     # would allocate from claimed sizes or index out of range): run the
     # checkers, which raise InvalidFileError (a LoadError with the rule).
     if not check:
-        return Artifact(manifest, model, layout)
+        return Artifact(manifest, model, layout, sections)
     check_message(model, f"{path} (model section)")
     if layout.model_hash != ir.structure_hash(model):
         raise LoadError(f"{path}: the layout's model hash {layout.model_hash[:12]} does not match "
@@ -130,7 +149,29 @@ def decode(data: bytes, path: str = "<bytes>", check: bool = True) -> Artifact:
                         f"structure or by a compiler that hashes structures differently; "
                         f"recompile it with `pcc compile`")
     check_message(layout, f"{path} (layout section)", model)
-    return Artifact(manifest, model, layout)
+    return Artifact(manifest, model, layout, sections)
+
+
+def _read_sections(data: bytes, pos: int, manifest: dict, path: str
+                   ) -> tuple[dict[str, memoryview], int]:
+    """The named sections the manifest lists (issue #16 A), as views."""
+    listed = manifest.get("sections", [])
+    if not isinstance(listed, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)
+            and isinstance(e[1], int) for e in listed):
+        raise LoadError(f"{path}: malformed manifest: sections {str(listed)[:80]!r}")
+    view, out = memoryview(data), {}
+    for name, length in listed:
+        if pos + 8 > len(data):
+            raise LoadError(f"{path}: truncated before section {name}")
+        (n,) = struct.unpack_from("<Q", data, pos)
+        pos += 8
+        if n != length or pos + n > len(data):
+            raise LoadError(f"{path}: truncated or mislabelled section {name} "
+                            f"({min(n, len(data) - pos)} of {length} bytes)")
+        out[name] = view[pos: pos + n]
+        pos += n
+    return out, pos
 
 
 def _check_manifest(manifest: Any, path: str) -> None:

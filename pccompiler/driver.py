@@ -96,7 +96,9 @@ def inline_tensors(model: pcir.Model) -> pcir.Model:
 def compile(root_or_model: Any, backend: str | None = None, device: str | None = None,
             pipeline: str | None = None, cache: Any = None, dtype: str = "float32",
             pass_options: dict | None = None, print_after: Any = None, check_each: bool = False,
-            check: bool | None = None, rerun: bool = False, **backend_options: Any):
+            check: bool | None = None, rerun: bool = False, target: str | None = None,
+            batch_sizes: Any = (1, 512, 4096), data_dtypes: Any = ("uint8", "int64"),
+            **backend_options: Any):
     """Run the passes on a circuit and compile it for a backend.
 
     root_or_model: a pcir.Model, a builder group (lowered first) or a path.
@@ -113,35 +115,93 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     check_each or rerun=True ask to see the passes work (they then run and
     the result is stored). Returns a
     CompiledCircuit; its `compile_report` holds the pass report.
+
+    target: a GPU ("cuda:sm_90") to build the triton backend's kernels for,
+    ahead of time, with this machine's Triton (no GPU needed): every
+    specialization the plans launch at `batch_sizes` for data of
+    `data_dtypes`. `save` stores them in the .pcc (backends/triton/aot), and
+    `load` on a matching GPU + Triton runs them without compiling. Without a
+    CUDA GPU here the returned circuit runs on the CPU with the torch
+    backend (the layout is still the triton one); the saved file is for
+    triton on CUDA.
     """
     from pccompiler import passes
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
     model = as_model(root_or_model)
-    name = backend or default_backend()
-    impl = compiling_backend(name)
+    name = layout_name = backend or ("triton" if target is not None else default_backend())
+    impl = layout_impl = compiling_backend(name)
+    if target is not None:
+        name, impl, device = _aot_runner(name, device, target)
     device = check_device(device, present=False) if device is not None else default_device(name)
     impl.check(model, device=device, dtype=dtype)   # what the backend runs on, first
     check_device(device)                             # then whether this machine has it
     verify = (not lowered_here) if check is None else bool(check)
     result = passes.compile_model(model, pipeline=pipeline, options=pass_options, cache=cache,
-                                  backend=name, print_after=print_after, check_each=check_each,
+                                  backend=layout_name, print_after=print_after,
+                                  check_each=check_each,
                                   rerun=rerun,
-                                  block_limit=int(getattr(impl, "block_limit",
+                                  block_limit=int(getattr(layout_impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
                                   verify=verify)
+    run_options = backend_options
+    if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
+        run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
     circuit = impl.compile(result.model, result.layout,
-                           {"device": device, "dtype": dtype, **backend_options})
+                           {"device": device, "dtype": dtype, **run_options})
+    if target is not None:
+        from pccompiler.backends.triton.aot import build_kernels, kernel_manifest
+        circuit.aot_kernels = kernel_manifest(build_kernels(
+            result.model, result.layout, target, _int_list(batch_sizes),
+            [str(d) for d in data_dtypes], str(backend_options.get("precision", "tf32")),
+            bool(backend_options.get("compact", True))))
     return circuit.record_origin(compile_report=result.report)
 
 
+TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch")
+
+
+def _aot_runner(name: str, device: str | None, target: str
+                ) -> tuple[str, "Backend", str | None]:
+    """The backend that runs a circuit compiled with `target=`: triton on
+    CUDA when this machine has a GPU, else torch on the CPU."""
+    if name != "triton":
+        raise BackendError(f"target= builds Triton kernels: it needs backend='triton', "
+                           f"not {name!r}")
+    from pccompiler.backends.triton.aot.target import parse_target
+    parse_target(target)        # a bad name fails before any pass runs
+    if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
+        return name, compiling_backend(name), device
+    return "torch", compiling_backend("torch"), "cpu"
+
+
+def _int_list(batch_sizes: Any) -> list[int]:
+    """1,512,4096 as a list of positive ints (a string or a sequence)."""
+    items = batch_sizes.split(",") if isinstance(batch_sizes, str) else list(batch_sizes)
+    try:
+        out = [int(b) for b in items]
+    except (TypeError, ValueError):
+        raise BackendError(f"batch sizes {batch_sizes!r}: expected integers like 1,512,4096") \
+            from None
+    if not out or min(out) < 1:
+        raise BackendError(f"batch sizes {batch_sizes!r}: expected positive integers")
+    return out
+
+
 def load(path: str | os.PathLike, device: str | None = None, backend: str | None = None,
-         dtype: str | None = None):
+         dtype: str | None = None, kernels: bool | str = True):
     """Run a .pcc file: its Model and Layout go straight to the backend.
 
     The backend and dtype recorded in the file are used unless given; the
     device defaults to the recorded one when it exists here, else the CPU
-    with the torch backend.
+    with the torch backend. kernels: use the Triton kernels the file holds
+    (compiled with `target=`): their sha256 are checked (LoadError if one
+    differs) and, for triton on a matching GPU + Triton version, they go into
+    Triton's cache so no kernel compiles; on another GPU or Triton version
+    one KernelMismatchWarning says what differs. kernels=False ignores them;
+    kernels="preload" also loads them all into the GPU at once, on a thread
+    pool (backends/triton/aot/warm.py: a cold machine builds Triton's
+    launchers in parallel instead of one per first launch).
     """
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
@@ -163,8 +223,22 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
         name, impl = "torch", compiling_backend("torch")
     if backend is None and torch.device(device).type not in impl.capabilities.devices:
         name, impl = "torch", compiling_backend("torch")
+    entry = art.manifest.get("kernels")
+    if kernels and entry is not None:
+        from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
+        from pccompiler.backends.triton.aot.store import mismatch
+        from pccompiler.backends.triton.aot.warm import preload_kernels
+        if name == "triton" and torch.device(device).type == "cuda":
+            restore_kernels(entry, art.sections, os.fspath(path))
+            if kernels == "preload" and mismatch(entry) is None:
+                preload_kernels(entry, os.fspath(path), torch.device(device))
+        else:
+            verify_kernels(entry, art.sections, os.fspath(path))
     circuit = impl.compile(art.model, art.layout,
                            {"device": device, "dtype": dtype or target.get("dtype", "float32")})
+    if kernels and entry is not None and backend is None:   # a re-save (pcc train) keeps them
+        circuit.aot_kernels = (entry, {k: bytes(v) for k, v in art.sections.items()
+                                       if k.startswith("kernels/")})
     return circuit.record_origin(manifest=art.manifest)
 
 

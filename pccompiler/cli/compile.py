@@ -17,6 +17,14 @@ FILE may also be a .pcc: its Model, with the parameters it holds (trained
 ones after `pcc train`), is compiled again, e.g. for another backend:
   pcc compile trained.pcc --backend reference -o trained_ref.pcc
 
+With --target the triton backend's GPU kernels are built ahead of time for
+that GPU by this machine's Triton (no GPU needed) and stored in the .pcc:
+  pcc compile model.pcir --backend triton --target cuda:sm_90 \
+      --batch-sizes 1,512,4096 -o model.pcc
+Loading it on that GPU with the same Triton version compiles no kernel (on
+another GPU or Triton it compiles once, with one warning). `pcc dump
+--kernels model.pcc` lists them.
+
 Backends are found by name, including third-party ones registered through
 the `pccompiler.backends` entry-point group (`pcc compile --list-backends`).
 """
@@ -31,6 +39,13 @@ def register(subparsers) -> None:
                    help="backend name (default: triton with CUDA, else torch)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: the backend's)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--target", default=None, metavar="GPU",
+                   help="build and store the triton kernels for this GPU, e.g. cuda:sm_90")
+    p.add_argument("--batch-sizes", default="1,512,4096", metavar="B,B,...",
+                   help="with --target: the batch sizes to build kernels for (default 1,512,4096)")
+    p.add_argument("--data-dtypes", default="uint8,int64", metavar="T,T,...",
+                   help="with --target: integer dtypes of the data the kernels will read "
+                        "(default uint8,int64)")
     p.add_argument("--list-backends", action="store_true", help="list the known backends and exit")
     add_compile_arguments(p)
     p.set_defaults(func=run)
@@ -54,6 +69,9 @@ def run(args) -> int:
     from pccompiler.driver import compile as compile_circuit
     from pccompiler.ir.artifact import is_pcc, read_pcc
     kwargs = _pass_kwargs(args)
+    if args.target is not None:
+        kwargs.update(target=args.target, batch_sizes=args.batch_sizes,
+                      data_dtypes=[d.strip() for d in args.data_dtypes.split(",") if d.strip()])
     source = read_pcc(args.file).model if is_pcc(args.file) else args.file
     circuit = compile_circuit(source, backend=args.backend, device=args.device,
                               dtype=args.dtype, **kwargs)
@@ -61,6 +79,11 @@ def run(args) -> int:
     report = circuit.compile_report
     if report is not None and getattr(args, "time_passes", False):
         print(report.table())
+    aot = getattr(circuit, "aot_kernels", None)
+    if aot is not None:
+        print(f"compiled {args.file} for backend triton, {len(aot[0]['kernels'])} kernels for "
+              f"{aot[0]['target']} (triton {aot[0]['triton_version']}) -> {out}")
+        return 0
     print(f"compiled {args.file} for backend {circuit.backend_name} on {circuit.device} "
           f"-> {out}")
     return 0

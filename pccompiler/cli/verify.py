@@ -12,7 +12,8 @@ shapes and index ranges, normalized weights, ties; for a layout, slot and
 parameter ranges, that every slot is written once before it is read, fan-in
 and the backward plan against the forward plan (give the model with --model
 to also check placements and the model hash). A compiled .pcc file is
-checked whole: its model, and its layout against that model.
+checked whole: its model, its layout against that model, and the GPU kernels
+it stores (pcc compile --target) against their sha256.
 Prints "OK: ..." and exits 0, or one line per violation and exits 1.
 """
 
@@ -49,8 +50,13 @@ def run(args: argparse.Namespace) -> int:
         msg = art.model
         errors = ir.check(msg, collect=True)
         errors += ir.check_layout(art.layout, None if errors else msg, collect=True, deep=True)
+        errors += _kernel_errors(art, args.file)
         if not errors:
             what = f"compiled for {art.manifest.get('backend', '?')}: " + _model_line(msg)
+            if "kernels" in art.manifest:
+                entry = art.manifest["kernels"]
+                what += (f"; {len(entry['kernels'])} kernels for {entry['target']} "
+                         f"(triton {entry['triton_version']}) match their sha256")
     elif isinstance(msg := load(args.file), pcir.Layout):
         model = load(args.model, "model") if args.model else None
         errors = ir.check_layout(msg, model, collect=True, deep=True)
@@ -69,6 +75,19 @@ def run(args: argparse.Namespace) -> int:
     for exc in errors:
         print(f"  {exc}", file=sys.stderr)
     return 1
+
+
+def _kernel_errors(art, path: str) -> list[Exception]:
+    """The stored Triton kernels against their sha256 (pcc compile --target)."""
+    if "kernels" not in art.manifest:
+        return []
+    from pccompiler.backends.triton.aot.store import verify_kernels
+    from pccompiler.errors import LoadError
+    try:
+        verify_kernels(art.manifest["kernels"], art.sections, path)
+    except LoadError as exc:
+        return [exc]
+    return []
 
 
 def _model_line(model) -> str:

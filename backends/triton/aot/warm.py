@@ -1,0 +1,62 @@
+"""Load restored kernels into the GPU before the first launch, in parallel.
+
+After `store.restore_kernels` every first launch is a cache hit, but each
+still does, one after the other on the launching thread: read the cache
+files, build Triton's host-side C launcher for that signature when this
+machine has not built it yet (a C compiler run, the bulk of a cold
+machine's cost) and load the cubin. `preload_kernels` does that work for
+every stored specialization up front on a thread pool (the compiler runs
+are subprocesses), through Triton's own `JITFunction.preload`, which also
+puts each kernel in the JIT's in-memory cache under the key the launch will
+look up: the first launches then find their kernels without touching the
+file cache. Opt-in (`pccompiler.load(..., kernels="preload")`): on a
+machine whose launchers are built it loads kernels of batch sizes a run
+may never use.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
+
+from pccompiler.backends.triton.aot.store import KernelMismatchWarning
+
+
+def _load_one(kernel, spec: str) -> None:
+    ck = kernel.preload(spec)
+    init = getattr(ck, "_init_handles", None)      # private in Triton 3.x: launcher + cubin
+    if init is not None:
+        init()
+
+
+def preload_kernels(entry: Mapping[str, Any], path: str, device=None,
+                    workers: int | None = None) -> int:
+    """Preload every stored kernel of `entry` (already restored and matching
+    this machine) for the CUDA `device`; returns how many loaded. Failures
+    cost one warning: those kernels load on first use as usual."""
+    import torch
+    from pccompiler.backends.triton.aot.record import all_kernels
+    index = torch.device(device if device is not None else "cuda").index
+    index = torch.cuda.current_device() if index is None else index
+    torch.cuda.synchronize(index)        # the CUDA context exists before the workers start
+    by_name = {k.fn.__name__: k for k in all_kernels()}
+    jobs = [(by_name[k["name"]], k["spec"]) for k in entry["kernels"] if k.get("name") in by_name]
+    errors: list[str] = []
+
+    def run(job) -> bool:
+        try:
+            torch.cuda.set_device(index)     # Triton asks torch for the thread's device
+            _load_one(*job)
+            return True
+        except Exception as exc:  # the first launch redoes this and reports real errors
+            errors.append(f"{job[0].fn.__name__}: {type(exc).__name__}: {exc}")
+            return False
+
+    with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
+        loaded = sum(pool.map(run, jobs))
+    if errors:
+        warnings.warn(f"{path}: {len(errors)} stored kernel(s) not preloaded ({errors[0]}); "
+                      f"they load on first use", KernelMismatchWarning, stacklevel=3)
+    return loaded

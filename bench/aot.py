@@ -1,0 +1,207 @@
+"""Cold start: seconds from `load` to the first log-likelihood and to the end
+of the first EM step, each in a fresh process with an empty Triton cache.
+
+Paths compared per case (bench/race_cases.py):
+  jit        today's path: the .pcc loaded with kernels=False, so Triton
+             compiles every kernel on first use
+  aot        the .pcc built with `target=` for this GPU: kernels restored from
+             the artifact, zero compilations; the empty cache still builds
+             Triton's host-side launchers (C, once per machine)
+  aot_host   as aot, but the cache already holds those launchers from an
+             earlier run (every kernel deleted from it): what a second
+             artifact costs on the same machine
+  aot_pre    as aot (empty cache), loaded with kernels="preload": every
+             stored kernel and its launcher loaded at once on a thread pool
+  pyjuice    (--pyjuice) the PyJuice bridge + juice.compile + first forward
+             and first MiniBatchEM step (forward, backward, opt.step)
+
+    PYTHONPATH=/tmp/pcc:bench python3 bench/aot.py --cases hclt32,pd128 --out OUT.md
+
+Each timed run is a subprocess (`--child ...`); CUDA is initialised before
+the clock starts in every path, so the numbers leave out context creation.
+The batch is `--batch` uniform random categories (seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STEP_SIZE, PSEUDOCOUNT = 0.1, 0.1
+
+
+def _data(num_cats: int, num_vars: int, batch: int):
+    import torch
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, num_cats, (batch, num_vars), generator=gen).cuda()
+
+
+def child_build(case_name: str, path: str, batch: int) -> dict:
+    import pccompiler
+    from pccompiler.backends.triton.aot.target import current_target, target_name
+    from race_cases import all_cases
+    case = all_cases()[case_name]
+    t0 = time.perf_counter()
+    model = case.build()
+    t1 = time.perf_counter()
+    circuit = pccompiler.compile(model, backend="triton", target=target_name(current_target()),
+                                 batch_sizes=[batch], data_dtypes=["int64"])
+    t2 = time.perf_counter()
+    circuit.save(path)
+    entry = circuit.aot_kernels[0]
+    return {"model_s": t1 - t0, "compile_s": t2 - t1, "kernels": len(entry["kernels"]),
+            "kernel_mb": sum(len(v) for v in circuit.aot_kernels[1].values()) / 1e6,
+            "num_vars": len(model.variables), "num_cats": case.num_cats}
+
+
+def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: bool | str) -> dict:
+    import torch
+    import pccompiler
+    from pccompiler.backends.triton.aot import CompileCounter
+    x = _data(num_cats, num_vars, batch)
+    torch.cuda.synchronize()
+    with CompileCounter() as counter:
+        t0 = time.perf_counter()
+        circuit = pccompiler.load(path, kernels=kernels)
+        t_load = time.perf_counter()
+        ll = circuit.log_prob(x)
+        torch.cuda.synchronize()
+        t_ll = time.perf_counter()
+        circuit.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)
+        torch.cuda.synchronize()
+        t_em = time.perf_counter()
+    return {"load_s": t_load - t0, "ll_s": t_ll - t0, "em_s": t_em - t0,
+            "mean_ll": float(ll.double().mean()), "compiled": len(counter.compiled),
+            "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits}
+
+
+def child_pyjuice(case_name: str, batch: int) -> dict:
+    import torch
+    import pyjuice as juice
+    from pyjuice_bridge import convert
+    from race_cases import all_cases
+    case = all_cases()[case_name]
+    model = case.build()
+    x = _data(case.num_cats, len(model.variables), batch)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    pc = juice.compile(convert(model, case.pyjuice_block).root, verbose=False)
+    pc.to(torch.device("cuda"))
+    with torch.no_grad():
+        pc(x)
+    torch.cuda.synchronize()
+    t_ll = time.perf_counter()
+    opt = juice.optim.MiniBatchEM(pc, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)
+    pc(x).mean().backward()
+    opt.step()
+    torch.cuda.synchronize()
+    return {"ll_s": t_ll - t0, "em_s": time.perf_counter() - t0}
+
+
+def _spawn(args: list[str], cache: str) -> dict:
+    env = dict(os.environ, TRITON_CACHE_DIR=cache)
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"aot bench child {args} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _keep_host_code(cache: str) -> None:
+    """Delete every kernel group, keep Triton's compiled launchers (.so)."""
+    for d in Path(cache).iterdir():
+        if d.is_dir() and not any(f.suffix == ".so" for f in d.iterdir()):
+            shutil.rmtree(d)
+
+
+def run_case(name: str, batch: int, work: str, pyjuice: bool) -> dict:
+    path = os.path.join(work, f"{name}.pcc")
+    fresh = lambda: tempfile.mkdtemp(dir=work, prefix="cache-")  # noqa: E731
+    row = {"case": name, "build": _spawn(["build", name, path, str(batch)], fresh())}
+    b = row["build"]
+    print(f"  {name}: built {b['kernels']} kernels ({b['kernel_mb']:.1f} MB) in "
+          f"{b['compile_s']:.1f} s", flush=True)
+    load_args = [path, str(batch), str(b["num_cats"]), str(b["num_vars"])]
+    row["jit"] = _spawn(["load", *load_args, "0"], fresh())
+    row["aot"] = _spawn(["load", *load_args, "1"], fresh())
+    row["aot_pre"] = _spawn(["load", *load_args, "preload"], fresh())
+    warm = fresh()
+    _spawn(["load", *load_args, "1"], warm)
+    _keep_host_code(warm)
+    row["aot_host"] = _spawn(["load", *load_args, "1"], warm)
+    if pyjuice:
+        row["pyjuice"] = _spawn(["pyjuice", name, str(batch)], fresh())
+    for key in ("jit", "aot", "aot_pre", "aot_host", "pyjuice"):
+        if key in row:
+            r = row[key]
+            print(f"  {name} {key:<8} LL {r['ll_s']:7.2f} s  EM {r['em_s']:7.2f} s"
+                  + (f"  compiled {r['compiled']}" if "compiled" in r else ""), flush=True)
+    return row
+
+
+def table(rows: list[dict], batch: int, command: str, machine: str) -> str:
+    out = [f"# Cold start: load -> first LL / first EM step (batch {batch}, fresh process, "
+           "empty Triton cache)", "", f"Command: `{command}`", "", f"Machine: {machine}", "",
+           "| case | kernels | jit LL s | jit EM s | aot LL s | aot EM s | aot compiled | "
+           "aot_pre LL s | aot_pre EM s | aot_host LL s | aot_host EM s | pyjuice LL s | "
+           "pyjuice EM s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda r, k: f"{r[k]:.2f}" if r else "-"   # noqa: E731
+    for row in rows:
+        pj = row.get("pyjuice")
+        out.append(f"| {row['case']} | {row['build']['kernels']} | {f(row['jit'], 'll_s')} | "
+                   f"{f(row['jit'], 'em_s')} | {f(row['aot'], 'll_s')} | {f(row['aot'], 'em_s')} | "
+                   f"{row['aot']['compiled']} | {f(row['aot_pre'], 'll_s')} | "
+                   f"{f(row['aot_pre'], 'em_s')} | {f(row['aot_host'], 'll_s')} | "
+                   f"{f(row['aot_host'], 'em_s')} | {f(pj, 'll_s')} | {f(pj, 'em_s')} |")
+    out += ["", "aot: kernels from the artifact, Triton's launchers built in the empty cache; "
+            "aot_pre: the same with load(kernels=\"preload\") (all kernels and launchers at "
+            "load, in parallel); aot_host: launchers already built on this machine (kernels "
+            "deleted from the cache)."]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        kind, rest = sys.argv[2], sys.argv[3:]
+        if kind == "build":
+            out = child_build(rest[0], rest[1], int(rest[2]))
+        elif kind == "load":
+            mode = {"0": False, "1": True}.get(rest[4], rest[4])
+            out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode)
+        else:
+            out = child_pyjuice(rest[0], int(rest[1]))
+        print(json.dumps(out))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", default="hclt32,pd128,hmm1024,bsp050")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--pyjuice", action="store_true", help="also time PyJuice's cold start")
+    ap.add_argument("--out", default=None, help="markdown results file")
+    ap.add_argument("--json", default=None, help="raw results file")
+    args = ap.parse_args()
+    import torch
+    machine = (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
+               f"triton {__import__('triton').__version__}")
+    rows: list[dict] = []
+    command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="aot-bench-") as work:
+        for name in args.cases.split(","):
+            rows.append(run_case(name.strip(), args.batch, work, args.pyjuice))
+            text = table(rows, args.batch, command, machine)   # written after every case
+            if args.out:
+                Path(args.out).write_text(text)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Triton kernels built ahead of time for sm_90 on a CPU-only machine (issue #16 A).
+
+The build runs in a subprocess without TRITON_INTERPRET (tests/triton sets
+it for this session, and it makes @triton.jit build interpreter functions).
+That subprocess also checks the load path's mechanism without a GPU: after
+the stored files are restored into an empty Triton cache, the JIT's own
+launch path (run -> binder -> cache key -> triton.compile, with no-op
+launches from the stand-in driver) finds every kernel the engine launches
+there (zero compilations), while with an empty cache each one compiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+
+from pccompiler.errors import LoadError  # noqa: E402
+from pccompiler.ir.artifact import read_pcc  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BUILD = r"""
+import json, sys, tempfile, torch
+sys.path.append(sys.argv[2])
+from factories import small_dense_model
+import pccompiler
+from triton import knobs
+from pccompiler.backends.triton.aot import CompileCounter, restore_kernels, store
+from pccompiler.backends.triton.aot.record import all_kernels, exercise
+from pccompiler.backends.triton.aot.target import cross_driver, parse_target
+from pccompiler.backends.triton.engine import TritonEngine
+from pccompiler.ir.artifact import read_pcc
+
+circuit = pccompiler.compile(small_dense_model(), backend="triton", target="cuda:sm_90",
+                             batch_sizes=[1], data_dtypes=["int64"])
+circuit.save(sys.argv[1])
+art = read_pcc(sys.argv[1])
+entry = art.manifest["kernels"]
+
+def jit_run():
+    # The JIT's own path (binder, cache key, triton.compile) for every launch
+    # the engine makes; the stand-in driver turns the launches into no-ops.
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
+    with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
+        exercise(engine, [1], [torch.int64])
+    return c
+
+out = {}
+with tempfile.TemporaryDirectory() as empty:
+    knobs.cache.dir = empty
+    out["cold"] = len(jit_run().compiled)
+with tempfile.TemporaryDirectory() as restored:
+    knobs.cache.dir = restored
+    store.mismatch = lambda entry: None       # this CPU machine stands in for the sm_90 one
+    out["written"] = restore_kernels(entry, art.sections, sys.argv[1])
+    c = jit_run()
+    out["warm_compiled"], out["warm_hits"] = c.compiled, c.hits
+with tempfile.TemporaryDirectory() as restored:
+    # kernels="preload": Triton's preload puts each kernel in the JIT's
+    # in-memory cache under the key the launches then look up
+    from pccompiler.backends.triton.aot import warm
+    knobs.cache.dir = restored
+    restore_kernels(entry, art.sections, sys.argv[1])
+    by_name = {k.fn.__name__: k for k in all_kernels()}
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
+    with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
+        for k in entry["kernels"]:
+            warm._load_one(by_name[k["name"]], k["spec"])
+        preloaded = c.hits
+        exercise(engine, [1], [torch.int64])
+    out["preload"] = {"hits": preloaded, "compiled": c.compiled, "hits_after_run": c.hits}
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    path = tmp_path_factory.mktemp("aot") / "dense_sm90.pcc"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path_factory.mktemp("triton_cache"))
+    proc = subprocess.run([sys.executable, "-c", BUILD, str(path), str(ROOT / "tests")],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return path, json.loads(line[len("RESULT "):])
+
+
+def test_kernel_list_and_checksums(built):
+    import triton
+    path, _ = built
+    art = read_pcc(str(path))
+    entry = art.manifest["kernels"]
+    assert art.manifest["backend"] == "triton" and art.manifest["target"]["device"] == "cuda"
+    assert entry["target"] == "cuda:sm_90" and entry["triton_version"] == triton.__version__
+    assert entry["batch_sizes"] == [1] and entry["data_dtypes"] == ["int64"]
+    names = {k["name"] for k in entry["kernels"]}
+    # forward, backward (compact plan: log ratios), parameter flows, EM, MPE
+    assert {"input_fwd_kernel", "product_fwd_kernel", "sum_fwd_dot_kernel",
+            "sum_bwd_flow_kernel", "sum_param_flow_kernel", "product_bwd_kernel",
+            "input_bwd_kernel", "sum_em_kernel", "categorical_em_kernel",
+            "sum_fwd_max_kernel", "log_ratio_kernel"} <= names
+    assert len({k["hash"] for k in entry["kernels"]}) == len(entry["kernels"])
+    for k in entry["kernels"]:
+        assert set(k["files"]) == {f"{k['name']}.{ext}" for ext in ("json", "cubin", "ptx")}
+        for fname, digest in k["files"].items():
+            data = bytes(art.sections[f"kernels/{k['hash']}/{fname}"])
+            assert hashlib.sha256(data).hexdigest() == digest
+        cubin = bytes(art.sections[f"kernels/{k['hash']}/{k['name']}.cubin"])
+        assert cubin[:4] == b"\x7fELF"
+        meta = json.loads(bytes(art.sections[f"kernels/{k['hash']}/{k['name']}.json"]))
+        assert meta["target"]["arch"] == 90 and meta["hash"] == k["hash"]
+    # no host code: only Triton metadata and GPU binaries
+    assert {name.rsplit(".", 1)[1] for name in art.sections} == {"json", "cubin", "ptx"}
+
+
+def test_restored_kernels_compile_nothing(built):
+    _, out = built
+    assert out["cold"] > 0                       # the same specializations compile cold
+    assert out["written"] == out["cold"]
+    assert out["warm_compiled"] == [] and out["warm_hits"] == out["cold"]
+    # preloaded kernels: the launches find them in memory, no triton.compile call at all
+    assert out["preload"] == {"hits": out["cold"], "compiled": [], "hits_after_run": out["cold"]}
+
+
+def _tampered(path: Path, tmp_path: Path) -> Path:
+    art = read_pcc(str(path))
+    k = art.manifest["kernels"]["kernels"][0]
+    cubin = bytes(art.sections[f"kernels/{k['hash']}/{k['name']}.cubin"])
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(cubin) + len(cubin) // 2
+    data[at] ^= 0x01
+    out = tmp_path / "tampered.pcc"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_tampered_kernel_byte_is_refused(built, tmp_path):
+    import pccompiler
+    bad = _tampered(built[0], tmp_path)
+    with pytest.raises(LoadError, match=r"kernel section kernels/[0-9a-f]+/\w+\.cubin does not "
+                                        r"match its sha256"):
+        pccompiler.load(str(bad))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        circuit = pccompiler.load(str(bad), kernels=False)     # ignores the kernels
+    assert circuit.log_prob([[0] * 4]).shape == (1,)
+    proc = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "verify", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1 and "does not match its sha256" in proc.stderr
+
+
+def test_mismatch_warns_once_naming_what_differs(built):
+    import triton
+    from pccompiler.backends.triton.aot import KernelMismatchWarning, restore_kernels
+    art = read_pcc(str(built[0]))
+    entry = dict(art.manifest["kernels"], triton_version="0.0.1")
+    with pytest.warns(KernelMismatchWarning) as record:
+        assert restore_kernels(entry, art.sections, "m.pcc") == 0
+    assert len(record) == 1
+    assert f"triton 0.0.1 vs {triton.__version__} here" in str(record[0].message)
+
+
+def test_dump_and_verify_list_the_kernels(built):
+    path = str(built[0])
+    dump = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "dump", "--kernels", path],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert dump.returncode == 0, dump.stderr
+    entry = read_pcc(path).manifest["kernels"]
+    assert dump.stdout.startswith(f"kernels: {len(entry['kernels'])} for cuda:sm_90")
+    assert all(k["hash"][:16] in dump.stdout for k in entry["kernels"])
+    ok = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "verify", path],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and "match their sha256" in ok.stdout
+
+
+def test_resave_keeps_the_kernels(built, tmp_path):
+    import pccompiler
+    path = str(built[0])
+    again = str(tmp_path / "again.pcc")
+    pccompiler.load(path).save(again)
+    before, after = read_pcc(path), read_pcc(again)
+    assert after.manifest["kernels"] == before.manifest["kernels"]
+    assert after.manifest["backend"] == "triton" and after.manifest["target"]["device"] == "cuda"
+    assert {k: bytes(v) for k, v in after.sections.items()} == \
+        {k: bytes(v) for k, v in before.sections.items()}
+
+
+def test_target_needs_the_triton_backend(tmp_path):
+    from pccompiler.ir import save
+    from tests.factories import small_dense_model
+    model = str(tmp_path / "m.pcir")
+    save(small_dense_model(), model)
+    proc = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "compile", model,
+                           "--backend", "torch", "--target", "cuda:sm_90"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "target= builds Triton kernels: it needs backend='triton', not 'torch'" in proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "compile", model,
+                          "--backend", "triton", "--target", "rocm:gfx90a"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and "unknown GPU target 'rocm:gfx90a'" in bad.stderr
