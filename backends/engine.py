@@ -32,13 +32,14 @@ Tied groups share parameter slots, so their statistics add up by construction.
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from pccompiler import ir
 from pccompiler.ir import pcir
+from pccompiler.ir.external_arrays import inline_arrays
 from pccompiler.backends.common.layout_index import LayoutIndex, build_layout_index
 from pccompiler.backends.common.packing import unpack_parameters
 from pccompiler.backends.common.packing_upload import pack_parameters_into
@@ -83,8 +84,11 @@ class Engine:
     """
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 arrays: Mapping[str, np.ndarray] | None = None):
         self.model = model
+        # bytes of the Model's external tensors (ir/external_arrays.py)
+        self.arrays = arrays
         self.layout = layout
         self.device = torch.device(device)
         self.dtype = dtype
@@ -103,6 +107,8 @@ class Engine:
         self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
         self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
         self.load_parameters()
+        if not any(t.HasField("external") for t in model.tensors):
+            self.arrays = None      # the Model has every byte: keep no outside array alive
 
     @property
     def index(self) -> LayoutIndex:
@@ -179,9 +185,9 @@ class Engine:
         device in the engine's dtype (backends/common/packing_upload.py: one upload
         per tensor, no float64 host copy of the whole parameter vector)."""
         if model is not None:
-            self.model = model
+            self.model, self.arrays = model, None
         pack_parameters_into(self.model, self.layout, self.sum_params.data,
-                             self.input_params.data)
+                             self.input_params.data, self.arrays)
 
     def store_parameters(self, float64: bool = False) -> pcir.Model:
         """A copy of the Model holding the current parameters (tensors keep
@@ -189,7 +195,8 @@ class Engine:
         so nothing is rounded to a narrower file dtype)."""
         sum_np = self.sum_params.detach().cpu().double().numpy()
         input_np = self.input_params.detach().cpu().double().numpy()
-        model = copy.deepcopy(self.model)
+        model = inline_arrays(self.model, self.arrays)
+        model = copy.deepcopy(model) if model is self.model else model
         if float64:
             for t in model.tensors:
                 old = ir.to_numpy(t)

@@ -47,11 +47,12 @@ class _Tensors:
     byte count with its dims, so decoding here allocates only what exists.
     """
 
-    def __init__(self, tensors):
+    def __init__(self, tensors, arrays=None):
         self.protos = {}
         for t in tensors:
             self.protos.setdefault(t.name, t)
         self.cache: dict[str, np.ndarray] = {}
+        self.arrays = arrays or {}
 
     def get(self, name: str, what: str, group: pcir.Group | None = None,
             dtypes: frozenset = FLOAT_DTYPES, ndim: int | None = None) -> np.ndarray:
@@ -70,7 +71,8 @@ class _Tensors:
         array = self.cache.get(name)
         if array is None:
             try:
-                array = to_numpy(proto)
+                array = to_numpy(proto) if name not in self.arrays else \
+                    np.asarray(self.arrays[name]).reshape(tuple(proto.dims))
             except LoadError as exc:
                 raise CheckError("tensor-data", str(exc), gid, gname) from None
             self.cache[name] = array
@@ -95,8 +97,10 @@ def _first_bad(mask: np.ndarray) -> int:
 
 # ---------------------------------------------------------------- model-wide rules
 
-def check_tensor_bytes(tensors, owner: str = "model") -> None:
-    """Names unique, dtypes known, raw byte counts equal dims * itemsize."""
+def check_tensor_bytes(tensors, owner: str = "model", arrays=None) -> None:
+    """Names unique, dtypes known, raw byte counts equal dims * itemsize.
+    A tensor may be external only when `arrays` (ir/external_arrays.py)
+    holds its bytes."""
     seen = set()
     for t in tensors:
         if not t.name:
@@ -108,10 +112,13 @@ def check_tensor_bytes(tensors, owner: str = "model") -> None:
             expected = nbytes(t)
         except LoadError as exc:
             _fail("tensor-bytes", None, str(exc), t.name)
-        if t.HasField("external"):
+        if t.HasField("external") and arrays is not None and t.name in arrays:
+            got = np.asarray(arrays[t.name]).nbytes
+        elif t.HasField("external"):
             _fail("tensor-external", None, f"tensor {t.name!r} still refers to external "
                   f"data {t.external.location!r}; load the file with ir.load()", t.name)
-        got = len(t.raw_data)
+        else:
+            got = len(t.raw_data)
         if got != expected:
             _fail("tensor-bytes", None, f"tensor {t.name!r}: dims {list(t.dims)} of "
                   f"{dtype_name(t.dtype)} need {expected} bytes, found {got}", t.name)
@@ -462,22 +469,23 @@ def _run(rule_fn: Callable[[], None], errors: list[CheckError] | None) -> bool:
         return False
 
 
-def check(model: pcir.Model, collect: bool = False) -> list[CheckError]:
+def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckError]:
     """Check every invariant of `model` (see ir/pcir.proto).
 
     Raises the first CheckError, or with `collect=True` returns the list of
-    violations (empty when the model is valid).
+    violations (empty when the model is valid). `arrays`: name -> numpy of
+    tensors held outside the message (a mapped .pcc's parameters).
     """
     errors: list[CheckError] | None = [] if collect else None
     _run(lambda: check_version(model.ir_version), errors)
-    tensors_ok = _run(lambda: check_tensor_bytes(model.tensors), errors)
+    tensors_ok = _run(lambda: check_tensor_bytes(model.tensors, arrays=arrays), errors)
     _run(lambda: _check_variables(model), errors)
     ties: dict[int, int] = {}
 
     def tie_rules():
         ties.update(_tie_map(model))
     ties_ok = _run(tie_rules, errors)
-    table = _Tensors(model.tensors)
+    table = _Tensors(model.tensors, arrays)
     if not tensors_ok:     # byte counts are wrong somewhere: decode nothing
         table.protos = {}
     header_ok: list[bool] = []

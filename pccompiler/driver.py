@@ -10,6 +10,7 @@ on the CPU.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,10 @@ def compiling_backend(name: str) -> "Backend":
     return get_backend(name)
 
 
-def as_model(root_or_model: Any) -> pcir.Model:
-    """A pcir.Model from a Model, a builder group (lowered), or a .pcir path."""
+def as_model(root_or_model: Any, arrays_out: dict | None = None) -> pcir.Model:
+    """A pcir.Model from a Model, a builder group (lowered), or a .pcir path.
+    `arrays_out` receives the builder's parameter arrays of a lowered group
+    (frontend/lowering.py `lower`)."""
     if isinstance(root_or_model, pcir.Model):
         return root_or_model
     if isinstance(root_or_model, (str, os.PathLike)):
@@ -76,7 +79,7 @@ def as_model(root_or_model: Any) -> pcir.Model:
             raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
         return inline_tensors(msg)
     from pccompiler.frontend.lowering import lower
-    return lower(root_or_model)
+    return lower(root_or_model, arrays_out=arrays_out)
 
 
 def inline_tensors(model: pcir.Model) -> pcir.Model:
@@ -117,7 +120,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     from pccompiler import passes
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
-    model = as_model(root_or_model)
+    arrays: dict = {}       # a lowered group's parameter arrays, by reference
+    model = as_model(root_or_model, arrays)
     name = backend or default_backend()
     impl = compiling_backend(name)
     device = check_device(device, present=False) if device is not None else default_device(name)
@@ -130,8 +134,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                   block_limit=int(getattr(impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
                                   verify=verify)
-    circuit = impl.compile(result.model, result.layout,
-                           {"device": device, "dtype": dtype, **backend_options})
+    # When no pass replaced the Model, the backend packs the builder's own
+    # arrays (no copy back out of protobuf); else the new Model's bytes.
+    circuit = compile_with_arrays(impl, result.model, result.layout,
+                                  {"device": device, "dtype": dtype, **backend_options},
+                                  arrays if result.model is model else None)
     return circuit.record_origin(compile_report=result.report)
 
 
@@ -146,7 +153,11 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
         device = check_device(device)
-    art = read_pcc(os.fspath(path))
+    # The parameters stay in the file's memory map and reach the backend by
+    # reference; their sha256 is computed on a thread while the backend
+    # packs them and checked before the circuit is returned (a mismatch
+    # drops the engine: ir/external_arrays.py).
+    art = read_pcc(os.fspath(path), defer_hash=True)
     target = art.manifest.get("target", {})
     name = backend or art.manifest.get("backend", "torch")
     if device is None:
@@ -163,9 +174,29 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
         name, impl = "torch", compiling_backend("torch")
     if backend is None and torch.device(device).type not in impl.capabilities.devices:
         name, impl = "torch", compiling_backend("torch")
-    circuit = impl.compile(art.model, art.layout,
-                           {"device": device, "dtype": dtype or target.get("dtype", "float32")})
+    try:
+        circuit = compile_with_arrays(impl, art.mapped_model, art.layout,
+                                      {"device": device,
+                                       "dtype": dtype or target.get("dtype", "float32")},
+                                      art.arrays)
+        art.arrays.verify()
+    except BaseException:
+        art.arrays.verify()      # a corrupt file is the first thing to report
+        raise
     return circuit.record_origin(manifest=art.manifest)
+
+
+def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
+                        options: dict, arrays: Any):
+    """impl.compile(model, layout, options, arrays=arrays); a backend whose
+    compile takes no `arrays` gets a self-contained Model instead."""
+    if not arrays:
+        return impl.compile(model, layout, options)
+    if "arrays" not in inspect.signature(impl.compile).parameters:
+        from pccompiler.ir.external_arrays import inline_arrays
+        return impl.compile(inline_arrays(model, arrays, getattr(arrays, "verify", None)),
+                            layout, options)
+    return impl.compile(model, layout, options, arrays=arrays)
 
 
 def open_circuit(path: str, backend: str | None = None, device: str | None = None,
