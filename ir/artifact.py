@@ -70,7 +70,7 @@ from pccompiler.ir import pcir
 from pccompiler.ir.external_arrays import (
     ExternalArrays, SectionHash, inline_arrays, param_tensor_names, sha256_of,
 )
-from pccompiler.ir.fileio import atomic_write_parts, check_message
+from pccompiler.ir.fileio import atomic_write_parts, check_message, skeleton
 from pccompiler.ir.tensors import _NUMPY_OF, nbytes
 from pccompiler.version import __version__
 
@@ -119,31 +119,36 @@ def _split_params(model: pcir.Model, arrays: Mapping[str, np.ndarray] | None
                   ) -> tuple[pcir.Model, list[tuple[int, memoryview]], int]:
     """(Model whose parameter tensors point into the params section,
     [(offset, bytes)] of that section, its length). Parameter bytes come
-    from `arrays` when the tensor is external there, else from raw_data."""
+    from `arrays` when it has the tensor (a mapped .pcc, an engine's current
+    parameters), else from raw_data; no other tensor may be external."""
     names = param_tensor_names(model)
-    out = pcir.Model()
-    out.CopyFrom(model)
+    out = skeleton(model)
     pieces: list[tuple[int, memoryview]] = []
     pos = 0
-    for t in out.tensors:
+    for t in model.tensors:
         if t.name not in names:
             if t.HasField("external"):
                 raise LoadError(f"tensor {t.name!r} refers to external data; "
                                 f"only parameter tensors may")
+            out.tensors.append(t)
             continue
-        if t.HasField("external"):
-            if arrays is None or t.name not in arrays:
-                raise LoadError(f"parameter tensor {t.name!r} is external but its array "
-                                f"was not supplied")
-            data = memoryview(np.ascontiguousarray(arrays[t.name])).cast("B")
+        if arrays is not None and t.name in arrays:
+            array = np.asarray(arrays[t.name])
+            if array.dtype != _NUMPY_OF.get(t.dtype):
+                raise LoadError(f"tensor {t.name!r}: array of {array.dtype} for a "
+                                f"{t.dtype} tensor")
+            data = memoryview(np.ascontiguousarray(array)).cast("B")
+        elif t.HasField("external"):
+            raise LoadError(f"parameter tensor {t.name!r} is external but its array "
+                            f"was not supplied")
         else:
             data = memoryview(t.raw_data)
         if len(data) != nbytes(t):
             raise LoadError(f"tensor {t.name!r}: {len(data)} bytes for dims {list(t.dims)}")
         pos = _align(pos, TENSOR_ALIGN)
         pieces.append((pos, data))
-        t.ClearField("raw_data")
-        t.external.CopyFrom(pcir.ExternalData(location=PARAMS, offset=pos, length=len(data)))
+        out.tensors.append(pcir.Tensor(name=t.name, dtype=t.dtype, dims=t.dims, external=(
+            pcir.ExternalData(location=PARAMS, offset=pos, length=len(data)))))
         pos += len(data)
     return out, pieces, pos
 
@@ -230,8 +235,14 @@ def write_pcc(path: str, circuit: Any, extra: dict[str, Any] | None = None,
     """Save a CompiledCircuit (its current parameters) as one .pcc file,
     streamed section by section into a temp file, then renamed."""
     opts = circuit.options
-    parts = encode_parts(circuit.to_model(), circuit.layout, circuit.backend_name,
-                         str(opts.device), opts.dtype, extra, sections)
+    if hasattr(circuit, "parameter_arrays"):    # no Model copy: the engine's arrays
+        engine = circuit.engine
+        arrays = {**(engine.arrays or {}), **circuit.parameter_arrays()}
+        model = engine.model
+    else:
+        model, arrays = circuit.to_model(), None
+    parts = encode_parts(model, circuit.layout, circuit.backend_name,
+                         str(opts.device), opts.dtype, extra, sections, arrays)
     atomic_write_parts(path, parts)
 
 

@@ -83,7 +83,7 @@ def data_file_name(path: str | os.PathLike) -> str:
 
 # ---------------------------------------------------------------- writing
 
-def _skeleton(msg: Message) -> Message:
+def skeleton(msg: Message) -> Message:
     """A copy of `msg` without its tensors (no tensor bytes are copied)."""
     out = type(msg)()
     for field, value in msg.ListFields():
@@ -269,7 +269,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
     """
     kind = kind_of(msg)
     path = check_writable(path)
-    out = _skeleton(msg)
+    out = skeleton(msg)
     chosen = _pick_external(msg, external_threshold, external, out.ByteSize())
     data_name = data_file_name(path)
     data_path = os.path.join(os.path.dirname(os.path.abspath(path)), data_name)

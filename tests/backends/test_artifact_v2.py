@@ -255,3 +255,13 @@ def test_load_onto_cuda_from_the_mapping(saved):
     path, circuit, x = saved
     loaded = pccompiler.load(path, device="cuda", backend="torch")
     torch.testing.assert_close(loaded.log_prob(x).cpu(), circuit.log_prob(x))
+
+
+def test_loaded_circuit_saves_again_and_exposes_a_plain_model(saved, tmp_path):
+    path, circuit, x = saved
+    loaded = pccompiler.load(path)
+    again = tmp_path / "again.pcc"
+    loaded.save(str(again))              # to_model reads the mapped parameters
+    torch.testing.assert_close(pccompiler.load(str(again)).log_prob(x), circuit.log_prob(x))
+    assert not any(t.HasField("external") for t in loaded.model.tensors)
+    torch.testing.assert_close(loaded.log_prob(x), circuit.log_prob(x))
