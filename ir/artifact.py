@@ -11,7 +11,9 @@ Container version 2 (all integers little-endian unless said otherwise):
 
 The manifest holds format, compiler_version, ir_version, backend,
 target {device, dtype}, pipeline, model_structure_hash, num_vars, any
-`extra` keys, and `sections`: a list of {name, offset, length, sha256}.
+`extra` keys, and `sections`: a list of {name, offset, length, sha256};
+the params entry also has `chunk_bytes` and `chunk_sha256` (the sha256 of
+each 32 MB piece), which the reader verifies on several threads at once.
 Sections written by the compiler:
 
     model    Model protobuf; its parameter tensors (input params, sum
@@ -53,6 +55,7 @@ place under a running reader is not supported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import os
@@ -81,6 +84,9 @@ HEADER = MAGIC + CONTAINER_VERSION.to_bytes(3, "big")
 SECTION_ALIGN = 4096
 TENSOR_ALIGN = 64
 PARAMS = "params"
+# The params section is also hashed in pieces of this many bytes (manifest
+# `chunk_sha256`), so a reader can verify it on several cores at once.
+CHUNK_BYTES = 32 << 20
 _RESERVED = ("model", "layout", PARAMS)
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -153,15 +159,32 @@ def _split_params(model: pcir.Model, arrays: Mapping[str, np.ndarray] | None
     return out, pieces, pos
 
 
-def _params_hash(pieces: list[tuple[int, memoryview]], length: int) -> str:
-    import hashlib
-    h, pos = hashlib.sha256(), 0
+def _params_hash(pieces: list[tuple[int, memoryview]], length: int) -> dict[str, Any]:
+    """{"sha256": of the whole params section, "chunk_bytes": CHUNK_BYTES,
+    "chunk_sha256": [sha256 of each CHUNK_BYTES piece]}: the reader checks
+    the chunks, on several threads at once."""
+    whole, chunks = hashlib.sha256(), []
+    current, filled = hashlib.sha256(), 0
+
+    def feed(data: memoryview) -> None:
+        nonlocal current, filled
+        whole.update(data)
+        while len(data):
+            take = min(len(data), CHUNK_BYTES - filled)
+            current.update(data[:take])
+            data, filled = data[take:], filled + take
+            if filled == CHUNK_BYTES:
+                chunks.append(current.hexdigest())
+                current, filled = hashlib.sha256(), 0
+    pos = 0
     for off, data in pieces:
-        h.update(bytes(off - pos))
-        h.update(data)
+        feed(memoryview(bytes(off - pos)))
+        feed(memoryview(data).cast("B"))
         pos = off + len(data)
-    h.update(bytes(length - pos))
-    return h.hexdigest()
+    feed(memoryview(bytes(length - pos)))
+    if filled:
+        chunks.append(current.hexdigest())
+    return {"sha256": whole.hexdigest(), "chunk_bytes": CHUNK_BYTES, "chunk_sha256": chunks}
 
 
 def encode_parts(model: pcir.Model, layout: pcir.Layout, backend: str, device: str,
@@ -204,7 +227,8 @@ def assemble(base: dict[str, Any], blobs: list[tuple[str, int, str, list]]
     while True:     # the manifest lists offsets that depend on its own length
         table, pos = [], reserve
         for name, length, sha, _ in blobs:
-            table.append({"name": name, "offset": pos, "length": length, "sha256": sha})
+            hashes = sha if isinstance(sha, dict) else {"sha256": sha}
+            table.append({"name": name, "offset": pos, "length": length, **hashes})
             pos = _align(pos + length, SECTION_ALIGN)
         manifest = json.dumps({**base, "sections": table}, sort_keys=True).encode()
         if 16 + len(manifest) <= reserve:
@@ -273,10 +297,10 @@ def decode(data: bytes | memoryview | mmap.mmap, path: str = "<bytes>", check: b
         raise LoadError(f"{path}: compiled by pccompiler {manifest.get('compiler_version')!r}, "
                         f"this is {__version__}; recompile it with `pcc compile`")
     pending = None
-    for name, (blob, sha) in sections.items():
+    for name, (blob, sha, chunks) in sections.items():
         if name == PARAMS:
             pending = SectionHash(blob, sha, f"{path}: the {name} section",
-                                  background=defer_hash)
+                                  background=defer_hash, chunks=chunks)
         elif sha256_of(blob) != sha:
             raise LoadError(f"{path}: the {name} section does not match its sha256 "
                             f"(corrupt file)")
@@ -332,8 +356,8 @@ def _sections_v1(view: memoryview, path: str) -> tuple[Any, dict[str, tuple[memo
     manifest = _parse_manifest(parts[0], path)
     if not isinstance(manifest, dict):
         raise LoadError(f"{path}: the manifest is not a JSON object")
-    return manifest, {"model": (parts[1], manifest.get("model_sha256")),
-                      "layout": (parts[2], manifest.get("layout_sha256"))}
+    return manifest, {"model": (parts[1], manifest.get("model_sha256"), None),
+                      "layout": (parts[2], manifest.get("layout_sha256"), None)}
 
 
 def _parse_manifest(blob: memoryview, path: str) -> Any:
@@ -385,8 +409,20 @@ def _sections_v2(view: memoryview, path: str) -> tuple[Any, dict[str, tuple[memo
         end = e["offset"] + e["length"]
     if end != size:
         raise LoadError(f"{path}: {size - end} unexpected trailing bytes")
-    return manifest, {e["name"]: (view[e["offset"]:e["offset"] + e["length"]], e["sha256"])
-                      for e in entries}
+    return manifest, {e["name"]: (view[e["offset"]:e["offset"] + e["length"]], e["sha256"],
+                                  _chunk_hashes(e, path)) for e in entries}
+
+
+def _chunk_hashes(e: dict, path: str) -> tuple[int, list[str]] | None:
+    """(chunk_bytes, [sha256 per chunk]) of a section entry that has them."""
+    if "chunk_sha256" not in e and "chunk_bytes" not in e:
+        return None
+    size, shas = e.get("chunk_bytes"), e.get("chunk_sha256")
+    if type(size) is not int or not 4096 <= size <= 1 << 40 or not isinstance(shas, list) \
+            or len(shas) != -(-e["length"] // size) \
+            or not all(isinstance(s, str) and _SHA.fullmatch(s) for s in shas):
+        raise LoadError(f"{path}: malformed chunk hashes in section entry {e['name']!r}")
+    return size, shas
 
 
 def _param_arrays(model: pcir.Model, params: memoryview, path: str) -> dict[str, np.ndarray]:

@@ -126,6 +126,7 @@ def test_bad_section_tables_are_refused(saved, tmp_path):
         "truncated file": lambda t: t[2].update(length=t[2]["length"] + 10 ** 9),
         "malformed section": lambda t: t[0].update(offset=-4096),
         "twice": lambda t: t[1].update(name="model"),
+        "malformed chunk hashes": lambda t: t[2].update(chunk_sha256=[]),
     }
     for message, change in cases.items():
         m = json.loads(json.dumps(manifest))
@@ -265,3 +266,25 @@ def test_loaded_circuit_saves_again_and_exposes_a_plain_model(saved, tmp_path):
     torch.testing.assert_close(pccompiler.load(str(again)).log_prob(x), circuit.log_prob(x))
     assert not any(t.HasField("external") for t in loaded.model.tensors)
     torch.testing.assert_close(loaded.log_prob(x), circuit.log_prob(x))
+
+
+def test_params_hashed_in_chunks_on_threads(tmp_path, monkeypatch):
+    """Small chunks: several chunk hashes, each checked; a flipped byte in
+    any chunk but the first is still refused."""
+    import pccompiler as pc
+    path = str(tmp_path / "h.pcc")
+    pccompiler.compile(pc.hclt(None, 16, num_cats=64, tree=_tiny_tree(), seed=0),
+                       backend="torch", device="cpu").save(path)
+    art = artifact.read_pcc(path)
+    monkeypatch.setattr(artifact, "CHUNK_BYTES", 4096)
+    data = artifact.encode(art.mapped_model, art.layout, "torch", "cpu", "float32",
+                           arrays=art.arrays)
+    entry = _section(data, "params")
+    assert entry["chunk_bytes"] == 4096
+    assert len(entry["chunk_sha256"]) == -(-entry["length"] // 4096) > 2
+    back = artifact.decode(data, defer_hash=True)
+    back.arrays.verify()
+    bad = bytearray(data)
+    bad[entry["offset"] + 2 * 4096 + 7] ^= 0x01
+    with pytest.raises(LoadError, match="params section does not match its sha256"):
+        artifact.decode(bytes(bad))
