@@ -429,11 +429,16 @@ def _param_arrays(model: pcir.Model, params: memoryview, path: str) -> dict[str,
     """Read-only numpy views into the params section for every external
     tensor, each range checked against the section and the tensor's size."""
     out: dict[str, np.ndarray] = {}
+    names = None
     for t in model.tensors:
         if not t.HasField("external"):
             continue
         ext = t.external
         where = f"{path}: tensor {t.name!r}"
+        names = param_tensor_names(model) if names is None else names
+        if t.name not in names:
+            raise LoadError(f"{where} is external but holds no parameters (only input "
+                            f"params and sum weights may live in the params section)")
         if ext.location != PARAMS:
             raise LoadError(f"{where} refers to section {ext.location!r}; a .pcc keeps "
                             f"external tensors in {PARAMS!r}")

@@ -153,6 +153,13 @@ def test_tensor_range_outside_its_section_is_refused(saved):
     next(t for t in model.tensors if t.name == t0.name).external.location = "layout"
     with pytest.raises(LoadError, match="refers to section 'layout'"):
         artifact._param_arrays(model, params, "f.pcc")
+    model = pcir.Model()
+    model.CopyFrom(art.mapped_model)
+    index = next(t for t in model.tensors if not t.HasField("external"))
+    index.ClearField("raw_data")
+    index.external.CopyFrom(t0.external)
+    with pytest.raises(LoadError, match="holds no parameters"):
+        artifact._param_arrays(model, params, "f.pcc")
 
 
 def test_extra_sections_round_trip(saved):
