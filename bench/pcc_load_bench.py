@@ -15,7 +15,10 @@ and its phases:
   verify        waiting for the params hash thread
 
 GB/s is the file size over the whole load (what "loading at N GB/s" means
-to a user); the params-only rate is printed too.
+to a user); the params-only rate is printed too. The first load of a file
+runs the IR checkers; later loads of the same content in one process skip
+them (ir/artifact.py `_CHECKED`; the hashes are verified every time), so
+the table gives the first load's total and the fastest load's phases.
 
   .venv/bin/python bench/pcc_load_bench.py --cases hclt512 --repeats 3
   PYTHONPATH=/tmp/pcc:bench python3 bench/pcc_load_bench.py --cases hclt512 --device cuda \\
@@ -110,15 +113,17 @@ def run_case(name: str, device: str, backend: str, repeats: int, folder: str,
         while fh.read(64 << 20):
             pass
     best: dict[str, float] | None = None
+    first = None
     for _ in range(repeats):
         phases = time_load(path, device, backend)
+        first = phases["total"] if first is None else first
         print("   load " + "  ".join(f"{k} {v:.3f} s" for k, v in phases.items()), flush=True)
         if best is None or phases["total"] < best["total"]:
             best = phases
     assert best is not None
     if not given:
         os.unlink(path)
-    return {"case": name, "bytes": size, "params": params, **best}
+    return {"case": name, "bytes": size, "params": params, "first": first, **best}
 
 
 def main() -> None:
@@ -142,11 +147,14 @@ def main() -> None:
              f"Machine: {platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or ''} "
              f"device {args.device}, backend {args.backend}; fastest of {args.repeats} loads, "
              f"warm page cache", "",
-             "| case | file MB | params MB | read_pcc s | backend s | verify wait s | total s "
-             "| file GB/s | params GB/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "First load: the IR checkers run; later loads of the same content in the process "
+             "skip them (hashes still verified), the phase columns are the fastest load.", "",
+             "| case | file MB | params MB | first load s | read_pcc s | backend s | verify wait s "
+             "| total s | file GB/s | params GB/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['bytes'] / 1e6:.0f} | {r['params'] / 1e6:.0f} | "
-                     f"{r['read_pcc']:.3f} | {r['backend']:.3f} | {r['verify']:.3f} | "
+                     f"{r['first']:.3f} | {r['read_pcc']:.3f} | {r['backend']:.3f} | {r['verify']:.3f} | "
                      f"{r['total']:.3f} | {r['bytes'] / r['total'] / 1e9:.2f} | "
                      f"{r['params'] / r['total'] / 1e9:.2f} |")
     text = "\n".join(lines)

@@ -33,11 +33,13 @@ offset and length is checked against the file size, sections may not
 overlap or be misaligned, and a tensor's range must lie inside its section
 and match its dims and dtype, all before anything is allocated or parsed.
 Every section's sha256 is verified before its content is used; the params
-section (most of the file) can instead be hashed on a thread while the
+section (most of the file) can instead be hashed on threads while the
 backend packs it (`read_pcc(defer_hash=True)`, used by `pccompiler.load`):
 `Artifact.arrays.verify()` then raises the mismatch, and the loader drops
 the engine it built, so a tampered file returns nothing
-(ir/external_arrays.py).
+(ir/external_arrays.py). A process runs the IR checkers once per content:
+loading a file whose section hashes it has checked before (and verified
+again on this load) skips them (`_CHECKED`).
 
 Version 1 files (manifest, Model and Layout as three length-prefixed
 blocks, tensors inline) still read; writers produce version 2. Writes are
@@ -320,13 +322,35 @@ def decode(data: bytes | memoryview | mmap.mmap, path: str = "<bytes>", check: b
     # a forged or buggy file must still not reach a backend unchecked (it
     # would allocate from claimed sizes or index out of range): run the
     # checkers, which raise InvalidFileError (a LoadError with the rule).
-    if check:
+    key = _content_key(sections)
+    if check and key not in _CHECKED:
         try:
             _check_ir(model, layout, arrays, path)
         except LoadError:
             arrays.verify()     # corrupt bytes are the first thing to report
             raise
+        arrays.on_verified.append(lambda: _remember(key))
+    if not defer_hash:
+        arrays.verify()         # nothing pending: runs the callbacks
     return art
+
+
+# Content this process has already run the IR checkers on, by the hashes of
+# its sections (which every load verifies against the bytes before it
+# returns): loading the same file again skips the checkers, not the hashes.
+_CHECKED: dict[str, None] = {}
+_CHECKED_MAX = 64
+
+
+def _content_key(sections: dict[str, tuple]) -> str:
+    listing = sorted((name, sha, chunks) for name, (_, sha, chunks) in sections.items())
+    return sha256_of(json.dumps(listing).encode())
+
+
+def _remember(key: str) -> None:
+    _CHECKED[key] = None
+    while len(_CHECKED) > _CHECKED_MAX:
+        del _CHECKED[next(iter(_CHECKED))]
 
 
 def _check_ir(model: pcir.Model, layout: pcir.Layout, arrays: ExternalArrays, path: str) -> None:

@@ -55,6 +55,9 @@ class ExternalArrays(Mapping[str, np.ndarray]):
                  pending: "SectionHash | None" = None):
         self._arrays = dict(arrays)
         self._pending = pending
+        # run once, after the bytes are known good (ir/artifact.py's memo
+        # of checked content)
+        self.on_verified: list[Callable[[], None]] = []
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._arrays[name]
@@ -70,6 +73,9 @@ class ExternalArrays(Mapping[str, np.ndarray]):
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+        callbacks, self.on_verified = self.on_verified, []
+        for callback in callbacks:
+            callback()
 
 
 class SectionHash:

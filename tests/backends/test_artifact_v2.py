@@ -295,3 +295,23 @@ def test_params_hashed_in_chunks_on_threads(tmp_path, monkeypatch):
     bad[entry["offset"] + 2 * 4096 + 7] ^= 0x01
     with pytest.raises(LoadError, match="params section does not match its sha256"):
         artifact.decode(bytes(bad))
+
+
+def test_same_content_is_checked_once_but_hashed_every_time(tmp_path, monkeypatch):
+    import pccompiler as pc
+    path = str(tmp_path / "c.pcc")
+    pccompiler.compile(pc.hclt(None, 8, num_cats=16, tree=_tiny_tree(), seed=3),
+                       backend="torch", device="cpu").save(path)
+    calls = []
+    real = artifact._check_ir
+    monkeypatch.setattr(artifact, "_check_ir", lambda *a: (calls.append(1), real(*a)))
+    pccompiler.load(path)
+    pccompiler.load(path)
+    artifact.read_pcc(path)
+    assert len(calls) == 1
+    data = bytearray(open(path, "rb").read())
+    data[_section(bytes(data), "params")["offset"] + 9] ^= 0x01   # same manifest
+    (tmp_path / "bad.pcc").write_bytes(bytes(data))
+    with pytest.raises(LoadError, match="params section does not match its sha256"):
+        pccompiler.load(str(tmp_path / "bad.pcc"))
+    assert len(calls) == 1
