@@ -90,7 +90,8 @@ PARAMS = "params"
 # `chunk_sha256`), so a reader can verify it on several cores at once.
 CHUNK_BYTES = 32 << 20
 _RESERVED = ("model", "layout", PARAMS)
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+# Section names: plain keys (never file paths), e.g. "kernels/<sha>".
+_NAME = re.compile(r"[A-Za-z0-9_./:\-]{1,200}")
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -195,8 +196,9 @@ def encode_parts(model: pcir.Model, layout: pcir.Layout, backend: str, device: s
                  arrays: Mapping[str, np.ndarray] | None = None) -> list[bytes | memoryview]:
     """The .pcc file as a list of buffers to write one after the other (no
     buffer holds the whole file). `sections`: extra named sections (names of
-    letters, digits, "_.-"; not model / layout / params). `arrays`: the
-    bytes of parameter tensors that are external in `model` (a loaded .pcc)."""
+    letters, digits and "_./:-", at most 200; not model / layout / params).
+    `arrays`: parameter tensors' bytes by name, used in place of raw_data
+    (a loaded .pcc's mapping, an engine's current parameters)."""
     for name in sections or {}:
         if not _NAME.fullmatch(name) or name in _RESERVED:
             raise ValueError(f".pcc section name {name!r} is reserved or not a plain name")

@@ -166,9 +166,11 @@ def test_extra_sections_round_trip(saved):
     art = artifact.read_pcc(saved[0])
     blob = bytes(range(256)) * 50
     data = artifact.encode(art.model, art.layout, "triton", "cuda", "float32",
-                           extra={"kernels_for": "sm90"}, sections={"kernels": blob})
+                           extra={"kernels_for": "sm90"},
+                           sections={"kernels": blob, "kernels/ab12.cubin": b"\x7fELF"})
     back = artifact.decode(data)
     assert bytes(back.sections["kernels"]) == blob
+    assert bytes(back.sections["kernels/ab12.cubin"]) == b"\x7fELF"
     assert back.manifest["kernels_for"] == "sm90"
     assert _section(data, "kernels")["offset"] % 4096 == 0
     with pytest.raises(ValueError, match="reserved"):
