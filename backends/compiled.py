@@ -163,7 +163,7 @@ class CompiledCircuit(torch.nn.Module):
     def __repr__(self) -> str:
         if "_totals" not in self.__dict__:
             from pccompiler.ir.text import model_info
-            self._totals = model_info(self.model, max_groups=0)["totals"]
+            self._totals = model_info(self.engine.model, max_groups=0)["totals"]
         t = self._totals
         dtype = str(self.engine.dtype).replace("torch.", "")
         grad = ", gradients=logits" if self.gradient_training else ""
@@ -300,7 +300,14 @@ class CompiledCircuit(torch.nn.Module):
     # ------------------------------------------------------------ data
     @property
     def model(self) -> pcir.Model:
-        return self.engine.model
+        """The compiled Model. A circuit loaded from a .pcc holds its
+        parameter tensors in the file's mapping (ir/external_arrays.py);
+        the first access copies them inline, so callers get a plain Model."""
+        engine = self.engine
+        if getattr(engine, "arrays", None) is not None:
+            from pccompiler.ir.external_arrays import inline_arrays
+            engine.model, engine.arrays = inline_arrays(engine.model, engine.arrays), None
+        return engine.model
 
     @property
     def layout(self) -> pcir.Layout:
@@ -496,6 +503,12 @@ class CompiledCircuit(torch.nn.Module):
         """The Model with the current parameters."""
         self._sync()
         return self.engine.store_parameters()
+
+    def parameter_arrays(self) -> dict:
+        """{parameter tensor name: numpy array} of the current parameters,
+        in the Model's shapes and dtypes (what `save` streams to the file)."""
+        self._sync()
+        return self.engine.parameter_arrays()
 
     def load_model_parameters(self, model: pcir.Model) -> None:
         """Take parameters from a Model of the same structure."""

@@ -31,14 +31,15 @@ Tied groups share parameter slots, so their statistics add up by construction.
 
 from __future__ import annotations
 
-import copy
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from pccompiler import ir
 from pccompiler.ir import pcir
+from pccompiler.ir.fileio import skeleton
+from pccompiler.ir.tensors import FLOAT_DTYPES
 from pccompiler.backends.common.layout_index import LayoutIndex, build_layout_index
 from pccompiler.backends.common.packing import unpack_parameters
 from pccompiler.backends.common.packing_upload import pack_parameters_into
@@ -83,8 +84,11 @@ class Engine:
     """
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 arrays: Mapping[str, np.ndarray] | None = None):
         self.model = model
+        # bytes of the Model's external tensors (ir/external_arrays.py)
+        self.arrays = arrays
         self.layout = layout
         self.device = torch.device(device)
         self.dtype = dtype
@@ -103,6 +107,8 @@ class Engine:
         self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
         self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
         self.load_parameters()
+        if not any(t.HasField("external") for t in model.tensors):
+            self.arrays = None      # the Model has every byte: keep no outside array alive
 
     @property
     def index(self) -> LayoutIndex:
@@ -179,28 +185,37 @@ class Engine:
         device in the engine's dtype (backends/common/packing_upload.py: one upload
         per tensor, no float64 host copy of the whole parameter vector)."""
         if model is not None:
-            self.model = model
+            self.model, self.arrays = model, None
         pack_parameters_into(self.model, self.layout, self.sum_params.data,
-                             self.input_params.data)
+                             self.input_params.data, self.arrays)
+
+    def parameter_arrays(self, dtype=None) -> dict[str, np.ndarray]:
+        """The current parameters as {owner tensor name: array} in each
+        tensor's shape and dtype, or all in `dtype` (no Model is built:
+        `write_pcc` streams these into the file's params section)."""
+        sum_np = self.sum_params.detach().cpu().numpy()
+        input_np = self.input_params.detach().cpu().numpy()
+        return unpack_parameters(self.model, self.layout, sum_np, input_np, dtype)
 
     def store_parameters(self, float64: bool = False) -> pcir.Model:
         """A copy of the Model holding the current parameters (tensors keep
         their names and dtypes; `float64`: parameter tensors become float64,
         so nothing is rounded to a narrower file dtype)."""
-        sum_np = self.sum_params.detach().cpu().double().numpy()
-        input_np = self.input_params.detach().cpu().double().numpy()
-        model = copy.deepcopy(self.model)
-        if float64:
-            for t in model.tensors:
-                old = ir.to_numpy(t)
-                if old.dtype.kind == "f" and old.dtype != np.float64:
-                    t.CopyFrom(ir.from_numpy(old.astype(np.float64), t.name))
-        arrays = unpack_parameters(model, self.layout, sum_np, input_np)
-        for t in model.tensors:
+        arrays = self.parameter_arrays(np.float64 if float64 else None)
+        model = skeleton(self.model)
+        for t in self.model.tensors:
             if t.name in arrays:
-                old = ir.to_numpy(t)
-                new = np.asarray(arrays[t.name], dtype=old.dtype).reshape(old.shape)
-                t.CopyFrom(ir.from_numpy(new, t.name))
+                new = arrays[t.name]
+            elif t.HasField("external"):
+                new = np.asarray(self.arrays[t.name]).reshape(tuple(t.dims))
+            elif float64 and t.dtype in FLOAT_DTYPES:
+                new = ir.to_numpy(t)
+            else:
+                model.tensors.append(t)
+                continue
+            if float64 and new.dtype.kind == "f":
+                new = new.astype(np.float64, copy=False)
+            model.tensors.append(ir.from_numpy(new, t.name))
         return model
 
     @property

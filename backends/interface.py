@@ -65,7 +65,11 @@ class Backend:
     capabilities: Capabilities = Capabilities()
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
-                options: CompileOptions | Mapping[str, Any] | None = None) -> "CompiledCircuit":
+                options: CompileOptions | Mapping[str, Any] | None = None,
+                arrays: Mapping[str, Any] | None = None) -> "CompiledCircuit":
+        """A CompiledCircuit of (model, layout). `arrays`: name -> numpy of
+        the Model's tensors held outside the message (ir/external_arrays.py:
+        a mapped .pcc, the frontend's arrays), read in place of raw_data."""
         raise NotImplementedError
 
     def check(self, model: pcir.Model | None = None, query: str | None = None,

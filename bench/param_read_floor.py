@@ -32,17 +32,13 @@ import race_cases  # noqa: E402
 
 import pccompiler  # noqa: E402
 from pccompiler.ir import pcir  # noqa: E402
+from pccompiler.ir.external_arrays import param_tensor_names  # noqa: E402
 
 CHUNK = 32 << 20
 
 
 def param_tensors(model: pcir.Model) -> list[pcir.Tensor]:
-    names = set()
-    for g in model.groups:
-        if g.kind == pcir.INPUT and g.input.params:
-            names.add(g.input.params)
-        elif g.kind == pcir.SUM and g.sum.weights:
-            names.add(g.sum.weights)
+    names = param_tensor_names(model)
     return [t for t in model.tensors if t.name in names]
 
 

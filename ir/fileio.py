@@ -83,7 +83,7 @@ def data_file_name(path: str | os.PathLike) -> str:
 
 # ---------------------------------------------------------------- writing
 
-def _skeleton(msg: Message) -> Message:
+def skeleton(msg: Message) -> Message:
     """A copy of `msg` without its tensors (no tensor bytes are copied)."""
     out = type(msg)()
     for field, value in msg.ListFields():
@@ -236,11 +236,18 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     old file is untouched; the OSError propagates (callers decide whether it
     is fatal: the layout cache only warns).
     """
+    atomic_write_parts(path, [data])
+
+
+def atomic_write_parts(path: str | os.PathLike, parts) -> None:
+    """`atomic_write` of the concatenation of `parts` (bytes-like objects),
+    written one after the other: no buffer of the whole file is built."""
     path = os.fspath(path)
     handle, tmp = _atomic_writer(path)
     try:
         with handle:
-            handle.write(data)
+            for part in parts:
+                handle.write(part)
             _finish(handle)
         os.replace(tmp, path)
         tmp = None
@@ -262,7 +269,7 @@ def save(msg: Message, path: str | os.PathLike, external_threshold: int = 1 << 2
     """
     kind = kind_of(msg)
     path = check_writable(path)
-    out = _skeleton(msg)
+    out = skeleton(msg)
     chosen = _pick_external(msg, external_threshold, external, out.ByteSize())
     data_name = data_file_name(path)
     data_path = os.path.join(os.path.dirname(os.path.abspath(path)), data_name)
@@ -500,17 +507,18 @@ def load(path: str | os.PathLike, kind: str | None = None, check: bool = False) 
 
 
 def check_message(msg: Message, path: str = "<message>",
-                  model: pcir.Model | None = None) -> None:
+                  model: pcir.Model | None = None, arrays=None) -> None:
     """Run the checker on a loaded message, raising InvalidFileError naming
     `path`, the rule and the group (a Layout is checked against `model` when
-    given, else self-checked)."""
+    given, else self-checked). `arrays`: the bytes of a Model's external
+    tensors (ir/external_arrays.py), read in place of raw_data."""
     from pccompiler.ir.checker import check as check_model
     from pccompiler.ir.layout_checker import check_layout
     try:
         if isinstance(msg, pcir.Layout):
             check_layout(msg, model)
         else:
-            check_model(msg)
+            check_model(msg, arrays=arrays)
     except CheckError as exc:
         err = InvalidFileError(exc.rule, str(exc), exc.group, exc.group_name, exc.values)
         err.args = (f"{path}: {exc}",)

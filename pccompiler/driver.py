@@ -10,6 +10,7 @@ on the CPU.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -66,8 +67,10 @@ def compiling_backend(name: str) -> "Backend":
     return get_backend(name)
 
 
-def as_model(root_or_model: Any) -> pcir.Model:
-    """A pcir.Model from a Model, a builder group (lowered), or a .pcir path."""
+def as_model(root_or_model: Any, arrays_out: dict | None = None) -> pcir.Model:
+    """A pcir.Model from a Model, a builder group (lowered), or a .pcir path.
+    `arrays_out` receives the builder's parameter arrays of a lowered group
+    (frontend/lowering.py `lower`)."""
     if isinstance(root_or_model, pcir.Model):
         return root_or_model
     if isinstance(root_or_model, (str, os.PathLike)):
@@ -76,7 +79,7 @@ def as_model(root_or_model: Any) -> pcir.Model:
             raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
         return inline_tensors(msg)
     from pccompiler.frontend.lowering import lower
-    return lower(root_or_model)
+    return lower(root_or_model, arrays_out=arrays_out)
 
 
 def inline_tensors(model: pcir.Model) -> pcir.Model:
@@ -128,7 +131,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     from pccompiler import passes
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
-    model = as_model(root_or_model)
+    arrays: dict = {}       # a lowered group's parameter arrays, by reference
+    model = as_model(root_or_model, arrays)
     name = layout_name = backend or ("triton" if target is not None else default_backend())
     impl = layout_impl = compiling_backend(name)
     if target is not None:
@@ -147,8 +151,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     run_options = backend_options
     if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
         run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
-    circuit = impl.compile(result.model, result.layout,
-                           {"device": device, "dtype": dtype, **run_options})
+    # When no pass replaced the Model, the backend packs the builder's own
+    # arrays (no copy back out of protobuf); else the new Model's bytes.
+    circuit = compile_with_arrays(impl, result.model, result.layout,
+                                  {"device": device, "dtype": dtype, **run_options},
+                                  arrays if result.model is model else None)
     if target is not None:
         from pccompiler.backends.triton.aot import build_kernels, kernel_manifest
         circuit.aot_kernels = kernel_manifest(build_kernels(
@@ -198,7 +205,9 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     (compiled with `target=`): their sha256 are checked (LoadError if one
     differs) and, for triton on a matching GPU + Triton version, they go into
     Triton's cache so no kernel compiles; on another GPU or Triton version
-    one KernelMismatchWarning says what differs. kernels=False ignores them;
+    one KernelMismatchWarning says what differs. kernels=False ignores them
+    (their sections are still checked against the container's section table,
+    like every section of the file);
     kernels="preload" also loads them all into the GPU at once, on a thread
     pool (backends/triton/aot/warm.py: a cold machine builds Triton's
     launchers in parallel instead of one per first launch).
@@ -206,7 +215,11 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
         device = check_device(device)
-    art = read_pcc(os.fspath(path))
+    # The parameters stay in the file's memory map and reach the backend by
+    # reference; their sha256 is computed on a thread while the backend
+    # packs them and checked before the circuit is returned (a mismatch
+    # drops the engine: ir/external_arrays.py).
+    art = read_pcc(os.fspath(path), defer_hash=True)
     target = art.manifest.get("target", {})
     name = backend or art.manifest.get("backend", "torch")
     if device is None:
@@ -223,23 +236,53 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
         name, impl = "torch", compiling_backend("torch")
     if backend is None and torch.device(device).type not in impl.capabilities.devices:
         name, impl = "torch", compiling_backend("torch")
-    entry = art.manifest.get("kernels")
-    if kernels and entry is not None:
-        from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
-        from pccompiler.backends.triton.aot.store import mismatch
-        from pccompiler.backends.triton.aot.warm import preload_kernels
-        if name == "triton" and torch.device(device).type == "cuda":
-            restore_kernels(entry, art.sections, os.fspath(path))
-            if kernels == "preload" and mismatch(entry) is None:
-                preload_kernels(entry, os.fspath(path), torch.device(device))
-        else:
-            verify_kernels(entry, art.sections, os.fspath(path))
-    circuit = impl.compile(art.model, art.layout,
-                           {"device": device, "dtype": dtype or target.get("dtype", "float32")})
-    if kernels and entry is not None and backend is None:   # a re-save (pcc train) keeps them
+    entry = art.manifest.get("kernels") if kernels else None
+    try:
+        if entry is not None:
+            _use_kernels(entry, art.sections, os.fspath(path), name, device, kernels)
+        circuit = compile_with_arrays(impl, art.mapped_model, art.layout,
+                                      {"device": device,
+                                       "dtype": dtype or target.get("dtype", "float32")},
+                                      art.arrays)
+        art.arrays.verify()
+    except BaseException:
+        art.arrays.verify()      # a corrupt file is the first thing to report
+        raise
+    if entry is not None and backend is None:   # a re-save (pcc train) keeps them
+        from pccompiler.backends.triton.aot.store import SECTION_PREFIX
         circuit.aot_kernels = (entry, {k: bytes(v) for k, v in art.sections.items()
-                                       if k.startswith("kernels/")})
+                                       if k.startswith(SECTION_PREFIX)})
     return circuit.record_origin(manifest=art.manifest)
+
+
+def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
+                 kernels: bool | str) -> None:
+    """The file's ahead-of-time kernels: each file checked against the
+    manifest's sha256 (the section table's sha256 was checked by read_pcc);
+    for triton on CUDA also put into Triton's cache (and, for "preload",
+    loaded into the GPU) when they were built for this GPU and Triton."""
+    from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
+    from pccompiler.backends.triton.aot.store import mismatch
+    from pccompiler.backends.triton.aot.warm import preload_kernels
+    if name == "triton" and torch.device(device).type == "cuda":
+        restore_kernels(entry, sections, path)
+        if kernels == "preload" and mismatch(entry) is None:
+            preload_kernels(entry, path, torch.device(device))
+    else:
+        verify_kernels(entry, sections, path)
+
+
+def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
+                        options: dict, arrays: Any):
+    """impl.compile(model, layout, options, arrays=arrays); a backend whose
+    compile takes no `arrays` gets a self-contained Model instead."""
+    if not arrays:
+        return impl.compile(model, layout, options)
+    if "arrays" not in inspect.signature(impl.compile).parameters:
+        from pccompiler.ir.external_arrays import inline_arrays
+        return impl.compile(inline_arrays(model, arrays, getattr(arrays, "verify", None)),
+                            layout, options)
+    return impl.compile(model, layout, options, arrays=arrays)
 
 
 def open_circuit(path: str, backend: str | None = None, device: str | None = None,

@@ -37,13 +37,15 @@ from __future__ import annotations
 import math
 import warnings
 from operator import attrgetter
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from pccompiler import ir
+from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
-from pccompiler.ir.tensors import _NUMPY_OF
+from pccompiler.ir.tensors import _NUMPY_OF, dtype_name
 from pccompiler.backends.common.packing import check_param_count, param_owners, sum_packed_order
 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
@@ -77,7 +79,8 @@ def _upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torc
 
 @torch.no_grad()
 def pack_parameters_into(model: pcir.Model, layout: pcir.Layout, sum_params: torch.Tensor,
-                         input_params: torch.Tensor) -> None:
+                         input_params: torch.Tensor,
+                         arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Write the Model's parameters into `sum_params` / `input_params`
     (same layout as packing.pack_parameters; reserved entries 0).
 
@@ -86,13 +89,30 @@ def pack_parameters_into(model: pcir.Model, layout: pcir.Layout, sum_params: tor
     host holds one tensor (CPU target) or one pinned chunk ring plus one
     tensor (device target) at a time; decoding all of them first, as a
     TensorTable would, page-faults ~1 GB of fresh memory on a big HCLT
-    (seconds on a small VM). Only the entries no owner covers are zeroed."""
+    (seconds on a small VM). Only the entries no owner covers are zeroed.
+
+    `arrays` (ir/external_arrays.py): tensors whose bytes are held outside
+    the Model (a memory-mapped .pcc, the frontend's arrays); they are read
+    in place, with no protobuf copy, and take precedence over raw_data."""
     protos = {t.name: t for t in model.tensors}
     jobs = _jobs(model, layout, sum_params, input_params)
     if sum_params.device.type == "cpu" and input_params.device.type == "cpu":
-        _pack_jobs(jobs, protos)
+        _pack_jobs(jobs, protos, arrays)
     else:
-        _pack_batched(jobs, protos)
+        _pack_batched(jobs, protos, arrays=arrays)
+
+
+def _values(proto: pcir.Tensor, arrays: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """The tensor's values: the external array when `arrays` has it (checked
+    against dims and dtype), else decoded from the message."""
+    if arrays is not None and proto.name in arrays:
+        array = np.asarray(arrays[proto.name])
+        if array.dtype != _NUMPY_OF.get(proto.dtype) or array.size != math.prod(proto.dims):
+            raise LoadError(f"tensor {proto.name!r}: the external array is {array.dtype} "
+                            f"{list(array.shape)}, the Model says {list(proto.dims)} of "
+                            f"{dtype_name(proto.dtype)}")
+        return array.reshape(tuple(proto.dims))
+    return ir.to_numpy(proto)
 
 
 def _jobs(model, layout, sum_params, input_params) -> list:
@@ -110,17 +130,18 @@ def _jobs(model, layout, sum_params, input_params) -> list:
     return jobs
 
 
-def _pack_jobs(jobs, protos: dict[str, pcir.Tensor]) -> None:
+def _pack_jobs(jobs, protos: dict[str, pcir.Tensor],
+               arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Pack each (group, placement, target) of `jobs`, one tensor at a time
     (CPU targets, and the reference the batched path is tested against)."""
     views: dict[int, np.ndarray] = {}
     for g, p, target in jobs:
         start, count = int(p.param_start), int(p.param_count)
         if g.kind == pcir.INPUT:
-            values = ir.to_numpy(protos[g.input.params])
+            values = _values(protos[g.input.params], arrays)
             shape, axes = (values.size,), (0,)
         else:
-            values = ir.to_numpy(protos[g.sum.weights])
+            values = _values(protos[g.sum.weights], arrays)
             shape, axes = sum_packed_order(g, values.shape, int(p.block_size) or 1)
         check_param_count(g, values.size, count)
         if target.device.type == "cpu":     # numpy's strided copy is ~8x torch's on the CPU
@@ -144,7 +165,7 @@ class _Job:
         self.shape, self.axes, self.nbytes = shape, axes, nbytes
 
 
-def _plan_batched(jobs, protos):
+def _plan_batched(jobs, protos, arrays=None):
     """({(target id, IR dtype): [_Job] in packed order}, [jobs left to the
     per-tensor path]). Raises what the per-tensor path raises for a tensor
     it cannot decode and PassError for a wrong parameter count, all before
@@ -159,7 +180,9 @@ def _plan_batched(jobs, protos):
         dims = tuple(proto.dims)
         dtype = proto.dtype
         itemsize = _ITEMSIZE.get(dtype)
-        if itemsize is None or proto.HasField("external") or (dims and min(dims) < 0):
+        if arrays is not None and proto.name in arrays:
+            _values(proto, arrays)      # dims and dtype agree with the array
+        elif itemsize is None or proto.HasField("external") or (dims and min(dims) < 0):
             ir.to_numpy(proto)          # raises the per-tensor path's LoadError
             slow.append(job)
             continue
@@ -272,13 +295,13 @@ class _ChunkRing:
 
 @torch.no_grad()
 def _pack_batched(jobs, protos: dict[str, pcir.Tensor], chunk_bytes: int = CHUNK_BYTES,
-                  segment_bytes: int = SEGMENT_BYTES, direct_bytes: int | None = DIRECT_BYTES
-                  ) -> None:
+                  segment_bytes: int = SEGMENT_BYTES, direct_bytes: int | None = DIRECT_BYTES,
+                  arrays: Mapping[str, np.ndarray] | None = None) -> None:
     """Pack `jobs` through host chunks, one upload per chunk and one device
     copy per merged run (module docstring). Works for CPU targets too (the
     chunks then are plain memory and every copy is synchronous), which is
     how the tests compare it with `_pack_jobs`."""
-    groups, slow = _plan_batched(jobs, protos)
+    groups, slow = _plan_batched(jobs, protos, arrays)
     total = sum(j.nbytes for members in groups.values() for j in members)
     ring = None
     for members in groups.values():
@@ -291,7 +314,7 @@ def _pack_batched(jobs, protos: dict[str, pcir.Tensor], chunk_bytes: int = CHUNK
             staging = torch.empty(seg_bytes, dtype=torch.uint8, device=target.device)
             pos = 0
             for job in seg:
-                raw = job.proto.raw_data
+                raw = _raw_bytes(job.proto, arrays)
                 if len(raw) != job.nbytes:
                     ir.to_numpy(job.proto)       # raises the byte-count LoadError
                 if direct_bytes is not None and job.nbytes >= direct_bytes:
@@ -320,7 +343,14 @@ def _pack_batched(jobs, protos: dict[str, pcir.Tensor], chunk_bytes: int = CHUNK
                 offset += n
             del staging, values
     if slow:
-        _pack_jobs(slow, protos)
+        _pack_jobs(slow, protos, arrays)
+
+
+def _raw_bytes(proto: pcir.Tensor, arrays: Mapping[str, np.ndarray] | None):
+    """The tensor's bytes: a view of its array in `arrays`, else raw_data (a copy)."""
+    if arrays is not None and proto.name in arrays:
+        return memoryview(np.ascontiguousarray(arrays[proto.name])).cast("B")
+    return proto.raw_data
 
 
 def _zero_gaps(target: torch.Tensor, ranges: list[tuple[int, int]]) -> None:

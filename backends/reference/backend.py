@@ -15,6 +15,7 @@ from pccompiler.backends.compiled import CompiledCircuit
 from pccompiler.backends.interface import Backend, Capabilities, CompileOptions
 from pccompiler.backends.reference.engine import BACKEND, ReferenceEngine
 from pccompiler.ir import pcir
+from pccompiler.ir.external_arrays import inline_arrays
 
 
 class ReferenceBackend(Backend):
@@ -30,8 +31,10 @@ class ReferenceBackend(Backend):
         dtypes=frozenset({"float32", "float64"}))
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
-                options: CompileOptions | Mapping[str, Any] | None = None) -> CompiledCircuit:
+                options: CompileOptions | Mapping[str, Any] | None = None,
+                arrays: Mapping[str, Any] | None = None) -> CompiledCircuit:
         opts = CompileOptions.from_any(options)
+        model = inline_arrays(model, arrays)     # the interpreter reads the Model's tensors
         self.check(model, device=opts.device, dtype=opts.dtype)
         opts = CompileOptions(device="cpu", dtype="float64", extra=dict(opts.extra))
         return CompiledCircuit(ReferenceEngine(model, layout), self.name, layout.pipeline, opts)

@@ -23,10 +23,12 @@ class TorchBackend(Backend):
     capabilities = Capabilities(queries=frozenset(QUERIES), devices=frozenset({"cpu", "cuda"}))
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
-                options: CompileOptions | Mapping[str, Any] | None = None) -> CompiledCircuit:
+                options: CompileOptions | Mapping[str, Any] | None = None,
+                arrays: Mapping[str, Any] | None = None) -> CompiledCircuit:
         opts = CompileOptions.from_any(options)
         self.check(model, device=opts.device, dtype=opts.dtype)
-        engine = TorchEngine(model, layout, torch.device(opts.device), torch_dtype(opts.dtype))
+        engine = TorchEngine(model, layout, torch.device(opts.device), torch_dtype(opts.dtype),
+                             arrays)
         return CompiledCircuit(engine, self.name, layout.pipeline, opts)
 
 

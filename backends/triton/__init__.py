@@ -42,7 +42,8 @@ class TritonBackend(Backend):
         dtypes=frozenset({"float32"}))
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
-                options: CompileOptions | Mapping[str, Any] | None = None) -> CompiledCircuit:
+                options: CompileOptions | Mapping[str, Any] | None = None,
+                arrays: Mapping[str, Any] | None = None) -> CompiledCircuit:
         from pccompiler.backends.triton.engine import TritonEngine
         opts = CompileOptions.from_any(options)
         self.check(model, device=opts.device, dtype=opts.dtype)
@@ -54,7 +55,7 @@ class TritonBackend(Backend):
         engine = TritonEngine(model, layout, device, torch.float32,
                               precision=str(opts.extra.get("precision", "tf32")),
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
-                              compact=bool(opts.extra.get("compact", True)))
+                              compact=bool(opts.extra.get("compact", True)), arrays=arrays)
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

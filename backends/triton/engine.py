@@ -57,7 +57,8 @@ class TritonEngine(Engine):
 
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
-                 precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True):
+                 precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
+                 arrays=None):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -68,7 +69,7 @@ class TritonEngine(Engine):
         self._fast_plan: TritonPlan | None = None
         self.compact = compact
         self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
-        super().__init__(model, layout, device, dtype)
+        super().__init__(model, layout, device, dtype, arrays)
         self.precision = check_precision(precision)
         self.bad_entry = torch.full((1,), self.NO_BAD_ENTRY, dtype=torch.int64,
                                     device=self.device)

@@ -41,6 +41,14 @@ c.save(sys.argv[1])
 PY
 python3 -m pccompiler.cli.main dump --kernels "$WORK/hclt32.pcc" | head -5
 python3 -m pccompiler.cli.main verify "$WORK/hclt32.pcc"
+python3 - "$WORK/hclt32.pcc" <<'PY' | tee -a "$OUT/aot_build.txt"
+import sys
+from pccompiler.ir.artifact import read_pcc
+m = read_pcc(sys.argv[1]).manifest
+kernel_sections = [e for e in m["sections"] if e["name"].startswith("kernels/")]
+print(f"container v{m['container_version']}: {len(m['sections'])} sections, "
+      f"{len(kernel_sections)} of them kernel files")
+PY
 for MODE in int64:1 uint8:1 int64:preload; do
 DT=${MODE%%:*}; KM=${MODE##*:}
 TRITON_CACHE_DIR="$WORK/cache_${DT}_$KM" python3 - "$WORK/hclt32.pcc" "$DT" "$KM" <<'PY' 2>&1 | tee -a "$OUT/aot_load.txt"

@@ -126,11 +126,15 @@ def _tensor_array(g: Group, attribute: str) -> np.ndarray:
 
 def lower(root: Group, *, name: str = "", validate: bool = True, num_vars: int | None = None,
           var_names: Sequence[str] | None = None,
-          metadata: dict[str, str] | None = None) -> pcir.Model:
+          metadata: dict[str, str] | None = None,
+          arrays_out: dict[str, np.ndarray] | None = None) -> pcir.Model:
     """Lower the circuit rooted at `root` to a Model (root = [root's id]).
 
     `num_vars` extends the variable list past the largest variable used;
-    `validate` runs `ir.check` when the checker is available.
+    `validate` runs `ir.check` when the checker is available. `arrays_out`:
+    a dict that receives {parameter tensor name: the builder's array its
+    bytes were copied from}, no copy, so `pccompiler.compile` can hand the
+    backend the arrays by reference (ir/external_arrays.py).
     """
     groups = topological_groups(root)
     ids = {id(g): i for i, g in enumerate(groups)}
@@ -175,7 +179,12 @@ def lower(root: Group, *, name: str = "", validate: bool = True, num_vars: int |
     # Tensors are made one at a time and appended, so at most one temporary
     # copy of one array is alive besides the Model's own bytes.
     for tensor_name, g, attribute in pending:
-        model.tensors.append(ir.make_tensor(tensor_name, _tensor_array(g, attribute)))
+        array = _tensor_array(g, attribute)
+        tensor = ir.make_tensor(tensor_name, array)
+        model.tensors.append(tensor)
+        if arrays_out is not None and attribute in ("params", "weights") \
+                and array.dtype.isnative:
+            arrays_out[tensor_name] = array
     if validate:
         ir.check(model)
     return model

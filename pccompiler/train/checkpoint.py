@@ -34,12 +34,8 @@ def fingerprint(args: Any, train: np.ndarray) -> dict:
 
 def write_checkpoint(path: str, circuit: Any, state: dict, prints: dict) -> None:
     """Save the circuit's current parameters and `state` to `path` atomically."""
-    from pccompiler.ir.artifact import encode
-    from pccompiler.ir.fileio import atomic_write
-    opts = circuit.options
-    data = encode(circuit.to_model(), circuit.layout, circuit.backend_name, str(opts.device),
-                  opts.dtype, extra={"training_state": {**state, "options": prints}})
-    atomic_write(path, data)
+    from pccompiler.ir.artifact import write_pcc
+    write_pcc(path, circuit, extra={"training_state": {**state, "options": prints}})
 
 
 def resume_state(circuit: Any, path: str, prints: dict) -> dict:

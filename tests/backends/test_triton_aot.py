@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import warnings
@@ -119,7 +120,17 @@ def test_kernel_list_and_checksums(built):
         meta = json.loads(bytes(art.sections[f"kernels/{k['hash']}/{k['name']}.json"]))
         assert meta["target"]["arch"] == 90 and meta["hash"] == k["hash"]
     # no host code: only Triton metadata and GPU binaries
-    assert {name.rsplit(".", 1)[1] for name in art.sections} == {"json", "cubin", "ptx"}
+    kernel_sections = {n for n in art.sections if n.startswith("kernels/")}
+    assert set(art.sections) - kernel_sections == {"model", "layout", "params"}
+    assert {name.rsplit(".", 1)[1] for name in kernel_sections} == {"json", "cubin", "ptx"}
+    # container v2: each kernel file is a section of its own, checksummed by
+    # the section table as well as by the kernels entry
+    assert art.manifest["container_version"] == 2
+    table = {e["name"]: e for e in art.manifest["sections"]}
+    for k in entry["kernels"]:
+        for fname, digest in k["files"].items():
+            e = table[f"kernels/{k['hash']}/{fname}"]
+            assert e["sha256"] == digest and e["offset"] % 4096 == 0
 
 
 def test_restored_kernels_compile_nothing(built):
@@ -143,19 +154,53 @@ def _tampered(path: Path, tmp_path: Path) -> Path:
     return out
 
 
+def _forged(bad: Path, tmp_path: Path) -> tuple[Path, str]:
+    """`bad` with the section table's sha256 of the tampered section set to
+    its new bytes' (a hand-edited file), so only the kernels entry's sha256
+    still tells."""
+    data = bytearray(bad.read_bytes())
+    (n,) = struct.unpack_from("<Q", data, 8)
+    manifest = json.loads(bytes(data[16:16 + n]))
+    for e in manifest["sections"]:
+        blob = bytes(data[e["offset"]:e["offset"] + e["length"]])
+        if e["name"].startswith("kernels/") and hashlib.sha256(blob).hexdigest() != e["sha256"]:
+            e["sha256"], name = hashlib.sha256(blob).hexdigest(), e["name"]
+    text = json.dumps(manifest, sort_keys=True).encode()
+    assert len(text) == n        # same length: only one hex digest changed
+    data[16:16 + n] = text
+    out = tmp_path / "forged.pcc"
+    out.write_bytes(bytes(data))
+    return out, name
+
+
+def _verify_cli(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "verify", str(path)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
 def test_tampered_kernel_byte_is_refused(built, tmp_path):
     import pccompiler
     bad = _tampered(built[0], tmp_path)
-    with pytest.raises(LoadError, match=r"kernel section kernels/[0-9a-f]+/\w+\.cubin does not "
-                                        r"match its sha256"):
-        pccompiler.load(str(bad))
+    # the section table catches it first: a corrupt file, with or without kernels
+    for kernels in (True, False):
+        with pytest.raises(LoadError, match=r"the kernels/[0-9a-f]+/\w+\.cubin section does "
+                                            r"not match its sha256"):
+            pccompiler.load(str(bad), kernels=kernels)
+    proc = _verify_cli(bad)
+    assert proc.returncode == 1 and "does not match its sha256" in proc.stderr
+
+
+def test_forged_section_table_is_caught_by_the_kernels_entry(built, tmp_path):
+    import pccompiler
+    forged, name = _forged(_tampered(built[0], tmp_path), tmp_path)
+    with pytest.raises(LoadError, match=f"kernel section {name} does not match its sha256"):
+        pccompiler.load(str(forged))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        circuit = pccompiler.load(str(bad), kernels=False)     # ignores the kernels
+        circuit = pccompiler.load(str(forged), kernels=False)     # ignores the kernels
     assert circuit.log_prob([[0] * 4]).shape == (1,)
-    proc = subprocess.run([sys.executable, "-m", "pccompiler.cli.main", "verify", str(bad)],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 1 and "does not match its sha256" in proc.stderr
+    proc = _verify_cli(forged)
+    assert proc.returncode == 1 and f"kernel section {name} does not match" in proc.stderr
 
 
 def test_mismatch_warns_once_naming_what_differs(built):

@@ -202,27 +202,49 @@ def _load_file(path: str, kind: str) -> None:
         ir.load(path, check=True)
 
 
+def _pcc_sections(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    """(manifest without its table, {name: section bytes}) of a v2 .pcc."""
+    n = int.from_bytes(data[8:16], "little")
+    manifest = json.loads(data[16:16 + n])
+    table = manifest.pop("sections")
+    return manifest, {e["name"]: data[e["offset"]:e["offset"] + e["length"]] for e in table}
+
+
 def reseal(rng, data: bytes, mutate) -> bytes:
     """Mutate the Model or Layout section of .pcc bytes and recompute the
     manifest's checksums (a forged file: only the content checks can catch it)."""
     import hashlib
-    from pccompiler.ir.artifact import HEADER
-    pos, parts = len(HEADER), []
-    for _ in range(3):
-        n = int.from_bytes(data[pos:pos + 8], "little")
-        parts.append(data[pos + 8:pos + 8 + n])
-        pos += 8 + n
-    which = 1 + int(rng.integers(0, 2))
-    parts[which] = mutate(rng, parts[which])
-    manifest = json.loads(parts[0])
-    manifest["model_sha256"] = hashlib.sha256(parts[1]).hexdigest()
-    manifest["layout_sha256"] = hashlib.sha256(parts[2]).hexdigest()
-    parts[0] = json.dumps(manifest).encode()
-    return HEADER + b"".join(len(p).to_bytes(8, "little") + p for p in parts)
+    from pccompiler.ir.artifact import assemble
+    manifest, sections = _pcc_sections(data)
+    which = ("model", "layout")[int(rng.integers(0, 2))]
+    sections[which] = mutate(rng, sections[which])
+    blobs = [(name, len(b), hashlib.sha256(b).hexdigest(), [(0, b)])
+             for name, b in sections.items()]
+    return b"".join(bytes(p) for p in assemble(manifest, blobs))
+
+
+def damage_table(rng, data: bytes) -> bytes:
+    """A huge manifest length, or a huge offset / length in the section table."""
+    blob = bytearray(data)
+    huge = HUGE[int(rng.integers(0, len(HUGE)))] % 2 ** 64
+    n = int.from_bytes(data[8:16], "little")
+    if rng.random() < 0.3:
+        blob[8:16] = huge.to_bytes(8, "little")
+        return bytes(blob)
+    manifest = json.loads(data[16:16 + n])
+    entry = manifest["sections"][int(rng.integers(0, len(manifest["sections"])))]
+    entry[("offset", "length")[int(rng.integers(0, 2))]] = huge
+    text = json.dumps(manifest).encode()
+    first = min(e["offset"] for e in json.loads(data[16:16 + n])["sections"])
+    if 16 + len(text) > first:
+        return bytes(blob[:16 + n // 2])
+    blob[8:16] = len(text).to_bytes(8, "little")
+    blob[16:16 + len(text)] = text
+    blob[16 + len(text):first] = bytes(first - 16 - len(text))
+    return bytes(blob)
 
 
 def run(seeds: str, count: int, seed: int) -> dict:
-    from pccompiler.ir.artifact import HEADER as PCC_HEADER
     rng = np.random.default_rng(seed)
     work = os.path.join(seeds, "work")
     os.makedirs(work, exist_ok=True)
@@ -257,13 +279,8 @@ def run(seeds: str, count: int, seed: int) -> dict:
             if op == "flip-header":
                 blob = flip(rng, originals[kind][:8]) + payload
             elif op in ("duplicate_field", "huge_varint"):
-                # the .pcc has no protobuf at its top: damage the section lengths
-                blob = bytearray(originals[kind])
-                pos = len(PCC_HEADER)
-                for _ in range(int(rng.integers(0, 3))):      # skip to section 0, 1 or 2
-                    pos += 8 + int.from_bytes(blob[pos:pos + 8], "little")
-                blob[pos:pos + 8] = (HUGE[int(rng.integers(0, len(HUGE)))] % 2 ** 64).to_bytes(8, "little")
-                blob = bytes(blob)
+                # the .pcc has no protobuf at its top: damage the section table
+                blob = damage_table(rng, originals[kind])
             else:
                 blob = head + globals()[op](rng, payload)
         elif r < 0.05:

@@ -202,23 +202,20 @@ def test_hypothesis_mutated_model_loads_or_raises_load_error(tmp_path, edits, cu
 
 # ---------------------------------------------------------------- .pcc
 def _reseal(data: bytes, manifest_edit=None, model_edit=None) -> bytes:
-    """.pcc bytes with edited sections and recomputed checksums (a forger's file)."""
-    pos, parts = len(artifact.HEADER), []
-    for _ in range(3):
-        (n,) = struct.unpack_from("<Q", data, pos)
-        parts.append(data[pos + 8: pos + 8 + n])
-        pos += 8 + n
-    manifest = json.loads(parts[0])
+    """.pcc bytes with edited sections and recomputed checksums (a forger's
+    file; its Model keeps every tensor inline, which version 2 allows)."""
+    art = artifact.decode(data, check=False)
+    model = pcir.Model()
+    model.CopyFrom(art.model)
     if model_edit is not None:
-        model = pcir.Model.FromString(parts[1])
         model_edit(model)
-        parts[1] = model.SerializeToString()
+    manifest = {k: v for k, v in art.manifest.items() if k != "sections"}
     if manifest_edit is not None:
         manifest_edit(manifest)
-    manifest["model_sha256"] = hashlib.sha256(parts[1]).hexdigest()
-    manifest["layout_sha256"] = hashlib.sha256(parts[2]).hexdigest()
-    parts[0] = json.dumps(manifest).encode()
-    return artifact.HEADER + b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+    blobs = [(name, len(b), hashlib.sha256(b).hexdigest(), [(0, b)])
+             for name, b in (("model", model.SerializeToString()),
+                             ("layout", bytes(art.sections["layout"])))]
+    return b"".join(bytes(p) for p in artifact.assemble(manifest, blobs))
 
 
 @pytest.fixture(scope="module")
