@@ -21,6 +21,9 @@ step() { echo "=== [$(( $(date +%s) - T0 )) s] $*"; }
 unset TRITON_INTERPRET
 rm -rf /tmp/pcc && python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/pcc .
 export PYTHONPATH=/tmp/pcc:bench
+# the repository root holds a pccompiler/ folder without ir/: never let the
+# working directory shadow the installed package (stdin scripts, -m)
+export PYTHONSAFEPATH=1
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/machine.txt"
 
