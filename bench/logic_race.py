@@ -92,11 +92,11 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str):
+def ours_build(path: Path, device: str, precision: str):
     sync()
     t = time.perf_counter()
     model = pc.from_sdd(path)
-    circuit = pc.compile(model, backend="triton", device=device)
+    circuit = pc.compile(model, backend="triton", device=device, precision=precision)
     circuit.engine.fast_plan                      # the kernels' plan, built on first use
     sync()
     return circuit, len(model.variables), time.perf_counter() - t
@@ -189,7 +189,7 @@ def circuits(args) -> list[tuple[str, Path]]:
 
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -241,6 +241,8 @@ def main(argv=None) -> int:
     ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"))
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
+    ap.add_argument("--precision", default="ieee",
+                    help="ours: ieee (fp32 dots, KLay's accuracy) or tf32")
     ap.add_argument("--device", default="cuda",
                     help="cpu: a dry run of the script under TRITON_INTERPRET=1")
     ap.add_argument("--out", default=".")
@@ -271,7 +273,8 @@ def report(rows, profiles, machine, args) -> str:
         sys.argv[1:])
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
-           f"timings after {args.warmup} warm-up calls. KLay"
+           f"timings after {args.warmup} warm-up calls; ours with precision "
+           f"{args.precision}. KLay"
            f"{' + torch.compile' if args.klay_compile else ' eager (torch.vmap)'}.",
            "", f"Command: `{cmd}`", "",
            "| circuit | vars | SDD nodes | ours file->exe s | KLay file->exe s | ours first call ms "

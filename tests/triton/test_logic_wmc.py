@@ -28,7 +28,7 @@ def _grads(circuit, w0: np.ndarray, coef: np.ndarray, dtype) -> tuple[np.ndarray
 
 def test_tiny_wmc_and_gradients(tmp_path, device):
     model = pc.from_sdd(write(tmp_path))
-    circuit = pc.compile(model, backend="triton", device=str(device))
+    circuit = pc.compile(model, backend="triton", device=str(device), precision="ieee")
     rng = np.random.default_rng(0)
     w0 = rng.uniform(0.05, 0.95, size=(5, 3))
     coef = rng.uniform(-1, 1, size=5)                   # a non-uniform incoming gradient
@@ -50,7 +50,7 @@ def test_tiny_wmc_and_gradients(tmp_path, device):
 def test_random_cnf_wmc_gradients_and_mpe(tmp_path, device):
     path, x, sat = random_cnf_sdd(tmp_path, np.random.default_rng(1), 7, 9)
     model = pc.from_sdd(path)
-    circuit = pc.compile(model, backend="triton", device=str(device))
+    circuit = pc.compile(model, backend="triton", device=str(device), precision="ieee")
     rng = np.random.default_rng(1)
     w0 = rng.uniform(0.05, 0.95, size=(4, x.shape[1]))
     coef = rng.uniform(0.5, 1.5, size=4)
