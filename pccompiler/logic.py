@@ -51,6 +51,10 @@ def _soft(engine, weights):
     import torch
 
     num_vars = len(engine.model.variables)
+    where = engine.sum_params.device            # a tensor's device: always indexed
+    if weights.device != where:
+        raise DataError(f"literal weights are on {weights.device}, the circuit on "
+                        f"{where}: move the weights (.to({str(where)!r}))")
     soft = torch.stack([1 - weights, weights], dim=2) if weights.dim() == 2 else weights
     if soft.dim() != 3 or tuple(soft.shape[1:]) != (num_vars, 2):
         raise DataError(f"literal weights must have shape [batch, {num_vars}] or "

@@ -19,11 +19,12 @@ from tests.logic.circuits import (assignments, brute_mpe, brute_wmc, random_cnf_
                                   tiny_formula, write)
 
 
-def _grads(circuit, w0: np.ndarray, coef: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
-    w = torch.tensor(w0, dtype=dtype, requires_grad=True)
+def _grads(circuit, w0: np.ndarray, coef: np.ndarray, dtype, device="cpu"
+           ) -> tuple[np.ndarray, np.ndarray]:
+    w = torch.tensor(w0, dtype=dtype, device=device, requires_grad=True)
     out = wmc(circuit, w)
-    (out * torch.tensor(coef, dtype=dtype)).sum().backward()
-    return out.detach().double().numpy(), w.grad.double().numpy()
+    (out * torch.tensor(coef, dtype=dtype, device=device)).sum().backward()
+    return out.detach().double().cpu().numpy(), w.grad.double().cpu().numpy()
 
 
 def test_tiny_wmc_and_gradients(tmp_path, device):
@@ -33,7 +34,7 @@ def test_tiny_wmc_and_gradients(tmp_path, device):
     w0 = rng.uniform(0.05, 0.95, size=(5, 3))
     coef = rng.uniform(-1, 1, size=5)                   # a non-uniform incoming gradient
     before = circuit.engine.input_param_flows.clone()
-    got, grad = _grads(circuit, w0, coef, torch.float32)
+    got, grad = _grads(circuit, w0, coef, torch.float32, device)
     np.testing.assert_allclose(np.exp(got), brute_wmc(tiny_formula(assignments(3)).astype(bool),
                                                       assignments(3), w0), rtol=1e-6)
     np.testing.assert_allclose(got, wmc(model, w0), rtol=1e-6)
@@ -41,10 +42,13 @@ def test_tiny_wmc_and_gradients(tmp_path, device):
                            torch.float64)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-6)
     assert torch.equal(circuit.engine.input_param_flows, before)   # no EM statistics touched
-    both = torch.tensor(np.stack([1 - w0, w0], axis=2), dtype=torch.float32)
-    np.testing.assert_allclose(wmc(circuit, both).numpy(), got, rtol=1e-6)
+    both = torch.tensor(np.stack([1 - w0, w0], axis=2), dtype=torch.float32, device=device)
+    np.testing.assert_allclose(wmc(circuit, both).cpu().numpy(), got, rtol=1e-6)
     with pytest.raises(DataError, match=r"shape \[batch, 3\]"):
-        wmc(circuit, torch.rand(2, 4))
+        wmc(circuit, torch.rand(2, 4, device=device))
+    if device.type == "cuda":
+        with pytest.raises(DataError, match="move the weights"):
+            wmc(circuit, torch.rand(2, 3))
 
 
 def test_random_cnf_wmc_gradients_and_mpe(tmp_path, device):
@@ -54,12 +58,12 @@ def test_random_cnf_wmc_gradients_and_mpe(tmp_path, device):
     rng = np.random.default_rng(1)
     w0 = rng.uniform(0.05, 0.95, size=(4, x.shape[1]))
     coef = rng.uniform(0.5, 1.5, size=4)
-    got, grad = _grads(circuit, w0, coef, torch.float32)
+    got, grad = _grads(circuit, w0, coef, torch.float32, device)
     np.testing.assert_allclose(np.exp(got), brute_wmc(sat, x, w0), rtol=1e-6)
     _, ref_grad = _grads(pc.compile(model, backend="torch", dtype="float64"), w0, coef,
                          torch.float64)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-6)
-    assign, score = mpe(circuit, torch.tensor(w0, dtype=torch.float32))
+    assign, score = mpe(circuit, torch.tensor(w0, dtype=torch.float32, device=device))
     want, want_score = mpe(model, w0)
     np.testing.assert_array_equal(assign.cpu().numpy(), want)
     np.testing.assert_allclose(np.exp(score.cpu().numpy()), brute_mpe(sat, x, w0), rtol=1e-6)
