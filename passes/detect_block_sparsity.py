@@ -15,7 +15,9 @@ inside those blocks, and classifies it:
 Before giving up on a sparse group it tries node permutations found by
 co-clustering (passes/helpers/coclustering.py) of the group's own nodes and of its
 child groups, applied consistently to every reader (passes/helpers/permute.py), and
-keeps them only if they reduce the padding.
+keeps them only if they reduce the padding; it skips that search where the
+rows' and columns' edge counts alone prove that no permutation reaches the
+tolerance (blocks.padding_floor).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.ir import pcir
-from pccompiler.passes.helpers.blocks import blockify, block_stats, candidate_block
+from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block,
+                                              padding_floor)
 from pccompiler.passes.helpers.coclustering import co_cluster
 from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
 from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
@@ -162,7 +165,7 @@ def _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied) -> dict:
         _, pad = _padding(edges, b, cols)
         first_pad = pad if first_pad is None else first_pad
         note = ""
-        if pad > tol and may_permute:
+        if pad > tol and may_permute and padding_floor(edges, b) <= tol:
             found = _find_permutation(edit, g, b, cols, rd, tied)
             if found is not None and found[0] <= tol:
                 found[1](ctx)

@@ -57,7 +57,8 @@ def _sum_choose(engine, sp: SumPart, values: torch.Tensor, reached: torch.Tensor
 
 
 def _fill_inputs(engine, ip: InputPart, reached: torch.Tensor, x: torch.Tensor,
-                 missing: torch.Tensor, sample: bool, generator: torch.Generator | None) -> None:
+                 missing: torch.Tensor, sample: bool, generator: torch.Generator | None,
+                 soft: torch.Tensor | None = None) -> None:
     active = reached[ip.slot_start: ip.slot_start + ip.num_nodes] > 0            # [n, B]
     active &= missing[:, ip.node_vars].t()
     node, row = active.nonzero(as_tuple=True)
@@ -69,6 +70,8 @@ def _fill_inputs(engine, ip: InputPart, reached: torch.Tensor, x: torch.Tensor,
     if ip.dist == pcir.CATEGORICAL_DIST:
         cols = start[:, None] + torch.arange(ip.params_per_node, device=start.device)
         logp = torch.log(params[cols])
+        if soft is not None:              # literal weights: p(c) * soft[b, v, c]
+            logp = logp + torch.log(soft[row, var].to(logp.dtype))
         if sample:
             logp = logp + _gumbel(logp.shape, logp, generator)
         value = logp.argmax(1)
@@ -87,16 +90,27 @@ def _fill_inputs(engine, ip: InputPart, reached: torch.Tensor, x: torch.Tensor,
             value = value + params[start + 1] * noise
     else:
         raise NotImplementedError(f"input distribution {ip.dist}")
+    if soft is not None and ip.dist != pcir.CATEGORICAL_DIST:
+        raise NotImplementedError("soft evidence needs categorical inputs")
     x[row, var] = value.to(x.dtype)
 
 
 @torch.no_grad()
 def top_down(engine, x: torch.Tensor, missing: torch.Tensor, mode: str = "sample",
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, soft: torch.Tensor | None = None,
+             values: torch.Tensor | None = None) -> torch.Tensor:
     """Fill the missing entries of x [B, V]: conditional samples (mode
-    "sample") or a max-product completion (mode "mpe"). Returns a new tensor."""
+    "sample") or a max-product completion (mode "mpe"). Returns a new tensor.
+
+    soft [B, V, K]: per-sample weights of the categories (logic literal
+    weights) replace the evidence (every variable is then missing): "mpe"
+    gives the model of largest weight. values: the engine's forward in the
+    matching mode when the caller already ran it (it also wants the root)."""
     sample = mode == "sample"
-    values = engine.forward(x, missing, mode="sum" if sample else "max")
+    if values is None:
+        fmode = "sum" if sample else "max"
+        values = (engine.forward(x, missing, mode=fmode) if soft is None
+                  else engine.forward(x, missing, mode=fmode, soft=soft))
     idx = engine.index
     B = x.shape[0]
     out = x.clone()
@@ -111,5 +125,5 @@ def top_down(engine, x: torch.Tensor, missing: torch.Tensor, mode: str = "sample
             reached.index_add_(0, pp.child_slots.reshape(-1),
                                r[:, None, :].expand(-1, k, -1).reshape(-1, B).clone())
         for ip in layer.inputs:
-            _fill_inputs(engine, ip, reached, out, missing, sample, generator)
+            _fill_inputs(engine, ip, reached, out, missing, sample, generator, soft)
     return out

@@ -34,13 +34,18 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.engine import Engine, em_update_continuous
 from pccompiler.backends.common.upload import upload
-from pccompiler.backends.triton import launch
+from pccompiler.backends.triton import launch, soft_kernels
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
 from pccompiler.backends.triton.scratch import compact_remap
 from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
+
+
+def soft_transposed(soft: torch.Tensor) -> torch.Tensor:
+    """[B, V, K] literal weights -> fp32 [V, K, B], each weight row contiguous."""
+    return soft.detach().to(torch.float32).permute(1, 2, 0).contiguous()
 
 
 class TritonEngine(Engine):
@@ -191,12 +196,19 @@ class TritonEngine(Engine):
     # ------------------------------------------------------------ passes
     def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,
                       miss_t: torch.Tensor | None, mode_max: bool,
-                      plan: TritonPlan | None = None) -> None:
+                      plan: TritonPlan | None = None, soft_t: torch.Tensor | None = None
+                      ) -> None:
+        """soft_t [V, K, B]: per-sample weights of every categorical input's
+        categories (logic literal weights) in place of the evidence x_t."""
         plan = plan or self.plan
         params_s, params_i = self.sum_params.data, self.input_params.data
-        self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
+        if soft_t is None:
+            self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
         for layer in plan.layers:
             for part in layer.inputs:
+                if soft_t is not None:
+                    soft_kernels.soft_input_forward(part, values, params_i, soft_t, mode_max)
+                    continue
                 launch.input_forward(part, values, params_i, x_t, miss_t, mode_max,
                                      self.bad_entry)
             for part in layer.products:
@@ -206,7 +218,7 @@ class TritonEngine(Engine):
 
     def _backward_into(self, values: torch.Tensor, flows: torch.Tensor, x_t: torch.Tensor,
                        miss_t: torch.Tensor | None, plan: TritonPlan | None = None,
-                       ratio: bool = False) -> None:
+                       ratio: bool = False, soft_grad: tuple | None = None) -> None:
         """Node flows, then statistics. On a compact plan a sum layer whose
         children sit in the shared region first recomputes them (the region
         holds the last product layer's values after the forward), and
@@ -216,9 +228,14 @@ class TritonEngine(Engine):
         ratio (training): once a sum layer's flows are final they are turned
         into log(flow) - value in place, which its node-flow and parameter-
         flow kernels read instead of recomputing it per child tile; the sum
-        rows of `flows` then hold that, not flows (queries pass False)."""
+        rows of `flows` then hold that, not flows (queries pass False).
+
+        soft_grad (grad_t [V, K, B], gout [B]): the forward ran on soft
+        evidence; the input layers add the gradient of gout . log root with
+        respect to it into grad_t (soft_kernels) instead of parameter
+        statistics, and no parameter flows are computed."""
         plan = plan or self.plan
-        per_layer = plan.scratch_start is not None
+        per_layer = plan.scratch_start is not None and soft_grad is None
         params_s, params_i = self.sum_params.data, self.input_params.data
         flows[plan.root_slot].fill_(1.0)
         for li in reversed(range(len(plan.layers))):
@@ -242,10 +259,14 @@ class TritonEngine(Engine):
                 launch.product_backward(part, flows, values,
                                         plan.ratio_rows if ratio and part.ratio_out else None)
             for part in layer.inputs:
+                if soft_grad is not None:
+                    soft_kernels.soft_input_grad(part, soft_grad[0], flows, values, params_i,
+                                                 soft_grad[1])
+                    continue
                 launch.input_backward(part, flows, params_i, self.input_param_flows,
                                       None if part.dist == 0 else self._node_flows,
                                       x_t, miss_t, self.precision)
-        if not per_layer:
+        if not per_layer and soft_grad is None:
             for part in plan.merged_sums:      # every flow is final: one launch per shape
                 launch.sum_param_flows_launch(part, values, flows, params_s,
                                               self.sum_param_flows, self.precision, ratio)
@@ -253,14 +274,19 @@ class TritonEngine(Engine):
     # ------------------------------------------------------------ Engine API
     @torch.no_grad()
     def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None,
-                mode: str = "sum") -> torch.Tensor:
+                mode: str = "sum", soft: torch.Tensor | None = None) -> torch.Tensor:
         """Every node's value in the Layout's slots (queries: flows,
         sampling, MPE); runs eagerly. Log-likelihoods and training go
-        through `root_log_prob` / `forward_backward` (compact, graphs)."""
+        through `root_log_prob` / `forward_backward` (compact, graphs).
+        soft [B, V, K]: literal weights in place of the evidence x
+        (soft_kernels; differentiable through backends/triton/logic.py)."""
         if mode not in ("sum", "max"):
             raise UnsupportedError(f"forward mode {mode!r} (expected 'sum' or 'max')")
-        x_t, miss_t = self._transposed(x, missing)
         values = self._new_values(x.shape[0])
+        if soft is not None:
+            self._forward_into(values, None, None, mode == "max", soft_t=soft_transposed(soft))
+            return values
+        x_t, miss_t = self._transposed(x, missing)
         self._forward_into(values, x_t, miss_t, mode == "max")
         return values
 

@@ -56,6 +56,24 @@ def block_stats(edges: np.ndarray, block: int, num_cols: int) -> tuple[int, int]
     return int(len(np.unique(key))), int(len(edges))
 
 
+def padding_floor(edges: np.ndarray, block: int) -> float:
+    """A lower bound on the padding (padded slots / edges) of the edges in
+    block x block tiles under every row and column permutation: a row with
+    d edges touches at least ceil(d / block) tiles of its block row, each
+    block row holds `block` rows, so the tiles cover at least
+    block * sum_rows ceil(d / block) slots (likewise by columns). Lets
+    detect-block-sparsity skip co-clustering where no permutation can
+    reach its tolerance (logic circuits: one or two edges per row)."""
+    n = len(edges)
+    if n == 0:
+        return 0.0
+    floor = 0
+    for axis in (0, 1):
+        _, deg = np.unique(edges[:, axis], return_counts=True)
+        floor = max(floor, int(block * (-(-deg // block)).sum()))
+    return (floor - n) / n
+
+
 def blockify(edges: np.ndarray, weights: np.ndarray | None, block: int, num_cols: int):
     """Sparse edges -> (block edges [U, 2], block weights [U, B, B] or None, gather).
 

@@ -64,3 +64,25 @@ def brute_mpe(sat: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """[B] largest weight of a satisfying assignment."""
     lit = np.where(x[None, :, :] == 1, w[:, None, :], 1 - w[:, None, :])
     return (lit.prod(axis=2) * sat[None, :]).max(axis=1)
+
+
+def random_cnf_sdd(tmp: Path, rng: np.random.Generator, n: int, num_clauses: int
+                   ) -> tuple[Path, np.ndarray, np.ndarray]:
+    """PySDD compiles a random 3-CNF over n variables into tmp/r.sdd (+ .vtree):
+    (the .sdd path, every assignment x [2^n, n], its satisfying mask)."""
+    import pytest
+    sdd = pytest.importorskip("pysdd.sdd", reason="pysdd is not installed (extra 'logic')")
+    mgr = sdd.SddManager(var_count=n, auto_gc_and_minimize=False)
+    clauses = [rng.choice(n, 3, replace=False) + 1 for _ in range(num_clauses)]
+    signs = [rng.choice([-1, 1], 3) for _ in clauses]
+    f = mgr.true()
+    for c, s in zip(clauses, signs):
+        f = f & ((mgr.literal(int(s[0] * c[0])) | mgr.literal(int(s[1] * c[1])))
+                 | mgr.literal(int(s[2] * c[2])))
+    f.save(str(tmp / "r.sdd").encode())
+    mgr.vtree().save(str(tmp / "r.vtree").encode())
+    x = assignments(n)
+    sat = np.ones(len(x), dtype=bool)
+    for c, s in zip(clauses, signs):
+        sat &= ((x[:, c - 1] == 1) == (s > 0)).any(axis=1)
+    return tmp / "r.sdd", x, sat

@@ -17,7 +17,7 @@ from pccompiler.frontend.sdd import from_sdd
 from pccompiler.logic import model_count, mpe, wmc
 
 from tests.logic.circuits import (CIRCUITS, SHARED, assignments, brute_mpe, brute_wmc,
-                                  tiny_formula, write)
+                                  random_cnf_sdd, tiny_formula, write)
 
 
 def _pysdd():
@@ -63,23 +63,10 @@ def test_shared_counts_and_wmc_match_pysdd(name):
 def test_random_cnf_sdds_match_brute_force(tmp_path, seed):
     """PySDD compiles a random 3-CNF over 9 variables; the imported circuit's
     count, WMC and MPE equal enumeration of all 512 assignments."""
-    sdd = _pysdd()
     rng = np.random.default_rng(seed)
+    path, x, sat = random_cnf_sdd(tmp_path, rng, 9, 14)
     n = 9
-    mgr = sdd.SddManager(var_count=n, auto_gc_and_minimize=False)
-    clauses = [rng.choice(n, 3, replace=False) + 1 for _ in range(14)]
-    signs = [rng.choice([-1, 1], 3) for _ in clauses]
-    f = mgr.true()
-    for c, s in zip(clauses, signs):
-        f = f & ((mgr.literal(int(s[0] * c[0])) | mgr.literal(int(s[1] * c[1])))
-                 | mgr.literal(int(s[2] * c[2])))
-    f.save(str(tmp_path / "r.sdd").encode())
-    mgr.vtree().save(str(tmp_path / "r.vtree").encode())
-    model = from_sdd(tmp_path / "r.sdd")
-    x = assignments(n)
-    sat = np.ones(len(x), dtype=bool)
-    for c, s in zip(clauses, signs):
-        sat &= ((x[:, c - 1] == 1) == (s > 0)).any(axis=1)
+    model = from_sdd(path)
     assert sat.any() and model_count(model) == [int(sat.sum())]
     w = rng.uniform(0.05, 0.95, size=(4, n))
     np.testing.assert_allclose(np.exp(wmc(model, w)), brute_wmc(sat, x, w), rtol=1e-10)
@@ -141,3 +128,36 @@ def test_torch_wmc_on_a_shared_circuit():
     fd = (wmc(model, up)[0] - wmc(model, down)[0]) / (2 * eps)
     assert w.grad[0, v].item() == pytest.approx(fd, rel=1e-5)
     assert (w.grad[1] == 0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_weighted_mpe_matches_reference_and_brute_force(tmp_path, seed):
+    """Max-product with per-sample literal weights on the torch backend: the
+    heaviest model and its log weight equal the reference's and enumeration."""
+    rng = np.random.default_rng(10 + seed)
+    n = 8
+    path, x, sat = random_cnf_sdd(tmp_path, rng, n, 12)
+    model = from_sdd(path)
+    w = rng.uniform(0.05, 0.95, size=(6, n))
+    circuit = pc.compile(model, backend="torch", dtype="float64")
+    assign, score = mpe(circuit, torch.tensor(w))
+    want, want_score = mpe(model, w)
+    np.testing.assert_array_equal(assign.numpy(), want)
+    np.testing.assert_allclose(score.numpy(), want_score, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(score.numpy()), brute_mpe(sat, x, w), rtol=1e-12)
+    both = torch.tensor(np.stack([1 - w, w], axis=2) * 3.0)     # unnormalised literal weights
+    _, scaled = mpe(circuit, both)
+    np.testing.assert_allclose(scaled.numpy(), want_score + n * np.log(3.0), rtol=1e-12)
+
+
+def test_torch_weighted_mpe_on_a_shared_circuit():
+    path = CIRCUITS / "road_r.sdd"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    model = from_sdd(path)
+    w = np.random.default_rng(6).uniform(0.05, 0.95, size=(3, len(model.variables)))
+    assign, score = mpe(model, torch.tensor(w))            # compiled for the torch backend
+    want, want_score = mpe(model, w)
+    np.testing.assert_array_equal(assign.numpy(), want)
+    np.testing.assert_allclose(score.numpy(), want_score, rtol=1e-10)
+    assert model_count(model, assign.numpy(), np.zeros(assign.shape, dtype=bool)) == [1] * 3

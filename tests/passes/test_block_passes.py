@@ -5,7 +5,7 @@ import pytest
 
 from pccompiler import ir, passes
 from pccompiler.ir import pcir
-from pccompiler.passes.helpers.blocks import pow2_divisor
+from pccompiler.passes.helpers.blocks import block_stats, padding_floor, pow2_divisor
 from pccompiler.passes.helpers.sum_index import fan_in_split
 from tests.passes.circuits import block_mask, expand_blocks, two_level_model
 
@@ -162,3 +162,23 @@ def test_noisy_shuffled_blocks_recovered(seed):
     x = rng.integers(0, 3, (5, 2))
     np.testing.assert_allclose(layout_log_prob(result.model, result.layout, x),
                                reference_log_prob(model, x), atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_padding_floor_bounds_every_permutation(seed):
+    """padding_floor never exceeds the padding of any row/column permutation
+    of the edges, and is exact where every row fills whole tiles."""
+    rng = np.random.default_rng(seed)
+    rows, cols, block = 64, 48, 8
+    mask = rng.random((rows, cols)) < rng.uniform(0.05, 0.6)
+    edges = np.argwhere(mask)
+    floor = padding_floor(edges, block)
+    for _ in range(20):
+        pr, pc_ = rng.permutation(rows), rng.permutation(cols)
+        moved = np.stack([pr[edges[:, 0]], pc_[edges[:, 1]]], axis=1)
+        blocks, n = block_stats(moved, block, cols)
+        assert floor <= (blocks * block * block - n) / n + 1e-12
+    full = np.argwhere(np.ones((16, 16), dtype=bool))
+    assert padding_floor(full, 8) == 0.0
+    chain = np.stack([np.arange(32), np.arange(32)], axis=1)     # one edge per row
+    assert padding_floor(chain, 4) == pytest.approx(3.0)
