@@ -89,8 +89,8 @@ class RoundStats:
     edges_before: int        # sum edges (non-zero weight) entering the round
     edges_pruned: int        # after pruning
     edges_grown: int         # after growing
-    edges_trained: int       # after the round's EM: EM with a pseudocount gives weight to the
-                             # zero-weight pseudo-edges the passes padded blocks with
+    edges_trained: int       # after the round's EM (equal to edges_grown: EM keeps the
+                             # zero-weight pseudo-edges the passes pad blocks with at 0)
     train_ll: float          # after the round's EM epochs
     valid_ll: float | None
     seconds: float
