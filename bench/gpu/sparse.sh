@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sparse speed (issue #18): HCLT pruned by flows to 0.5 / 0.25 / 0.1 of its sum
+# edges, epoch time (extrapolated from timed steps) relative to dense, for
+# pccompiler (triton) and PyJuice on the same pruned circuits, plus where the
+# edges end up (block sizes, density). One call, <= 3 minutes.
+#   LATENTS=128 PERMUTE=0 bash bench/gpu/sparse.sh
+# PERMUTE=1 lets detect-block-sparsity search node permutations (co-clustering)
+# when recompiling the pruned circuits: better blocks, but on 2 CPU cores it took
+# 45 s for one HCLT-32 pruned to 0.5 (3.7 s without), so at latents 128 it does
+# not fit the 3 minutes; use it with LATENTS=32.
+# Writes $OUT/sparse_speed.json, $OUT/sparse_speed.md, $OUT/sparse_speed.log.
+source bench/gpu/common.sh
+LATENTS=${LATENTS:-128}
+PERMUTE=${PERMUTE:-0}
+PERM_FLAG=$([ "$PERMUTE" = 1 ] && echo "" || echo "--no-permute")
+timeout --signal=INT 170 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
+    --keeps 1,0.5,0.25,0.1 $PERM_FLAG --out "$OUT" 2>&1 | tee "$OUT/sparse_speed.log"
+status=${PIPESTATUS[0]}
+cat "$OUT/sparse_speed.md"
+exit "$status"
