@@ -253,7 +253,7 @@ def run_pyjuice(args, data, np_train, results) -> None:
         return pc(rows)[:, 0]
 
     t = time.perf_counter()
-    lls = pc(x[:bsz], record_cudagraph=True)
+    lls = pc(x[:bsz], record_cudagraph=args.device.startswith("cuda"))
     lls.mean().backward()
     opt.zero_flows()
     with torch.no_grad():

@@ -113,7 +113,7 @@ def time_pyjuice(model, batches, args) -> dict:
     first = [True]
 
     def step(x):
-        lls = pc(x.long(), record_cudagraph=first[0])
+        lls = pc(x.long(), record_cudagraph=first[0] and args.device.startswith("cuda"))
         first[0] = False
         lls.mean().backward()
         opt.step()
