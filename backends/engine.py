@@ -296,14 +296,18 @@ class Engine:
         """params = (1 - step) * params + step * normalise(flows + pseudocount).
 
         The pseudocount is spread evenly over each node's parameters (a sum
-        node's edges, a categorical's categories); a node with no flow and no
-        pseudocount keeps its parameters. Gaussians shrink towards their
+        node's edges of non-zero weight, a categorical's categories); a node
+        with no flow and no pseudocount keeps its parameters. A sum edge of
+        weight exactly 0 stays 0: it is a pseudo-edge `detect-block-sparsity`
+        padded a block with (or an edge EM already drove to 0), and giving it
+        a share of the pseudocount would add an edge the structure lacks. Gaussians shrink towards their
         current mean/variance with weight `pseudocount`; std >= MIN_STD.
         """
         idx = self.index
         step, pc = float(step_size), float(pseudocount)
         sum_groups, input_groups = self.key_groups
-        self._normalise(self.sum_params, self.sum_param_flows, sum_groups, step, pc)
+        self._normalise(self.sum_params, self.sum_param_flows, sum_groups, step, pc,
+                        keep_zeros=True)
         self._normalise(self.input_params, self.input_param_flows, input_groups, step, pc)
         em_update_continuous(self.input_params.data, self.input_param_flows, self.input_node_flows,
                              idx.bernoulli_rows, idx.gaussian_rows, step, pc)
@@ -311,17 +315,25 @@ class Engine:
     @staticmethod
     def _normalise(params: torch.Tensor, flows: torch.Tensor,
                    groups: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                   step: float, pc: float) -> None:
-        """Per-key normalisation of `flows` with pseudocount into `params`."""
+                   step: float, pc: float, keep_zeros: bool = False) -> None:
+        """Per-key normalisation of `flows` with pseudocount into `params`;
+        `keep_zeros`: entries equal to 0 stay 0 and take no pseudocount."""
         sel, k, count = groups
         if sel.numel() == 0:
             return
-        f = flows[sel]
+        f, old = flows[sel], params[sel]
         total = torch.zeros_like(flows).index_add_(0, k, f)[k]
-        count = count.to(flows.dtype)
+        if keep_zeros:
+            live = old != 0
+            count = torch.zeros_like(flows).index_add_(0, k, live.to(flows.dtype))[k]
+        else:
+            count = count.to(flows.dtype)
         denom = total + pc
-        new = torch.where(denom > 0, (f + pc / count) / denom.clamp_min(1e-300), params[sel])
-        params[sel] = (1 - step) * params[sel] + step * new
+        ok = (denom > 0) & (count > 0)
+        new = torch.where(ok, (f + pc / count.clamp_min(1)) / denom.clamp_min(1e-300), old)
+        if keep_zeros:
+            new = torch.where(live, new, torch.zeros_like(new))
+        params[sel] = (1 - step) * old + step * new
 
 
 def em_update_continuous(params: torch.Tensor, flows: torch.Tensor, node_flows: torch.Tensor,

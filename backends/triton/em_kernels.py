@@ -1,8 +1,11 @@
 """Fused EM updates (backends/engine.py `Engine.em_update` semantics).
 
 Sum nodes: for parent i of block b with children k < nc_b and flows F,
-    new = (F[k, i] + pc / nc_b) / (sum_k F[k, i] + pc),  w <- (1 - s) w + s new,
-a node whose denominator is 0 keeps its weights. Only one block per tie class
+    new = (F[k, i] + pc / live_i) / (sum_k F[k, i] + pc),  w <- (1 - s) w + s new,
+where live_i counts parent i's edges of non-zero weight: an edge of weight
+exactly 0 (a pseudo-edge `detect-block-sparsity` padded a block with) stays 0,
+so the pseudocount is spread over the node's real edges only. A node whose
+denominator is 0 keeps its weights. Only one block per tie class
 (the "owner", first in layout order) is updated: tied blocks share parameter
 slots and their flows were already summed into those slots by the backward.
 
@@ -27,22 +30,27 @@ def sum_em_kernel(params_ptr, pflows_ptr, owner_blocks_ptr, block_nc_ptr, block_
     nc = tl.load(block_nc_ptr + blk)
     ps = tl.load(block_ps_ptr + blk).to(tl.int64)
     total = tl.zeros((TILE_M,), dtype=tl.float32)
-    for k0 in range(0, nc, TILE_K):
-        offs_k = k0 + tl.arange(0, TILE_K)
-        mask = (offs_k < nc)[:, None] & m_mask[None, :]
-        f = tl.load(pflows_ptr + ps + offs_k[:, None] * BS + offs_m[None, :], mask=mask, other=0.0)
-        total += tl.sum(f, axis=0)
-    denom = total + pseudocount
-    ok = denom > 0
-    inv = tl.where(ok, 1.0 / tl.where(ok, denom, 1.0), 0.0)
-    share = pseudocount / nc.to(tl.float32)
+    live = tl.zeros((TILE_M,), dtype=tl.float32)
     for k0 in range(0, nc, TILE_K):
         offs_k = k0 + tl.arange(0, TILE_K)
         mask = (offs_k < nc)[:, None] & m_mask[None, :]
         idx = ps + offs_k[:, None] * BS + offs_m[None, :]
         f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
         w = tl.load(params_ptr + idx, mask=mask, other=0.0)
-        new = tl.where(ok[None, :], (f + share) * inv[None, :], w)
+        total += tl.sum(f, axis=0)
+        live += tl.sum((w != 0.0).to(tl.float32), axis=0)
+    denom = total + pseudocount
+    ok = (denom > 0) & (live > 0)
+    inv = tl.where(ok, 1.0 / tl.where(ok, denom, 1.0), 0.0)
+    share = pseudocount / tl.maximum(live, 1.0)
+    for k0 in range(0, nc, TILE_K):
+        offs_k = k0 + tl.arange(0, TILE_K)
+        mask = (offs_k < nc)[:, None] & m_mask[None, :]
+        idx = ps + offs_k[:, None] * BS + offs_m[None, :]
+        f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
+        w = tl.load(params_ptr + idx, mask=mask, other=0.0)
+        new = tl.where(ok[None, :], (f + share[None, :]) * inv[None, :], w)
+        new = tl.where(w != 0.0, new, 0.0)
         tl.store(params_ptr + idx, (1.0 - step) * w + step * new, mask=mask)
 
 

@@ -1,5 +1,5 @@
 """Shared pieces of the structure changes: decoding a group's sum edges,
-refusing what they do not handle, and assembling the new Model.
+breaking ties, and assembling the new Model.
 
 A changed sum group is always written as SPARSE (sorted, unique (parent,
 child column) pairs with one weight each); the passes re-detect blocks.
@@ -10,17 +10,49 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler import ir
-from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
 from pccompiler.ir.model_view import sum_edge_list
 from pccompiler.passes.helpers.edit import child_offsets, copy_without_tensors, index_dtype
 
 
-def refuse_ties(model: pcir.Model, what: str) -> None:
-    """UnsupportedError if the model has tied groups (their edges must stay identical)."""
-    if model.ties:
-        raise UnsupportedError(f"{what}: the model has {len(model.ties)} tied groups "
-                               f"(first: group {model.ties[0].group}); untie them first")
+def untie_model(model: pcir.Model) -> pcir.Model:
+    """`model` with its ties broken: every tied group gets its own copy of
+    its target's parameter tensor (and of the edge list its pattern needs,
+    if it had none), and `ties` is emptied. The distribution is unchanged;
+    the groups no longer share parameters or statistics. A model without
+    ties is returned as is.
+
+    Why structure changes break ties: pruning removes a node where no kept
+    edge reaches it, which differs between the copies of a tied class (the
+    first and the last step of an HMM are reached differently), and growing
+    with noise perturbs each copy on its own; keeping the class identical
+    would forbid both. Tied edges are still ranked together: the flow
+    accumulator of a tie class sums its members' flows, and
+    `pccompiler.train.prune_grow.edge_flows` gives every member that sum.
+    """
+    if not model.ties:
+        return model
+    out = pcir.Model()
+    out.CopyFrom(model)
+    del out.ties[:]
+    table = ir.tensor_table(model)
+    used = {t.name for t in model.tensors}
+    for tie in model.ties:
+        g, target = out.groups[tie.group], model.groups[tie.target]
+        if g.kind == pcir.INPUT and not g.input.params:
+            g.input.params = fresh_name(f"g{g.id}.params", used)
+            out.tensors.append(ir.from_numpy(np.ascontiguousarray(table[target.input.params]),
+                                             g.input.params))
+        elif g.kind == pcir.SUM:
+            if not g.sum.weights:
+                g.sum.weights = fresh_name(f"g{g.id}.weights", used)
+                out.tensors.append(ir.from_numpy(np.ascontiguousarray(table[target.sum.weights]),
+                                                 g.sum.weights))
+            if target.sum.edges and not g.sum.edges:
+                g.sum.edges = fresh_name(f"g{g.id}.edges", used)
+                out.tensors.append(ir.from_numpy(np.ascontiguousarray(table[target.sum.edges]),
+                                                 g.sum.edges))
+    return out
 
 
 def edges_of(model: pcir.Model, g: pcir.Group, table: ir.TensorTable,

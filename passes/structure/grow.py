@@ -33,7 +33,7 @@ from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype, readers
 from pccompiler.passes.structure.graph import (child_group_of, edges_of, fresh_name,
-                                               normalised_sparse, rebuild, refuse_ties)
+                                               normalised_sparse, rebuild, untie_model)
 
 
 def _factors(shape, noise: float, rng) -> np.ndarray | float:
@@ -63,7 +63,7 @@ def grow_model(model: pcir.Model, factor: int = 2, noise: float = 0.0, seed: int
         raise PCError(f"grow: factor must be an integer >= 1, not {factor}")
     if noise < 0:
         raise PCError(f"grow: noise must be >= 0, not {noise}")
-    refuse_ties(model, "grow")
+    model = untie_model(model)
     factor = int(factor)
     rng = np.random.default_rng(seed)
     table = ir.tensor_table(model)

@@ -36,7 +36,7 @@ from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.structure.graph import (child_group_of, edges_of, fresh_name,
-                                               normalised_sparse, rebuild, refuse_ties)
+                                               normalised_sparse, rebuild, untie_model)
 
 
 @dataclass
@@ -107,7 +107,7 @@ def prune_edges(model: pcir.Model, scores: dict[int, np.ndarray], keep: float
     """
     if not 0 < keep <= 1:
         raise PCError(f"prune: keep must be in (0, 1], not {keep}")
-    refuse_ties(model, "prune")
+    model = untie_model(model)
     table = ir.tensor_table(model)
     edges, total, k = _kept_edges(model, table, scores, keep)
     alive = _alive(model, table, edges)

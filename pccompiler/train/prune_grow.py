@@ -35,6 +35,9 @@ from pccompiler.train.progress import batches
 def edge_flows(circuit, data: np.ndarray, batch_size: int = 1024) -> dict[int, np.ndarray]:
     """{sum group id of circuit.model: summed edge flows in its weight shape}.
 
+    Every member of a tie class gets the class's flows (the shared
+    accumulator sums them), so pruning ranks tied edges by their total flow.
+
     Leaves the circuit's parameters and (zeroed) flow accumulators as EM
     would find them after `zero_flows`."""
     circuit.zero_flows()
@@ -46,7 +49,9 @@ def edge_flows(circuit, data: np.ndarray, batch_size: int = 1024) -> dict[int, n
     model = circuit.model
     flows = unpack_parameters(model, circuit.layout, sum_flows,
                               np.zeros(int(circuit.layout.num_input_params)), np.float64)
-    return {g.id: flows[g.sum.weights] for g in model.groups if g.kind == pcir.SUM}
+    # a tied group reads its class's tensor, whose flows sum the class's members
+    return {g.id: flows[ir.param_tensor_name(model, g)] for g in model.groups
+            if g.kind == pcir.SUM}
 
 
 def prune(circuit, data: np.ndarray, keep: float = 0.5, batch_size: int = 1024) -> pcir.Model:
@@ -77,9 +82,11 @@ def recompile(model: pcir.Model, like) -> Any:
 
 
 def sum_edge_count(model: pcir.Model) -> int:
-    """Stored sum edges with a non-zero weight (padding excluded)."""
+    """Stored sum edges with a non-zero weight (padding excluded); a tied
+    group counts its edges too (they read its class's weights)."""
     table = ir.tensor_table(model)
-    return int(sum(np.count_nonzero(edges_of(model, g, table)[2])
+    return int(sum(np.count_nonzero(edges_of(model, g, table,
+                                             table[ir.param_tensor_name(model, g)])[2])
                    for g in model.groups if g.kind == pcir.SUM))
 
 
@@ -89,8 +96,8 @@ class RoundStats:
     edges_before: int        # sum edges (non-zero weight) entering the round
     edges_pruned: int        # after pruning
     edges_grown: int         # after growing
-    edges_trained: int       # after the round's EM: EM with a pseudocount gives weight to the
-                             # zero-weight pseudo-edges the passes padded blocks with
+    edges_trained: int       # after the round's EM (equal to edges_grown: EM keeps the
+                             # zero-weight pseudo-edges the passes pad blocks with at 0)
     train_ll: float          # after the round's EM epochs
     valid_ll: float | None
     seconds: float

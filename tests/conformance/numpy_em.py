@@ -8,7 +8,8 @@ are propagated here group by group over the Model itself (not the Layout):
 
 and the update is the one documented in backends/engine.py (`em_update`):
 new = (stat + pseudocount / fan) / (total + pseudocount), blended with the
-old parameters by the step size; tied groups add their statistics into their
+old parameters by the step size, where fan counts the node's edges of
+non-zero weight and an edge of weight 0 stays 0; tied groups add their statistics into their
 owner's tensor.
 """
 
@@ -93,9 +94,12 @@ def em_expected(model: pcir.Model, x: np.ndarray, missing: np.ndarray | None,
         if g.kind == pcir.SUM:
             s, parents = stats[name], edge_parents[name]
             total = np.bincount(parents, weights=s, minlength=g.num_nodes)[parents]
-            fan = np.bincount(parents, minlength=g.num_nodes)[parents]
-            new = (s + pseudocount / fan) / (total + pseudocount)
-            new = np.where(total + pseudocount > 0, new, old.reshape(-1)).reshape(old.shape)
+            live = old.reshape(-1) != 0        # a zero-weight edge (block padding) stays 0
+            fan = np.bincount(parents, weights=live.astype(np.float64),
+                              minlength=g.num_nodes)[parents]
+            new = (s + pseudocount / np.maximum(fan, 1)) / (total + pseudocount)
+            new = np.where((total + pseudocount > 0) & (fan > 0), new, old.reshape(-1))
+            new = np.where(live, new, 0.0).reshape(old.shape)
         elif g.input.dist == pcir.CATEGORICAL_DIST:
             s = stats[name]
             total = s.sum(1, keepdims=True)

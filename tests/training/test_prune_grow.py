@@ -14,7 +14,7 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.backends import reference
 from pccompiler.data import load_debd
-from pccompiler.errors import PCError, UnsupportedError
+from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.passes.structure import grow_model, prune_edges
 from pccompiler.train import train_em
@@ -122,16 +122,61 @@ def test_growing_with_noise_changes_the_parameters_reproducibly(trained):
     assert a != grow(circuit, 2, noise=0.2, seed=2)
 
 
-def test_bad_arguments_and_ties_are_refused(trained):
+def test_bad_arguments_are_refused(trained):
     circuit, train, _ = trained
     with pytest.raises(PCError, match="keep must be in"):
         prune(circuit, train, 0.0)
     with pytest.raises(PCError, match="factor must be"):
         grow(circuit, 0)
-    tied = pc.lower(pc.hmm(4, num_latents=3, num_emits=2))
-    assert tied.ties
-    with pytest.raises(UnsupportedError, match="tied groups"):
-        grow_model(tied, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _tied_hmm():
+    """A trained homogeneous HMM (tied transitions and emissions) and its data."""
+    rng = np.random.default_rng(0)
+    data = (rng.random((400, 6)) < np.linspace(0.2, 0.8, 6)).astype(np.int64)
+    model = pc.lower(pc.hmm(6, num_latents=4, num_emits=2, seed=0))
+    assert model.ties
+    circuit = pc.compile(model, backend="torch", device="cpu", dtype="float64")
+    train_em(circuit, data, epochs=3, batch_size=200, step_size=0.5)
+    return circuit, data
+
+
+def test_tied_edges_are_scored_by_their_summed_flows():
+    circuit, data = _tied_hmm()
+    model = circuit.model
+    flows = edge_flows(circuit, data)
+    owner = ir.tie_targets(model)
+    tied = [g.id for g in model.groups if g.kind == pcir.SUM and owner[g.id] != g.id]
+    assert tied
+    for gid in tied:
+        np.testing.assert_array_equal(flows[gid], flows[owner[gid]])
+    # the class total is every member's own flow: each transition step carries
+    # one unit of flow per sample, so a class of m steps carries m per sample
+    members = [g for g in model.groups if g.kind == pcir.SUM and owner[g.id] == owner[tied[0]]]
+    assert flows[tied[0]].sum() == pytest.approx(len(members) * len(data), rel=1e-9)
+
+
+def test_pruning_a_tied_model_breaks_its_ties_and_keeps_it_valid():
+    circuit, data = _tied_hmm()
+    pruned = prune(circuit, data, 0.5)
+    assert not pruned.ties
+    assert sum_edge_count(pruned) < sum_edge_count(circuit.to_model())
+    _matches_reference(pruned, data[:50])
+    # tied edges share one score, so every member of a class keeps the same edges
+    sizes = [int(np.count_nonzero(ir.tensor_table(pruned)[g.sum.weights]))
+             for g in pruned.groups if g.kind == pcir.SUM and g.num_nodes == 4]
+    assert len(set(sizes[1:-1])) == 1
+
+
+def test_growing_a_tied_model_with_zero_noise_keeps_the_distribution():
+    circuit, data = _tied_hmm()
+    grown = grow(circuit, 2, noise=0.0)
+    assert not grown.ties
+    lls = _matches_reference(grown, data[:50])
+    np.testing.assert_allclose(lls, circuit.log_prob(data[:50]).numpy(), rtol=0, atol=1e-6)
+    noisy = grow_model(circuit.to_model(), 2, noise=0.2, seed=3)
+    _matches_reference(noisy, data[:50])
 
 
 def test_the_prune_grow_loop_follows_its_schedule():
@@ -149,7 +194,7 @@ def test_the_prune_grow_loop_follows_its_schedule():
     for r in rounds:
         assert r.edges_pruned <= math.ceil(0.5 * r.edges_before) + _sum_nodes(final.model)
         assert 2 * r.edges_pruned < r.edges_grown <= 4 * r.edges_pruned
-        assert r.edges_trained >= r.edges_grown       # padding may gain weight, never lose it
+        assert r.edges_trained == r.edges_grown       # EM keeps the padding at 0
         assert math.isfinite(r.valid_ll) and math.isfinite(r.train_ll)
     assert rounds[-1].valid_ll == pytest.approx(pc.train.evaluate(final, valid), abs=1e-9)
 
