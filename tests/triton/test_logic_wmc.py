@@ -38,7 +38,7 @@ def test_tiny_wmc_and_gradients(tmp_path, device):
     np.testing.assert_allclose(np.exp(got), brute_wmc(tiny_formula(assignments(3)).astype(bool),
                                                       assignments(3), w0), rtol=1e-6)
     np.testing.assert_allclose(got, wmc(model, w0), rtol=1e-6)
-    ref, ref_grad = _grads(pc.compile(model, backend="torch", dtype="float64"), w0, coef,
+    ref, ref_grad = _grads(pc.compile(model, backend="torch", device="cpu", dtype="float64"), w0, coef,
                            torch.float64)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-6)
     assert torch.equal(circuit.engine.input_param_flows, before)   # no EM statistics touched
@@ -60,7 +60,7 @@ def test_random_cnf_wmc_gradients_and_mpe(tmp_path, device):
     coef = rng.uniform(0.5, 1.5, size=4)
     got, grad = _grads(circuit, w0, coef, torch.float32, device)
     np.testing.assert_allclose(np.exp(got), brute_wmc(sat, x, w0), rtol=1e-6)
-    _, ref_grad = _grads(pc.compile(model, backend="torch", dtype="float64"), w0, coef,
+    _, ref_grad = _grads(pc.compile(model, backend="torch", device="cpu", dtype="float64"), w0, coef,
                          torch.float64)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-6)
     assign, score = mpe(circuit, torch.tensor(w0, dtype=torch.float32, device=device))
