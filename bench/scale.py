@@ -57,6 +57,21 @@ def parse_sizes(spec: str) -> list[tuple[str, int]]:
     return out
 
 
+def split_by_oom(base: dict, libs: list[str], oom_at: dict[tuple[str, str], int]
+                 ) -> tuple[list[str], list[dict]]:
+    """(libraries to run on this size, rows of those skipped because they
+    ran out of memory on a circuit of this structure no larger)."""
+    run, skipped = [], []
+    for lib in libs:
+        limit = oom_at.get((base["structure"], lib))
+        if limit is not None and base["edges"] >= limit:
+            skipped.append(dict(base, lib=lib, status="skipped",
+                                error=f"OOM at {limit / 1e6:.1f}M edges"))
+        else:
+            run.append(lib)
+    return run, skipped
+
+
 def run_child(structure: str, latents: int, libs: list[str], args, timeout: float,
               result: Path) -> str | None:
     """Run one size; None if the child finished, else why it did not."""
@@ -268,14 +283,8 @@ def main(argv=None) -> int:
                  else pd_num_edges((28, 28), latents, 7))
         base = {"structure": structure, "latents": latents, "edges": edges}
         left = end - time.monotonic()
-        libs = []
-        for lib in args.libs:
-            limit = oom_at.get((structure, lib))
-            if limit is not None and edges >= limit:
-                rows.append(dict(base, lib=lib, status="skipped",
-                                 error=f"OOM at {limit / 1e6:.1f}M edges"))
-            else:
-                libs.append(lib)
+        libs, skipped = split_by_oom(base, args.libs, oom_at)
+        rows += skipped
         if left < args.min_start:
             rows += [dict(base, lib=lib, status="not run", error="sweep budget spent")
                      for lib in libs]

@@ -16,7 +16,7 @@ Per library:
                 capture or PyJuice's CUDA-graph recording)
   step_s        mean of --steps training steps (batch 512: forward + backward
                 + mini-batch EM, step 0.1, pseudocount 0.1) after --warmup
-                steps, timed with CUDA events; epoch_s = step_s x 117
+                steps (host clock, GPU synchronised); epoch_s = step_s x 117
                 (59,904 of MNIST's 60,000 samples, as bench/race.py), an
                 extrapolation from those steps
   peak_gb       torch.cuda.max_memory_allocated over the library's phase
@@ -61,30 +61,36 @@ def is_oom(exc: BaseException) -> bool:
     return "out of memory" in text or "cudaerrormemoryallocation" in text
 
 
-def time_steps(step, batches, warmup: int, steps: int) -> tuple[float, float]:
-    """(first step seconds, mean seconds of `steps` steps after `warmup`)."""
+def sync(device: str) -> None:
     import torch
-    torch.cuda.synchronize()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_steps(step, batches, warmup: int, steps: int) -> tuple[float, float]:
+    """(first step seconds, mean seconds of `steps` steps after `warmup`),
+    host clock around synchronised GPU work (CUDA events would not tell
+    more over whole steps)."""
+    device = str(batches.device)
+    sync(device)
     t0 = time.perf_counter()
     step(batches[0])
-    torch.cuda.synchronize()
+    sync(device)
     first = time.perf_counter() - t0
     for i in range(warmup):
         step(batches[(1 + i) % batches.shape[0]])
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
+    sync(device)
+    t0 = time.perf_counter()
     for i in range(steps):
         step(batches[i % batches.shape[0]])
-    end.record()
-    end.synchronize()
-    return first, start.elapsed_time(end) / 1000.0 / steps
+    sync(device)
+    return first, (time.perf_counter() - t0) / steps
 
 
 def run_pcc(model, batches, args, row: dict) -> None:
     import pccompiler
     t0 = time.perf_counter()
-    circuit = pccompiler.compile(model, backend="triton", device="cuda", check=False,
+    circuit = pccompiler.compile(model, backend="triton", device=args.device, check=False,
                                  precision=args.precision)
     row["compile_s"] = time.perf_counter() - t0
 
@@ -137,6 +143,10 @@ def run_lib(lib: str, model, case, batches, args, base: dict) -> dict:
     try:
         if lib == "compile":
             run_compile_only(model, args, row)
+        elif not args.device.startswith("cuda"):       # the CPU smoke run (interpreter)
+            if lib != "pcc":
+                raise RuntimeError(f"{lib} runs on CUDA only")
+            run_pcc(model, batches, args, row)
         else:
             import torch
             gc.collect()
@@ -169,6 +179,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--precision", default="tf32")
+    ap.add_argument("--device", default="cuda",
+                    help="cuda (default); cpu runs pcc under TRITON_INTERPRET=1 (the tests, on "
+                         "tiny circuits: the sweep's 784-variable ones take minutes a step)")
     ap.add_argument("--result", required=True, help="JSON-lines file to append rows to")
     args = ap.parse_args(argv)
     libs = [s.strip() for s in args.libs.split(",") if s.strip()]
@@ -184,10 +197,10 @@ def main(argv=None) -> int:
     batches = None
     if libs != ["compile"]:
         import torch
-        gen = torch.Generator(device="cuda").manual_seed(race_cases.SEED)
+        gen = torch.Generator(device=args.device).manual_seed(race_cases.SEED)
         count = max(2, min(args.steps, 8))
         batches = torch.randint(0, case.num_cats, (count, args.batch, len(model.variables)),
-                                generator=gen, device="cuda", dtype=torch.uint8)
+                                generator=gen, device=args.device, dtype=torch.uint8)
     for lib in libs:
         row = run_lib(lib, model, case, batches, args, base)
         with open(args.result, "a") as f:

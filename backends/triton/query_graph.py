@@ -94,6 +94,12 @@ class GraphedQuery:
         if xt.is_floating_point() and not self.x.is_floating_point():
             raise DataError("graphed_query: categorical data must be integers, not "
                             f"{xt.dtype}")
+        if xt.dtype != self.x.dtype and not self.x.is_floating_point():
+            info = torch.iinfo(self.x.dtype)   # a narrower buffer would wrap values silently
+            low, high = int(xt.min()), int(xt.max())
+            if low < info.min or high > info.max:
+                raise DataError(f"graphed_query: data values [{low}, {high}] do not fit this "
+                                f"query's {self.x.dtype} buffer; make it with a wider dtype")
         self.x.copy_(xt, non_blocking=True)
         if self.missing is None:
             if missing is not None:

@@ -73,6 +73,9 @@ def test_bad_input_is_named(device):
     bad[1, 4] = CATS
     with pytest.raises(DataError, match=r"row 1, column 4: category 3 is outside \[0, 3\)"):
         q(bad, miss & False)
+    narrow = cc.graphed_query(2, dtype=torch.uint8)
+    with pytest.raises(DataError, match=r"values \[0, 300\] do not fit"):
+        narrow(np.full((2, VARS), 300) * (np.arange(VARS) == 0))
     with pytest.raises(DataError, match="batch_size must be >= 1"):
         cc.graphed_query(0)
     plain = cc.graphed_query(2, marginal=False)
