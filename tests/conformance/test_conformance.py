@@ -28,11 +28,19 @@ RTOL = 1e-5
 # with that dot precision and checked at its tolerance. bf16 operands keep 8
 # mantissa bits (2^-9 relative rounding per weight and per value), so a
 # log-likelihood is off by up to about 1e-3 nats per sum layer.
-PRECISION_RTOL = {"bf16": 5e-3}
+# A plain `triton` runs its tf32 default, exact fp32 under the interpreter and
+# on blocks under 16 rows; on a GPU tf32 (10 mantissa bits) applies to the
+# circuits with full 16-row dot tiles, listed here.
+PRECISION_RTOL = {"bf16": 5e-3, "tf32": 2e-3}
+FULL_TILE_CIRCUITS = {"hclt_wide"}
 
 
-def rtol_for(backend_name: str) -> float:
-    return max(RTOL, PRECISION_RTOL.get(backend_name.partition(":")[2], RTOL))
+def rtol_for(backend_name: str, circuit_name: str = "", device: str = "cpu") -> float:
+    name, _, precision = backend_name.partition(":")
+    if not precision and name == "triton" and str(device).startswith("cuda") \
+            and circuit_name in FULL_TILE_CIRCUITS:
+        precision = "tf32"
+    return max(RTOL, PRECISION_RTOL.get(precision, RTOL))
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,7 +84,7 @@ def test_log_prob(backend_name, circuit_name, device):
     model, circuit = compile_for(backend_name, circuit_name, device)
     x = random_data(model, 64, seed=1)
     got = run(circuit.log_prob, x).detach().cpu().numpy()
-    close(got, reference.log_prob(model, x), rtol_for(backend_name))
+    close(got, reference.log_prob(model, x), rtol_for(backend_name, circuit_name, device))
 
 
 @pytest.mark.query("marginal")
@@ -87,8 +95,9 @@ def test_marginal(backend_name, circuit_name, device):
     missing = np.random.default_rng(3).random(x.shape) < 0.35
     missing[0] = True                       # everything marginalised: log 1 = 0
     got = run(circuit.log_prob, x, missing).detach().cpu().numpy()
-    close(got, reference.log_prob(model, x, missing), rtol_for(backend_name))
-    assert abs(got[0]) < rtol_for(backend_name)
+    rtol = rtol_for(backend_name, circuit_name, device)
+    close(got, reference.log_prob(model, x, missing), rtol)
+    assert abs(got[0]) < rtol
 
 
 @pytest.mark.query("em")
@@ -104,9 +113,9 @@ def test_em_step(backend_name, circuit_name, device):
     from pccompiler import ir
     got = ir.tensor_table(circuit.to_model())
     for name, expected in want.items():
-        np.testing.assert_allclose(got[name], expected, rtol=max(2e-4, rtol_for(backend_name)),
-                                   atol=2e-6 if rtol_for(backend_name) == RTOL else 1e-3,
-                                   err_msg=name)
+        rtol = rtol_for(backend_name, circuit_name, device)
+        np.testing.assert_allclose(got[name], expected, rtol=max(2e-4, rtol),
+                                   atol=2e-6 if rtol == RTOL else 1e-3, err_msg=name)
 
 
 def _exact_marginals(model, var: int, evidence=None, evidence_mask=None):
