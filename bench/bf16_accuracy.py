@@ -106,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--rows", type=int, default=None,
                     help="cap every data split at this many rows (a CPU smoke run)")
+    ap.add_argument("--no-mnist", dest="mnist", action="store_false",
+                    help="skip MNIST (784 variables: minutes under the interpreter)")
     ap.add_argument("--out-dir", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -123,9 +125,10 @@ def main(argv=None) -> int:
         em[precision] = float(float64_ll(trained[precision], te).mean())
         print(f"EM {precision}: test ll {em[precision]:.4f}", flush=True)
     evals += evaluation("nltcs (trained, tf32)", trained["tf32"], te, args.device)
-    mnist = np.load(HERE / "data" / "mnist_test_first1000.npz")["images"][:args.rows]
-    evals += evaluation("MNIST test[:1000] (hclt32)", race_cases.case_for("hclt", 32).build(),
-                        mnist, args.device)
+    if args.mnist:
+        mnist = np.load(HERE / "data" / "mnist_test_first1000.npz")["images"][:args.rows]
+        evals += evaluation(f"MNIST test[:{len(mnist)}] (hclt32)",
+                            race_cases.case_for("hclt", 32).build(), mnist, args.device)
     env = {"gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
            "torch": torch.__version__,
            "pccompiler": pc.__version__ + (f" ({os.environ['PCC_COMMIT']})"
