@@ -22,6 +22,7 @@ import torch
 
 from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
 from pccompiler.backends.triton.compat import cdiv, next_pow2
+from pccompiler.backends.triton.dots import BF16_TOKEN
 from pccompiler.backends.triton.plan import (
     VAR_TILE, InputKernelPart, ProductKernelPart, SumBackwardKernelPart, SumKernelPart,
 )
@@ -134,7 +135,9 @@ def dot_precision(precision: str, *block_sizes: int) -> str:
     block is smaller than a 16-row tile: those were exact fp32 sums before
     every sum kernel moved to tl.dot, and their padding makes tf32's speed
     irrelevant."""
-    return precision if min(block_sizes) >= 16 else "ieee"
+    if min(block_sizes) < 16:
+        return "ieee"
+    return BF16_TOKEN if precision == "bf16" else precision
 
 
 def io_precision(precision: str) -> str:
