@@ -59,19 +59,20 @@ def _hclt_tree(notes: list[str]) -> nx.Graph:
     return chow_liu_tree(rng.integers(0, 256, size=(2000, 784)), 256, num_bins=32)
 
 
-def _hclt(latents: int) -> Case:
+def _hclt(latents: int, validate: bool = True) -> Case:
     notes: list[str] = []
 
     def build() -> pcir.Model:
         root = pc.hclt(None, latents, num_cats=256, tree=_hclt_tree(notes), seed=SEED)
-        return pc.lower(root)
+        return pc.lower(root, validate=validate)
     return Case(f"hclt{latents}", build, 256, 1024,
                 f"HCLT, 784 vars x 256 cats, latents {latents}", notes=notes)
 
 
-def _pd(latents: int) -> Case:
+def _pd(latents: int, validate: bool = True) -> Case:
     def build() -> pcir.Model:
-        return pc.lower(pc.pd((28, 28), latents, split_intervals=7, num_cats=256, seed=SEED))
+        return pc.lower(pc.pd((28, 28), latents, split_intervals=7, num_cats=256, seed=SEED),
+                        validate=validate)
     return Case(f"pd{latents}", build, 256, 16 if latents <= 32 else 32,
                 f"PD 28x28 x 256 cats, split intervals 7, latents {latents}")
 
@@ -118,6 +119,16 @@ def _block_sparse(fraction: float) -> Case:
                 BSP_BLOCK, f"one block-sparse sum, {edges / 1e6:.1f}M edges "
                 f"({fraction:.2f} of {BSP_INPUTS}x{BSP_SUMS}, blocks {BSP_BLOCK})",
                 kept_fraction=fraction)
+
+
+def case_for(structure: str, latents: int, validate: bool = True) -> Case:
+    """The HCLT or PD case at any latent count (bench/scale.py's sweep);
+    validate=False skips `ir.check` in `lower` (a quarter of the build of
+    a circuit the structure builder made)."""
+    makers = {"hclt": _hclt, "pd": _pd}
+    if structure not in makers:
+        raise SystemExit(f"unknown structure {structure!r}; choose one of {', '.join(makers)}")
+    return makers[structure](int(latents), validate)
 
 
 def all_cases() -> dict[str, Case]:

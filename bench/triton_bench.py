@@ -218,7 +218,7 @@ def main() -> int:
     ap.add_argument("--latents", default="32,128,512", help="comma-separated K values")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--samples", type=int, default=60000)
-    ap.add_argument("--precision", default="tf32", choices=("tf32", "ieee", "tf32x3"))
+    ap.add_argument("--precision", default="tf32", choices=("tf32", "ieee", "tf32x3", "bf16"))
     ap.add_argument("--graphs", default="off,on", help="off, on or off,on (CUDA graphs)")
     ap.add_argument("--profile", action="store_true", help="per-kernel CUDA time table")
     ap.add_argument("--block-limit", type=int, default=128,

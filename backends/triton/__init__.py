@@ -4,7 +4,8 @@ TRITON_INTERPRET=1 for tests).
 Options (`pc.compile(..., backend="triton", name=value)`, or the options
 mapping of `TritonBackend().compile`):
   device      "cuda" (default where available) or "cpu" under the interpreter
-  precision   "tf32" (default), "ieee" (exact fp32 dots) or "tf32x3"
+  precision   "tf32" (default), "ieee" (exact fp32 dots), "tf32x3" or "bf16"
+              (bf16 operands, fp32 accumulation, in the sum-layer dots)
   cuda_graphs True (default on CUDA) to capture forward, backward and EM
               for the first batch size seen (backends/triton/graphs.py);
               False runs every launch eagerly

@@ -33,8 +33,10 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
 
 #: Precisions a caller may ask for; "tf32" is the fast default on tensor cores,
 #: "ieee" the exact fp32 one (what the conformance tests use), "tf32x3" a
-#: three-pass split that is near fp32 accuracy at about a third of tf32 speed.
-PRECISIONS = ("ieee", "tf32", "tf32x3")
+#: three-pass split that is near fp32 accuracy at about a third of tf32 speed,
+#: "bf16" sum-layer dots with bfloat16 operands and fp32 accumulation
+#: (dots.py; the other kernels stay fp32).
+PRECISIONS = ("ieee", "tf32", "tf32x3", "bf16")
 
 
 def interpreting() -> bool:
@@ -54,7 +56,8 @@ def require_triton() -> None:
 
 
 def check_precision(precision: str) -> str:
-    """Validate a dot precision name; under the interpreter every name is exact fp32."""
+    """Validate a dot precision name. Under the interpreter the tf32 names
+    are exact fp32 and "bf16" rounds the operands by bit arithmetic (dots.py)."""
     if precision not in PRECISIONS:
         raise BackendError(f"unknown dot precision {precision!r}; choose one of {PRECISIONS}")
     return precision

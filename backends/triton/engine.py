@@ -37,6 +37,7 @@ from pccompiler.backends.common.upload import upload
 from pccompiler.backends.triton import launch, soft_kernels
 from pccompiler.backends.triton.compat import check_precision, require_triton
 from pccompiler.backends.triton.graphs import GraphCache
+from pccompiler.backends.triton.query_graph import GraphedQuery
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
 from pccompiler.backends.triton.scratch import compact_remap
 from pccompiler.errors import UnsupportedError
@@ -333,6 +334,14 @@ class TritonEngine(Engine):
             self._backward_into(values, self._new_flows(values, plan), x_t, miss_t, plan,
                                 ratio=True)
         return values[plan.root_slot].clone()
+
+    @torch.no_grad()
+    def graphed_query(self, batch_size: int, marginal: bool = True,
+                      dtype: torch.dtype = torch.long, graph: bool | None = None,
+                      check: bool = True) -> GraphedQuery:
+        """A log p(x) query of one batch size replayed from one CUDA graph
+        (query_graph.py); eager where graphs cannot run, unless graph=True."""
+        return GraphedQuery(self, batch_size, marginal, dtype, graph, check)
 
     @torch.no_grad()
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:

@@ -22,6 +22,7 @@ import torch
 
 from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
 from pccompiler.backends.triton.compat import cdiv, next_pow2
+from pccompiler.backends.triton.dots import BF16_TOKEN
 from pccompiler.backends.triton.plan import (
     VAR_TILE, InputKernelPart, ProductKernelPart, SumBackwardKernelPart, SumKernelPart,
 )
@@ -134,7 +135,15 @@ def dot_precision(precision: str, *block_sizes: int) -> str:
     block is smaller than a 16-row tile: those were exact fp32 sums before
     every sum kernel moved to tl.dot, and their padding makes tf32's speed
     irrelevant."""
-    return precision if min(block_sizes) >= 16 else "ieee"
+    if min(block_sizes) < 16:
+        return "ieee"
+    return BF16_TOKEN if precision == "bf16" else precision
+
+
+def io_precision(precision: str) -> str:
+    """The categorical parameter-flow dot (flows x one-hot) is no sum-layer
+    dot: under "bf16" it stays tf32, so only the sum layers round to bf16."""
+    return "tf32" if precision == "bf16" else precision
 
 
 def batch_per_program(programs: int, batch: int, block_b: int, min_tiles: int) -> int:
@@ -336,7 +345,7 @@ def input_backward(part: InputKernelPart, flows: torch.Tensor, params: torch.Ten
             flows, param_flows, x_t, miss_arg, part.node_param_starts, starts, counts, tvars,
             part.slot_start, batch, flows.stride(0), CATS=part.params_per_node,
             HAS_MISSING=miss_t is not None, ATOMIC=part.atomic, TILE_N=VAR_TILE, TILE_C=tc,
-            BLOCK_B=32, PREC=precision, num_warps=4)
+            BLOCK_B=32, PREC=io_precision(precision), num_warps=4)
     bb = _clamp(next_pow2(batch), 1, 64)
     tn = _clamp(1024 // bb, 1, 32)
     grid = (cdiv(part.num_nodes, tn),)

@@ -42,6 +42,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.dots import sum_dot
+
 from pccompiler.backends.triton.accumulate import accumulate
 from pccompiler.backends.triton.sum_forward import group_rows
 
@@ -134,7 +136,7 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
             p = tl.exp(t - safe[None, :])                                          # [I, B]
             w = tl.load(params_ptr + pstart[:, None] + offs_i[None, :],
                         mask=present[:, None] & i_mask[None, :], other=0.0)       # [J, I]
-            part = tl.dot(w, p, input_precision=PREC)
+            part = sum_dot(w, p, PREC)
             acc = acc * tl.exp(run_max - safe)[None, :] + part
             run_max = new_max
     safe = tl.where(run_max == float("-inf"), 0.0, run_max)
@@ -197,7 +199,7 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             off = prow[:, None] * stride + offs_b[None, :]
             t = _log_ratio(flows_ptr, values_ptr, off, m_mask[:, None] & b_mask[None, :], RATIO)
             a = tl.where(s_ok[None, :], tl.exp(t + s_safe[None, :]), 0.0)             # [M, B]
-            acc += tl.dot(a, bt, input_precision=PREC)
+            acc += sum_dot(a, bt, PREC)
         pidx = ps_rows[:, None] + offs_k[None, :] * BS
         pmask = m_mask[:, None] & k_mask[None, :]
         w = tl.load(params_ptr + pidx, mask=pmask, other=0.0)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from pccompiler.backends.triton.dots import sum_dot
+
 
 @triton.jit
 def _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b, b_mask,
@@ -88,7 +90,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         e = tl.exp(c - safe[None, :])
         w = tl.load(params_ptr + w_rows[:, None] + offs_k[None, :] * BS,
                     mask=k_mask[None, :] & m_mask[:, None], other=0.0)
-        acc = acc * tl.exp(run_max - safe)[None, :] + tl.dot(w, e, input_precision=PREC)
+        acc = acc * tl.exp(run_max - safe)[None, :] + sum_dot(w, e, PREC)
         run_max = new_max
     safe = tl.where(run_max == float("-inf"), 0.0, run_max)
     out = tl.log(acc) + safe[None, :]

@@ -98,6 +98,9 @@ def _structures() -> dict[str, Callable[[], pcir.Model]]:
     data[:, 1] = data[:, 0] ^ (rng.random(200) < 0.1)
     recipes = {
         "hclt": lambda: structures.hclt(data, num_latents=4, seed=0),
+        # 16-node blocks: the sum layers take the tensor-core path at full
+        # tiles, where the dot precision (tf32, bf16) actually applies
+        "hclt_wide": lambda: structures.hclt(data, num_latents=16, seed=0),
         "pd": lambda: structures.pd((2, 3), num_latents=4, split_intervals=1, num_cats=2, seed=0),
         "rat_spn": lambda: structures.rat_spn(6, num_latents=4, depth=2, num_repetitions=2,
                                               num_cats=2, seed=0),
