@@ -355,7 +355,7 @@ def plot(json_path: Path, png: Path) -> None:
             ax.plot(t, b, marker=".", label=label)
     ax.axhline(HCLT_PUBLISHED_BPD, color="gray", ls="--", lw=1, label="HCLT published (1.20)")
     ax.axhline(SPARSE_PC_PAPER_BPD, color="gray", ls=":", lw=1,
-               label=f"sparse PC paper ({SPARSE_PC_PAPER_BPD})")
+               label=f"sparse PC paper ({SPARSE_PC_PAPER_BPD}, unverified)")
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test bits per dimension")
     ax.set_title(f"MNIST: {results['machine'].split(';')[0]}")

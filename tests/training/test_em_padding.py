@@ -17,7 +17,8 @@ from pccompiler.train import em_step, train_em
 from pccompiler.train.prune_grow import prune, recompile, sum_edge_count
 
 
-def pruned_with_padding(num_vars: int, latents: int, keep: float, backend: str = "torch"):
+def pruned_with_padding(num_vars: int, latents: int, keep: float, backend: str = "torch",
+                        device: str = "cpu"):
     """(pruned circuit recompiled for `backend`, its data, mask of padded
     sum parameters): an HCLT on the first `num_vars` NLTCS variables after
     two EM epochs, pruned by flows to `keep`."""
@@ -26,7 +27,7 @@ def pruned_with_padding(num_vars: int, latents: int, keep: float, backend: str =
                        backend="torch", device="cpu")
     train_em(dense, data, epochs=2, batch_size=500, step_size=0.5)
     model = prune(dense, data, keep)
-    circuit = pc.compile(model, backend=backend, device="cpu")
+    circuit = pc.compile(model, backend=backend, device=device)
     eng = circuit.engine
     live = eng.index.sum_param_parent.cpu() >= 0
     padded = live & (eng.sum_params.detach().cpu() == 0)

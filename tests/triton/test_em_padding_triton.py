@@ -13,8 +13,11 @@ from tests.training.test_em_padding import pruned_with_padding
 def test_triton_em_keeps_padding_at_zero_and_matches_torch(device):
     circuits, padded = [], None
     for backend in ("torch", "triton"):
-        circuit, data, pad = pruned_with_padding(8, 4, 0.7, backend)
-        circuits.append(circuit.to(str(device)) if backend == "triton" else circuit)
+        # triton compiles straight onto the test device: on a GPU machine
+        # (no interpreter) it refuses a CPU circuit
+        where = str(device) if backend == "triton" else "cpu"
+        circuit, data, pad = pruned_with_padding(8, 4, 0.7, backend, where)
+        circuits.append(circuit)
         padded = pad if padded is None else padded
         assert torch.equal(pad, padded)
     assert int(padded.sum()) > 0, "the pruned circuit should have padded blocks"
