@@ -144,11 +144,11 @@ def decode_entry(data: bytes, model: pcir.Model) -> tuple[pcir.Model, pcir.Layou
     offsets = np.concatenate([[8 + hlen], 8 + hlen + np.cumsum(header["sections"])])
     section = [body[offsets[i]:offsets[i + 1]] for i in range(len(header["sections"]))]
     layout = pcir.Layout()
-    layout.ParseFromString(bytes(section[0]))
+    layout.ParseFromString(section[0])          # a view: no copy of the 28 MB of hclt512's
     if header.get("model_is_input") is True:
         return model, layout
     skeleton = pcir.Model()
-    skeleton.ParseFromString(bytes(section[1]))
+    skeleton.ParseFromString(section[1])
     table = ir.tensor_table(model)
     sources = {t.name: t for t in skeleton.tensors}      # structural tensors
     renamed: dict[str, str] = {}

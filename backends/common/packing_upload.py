@@ -47,6 +47,7 @@ from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
 from pccompiler.ir.tensors import _NUMPY_OF, dtype_name
 from pccompiler.backends.common.packing import check_param_count, param_owners, sum_packed_order
+from pccompiler.backends.common.prefault import Prefault
 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
 # second compile in the process reuses them) and the cap of one device
@@ -97,7 +98,11 @@ def pack_parameters_into(model: pcir.Model, layout: pcir.Layout, sum_params: tor
     protos = {t.name: t for t in model.tensors}
     jobs = _jobs(model, layout, sum_params, input_params)
     if sum_params.device.type == "cpu" and input_params.device.type == "cpu":
-        _pack_jobs(jobs, protos, arrays)
+        # fresh buffers: their pages are faulted in on the other core while
+        # this one copies (backends/common/prefault.py)
+        with Prefault([(target, int(p.param_start), int(p.param_count))
+                       for _, p, target in jobs]):
+            _pack_jobs(jobs, protos, arrays)
     else:
         _pack_batched(jobs, protos, arrays=arrays)
 
