@@ -3,6 +3,8 @@ on the shared KLay circuits, and its errors on bad files."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,18 @@ def test_duplicate_elements_are_merged(tmp_path):
     assert model_count(model) == [2]             # the last node (x1 & x2) is the root
 
 
+# sha256 (first 32 hex digits) of Model.SerializeToString(deterministic=True),
+# producer_version cleared, as written by the per-vtree-node importer before
+# the array rewrite (pccompiler/frontend/sdd_groups.py): same groups, order,
+# tensors and names, byte for byte.
+GOLDEN = {
+    "sudoku_4": "c3d262a6c0304d6429c0c5c821189b1d",
+    "4-grid": "b720659d90ef1498f90b4e83d466d613",
+    "seq_fun": "a2a797482bc435a9e307f2df502b2572",
+    "road_r": "90ad7e7f263deaacee5938b36701df8d",
+}
+
+
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_circuits_import_and_check(name):
     path = CIRCUITS / f"{name}.sdd"
@@ -44,6 +58,9 @@ def test_shared_circuits_import_and_check(name):
     ir.check(model)
     assert len(model.variables) == int((CIRCUITS / f"{name}.vtree").read_text()
                                        .split("\nvtree ")[1].split()[0]) // 2 + 1
+    model.producer_version = ""
+    digest = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    assert digest[:32] == GOLDEN[name]
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -65,6 +82,15 @@ def test_bad_files_name_the_line(tmp_path, edit, message):
     with pytest.raises(LoadError, match=None) as err:
         from_sdd(write(tmp_path, sdd))
     assert message in str(err.value) and "f.sdd" in str(err.value)
+
+
+def test_false_decisions_fold_up_the_vtree(tmp_path):
+    # D 6 = (x1 & F) | (~x1 & F) is false, so D 9's element (6, 5) drops:
+    # f = ~x1 & x3; with D 9's last live element gone too, f is false.
+    text = SDD.replace("D 6 1 2 0 1 2 4", "D 6 1 2 0 4 2 4")
+    assert model_count(from_sdd(write(tmp_path, text))) == [2]
+    with pytest.raises(LoadError, match="unsatisfiable"):
+        from_sdd(write(tmp_path, text.replace("D 9 3 3 6 5 2 7 8 4", "D 9 3 2 6 5 8 4")))
 
 
 def test_bad_vtree_and_false_root(tmp_path):

@@ -1,0 +1,209 @@
+"""The groups of an imported SDD, computed with whole-array numpy steps.
+
+`build` turns the checked node arrays of sdd.py into the groups described
+there (one sum group per vtree node, one product group per (prime vtree,
+sub vtree) signature, smoothed with the siblings' tautologies). Files reach
+10^6 nodes and 10^5 groups, so every per-node and per-element step is one
+array operation over all vtree nodes at once (constant folding runs one
+step per vtree level); the only Python loop left emits the protobuf groups,
+each from slices of the precomputed arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.frontend.logic_groups import TAUT, GroupSink
+from pccompiler.frontend.logic_text import Records, ranges
+
+pcir = ir.pcir
+F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
+
+
+def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
+          e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray, sub: np.ndarray,
+          root: int, name: str, source: str) -> pcir.Model:
+    """The logic-circuit Model of the SDD (see sdd.py for the mapping)."""
+    nvt = len(vt.left)
+    post = np.asarray(vt.post, dtype=np.int64)
+    pos = np.empty(nvt, dtype=np.int64)
+    pos[post] = np.arange(nvt)
+    false = _fold_false(vt, kind, home, e_dec, prime, sub)
+    # Live decisions: index in S_w by node id; S_w's tautology comes last.
+    dec = np.flatnonzero((kind == D) & ~false)
+    dec = dec[np.argsort(home[dec], kind="stable")]
+    nd = np.bincount(home[dec], minlength=nvt)
+    idx[dec] = np.arange(len(dec)) - (np.cumsum(nd) - nd)[home[dec]]
+    inner = vt.left >= 0
+    taut = np.where(inner, nd, TAUT)
+    el = _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub)
+    w, ph, sh, pi, si, par = el
+    # Product rows: distinct (signature, prime index, sub index), sorted by
+    # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
+    key = ph * nvt + sh
+    o = np.lexsort((si, pi, key, pos[w]))
+    w, key, pi, si, par = w[o], key[o], pi[o], si[o], par[o]
+    new_row = np.r_[True, (key[1:] != key[:-1]) | (pi[1:] != pi[:-1]) | (si[1:] != si[:-1])]
+    row = np.cumsum(new_row) - 1
+    rows = np.flatnonzero(new_row)
+    r_key, r_w, r_pi, r_si = key[rows], w[rows], pi[rows], si[rows]
+    new_sig = np.r_[True, r_key[1:] != r_key[:-1]]
+    sig_of_row = np.cumsum(new_sig) - 1
+    sig_first = np.flatnonzero(new_sig)
+    s_w, s_up, s_us = r_w[sig_first], r_key[sig_first] // nvt, r_key[sig_first] % nvt
+    s_rows = np.diff(np.r_[sig_first, len(rows)])
+    # Column of an element in S_w: its row's rank among the rows of w.
+    col = row - _first(r_w, nvt)[w]
+    # Sum edges: distinct (w, parent, column), sorted.
+    o = np.lexsort((col, par, pos[w]))
+    w, par, col = w[o], par[o], col[o]
+    keep = np.r_[True, (w[1:] != w[:-1]) | (par[1:] != par[:-1]) | (col[1:] != col[:-1])]
+    e_w = w[keep]
+    edges = np.stack([par[keep], col[keep]], axis=1)
+    # Smoothing: the siblings on the path from the prime's (sub's) vtree
+    # node up to left(w) (right(w)), and each product's child_index matrix.
+    lp, lp_n = _sibling_paths(vt, s_up, vt.left[s_w])
+    ls, ls_n = _sibling_paths(vt, s_us, vt.right[s_w])
+    width = 2 + lp_n + ls_n
+    flat, r_off = _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n)
+    # Group ids: per vtree node in file order its products then its sum
+    # (a leaf: its input group then its literal sum).
+    nsig = np.bincount(s_w, minlength=nvt)
+    count = np.where(inner, nsig + 1, 2)[post]
+    gstart = np.zeros(nvt, dtype=np.int64)
+    gstart[post] = np.cumsum(count) - count
+    sgroup = gstart + np.where(inner, nsig, 1)
+    return _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_rows,
+                 width, flat, r_off, sig_first, lp, lp_n, ls, ls_n, e_w, edges, kind, home,
+                 idx, false, root, name, source)
+
+
+def _fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
+    """False nodes: F, and decisions all of whose elements have a false prime
+    or sub (decided one vtree level at a time, children's levels first)."""
+    false = kind == F
+    if not false.any():
+        return false
+    height = np.zeros(len(vt.left), dtype=np.int64)
+    for u in vt.post:
+        if vt.left[u] >= 0:
+            height[u] = 1 + max(height[vt.left[u]], height[vt.right[u]])
+    decs = np.flatnonzero(kind == D)
+    d_lev, e_lev = height[home[decs]], height[home[e_dec]]
+    has_elem = np.zeros(len(kind), dtype=bool)
+    for h in range(1, int(height.max()) + 1):
+        e = np.flatnonzero(e_lev == h)
+        e = e[~(false[prime[e]] | false[sub[e]])]
+        has_elem[e_dec[e]] = True
+        d = decs[d_lev == h]
+        false[d[~has_elem[d]]] = True
+    return false
+
+
+def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub):
+    """(w, prime vtree, sub vtree, prime index, sub index, parent index) of
+    every element whose prime and sub are not false, then one tautology
+    element (taut(left), taut(right)) per internal vtree node."""
+    keep = ~(false[prime] | false[sub])
+    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    w = home[dec]
+    lw, rw = vt.left[w], vt.right[w]
+    pt, st = kind[p] == T, kind[s] == T
+    ph, sh = np.where(pt, lw, home[p]), np.where(st, rw, home[s])
+    bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
+    bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
+    if bad_p.any() or bad_s.any():
+        first = pos[w[bad_p | bad_s]].min()
+        at = pos[w] == first
+        bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
+                                    else (bad_s, sh, rw, s, "sub"))
+        i = int(np.argmax(bad & at))
+        raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
+                                     f"vtree {int(h[i])}, not under vtree {int(top[i])} "
+                                     f"(the circuit is not decomposable)")
+    iw = np.flatnonzero(vt.left >= 0)
+    li, ri = vt.left[iw], vt.right[iw]
+    return (np.r_[w, iw], np.r_[ph, li], np.r_[sh, ri],
+            np.r_[np.where(pt, taut[lw], idx[p]), taut[li]],
+            np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
+
+
+def _sibling_paths(vt, start: np.ndarray, top: np.ndarray):
+    """For each i, the siblings on the path from start[i] up to (not
+    including) top[i], concatenated in path order; and their counts."""
+    cur = start.copy()
+    active = np.flatnonzero(cur != top)
+    who, sibs = [], []
+    while len(active):
+        c = cur[active]
+        par = vt.parent[c]
+        sibs.append(np.where(vt.left[par] == c, vt.right[par], vt.left[par]))
+        who.append(active)
+        cur[active] = par
+        active = active[par != top[active]]
+    if not who:
+        return np.zeros(0, dtype=np.int64), np.zeros(len(start), dtype=np.int64)
+    who, sibs = np.concatenate(who), np.concatenate(sibs)
+    o = np.argsort(who, kind="stable")
+    return sibs[o], np.bincount(who, minlength=len(start))
+
+
+def _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
+    """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
+    in one flat array; and each row's offset in it."""
+    rw = width[sig_of_row]
+    r_off = np.cumsum(rw) - rw
+    flat = np.empty(int(rw.sum()), dtype=np.int64)
+    a, b = lp_n[sig_of_row], ls_n[sig_of_row]
+    flat[r_off] = r_pi
+    flat[r_off + 1 + a] = r_si
+    for sibs, n, first_col in ((lp, lp_n, 1), (ls, ls_n, 2 + a)):
+        k = n[sig_of_row]
+        start = (np.cumsum(n) - n)[sig_of_row]
+        within = ranges(np.zeros_like(k), k)
+        flat[np.repeat(r_off + first_col, k) + within] = taut[sibs[np.repeat(start, k) + within]]
+    return flat, r_off
+
+
+def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_rows, width,
+          flat, r_off, sig_first, lp, lp_n, ls, ls_n, e_w, edges, kind, home, idx, false,
+          root, name, source) -> pcir.Model:
+    """The groups in id order, each from slices of the arrays above."""
+    sink = GroupSink()
+    s0, e0 = _first(s_w, len(vt.left)), _first(e_w, len(vt.left))    # both are runs by w
+    e_n = np.bincount(e_w, minlength=len(vt.left))
+    lp_start, ls_start = np.cumsum(lp_n) - lp_n, np.cumsum(ls_n) - ls_n
+    sg, lpl, lsl = sgroup.tolist(), lp.tolist(), ls.tolist()
+    for w in post.tolist():
+        if not inner[w]:
+            sink.literals(int(vt.var[w]) - 1)
+            continue
+        scope = np.sort(vt.order[vt.lo[w]:vt.hi[w]]).tolist()
+        label = f"vtree {w} elements"
+        for j in range(int(s0[w]), int(s0[w] + nsig[w])):
+            a0, a1 = int(lp_start[j]), int(lp_start[j] + lp_n[j])
+            b0, b1 = int(ls_start[j]), int(ls_start[j] + ls_n[j])
+            kids = [sg[s_up[j]], *(sg[x] for x in lpl[a0:a1]),
+                    sg[s_us[j]], *(sg[x] for x in lsl[b0:b1])]
+            r0, nr, wd = int(r_off[sig_first[j]]), int(s_rows[j]), int(width[j])
+            sink.product_sorted(kids, flat[r0:r0 + nr * wd].reshape(nr, wd), scope, label)
+        g0 = int(gstart[w])
+        sink.sum_edges(list(range(g0, g0 + int(nsig[w]))), int(nd[w]) + 1, scope,
+                       edges[e0[w]:e0[w] + e_n[w]], f"vtree {w}")
+    if false[root]:
+        raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
+    rh = vt.root if kind[root] == T else int(home[root])
+    ri = taut[rh] if kind[root] == T else int(idx[root])
+    sibs = vt.siblings(rh, vt.root)
+    gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
+                       [[ri, *taut[sibs]]], range(vt.num_vars), "root")
+    return sink.model(vt.num_vars, gid, name, "sdd")
+
+
+def _first(runs: np.ndarray, n: int) -> np.ndarray:
+    """The first position of each value 0..n-1 in `runs` (equal values adjacent)."""
+    first = np.zeros(n, dtype=np.int64)
+    first[runs[::-1]] = np.arange(len(runs))[::-1]
+    return first
