@@ -19,6 +19,10 @@ from pccompiler.errors import LoadError
 
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
+_BLANK = np.arange(256, dtype=np.uint8)
+_BLANK[:33] = ord(" ")
+_INT_BYTE = _DIGIT.copy()
+_INT_BYTE[[ord(" "), ord("-")]] = True
 
 
 @dataclass
@@ -54,18 +58,24 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
                  len(buf) if len(buf) and not space[-1] else []].astype(np.int64)
     tok_start, tok_end = edge[0::2], edge[1::2]
     newlines = np.flatnonzero(buf == 10)
-    tok_line = np.searchsorted(newlines, tok_start)      # 0-based line of each token
+    # 0-based line of each token: how many newlines precede it (each newline
+    # is placed among the tokens, fewer searches than placing every token).
+    tok_line = np.cumsum(np.bincount(np.searchsorted(tok_start, newlines),
+                                     minlength=len(tok_start) + 1)[:len(tok_start)])
     first = np.r_[True, tok_line[1:] != tok_line[:-1]]   # the keyword of its line
     comment = first & (buf[tok_start] == ord("c")) & (tok_end - tok_start == 1)
     comment_line = np.zeros(len(newlines) + 1, dtype=bool)
     comment_line[tok_line[comment]] = True
+    c_start = tok_start[comment]                        # comment lines: 'c' to the newline
+    c_end = np.r_[newlines, len(buf)][np.searchsorted(newlines, c_start)]
     keep = ~comment_line[tok_line]
     tok_start, tok_end = tok_start[keep], tok_end[keep]
     tok_line, first = tok_line[keep], first[keep]
     where = str(path)
     if not len(tok_start):
         raise LoadError(f"{where}: empty file, expected a '{header}' header line")
-    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where)
+    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where,
+                       np.r_[tok_start[first], c_start], np.r_[tok_end[first], c_end])
     # Records: one per line with a keyword.
     rec_line = tok_line[first]
     rec_tok = np.flatnonzero(first)
@@ -92,11 +102,31 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
 
 
 def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                lines: np.ndarray, where: str) -> np.ndarray:
+                lines: np.ndarray, where: str, other_starts: np.ndarray,
+                other_ends: np.ndarray) -> np.ndarray:
     """The integer tokens [starts, ends) of buf as int64, checked to be
-    digits with an optional leading '-' (numpy's C parser reads them)."""
+    digits with an optional leading '-' (numpy's C parser reads them).
+    Every other byte lies in whitespace or in a range [other_starts,
+    other_ends) (keywords, comment lines). One pass over the bytes checks
+    them all; the byte-per-token check runs only to name a bad token."""
     if not len(starts):
         return np.zeros(0, dtype=np.int64)
+    chars = _BLANK[buf]                         # whitespace and control bytes -> ' '
+    chars[ranges(other_starts, other_ends - other_starts)] = ord(" ")
+    minus = np.flatnonzero(chars == ord("-"))
+    nxt = chars[np.minimum(minus + 1, len(chars) - 1)]
+    ok_minus = (minus + 1 < len(chars)) & _DIGIT[nxt] & ((minus == 0) | (chars[minus - 1] == 32))
+    if _INT_BYTE[chars].all() and ok_minus.all():
+        ints = np.fromstring(chars.tobytes(), dtype=np.int64, sep=" ")
+        if len(ints) == len(starts):
+            return ints
+    return _parse_ints_checked(data, buf, starts, ends, lines, where)
+
+
+def _parse_ints_checked(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                        lines: np.ndarray, where: str) -> np.ndarray:
+    """_parse_ints byte by byte within the tokens: slower, and names the
+    first token that is not an integer."""
     delta = np.zeros(len(buf) + 1, dtype=np.int8)
     delta[starts], delta[ends] = 1, -1
     inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
