@@ -21,14 +21,21 @@ class GroupSink:
     """Groups and their tensors (named "g{id}.{key}"), in the order added."""
 
     def __init__(self):
-        self.groups: list[pcir.Group] = []
-        self.tensors: list[pcir.Tensor] = []
+        # Groups and tensors are made inside the Model (no copy at the end).
+        self._model = ir.make_model([], [], [])
+        self.groups = self._model.groups
+        self.tensors = self._model.tensors
 
-    def _add(self, group: pcir.Group, **arrays: np.ndarray) -> int:
-        self.groups.append(group)
+    def _add(self, group: pcir.Group | dict, **arrays: np.ndarray) -> int:
+        """Append a group (a message, or the fields of one) and its tensors."""
+        if isinstance(group, dict):
+            gid = self.groups.add(**group).id
+        else:
+            self.groups.append(group)
+            gid = group.id
         for key, arr in arrays.items():
-            self.tensors.append(_tensor(f"g{group.id}.{key}", arr))
-        return group.id
+            _add_tensor(self.tensors, f"g{gid}.{key}", arr)
+        return gid
 
     def scope(self, gid: int) -> list[int]:
         return list(self.groups[gid].scope)
@@ -50,10 +57,10 @@ class GroupSink:
         """A product group; `scope` is sorted and distinct, `index` [nodes, children]."""
         gid = len(self.groups)
         index = np.asarray(index, dtype=np.int64)
-        return self._add(pcir.Group(id=gid, name=label, kind=pcir.PRODUCT, num_nodes=len(index),
-                                    scope=scope,
-                                    product=pcir.ProductGroup(children=children,
-                                                              child_index=f"g{gid}.child_index")),
+        return self._add(dict(id=gid, name=label, kind=pcir.PRODUCT, num_nodes=len(index),
+                              scope=scope,
+                              product=pcir.ProductGroup(children=children,
+                                                        child_index=f"g{gid}.child_index")),
                          child_index=index)
 
     def sum(self, children, num_nodes: int, scope, parents: np.ndarray, cols: np.ndarray,
@@ -69,18 +76,22 @@ class GroupSink:
         """A sparse sum group with weight 1 on each row (parent, column) of
         `edges` (int64 [E, 2], distinct, sorted); `scope` must be sorted."""
         gid = len(self.groups)
-        return self._add(pcir.Group(id=gid, name=label, kind=pcir.SUM, num_nodes=num_nodes,
-                                    scope=scope,
-                                    sum=pcir.SumGroup(children=children, pattern=pcir.SPARSE,
-                                                      weights=f"g{gid}.weights",
-                                                      edges=f"g{gid}.edges")),
+        return self._add(dict(id=gid, name=label, kind=pcir.SUM, num_nodes=num_nodes,
+                              scope=scope,
+                              sum=pcir.SumGroup(children=children, pattern=pcir.SPARSE,
+                                                weights=f"g{gid}.weights",
+                                                edges=f"g{gid}.edges")),
                          edges=edges, weights=_ones(len(edges)))
 
     def model(self, num_vars: int, root: int, name: str, source_format: str) -> pcir.Model:
-        variables = [ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2) for v in range(1, num_vars + 1)]
-        return ir.make_model(variables, self.groups, [root], self.tensors, name=name,
-                             metadata={SEMANTICS_KEY: LOGIC_SEMANTICS,
-                                       "source_format": source_format})
+        """The finished Model (what ir.make_model would build from the groups)."""
+        m = self._model
+        m.variables.extend(ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2)
+                           for v in range(1, num_vars + 1))
+        m.roots.append(int(root))
+        m.name = name
+        m.metadata.update({SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": source_format})
+        return m
 
 
 _ONES = np.ones(0)
@@ -94,14 +105,16 @@ def _ones(n: int) -> np.ndarray:
     return _ONES[:n]
 
 
-def _tensor(name: str, arr: np.ndarray) -> pcir.Tensor:
-    """ir.make_tensor without its dtype dispatch for the two dtypes used here
-    (it costs more than the copy for the small arrays of logic groups)."""
-    code = _FAST_DTYPES.get(arr.dtype.str)
+def _add_tensor(tensors, name: str, arr: np.ndarray) -> None:
+    """tensors.append(ir.make_tensor(name, arr)) without its dtype dispatch
+    for the two dtypes used here (it costs more than the copy for the small
+    arrays of logic groups)."""
+    code = _FAST_DTYPES.get(arr.dtype)
     if code is None:
-        return ir.make_tensor(name, arr)
-    return pcir.Tensor(name=name, dtype=code, dims=arr.shape,
-                       raw_data=np.ascontiguousarray(arr).tobytes())
+        tensors.append(ir.make_tensor(name, arr))
+    else:
+        tensors.add(name=name, dtype=code, dims=arr.shape,
+                    raw_data=np.ascontiguousarray(arr).tobytes())
 
 
-_FAST_DTYPES = {"<i8": pcir.INT64, "<f8": pcir.FLOAT64}
+_FAST_DTYPES = {np.dtype("<i8"): pcir.INT64, np.dtype("<f8"): pcir.FLOAT64}

@@ -10,6 +10,7 @@ keyword, offset and count into one flat int64 array).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
 _BLANK = np.arange(256, dtype=np.uint8)
 _BLANK[:33] = ord(" ")
+_PLAIN_BYTE = _DIGIT.copy()
+_PLAIN_BYTE[[ord(" "), ord("-"), ord("\n")]] = True
+_INT_WORD = re.compile(rb"-?[0-9]+")
 _INT_BYTE = _DIGIT.copy()
 _INT_BYTE[[ord(" "), ord("-")]] = True
 
@@ -52,6 +56,9 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     buf = np.frombuffer(data, dtype=np.uint8)
+    plain = _read_plain(data, buf, str(path), header, keys)
+    if plain is not None:
+        return plain
     space = buf <= 32                                   # whitespace and control bytes
     edge = np.flatnonzero(space[1:] != space[:-1]) + 1   # where tokens start or end
     edge = np.r_[0 if len(buf) and not space[0] else [], edge,
@@ -99,6 +106,55 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     return Records(path=where, header=head, header_ints=ints[starts[0]:starts[0] + counts[0]],
                    header_line=int(rec_line[0]) + 1, lines=rec_line[1:] + 1,
                    keys=kchar[1:], starts=starts[1:], counts=counts[1:], ints=ints)
+
+
+def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
+                keys: bytes) -> Records | None:
+    """read_records for the plain layout that the SDD library and c2d write
+    (lines ending in \\n, one space between tokens, one-letter keywords),
+    in a few passes over the bytes with no per-token arrays; None when the
+    file is laid out otherwise or malformed (the general reader then reads
+    it or names the bad line)."""
+    n = len(buf)
+    if n == 0:
+        return None
+    nl = np.flatnonzero(buf == 10)
+    ends = nl if len(nl) and nl[-1] == n - 1 else np.r_[nl, n]
+    starts = np.r_[0, ends[:-1] + 1]
+    if (ends <= starts).any():
+        return None                                      # an empty line
+    one_letter = (starts + 1 == ends) | (buf[np.minimum(starts + 1, n - 1)] == 32)
+    comment = (buf[starts] == ord("c")) & one_letter
+    if comment.all():
+        return None
+    h = int(np.argmin(comment))                          # the header line
+    words = data[starts[h]:ends[h]].split(b" ")
+    if words[0] != header.encode() or not all(_INT_WORD.fullmatch(w) for w in words[1:]):
+        return None
+    rec = np.flatnonzero(~comment[h + 1:]) + h + 1
+    allowed = np.zeros(256, dtype=bool)
+    allowed[list(keys)] = True
+    if not (one_letter[rec] & allowed[buf[starts[rec]]]).all():
+        return None
+    chars = buf.copy()
+    skip = np.flatnonzero(comment)
+    chars[ranges(starts[skip], ends[skip] - starts[skip])] = 32
+    chars[starts[h]:starts[h] + len(words[0])] = 32
+    chars[starts[rec]] = 32                              # the keywords
+    if np.bincount(chars, minlength=256)[~_PLAIN_BYTE].any():
+        return None
+    minus = np.flatnonzero(chars == ord("-"))
+    if not (_DIGIT[chars[np.minimum(minus + 1, n - 1)]] & (minus + 1 < n)
+            & (chars[minus - 1] == 32)).all():
+        return None
+    ints = np.fromstring(chars, dtype=np.int64, sep=" ")
+    counts = np.add.reduceat(buf == 32, starts, dtype=np.int64)[np.r_[h, rec]]  # spaces
+    if int(counts.sum()) != len(ints):
+        return None                                      # extra spaces somewhere
+    first_int = np.cumsum(counts) - counts               # the header's integers come first
+    return Records(path=where, header=header, header_ints=ints[:counts[0]],
+                   header_line=h + 1, lines=rec + 1, keys=buf[starts[rec]],
+                   starts=first_int[1:], counts=counts[1:], ints=ints)
 
 
 def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,

@@ -11,6 +11,8 @@ each from slices of the precomputed arrays.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from pccompiler import ir
@@ -42,26 +44,22 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     w, ph, sh, pi, si, par = el
     # Product rows: distinct (signature, prime index, sub index), sorted by
     # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
-    key = ph * nvt + sh
-    o = np.lexsort((si, pi, key, pos[w]))
-    w, key, pi, si, par = w[o], key[o], pi[o], si[o], par[o]
-    new_row = np.r_[True, (key[1:] != key[:-1]) | (pi[1:] != pi[:-1]) | (si[1:] != si[:-1])]
-    row = np.cumsum(new_row) - 1
-    rows = np.flatnonzero(new_row)
-    r_key, r_w, r_pi, r_si = key[rows], w[rows], pi[rows], si[rows]
-    new_sig = np.r_[True, r_key[1:] != r_key[:-1]]
-    sig_of_row = np.cumsum(new_sig) - 1
-    sig_first = np.flatnonzero(new_sig)
-    s_w, s_up, s_us = r_w[sig_first], r_key[sig_first] // nvt, r_key[sig_first] % nvt
-    s_rows = np.diff(np.r_[sig_first, len(rows)])
+    u, sig = np.unique(ph * nvt + sh, return_inverse=True)
+    w_of = np.empty(len(u), dtype=np.int64)
+    w_of[sig] = w
+    by_rank = np.lexsort((u, pos[w_of]))
+    rank = np.empty(len(u), dtype=np.int64)
+    rank[by_rank] = np.arange(len(u))
+    (sig_of_row, r_pi, r_si), row = unique_rows(rank[sig], pi, si)
+    s_w, s_up, s_us = w_of[by_rank], u[by_rank] // nvt, u[by_rank] % nvt
+    sig_first = _first(sig_of_row, len(u))
+    s_rows = np.bincount(sig_of_row, minlength=len(u))
     # Column of an element in S_w: its row's rank among the rows of w.
-    col = row - _first(r_w, nvt)[w]
+    col = row - _first(s_w[sig_of_row], nvt)[w]
     # Sum edges: distinct (w, parent, column), sorted.
-    o = np.lexsort((col, par, pos[w]))
-    w, par, col = w[o], par[o], col[o]
-    keep = np.r_[True, (w[1:] != w[:-1]) | (par[1:] != par[:-1]) | (col[1:] != col[:-1])]
-    e_w = w[keep]
-    edges = np.stack([par[keep], col[keep]], axis=1)
+    (e_pos, e_par, e_col), _ = unique_rows(pos[w], par, col)
+    e_w = post[e_pos]
+    edges = np.stack([e_par, e_col], axis=1)
     # Smoothing: the siblings on the path from the prime's (sub's) vtree
     # node up to left(w) (right(w)), and each product's child_index matrix.
     lp, lp_n = _sibling_paths(vt, s_up, vt.left[s_w])
@@ -200,6 +198,29 @@ def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_ro
     gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
                        [[ri, *taut[sibs]]], range(vt.num_vars), "root")
     return sink.model(vt.num_vars, gid, name, "sdd")
+
+
+def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of non-negative int64 columns, sorted (first column
+    major), and each input row's index among them: one np.unique of a mixed
+    radix key when it fits in int64, else a lexsort."""
+    span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+    if math.prod(span) < 2 ** 62:
+        key = cols[0]
+        for c, n in zip(cols[1:], span[1:]):
+            key = key * n + c
+        key, inv = np.unique(key, return_inverse=True)
+        out = []
+        for n in reversed(span):
+            out.append(key % n)
+            key = key // n
+        return out[::-1], inv.reshape(-1)
+    o = np.lexsort(cols[::-1])
+    cols = [c[o] for c in cols]
+    new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
+    inv = np.empty(len(o), dtype=np.int64)
+    inv[o] = np.cumsum(new) - 1
+    return [c[new] for c in cols], inv
 
 
 def _first(runs: np.ndarray, n: int) -> np.ndarray:

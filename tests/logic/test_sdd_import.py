@@ -114,3 +114,21 @@ def test_crlf_tabs_and_no_final_newline_read_the_same(tmp_path):
     odd = SDD.replace("\n", "\r\n").replace("D 9 3 ", "D\t9 3 ").rstrip()
     other = from_sdd(write(tmp_path, odd, VTREE.replace("\n", "\r\n"), name="g"))
     assert ir.structure_hash(plain) == ir.structure_hash(other)
+
+
+@pytest.mark.parametrize("edit", [("F 4\n", "c mid-file comment\nF 4\n"), ("T 5", "T  5"),
+                                  ("T 5", "T 5 "), ("F 4\n", "F 4\n\n"), ("D 9", " D 9")])
+def test_plain_and_general_tokenizers_agree(tmp_path, edit):
+    """The few-pass reader of plain files (logic_text._read_plain) and the
+    per-token reader it falls back to give the same records."""
+    from pccompiler.frontend import logic_text
+    path = write(tmp_path, SDD.replace(*edit))
+    data = path.read_bytes()
+    general = logic_text.read_records(path, "sdd", b"FTLD")
+    plain = logic_text._read_plain(data, np.frombuffer(data, np.uint8), str(path), "sdd", b"FTLD")
+    assert (plain is None) == (edit[1] != "c mid-file comment\nF 4\n")
+    reference = plain or logic_text.read_records(write(tmp_path, SDD), "sdd", b"FTLD")
+    for field in ("header_ints", "keys", "starts", "counts", "ints"):
+        assert np.array_equal(getattr(general, field), getattr(reference, field)), field
+    if plain is not None:
+        assert np.array_equal(general.lines, plain.lines)
