@@ -82,20 +82,24 @@ def _fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
     """False nodes: F, and decisions all of whose elements have a false prime
     or sub (decided one vtree level at a time, children's levels first)."""
     false = kind == F
-    if not false.any():
-        return false
+    decs = np.flatnonzero(kind == D)
+    live = ~(false[prime] | false[sub])
+    if np.bincount(e_dec[live], minlength=len(kind))[decs].all():
+        return false                    # every decision keeps an element: F stays alone
     height = np.zeros(len(vt.left), dtype=np.int64)
     for u in vt.post:
         if vt.left[u] >= 0:
             height[u] = 1 + max(height[vt.left[u]], height[vt.right[u]])
-    decs = np.flatnonzero(kind == D)
-    d_lev, e_lev = height[home[decs]], height[home[e_dec]]
+    levels = np.arange(int(height.max()) + 2)
+    e_by, d_by = (np.argsort(height[home[x]], kind="stable") for x in (e_dec, decs))
+    e_cut = np.searchsorted(height[home[e_dec[e_by]]], levels)
+    d_cut = np.searchsorted(height[home[decs[d_by]]], levels)
     has_elem = np.zeros(len(kind), dtype=bool)
-    for h in range(1, int(height.max()) + 1):
-        e = np.flatnonzero(e_lev == h)
+    for h in levels[1:-1]:
+        e = e_by[e_cut[h]:e_cut[h + 1]]
         e = e[~(false[prime[e]] | false[sub[e]])]
         has_elem[e_dec[e]] = True
-        d = decs[d_lev == h]
+        d = decs[d_by[d_cut[h]:d_cut[h + 1]]]
         false[d[~has_elem[d]]] = True
     return false
 
