@@ -22,8 +22,6 @@ _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
 _BLANK = np.arange(256, dtype=np.uint8)
 _BLANK[:33] = ord(" ")
-_PLAIN_BYTE = _DIGIT.copy()
-_PLAIN_BYTE[[ord(" "), ord("-"), ord("\n")]] = True
 _INT_WORD = re.compile(rb"-?[0-9]+")
 _INT_BYTE = _DIGIT.copy()
 _INT_BYTE[[ord(" "), ord("-")]] = True
@@ -141,9 +139,11 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
     chars[ranges(starts[skip], ends[skip] - starts[skip])] = 32
     chars[starts[h]:starts[h] + len(words[0])] = 32
     chars[starts[rec]] = 32                              # the keywords
-    if np.bincount(chars, minlength=256)[~_PLAIN_BYTE].any():
-        return None
     minus = np.flatnonzero(chars == ord("-"))
+    spaces = (chars == 32).view(np.uint8)
+    if (np.count_nonzero((chars - np.uint8(48)) < 10) + np.count_nonzero(spaces) + len(minus)
+            + len(nl) != n):
+        return None                                      # a byte other than 0-9, ' ', '-', \n
     if not (_DIGIT[chars[np.minimum(minus + 1, n - 1)]] & (minus + 1 < n)
             & (chars[minus - 1] == 32)).all():
         return None
