@@ -59,8 +59,7 @@ class GroupSink:
         index = np.asarray(index, dtype=np.int64)
         return self._add(dict(id=gid, name=label, kind=pcir.PRODUCT, num_nodes=len(index),
                               scope=scope,
-                              product=pcir.ProductGroup(children=children,
-                                                        child_index=f"g{gid}.child_index")),
+                              product=dict(children=children, child_index=f"g{gid}.child_index")),
                          child_index=index)
 
     def sum(self, children, num_nodes: int, scope, parents: np.ndarray, cols: np.ndarray,
@@ -72,15 +71,15 @@ class GroupSink:
         return self.sum_edges([int(c) for c in children], num_nodes,
                               sorted(set(int(v) for v in scope)), edges, label)
 
-    def sum_edges(self, children: list[int], num_nodes: int, scope, edges: np.ndarray, label: str) -> int:
+    def sum_edges(self, children: list[int], num_nodes: int, scope: list[int], edges: np.ndarray,
+                  label: str) -> int:
         """A sparse sum group with weight 1 on each row (parent, column) of
         `edges` (int64 [E, 2], distinct, sorted); `scope` must be sorted."""
         gid = len(self.groups)
         return self._add(dict(id=gid, name=label, kind=pcir.SUM, num_nodes=num_nodes,
                               scope=scope,
-                              sum=pcir.SumGroup(children=children, pattern=pcir.SPARSE,
-                                                weights=f"g{gid}.weights",
-                                                edges=f"g{gid}.edges")),
+                              sum=dict(children=children, pattern=pcir.SPARSE,
+                                       weights=f"g{gid}.weights", edges=f"g{gid}.edges")),
                          edges=edges, weights=_ones(len(edges)))
 
     def model(self, num_vars: int, root: int, name: str, source_format: str) -> pcir.Model:

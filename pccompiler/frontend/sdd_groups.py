@@ -176,23 +176,27 @@ def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_ro
     sink = GroupSink()
     s0, e0 = _first(s_w, len(vt.left)), _first(e_w, len(vt.left))    # both are runs by w
     e_n = np.bincount(e_w, minlength=len(vt.left))
-    lp_start, ls_start = np.cumsum(lp_n) - lp_n, np.cumsum(ls_n) - ls_n
-    sg, lpl, lsl = sgroup.tolist(), lp.tolist(), ls.tolist()
+    # Per-signature values as Python lists (numpy scalars are slow to index).
+    lp_end, ls_end = np.cumsum(lp_n).tolist(), np.cumsum(ls_n).tolist()
+    lp_kids, ls_kids = sgroup[lp].tolist(), sgroup[ls].tolist()
+    up_kid, us_kid = sgroup[s_up].tolist(), sgroup[s_us].tolist()
+    first, rows, wide = r_off[sig_first].tolist(), s_rows.tolist(), width.tolist()
+    s0, e0, e_n = s0.tolist(), e0.tolist(), e_n.tolist()
+    nsig, gstart, nd, lo, hi = nsig.tolist(), gstart.tolist(), nd.tolist(), vt.lo, vt.hi
+    a1 = b1 = 0
     for w in post.tolist():
         if not inner[w]:
             sink.literals(int(vt.var[w]) - 1)
             continue
-        scope = np.sort(vt.order[vt.lo[w]:vt.hi[w]]).tolist()
+        scope = np.sort(vt.order[lo[w]:hi[w]]).tolist()
         label = f"vtree {w} elements"
-        for j in range(int(s0[w]), int(s0[w] + nsig[w])):
-            a0, a1 = int(lp_start[j]), int(lp_start[j] + lp_n[j])
-            b0, b1 = int(ls_start[j]), int(ls_start[j] + ls_n[j])
-            kids = [sg[s_up[j]], *(sg[x] for x in lpl[a0:a1]),
-                    sg[s_us[j]], *(sg[x] for x in lsl[b0:b1])]
-            r0, nr, wd = int(r_off[sig_first[j]]), int(s_rows[j]), int(width[j])
-            sink.product_sorted(kids, flat[r0:r0 + nr * wd].reshape(nr, wd), scope, label)
-        g0 = int(gstart[w])
-        sink.sum_edges(list(range(g0, g0 + int(nsig[w]))), int(nd[w]) + 1, scope,
+        for j in range(s0[w], s0[w] + nsig[w]):
+            a0, a1, b0, b1 = a1, lp_end[j], b1, ls_end[j]
+            r0, nr, wd = first[j], rows[j], wide[j]
+            sink.product_sorted([up_kid[j], *lp_kids[a0:a1], us_kid[j], *ls_kids[b0:b1]],
+                                flat[r0:r0 + nr * wd].reshape(nr, wd), scope, label)
+        g0 = gstart[w]
+        sink.sum_edges(list(range(g0, g0 + nsig[w])), nd[w] + 1, scope,
                        edges[e0[w]:e0[w] + e_n[w]], f"vtree {w}")
     if false[root]:
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
