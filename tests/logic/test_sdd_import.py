@@ -132,3 +132,16 @@ def test_plain_and_general_tokenizers_agree(tmp_path, edit):
         assert np.array_equal(getattr(general, field), getattr(reference, field)), field
     if plain is not None:
         assert np.array_equal(general.lines, plain.lines)
+
+
+@pytest.mark.parametrize("big", [0, 2 ** 40])
+def test_unique_rows_key_and_lexsort_paths_agree_with_np_unique(big):
+    """sdd_groups.unique_rows packs the columns into one int64 key when they
+    fit and lexsorts when they would overflow (big = 2**40 forces that)."""
+    from pccompiler.frontend.sdd_groups import unique_rows
+    rng = np.random.default_rng(0)
+    cols = [rng.integers(0, 4, 200), rng.integers(0, 3, 200) + big, rng.integers(0, 5, 200) + big]
+    rows, inv = unique_rows(*cols)
+    want, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    assert np.array_equal(np.stack(rows, axis=1), want)
+    assert np.array_equal(inv, want_inv.reshape(-1))
