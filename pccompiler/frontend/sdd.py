@@ -192,7 +192,10 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") 
     prime, sub = rec.ints[first], rec.ints[first + 1]
     for child, what in ((prime, "prime"), (sub, "sub")):
         bad = (child < 0) | (child >= n)
-        bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        if bad.any():
+            bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        else:                           # the usual case: no compressed copies of 10^7 elements
+            bad = (kind[child] == 0) | (rec_of[child] >= e_rec)
         if bad.any():
             raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
                                                   "a node defined on an earlier line")
