@@ -8,6 +8,11 @@ the imported Model, which runs passes and backend). --profile prints the
 top cProfile entries of the whole run.
 
     .venv/bin/python bench/logic_scale.py --blocks 1000 [--profile]
+    .venv/bin/python bench/logic_scale.py --blocks 100 --import-only --repeat 5
+
+--import-only times pc.from_sdd alone (best of --repeat runs, and its time
+per SDD node); put an older checkout first on PYTHONPATH to time its
+importer under the same conditions.
 """
 
 from __future__ import annotations
@@ -45,11 +50,20 @@ def run(path: Path) -> dict:
                 compile_s=t_total, groups=len(model.groups))
 
 
+def import_only(path: Path, repeat: int, nodes: int) -> dict:
+    times = [timed(pc.from_sdd, path) for _ in range(max(repeat, 1))]
+    best = min(t for _, t in times)
+    return dict(importer=str(Path(pc.__file__).parent), import_s=best,
+                us_per_node=best / nodes * 1e6, groups=len(times[0][0].groups))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=1000)
     ap.add_argument("--sdd", default="", help="an .sdd file instead of a generated one")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--import-only", action="store_true", help="time pc.from_sdd alone")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of --import-only (best is kept)")
     args = ap.parse_args(argv)
     path = Path(args.sdd) if args.sdd else logic_sdds.sdd_file(args.blocks)
     header = next(ln for ln in open(path) if ln.startswith("sdd "))
@@ -59,7 +73,8 @@ def main(argv=None) -> None:
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-    res = run(path)
+    res = import_only(path, args.repeat, int(header.split()[1])) if args.import_only \
+        else run(path)
     if args.profile:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(35)

@@ -10,6 +10,7 @@ keyword, offset and count into one flat int64 array).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from pccompiler.errors import LoadError
 
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
+_BLANK = np.arange(256, dtype=np.uint8)
+_BLANK[:33] = ord(" ")
+_INT_WORD = re.compile(rb"-?[0-9]+")
+_INT_BYTE = _DIGIT.copy()
+_INT_BYTE[[ord(" "), ord("-")]] = True
 
 
 @dataclass
@@ -48,24 +54,33 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     buf = np.frombuffer(data, dtype=np.uint8)
+    plain = _read_plain(data, buf, str(path), header, keys)
+    if plain is not None:
+        return plain
     space = buf <= 32                                   # whitespace and control bytes
     edge = np.flatnonzero(space[1:] != space[:-1]) + 1   # where tokens start or end
     edge = np.r_[0 if len(buf) and not space[0] else [], edge,
                  len(buf) if len(buf) and not space[-1] else []].astype(np.int64)
     tok_start, tok_end = edge[0::2], edge[1::2]
     newlines = np.flatnonzero(buf == 10)
-    tok_line = np.searchsorted(newlines, tok_start)      # 0-based line of each token
+    # 0-based line of each token: how many newlines precede it (each newline
+    # is placed among the tokens, fewer searches than placing every token).
+    tok_line = np.cumsum(np.bincount(np.searchsorted(tok_start, newlines),
+                                     minlength=len(tok_start) + 1)[:len(tok_start)])
     first = np.r_[True, tok_line[1:] != tok_line[:-1]]   # the keyword of its line
     comment = first & (buf[tok_start] == ord("c")) & (tok_end - tok_start == 1)
     comment_line = np.zeros(len(newlines) + 1, dtype=bool)
     comment_line[tok_line[comment]] = True
+    c_start = tok_start[comment]                        # comment lines: 'c' to the newline
+    c_end = np.r_[newlines, len(buf)][np.searchsorted(newlines, c_start)]
     keep = ~comment_line[tok_line]
     tok_start, tok_end = tok_start[keep], tok_end[keep]
     tok_line, first = tok_line[keep], first[keep]
     where = str(path)
     if not len(tok_start):
         raise LoadError(f"{where}: empty file, expected a '{header}' header line")
-    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where)
+    ints = _parse_ints(data, buf, tok_start[~first], tok_end[~first], tok_line[~first], where,
+                       np.r_[tok_start[first], c_start], np.r_[tok_end[first], c_end])
     # Records: one per line with a keyword.
     rec_line = tok_line[first]
     rec_tok = np.flatnonzero(first)
@@ -91,12 +106,86 @@ def read_records(path: str | Path, header: str, keys: bytes) -> Records:
                    keys=kchar[1:], starts=starts[1:], counts=counts[1:], ints=ints)
 
 
+def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
+                keys: bytes) -> Records | None:
+    """read_records for the plain layout that the SDD library and c2d write
+    (lines ending in \\n, one space between tokens, one-letter keywords),
+    in a few passes over the bytes with no per-token arrays; None when the
+    file is laid out otherwise or malformed (the general reader then reads
+    it or names the bad line)."""
+    n = len(buf)
+    if n == 0:
+        return None
+    nl = np.flatnonzero(buf == 10)
+    ends = nl if len(nl) and nl[-1] == n - 1 else np.r_[nl, n]
+    starts = np.r_[0, ends[:-1] + 1]
+    if (ends <= starts).any():
+        return None                                      # an empty line
+    one_letter = (starts + 1 == ends) | (buf[np.minimum(starts + 1, n - 1)] == 32)
+    comment = (buf[starts] == ord("c")) & one_letter
+    if comment.all():
+        return None
+    h = int(np.argmin(comment))                          # the header line
+    words = data[starts[h]:ends[h]].split(b" ")
+    if words[0] != header.encode() or not all(_INT_WORD.fullmatch(w) for w in words[1:]):
+        return None
+    rec = np.flatnonzero(~comment[h + 1:]) + h + 1
+    allowed = np.zeros(256, dtype=bool)
+    allowed[list(keys)] = True
+    if not (one_letter[rec] & allowed[buf[starts[rec]]]).all():
+        return None
+    chars = buf.copy()
+    skip = np.flatnonzero(comment)
+    chars[ranges(starts[skip], ends[skip] - starts[skip])] = 32
+    chars[starts[h]:starts[h] + len(words[0])] = 32
+    chars[starts[rec]] = 32                              # the keywords
+    minus = np.flatnonzero(chars == ord("-"))
+    spaces = (chars == 32).view(np.uint8)
+    if (np.count_nonzero((chars - np.uint8(48)) < 10) + np.count_nonzero(spaces) + len(minus)
+            + len(nl) != n):
+        return None                                      # a byte other than 0-9, ' ', '-', \n
+    if not (_DIGIT[chars[np.minimum(minus + 1, n - 1)]] & (minus + 1 < n)
+            & (chars[minus - 1] == 32)).all():
+        return None
+    ints = np.fromstring(chars, dtype=np.int64, sep=" ")
+    # Spaces per line (a uint16 sum is far faster where no line can overflow it).
+    acc = np.uint16 if int((ends - starts).max()) < 2 ** 16 else np.int64
+    counts = np.add.reduceat((buf == 32).view(np.uint8), starts,
+                             dtype=acc)[np.r_[h, rec]].astype(np.int64)
+    if int(counts.sum()) != len(ints):
+        return None                                      # extra spaces somewhere
+    first_int = np.cumsum(counts) - counts               # the header's integers come first
+    return Records(path=where, header=header, header_ints=ints[:counts[0]],
+                   header_line=h + 1, lines=rec + 1, keys=buf[starts[rec]],
+                   starts=first_int[1:], counts=counts[1:], ints=ints)
+
+
 def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                lines: np.ndarray, where: str) -> np.ndarray:
+                lines: np.ndarray, where: str, other_starts: np.ndarray,
+                other_ends: np.ndarray) -> np.ndarray:
     """The integer tokens [starts, ends) of buf as int64, checked to be
-    digits with an optional leading '-' (numpy's C parser reads them)."""
+    digits with an optional leading '-' (numpy's C parser reads them).
+    Every other byte lies in whitespace or in a range [other_starts,
+    other_ends) (keywords, comment lines). One pass over the bytes checks
+    them all; the byte-per-token check runs only to name a bad token."""
     if not len(starts):
         return np.zeros(0, dtype=np.int64)
+    chars = _BLANK[buf]                         # whitespace and control bytes -> ' '
+    chars[ranges(other_starts, other_ends - other_starts)] = ord(" ")
+    minus = np.flatnonzero(chars == ord("-"))
+    nxt = chars[np.minimum(minus + 1, len(chars) - 1)]
+    ok_minus = (minus + 1 < len(chars)) & _DIGIT[nxt] & ((minus == 0) | (chars[minus - 1] == 32))
+    if _INT_BYTE[chars].all() and ok_minus.all():
+        ints = np.fromstring(chars.tobytes(), dtype=np.int64, sep=" ")
+        if len(ints) == len(starts):
+            return ints
+    return _parse_ints_checked(data, buf, starts, ends, lines, where)
+
+
+def _parse_ints_checked(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                        lines: np.ndarray, where: str) -> np.ndarray:
+    """_parse_ints byte by byte within the tokens: slower, and names the
+    first token that is not an integer."""
     delta = np.zeros(len(buf) + 1, dtype=np.int8)
     delta[starts], delta[ends] = 1, -1
     inside = np.cumsum(delta[:-1], dtype=np.int8).astype(bool)

@@ -33,8 +33,8 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
-from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records, check_counts, column, ranges, read_records
+from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
 
 pcir = ir.pcir
 
@@ -133,6 +133,8 @@ def _check_ids(rec: Records, ids: np.ndarray, n: int, what: str) -> None:
     if bad.any():
         r = int(np.argmax(bad))
         raise rec.fail(r, f"{what} id {int(ids[r])} is outside 0..{n - 1}")
+    if np.bincount(ids, minlength=n).max(initial=0) <= 1:
+        return
     first = np.unique(ids, return_index=True)[1]
     seen_twice = np.ones(len(ids), dtype=bool)
     seen_twice[first] = False
@@ -141,7 +143,6 @@ def _check_ids(rec: Records, ids: np.ndarray, n: int, what: str) -> None:
         raise rec.fail(r, f"{what} id {int(ids[r])} is defined twice")
 
 
-_F, _T, _L, _D = 1, 2, 3, 4
 _KINDS = {ord("F"): _F, ord("T"): _T, ord("L"): _L, ord("D"): _D}
 
 
@@ -191,12 +192,15 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") 
     prime, sub = rec.ints[first], rec.ints[first + 1]
     for child, what in ((prime, "prime"), (sub, "sub")):
         bad = (child < 0) | (child >= n)
-        bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        if bad.any():
+            bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        else:                           # the usual case: no compressed copies of 10^7 elements
+            bad = (kind[child] == 0) | (rec_of[child] >= e_rec)
         if bad.any():
             raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
                                                   "a node defined on an earlier line")
-    return _build(vt, rec, kind, home, idx, rec_of, e_dec, e_rec, prime, sub, int(ids[-1]),
-                  name or path.stem, str(path))
+    return build(vt, rec, kind, home, idx, e_dec, e_rec, prime, sub, int(ids[-1]),
+                 name or path.stem, str(path))
 
 
 def _kind_codes(keys: np.ndarray) -> np.ndarray:
@@ -204,74 +208,3 @@ def _kind_codes(keys: np.ndarray) -> np.ndarray:
     for key, code in _KINDS.items():
         table[key] = code
     return table[keys]
-
-
-def _build(vt: Vtree, rec: Records, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
-           root: int, name: str, source: str) -> pcir.Model:
-    false = kind == _F
-    has_elem = np.zeros(len(kind), dtype=bool)
-    taut = np.zeros(len(vt.left), dtype=np.int64)     # index of the tautology node in S_w
-    sgroup = np.full(len(vt.left), -1)                 # id of S_w
-    sink = GroupSink()
-
-    order_e = np.argsort(home[e_dec], kind="stable")
-    bounds = np.searchsorted(home[e_dec][order_e], np.arange(len(vt.left) + 1))
-    dec_ids = np.flatnonzero(kind == _D)
-    dec_order = np.argsort(home[dec_ids], kind="stable")
-    dbounds = np.searchsorted(home[dec_ids][dec_order], np.arange(len(vt.left) + 1))
-    for w in vt.post:
-        scope = vt.scope(w)
-        if vt.left[w] < 0:
-            sgroup[w], taut[w] = sink.literals(int(vt.var[w]) - 1), TAUT
-            continue
-        lw, rw = int(vt.left[w]), int(vt.right[w])
-        sel = order_e[bounds[w]:bounds[w + 1]]
-        dec, p, s, erec = e_dec[sel], prime[sel], sub[sel], e_rec[sel]
-        keep = ~(false[p] | false[s])
-        decs = dec_ids[dec_order[dbounds[w]:dbounds[w + 1]]]
-        has_elem[dec[keep]] = True
-        alive = has_elem[decs]
-        false[decs[~alive]] = True
-        idx[decs[alive]] = np.arange(int(alive.sum()))
-        dec, p, s, erec = dec[keep], p[keep], s[keep], erec[keep]
-        ph = np.where(kind[p] == _T, lw, home[p])
-        sh = np.where(kind[s] == _T, rw, home[s])
-        for h, top, child, what in ((ph, lw, p, "prime"), (sh, rw, s, "sub")):
-            bad = ~vt.under(h, top)
-            if bad.any():
-                i = int(np.argmax(bad))
-                raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies "
-                                             f"under vtree {int(h[i])}, not under vtree {top} "
-                                             f"(the circuit is not decomposable)")
-        nd = int(alive.sum())
-        parent = np.r_[idx[dec], nd]
-        ph, sh = np.r_[ph, lw], np.r_[sh, rw]
-        pi = np.r_[np.where(kind[p] == _T, taut[lw], idx[p]), taut[lw]]
-        si = np.r_[np.where(kind[s] == _T, taut[rw], idx[s]), taut[rw]]
-        sigs, sig_of = np.unique(ph * len(vt.left) + sh, return_inverse=True)
-        children, cols, offset = [], np.zeros(len(parent), dtype=np.int64), 0
-        for j, sig in enumerate(sigs):
-            up, us = divmod(int(sig), len(vt.left))
-            lp, ls = vt.siblings(up, lw), vt.siblings(us, rw)
-            m = sig_of == j
-            span = int(si[m].max()) + 1
-            keys, inv = np.unique(pi[m] * span + si[m], return_inverse=True)
-            pairs = np.stack([keys // span, keys % span], axis=1)
-            index = np.concatenate([pairs[:, :1], np.broadcast_to(taut[lp], (len(pairs), len(lp))),
-                                    pairs[:, 1:], np.broadcast_to(taut[ls], (len(pairs), len(ls)))],
-                                   axis=1)
-            kids = [sgroup[up], *sgroup[lp], sgroup[us], *sgroup[ls]]
-            gid = sink.product(kids, index, scope, f"vtree {w} elements")
-            children.append(gid)
-            cols[m] = offset + inv.reshape(-1)
-            offset += len(pairs)
-        sgroup[w] = sink.sum(children, nd + 1, scope, parent, cols, f"vtree {w}")
-        taut[w] = nd
-    if false[root]:
-        raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
-    rh = vt.root if kind[root] == _T else int(home[root])
-    ri = taut[rh] if kind[root] == _T else int(idx[root])
-    sibs = vt.siblings(rh, vt.root)
-    gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
-                       [[ri, *taut[sibs]]], range(vt.num_vars), "root")
-    return sink.model(vt.num_vars, gid, name, "sdd")

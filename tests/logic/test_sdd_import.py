@@ -3,6 +3,8 @@ on the shared KLay circuits, and its errors on bad files."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,18 @@ def test_duplicate_elements_are_merged(tmp_path):
     assert model_count(model) == [2]             # the last node (x1 & x2) is the root
 
 
+# sha256 (first 32 hex digits) of Model.SerializeToString(deterministic=True),
+# producer_version cleared, as written by the per-vtree-node importer before
+# the array rewrite (pccompiler/frontend/sdd_groups.py): same groups, order,
+# tensors and names, byte for byte.
+GOLDEN = {
+    "sudoku_4": "c3d262a6c0304d6429c0c5c821189b1d",
+    "4-grid": "b720659d90ef1498f90b4e83d466d613",
+    "seq_fun": "a2a797482bc435a9e307f2df502b2572",
+    "road_r": "90ad7e7f263deaacee5938b36701df8d",
+}
+
+
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_circuits_import_and_check(name):
     path = CIRCUITS / f"{name}.sdd"
@@ -44,6 +58,9 @@ def test_shared_circuits_import_and_check(name):
     ir.check(model)
     assert len(model.variables) == int((CIRCUITS / f"{name}.vtree").read_text()
                                        .split("\nvtree ")[1].split()[0]) // 2 + 1
+    model.producer_version = ""
+    digest = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+    assert digest[:32] == GOLDEN[name]
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -67,6 +84,15 @@ def test_bad_files_name_the_line(tmp_path, edit, message):
     assert message in str(err.value) and "f.sdd" in str(err.value)
 
 
+def test_false_decisions_fold_up_the_vtree(tmp_path):
+    # D 6 = (x1 & F) | (~x1 & F) is false, so D 9's element (6, 5) drops:
+    # f = ~x1 & x3; with D 9's last live element gone too, f is false.
+    text = SDD.replace("D 6 1 2 0 1 2 4", "D 6 1 2 0 4 2 4")
+    assert model_count(from_sdd(write(tmp_path, text))) == [2]
+    with pytest.raises(LoadError, match="unsatisfiable"):
+        from_sdd(write(tmp_path, text.replace("D 9 3 3 6 5 2 7 8 4", "D 9 3 2 6 5 8 4")))
+
+
 def test_bad_vtree_and_false_root(tmp_path):
     with pytest.raises(LoadError, match=r"f\.vtree:5: left child 7 is not a vtree node"):
         from_sdd(write(tmp_path, vtree=VTREE.replace("I 1 0 2", "I 1 7 2")))
@@ -88,3 +114,34 @@ def test_crlf_tabs_and_no_final_newline_read_the_same(tmp_path):
     odd = SDD.replace("\n", "\r\n").replace("D 9 3 ", "D\t9 3 ").rstrip()
     other = from_sdd(write(tmp_path, odd, VTREE.replace("\n", "\r\n"), name="g"))
     assert ir.structure_hash(plain) == ir.structure_hash(other)
+
+
+@pytest.mark.parametrize("edit", [("F 4\n", "c mid-file comment\nF 4\n"), ("T 5", "T  5"),
+                                  ("T 5", "T 5 "), ("F 4\n", "F 4\n\n"), ("D 9", " D 9")])
+def test_plain_and_general_tokenizers_agree(tmp_path, edit):
+    """The few-pass reader of plain files (logic_text._read_plain) and the
+    per-token reader it falls back to give the same records."""
+    from pccompiler.frontend import logic_text
+    path = write(tmp_path, SDD.replace(*edit))
+    data = path.read_bytes()
+    general = logic_text.read_records(path, "sdd", b"FTLD")
+    plain = logic_text._read_plain(data, np.frombuffer(data, np.uint8), str(path), "sdd", b"FTLD")
+    assert (plain is None) == (edit[1] != "c mid-file comment\nF 4\n")
+    reference = plain or logic_text.read_records(write(tmp_path, SDD), "sdd", b"FTLD")
+    for field in ("header_ints", "keys", "starts", "counts", "ints"):
+        assert np.array_equal(getattr(general, field), getattr(reference, field)), field
+    if plain is not None:
+        assert np.array_equal(general.lines, plain.lines)
+
+
+@pytest.mark.parametrize("big", [0, 2 ** 40])
+def test_unique_rows_key_and_lexsort_paths_agree_with_np_unique(big):
+    """sdd_groups.unique_rows packs the columns into one int64 key when they
+    fit and lexsorts when they would overflow (big = 2**40 forces that)."""
+    from pccompiler.frontend.sdd_groups import unique_rows
+    rng = np.random.default_rng(0)
+    cols = [rng.integers(0, 4, 200), rng.integers(0, 3, 200) + big, rng.integers(0, 5, 200) + big]
+    rows, inv = unique_rows(*cols)
+    want, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    assert np.array_equal(np.stack(rows, axis=1), want)
+    assert np.array_equal(inv, want_inv.reshape(-1))

@@ -1,0 +1,238 @@
+"""The groups of an imported SDD, computed with whole-array numpy steps.
+
+`build` turns the checked node arrays of sdd.py into the groups described
+there (one sum group per vtree node, one product group per (prime vtree,
+sub vtree) signature, smoothed with the siblings' tautologies). Files reach
+10^6 nodes and 10^5 groups, so every per-node and per-element step is one
+array operation over all vtree nodes at once (constant folding runs one
+step per vtree level); the only Python loop left emits the protobuf groups,
+each from slices of the precomputed arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.frontend.logic_groups import TAUT, GroupSink
+from pccompiler.frontend.logic_text import Records, ranges
+
+pcir = ir.pcir
+F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
+
+
+def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
+          e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray, sub: np.ndarray,
+          root: int, name: str, source: str) -> pcir.Model:
+    """The logic-circuit Model of the SDD (see sdd.py for the mapping)."""
+    nvt = len(vt.left)
+    post = np.asarray(vt.post, dtype=np.int64)
+    pos = np.empty(nvt, dtype=np.int64)
+    pos[post] = np.arange(nvt)
+    false = _fold_false(vt, kind, home, e_dec, prime, sub)
+    # Live decisions: index in S_w by node id; S_w's tautology comes last.
+    dec = np.flatnonzero((kind == D) & ~false)
+    dec = dec[np.argsort(home[dec], kind="stable")]
+    nd = np.bincount(home[dec], minlength=nvt)
+    idx[dec] = np.arange(len(dec)) - (np.cumsum(nd) - nd)[home[dec]]
+    inner = vt.left >= 0
+    taut = np.where(inner, nd, TAUT)
+    el = _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub)
+    w, ph, sh, pi, si, par = el
+    # Product rows: distinct (signature, prime index, sub index), sorted by
+    # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
+    u, sig = np.unique(ph * nvt + sh, return_inverse=True)
+    w_of = np.empty(len(u), dtype=np.int64)
+    w_of[sig] = w
+    by_rank = np.lexsort((u, pos[w_of]))
+    rank = np.empty(len(u), dtype=np.int64)
+    rank[by_rank] = np.arange(len(u))
+    (sig_of_row, r_pi, r_si), row = unique_rows(rank[sig], pi, si)
+    s_w, s_up, s_us = w_of[by_rank], u[by_rank] // nvt, u[by_rank] % nvt
+    sig_first = _first(sig_of_row, len(u))
+    s_rows = np.bincount(sig_of_row, minlength=len(u))
+    # Column of an element in S_w: its row's rank among the rows of w.
+    col = row - _first(s_w[sig_of_row], nvt)[w]
+    # Sum edges: distinct (w, parent, column), sorted.
+    (e_pos, e_par, e_col), _ = unique_rows(pos[w], par, col)
+    e_w = post[e_pos]
+    edges = np.stack([e_par, e_col], axis=1)
+    # Smoothing: the siblings on the path from the prime's (sub's) vtree
+    # node up to left(w) (right(w)), and each product's child_index matrix.
+    lp, lp_n = _sibling_paths(vt, s_up, vt.left[s_w])
+    ls, ls_n = _sibling_paths(vt, s_us, vt.right[s_w])
+    width = 2 + lp_n + ls_n
+    flat, r_off = _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n)
+    # Group ids: per vtree node in file order its products then its sum
+    # (a leaf: its input group then its literal sum).
+    nsig = np.bincount(s_w, minlength=nvt)
+    count = np.where(inner, nsig + 1, 2)[post]
+    gstart = np.zeros(nvt, dtype=np.int64)
+    gstart[post] = np.cumsum(count) - count
+    sgroup = gstart + np.where(inner, nsig, 1)
+    return _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_rows,
+                 width, flat, r_off, sig_first, lp, lp_n, ls, ls_n, e_w, edges, kind, home,
+                 idx, false, root, name, source)
+
+
+def _fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
+    """False nodes: F, and decisions all of whose elements have a false prime
+    or sub (decided one vtree level at a time, children's levels first)."""
+    false = kind == F
+    decs = np.flatnonzero(kind == D)
+    live = ~(false[prime] | false[sub])
+    if np.bincount(e_dec[live], minlength=len(kind))[decs].all():
+        return false                    # every decision keeps an element: F stays alone
+    height = np.zeros(len(vt.left), dtype=np.int64)
+    for u in vt.post:
+        if vt.left[u] >= 0:
+            height[u] = 1 + max(height[vt.left[u]], height[vt.right[u]])
+    levels = np.arange(int(height.max()) + 2)
+    e_by, d_by = (np.argsort(height[home[x]], kind="stable") for x in (e_dec, decs))
+    e_cut = np.searchsorted(height[home[e_dec[e_by]]], levels)
+    d_cut = np.searchsorted(height[home[decs[d_by]]], levels)
+    has_elem = np.zeros(len(kind), dtype=bool)
+    for h in levels[1:-1]:
+        e = e_by[e_cut[h]:e_cut[h + 1]]
+        e = e[~(false[prime[e]] | false[sub[e]])]
+        has_elem[e_dec[e]] = True
+        d = decs[d_by[d_cut[h]:d_cut[h + 1]]]
+        false[d[~has_elem[d]]] = True
+    return false
+
+
+def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub):
+    """(w, prime vtree, sub vtree, prime index, sub index, parent index) of
+    every element whose prime and sub are not false, then one tautology
+    element (taut(left), taut(right)) per internal vtree node."""
+    keep = ~(false[prime] | false[sub])
+    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    w = home[dec]
+    lw, rw = vt.left[w], vt.right[w]
+    pt, st = kind[p] == T, kind[s] == T
+    ph, sh = np.where(pt, lw, home[p]), np.where(st, rw, home[s])
+    bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
+    bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
+    if bad_p.any() or bad_s.any():
+        first = pos[w[bad_p | bad_s]].min()
+        at = pos[w] == first
+        bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
+                                    else (bad_s, sh, rw, s, "sub"))
+        i = int(np.argmax(bad & at))
+        raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
+                                     f"vtree {int(h[i])}, not under vtree {int(top[i])} "
+                                     f"(the circuit is not decomposable)")
+    iw = np.flatnonzero(vt.left >= 0)
+    li, ri = vt.left[iw], vt.right[iw]
+    return (np.r_[w, iw], np.r_[ph, li], np.r_[sh, ri],
+            np.r_[np.where(pt, taut[lw], idx[p]), taut[li]],
+            np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
+
+
+def _sibling_paths(vt, start: np.ndarray, top: np.ndarray):
+    """For each i, the siblings on the path from start[i] up to (not
+    including) top[i], concatenated in path order; and their counts."""
+    cur = start.copy()
+    active = np.flatnonzero(cur != top)
+    who, sibs = [], []
+    while len(active):
+        c = cur[active]
+        par = vt.parent[c]
+        sibs.append(np.where(vt.left[par] == c, vt.right[par], vt.left[par]))
+        who.append(active)
+        cur[active] = par
+        active = active[par != top[active]]
+    if not who:
+        return np.zeros(0, dtype=np.int64), np.zeros(len(start), dtype=np.int64)
+    who, sibs = np.concatenate(who), np.concatenate(sibs)
+    o = np.argsort(who, kind="stable")
+    return sibs[o], np.bincount(who, minlength=len(start))
+
+
+def _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
+    """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
+    in one flat array; and each row's offset in it."""
+    rw = width[sig_of_row]
+    r_off = np.cumsum(rw) - rw
+    flat = np.empty(int(rw.sum()), dtype=np.int64)
+    a, b = lp_n[sig_of_row], ls_n[sig_of_row]
+    flat[r_off] = r_pi
+    flat[r_off + 1 + a] = r_si
+    for sibs, n, first_col in ((lp, lp_n, 1), (ls, ls_n, 2 + a)):
+        k = n[sig_of_row]
+        start = (np.cumsum(n) - n)[sig_of_row]
+        within = ranges(np.zeros_like(k), k)
+        flat[np.repeat(r_off + first_col, k) + within] = taut[sibs[np.repeat(start, k) + within]]
+    return flat, r_off
+
+
+def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_rows, width,
+          flat, r_off, sig_first, lp, lp_n, ls, ls_n, e_w, edges, kind, home, idx, false,
+          root, name, source) -> pcir.Model:
+    """The groups in id order, each from slices of the arrays above."""
+    sink = GroupSink()
+    s0, e0 = _first(s_w, len(vt.left)), _first(e_w, len(vt.left))    # both are runs by w
+    e_n = np.bincount(e_w, minlength=len(vt.left))
+    # Per-signature values as Python lists (numpy scalars are slow to index).
+    lp_end, ls_end = np.cumsum(lp_n).tolist(), np.cumsum(ls_n).tolist()
+    lp_kids, ls_kids = sgroup[lp].tolist(), sgroup[ls].tolist()
+    up_kid, us_kid = sgroup[s_up].tolist(), sgroup[s_us].tolist()
+    first, rows, wide = r_off[sig_first].tolist(), s_rows.tolist(), width.tolist()
+    s0, e0, e_n = s0.tolist(), e0.tolist(), e_n.tolist()
+    nsig, gstart, nd, lo, hi = nsig.tolist(), gstart.tolist(), nd.tolist(), vt.lo, vt.hi
+    a1 = b1 = 0
+    for w in post.tolist():
+        if not inner[w]:
+            sink.literals(int(vt.var[w]) - 1)
+            continue
+        scope = np.sort(vt.order[lo[w]:hi[w]]).tolist()
+        label = f"vtree {w} elements"
+        for j in range(s0[w], s0[w] + nsig[w]):
+            a0, a1, b0, b1 = a1, lp_end[j], b1, ls_end[j]
+            r0, nr, wd = first[j], rows[j], wide[j]
+            sink.product_sorted([up_kid[j], *lp_kids[a0:a1], us_kid[j], *ls_kids[b0:b1]],
+                                flat[r0:r0 + nr * wd].reshape(nr, wd), scope, label)
+        g0 = gstart[w]
+        sink.sum_edges(list(range(g0, g0 + nsig[w])), nd[w] + 1, scope,
+                       edges[e0[w]:e0[w] + e_n[w]], f"vtree {w}")
+    if false[root]:
+        raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
+    rh = vt.root if kind[root] == T else int(home[root])
+    ri = taut[rh] if kind[root] == T else int(idx[root])
+    sibs = vt.siblings(rh, vt.root)
+    gid = sink.product([int(sgroup[rh]), *(int(sgroup[x]) for x in sibs)],
+                       [[ri, *taut[sibs]]], range(vt.num_vars), "root")
+    return sink.model(vt.num_vars, gid, name, "sdd")
+
+
+def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of non-negative int64 columns, sorted (first column
+    major), and each input row's index among them: one np.unique of a mixed
+    radix key when it fits in int64, else a lexsort."""
+    span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+    if math.prod(span) < 2 ** 62:
+        key = cols[0]
+        for c, n in zip(cols[1:], span[1:]):
+            key = key * n + c
+        key, inv = np.unique(key, return_inverse=True)
+        out = []
+        for n in reversed(span):
+            out.append(key % n)
+            key = key // n
+        return out[::-1], inv.reshape(-1)
+    o = np.lexsort(cols[::-1])
+    cols = [c[o] for c in cols]
+    new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
+    inv = np.empty(len(o), dtype=np.int64)
+    inv[o] = np.cumsum(new) - 1
+    return [c[new] for c in cols], inv
+
+
+def _first(runs: np.ndarray, n: int) -> np.ndarray:
+    """The first position of each value 0..n-1 in `runs` (equal values adjacent)."""
+    first = np.zeros(n, dtype=np.int64)
+    first[runs[::-1]] = np.arange(len(runs))[::-1]
+    return first
