@@ -13,6 +13,17 @@ from pccompiler.data.locate import SHARED_DATA_DIR
 CIRCUITS = SHARED_DATA_DIR / "circuits"
 SHARED = ["sudoku_4", "4-grid", "seq_fun", "road_r"]
 
+
+def shared_sdd(name: str) -> Path:
+    """The path of shared circuit `name`.sdd; the test is skipped where the
+    shared data folder is not beside the repository."""
+    import pytest
+
+    path = CIRCUITS / f"{name}.sdd"
+    if not path.exists():
+        pytest.skip(f"{path} is not here")
+    return path
+
 # f = (x1 & x2) | (~x1 & x3) over the vtree ((x1 x2) x3): a true sub, false
 # subs, and a prime (~x1, vtree 0) below the left child (vtree 1), so
 # import must fold constants and smooth. 4 models.

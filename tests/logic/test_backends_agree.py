@@ -15,14 +15,12 @@ from pccompiler.backends.reference import mpe as reference_mpe
 from pccompiler.errors import CheckError
 from pccompiler.logic import model_count, mpe
 
-from tests.logic.circuits import CIRCUITS
+from tests.logic.circuits import shared_sdd
 
 
 @pytest.mark.parametrize("name", ["4-grid", "road_r"])
 def test_torch_counts_and_mpe_match_the_reference(name):
-    path = CIRCUITS / f"{name}.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd(name)
     model = pc.from_sdd(path)
     n = len(model.variables)
     rng = np.random.default_rng(0)
@@ -30,7 +28,7 @@ def test_torch_counts_and_mpe_match_the_reference(name):
     missing = rng.random((6, n)) < 0.6
     counts = model_count(model, x, missing)
     assert min(counts) >= 1 and max(counts) > 1
-    circuit = pc.compile(model, backend="torch", dtype="float64")
+    circuit = pc.compile(model, backend="torch", device="cpu", dtype="float64")
     lp = circuit.log_prob(torch.tensor(x), missing=torch.tensor(missing)).numpy()
     np.testing.assert_allclose(lp, np.log(np.array(counts, dtype=np.float64)), rtol=1e-10)
     got = circuit.mpe(torch.tensor(x), missing=torch.tensor(missing)).numpy()
@@ -40,9 +38,7 @@ def test_torch_counts_and_mpe_match_the_reference(name):
 
 
 def test_unnormalised_sums_need_the_logic_marker():
-    path = CIRCUITS / "road_r.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd("road_r")
     model = pc.from_sdd(path)
     ir.check(model)
     del model.metadata["semantics"]

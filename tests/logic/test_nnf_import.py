@@ -14,7 +14,7 @@ from pccompiler.frontend.sdd import from_sdd
 from pccompiler.logic import model_count, mpe, wmc
 
 from tests.cli.test_ir_commands import pcc
-from tests.logic.circuits import CIRCUITS, SHARED, assignments, brute_mpe, brute_wmc, tiny_formula
+from tests.logic.circuits import SHARED, shared_sdd, assignments, brute_mpe, brute_wmc, tiny_formula
 
 # f = (x1 & x2) | (~x1 & x3), ANDed with true and ORed with false.
 NNF = """c f = (x1 & x2) | (~x1 & x3), with constants
@@ -71,9 +71,7 @@ def test_tiny_nnf_folds_smooths_and_counts(tmp_path):
 
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_sdds_as_nnf_match_the_sdd_import(tmp_path, name):
-    path = CIRCUITS / f"{name}.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd(name)
     by_sdd = from_sdd(path)
     nnf = tmp_path / f"{name}.nnf"
     nnf.write_text(sdd_to_nnf(path.read_text()).format(n=len(by_sdd.variables)))

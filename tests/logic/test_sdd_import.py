@@ -13,7 +13,7 @@ from pccompiler.errors import LoadError
 from pccompiler.frontend.sdd import from_sdd
 from pccompiler.logic import model_count
 
-from tests.logic.circuits import CIRCUITS, SDD, SHARED, VTREE, assignments, tiny_formula, write
+from tests.logic.circuits import CIRCUITS, SDD, shared_sdd, SHARED, VTREE, assignments, tiny_formula, write
 
 
 def test_tiny_sdd_is_smooth_decomposable_and_exact(tmp_path):
@@ -51,9 +51,7 @@ GOLDEN = {
 
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_circuits_import_and_check(name):
-    path = CIRCUITS / f"{name}.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd(name)
     model = from_sdd(path)
     ir.check(model)
     assert len(model.variables) == int((CIRCUITS / f"{name}.vtree").read_text()

@@ -16,7 +16,7 @@ from pccompiler.errors import DataError
 from pccompiler.frontend.sdd import from_sdd
 from pccompiler.logic import model_count, mpe, wmc
 
-from tests.logic.circuits import (CIRCUITS, SHARED, assignments, brute_mpe, brute_wmc,
+from tests.logic.circuits import (SHARED, shared_sdd, assignments, brute_mpe, brute_wmc,
                                   random_cnf_sdd, tiny_formula, write)
 
 
@@ -41,9 +41,7 @@ def _pysdd_log_wmc(mgr, node, w: np.ndarray) -> float:
 @pytest.mark.parametrize("name", SHARED)
 def test_shared_counts_and_wmc_match_pysdd(name):
     sdd = _pysdd()
-    path = CIRCUITS / f"{name}.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd(name)
     model = from_sdd(path)
     mgr, node = _load_pysdd(sdd, path)
     count = model_count(model)[0]
@@ -95,7 +93,7 @@ def test_tiny_wmc_and_mpe_brute_force(tmp_path):
 
 def test_torch_wmc_gradients_match_finite_differences(tmp_path):
     model = from_sdd(write(tmp_path))
-    circuit = pc.compile(model, backend="torch", dtype="float64")
+    circuit = pc.compile(model, backend="torch", device="cpu", dtype="float64")
     w0 = np.random.default_rng(4).uniform(0.1, 0.9, size=(3, 3))
     w = torch.tensor(w0, requires_grad=True)
     out = wmc(circuit, w)
@@ -112,9 +110,7 @@ def test_torch_wmc_gradients_match_finite_differences(tmp_path):
 
 
 def test_torch_wmc_on_a_shared_circuit():
-    path = CIRCUITS / "road_r.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd("road_r")
     model = from_sdd(path)
     w0 = np.random.default_rng(5).uniform(0.1, 0.9, size=(2, len(model.variables)))
     w = torch.tensor(w0, requires_grad=True)
@@ -139,7 +135,7 @@ def test_torch_weighted_mpe_matches_reference_and_brute_force(tmp_path, seed):
     path, x, sat = random_cnf_sdd(tmp_path, rng, n, 12)
     model = from_sdd(path)
     w = rng.uniform(0.05, 0.95, size=(6, n))
-    circuit = pc.compile(model, backend="torch", dtype="float64")
+    circuit = pc.compile(model, backend="torch", device="cpu", dtype="float64")
     assign, score = mpe(circuit, torch.tensor(w))
     want, want_score = mpe(model, w)
     np.testing.assert_array_equal(assign.numpy(), want)
@@ -151,9 +147,7 @@ def test_torch_weighted_mpe_matches_reference_and_brute_force(tmp_path, seed):
 
 
 def test_torch_weighted_mpe_on_a_shared_circuit():
-    path = CIRCUITS / "road_r.sdd"
-    if not path.exists():
-        pytest.skip(f"{path} is not here")
+    path = shared_sdd("road_r")
     model = from_sdd(path)
     w = np.random.default_rng(6).uniform(0.05, 0.95, size=(3, len(model.variables)))
     assign, score = mpe(model, torch.tensor(w))            # compiled for the torch backend

@@ -50,12 +50,9 @@ class BuiltKernels:
 @contextlib.contextmanager
 def _private_cache(folder: str) -> Iterator[None]:
     from triton import knobs
-    previous = knobs.cache.dir
-    knobs.cache.dir = folder
-    try:
+    with knobs.cache.scope():          # Triton restores its cache knobs on exit
+        knobs.cache.dir = folder
         yield
-    finally:
-        knobs.cache.dir = previous
 
 
 def _group_files(kernel) -> dict[str, bytes]:

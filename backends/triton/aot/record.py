@@ -55,12 +55,9 @@ def _recording(seen: dict[tuple[int, str], Specialization]) -> Iterator[None]:
         seen.setdefault((id(kernel), spec.data), spec)
         return True     # skip the compile and the launch
 
-    previous = knobs.runtime.jit_cache_hook
-    knobs.runtime.jit_cache_hook = hook
-    try:
+    with knobs.runtime.scope():        # Triton restores its runtime knobs on exit
+        knobs.runtime.jit_cache_hook = hook
         yield
-    finally:
-        knobs.runtime.jit_cache_hook = previous
 
 
 def _batch(engine, batch: int, dtype: torch.dtype) -> torch.Tensor:
