@@ -60,6 +60,8 @@ def page_ranges(ranges: Iterable[tuple[torch.Tensor, int, int]]) -> list[tuple[i
     page = mmap.PAGESIZE
     out: list[tuple[int, int]] = []
     for tensor, start, count in ranges:
+        if count <= 0:                  # an empty range asks for no page
+            continue
         size = tensor.element_size()
         base = tensor.data_ptr()
         lo_limit = -(-base // page) * page
