@@ -24,6 +24,10 @@ Both answers are compared (max |log WMC difference|) before timing.
 Where ours is above 0.5x KLay's time, a profile follows the table:
 layers and kernel launches per forward, and the CUDA time per kernel name.
 
+--fused auto|true|false: our one-launch path (backends/triton/fused.py;
+auto takes it for these small circuits); --skip-klay times ours alone
+(a second run of the same circuits with the other --fused setting).
+
     PYTHONPATH=/tmp/pcc:/tmp/extra:bench python3 bench/logic_race.py --out $OUT
 """
 
@@ -92,12 +96,13 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str):
+def ours_build(path: Path, device: str, precision: str, fused: str = "auto"):
     sync()
     t = time.perf_counter()
     model = pc.from_sdd(path)
-    circuit = pc.compile(model, backend="triton", device=device, precision=precision)
-    circuit.engine.fast_plan                      # the kernels' plan, built on first use
+    circuit = pc.compile(model, backend="triton", device=device, precision=precision,
+                         fused=fused)
+    circuit.engine.forward_plan(soft=True)        # the kernels' plan, built on first use
     sync()
     return circuit, len(model.variables), time.perf_counter() - t
 
@@ -153,6 +158,11 @@ def profile(circuit, fwd) -> str:
              f"products {parts['products']}, sums {parts['sums']} (backward adds "
              f"{parts['sum_backwards']} sum-backward, {parts['products']} product, "
              f"{parts['inputs']} input-grad launches)"]
+    if circuit.engine.runs_fused(soft=True):
+        fp = circuit.engine.fused_plan
+        lines = [f"  fused: one launch per pass; {fp.num_steps} steps, {fp.num_rows} rows, "
+                 f"{fp.num_edges} edges, largest fan-in {fp.max_fan_in}; tiles "
+                 f"{circuit.engine.fused_options or 'default'}"]
     from torch.profiler import ProfilerActivity, profile as tprofile
     gpu = torch.cuda.is_available()
     with tprofile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
@@ -187,9 +197,13 @@ def circuits(args) -> list[tuple[str, Path]]:
     return out
 
 
+class _Skipped(Exception):
+    """--skip-klay: no KLay column."""
+
+
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.fused)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -210,6 +224,8 @@ def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | 
         res[key] = (min(eager, replay), "graph" if replay < eager else "eager")
     kl = None
     try:
+        if args.skip_klay:
+            raise _Skipped
         f, klay_file = klay_build(path, args.klay_compile, args.device)
         k_fwd, k_fb = klay_calls(f, w)
         b = k_fwd().reshape(args.batch, -1)[:, 0]
@@ -219,6 +235,8 @@ def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | 
         gdiff = float((o_fb() - k_fb()).abs().max())
         kl = (klay_file, median_ms(k_fwd, args.iters, args.warmup),
               median_ms(k_fb, args.iters, args.warmup), diff, gdiff)
+    except _Skipped:
+        pass
     except Exception as e:              # noqa: BLE001 - ours is still reported
         bad.append(f"{name}: KLay failed: {type(e).__name__}: {e}")
     print(f"[race] {name}: ours fwd {res['fwd'][0]:.3f} ms ({res['fwd'][1]}), fwd+bwd "
@@ -241,11 +259,15 @@ def main(argv=None) -> int:
     ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"))
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
+    ap.add_argument("--skip-klay", action="store_true", help="time ours only")
+    ap.add_argument("--fused", default="auto", choices=["auto", "true", "false"],
+                    help="ours: the one-launch path (backends/triton/fused.py)")
     ap.add_argument("--precision", default="ieee",
                     help="ours: ieee (fp32 dots, KLay's accuracy) or tf32")
     ap.add_argument("--device", default="cuda",
                     help="cpu: a dry run of the script under TRITON_INTERPRET=1")
     ap.add_argument("--out", default=".")
+    ap.add_argument("--name", default="logic_race.md", help="results file name in --out")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench/logic_race.py needs a CUDA GPU (or --device cpu under the interpreter)")
@@ -261,7 +283,7 @@ def main(argv=None) -> int:
     text = report(rows, profiles, machine, args)
     print(text)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "logic_race.md").write_text(text)
+    (Path(args.out) / args.name).write_text(text)
     if bad:
         print("\n".join(["[race] FAILURES:"] + bad), file=sys.stderr)
         return 1
@@ -274,8 +296,9 @@ def report(rows, profiles, machine, args) -> str:
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
            f"timings after {args.warmup} warm-up calls; ours with precision "
-           f"{args.precision}. KLay"
-           f"{' + torch.compile' if args.klay_compile else ' eager (torch.vmap)'}.",
+           f"{args.precision}, fused={args.fused}. KLay"
+           + (" not run" if args.skip_klay else
+              " + torch.compile" if args.klay_compile else " eager (torch.vmap)") + ".",
            "", f"Command: `{cmd}`", "",
            "| circuit | vars | SDD nodes | ours file->exe s | KLay file->exe s | ours first call ms "
            "| ours fwd ms | KLay fwd ms | ratio | ours fwd+bwd ms | KLay fwd+bwd ms | ratio "

@@ -32,9 +32,9 @@ later steps), and the row pushes it to its children:
 (bounded: exp(value(c) - value(p)) <= 1 / w_k). Pushing costs the fan-in
 per row; gathering from parents instead would cost the fan-out, which is
 much larger at the literals of an SDD (seq_fun: 90 against 12). Several
-rows of a step can share a child, so the push is an atomic add -- only
-ever into the program's own columns; flows are read back at L2 (".cg"),
-never from a stale L1 line.
+rows of a step can share a child, so the push is an atomic add (relaxed:
+the barrier orders it), only ever into the program's own columns; flows
+are read back at L2 (".cg"), never from a stale L1 line.
 
 Soft-evidence gradient (SOFT_GRAD), once all flows are final, gathered per
 variable v and category c over the input nodes n over v (no atomics):
@@ -227,7 +227,7 @@ def _push(flows_ptr, values_ptr, params_ptr, edge_slot_ptr, edge_w_ptr, beg, cnt
         add = f * w[:, None] * tl.exp(yc - tl.where(mask, y, 0.0))
     else:
         add = f
-    tl.atomic_add(flows_ptr + off, add, mask=mask & (add != 0.0))
+    tl.atomic_add(flows_ptr + off, add, mask=mask & (add != 0.0), sem="relaxed")
 
 
 @triton.jit
@@ -243,11 +243,11 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
     b_mask = offs_b < batch
     lanes = tl.arange(0, TILE_N)
     zero = tl.zeros((TILE_N, BLOCK_B), dtype=tl.float32)
-    for r0 in range(0, num_slots, TILE_N):
-        rows = (r0 + lanes).to(tl.int64)
-        tl.store(flows_ptr + rows[:, None] * stride + offs_b[None, :],
-                 tl.where((rows == root_slot)[:, None], 1.0, zero),
-                 mask=(rows < num_slots)[:, None] & b_mask[None, :])
+    for z0 in range(0, num_slots, TILE_N):
+        zrows = (z0 + lanes).to(tl.int64)
+        tl.store(flows_ptr + zrows[:, None] * stride + offs_b[None, :],
+                 tl.where((zrows == root_slot)[:, None], 1.0, zero),
+                 mask=(zrows < num_slots)[:, None] & b_mask[None, :])
     tl.debug_barrier()
     for s in range(0, num_steps):
         kind = tl.load(steps_ptr + s * 5)
@@ -265,38 +265,42 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
                 cnt = tl.load(cnt_ptr + rows, mask=n_mask, other=0)
                 kmax = tl.max(cnt, axis=0)
                 if kind == 1:
-                    for k in range(0, kmax):
-                        _push(flows_ptr, values_ptr, sum_params_ptr, edge_slot_ptr, edge_w_ptr,
-                              beg, cnt, k, n_mask, f, f, offs_b, b_mask, stride, False)
+                    for k in range(0, kmax, 2):       # two children in flight per iteration
+                        for u in tl.static_range(2):
+                            _push(flows_ptr, values_ptr, sum_params_ptr, edge_slot_ptr,
+                                  edge_w_ptr, beg, cnt, k + u, n_mask, f, f, offs_b, b_mask,
+                                  stride, False)
                 else:
                     y = tl.load(values_ptr + off, mask=mask, other=0.0)
-                    for k in range(0, kmax):
-                        _push(flows_ptr, values_ptr, sum_params_ptr, edge_slot_ptr, edge_w_ptr,
-                              beg, cnt, k, n_mask, f, y, offs_b, b_mask, stride, True)
+                    for k in range(0, kmax, 2):
+                        for u in tl.static_range(2):
+                            _push(flows_ptr, values_ptr, sum_params_ptr, edge_slot_ptr,
+                                  edge_w_ptr, beg, cnt, k + u, n_mask, f, y, offs_b, b_mask,
+                                  stride, True)
             tl.debug_barrier()
     if SOFT_GRAD:
         g = tl.load(gout_ptr + offs_b, mask=b_mask, other=0.0)
         for v0 in range(0, num_vars, TILE_N):
             vs = v0 + lanes
             v_mask = vs < num_vars
-            vmask = v_mask[:, None] & b_mask[None, :]
-            beg = tl.load(var_beg_ptr + vs, mask=v_mask, other=0)
-            cnt = tl.load(var_cnt_ptr + vs, mask=v_mask, other=0)
-            kmax = tl.max(cnt, axis=0)
+            vbeg = tl.load(var_beg_ptr + vs, mask=v_mask, other=0)
+            vcnt = tl.load(var_cnt_ptr + vs, mask=v_mask, other=0)
+            vmax = tl.max(vcnt, axis=0)
             for c in range(0, soft_k):
                 acc = tl.zeros((TILE_N, BLOCK_B), dtype=tl.float32)
-                for k in range(0, kmax):
-                    km = v_mask & (k < cnt)
-                    slot = tl.load(var_slot_ptr + beg + k, mask=km, other=0).to(tl.int64)
-                    ps = tl.load(var_ps_ptr + beg + k, mask=km, other=0)
-                    nc = tl.load(var_cats_ptr + beg + k, mask=km, other=0)
-                    pm = km & (c < nc)
-                    p = tl.load(in_params_ptr + ps + c, mask=pm, other=0.0)
-                    off = slot[:, None] * stride + offs_b[None, :]
-                    m2 = pm[:, None] & b_mask[None, :]
-                    f = tl.load(flows_ptr + off, mask=m2, other=0.0, cache_modifier=".cg")
-                    y = tl.load(values_ptr + off, mask=m2, other=0.0)
-                    live = m2 & (f != 0.0)
-                    acc += tl.where(live, f * tl.exp(-tl.where(live, y, 0.0)) * p[:, None], 0.0)
+                for j in range(0, vmax):
+                    jm = v_mask & (j < vcnt)
+                    nslot = tl.load(var_slot_ptr + vbeg + j, mask=jm, other=0).to(tl.int64)
+                    nps = tl.load(var_ps_ptr + vbeg + j, mask=jm, other=0)
+                    ncats = tl.load(var_cats_ptr + vbeg + j, mask=jm, other=0)
+                    pm = jm & (c < ncats)
+                    p = tl.load(in_params_ptr + nps + c, mask=pm, other=0.0)
+                    noff = nslot[:, None] * stride + offs_b[None, :]
+                    nmask = pm[:, None] & b_mask[None, :]
+                    nf = tl.load(flows_ptr + noff, mask=nmask, other=0.0, cache_modifier=".cg")
+                    ny = tl.load(values_ptr + noff, mask=nmask, other=0.0)
+                    live = nmask & (nf != 0.0)
+                    acc += tl.where(live, nf * tl.exp(-tl.where(live, ny, 0.0)) * p[:, None], 0.0)
                 tl.store(grad_ptr + (vs.to(tl.int64) * soft_k + c)[:, None] * batch
-                         + offs_b[None, :], acc * g[None, :], mask=vmask)
+                         + offs_b[None, :], acc * g[None, :],
+                         mask=v_mask[:, None] & b_mask[None, :])
