@@ -159,3 +159,34 @@ def test_rule_and_option(hclt_model, tmp_path, device):
 def _gaussian_layout():
     from tests.conformance.circuits import gaussian
     return pc.compile(gaussian(), backend="torch", device="cpu").engine.layout
+
+
+def test_plan_tables(hclt_model, device):
+    """Every node is one row of one step; steps of a layer never read each
+    other's rows; CSR ranges tile the edge arrays; variables list their inputs."""
+    engine = _triton(hclt_model, device, True).engine
+    plan = engine.fused_plan
+    slots = plan.row_slot.cpu().numpy()
+    assert np.unique(slots).size == slots.size == plan.num_rows
+    assert plan.root_slot in slots and not np.isin([0, 1], slots).any()
+    steps = plan.steps.cpu().numpy().reshape(-1, 5)
+    assert steps[0, 1] == 0 and steps[-1, 2] == plan.num_rows
+    assert (steps[1:, 1] == steps[:-1, 2]).all()
+    np.testing.assert_array_equal(plan.bwd_steps.cpu().numpy().reshape(-1, 5), steps[::-1])
+    beg, cnt = plan.fwd_beg.cpu().numpy(), plan.fwd_cnt.cpu().numpy()
+    order = np.argsort(beg, kind="stable")
+    ends = beg[order] + cnt[order]
+    assert beg[order][0] == 0 and (beg[order][1:] == ends[:-1]).all()
+    assert ends[-1] == plan.num_edges
+    step_of = np.repeat(np.arange(len(steps)), steps[:, 2] - steps[:, 1])
+    row_of_slot = dict(zip(slots.tolist(), range(slots.size)))
+    children = plan.fwd_slot.cpu().numpy()
+    for r in range(plan.num_rows):           # a child is written by an earlier step
+        for c in children[beg[r]:beg[r] + cnt[r]]:
+            if c > 1:
+                assert step_of[row_of_slot[int(c)]] < step_of[r]
+    inputs = steps[steps[:, 0] == 0]
+    n_inputs = int((inputs[:, 2] - inputs[:, 1]).sum())
+    assert int(plan.var_cnt.sum()) == n_inputs
+    assert set(plan.var_slot.cpu().numpy().tolist()) == set(
+        np.concatenate([slots[lo:hi] for _, lo, hi, _, _ in inputs]).tolist())
