@@ -167,6 +167,17 @@ def _evidence_rows(params_ptr, x_ptr, miss_ptr, bad_ptr, var, ps, n_mask, mask, 
 
 
 @triton.jit
+def _step(steps_ptr, s, num_steps):
+    """Descriptor s (kind, first row, end row, dist, categories); zeros past the end."""
+    ok = s < num_steps
+    return (tl.load(steps_ptr + s * 5, mask=ok, other=0),
+            tl.load(steps_ptr + s * 5 + 1, mask=ok, other=0),
+            tl.load(steps_ptr + s * 5 + 2, mask=ok, other=0),
+            tl.load(steps_ptr + s * 5 + 3, mask=ok, other=0),
+            tl.load(steps_ptr + s * 5 + 4, mask=ok, other=0))
+
+
+@triton.jit
 def fused_fwd_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr, soft_ptr,
                      bad_ptr, steps_ptr, num_steps, row_slot_ptr, row_var_ptr, row_ps_ptr,
                      beg_ptr, cnt_ptr, edge_slot_ptr, edge_w_ptr, batch, stride, soft_k,
@@ -176,12 +187,10 @@ def fused_fwd_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr,
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     b_mask = offs_b < batch
     lanes = tl.arange(0, TILE_N)
+    kind, lo, hi, dist, cats = _step(steps_ptr, 0, num_steps)
     for s in range(0, num_steps):
-        kind = tl.load(steps_ptr + s * 5)
-        lo = tl.load(steps_ptr + s * 5 + 1)
-        hi = tl.load(steps_ptr + s * 5 + 2)
-        dist = tl.load(steps_ptr + s * 5 + 3)
-        cats = tl.load(steps_ptr + s * 5 + 4)
+        # the next step's descriptor is read while this one runs
+        n_kind, n_lo, n_hi, n_dist, n_cats = _step(steps_ptr, s + 1, num_steps)
         for r0 in range(lo, hi, TILE_N):
             rows = r0 + lanes
             n_mask = rows < hi
@@ -209,6 +218,7 @@ def fused_fwd_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr,
                                     BLOCK_B)
             tl.store(values_ptr + slot[:, None] * stride + offs_b[None, :], out, mask=mask)
         tl.debug_barrier()
+        kind, lo, hi, dist, cats = n_kind, n_lo, n_hi, n_dist, n_cats
 
 
 @triton.jit
@@ -249,10 +259,9 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
                  tl.where((zrows == root_slot)[:, None], 1.0, zero),
                  mask=(zrows < num_slots)[:, None] & b_mask[None, :])
     tl.debug_barrier()
+    kind, lo, hi, dist, cats = _step(steps_ptr, 0, num_steps)
     for s in range(0, num_steps):
-        kind = tl.load(steps_ptr + s * 5)
-        lo = tl.load(steps_ptr + s * 5 + 1)
-        hi = tl.load(steps_ptr + s * 5 + 2)
+        n_kind, n_lo, n_hi, n_dist, n_cats = _step(steps_ptr, s + 1, num_steps)
         if kind != 0:
             for r0 in range(lo, hi, TILE_N):
                 rows = r0 + lanes
@@ -278,6 +287,7 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
                                   edge_w_ptr, beg, cnt, k + u, n_mask, f, y, offs_b, b_mask,
                                   stride, True)
             tl.debug_barrier()
+        kind, lo, hi, dist, cats = n_kind, n_lo, n_hi, n_dist, n_cats
     if SOFT_GRAD:
         g = tl.load(gout_ptr + offs_b, mask=b_mask, other=0.0)
         for v0 in range(0, num_vars, TILE_N):
