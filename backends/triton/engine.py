@@ -226,7 +226,13 @@ class TritonEngine(Engine):
         """Whether a forward (soft: with soft evidence, and WMC's backward)
         takes the one-launch path (fused.choose)."""
         if soft not in self._runs_fused:      # decided once per mode (a loop over partitions)
-            self._runs_fused[soft] = fused_path.choose(self._fused, self.layout, self.device, soft)
+            ok = fused_path.choose(self._fused, self.layout, self.device, soft)
+            if ok and self._fused == "auto":
+                try:
+                    self.fused_plan                  # a Layout it cannot order stays layered
+                except UnsupportedError:
+                    ok = False
+            self._runs_fused[soft] = ok
         return self._runs_fused[soft]
 
     def forward_plan(self, soft: bool = False) -> TritonPlan | FusedPlan:
@@ -247,8 +253,8 @@ class TritonEngine(Engine):
         if soft_t is None:
             self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
         if isinstance(plan, FusedPlan):
-            fused_path.fused_forward(plan, values, params_s, params_i, x_t, miss_t, soft_t, mode_max,
-                                self.bad_entry, self.fused_options)
+            fused_path.fused_forward(plan, values, params_s, params_i, x_t, miss_t, soft_t,
+                                     mode_max, self.bad_entry, self.fused_options)
             return
         for layer in plan.layers:
             for part in layer.inputs:

@@ -35,6 +35,7 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.common.upload import upload
 from pccompiler.backends.triton.plan import DIST_CODES
+from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
 
 INPUT, PRODUCT, SUM = 0, 1, 2
@@ -110,6 +111,30 @@ def _csr(keys: np.ndarray, order_keys: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return perm, beg.astype(np.int64), (end - beg).astype(np.int64)
 
 
+def _check_order(row_slot: np.ndarray, steps: list, e_row: np.ndarray, e_child: np.ndarray,
+                 num_slots: int) -> None:
+    """Every child is a constant (slot 0 or 1) or a node of an earlier step,
+    and no slot is written twice: what one pass in step order needs. The
+    layer-by-layer path launches a layer's partitions one after another, so
+    a Layout could in principle let a partition read another of its own
+    layer; the fused path refuses such a Layout (UnsupportedError) rather
+    than reading a row before it is written."""
+    step_of_row = np.repeat(np.arange(len(steps)),
+                            [hi - lo for _, lo, hi, _, _ in steps]).astype(np.int64)
+    if np.unique(row_slot).size != row_slot.size:
+        raise UnsupportedError("fused path: a slot is written by two nodes of the Layout")
+    step_of_slot = np.full(num_slots, len(steps), dtype=np.int64)   # never written: too late
+    step_of_slot[:2] = -1
+    step_of_slot[row_slot] = step_of_row
+    late = step_of_slot[e_child] >= step_of_row[e_row]
+    if late.any():
+        i = int(np.flatnonzero(late)[0])
+        raise UnsupportedError(
+            f"fused path: node in slot {int(row_slot[e_row[i]])} (step "
+            f"{int(step_of_row[e_row[i]])}) reads slot {int(e_child[i])}, which no earlier "
+            "step writes; run this Layout with fused=False")
+
+
 def build_fused_plan(layout: pcir.Layout, num_vars: int, device: torch.device | str
                      ) -> FusedPlan:
     """Flatten `layout` into a FusedPlan on `device` (loops over partitions only)."""
@@ -177,6 +202,7 @@ def build_fused_plan(layout: pcir.Layout, num_vars: int, device: torch.device | 
     row_slot, row_var, row_ps = cat(slots), cat(vars_), cat(pss)
     e_row, e_child, e_w = cat(e_row), cat(e_child), cat(e_w)
     rows = np.arange(nrows)
+    _check_order(row_slot, steps, e_row, e_child, int(layout.num_slots))
     fperm, fbeg, fcnt = _csr(e_row, rows)
     # Variables: input rows grouped by variable, for soft-evidence gradients.
     step_arr = np.asarray(steps, dtype=np.int64).reshape(-1, STEP_FIELDS)
@@ -193,8 +219,8 @@ def build_fused_plan(layout: pcir.Layout, num_vars: int, device: torch.device | 
     i64 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     host = [i64(step_arr.reshape(-1)), i64(step_arr[::-1].reshape(-1)), i32(row_slot),
             i32(row_var), i64(row_ps), i64(fbeg), i32(fcnt), i32(e_child[fperm]),
-            i64(np.maximum(e_w[fperm], 0)), i64(vbeg), i32(vcnt), i32(row_slot[vrows]), i64(row_ps[vrows]),
-            i32(cats_of[vrows])]
+            i64(np.maximum(e_w[fperm], 0)), i64(vbeg), i32(vcnt), i32(row_slot[vrows]),
+            i64(row_ps[vrows]), i32(cats_of[vrows])]
     host = [h if h.numel() else torch.zeros(1, dtype=h.dtype) for h in host]   # no null pointers
     dev = upload(host, torch.device(device))
     input_steps = step_arr[step_arr[:, 0] == INPUT]

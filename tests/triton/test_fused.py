@@ -190,3 +190,18 @@ def test_plan_tables(hclt_model, device):
     assert int(plan.var_cnt.sum()) == n_inputs
     assert set(plan.var_slot.cpu().numpy().tolist()) == set(
         np.concatenate([slots[lo:hi] for _, lo, hi, _, _ in inputs]).tolist())
+
+
+def test_plan_refuses_a_step_reading_itself():
+    """A child written in the same or a later step, or by no node, is refused
+    (a Layout whose partitions of one layer depend on each other)."""
+    from pccompiler.backends.triton.fused_plan import _check_order
+    slots = np.array([2, 3, 4])
+    steps = [(1, 0, 2, 0, 0), (2, 2, 3, 0, 0)]          # rows 0, 1: step 0; row 2: step 1
+    _check_order(slots, steps, np.array([2, 2, 0]), np.array([2, 3, 1]), 5)
+    with pytest.raises(UnsupportedError, match="slot 3 .*reads slot 2"):
+        _check_order(slots, steps, np.array([1]), np.array([2]), 5)
+    with pytest.raises(UnsupportedError, match="reads slot 5"):
+        _check_order(slots, steps, np.array([2]), np.array([5]), 6)
+    with pytest.raises(UnsupportedError, match="written by two"):
+        _check_order(np.array([2, 2]), [(1, 0, 2, 0, 0)], np.zeros(0, int), np.zeros(0, int), 3)
