@@ -50,7 +50,7 @@ mkdir -p /tmp/shared/data && ln -sfn "$CIRCUITS" /tmp/shared/data/circuits
 echo "[fused.sh] fused tests on cuda $(date -u +%T)"
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 (cd /tmp/t && timeout "$(cap 75)" python3 -m pytest -q -p no:cacheprovider -x -rs \
-    tests/triton/test_fused.py tests/triton/test_logic_wmc.py \
+    tests/triton/test_fused.py tests/triton/test_logic_wmc.py tests/triton/test_graphed_query.py \
     --backend triton --device cuda) > "$OUT/fused_tests.txt" 2>&1 || status=1
 tail -5 "$OUT/fused_tests.txt"
 [ "$status" = 0 ] || echo "[fused.sh] TESTS FAILED (see fused_*.txt); benchmarking anyway"
