@@ -19,7 +19,11 @@ The rule (`choose`), for `fused="auto"` (the default):
   grows with the edge count while the layer-by-layer path spreads a big
   layer over the whole GPU; 2^16 edges is about 3x the largest shared
   logic circuit (seq_fun, 18,862 edges in 87 layers) and well under the
-  110,879-node SDD (about 300,000 edges), which stays layer by layer.
+  110,879-node SDD (about 300,000 edges), which stays layer by layer;
+* no node has more than FUSED_MAX_FAN_IN children: a tile walks its
+  largest fan-in one child pair after another (dependent gathers of about
+  a microsecond each), where the layer path splits a long child list
+  over many programs (split-K).
 
 `fused=True` forces the path (UnsupportedError when a partition kind is
 not supported), `fused=False` turns it off; the option is the backend's
@@ -46,6 +50,7 @@ from pccompiler.ir import pcir
 
 FUSED_MAX_EDGES = 1 << 16
 FUSED_MAX_ROWS = 1 << 15
+FUSED_MAX_FAN_IN = 256
 TARGET_PROGRAMS = 128    # about one per H100 SM (132): batch slices of BLOCK_B samples
 MODES = (True, False, "auto")
 
@@ -72,8 +77,8 @@ def refusal(layout: pcir.Layout, soft: bool) -> str | None:
 
 
 def is_small(layout: pcir.Layout) -> bool:
-    rows, edges, _ = layout_size(layout)
-    return edges <= FUSED_MAX_EDGES and rows <= FUSED_MAX_ROWS
+    rows, edges, fan_in = layout_size(layout)
+    return edges <= FUSED_MAX_EDGES and rows <= FUSED_MAX_ROWS and fan_in <= FUSED_MAX_FAN_IN
 
 
 def choose(mode: bool | str, layout: pcir.Layout, device: torch.device, soft: bool) -> bool:

@@ -73,21 +73,23 @@ class FusedPlan:
 
 
 def layout_size(layout: pcir.Layout) -> tuple[int, int, int]:
-    """(nodes, edges, layers) of a Layout from its partition headers only
-    (sum edges counted at the padded fan-in): what the engine's size rule
-    reads before it builds any plan."""
-    rows = edges = 0
+    """(nodes, edges, largest fan-in) of a Layout from its partition headers
+    only (sum edges counted at the padded fan-in): what the engine's size
+    rule reads before it builds any plan."""
+    rows = edges = fan_in = 0
     for layer in layout.layers:
         for ip in layer.input_partitions:
             rows += int(ip.num_nodes)
         for pp in layer.product_partitions:
             rows += int(pp.num_nodes)
             edges += int(pp.num_nodes) * int(pp.num_children)
+            fan_in = max(fan_in, int(pp.num_children))
         for sp in layer.sum_partitions:
             n = int(sp.num_blocks) * int(sp.block_size)
             rows += n
             edges += n * int(sp.max_children)
-    return rows, edges, len(layout.layers)
+            fan_in = max(fan_in, int(sp.max_children))
+    return rows, edges, fan_in
 
 
 def layout_dists(layout: pcir.Layout) -> dict[int, int]:

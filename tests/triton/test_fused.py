@@ -148,12 +148,13 @@ def test_rule_and_option(hclt_model, tmp_path, device):
     engine = _triton(hclt_model, device, True).engine
     engine.fused = "false"
     assert not engine.runs_fused() and engine.forward_plan() is engine.fast_plan
-    old = fused.FUSED_MAX_EDGES
-    try:
-        fused.FUSED_MAX_EDGES = 10
-        assert fused.choose("auto", layout, torch.device("cuda"), False) is False   # big
-    finally:
-        fused.FUSED_MAX_EDGES = old
+    for limit in ("FUSED_MAX_EDGES", "FUSED_MAX_ROWS", "FUSED_MAX_FAN_IN"):
+        old = getattr(fused, limit)
+        try:
+            setattr(fused, limit, 3)
+            assert fused.choose("auto", layout, torch.device("cuda"), False) is False   # big
+        finally:
+            setattr(fused, limit, old)
 
 
 def _gaussian_layout():
