@@ -51,6 +51,9 @@ import logic_sdds
 
 SHARED = ["sudoku_4", "4-grid", "seq_fun", "road_r"]
 TARGET = 0.5
+# KLay's own JAX times, batch 128, fwd / fwd+bwd ms (shared/data/circuits/SOURCE.md:
+# its experiments/nesy/results_cuda_b128.log; another GPU, not side by side)
+PUBLISHED = {"sudoku_4": (0.255, 0.358), "4-grid": (0.247, 0.332), "seq_fun": (0.532, 0.805)}
 
 
 def sync() -> None:
@@ -311,6 +314,16 @@ def report(rows, profiles, machine, args) -> str:
                    f"| {res['fb'][0]:.3f} ({res['fb'][1]}) | {kb:.3f} | {res['fb'][0] / kb:.2f}x "
                    f"| {diff:.1e} / {gdiff:.1e} |")
     out += ["", f"Target: ours <= {TARGET}x KLay's time on every circuit."]
+    pub = [(name, res) for name, _, _, _, _, res, _ in rows if name in PUBLISHED]
+    if pub:
+        out += ["", "Against KLay's published JAX times (batch 128, its GPU, not side by side; "
+                "shared/data/circuits/SOURCE.md):", "",
+                "| circuit | ours fwd ms | KLay JAX fwd ms | ratio | ours fwd+bwd ms "
+                "| KLay JAX fwd+bwd ms | ratio |", "|---|---|---|---|---|---|---|"]
+        for name, res in pub:
+            kf, kb = PUBLISHED[name]
+            out.append(f"| {name} | {res['fwd'][0]:.3f} | {kf:.3f} | {res['fwd'][0] / kf:.2f}x "
+                       f"| {res['fb'][0]:.3f} | {kb:.3f} | {res['fb'][0] / kb:.2f}x |")
     if profiles:
         out += ["", "## Profiles where ours misses the target", ""] + profiles
     return "\n".join(out) + "\n"
