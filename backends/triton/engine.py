@@ -50,9 +50,11 @@ from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
 
 
-def soft_transposed(soft: torch.Tensor) -> torch.Tensor:
-    """[B, V, K] literal weights -> fp32 [V, K, B], each weight row contiguous."""
-    return soft.detach().to(torch.float32).permute(1, 2, 0).contiguous()
+def soft_transposed(soft: torch.Tensor, copy: bool = True) -> torch.Tensor:
+    """[B, V, K] literal weights -> fp32 [V, K, B], each weight row contiguous;
+    copy=False: the permuted view (the fused kernels take any strides)."""
+    view = soft.detach().to(torch.float32).permute(1, 2, 0)
+    return view.contiguous() if copy else view
 
 
 class TritonEngine(Engine):
@@ -159,9 +161,12 @@ class TritonEngine(Engine):
         miss_t = None if missing is None else missing.t().contiguous().to(torch.uint8)
         return x_t, miss_t
 
-    def _new_values(self, batch: int, plan: TritonPlan | None = None) -> torch.Tensor:
+    def _new_values(self, batch: int, plan: TritonPlan | FusedPlan | None = None
+                    ) -> torch.Tensor:
         plan = plan or self.plan
         values = torch.empty(plan.num_slots, batch, dtype=torch.float32, device=self.device)
+        if isinstance(plan, FusedPlan):      # its forward writes the constant rows itself
+            return values
         values[0].fill_(float("-inf"))
         values[1].fill_(0.0)
         return values
@@ -338,7 +343,7 @@ class TritonEngine(Engine):
         values = self._new_values(x.shape[0], plan)
         if soft is not None:
             self._forward_into(values, None, None, mode == "max", plan,
-                               soft_t=soft_transposed(soft))
+                               soft_t=soft_transposed(soft, not isinstance(plan, FusedPlan)))
             return values
         x_t, miss_t = self._transposed(x, missing)
         self._forward_into(values, x_t, miss_t, mode == "max", plan)

@@ -107,7 +107,9 @@ def fused_forward(plan: FusedPlan, values: torch.Tensor, sum_params: torch.Tenso
                   in_params: torch.Tensor, x_t: torch.Tensor | None,
                   miss_t: torch.Tensor | None, soft_t: torch.Tensor | None, mode_max: bool,
                   bad_entry: torch.Tensor, options: dict | None = None) -> None:
-    """Every value row from x_t [V, B] (miss_t) or soft_t [V, K, B], one launch."""
+    """Every value row (and the constant rows 0, 1) from x_t [V, B] (miss_t)
+    or soft_t [V, K, B] (any strides: a permuted view of [B, V, K] is read
+    in place), one launch."""
     batch = values.shape[1]
     if batch == 0:
         return
@@ -117,7 +119,7 @@ def fused_forward(plan: FusedPlan, values: torch.Tensor, sum_params: torch.Tenso
         values, sum_params, in_params, src, miss_t if miss_t is not None else src, src,
         bad_entry, plan.steps, plan.num_steps, plan.row_slot, plan.row_var, plan.row_ps,
         plan.fwd_beg, plan.fwd_cnt, plan.fwd_slot, plan.fwd_w, batch, values.stride(0),
-        soft_t.shape[1] if soft_t is not None else 0,
+        *(soft_t.stride() if soft_t is not None else (0, 0, 0)),
         SOFT=soft_t is not None, HAS_MISSING=miss_t is not None, MODE_MAX=mode_max,
         TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"], num_warps=c["num_warps"])
 
@@ -127,8 +129,9 @@ def fused_backward(plan: FusedPlan, values: torch.Tensor, flows: torch.Tensor,
                    soft_grad: tuple[torch.Tensor, torch.Tensor] | None = None,
                    options: dict | None = None) -> None:
     """Node flows of every row into `flows` (any content before); with
-    soft_grad (grad_t [V, K, B], gout [B]) grad_t is overwritten with the
-    gradient of gout . log root with respect to the soft evidence."""
+    soft_grad (grad_t [V, K, B], any strides; gout [B]) grad_t is
+    overwritten with the gradient of gout . log root with respect to the
+    soft evidence."""
     batch = values.shape[1]
     if batch == 0:
         return
@@ -140,5 +143,6 @@ def fused_backward(plan: FusedPlan, values: torch.Tensor, flows: torch.Tensor,
         plan.var_cnt, plan.var_slot, plan.var_ps, plan.var_cats, plan.num_vars,
         plan.num_slots, plan.root_slot, batch, values.stride(0),
         grad_t.shape[1] if soft_grad is not None else 0,
+        *(grad_t.stride() if soft_grad is not None else (0, 0, 0)),
         SOFT_GRAD=soft_grad is not None, TILE_N=c["TILE_N"], BLOCK_B=c["BLOCK_B"],
         num_warps=c["num_warps"])

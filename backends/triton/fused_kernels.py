@@ -114,13 +114,15 @@ def _product_rows(values_ptr, edge_slot_ptr, beg, cnt, n_mask, offs_b, b_mask, s
 
 
 @triton.jit
-def _soft_rows(params_ptr, soft_ptr, var, ps, cats, n_mask, mask, offs_b, batch, soft_k,
-               MODE_MAX: tl.constexpr, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """log sum_c (or max_c) p[c] * soft[var, c, b]."""
+def _soft_rows(params_ptr, soft_ptr, var, ps, cats, n_mask, mask, offs_b, soft_sv, soft_sc,
+               soft_sb, MODE_MAX: tl.constexpr, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """log sum_c (or max_c) p[c] * soft[var, c, b] (element strides sv, sc, sb:
+    the caller's [B, V, K] weights read in place, no transposed copy)."""
     acc = tl.zeros((TILE_N, BLOCK_B), dtype=tl.float32)
     for c in range(0, cats):
         p = tl.load(params_ptr + ps + c, mask=n_mask, other=0.0)
-        s = tl.load(soft_ptr + (var * soft_k + c)[:, None] * batch + offs_b[None, :],
+        s = tl.load(soft_ptr + (var * soft_sv + c * soft_sc)[:, None]
+                    + offs_b.to(tl.int64)[None, :] * soft_sb,
                     mask=mask, other=0.0)
         if MODE_MAX:
             acc = tl.maximum(acc, p[:, None] * s)
@@ -180,13 +182,18 @@ def _step(steps_ptr, s, num_steps):
 @triton.jit
 def fused_fwd_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr, soft_ptr,
                      bad_ptr, steps_ptr, num_steps, row_slot_ptr, row_var_ptr, row_ps_ptr,
-                     beg_ptr, cnt_ptr, edge_slot_ptr, edge_w_ptr, batch, stride, soft_k,
+                     beg_ptr, cnt_ptr, edge_slot_ptr, edge_w_ptr, batch, stride, soft_sv,
+                     soft_sc, soft_sb,
                      SOFT: tl.constexpr, HAS_MISSING: tl.constexpr, MODE_MAX: tl.constexpr,
                      TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """Every value row of the circuit for this program's batch columns."""
+    """Every value row of the circuit for this program's batch columns, and
+    the constant rows 0 (-inf) and 1 (0) that padding reads."""
     offs_b = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     b_mask = offs_b < batch
     lanes = tl.arange(0, TILE_N)
+    tl.store(values_ptr + offs_b, tl.full((BLOCK_B,), float("-inf"), tl.float32), mask=b_mask)
+    tl.store(values_ptr + stride + offs_b, tl.zeros((BLOCK_B,), tl.float32), mask=b_mask)
+    tl.debug_barrier()
     kind, lo, hi, dist, cats = _step(steps_ptr, 0, num_steps)
     for s in range(0, num_steps):
         # the next step's descriptor is read while this one runs
@@ -201,7 +208,7 @@ def fused_fwd_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr,
                 ps = tl.load(row_ps_ptr + rows, mask=n_mask, other=0)
                 if SOFT:
                     out = _soft_rows(in_params_ptr, soft_ptr, var, ps, cats, n_mask, mask, offs_b,
-                                     batch, soft_k, MODE_MAX, TILE_N, BLOCK_B)
+                                     soft_sv, soft_sc, soft_sb, MODE_MAX, TILE_N, BLOCK_B)
                 else:
                     out = _evidence_rows(in_params_ptr, x_ptr, miss_ptr, bad_ptr, var, ps,
                                          n_mask, mask, offs_b, batch, dist, cats, HAS_MISSING,
@@ -245,6 +252,7 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
                      steps_ptr, num_steps, row_slot_ptr, beg_ptr, cnt_ptr, edge_slot_ptr,
                      edge_w_ptr, var_beg_ptr, var_cnt_ptr, var_slot_ptr, var_ps_ptr,
                      var_cats_ptr, num_vars, num_slots, root_slot, batch, stride, soft_k,
+                     grad_sv, grad_sc, grad_sb,
                      SOFT_GRAD: tl.constexpr, TILE_N: tl.constexpr, BLOCK_B: tl.constexpr):
     """Node flows of every row for this program's columns (steps_ptr: the
     plan's steps in reverse), then, with SOFT_GRAD, the gradient of
@@ -311,6 +319,6 @@ def fused_bwd_kernel(values_ptr, flows_ptr, sum_params_ptr, in_params_ptr, grad_
                     ny = tl.load(values_ptr + noff, mask=nmask, other=0.0)
                     live = nmask & (nf != 0.0)
                     acc += tl.where(live, nf * tl.exp(-tl.where(live, ny, 0.0)) * p[:, None], 0.0)
-                tl.store(grad_ptr + (vs.to(tl.int64) * soft_k + c)[:, None] * batch
-                         + offs_b[None, :], acc * g[None, :],
+                tl.store(grad_ptr + (vs.to(tl.int64) * grad_sv + c * grad_sc)[:, None]
+                         + offs_b.to(tl.int64)[None, :] * grad_sb, acc * g[None, :],
                          mask=v_mask[:, None] & b_mask[None, :])

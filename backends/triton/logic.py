@@ -25,7 +25,7 @@ class TritonWMC(torch.autograd.Function):
     @staticmethod
     def forward(ctx, engine: TritonEngine, soft: torch.Tensor) -> torch.Tensor:
         plan = engine.forward_plan(soft=True)
-        soft_t = soft_transposed(soft)
+        soft_t = soft_transposed(soft, copy=not isinstance(plan, FusedPlan))
         values = engine._new_values(soft.shape[0], plan)
         engine._forward_into(values, None, None, False, plan, soft_t=soft_t)
         ctx.engine, ctx.values, ctx.shape, ctx.dtype = engine, values, soft_t.shape, soft.dtype
@@ -36,11 +36,13 @@ class TritonWMC(torch.autograd.Function):
     def backward(ctx, gout: torch.Tensor):
         engine, values, plan = ctx.engine, ctx.values, ctx.plan
         gout = gout.detach().to(torch.float32).contiguous()
-        if isinstance(plan, FusedPlan):       # writes every gradient entry: no zeroing
-            grad_t = torch.empty(ctx.shape, dtype=torch.float32, device=values.device)
+        if isinstance(plan, FusedPlan):       # writes every entry of [B, V, K] in place
+            v, k, b = ctx.shape
+            grad = torch.empty(b, v, k, dtype=torch.float32, device=values.device)
             fused_backward(plan, values, torch.empty_like(values), engine.sum_params.data,
-                           engine.input_params.data, (grad_t, gout), engine.fused_options)
-            return None, grad_t.permute(2, 0, 1).to(ctx.dtype)
+                           engine.input_params.data, (grad.permute(1, 2, 0), gout),
+                           engine.fused_options)
+            return None, grad.to(ctx.dtype)
         grad_t = torch.zeros(ctx.shape, dtype=torch.float32, device=values.device)
         flows = engine._new_flows(values, plan)
         engine._backward_into(values, flows, None, None, plan, soft_grad=(grad_t, gout))
