@@ -19,7 +19,10 @@ Forward, per row of a step (a tile of TILE_N rows x BLOCK_B samples):
              (`_lse_step`); max_k (log w_k + child_k) in the max pass
 
 looping over the tile's largest fan-in, two children per iteration so that
-their gathers are in flight together.
+their gathers are in flight together. The next step's descriptor is read
+while a step runs; the forward also writes the constant rows 0 (-inf) and
+1 (0) that padding reads, and reads soft evidence through its strides (the
+caller's [B, V, K] tensor, no transposed copy).
 
 Backward (node flows, flow = d log root / d log value): flows are zeroed
 in the program's columns, the root's set to 1, and the steps run in
