@@ -66,8 +66,29 @@ SPARSE_PC_PAPER_BPD = 1.14
 MODES = ("hclt", "pd", "prune-grow", "pyjuice")
 
 
+def parse_phases(text: str) -> list[tuple[float, float, int]]:
+    """'0.9:0.1:100,0.1:0.01:100' -> [(from, to, epochs), ...]."""
+    phases = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            a, b, n = part.split(":")
+            phases.append((float(a), float(b), int(n)))
+        except ValueError:
+            raise SystemExit(f"--phases: {part!r} is not FROM:TO:EPOCHS (e.g. 0.9:0.1:100)")
+        if phases[-1][2] < 1:
+            raise SystemExit(f"--phases: {part!r} has fewer than 1 epoch")
+    return phases
+
+
 def epoch_step_size(args, epoch: int, start: float, anneal_epochs: int) -> float:
-    """Step size of 1-based `epoch`: linear from `start` to `--step-end`."""
+    """Step size of 1-based `epoch`: linear from `start` to `--step-end`, or
+    piecewise linear over `--phases` (then the last phase's end value)."""
+    if getattr(args, "phases", None):
+        for a, b, n in parse_phases(args.phases):
+            if epoch <= n:
+                return a + (b - a) * (epoch - 1) / max(n - 1, 1)
+            epoch -= n
+        return b
     frac = min((epoch - 1) / max(anneal_epochs - 1, 1), 1.0)
     return start + (args.step_end - start) * frac
 
@@ -322,8 +343,9 @@ def write_markdown(results: dict, path: Path) -> None:
              "; 784 variables x 256 categories. Training time excludes "
              "evaluation and the warm-up step (JIT, autotuning).", "",
              f"Schedule: mini-batch EM, batch {a['batch']}, pseudocount {a['pseudocount']}, step "
-             f"size constant per epoch, linear {a['step_start']} -> {a['step_end']} over "
-             f"{a['anneal_epochs']} epochs" + (
+             "size constant per epoch, " + (
+                 f"piecewise linear over --phases {a['phases']}" if a.get("phases") else
+                 f"linear {a['step_start']} -> {a['step_end']} over {a['anneal_epochs']} epochs") + (
                  f", then full-batch EM (step {a['full_batch_step']}) after epoch "
                  f"{a['full_batch_after']}" if a.get("full_batch_after") is not None else "") +
              f", at most {a['minutes']} min of training per run. "
@@ -413,6 +435,10 @@ def parse_args(argv=None):
     p.add_argument("--step-end", type=float, default=0.1)
     p.add_argument("--anneal-epochs", type=int, default=60)
     p.add_argument("--target", type=float, default=HCLT_PUBLISHED_BPD)
+    p.add_argument("--phases", default=None, metavar="FROM:TO:EPOCHS,...",
+                   help="piecewise-linear step sizes instead of --step-start/--step-end/"
+                        "--anneal-epochs, e.g. ProbabilisticCircuits.jl's HCLT schedule "
+                        "0.9:0.1:100,0.1:0.01:100,0.01:0.001:100 (step = 1 - param_inertia)")
     p.add_argument("--train-on", choices=("train", "train+valid"), default="train",
                    help="train+valid trains on all 60,000 training images (as published MNIST "
                         "figures do) and reports no valid bpd")
@@ -446,6 +472,8 @@ def main(argv=None) -> int:
         src = Path(args.plot)
         plot(src, Path(args.png) if args.png else src.with_suffix(".png"))
         return 0
+    if args.phases:
+        parse_phases(args.phases)          # a bad string stops here, not after training
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad:
