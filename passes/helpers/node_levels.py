@@ -1,0 +1,55 @@
+"""Longest-path levels of a node-form circuit (pcir.NodeCircuit).
+
+Level 0 holds the inputs; a node's level is one more than its deepest
+child's. Kahn's algorithm over the reversed CSR, one numpy step per level:
+each step releases the parents whose last child was just levelled, so the
+whole computation is O(edges) plus a constant per level, with no Python
+per node. The layout pass and the reference interpreter both walk these
+levels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler.errors import CheckError
+from pccompiler.ir.nodes import NodeArrays
+
+
+def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1 (int64)."""
+    lens = lens.astype(np.int64, copy=False)
+    return np.repeat(starts.astype(np.int64) - (np.cumsum(lens) - lens), lens) + \
+        np.arange(int(lens.sum()), dtype=np.int64)
+
+
+def node_levels(a: NodeArrays) -> np.ndarray:
+    """int32 [N]: the longest-path level of every node (inputs 0)."""
+    n = a.num_nodes
+    fan = a.fan_in()
+    kids = a.child_ids
+    by_child = np.argsort(kids, kind="stable")
+    parent_of = np.repeat(np.arange(n, dtype=kids.dtype), fan)[by_child]
+    rstart = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])
+    remaining = fan.copy()
+    level = np.full(n, -1, dtype=np.int32)
+    frontier = np.flatnonzero(fan == 0)
+    step = 0
+    while len(frontier):
+        level[frontier] = step
+        par = parent_of[concat_ranges(rstart[frontier], rstart[frontier + 1] - rstart[frontier])]
+        np.subtract.at(remaining, par, 1)
+        frontier = np.unique(par[remaining[par] == 0])
+        step += 1
+    if (level < 0).any():
+        raise CheckError("topological-order", f"node {int(np.argmax(level < 0))} is on a cycle "
+                                              "or below one (run ir.check first)")
+    return level
+
+
+def edges_of(a: NodeArrays, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edge positions, segment starts) of `nodes`' children, node by node."""
+    off = a.child_offsets
+    fan = off[nodes + 1] - off[nodes]
+    return concat_ranges(off[nodes], fan), np.cumsum(fan) - fan
