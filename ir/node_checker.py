@@ -203,8 +203,11 @@ def _check_products(a: NodeArrays, parent: np.ndarray, kids: np.ndarray, lo: np.
     """Children of each product, sorted by scope_lo, tile its interval."""
     if not len(parent):
         return
-    o = np.lexsort((lo[kids], parent))
-    p, c = parent[o], kids[o]
+    key = parent * (int(hi.max()) + 1) + lo[kids]      # parent-major: nearly sorted already
+    if (key[1:] < key[:-1]).any():
+        o = np.argsort(key, kind="stable")
+        parent, kids = parent[o], kids[o]
+    p, c = parent, kids
     first = np.r_[True, p[1:] != p[:-1]]
     last = np.r_[p[1:] != p[:-1], True]
     prev_hi = np.r_[0, hi[c][:-1]]

@@ -65,7 +65,7 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     level = node_levels(a)
     fan = a.fan_in()
     layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
-    order = np.lexsort((np.arange(a.num_nodes), fan_class(fan), layer_key))
+    order = np.argsort(layer_key * 64 + fan_class(fan), kind="stable")      # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
     key_o, cls_o = layer_key[order], fan_class(fan)[order]
@@ -219,9 +219,10 @@ def _backward(layer: pcir.Layer, li: int, plan: NodePlan, sum_start: int,
     pslot = np.repeat(plan.slot[nodes], fan[nodes])
     param = sum_start + np.repeat(plan.weight_start[nodes], fan[nodes]) + k
     cslot = slot_of_kid[e]
-    o = np.lexsort((pslot, cslot))
+    o = np.argsort(cslot, kind="stable")           # pslot ascends already: stays so per child
     cslot, pslot, param = cslot[o], pslot[o], param[o]
-    uniq, first, counts = np.unique(cslot, return_index=True, return_counts=True)
+    first = np.flatnonzero(np.r_[True, cslot[1:] != cslot[:-1]])
+    uniq, counts = cslot[first], np.diff(np.r_[first, len(cslot)])
     cls = fan_class(counts)
     rank = np.arange(len(cslot)) - np.repeat(first, counts)
     for c in np.unique(cls).tolist():

@@ -35,12 +35,16 @@ def node_levels(a: NodeArrays) -> np.ndarray:
     remaining = fan.copy()
     level = np.full(n, -1, dtype=np.int32)
     frontier = np.flatnonzero(fan == 0)
+    owner = np.empty(n, dtype=np.int64)      # dedupe scratch: last writer per node
     step = 0
     while len(frontier):
         level[frontier] = step
         par = parent_of[concat_ranges(rstart[frontier], rstart[frontier + 1] - rstart[frontier])]
         np.subtract.at(remaining, par, 1)
-        frontier = np.unique(par[remaining[par] == 0])
+        ready = par[remaining[par] == 0]     # a parent appears once per levelled child
+        at = np.arange(len(ready))
+        owner[ready] = at
+        frontier = ready[owner[ready] == at]
         step += 1
     if (level < 0).any():
         raise CheckError("topological-order", f"node {int(np.argmax(level < 0))} is on a cycle "
