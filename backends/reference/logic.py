@@ -66,7 +66,7 @@ def weighted_mpe(model: pcir.Model | ModelView, weights) -> tuple[np.ndarray, np
     soft = literal_weights(weights, view.num_vars)
     if isinstance(view, _nodes.NodeView):
         values = _nodes.upward(view, mode="max", soft=soft)
-        return _nodes.mpe(view, values, soft=soft), values[:, view.root]
+        return _nodes.top_down(view, values, soft=soft), values[:, view.root]
     xf, missing = np.zeros(soft.shape[:2]), np.ones(soft.shape[:2], dtype=bool)
     values = upward(view, xf, missing, "max", soft)
     return _as_output(view, _topdown(view, values, xf, missing, None)), values[view.root][:, 0]

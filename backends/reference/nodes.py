@@ -116,10 +116,14 @@ def _sum_reduce(cv: np.ndarray, w: np.ndarray, seg: np.ndarray, mode: str) -> np
                                              axis=1))
 
 
-def mpe(v: NodeView, values: np.ndarray, soft=None, x=None, missing=None) -> np.ndarray:
-    """int64 [B, V]: the assignment of the best induced tree (argmax edges of
-    the max-product `values`; ties keep the first child), observed
-    variables kept."""
+def top_down(v: NodeView, values: np.ndarray, x=None, missing=None, soft=None,
+             rng: np.random.Generator | None = None) -> np.ndarray:
+    """int64 [B, V] by walking down from the root: a reached product reaches
+    all its children, a reached sum the child of best score log w_k +
+    values[child] (plus Gumbel noise when `rng` is given: a sample of the
+    posterior edge; without it the argmax, ties to the first child: MPE of
+    max-product `values`). A reached input writes its variable where it is
+    missing: its mode (argmax of params x soft evidence) or a draw."""
     a = v.a
     rows = len(values)
     reached = np.zeros((rows, a.num_nodes), dtype=bool)
@@ -128,39 +132,49 @@ def mpe(v: NodeView, values: np.ndarray, soft=None, x=None, missing=None) -> np.
     for nodes in reversed(v.levels[1:]):
         for kind in (PRODUCT, SUM):
             sel = nodes[a.kind[nodes] == kind]
-            if not len(sel):
-                continue
-            e, seg = edges_of(a, sel)
-            fan = np.diff(np.r_[seg, len(e)])
-            parent = np.repeat(sel, fan)
-            kids = a.child_ids[e]
-            if kind == PRODUCT:
-                rr, ee = np.nonzero(reached[:, parent])
-                reached[rr, kids[ee]] = True
-                continue
-            w = np.repeat(v.weight_start[sel] - seg, fan) + np.arange(len(e))
-            s = values[:, kids] + logw[w][None, :]
-            best = np.maximum.reduceat(s, seg, axis=1)
-            hit = s == np.repeat(best, fan, axis=1)
-            firsthit = np.minimum.reduceat(np.where(hit, np.arange(len(e))[None, :], len(e)),
-                                           seg, axis=1)
-            pick = np.zeros((rows, len(e)), dtype=bool)
-            r = np.repeat(np.arange(rows), len(sel))
-            pick[r, firsthit.ravel()] = True
-            pick &= reached[:, parent]
-            rr, ee = np.nonzero(pick)
-            reached[rr, kids[ee]] = True
+            if len(sel):
+                _reach(v, sel, kind, values, logw, reached, rng)
     out = np.zeros((rows, v.num_vars), dtype=np.int64)
     if x is not None:
         out[:] = np.asarray(x, dtype=np.int64)
     params = a.input_params.astype(np.float64)
     var = a.input_vars.astype(np.int64)
-    score = params[None] * soft[:, var, :] if soft is not None else \
-        np.broadcast_to(params[None], (rows,) + params.shape)
-    best = score.argmax(axis=2)                                           # [B, I]
     rr, ii = np.nonzero(reached[:, v.inputs])
-    free = np.ones(rows, dtype=bool)[:, None] if missing is None else \
-        np.asarray(missing, dtype=bool)
-    keep = free[rr, var[ii]] if missing is not None else np.ones(len(rr), dtype=bool)
-    out[rr[keep], var[ii[keep]]] = best[rr[keep], ii[keep]]
+    if missing is not None:
+        keep = np.asarray(missing, dtype=bool)[rr, var[ii]]
+        rr, ii = rr[keep], ii[keep]
+    score = params[ii] * (soft[rr, var[ii], :] if soft is not None else 1.0)   # [R, K]
+    if rng is None:
+        pick = score.argmax(axis=1)
+    else:
+        cum = np.cumsum(score, axis=1)
+        u = rng.random(len(ii)) * cum[:, -1]
+        pick = np.minimum((cum <= u[:, None]).sum(axis=1), score.shape[1] - 1)
+    out[rr, var[ii]] = pick
     return out
+
+
+def _reach(v: NodeView, sel: np.ndarray, kind: int, values: np.ndarray, logw: np.ndarray,
+           reached: np.ndarray, rng) -> None:
+    """Mark the children that reached nodes `sel` (one kind, one level) reach."""
+    a = v.a
+    e, seg = edges_of(a, sel)
+    fan = np.diff(np.r_[seg, len(e)])
+    parent = np.repeat(sel, fan)
+    kids = a.child_ids[e]
+    if kind == PRODUCT:
+        rr, ee = np.nonzero(reached[:, parent])
+        reached[rr, kids[ee]] = True
+        return
+    w = np.repeat(v.weight_start[sel] - seg, fan) + np.arange(len(e))
+    s = values[:, kids] + logw[w][None, :]
+    if rng is not None:
+        s = s + rng.gumbel(size=s.shape)
+    best = np.maximum.reduceat(s, seg, axis=1)
+    hit = s == np.repeat(best, fan, axis=1)
+    first = np.minimum.reduceat(np.where(hit, np.arange(len(e))[None, :], len(e)), seg, axis=1)
+    rows = len(values)
+    pick = np.zeros((rows, len(e)), dtype=bool)
+    pick[np.repeat(np.arange(rows), len(sel)), first.ravel()] = True
+    rr, ee = np.nonzero(pick & reached[:, parent])
+    reached[rr, kids[ee]] = True
