@@ -93,10 +93,22 @@ def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[by
     for name in ("kind", "child_offsets", "child_ids", "input_vars", "variable_order",
                  "scope_lo", "scope_hi"):
         proto = tensors.get(getattr(nc, name))
-        blob = b"" if proto is None else to_numpy(proto).astype("<i8").tobytes()
+        blob = b"" if proto is None else _canonical(to_numpy(proto))
         ints.append(len(blob))
         blobs.append(blob)
     return ints, blobs
+
+
+def _canonical(array: np.ndarray) -> bytes:
+    """The bytes of an integer array independent of its stored dtype:
+    little-endian int32 when every value fits (the usual case, hashed
+    without a conversion when stored so), else int64."""
+    if array.dtype == np.dtype("<i4"):
+        return array.tobytes()
+    if array.dtype.itemsize < 4 or not len(array) or (
+            array.min() >= -2 ** 31 and array.max() < 2 ** 31):
+        return array.astype("<i4").tobytes()
+    return array.astype("<i8").tobytes()
 
 
 def node_counts(model: pcir.Model) -> dict[str, int]:

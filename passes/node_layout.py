@@ -187,7 +187,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             tail = max(tail, k)
         layer.num_slots = end - first
         if layer.kind == pcir.SUM_LAYER:
-            _backward(layer, li, plan, sum_start, slot_of_kid, sdt, t)
+            _backward(layer, li, plan, fan, sum_start, slot_of_kid, sdt, t)
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
     layout.num_input_params = int(np.sum(a.kind == INPUT)) * width
@@ -206,12 +206,11 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     return layout, True
 
 
-def _backward(layer: pcir.Layer, li: int, plan: NodePlan, sum_start: int,
+def _backward(layer: pcir.Layer, li: int, plan: NodePlan, fan: np.ndarray, sum_start: int,
               slot_of_kid: np.ndarray, sdt, t: _Tensors) -> None:
     """The layer's backward partitions: each child's parents in this layer,
     children bucketed by parent count (padding: slot 0, param 0)."""
     a = plan.a
-    fan = a.fan_in()
     lo, hi = layer.slot_start, layer.slot_start + layer.num_slots
     nodes = plan.order[lo - 2:hi - 2]
     e = concat_ranges(a.child_offsets[nodes], fan[nodes])
@@ -225,7 +224,7 @@ def _backward(layer: pcir.Layer, li: int, plan: NodePlan, sum_start: int,
     uniq, counts = cslot[first], np.diff(np.r_[first, len(cslot)])
     cls = fan_class(counts)
     rank = np.arange(len(cslot)) - np.repeat(first, counts)
-    for c in np.unique(cls).tolist():
+    for c in np.flatnonzero(np.bincount(cls)).tolist():
         sel = cls == c
         keep = np.repeat(sel, counts)
         width = int(counts[sel].max())
