@@ -110,8 +110,8 @@ def profiled(fn, *a):
 
 
 def circuits(args) -> list[Path]:
-    paths = [SHARED_DATA_DIR / "circuits" / f"{n}.sdd" for n in SHARED] if args.shared else []
-    paths += [logic_sdds.sdd_file(int(b)) for b in args.blocks.split(",") if b]
+    paths = [Path(args.circuits) / f"{n}.sdd" for n in SHARED] if args.shared else []
+    paths += [logic_sdds.sdd_file(int(b), Path(args.cache)) for b in args.blocks.split(",") if b]
     return paths + ([Path(args.sdd)] if args.sdd else [])
 
 
@@ -128,6 +128,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", default="", help="comma-separated block counts (100, 1000)")
     ap.add_argument("--shared", action="store_true", help="the four shared SDDs too")
+    ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"),
+                    help="the folder of the shared SDDs")
+    ap.add_argument("--cache", default=str(logic_sdds.CACHE),
+                    help="the folder of the generated SDDs (made with PySDD when missing)")
     ap.add_argument("--sdd", default="", help="an .sdd file")
     ap.add_argument("--forms", default="groups,nodes", help="groups, nodes or both")
     ap.add_argument("--no-klay", action="store_true", help="skip KLay even if installed")

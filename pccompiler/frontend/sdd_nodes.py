@@ -55,8 +55,9 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     w = home[dec]
     ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
     (u_w, u_p, u_s), inv = unique_rows(w, p, s)
-    first_rec = np.full(len(u_w), np.iinfo(np.int64).max)
-    np.minimum.at(first_rec, inv, erec)
+    first = np.empty(len(u_w), dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
+    first_rec = erec[first]
     # Ids of new nodes: by SDD record, a record's new products before it.
     decs = np.flatnonzero((kind == D) & ~false)
     key = np.r_[2 * first_rec, 2 * rec_of[decs] + 1]
@@ -83,8 +84,9 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
     width = 2 + lp_n + ls_n
     prod_kids, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
-    # Decision children: its distinct element products.
-    (d_par, d_kid), _ = unique_rows(node_of[dec], prod_id[inv])
+    # Decision children: its distinct element products (elements come grouped
+    # by decision, in file order, so the pairs are sorted but for the products).
+    d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
     n = base + len(key)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
@@ -135,6 +137,17 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
                           metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
     set_nodes(model, arrays)
     return model
+
+
+def _distinct_pairs(par: np.ndarray, kid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (par, kid) pairs sorted, for `par` already non-decreasing:
+    a stable sort of the nearly sorted key (runs), then neighbours compared."""
+    width = int(kid.max(initial=0)) + 1
+    key = par * width + kid
+    if (key[1:] < key[:-1]).any():
+        key = key[np.argsort(key, kind="stable")]
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
+    return key // width, key % width
 
 
 def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:

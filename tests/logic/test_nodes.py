@@ -62,9 +62,10 @@ def test_tiny_counts_every_evidence_pattern(tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_backends_wmc_gradients_and_mpe_match_the_group_form(tmp_path, backend):
+def test_backends_wmc_gradients_and_mpe_match_the_group_form(tmp_path, backend, request):
     """Node-form WMC, its gradient and MPE on a backend equal the group form on
-    torch float64 (triton: its kernels under the interpreter on the CPU)."""
+    torch float64 (triton: its kernels on --device, the interpreter on the CPU)."""
+    device = request.config.getoption("--device") if backend == "triton" else "cpu"
     groups, nodes = _both(write(tmp_path))
     w = np.random.default_rng(1).uniform(0.05, 0.95, size=(4, 3))
     ref = pc.compile(groups, backend="torch", device="cpu", dtype="float64")
@@ -72,17 +73,17 @@ def test_backends_wmc_gradients_and_mpe_match_the_group_form(tmp_path, backend):
     want = wmc(ref, wr)
     want.sum().backward()
     dtype = torch.float64 if backend == "torch" else torch.float32
-    circuit = pc.compile(nodes, backend=backend, device="cpu", dtype=str(dtype)[6:])
-    wn = torch.tensor(w, dtype=dtype, requires_grad=True)
+    circuit = pc.compile(nodes, backend=backend, device=device, dtype=str(dtype)[6:])
+    wn = torch.tensor(w, dtype=dtype, device=device, requires_grad=True)
     got = wmc(circuit, wn)
     got.sum().backward()
     tol = 1e-10 if backend == "torch" else 1e-5
-    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=tol)
-    np.testing.assert_allclose(wn.grad.numpy(), wr.grad.numpy(), rtol=tol, atol=tol)
-    a_n, s_n = mpe(circuit, torch.tensor(w, dtype=dtype))
+    np.testing.assert_allclose(got.detach().cpu().numpy(), want.detach().numpy(), rtol=tol)
+    np.testing.assert_allclose(wn.grad.cpu().numpy(), wr.grad.numpy(), rtol=tol, atol=tol)
+    a_n, s_n = mpe(circuit, torch.tensor(w, dtype=dtype, device=device))
     a_g, s_g = mpe(ref, torch.tensor(w))
-    np.testing.assert_array_equal(a_n.numpy(), a_g.numpy())
-    np.testing.assert_allclose(s_n.numpy(), s_g.numpy(), rtol=tol)
+    np.testing.assert_array_equal(a_n.cpu().numpy(), a_g.numpy())
+    np.testing.assert_allclose(s_n.cpu().numpy(), s_g.numpy(), rtol=tol)
 
 
 @pytest.mark.parametrize("name", ["4-grid", "road_r"])
