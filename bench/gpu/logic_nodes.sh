@@ -11,18 +11,9 @@
 # Results in $OUT: nodes_tests.txt, race_groups.md, race_nodes.md,
 # scale_cpu.md (each with its command and machine line), *.log.
 # Run from the repo root with .whl/ beside it: bash bench/gpu/logic_nodes.sh
-set -euo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-status=0
-echo "[logic_nodes.sh] install $(date -u +%T)"
+TAG=logic_nodes.sh
+source "$(dirname "$0")/logic_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
-rm -rf /tmp/pcc /tmp/extra
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/pcc .
-python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/klaycircuits*.whl \
-    .whl/pysdd*.whl
-export PYTHONPATH=/tmp/pcc:/tmp/extra
-python3 -c "import klay, pysdd.sdd, pccompiler; print('[logic_nodes.sh] imports ok')"
 
 CIRCUITS=""
 for d in shared/data/circuits ../shared/data/circuits /work/shared/data/circuits; do
