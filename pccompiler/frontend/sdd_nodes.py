@@ -38,8 +38,8 @@ pcir = ir.pcir
 
 
 def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
-                rec_of: np.ndarray, e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray, sub: np.ndarray,
-                root: int, name: str, source: str) -> pcir.Model:
+                rec_of: np.ndarray, e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray,
+                sub: np.ndarray, root: int, name: str, source: str) -> pcir.Model:
     """The node-form logic-circuit Model of the SDD (see the module docstring)."""
     nv, nvt = vt.num_vars, len(vt.left)
     post = np.asarray(vt.post, dtype=np.int64)
@@ -55,39 +55,18 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     w = home[dec]
     ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
     (u_w, u_p, u_s), inv = unique_rows(w, p, s)
-    first = np.empty(len(u_w), dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
-    first_rec = erec[first]
-    # Ids of new nodes: by SDD record, a record's new products before it.
     decs = np.flatnonzero((kind == D) & ~false)
-    key = np.r_[2 * first_rec, 2 * rec_of[decs] + 1]
-    order = np.argsort(key, kind="stable")
     base = 2 * nv + nvt
-    new_id = np.empty(len(key), dtype=np.int64)
-    new_id[order] = base + np.arange(len(key))
-    prod_id, dec_id = new_id[:len(u_w)], new_id[len(u_w):]
+    prod_id, dec_id = _new_ids(erec, inv, len(u_w), rec_of[decs], base)
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    # Product children: [prime, sibling tautologies..., sub, sibling tautologies...],
-    # sibling paths computed once per (prime vtree, sub vtree) signature.
-    u_ph = np.empty(len(u_w), dtype=np.int64)
-    u_sh = np.empty(len(u_w), dtype=np.int64)
-    u_ph[inv], u_sh[inv] = ph, sh
-    sigs, sig_of = np.unique(u_ph * nvt + u_sh, return_inverse=True)
-    sig_w = np.empty(len(sigs), dtype=np.int64)
-    sig_w[sig_of] = u_w
-    lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
-    ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
-    pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
-    snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
-    width = 2 + lp_n + ls_n
-    prod_kids, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
+    prod_fan, prod_kids = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh)
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
     d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
-    n = base + len(key)
+    n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
     lo, hi = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
@@ -100,7 +79,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     kinds[2 * nv:base] = np.where(leaf, SUM, PRODUCT)
     fan[2 * nv:base] = 2
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
-    kinds[prod_id], fan[prod_id] = PRODUCT, width[sig_of]
+    kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
     lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
     kinds[dec_id] = SUM
     fan[dec_id] = np.bincount(d_par - base, minlength=n - base)[dec_id - base]
@@ -113,8 +92,8 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    kids[np.repeat(offsets[prod_id], fan[prod_id]) + ranges(np.zeros_like(prod_id),
-                                                             fan[prod_id])] = prod_kids
+    kids[np.repeat(offsets[prod_id], prod_fan) + ranges(np.zeros_like(prod_id), prod_fan)] = \
+        prod_kids
     kids[offsets[d_par] + np.arange(len(d_par)) - np.searchsorted(d_par, d_par)] = d_kid
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
@@ -123,15 +102,53 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         lo, hi = np.r_[lo, 0], np.r_[hi, nv]
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
-        n += 1
+    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name)
+
+
+def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
+             base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of the element products and the live decisions: by SDD record,
+    each record's new products (first used there) right before it."""
+    first = np.empty(num_products, dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
+    key = np.r_[2 * erec[first], 2 * dec_rec + 1]
+    new_id = np.empty(len(key), dtype=np.int64)
+    new_id[np.argsort(key, kind="stable")] = base + np.arange(len(key))
+    return new_id[:num_products], new_id[num_products:]
+
+
+def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
+    """(fan-in, flat children) of every element product: [prime, sibling
+    tautologies..., sub, sibling tautologies...], the sibling paths computed
+    once per (prime vtree, sub vtree) signature."""
+    nvt = len(vt.left)
+    u_ph = np.empty(len(u_w), dtype=np.int64)
+    u_sh = np.empty(len(u_w), dtype=np.int64)
+    u_ph[inv], u_sh[inv] = ph, sh
+    sigs, sig_of = np.unique(u_ph * nvt + u_sh, return_inverse=True)
+    sig_w = np.empty(len(sigs), dtype=np.int64)
+    sig_w[sig_of] = u_w
+    lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
+    ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
+    pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
+    snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
+    width = 2 + lp_n + ls_n
+    flat, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
+    return width[sig_of], flat
+
+
+def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
+           name: str) -> pcir.Model:
+    """The logic-circuit Model holding the node arrays (indicator inputs,
+    weight-1 sums, binary variables x1..xn)."""
     sums = kinds == SUM
     arrays = NodeArrays(
         kind=kinds, child_offsets=offsets, child_ids=kids,
         sum_weights=np.ones(int(np.diff(offsets)[sums].sum())),
         input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
         input_params=np.tile(np.eye(2), (nv, 1)),
-        variable_order=vt.order.astype(np.int32), scope_lo=lo.astype(np.int32),
-        scope_hi=hi.astype(np.int32), roots=np.array([root_id]))
+        variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
+        scope_hi=hi.astype(np.int32), roots=np.array([root]))
     model = ir.make_model([ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2)
                            for v in range(1, nv + 1)], [], [], name=name,
                           metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
