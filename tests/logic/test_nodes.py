@@ -195,6 +195,7 @@ def test_save_load_pcir_and_pcc(tmp_path):
     ir.save(model, tmp_path / "r.pcir")
     back = ir.load(tmp_path / "r.pcir", check=True)
     assert back == model and ir.structure_hash(back) == ir.structure_hash(model)
+    assert ir.parse_text(ir.dump_exact(model)) == model        # the exact text (PCC_DUMP)
     assert ir.structure_hash(model) != ir.structure_hash(pc.from_sdd(path))
     out = pcc("compile", tmp_path / "r.pcir", "--backend", "torch", "-o", tmp_path / "r.pcc")
     assert out.returncode == 0, out.stderr
