@@ -312,7 +312,7 @@ def layout_info(layout: pcir.Layout) -> dict:
             "max_block_size": layout.max_block_size, "num_vars": layout.num_vars,
             "root_group": layout.root_group, "root_slot": layout.root_slot,
             "placements": len(layout.placements), "metadata": dict(layout.metadata),
-            "layers": layers}
+            "node_form": layout.HasField("node_placement"), "layers": layers}
 
 
 def _partition_line(p: dict) -> str:
@@ -341,8 +341,10 @@ def dump_layout_text(layout: pcir.Layout) -> str:
              f"  pipeline {info['pipeline'] or '-'}",
              f"  {info['num_slots']} slots, {info['num_sum_params']} sum params, "
              f"{info['num_input_params']} input params, max block {info['max_block_size']}, "
-             f"{info['num_vars']} variables, {info['placements']} placements, "
-             f"root g{info['root_group']} slot {info['root_slot']}", ""]
+             f"{info['num_vars']} variables, "
+             + ("node placement (node form), root" if info["node_form"] else
+                f"{info['placements']} placements, root g{info['root_group']}")
+             + f" slot {info['root_slot']}", ""]
     for layer in info["layers"]:
         groups = layer["groups"]
         shown = ",".join(f"g{g}" for g in groups[:6]) + (",..." if len(groups) > 6 else "")
