@@ -197,9 +197,10 @@ def test_save_load_pcir_and_pcc(tmp_path):
     assert back == model and ir.structure_hash(back) == ir.structure_hash(model)
     assert ir.parse_text(ir.dump_exact(model)) == model        # the exact text (PCC_DUMP)
     assert ir.structure_hash(model) != ir.structure_hash(pc.from_sdd(path))
-    out = pcc("compile", tmp_path / "r.pcir", "--backend", "torch", "-o", tmp_path / "r.pcc")
+    out = pcc("compile", tmp_path / "r.pcir", "--backend", "torch", "--device", "cpu", "-o",
+              tmp_path / "r.pcc")
     assert out.returncode == 0, out.stderr
-    circuit = pc.load(tmp_path / "r.pcc")
+    circuit = pc.load(tmp_path / "r.pcc", device="cpu")
     w = np.random.default_rng(2).uniform(0.05, 0.95, size=(2, len(model.variables)))
     got = wmc(circuit, torch.tensor(w, dtype=torch.float32)).numpy()
     np.testing.assert_allclose(got, wmc(model, w), rtol=1e-4)
