@@ -111,6 +111,9 @@ def profiled(fn, *a):
 
 def circuits(args) -> list[Path]:
     paths = [Path(args.circuits) / f"{n}.sdd" for n in SHARED] if args.shared else []
+    for p in [p for p in paths if not p.exists()]:
+        print(f"[logic_scale] {p} is missing: skipped", flush=True)
+    paths = [p for p in paths if p.exists()]
     paths += [logic_sdds.sdd_file(int(b), Path(args.cache)) for b in args.blocks.split(",") if b]
     return paths + ([Path(args.sdd)] if args.sdd else [])
 
