@@ -92,10 +92,10 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str):
+def ours_build(path: Path, device: str, precision: str, form: str = "groups"):
     sync()
     t = time.perf_counter()
-    model = pc.from_sdd(path)
+    model = pc.from_sdd(path, form=form)
     circuit = pc.compile(model, backend="triton", device=device, precision=precision)
     circuit.engine.fast_plan                      # the kernels' plan, built on first use
     sync()
@@ -189,7 +189,7 @@ def circuits(args) -> list[tuple[str, Path]]:
 
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -241,11 +241,14 @@ def main(argv=None) -> int:
     ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"))
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
+    ap.add_argument("--form", default="groups", choices=("groups", "nodes"),
+                    help="ours: pc.from_sdd's form (groups per vtree node, or the node form)")
     ap.add_argument("--precision", default="ieee",
                     help="ours: ieee (fp32 dots, KLay's accuracy) or tf32")
     ap.add_argument("--device", default="cuda",
                     help="cpu: a dry run of the script under TRITON_INTERPRET=1")
     ap.add_argument("--out", default=".")
+    ap.add_argument("--name", default="", help="the report's file name (default logic_race.md)")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench/logic_race.py needs a CUDA GPU (or --device cpu under the interpreter)")
@@ -261,7 +264,7 @@ def main(argv=None) -> int:
     text = report(rows, profiles, machine, args)
     print(text)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "logic_race.md").write_text(text)
+    (Path(args.out) / (args.name or "logic_race.md")).write_text(text)
     if bad:
         print("\n".join(["[race] FAILURES:"] + bad), file=sys.stderr)
         return 1
@@ -274,7 +277,7 @@ def report(rows, profiles, machine, args) -> str:
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
            f"timings after {args.warmup} warm-up calls; ours with precision "
-           f"{args.precision}. KLay"
+           f"{args.precision}, SDDs imported in the {args.form} form. KLay"
            f"{' + torch.compile' if args.klay_compile else ' eager (torch.vmap)'}.",
            "", f"Command: `{cmd}`", "",
            "| circuit | vars | SDD nodes | ours file->exe s | KLay file->exe s | ours first call ms "
