@@ -99,10 +99,11 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str, fused: str = "auto"):
+def ours_build(path: Path, device: str, precision: str, form: str = "groups",
+               fused: str = "auto"):
     sync()
     t = time.perf_counter()
-    model = pc.from_sdd(path)
+    model = pc.from_sdd(path, form=form)
     circuit = pc.compile(model, backend="triton", device=device, precision=precision,
                          fused=fused)
     circuit.engine.forward_plan(soft=True)        # the kernels' plan, built on first use
@@ -206,7 +207,8 @@ class _Skipped(Exception):
 
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.fused)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form,
+                                        args.fused)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -265,12 +267,14 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-klay", action="store_true", help="time ours only")
     ap.add_argument("--fused", default="auto", choices=["auto", "true", "false"],
                     help="ours: the one-launch path (backends/triton/fused.py)")
+    ap.add_argument("--form", default="groups", choices=("groups", "nodes"),
+                    help="ours: pc.from_sdd's form (groups per vtree node, or the node form)")
     ap.add_argument("--precision", default="ieee",
                     help="ours: ieee (fp32 dots, KLay's accuracy) or tf32")
     ap.add_argument("--device", default="cuda",
                     help="cpu: a dry run of the script under TRITON_INTERPRET=1")
     ap.add_argument("--out", default=".")
-    ap.add_argument("--name", default="logic_race.md", help="results file name in --out")
+    ap.add_argument("--name", default="", help="the report's file name (default logic_race.md)")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench/logic_race.py needs a CUDA GPU (or --device cpu under the interpreter)")
@@ -286,7 +290,7 @@ def main(argv=None) -> int:
     text = report(rows, profiles, machine, args)
     print(text)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / args.name).write_text(text)
+    (Path(args.out) / (args.name or "logic_race.md")).write_text(text)
     if bad:
         print("\n".join(["[race] FAILURES:"] + bad), file=sys.stderr)
         return 1
@@ -299,7 +303,7 @@ def report(rows, profiles, machine, args) -> str:
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
            f"timings after {args.warmup} warm-up calls; ours with precision "
-           f"{args.precision}, fused={args.fused}. KLay"
+           f"{args.precision}, fused={args.fused}, SDDs imported in the {args.form} form. KLay"
            + (" not run" if args.skip_klay else
               " + torch.compile" if args.klay_compile else " eager (torch.vmap)") + ".",
            "", f"Command: `{cmd}`", "",

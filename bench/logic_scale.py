@@ -1,34 +1,53 @@
-"""Import + compile time of a large SDD on the CPU (issue #19 point 2:
-a 1M-node SDD imports and compiles in <= 1 s).
+"""File -> executable time of SDDs on the CPU, group form against node form
+(and KLay where klaycircuits is installed) in the same run (issue #19
+point 2: a 1M-node SDD imports and compiles in <= 1 s).
 
-Stages timed separately: `import` (pc.from_sdd: tokenizer, vtree, nodes,
-smoothing, groups), `passes` (pccompiler's pipeline to a Layout),
-`backend` (the torch engine on that Layout), and `total` (pc.compile of
-the imported Model, which runs passes and backend). --profile prints the
-top cProfile entries of the whole run.
+Stages timed separately for each circuit and form:
+  import    pc.from_sdd(path, form=...) (tokenizer, vtree, nodes, smoothing)
+  passes    passes.compile_model (groups: the default pipeline; nodes:
+            verify,layerize,layout)
+  backend   TorchBackend().compile on that Layout (float32, CPU)
+  forward   the first log WMC of a [8, V] batch of literal weights
+  total     the sum: file to the first answer
+KLay (klaycircuits): Circuit.add_sdd_from_file + remove_unused_nodes
+(`import`), to_torch_module (`passes`: its layerization), the first
+vmapped forward (`forward`).
 
-    .venv/bin/python bench/logic_scale.py --blocks 1000 [--profile]
+    .venv/bin/python bench/logic_scale.py --shared --blocks 100,300 --out t.md
+    .venv/bin/python bench/logic_scale.py --blocks 1000 --forms nodes --profile
     .venv/bin/python bench/logic_scale.py --blocks 100 --import-only --repeat 5
 
---import-only times pc.from_sdd alone (best of --repeat runs, and its time
-per SDD node); put an older checkout first on PYTHONPATH to time its
-importer under the same conditions.
+Circuits: --shared adds the four shared SDDs (../shared/data/circuits);
+--blocks the random block 3-CNF SDDs of bench/logic_sdds.py (cached in
+bench/data/logic_cache/, made with PySDD when missing); --sdd a file.
+Each circuit and form runs --repeat times and the run of least total is
+kept; before the first circuit every form runs once untimed (imports,
+torch's lazy setup). --import-only times pc.from_sdd alone (best of
+--repeat runs, per SDD node).
+--profile prints the top cProfile entries of each node-form run.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import io
+import os
 import platform
 import pstats
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import pccompiler as pc
+from pccompiler.data.locate import SHARED_DATA_DIR
 
 import logic_sdds
+
+SHARED = ["sudoku_4", "4-grid", "seq_fun", "road_r"]
+STAGES = ("import", "passes", "backend", "forward")
 
 
 def timed(fn, *a, **k):
@@ -37,48 +56,145 @@ def timed(fn, *a, **k):
     return out, time.perf_counter() - t
 
 
-def run(path: Path) -> dict:
+def sdd_nodes(path: Path) -> int:
+    with open(path) as f:
+        return int(next(ln for ln in f if ln.startswith("sdd ")).split()[1])
+
+
+def run_form(path: Path, form: str, weights: torch.Tensor) -> dict:
+    """Seconds per stage of one form, and the circuit's size and answer."""
     from pccompiler import passes
     from pccompiler.backends.torch import TorchBackend
+    from pccompiler.logic import wmc
 
-    model, t_import = timed(pc.from_sdd, path)
+    model, t_import = timed(pc.from_sdd, path, form=form)
     result, t_passes = timed(passes.compile_model, model, backend="torch")
-    _, t_backend = timed(TorchBackend().compile, result.model, result.layout,
-                         {"device": "cpu", "dtype": "float32"})
-    _, t_total = timed(pc.compile, model, backend="torch", device="cpu")
-    return dict(import_s=t_import, passes_s=t_passes, backend_s=t_backend,
-                compile_s=t_total, groups=len(model.groups))
+    circuit, t_backend = timed(TorchBackend().compile, result.model, result.layout,
+                               {"device": "cpu", "dtype": "float32"})
+    with torch.no_grad():
+        out, t_fwd = timed(wmc, circuit, weights)
+    counts = pc.ir.edge_counts(model)
+    return dict(import_=t_import, passes=t_passes, backend=t_backend, forward=t_fwd,
+                nodes=counts["nodes"], edges=counts["edges"], groups=len(model.groups),
+                layers=len(result.layout.layers), answer=out.numpy())
 
 
-def import_only(path: Path, repeat: int, nodes: int) -> dict:
-    times = [timed(pc.from_sdd, path) for _ in range(max(repeat, 1))]
-    best = min(t for _, t in times)
-    return dict(importer=str(Path(pc.__file__).parent), import_s=best,
-                us_per_node=best / nodes * 1e6, groups=len(times[0][0].groups))
+def run_klay(path: Path, weights: torch.Tensor) -> dict | None:
+    try:
+        import klay
+    except ImportError:
+        return None
+    t = time.perf_counter()
+    c = klay.Circuit()
+    c.add_sdd_from_file(str(path), [], [])
+    c.remove_unused_nodes()
+    t_import = time.perf_counter() - t
+    module, t_layers = timed(c.to_torch_module, semiring="log")
+    f = torch.vmap(module)
+    w = weights.double()
+    with torch.no_grad():
+        out, t_fwd = timed(f, torch.log(w), torch.log1p(-w))
+    return dict(import_=t_import, passes=t_layers, backend=0.0, forward=t_fwd,
+                nodes=c.nb_nodes(), edges=0, groups=0, layers=0,
+                answer=out.reshape(-1).float().numpy())
+
+
+def profiled(fn, *a):
+    prof = cProfile.Profile()
+    prof.enable()
+    out = fn(*a)
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(15)
+    return out, text.getvalue()
+
+
+def circuits(args) -> list[Path]:
+    paths = [Path(args.circuits) / f"{n}.sdd" for n in SHARED] if args.shared else []
+    for p in [p for p in paths if not p.exists()]:
+        print(f"[logic_scale] {p} is missing: skipped", flush=True)
+    paths = [p for p in paths if p.exists()]
+    paths += [logic_sdds.sdd_file(int(b), Path(args.cache)) for b in args.blocks.split(",") if b]
+    return paths + ([Path(args.sdd)] if args.sdd else [])
+
+
+def import_only(path: Path, repeat: int, forms: list[str]) -> str:
+    n = sdd_nodes(path)
+    rows = []
+    for form in forms:
+        best = min(timed(pc.from_sdd, path, form=form)[1] for _ in range(max(repeat, 1)))
+        rows.append(f"| {path.name} | {n:,} | {form} | {best:.3f} | {best / n * 1e6:.1f} |")
+    return "\n".join(rows)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--blocks", type=int, default=1000)
-    ap.add_argument("--sdd", default="", help="an .sdd file instead of a generated one")
+    ap.add_argument("--blocks", default="", help="comma-separated block counts (100, 1000)")
+    ap.add_argument("--shared", action="store_true", help="the four shared SDDs too")
+    ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"),
+                    help="the folder of the shared SDDs")
+    ap.add_argument("--cache", default=str(logic_sdds.CACHE),
+                    help="the folder of the generated SDDs (made with PySDD when missing)")
+    ap.add_argument("--sdd", default="", help="an .sdd file")
+    ap.add_argument("--forms", default="groups,nodes", help="groups, nodes or both")
+    ap.add_argument("--no-klay", action="store_true", help="skip KLay even if installed")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--import-only", action="store_true", help="time pc.from_sdd alone")
-    ap.add_argument("--repeat", type=int, default=1, help="runs of --import-only (best is kept)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per circuit and form; the run of least total (or import) is kept")
+    ap.add_argument("--out", default="", help="also write the table to this file")
     args = ap.parse_args(argv)
-    path = Path(args.sdd) if args.sdd else logic_sdds.sdd_file(args.blocks)
-    header = next(ln for ln in open(path) if ln.startswith("sdd "))
-    print(f"{path.name}: {header.split()[1]} SDD nodes, {path.stat().st_size / 1e6:.1f} MB; "
-          f"{platform.processor() or platform.machine()}, torch threads "
-          f"{torch.get_num_threads()}")
-    if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-    res = import_only(path, args.repeat, int(header.split()[1])) if args.import_only \
-        else run(path)
-    if args.profile:
-        prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
-    print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in res.items()))
+    forms = [f for f in args.forms.split(",") if f]
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+               f"{torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}"
+               f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    lines = [f"machine: {machine}", ""]
+    if args.import_only:
+        lines += ["| circuit | SDD nodes | form | import s | us / SDD node |", "|---|---|---|---|---|"]
+        lines += [import_only(p, args.repeat, forms) for p in circuits(args)]
+    else:
+        lines += ["| circuit | SDD nodes | form | nodes | groups | layers | import s | passes s "
+                  "| backend s | forward s | total s | max abs diff |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        profiles = []
+        warm = False
+        for path in circuits(args):
+            n = sdd_nodes(path)
+            model_vars = pc.from_sdd(path, form="nodes").variables
+            weights = torch.from_numpy(np.random.default_rng(0).uniform(
+                0.05, 0.95, size=(8, len(model_vars))).astype(np.float32))
+            base = None
+            runs = [(f, lambda f=f: run_form(path, f, weights)) for f in forms]
+            if not args.no_klay:
+                runs.append(("klay", lambda: run_klay(path, weights)))
+            if not warm:                 # first calls pay imports and torch's lazy setup
+                for _, fn in runs:
+                    fn()
+                warm = True
+            for form, fn in runs:
+                if args.profile and form == "nodes":
+                    res, text = profiled(fn)
+                    profiles.append(f"### {path.name}, node form\n\n```\n{text}```")
+                else:
+                    tries = [fn() for _ in range(max(args.repeat, 1))]
+                    res = None if tries[0] is None else min(
+                        tries, key=lambda r: sum(r[s if s != "import" else "import_"]
+                                                 for s in STAGES))
+                if res is None:
+                    continue
+                base = res["answer"] if base is None else base
+                diff = float(np.abs(res["answer"] - base).max())
+                total = sum(res[s if s != "import" else "import_"] for s in STAGES)
+                lines.append(
+                    f"| {path.name} | {n:,} | {form} | {res['nodes']:,} | {res['groups']:,} | "
+                    f"{res['layers']} | {res['import_']:.3f} | {res['passes']:.3f} | "
+                    f"{res['backend']:.3f} | {res['forward']:.3f} | {total:.3f} | {diff:.1e} |")
+                print(lines[-1], flush=True)
+        lines += [""] + profiles
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ pccompiler (triton backend), the prune-grow loop, and PyJuice on the same HCLT.
 
 Data (bench/mnist_common.py): train = first 50,000 MNIST train images, valid
 = last 10,000, test = the 10,000 test images; 784 variables x 256 categories.
+`--train-on train+valid` trains on all 60,000 (the published figures do).
+`--full-batch-after E` makes every epoch after the E-th one full-batch EM
+update (`--full-batch-step`, default 1.0).
 
 Modes (each trains for at most `--minutes` of training time; evaluation is
 not counted; the curve is test bpd after every epoch against training time):
@@ -63,8 +66,29 @@ SPARSE_PC_PAPER_BPD = 1.14
 MODES = ("hclt", "pd", "prune-grow", "pyjuice")
 
 
+def parse_phases(text: str) -> list[tuple[float, float, int]]:
+    """'0.9:0.1:100,0.1:0.01:100' -> [(from, to, epochs), ...]."""
+    phases = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            a, b, n = part.split(":")
+            phases.append((float(a), float(b), int(n)))
+        except ValueError:
+            raise SystemExit(f"--phases: {part!r} is not FROM:TO:EPOCHS (e.g. 0.9:0.1:100)")
+        if phases[-1][2] < 1:
+            raise SystemExit(f"--phases: {part!r} has fewer than 1 epoch")
+    return phases
+
+
 def epoch_step_size(args, epoch: int, start: float, anneal_epochs: int) -> float:
-    """Step size of 1-based `epoch`: linear from `start` to `--step-end`."""
+    """Step size of 1-based `epoch`: linear from `start` to `--step-end`, or
+    piecewise linear over `--phases` (then the last phase's end value)."""
+    if getattr(args, "phases", None):
+        for a, b, n in parse_phases(args.phases):
+            if epoch <= n:
+                return a + (b - a) * (epoch - 1) / max(n - 1, 1)
+            epoch -= n
+        return b
     frac = min((epoch - 1) / max(anneal_epochs - 1, 1), 1.0)
     return start + (args.step_end - start) * frac
 
@@ -121,6 +145,17 @@ class Trainer:
         circuit.log_prob(self.data["test"][:self.args.batch])
         self.run["warmup_s"] = self.run.get("warmup_s", 0.0) + time.perf_counter() - t
 
+    def full_batch_epoch(self, circuit, step: float) -> None:
+        """One full-batch EM update: the flows of every training row (in
+        batches of --batch, the size the engine's graphs serve) summed, then
+        one update. The last partial batch is left out, as in the
+        mini-batch epochs."""
+        x, bsz = self.data["train"], self.args.batch
+        circuit.zero_flows()
+        for b in range(len(x) // bsz):
+            circuit.accumulate_flows(x[b * bsz:(b + 1) * bsz])
+        circuit.em_update(step_size=step, pseudocount=self.args.pseudocount)
+
     def train(self, circuit, seconds: float, start: float, anneal_epochs: int,
               label: str = "") -> None:
         """Epochs until `seconds` more training seconds have passed."""
@@ -132,17 +167,23 @@ class Trainer:
         while self.clock.now() < stop_at:
             self.epoch += 1
             done_here += 1
-            step = epoch_step_size(args, done_here, start, anneal_epochs)
-            perm = torch.randperm(n, generator=self.gen).to(x.device)
-            for b in range(n // bsz):
-                circuit.em_step(x[perm[b * bsz:(b + 1) * bsz]], step_size=step,
-                                pseudocount=args.pseudocount)
-                if self.clock.now() >= stop_at:
-                    break
+            full = args.full_batch_after is not None and done_here > args.full_batch_after
+            if full:
+                step = args.full_batch_step
+                self.full_batch_epoch(circuit, step)
+            else:
+                step = epoch_step_size(args, done_here, start, anneal_epochs)
+                perm = torch.randperm(n, generator=self.gen).to(x.device)
+                for b in range(n // bsz):
+                    circuit.em_step(x[perm[b * bsz:(b + 1) * bsz]], step_size=step,
+                                    pseudocount=args.pseudocount)
+                    if self.clock.now() >= stop_at:
+                        break
             t = self.clock.pause()
             test = evaluate_bpd(circuit.log_prob, self.data["test"], args.batch)
             self.run["curve"].append([round(t, 3), self.epoch, test])
-            print(f"  {self.run['name']}{label} epoch {self.epoch:3d}  step {step:.3f}  "
+            print(f"  {self.run['name']}{label} epoch {self.epoch:3d}  "
+                  f"{'full-batch ' if full else ''}step {step:.3f}  "
                   f"train {t:7.1f}s  test {test:.4f} bpd", flush=True)
             self.clock.resume()
         self.clock.pause()
@@ -155,7 +196,9 @@ def new_run(name: str, **fields) -> dict:
 def finish(run: dict, circuit_log_prob, data, target: float | None) -> None:
     run["test_bpd"] = run["curve"][-1][2] if run["curve"] else evaluate_bpd(
         circuit_log_prob, data["test"])
-    run["valid_bpd"] = evaluate_bpd(circuit_log_prob, data["valid"])
+    # with --train-on train+valid the valid rows were trained on: no valid bpd
+    run["valid_bpd"] = (evaluate_bpd(circuit_log_prob, data["valid"])
+                        if "valid" in data else None)
     run["best_test_bpd"] = min((c[2] for c in run["curve"]), default=run["test_bpd"])
     run["train_s"] = run["curve"][-1][0] if run["curve"] else 0.0
     if target is not None:
@@ -236,6 +279,8 @@ def run_pyjuice(args, data, np_train, results) -> None:
     results["runs"]["pyjuice"] = run
     hclt = results["runs"].get("hclt")
     target = hclt["test_bpd"] if hclt else args.target
+    if args.full_batch_after is not None:
+        run["notes"].append("PyJuice runs mini-batch epochs only (no --full-batch-after)")
     run["notes"].append(f"stops at test bpd <= {target:.4f} "
                         f"({'the hclt run' if hclt else '--target'}) or after {args.minutes} min")
     model = build_model("hclt", args, np_train, run["notes"])
@@ -247,7 +292,8 @@ def run_pyjuice(args, data, np_train, results) -> None:
     run["edges"] = int(pc.num_edges)
     opt = juice.optim.MiniBatchEM(pc, step_size=args.step_start, pseudocount=args.pseudocount)
     x, bsz = data["train"].long(), args.batch
-    test, valid = data["test"].long(), data["valid"].long()
+    test = data["test"].long()
+    held_out = {"test": test} | ({"valid": data["valid"].long()} if "valid" in data else {})
 
     def log_prob(rows):
         return pc(rows)[:, 0]
@@ -282,21 +328,27 @@ def run_pyjuice(args, data, np_train, results) -> None:
         clock.resume()
     clock.pause()
     run["epochs"] = epoch
-    finish(run, log_prob, {"test": test, "valid": valid}, target)
+    finish(run, log_prob, held_out, target)
 
 
 def write_markdown(results: dict, path: Path) -> None:
     a = results["args"]
     lines = [f"# MNIST bits per dimension: pccompiler ({a['backend']}) and PyJuice", "",
              f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
-             "Split: train = first 50,000 MNIST train images, valid = last 10,000, test = the "
+             ("Split: train = all 60,000 MNIST train images (--train-on train+valid: no valid "
+              "bpd), test = the " if a.get("train_on") == "train+valid" else
+              "Split: train = first 50,000 MNIST train images, valid = last 10,000, test = the ") +
              "10,000 test images" + (f" (first {a['limit']} rows of each: a smoke test)"
                                      if a.get("limit") else "") +
              "; 784 variables x 256 categories. Training time excludes "
              "evaluation and the warm-up step (JIT, autotuning).", "",
              f"Schedule: mini-batch EM, batch {a['batch']}, pseudocount {a['pseudocount']}, step "
-             f"size constant per epoch, linear {a['step_start']} -> {a['step_end']} over "
-             f"{a['anneal_epochs']} epochs, at most {a['minutes']} min of training per run. "
+             "size constant per epoch, " + (
+                 f"piecewise linear over --phases {a['phases']}" if a.get("phases") else
+                 f"linear {a['step_start']} -> {a['step_end']} over {a['anneal_epochs']} epochs") + (
+                 f", then full-batch EM (step {a['full_batch_step']}) after epoch "
+                 f"{a['full_batch_after']}" if a.get("full_batch_after") is not None else "") +
+             f", at most {a['minutes']} min of training per run. "
              f"Prune-grow: from the trained HCLT, {a['pg_rounds']} rounds of prune to "
              f"{a['pg_keep']} of the sum edges by flows on the train split, grow x{a['pg_factor']} "
              f"(noise {a['pg_noise']}, block permutation search {'on' if a['pg_permute'] else 'off'}), EM {a['pg_step_start']} -> {a['step_end']} over "
@@ -310,11 +362,12 @@ def write_markdown(results: dict, path: Path) -> None:
             continue
         tgt = r.get("target_bpd")
         hit = r.get("seconds_to_target")
+        valid = "trained on" if r["valid_bpd"] is None else f"{r['valid_bpd']:.4f}"
         lines.append(
             f"| {name} | {r.get('edges', 0) / 1e6:.2f}M | {r.get('compile_s', 0):.1f} | "
             f"{r.get('warmup_s', 0):.1f} | {r.get('epochs', len(r['curve']))} | "
             f"{r['train_s']:.1f} | {r['test_bpd']:.4f} | {r['best_test_bpd']:.4f} | "
-            f"{r['valid_bpd']:.4f} | {'' if tgt is None else f'{tgt:.3f}'} | "
+            f"{valid} | {'' if tgt is None else f'{tgt:.3f}'} | "
             f"{'not reached' if tgt is not None and hit is None else ('' if hit is None else f'{hit:.1f}')} |")
     pg = results["runs"].get("prune-grow")
     if pg and pg.get("rounds"):
@@ -382,6 +435,18 @@ def parse_args(argv=None):
     p.add_argument("--step-end", type=float, default=0.1)
     p.add_argument("--anneal-epochs", type=int, default=60)
     p.add_argument("--target", type=float, default=HCLT_PUBLISHED_BPD)
+    p.add_argument("--phases", default=None, metavar="FROM:TO:EPOCHS,...",
+                   help="piecewise-linear step sizes instead of --step-start/--step-end/"
+                        "--anneal-epochs, e.g. ProbabilisticCircuits.jl's HCLT schedule "
+                        "0.9:0.1:100,0.1:0.01:100,0.01:0.001:100 (step = 1 - param_inertia)")
+    p.add_argument("--train-on", choices=("train", "train+valid"), default="train",
+                   help="train+valid trains on all 60,000 training images (as published MNIST "
+                        "figures do) and reports no valid bpd")
+    p.add_argument("--full-batch-after", type=int, default=None, metavar="EPOCHS",
+                   help="after this many mini-batch epochs, every epoch is one full-batch EM "
+                        "update (flows of all training rows, then one step)")
+    p.add_argument("--full-batch-step", type=float, default=1.0,
+                   help="step size of the full-batch updates (1.0 = plain EM)")
     p.add_argument("--pg-rounds", type=int, default=1)
     p.add_argument("--pg-keep", type=float, default=0.25)
     p.add_argument("--pg-factor", type=int, default=2)
@@ -407,6 +472,8 @@ def main(argv=None) -> int:
         src = Path(args.plot)
         plot(src, Path(args.png) if args.png else src.with_suffix(".png"))
         return 0
+    if args.phases:
+        parse_phases(args.phases)          # a bad string stops here, not after training
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -414,6 +481,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     split = mnist_split(args.limit)
+    if args.train_on == "train+valid":
+        split["train"] = np.concatenate([split["train"], split.pop("valid")])
     data = {k: torch.from_numpy(np.ascontiguousarray(v)).to(args.device)
             for k, v in split.items()}
     results = {"machine": machine_line(), "command": command_line(), "args": vars(args),

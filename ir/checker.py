@@ -26,6 +26,7 @@ from pccompiler.errors import CheckError, LoadError
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir import version as _version
 from pccompiler.ir.helpers import params_per_node
+from pccompiler.ir.node_checker import check_node_model
 from pccompiler.ir.tensors import FLOAT_DTYPES, INT_DTYPES, dtype_name, nbytes, to_numpy
 
 # Largest num_nodes a group may claim (2**40 nodes is far beyond any GPU).
@@ -509,6 +510,9 @@ def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckEr
     table = _Tensors(model.tensors, arrays)
     if not tensors_ok:     # byte counts are wrong somewhere: decode nothing
         table.protos = {}
+    if model.HasField("nodes"):
+        _run(lambda: check_node_model(model, table, is_logic(model)), errors)
+        return errors or []
     header_ok: list[bool] = []
     batch: dict[tuple[int, int], list] = {}
     for index, g in enumerate(model.groups):

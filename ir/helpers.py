@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.nodes import node_counts, node_structure
 from pccompiler.ir.tensors import from_numpy, to_numpy
 from pccompiler.ir.version import IR_VERSION
 from pccompiler.version import __version__
@@ -234,6 +235,10 @@ def structure_hash(model: pcir.Model) -> str:
                 ints.append(-1)
         else:
             ints += (g.id, kind, g.num_nodes)
+    if model.HasField("nodes"):
+        more, node_blobs = node_structure(model, tensors)
+        ints += more
+        blobs += node_blobs
     h = hashlib.sha256(b"pcir-structure-v3")
     h.update(np.array(ints, dtype="<i8").tobytes())
     for blob in blobs:
@@ -263,6 +268,8 @@ def edge_counts(model: pcir.Model) -> dict[str, int]:
     """Groups, nodes, edges (= sum_edges + product_edges, tied copies
     included, see `group_edge_count`) and parameters (sum_params: the edges
     of untied sum groups; input_params: the parameters of untied input groups)."""
+    if model.HasField("nodes"):
+        return node_counts(model)
     dims = {t.name: tuple(t.dims) for t in model.tensors}
     tied = {t.group for t in model.ties}
     out = dict(groups=len(model.groups), nodes=0, sum_edges=0, product_edges=0, sum_params=0,

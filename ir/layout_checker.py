@@ -136,6 +136,33 @@ def _placements(layout: pcir.Layout, model: pcir.Model) -> dict[int, pcir.GroupP
     return placed
 
 
+def _node_placement(layout: pcir.Layout, model: pcir.Model, table: _Tensors) -> None:
+    """A node-form Model's NodePlacement: one slot per node inside the
+    slots, and parameter ranges that hold the Model's weights and rows."""
+    if len(layout.placements) or not layout.HasField("node_placement"):
+        _fail("placement", "a node-form Model needs a Layout with a node_placement and no "
+              "group placements")
+    p = layout.node_placement
+    n = int(model.nodes.num_nodes)
+    slots = _ints(table, p.node_slots, "node_slots", (n,))
+    _in_range(slots, 2, layout.num_slots, "node_slots")
+    if len(np.unique(slots)) != n:
+        _fail("placement", "node_slots gives two nodes the same slot")
+    dims = {t.name: list(t.dims) for t in model.tensors}
+    need_sum = int(np.prod(dims.get(model.nodes.sum_weights, [0])))
+    need_in = int(np.prod(dims.get(model.nodes.input_params, [0])))
+    if p.sum_param_count != need_sum or p.sum_param_start < layout.max_block_size or \
+            p.sum_param_start + p.sum_param_count > layout.num_sum_params:
+        _fail("param-range", f"node sum parameters [{p.sum_param_start}, +{p.sum_param_count})"
+              f" are not the model's {need_sum} weights inside [{layout.max_block_size}, "
+              f"{layout.num_sum_params})")
+    if p.input_param_count != need_in or p.input_param_start < 0 or \
+            p.input_param_start + p.input_param_count > layout.num_input_params:
+        _fail("param-range", f"node input parameters [{p.input_param_start}, "
+              f"+{p.input_param_count}) are not the model's {need_in} inside "
+              f"[0, {layout.num_input_params})")
+
+
 def _check_layer(layout: pcir.Layout, li: int, layer: pcir.Layer, model: pcir.Model | None,
                  placed: dict, table: _Tensors, plan: _Plan) -> None:
     name = f"layer {li}"
@@ -327,8 +354,10 @@ def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
     if not tensors_ok:
         table.protos = {}
     placed: dict[int, pcir.GroupPlacement] = {}
+    node_form = model is not None and model.HasField("nodes")
     if model is not None and header_ok:
-        _run(lambda: placed.update(_placements(layout, model)), errors)
+        _run(lambda: (_node_placement(layout, model, table) if node_form
+                      else placed.update(_placements(layout, model))), errors)
     plan = _Plan()
     layers_ok = header_ok
     for li, layer in enumerate(layout.layers):
@@ -345,7 +374,13 @@ def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
                          errors)
 
     def root_rules():
-        if model is not None:
+        if node_form:
+            slots = _ints(table, layout.node_placement.node_slots, "node_slots",
+                          (int(model.nodes.num_nodes),))
+            if model.nodes.roots and layout.root_slot != slots[model.nodes.roots[0]]:
+                _fail("root", f"root slot {layout.root_slot} is not the slot "
+                      f"{int(slots[model.nodes.roots[0]])} of root node {model.nodes.roots[0]}")
+        elif model is not None:
             p = placed.get(layout.root_group)
             if p is None:
                 _fail("root", f"root group {layout.root_group} has no placement")

@@ -176,8 +176,34 @@ class Tie(_message.Message):
     target: int
     def __init__(self, group: _Optional[int] = ..., target: _Optional[int] = ...) -> None: ...
 
+class NodeCircuit(_message.Message):
+    __slots__ = ("num_nodes", "kind", "child_offsets", "child_ids", "sum_weights", "input_vars", "input_params", "variable_order", "scope_lo", "scope_hi", "roots")
+    NUM_NODES_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHILD_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    CHILD_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUM_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_VARS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_ORDER_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_LO_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_HI_FIELD_NUMBER: _ClassVar[int]
+    ROOTS_FIELD_NUMBER: _ClassVar[int]
+    num_nodes: int
+    kind: str
+    child_offsets: str
+    child_ids: str
+    sum_weights: str
+    input_vars: str
+    input_params: str
+    variable_order: str
+    scope_lo: str
+    scope_hi: str
+    roots: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, num_nodes: _Optional[int] = ..., kind: _Optional[str] = ..., child_offsets: _Optional[str] = ..., child_ids: _Optional[str] = ..., sum_weights: _Optional[str] = ..., input_vars: _Optional[str] = ..., input_params: _Optional[str] = ..., variable_order: _Optional[str] = ..., scope_lo: _Optional[str] = ..., scope_hi: _Optional[str] = ..., roots: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class Model(_message.Message):
-    __slots__ = ("ir_version", "producer_name", "producer_version", "metadata", "name", "variables", "groups", "roots", "ties", "tensors")
+    __slots__ = ("ir_version", "producer_name", "producer_version", "metadata", "name", "variables", "groups", "roots", "ties", "tensors", "nodes")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +221,7 @@ class Model(_message.Message):
     ROOTS_FIELD_NUMBER: _ClassVar[int]
     TIES_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     producer_name: str
     producer_version: str
@@ -205,7 +232,8 @@ class Model(_message.Message):
     roots: _containers.RepeatedScalarFieldContainer[int]
     ties: _containers.RepeatedCompositeFieldContainer[Tie]
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
-    def __init__(self, ir_version: _Optional[int] = ..., producer_name: _Optional[str] = ..., producer_version: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., name: _Optional[str] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[Group, _Mapping]]] = ..., roots: _Optional[_Iterable[int]] = ..., ties: _Optional[_Iterable[_Union[Tie, _Mapping]]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+    nodes: NodeCircuit
+    def __init__(self, ir_version: _Optional[int] = ..., producer_name: _Optional[str] = ..., producer_version: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., name: _Optional[str] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[Group, _Mapping]]] = ..., roots: _Optional[_Iterable[int]] = ..., ties: _Optional[_Iterable[_Union[Tie, _Mapping]]] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., nodes: _Optional[_Union[NodeCircuit, _Mapping]] = ...) -> None: ...
 
 class GroupPlacement(_message.Message):
     __slots__ = ("group", "slot_start", "param_start", "param_count", "block_size")
@@ -335,8 +363,22 @@ class Layer(_message.Message):
     sum_backward_partitions: _containers.RepeatedCompositeFieldContainer[SumBackwardPartition]
     def __init__(self, kind: _Optional[_Union[LayerKind, str]] = ..., level: _Optional[int] = ..., slot_start: _Optional[int] = ..., num_slots: _Optional[int] = ..., groups: _Optional[_Iterable[int]] = ..., input_partitions: _Optional[_Iterable[_Union[InputPartition, _Mapping]]] = ..., product_partitions: _Optional[_Iterable[_Union[ProductPartition, _Mapping]]] = ..., sum_partitions: _Optional[_Iterable[_Union[SumPartition, _Mapping]]] = ..., sum_backward_partitions: _Optional[_Iterable[_Union[SumBackwardPartition, _Mapping]]] = ...) -> None: ...
 
+class NodePlacement(_message.Message):
+    __slots__ = ("node_slots", "sum_param_start", "sum_param_count", "input_param_start", "input_param_count")
+    NODE_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SUM_PARAM_START_FIELD_NUMBER: _ClassVar[int]
+    SUM_PARAM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PARAM_START_FIELD_NUMBER: _ClassVar[int]
+    INPUT_PARAM_COUNT_FIELD_NUMBER: _ClassVar[int]
+    node_slots: str
+    sum_param_start: int
+    sum_param_count: int
+    input_param_start: int
+    input_param_count: int
+    def __init__(self, node_slots: _Optional[str] = ..., sum_param_start: _Optional[int] = ..., sum_param_count: _Optional[int] = ..., input_param_start: _Optional[int] = ..., input_param_count: _Optional[int] = ...) -> None: ...
+
 class Layout(_message.Message):
-    __slots__ = ("ir_version", "model_hash", "pipeline", "compiler_version", "num_slots", "num_sum_params", "num_input_params", "max_block_size", "num_vars", "placements", "layers", "root_group", "root_slot", "tensors", "metadata")
+    __slots__ = ("ir_version", "model_hash", "pipeline", "compiler_version", "num_slots", "num_sum_params", "num_input_params", "max_block_size", "num_vars", "placements", "layers", "root_group", "root_slot", "tensors", "metadata", "node_placement")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -359,6 +401,7 @@ class Layout(_message.Message):
     ROOT_SLOT_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    NODE_PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     ir_version: int
     model_hash: str
     pipeline: str
@@ -374,4 +417,5 @@ class Layout(_message.Message):
     root_slot: int
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, ir_version: _Optional[int] = ..., model_hash: _Optional[str] = ..., pipeline: _Optional[str] = ..., compiler_version: _Optional[str] = ..., num_slots: _Optional[int] = ..., num_sum_params: _Optional[int] = ..., num_input_params: _Optional[int] = ..., max_block_size: _Optional[int] = ..., num_vars: _Optional[int] = ..., placements: _Optional[_Iterable[_Union[GroupPlacement, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., root_group: _Optional[int] = ..., root_slot: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    node_placement: NodePlacement
+    def __init__(self, ir_version: _Optional[int] = ..., model_hash: _Optional[str] = ..., pipeline: _Optional[str] = ..., compiler_version: _Optional[str] = ..., num_slots: _Optional[int] = ..., num_sum_params: _Optional[int] = ..., num_input_params: _Optional[int] = ..., max_block_size: _Optional[int] = ..., num_vars: _Optional[int] = ..., placements: _Optional[_Iterable[_Union[GroupPlacement, _Mapping]]] = ..., layers: _Optional[_Iterable[_Union[Layer, _Mapping]]] = ..., root_group: _Optional[int] = ..., root_slot: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., node_placement: _Optional[_Union[NodePlacement, _Mapping]] = ...) -> None: ...

@@ -24,6 +24,7 @@ import numpy as np
 
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.helpers import TensorTable, group_edge_count
+from pccompiler.ir.nodes import node_counts
 
 KIND = {pcir.INPUT: "input", pcir.PRODUCT: "product", pcir.SUM: "sum"}
 DIST = {pcir.CATEGORICAL_DIST: "categorical", pcir.BERNOULLI_DIST: "bernoulli",
@@ -171,6 +172,8 @@ def _shown(count: int, max_groups: int | None) -> tuple[list[int], int]:
 
 def model_info(model: pcir.Model, max_groups: int | None = None) -> dict:
     """Everything `pcc dump` shows about a Model, as a JSON-ready dict."""
+    if model.HasField("nodes"):
+        return _node_model_info(model)
     table = TensorTable(model.tensors)
     ties = {t.group: t.target for t in model.ties}
     by_kind: dict[str, dict] = {}
@@ -203,6 +206,25 @@ def model_info(model: pcir.Model, max_groups: int | None = None) -> dict:
             "groups": groups, "omitted_groups": omitted}
 
 
+def _node_model_info(model: pcir.Model) -> dict:
+    """model_info of a node-form Model: totals and per-kind counts of its
+    NodeCircuit (no groups to list)."""
+    c = node_counts(model)
+    edges = {"input": 0, "product": c["product_edges"], "sum": c["sum_edges"]}
+    by_kind = {k: {"groups": 0, "nodes": c[f"{k}_nodes"], "edges": edges[k]}
+               for k in ("input", "product", "sum")}
+    totals = {"variables": len(model.variables), "groups": 0, "nodes": c["nodes"],
+              "edges": c["edges"], "sum_edges": c["sum_edges"],
+              "product_edges": c["product_edges"],
+              "parameters": c["sum_params"] + c["input_params"],
+              "roots": [int(r) for r in model.nodes.roots], "ties": 0,
+              "tensors": len(model.tensors)}
+    return {"kind": "model", "name": model.name, "ir_version": model.ir_version,
+            "producer": f"{model.producer_name} {model.producer_version}".strip(),
+            "metadata": dict(model.metadata), "totals": totals, "by_kind": by_kind,
+            "groups": [], "omitted_groups": 0, "form": "nodes"}
+
+
 def edges_text(totals: dict) -> str:
     """"E edges (S sum, P product)": how build, dump, stat and verify say it."""
     return (f"{totals['edges']:,} edges ({totals['sum_edges']:,} sum, "
@@ -221,6 +243,12 @@ def dump_text(model: pcir.Model, max_groups: int | None = None) -> str:
     lines += [f"  metadata {k} = {v if len(v) <= 100 else v[:97] + '...'}"
               for k, v in sorted(info["metadata"].items())]
     lines.append("")
+    if info.get("form") == "nodes":
+        k = info["by_kind"]
+        lines.append(f"node circuit: {t['nodes']} nodes ({k['input']['nodes']} input, "
+                     f"{k['product']['nodes']} product, {k['sum']['nodes']} sum), "
+                     f"{edges_text(t)}, scopes as intervals of one variable order, "
+                     f"roots {t['roots']}")
     head = len(info["groups"]) - (max_groups // 2 if info["omitted_groups"] else 0)
     for i, g in enumerate(info["groups"]):
         if info["omitted_groups"] and i == head:
@@ -284,7 +312,7 @@ def layout_info(layout: pcir.Layout) -> dict:
             "max_block_size": layout.max_block_size, "num_vars": layout.num_vars,
             "root_group": layout.root_group, "root_slot": layout.root_slot,
             "placements": len(layout.placements), "metadata": dict(layout.metadata),
-            "layers": layers}
+            "node_form": layout.HasField("node_placement"), "layers": layers}
 
 
 def _partition_line(p: dict) -> str:
@@ -313,8 +341,10 @@ def dump_layout_text(layout: pcir.Layout) -> str:
              f"  pipeline {info['pipeline'] or '-'}",
              f"  {info['num_slots']} slots, {info['num_sum_params']} sum params, "
              f"{info['num_input_params']} input params, max block {info['max_block_size']}, "
-             f"{info['num_vars']} variables, {info['placements']} placements, "
-             f"root g{info['root_group']} slot {info['root_slot']}", ""]
+             f"{info['num_vars']} variables, "
+             + ("node placement (node form), root" if info["node_form"] else
+                f"{info['placements']} placements, root g{info['root_group']}")
+             + f" slot {info['root_slot']}", ""]
     for layer in info["layers"]:
         groups = layer["groups"]
         shown = ",".join(f"g{g}" for g in groups[:6]) + (",..." if len(groups) > 6 else "")

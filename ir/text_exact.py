@@ -12,6 +12,7 @@ ONNX's textual syntax). One statement per line, in this order:
     g0 = input "in0" n=4 scope=[0] var=0 dist=categorical params="g0.params"
     g4 = product n=4 scope=[0,1] children=[g0,g1] index="g4.index"
     g6 = sum n=4 scope=[0,1] children=[g4] pattern=sparse edges="g6.edges" weights="g6.weights"
+    nodes n=522 kind="nodes.kind" child_offsets="..." ... roots=[521]   (node form only)
     roots = [g9]
     tie g7 -> g6
     tensor "g0.params" float32 [4,3] = [
@@ -164,6 +165,20 @@ def _group_line(g: pcir.Group) -> str:
     return " ".join(parts)
 
 
+# NodeCircuit tensor fields in the order `nodes` prints them.
+NODE_FIELDS = ("kind", "child_offsets", "child_ids", "sum_weights", "input_vars",
+               "input_params", "variable_order", "scope_lo", "scope_hi")
+
+
+def _nodes_line(nc: pcir.NodeCircuit) -> str:
+    """The node form: `nodes n=N kind="..." ... roots=[r]` (node roots are
+    plain ids, not group references)."""
+    parts = [f"nodes n={nc.num_nodes}"]
+    parts += [f"{name}={quote(getattr(nc, name))}" for name in NODE_FIELDS]
+    parts.append(f"roots={int_list(nc.roots)}")
+    return " ".join(parts)
+
+
 def dump_exact(model: pcir.Model) -> str:
     """The exact, parseable text of a Model (see the module docstring);
     `ir.parse_text` reads it back."""
@@ -174,6 +189,8 @@ def dump_exact(model: pcir.Model) -> str:
     lines += [f"v{i} = {enum_word(VAR_KIND, v.kind)} {quote(v.name)} cats={v.num_cats}"
               for i, v in enumerate(model.variables)]
     lines += [_group_line(g) for g in model.groups]
+    if model.HasField("nodes"):
+        lines.append(_nodes_line(model.nodes))
     lines.append(f"roots = {ref_list(model.roots)}")
     lines += [f"tie g{t.group} -> g{t.target}" for t in model.ties]
     for t in model.tensors:
@@ -181,4 +198,5 @@ def dump_exact(model: pcir.Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["dump_exact", "tensor_words", "GROUP_KIND", "DIST", "PATTERN", "VAR_KIND", "DTYPE"]
+__all__ = ["dump_exact", "tensor_words", "GROUP_KIND", "DIST", "PATTERN", "VAR_KIND", "DTYPE",
+           "NODE_FIELDS"]

@@ -19,7 +19,8 @@ import numpy as np
 
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir_pb2 as pcir
-from pccompiler.ir.text_exact import (DIST, DTYPE, FLOAT_VIEW, GROUP_KIND, PATTERN, VAR_KIND)
+from pccompiler.ir.text_exact import (DIST, DTYPE, FLOAT_VIEW, GROUP_KIND, NODE_FIELDS, PATTERN,
+                                      VAR_KIND)
 
 _TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<punct>->|[\[\],=])'
                     r'|(?P<word>[A-Za-z0-9_.+\-:]+)|(?P<comment>#.*)|(?P<bad>\S))')
@@ -208,6 +209,8 @@ class _Parser:
                 self.model.roots.extend(_ref(tok, w, "roots") for w in tok.word_list("roots"))
             elif head == "tie":
                 self._tie(tok)
+            elif head == "nodes":
+                self._nodes(tok)
             elif head == "tensor":
                 self._tensor(tok, line)
             elif re.fullmatch(r"v-?\d+", head or ""):
@@ -215,8 +218,8 @@ class _Parser:
             elif re.fullmatch(r"g-?\d+", head or ""):
                 self._group(tok)
             else:
-                raise tok.error(f"expected a statement (model, metadata, v<i> =, g<i> =, roots, "
-                                f"tie, tensor), found {head!r}")
+                raise tok.error(f"expected a statement (model, metadata, v<i> =, g<i> =, nodes, "
+                                f"roots, tie, tensor), found {head!r}")
             if not tok.at_end():
                 raise tok.error(f"unexpected {tok.peek()!r} after the statement")
         if not self.seen_model:
@@ -278,6 +281,15 @@ class _Parser:
             g.sum.block_size = attrs.int("block", 0)
             g.sum.edges = attrs.string("edges", "")
             g.sum.weights = attrs.string("weights")
+
+    def _nodes(self, tok: _Tokens) -> None:
+        tok.pos += 1
+        attrs = _Attrs(tok, "nodes", {"n", "roots", *NODE_FIELDS})
+        nc = self.model.nodes
+        nc.num_nodes = attrs.int("n")
+        for name in NODE_FIELDS:
+            setattr(nc, name, attrs.string(name))
+        nc.roots.extend(attrs.ints("roots"))
 
     def _tie(self, tok: _Tokens) -> None:
         tok.pos += 1

@@ -24,6 +24,8 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.blocks import group_block_sizes
 from pccompiler.passes.partition_blocks import effective_limit
+from pccompiler.ir.nodes import is_node_model
+from pccompiler.passes.node_layout import node_layerize
 from pccompiler.passes.registry import register
 from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
     dense_batches, fan_in_split, forward_blocks
@@ -89,6 +91,8 @@ def _sum_fanins(model, groups, sizes, table, virtual_slot):
           "similar fan-in (<= partitions per sum block-size class)",
           consumes="model", produces="layout", defaults={"partitions": 4})
 def layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
+    if is_node_model(model):
+        return node_layerize(model, ctx)
     max_parts = int(ctx.opt("partitions", 4))
     table = ir.tensor_table(model)
     level = levels(model)

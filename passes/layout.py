@@ -24,6 +24,8 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.layerize import block_sizes, kernel_name
+from pccompiler.ir.nodes import is_node_model
+from pccompiler.passes.node_layout import node_layout
 from pccompiler.passes.registry import register
 from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
     dense_batches, forward_blocks
@@ -84,6 +86,8 @@ def _assign_params(layout, model, table, sizes, owner_of):
           "(needs the layerize skeleton)", consumes="layout", produces="layout")
 def layout_pass(skeleton: pcir.Layout, ctx) -> tuple[pcir.Layout, bool]:
     model = ctx.model
+    if is_node_model(model):
+        return node_layout(skeleton, model, ctx)
     table = ir.tensor_table(model)
     layout = pcir.Layout()
     layout.CopyFrom(skeleton)

@@ -22,6 +22,8 @@ from typing import Any, Callable
 from pccompiler import ir
 from pccompiler.errors import PassError
 from pccompiler.ir import pcir
+from pccompiler.ir.nodes import is_node_model
+from pccompiler.passes.node_layout import NODE_PIPELINE
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
 from pccompiler.passes.helpers.rewrites import ParamRewrites
@@ -213,6 +215,20 @@ def check_print_after(names: set[str], items: list[tuple[str, dict]]) -> None:
                             f"(it runs: {', '.join(in_pipeline)})")
 
 
+def node_pipeline(pipeline: str | None) -> str:
+    """The pipeline for a node-form Model: NODE_PIPELINE for the default;
+    a named one may only hold the passes that handle the node form."""
+    if pipeline is None or pipeline == DEFAULT_PIPELINE:
+        return NODE_PIPELINE
+    allowed = {p.strip() for p in NODE_PIPELINE.split(",")}
+    names = [name for name, _ in parse_pipeline(pipeline)]
+    bad = [name for name in names if name not in allowed]
+    if bad:
+        raise PassError(f"passes {bad} work on groups; a node-form Model (NodeCircuit) runs "
+                        f"{NODE_PIPELINE!r}")
+    return pipeline
+
+
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
@@ -233,6 +249,8 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     cache key is unchanged because verify never changes the IR.
     """
     from pccompiler.passes.cache import as_cache
+    if is_node_model(model):
+        pipeline = node_pipeline(pipeline)
     items = resolve_pipeline(pipeline, options)
     text = format_pipeline(items)
     ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text)

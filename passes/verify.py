@@ -10,5 +10,6 @@ from pccompiler.passes.registry import register
 @register("verify", "check every IR invariant of the input Model (ir.check)")
 def verify(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     check(model)
-    ctx.note(f"{len(model.groups)} groups ok")
+    ctx.note(f"{model.nodes.num_nodes} nodes ok" if model.HasField("nodes")
+             else f"{len(model.groups)} groups ok")
     return model, False

@@ -14,7 +14,9 @@ import numpy as np
 
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.helpers import TensorTable
+from pccompiler.ir.nodes import node_arrays
 from pccompiler.ir.text import model_info
+from pccompiler.passes.helpers.node_levels import node_levels
 
 
 def group_depths(model: pcir.Model) -> np.ndarray:
@@ -42,6 +44,11 @@ def size_histogram(sizes: np.ndarray) -> dict[str, int]:
 
 def model_stats(model: pcir.Model) -> dict:
     info = model_info(model, max_groups=0)
+    if info.get("form") == "nodes":
+        depth = int(node_levels(node_arrays(model)).max(initial=0)) if model.nodes.num_nodes else 0
+        return {"kind": "model", "name": model.name, "totals": info["totals"], "depth": depth,
+                "by_kind": info["by_kind"], "sum_patterns": {}, "group_sizes": {},
+                "form": "nodes"}
     patterns: dict[str, int] = {}
     for g in model.groups:
         if g.kind == pcir.SUM:
@@ -101,8 +108,11 @@ def format_stats(stats: dict) -> str:
         if stats["sum_patterns"]:
             lines.append("sum edge patterns: " + ", ".join(
                 f"{k} {v}" for k, v in stats["sum_patterns"].items()))
-        lines.append("group sizes (num_nodes: groups):")
-        lines += [f"  {k:>15}: {v}" for k, v in stats["group_sizes"].items()]
+        if stats.get("form") == "nodes":
+            lines.append("node form: no groups (depth = longest path in nodes)")
+        else:
+            lines.append("group sizes (num_nodes: groups):")
+            lines += [f"  {k:>15}: {v}" for k, v in stats["group_sizes"].items()]
     else:
         lines.append(f"layout: {stats['num_layers']} layers, {stats['num_slots']} slots, "
                      f"{stats['num_sum_params']} sum params, {stats['num_input_params']} "

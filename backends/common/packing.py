@@ -41,12 +41,36 @@ def param_owners(model: pcir.Model, layout: pcir.Layout
                  ) -> Iterator[tuple[pcir.Group, pcir.GroupPlacement]]:
     """(group, placement) of every group that owns its parameters (inputs
     and sums not tied to another), in placement order."""
+    if model.HasField("nodes"):
+        yield from node_param_owners(model, layout)
+        return
     tied = {t.group for t in model.ties if t.target != t.group}
     groups = model.groups
     for p in layout.placements:
         g = groups[p.group]
         if g.kind != pcir.PRODUCT and g.id not in tied:
             yield g, p
+
+
+def node_param_owners(model: pcir.Model, layout: pcir.Layout
+                      ) -> Iterator[tuple[pcir.Group, pcir.GroupPlacement]]:
+    """A node-form Model's two parameter tensors as (group, placement) pairs
+    that every packing path already handles: the sum weights as one sparse
+    sum group (packed in edge order, block size 1) and the input rows as one
+    categorical input group, at the Layout's NodePlacement (group ids -1, -2
+    name no Model group)."""
+    nc, np_ = model.nodes, layout.node_placement
+    if not layout.HasField("node_placement"):
+        raise PassError("the Model is node-form but the Layout has no node_placement: was "
+                        "the layout made for another model?")
+    yield (pcir.Group(id=-1, name="nodes.sum_weights", kind=pcir.SUM,
+                      sum=pcir.SumGroup(pattern=pcir.SPARSE, weights=nc.sum_weights)),
+           pcir.GroupPlacement(group=-1, param_start=np_.sum_param_start,
+                               param_count=np_.sum_param_count, block_size=1))
+    yield (pcir.Group(id=-2, name="nodes.input_params", kind=pcir.INPUT,
+                      input=pcir.InputGroup(dist=pcir.CATEGORICAL_DIST, params=nc.input_params)),
+           pcir.GroupPlacement(group=-2, param_start=np_.input_param_start,
+                               param_count=np_.input_param_count))
 
 
 def check_param_count(g: pcir.Group, size: int, count: int) -> None:

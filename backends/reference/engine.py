@@ -25,7 +25,10 @@ from pccompiler.backends.reference.evaluate import log_prob
 from pccompiler.backends.reference.topdown import conditional_sample, mpe
 from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
+from pccompiler.backends.reference.nodes import NodeView, top_down as node_top_down, \
+    upward as node_upward
 from pccompiler.ir.model_view import ModelView
+from pccompiler.ir.nodes import is_node_model
 
 BACKEND = "reference"
 
@@ -42,6 +45,11 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().numpy()
 
 
+def _decode(model: pcir.Model) -> ModelView | NodeView:
+    """The interpreter's view of `model`: its groups, or its NodeCircuit."""
+    return NodeView(model) if is_node_model(model) else ModelView(model)
+
+
 class ReferenceEngine(Engine):
     """Queries by the reference interpreter, in float64 on the CPU."""
 
@@ -52,19 +60,19 @@ class ReferenceEngine(Engine):
 
     def load_parameters(self, model: pcir.Model | None = None) -> None:
         super().load_parameters(model)
-        self._remember(ModelView(self.model))
+        self._remember(_decode(self.model))
 
-    def _remember(self, view: ModelView) -> None:
+    def _remember(self, view: ModelView | NodeView) -> None:
         self._view = view
         self._view_params = (self.sum_params.detach().clone(), self.input_params.detach().clone())
 
-    def view(self) -> ModelView:
+    def view(self) -> ModelView | NodeView:
         """The decoded Model holding the current parameters (rebuilt when
         `sum_params` / `input_params` changed since the last query)."""
         old_sum, old_input = self._view_params
         if not (torch.equal(old_sum, self.sum_params.detach())
                 and torch.equal(old_input, self.input_params.detach())):
-            self._remember(ModelView(self.store_parameters(float64=True)))
+            self._remember(_decode(self.store_parameters(float64=True)))
         return self._view
 
     # ------------------------------------------------------------ queries
@@ -73,7 +81,13 @@ class ReferenceEngine(Engine):
         if torch.is_grad_enabled() and (self.sum_params.requires_grad
                                         or self.input_params.requires_grad):
             raise unsupported("gradients (SGD)")
-        out = log_prob(self.view(), _numpy(x), _numpy(missing))
+        view = self.view()
+        if isinstance(view, NodeView):
+            xn = _numpy(x)
+            mn = np.zeros(xn.shape, dtype=bool) if missing is None else _numpy(missing)
+            out = node_upward(view, xn, mn, "sum")[:, view.root]
+        else:
+            out = log_prob(view, _numpy(x), _numpy(missing))
         if after_forward is not None:
             after_forward()
         return torch.from_numpy(out).to(self.dtype)
@@ -84,6 +98,12 @@ class ReferenceEngine(Engine):
         numpy seed from `generator` (torch's global one when None), so
         `torch.manual_seed` makes it reproducible as with other backends."""
         xn, mn = _numpy(x), _numpy(missing)
+        view = self.view()
+        if isinstance(view, NodeView):
+            rng = None if mode == "mpe" else np.random.default_rng(
+                int(torch.randint(0, 2 ** 62, (1,), generator=generator).item()))
+            values = node_upward(view, xn, mn, "max" if mode == "mpe" else "sum")
+            return torch.from_numpy(node_top_down(view, values, xn, mn, rng=rng)).to(x.dtype)
         if mode == "mpe":
             out, _ = mpe(self.view(), xn, mn)
         else:

@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler import ir
+from pccompiler.backends.reference import nodes as _nodes
 from pccompiler.backends.reference.evaluate import chunk_rows, prepare_data, upward
 from pccompiler.backends.reference.topdown import _as_output, _topdown
 from pccompiler.errors import DataError
 from pccompiler.ir.model_view import GroupView, ModelView
+from pccompiler.ir.nodes import is_node_model
 
 pcir = ir.pcir
 
@@ -38,14 +40,19 @@ def literal_weights(weights, num_vars: int) -> np.ndarray:
     return w
 
 
-def _view(model) -> ModelView:
-    return model if isinstance(model, ModelView) else ModelView(model)
+def _view(model) -> ModelView | _nodes.NodeView:
+    """The decoded model: a ModelView (groups) or a NodeView (node form)."""
+    if isinstance(model, (ModelView, _nodes.NodeView)):
+        return model
+    return _nodes.NodeView(model) if is_node_model(model) else ModelView(model)
 
 
 def wmc(model: pcir.Model | ModelView, weights) -> np.ndarray:
     """log of the weighted model count of each row: float64 [B]."""
     view = _view(model)
     soft = literal_weights(weights, view.num_vars)
+    if isinstance(view, _nodes.NodeView):
+        return _nodes.upward(view, mode="sum", soft=soft)[:, view.root]
     none = np.zeros(soft.shape[:2])
     step = chunk_rows(view)
     out = [upward(view, none[i:i + step], none[i:i + step] > 0, "sum", soft[i:i + step])
@@ -57,6 +64,9 @@ def weighted_mpe(model: pcir.Model | ModelView, weights) -> tuple[np.ndarray, np
     """The model of largest weight per row: (assignment int64 [B, V], its log weight [B])."""
     view = _view(model)
     soft = literal_weights(weights, view.num_vars)
+    if isinstance(view, _nodes.NodeView):
+        values = _nodes.upward(view, mode="max", soft=soft)
+        return _nodes.top_down(view, values, soft=soft), values[:, view.root]
     xf, missing = np.zeros(soft.shape[:2]), np.ones(soft.shape[:2], dtype=bool)
     values = upward(view, xf, missing, "max", soft)
     return _as_output(view, _topdown(view, values, xf, missing, None)), values[view.root][:, 0]
@@ -95,6 +105,10 @@ def model_count(model: pcir.Model | ModelView, x=None, missing=None) -> list[int
     if x is None:
         x = np.zeros((1, view.num_vars), dtype=np.int64)
         missing = np.ones(x.shape, dtype=bool)
+    if isinstance(view, _nodes.NodeView):
+        x = np.asarray(x)
+        miss = np.zeros(x.shape, dtype=bool) if missing is None else np.asarray(missing)
+        return [int(c) for c in _nodes.upward(view, x, miss, "count")[:, view.root]]
     xf, miss = prepare_data(view, x, missing)
     values: list = [None] * len(view.groups)
     for g in view.groups:

@@ -5,17 +5,8 @@
 # $OUT: logic_tests.txt, logic_race.md (table, command, machine line,
 # profiles where ours misses 0.5x KLay), logic_race.log.
 # Run from the repo root with .whl/ beside it: bash bench/gpu/logic.sh
-set -euo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-status=0
-echo "[logic.sh] install $(date -u +%T)"
-rm -rf /tmp/pcc /tmp/extra
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/pcc .
-python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/klaycircuits*.whl \
-    .whl/pysdd*.whl
-export PYTHONPATH=/tmp/pcc:/tmp/extra
-python3 -c "import klay, pysdd.sdd, pccompiler; print('[logic.sh] imports ok')"
+TAG=logic.sh
+source "$(dirname "$0")/logic_env.sh"
 
 echo "[logic.sh] triton logic tests on cuda $(date -u +%T)"
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/

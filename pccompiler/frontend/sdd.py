@@ -35,8 +35,10 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records, check_counts, column, ranges, read_records
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
+from pccompiler.frontend.sdd_nodes import build_nodes
 
 pcir = ir.pcir
+FORMS = ("groups", "nodes")
 
 
 @dataclass
@@ -146,8 +148,15 @@ def _check_ids(rec: Records, ids: np.ndarray, n: int, what: str) -> None:
 _KINDS = {ord("F"): _F, ord("T"): _T, ord("L"): _L, ord("D"): _D}
 
 
-def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") -> pcir.Model:
-    """Import an SDD file and its vtree (default: the same name with .vtree)."""
+def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
+             form: str = "groups") -> pcir.Model:
+    """Import an SDD file and its vtree (default: the same name with .vtree).
+
+    form: "groups" (one sum group per vtree node, as described above) or
+    "nodes" (a pcir.NodeCircuit, one node per circuit node: linear-time
+    import and compile for large SDDs; see frontend/sdd_nodes.py)."""
+    if form not in FORMS:
+        raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
     rec = read_records(path, "sdd", b"FTLD")
@@ -199,6 +208,9 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "") 
         if bad.any():
             raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
                                                   "a node defined on an earlier line")
+    if form == "nodes":
+        return build_nodes(vt, rec, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
+                           int(ids[-1]), name or path.stem, str(path))
     return build(vt, rec, kind, home, idx, e_dec, e_rec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 

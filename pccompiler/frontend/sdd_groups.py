@@ -32,7 +32,7 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     post = np.asarray(vt.post, dtype=np.int64)
     pos = np.empty(nvt, dtype=np.int64)
     pos[post] = np.arange(nvt)
-    false = _fold_false(vt, kind, home, e_dec, prime, sub)
+    false = fold_false(vt, kind, home, e_dec, prime, sub)
     # Live decisions: index in S_w by node id; S_w's tautology comes last.
     dec = np.flatnonzero((kind == D) & ~false)
     dec = dec[np.argsort(home[dec], kind="stable")]
@@ -62,10 +62,10 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     edges = np.stack([e_par, e_col], axis=1)
     # Smoothing: the siblings on the path from the prime's (sub's) vtree
     # node up to left(w) (right(w)), and each product's child_index matrix.
-    lp, lp_n = _sibling_paths(vt, s_up, vt.left[s_w])
-    ls, ls_n = _sibling_paths(vt, s_us, vt.right[s_w])
+    lp, lp_n = sibling_paths(vt, s_up, vt.left[s_w])
+    ls, ls_n = sibling_paths(vt, s_us, vt.right[s_w])
     width = 2 + lp_n + ls_n
-    flat, r_off = _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n)
+    flat, r_off = child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n)
     # Group ids: per vtree node in file order its products then its sum
     # (a leaf: its input group then its literal sum).
     nsig = np.bincount(s_w, minlength=nvt)
@@ -78,7 +78,7 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
                  idx, false, root, name, source)
 
 
-def _fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
+def fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
     """False nodes: F, and decisions all of whose elements have a false prime
     or sub (decided one vtree level at a time, children's levels first)."""
     false = kind == F
@@ -113,7 +113,21 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prim
     w = home[dec]
     lw, rw = vt.left[w], vt.right[w]
     pt, st = kind[p] == T, kind[s] == T
-    ph, sh = np.where(pt, lw, home[p]), np.where(st, rw, home[s])
+    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+    iw = np.flatnonzero(vt.left >= 0)
+    li, ri = vt.left[iw], vt.right[iw]
+    return (np.r_[w, iw], np.r_[ph, li], np.r_[sh, ri],
+            np.r_[np.where(pt, taut[lw], idx[p]), taut[li]],
+            np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
+
+
+def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s):
+    """The vtree nodes (ph, sh) the primes p and subs s of elements at w
+    cover (a true prime covers left(w), a true sub right(w)); a prime not
+    under left(w) or a sub not under right(w) is refused, naming the first
+    such element in vtree position order and its line."""
+    lw, rw = vt.left[w], vt.right[w]
+    ph, sh = np.where(kind[p] == T, lw, home[p]), np.where(kind[s] == T, rw, home[s])
     bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
     bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
     if bad_p.any() or bad_s.any():
@@ -125,14 +139,10 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prim
         raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
                                      f"vtree {int(h[i])}, not under vtree {int(top[i])} "
                                      f"(the circuit is not decomposable)")
-    iw = np.flatnonzero(vt.left >= 0)
-    li, ri = vt.left[iw], vt.right[iw]
-    return (np.r_[w, iw], np.r_[ph, li], np.r_[sh, ri],
-            np.r_[np.where(pt, taut[lw], idx[p]), taut[li]],
-            np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
+    return ph, sh
 
 
-def _sibling_paths(vt, start: np.ndarray, top: np.ndarray):
+def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
     """For each i, the siblings on the path from start[i] up to (not
     including) top[i], concatenated in path order; and their counts."""
     cur = start.copy()
@@ -152,7 +162,7 @@ def _sibling_paths(vt, start: np.ndarray, top: np.ndarray):
     return sibs[o], np.bincount(who, minlength=len(start))
 
 
-def _child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
+def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
     """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
     in one flat array; and each row's offset in it."""
     rw = width[sig_of_row]

@@ -4,13 +4,17 @@ needed) and brute-force oracles over every assignment."""
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
 
 from pccompiler.data.locate import SHARED_DATA_DIR
 
-CIRCUITS = SHARED_DATA_DIR / "circuits"
+# The shared circuits beside the repository, or under $PCC_DATA_DIR/circuits
+# (an installed copy on another machine, e.g. bench/gpu/logic_nodes.sh).
+CIRCUITS = next((p for p in [Path(os.environ.get("PCC_DATA_DIR", "/nonexistent")) / "circuits"]
+                 if (p / "road_r.sdd").exists()), SHARED_DATA_DIR / "circuits")
 SHARED = ["sudoku_4", "4-grid", "seq_fun", "road_r"]
 
 

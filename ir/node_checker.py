@@ -1,0 +1,230 @@
+"""The invariants of a node-form Model (pcir.NodeCircuit), numpy only.
+
+Scopes are intervals over one variable order, so smoothness and
+decomposability are exact linear checks: an input covers its variable's
+position; every child of a sum has the sum's interval; the children of a
+product sorted by their lower ends tile the product's interval. Every
+array's length and index range is checked before it indexes another, and
+every error names the first offending node (and its kind).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler.errors import CheckError
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.nodes import INPUT, KIND_NAMES, PRODUCT, SUM, TENSOR_FIELDS, NodeArrays
+from pccompiler.ir.tensors import FLOAT_DTYPES, INT_DTYPES
+
+NORMALIZATION_TOL = 1e-5
+_INDEX = INT_DTYPES | {pcir.UINT8}
+
+
+def _fail(rule: str, message: str, values=None) -> None:
+    raise CheckError(rule, message, None, "", values)
+
+
+def _node(arrays_kind: np.ndarray, n: int) -> str:
+    k = int(arrays_kind[n]) if 0 <= n < len(arrays_kind) else -1
+    return f"node {n} ({KIND_NAMES.get(k, 'kind ' + str(k))})"
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _tensor(table, model: pcir.Model, field: str, dtypes, ndim: int) -> np.ndarray:
+    return table.get(getattr(model.nodes, field), f"nodes.{field}", None, dtypes=dtypes,
+                     ndim=ndim)
+
+
+def load_checked_arrays(model: pcir.Model, table) -> NodeArrays:
+    """The NodeCircuit's arrays with dtypes and ranks checked (`table`: the
+    checker's tensor table)."""
+    floats = {"sum_weights", "input_params"}
+    ndims = {"input_params": 2}
+    arrays = [_tensor(table, model, f, FLOAT_DTYPES if f in floats else _INDEX, ndims.get(f, 1))
+              for f in TENSOR_FIELDS]
+    return NodeArrays(*arrays, roots=np.asarray(model.nodes.roots, dtype=np.int64))
+
+
+def check_node_model(model: pcir.Model, table, logic: bool) -> None:
+    """Raise the first CheckError of the node form (`logic`: sum weights
+    need not be normalized, metadata semantics=logic)."""
+    if len(model.groups) or len(model.roots) or len(model.ties):
+        _fail("node-form", "a Model with a NodeCircuit must have no groups, roots or ties "
+                           f"(it has {len(model.groups)}, {len(model.roots)}, {len(model.ties)})")
+    a = load_checked_arrays(model, table)
+    n = int(model.nodes.num_nodes)
+    num_vars = len(model.variables)
+    _check_csr(a, n)
+    _check_weights(a, logic)
+    _check_inputs(a, model, num_vars)
+    _check_scopes(a, num_vars)
+    if not len(a.roots):
+        _fail("roots", "the node circuit has no root")
+    bad = (a.roots < 0) | (a.roots >= n)
+    if bad.any():
+        _fail("roots", f"root {int(a.roots[_first(bad)])} is not a node id (0..{n - 1})")
+
+
+def _check_csr(a: NodeArrays, n: int) -> None:
+    if len(a.kind) != n:
+        _fail("tensor-shape", f"nodes.kind has {len(a.kind)} entries, num_nodes is {n}")
+    bad = (a.kind != INPUT) & (a.kind != PRODUCT) & (a.kind != SUM)
+    if bad.any():
+        i = _first(bad)
+        _fail("node-kind", f"node {i} has kind {int(a.kind[i])}, not input, product or sum")
+    off = a.child_offsets
+    if len(off) != n + 1 or (n + 1 and int(off[0]) != 0):
+        _fail("node-offsets", f"nodes.child_offsets must have num_nodes + 1 = {n + 1} entries "
+                              f"starting at 0 (it has {len(off)})")
+    fan = np.diff(off.astype(np.int64))
+    if (fan < 0).any():
+        i = _first(fan < 0)
+        _fail("node-offsets", f"{_node(a.kind, i)}: child_offsets decrease ({int(off[i])} -> "
+                              f"{int(off[i + 1])})")
+    if int(off[-1]) != len(a.child_ids):
+        _fail("node-offsets", f"child_offsets end at {int(off[-1])} but nodes.child_ids has "
+                              f"{len(a.child_ids)} entries")
+    bad = (a.kind == INPUT) != (fan == 0)
+    if bad.any():
+        i = _first(bad)
+        _fail("node-fanin", f"{_node(a.kind, i)} has {int(fan[i])} children (inputs have none, "
+                            "products and sums at least one)")
+    kids = a.child_ids.astype(np.int64, copy=False)
+    parent = np.repeat(np.arange(n), fan)
+    bad = (kids < 0) | (kids >= parent)
+    if bad.any():
+        e = _first(bad)
+        p, c = int(parent[e]), int(kids[e])
+        if 0 <= c < n:
+            _fail("topological-order", f"{_node(a.kind, p)}: child {c} is not smaller than its "
+                                       "parent (nodes must be in topological order)", (p, c))
+        _fail("index-range", f"{_node(a.kind, p)}: child {c} is not a node id (0..{n - 1})",
+              (p, c))
+
+
+def _check_weights(a: NodeArrays, logic: bool) -> None:
+    fan = np.diff(a.child_offsets.astype(np.int64))
+    sums = np.flatnonzero(a.kind == SUM)
+    need = int(fan[sums].sum())
+    w = a.sum_weights
+    if len(w) != need:
+        _fail("tensor-shape", f"nodes.sum_weights has {len(w)} entries, the sum nodes have "
+                              f"{need} edges")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        e = _first(bad)
+        owner = sums[np.searchsorted(np.cumsum(fan[sums]), e, side="right")]
+        _fail("normalized-weights", f"{_node(a.kind, owner)}: weight {float(w[e])} is negative "
+                                    "or not finite")
+    if logic or not len(sums):
+        return
+    starts = np.cumsum(fan[sums]) - fan[sums]
+    total = np.add.reduceat(w.astype(np.float64), starts) if len(w) else np.zeros(len(sums))
+    bad = np.abs(total - 1.0) > NORMALIZATION_TOL
+    if bad.any():
+        i = _first(bad)
+        _fail("normalized-weights", f"{_node(a.kind, int(sums[i]))}: weights sum to "
+                                    f"{float(total[i])}, not 1")
+
+
+def _check_inputs(a: NodeArrays, model: pcir.Model, num_vars: int) -> None:
+    inputs = np.flatnonzero(a.kind == INPUT)
+    if len(a.input_vars) != len(inputs) or len(a.input_params) != len(inputs):
+        _fail("tensor-shape", f"nodes.input_vars / input_params have {len(a.input_vars)} / "
+                              f"{len(a.input_params)} rows for {len(inputs)} input nodes")
+    v = a.input_vars.astype(np.int64, copy=False)
+    bad = (v < 0) | (v >= num_vars)
+    if bad.any():
+        i = _first(bad)
+        _fail("input-variable", f"{_node(a.kind, int(inputs[i]))}: variable {int(v[i])} is not "
+                                f"a variable id (0..{num_vars - 1})")
+    cats = np.array([x.num_cats for x in model.variables], dtype=np.int64)
+    kinds = np.array([x.kind for x in model.variables], dtype=np.int64)
+    width = a.input_params.shape[1] if a.input_params.ndim == 2 else 0
+    bad = (kinds[v] == pcir.REAL) | (cats[v] != width)
+    if bad.any():
+        i = _first(bad)
+        _fail("input-params", f"{_node(a.kind, int(inputs[i]))}: variable {int(v[i])} has "
+                              f"{int(cats[v[i]])} categories, the parameter rows {width} "
+                              "(node inputs are categorical)")
+    p = a.input_params
+    rows = p.sum(axis=1) if len(p) else np.zeros(0)
+    bad = ~np.isfinite(rows) | (p < 0).any(axis=1) | (np.abs(rows - 1.0) > NORMALIZATION_TOL)
+    if bad.any():
+        i = _first(bad)
+        _fail("normalized-weights", f"{_node(a.kind, int(inputs[i]))}: categorical parameters "
+                                    f"{p[i].tolist()} are not a distribution")
+
+
+def _check_scopes(a: NodeArrays, num_vars: int) -> None:
+    order = a.variable_order.astype(np.int64, copy=False)
+    if len(order) != num_vars or not np.array_equal(np.sort(order), np.arange(num_vars)):
+        _fail("variable-order", f"nodes.variable_order must be a permutation of the {num_vars} "
+                                "variables")
+    n = len(a.kind)
+    lo = a.scope_lo.astype(np.int64, copy=False)
+    hi = a.scope_hi.astype(np.int64, copy=False)
+    if len(lo) != n or len(hi) != n:
+        _fail("tensor-shape", f"nodes.scope_lo / scope_hi have {len(lo)} / {len(hi)} entries "
+                              f"for {n} nodes")
+    bad = (lo < 0) | (hi <= lo) | (hi > num_vars)
+    if bad.any():
+        i = _first(bad)
+        _fail("scope-range", f"{_node(a.kind, i)}: scope [{int(lo[i])}, {int(hi[i])}) is not a "
+                             f"non-empty interval of 0..{num_vars}")
+    pos = np.empty(num_vars, dtype=np.int64)
+    pos[order] = np.arange(num_vars)
+    inputs = np.flatnonzero(a.kind == INPUT)
+    at = pos[a.input_vars.astype(np.int64, copy=False)]
+    bad = (lo[inputs] != at) | (hi[inputs] != at + 1)
+    if bad.any():
+        i = _first(bad)
+        _fail("scope", f"{_node(a.kind, int(inputs[i]))}: scope [{int(lo[inputs[i]])}, "
+                       f"{int(hi[inputs[i]])}) is not its variable's position {int(at[i])}")
+    fan = np.diff(a.child_offsets.astype(np.int64))
+    parent = np.repeat(np.arange(n), fan)
+    kids = a.child_ids.astype(np.int64, copy=False)
+    on_sum = a.kind[parent] == SUM
+    bad = on_sum & ((lo[kids] != lo[parent]) | (hi[kids] != hi[parent]))
+    if bad.any():
+        e = _first(bad)
+        p, c = int(parent[e]), int(kids[e])
+        _fail("smoothness", f"{_node(a.kind, p)}: child {c} has scope [{int(lo[c])}, "
+                            f"{int(hi[c])}), the sum has [{int(lo[p])}, {int(hi[p])})", (p, c))
+    _check_products(a, parent[~on_sum], kids[~on_sum], lo, hi)
+
+
+def _check_products(a: NodeArrays, parent: np.ndarray, kids: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray) -> None:
+    """Children of each product, sorted by scope_lo, tile its interval."""
+    if not len(parent):
+        return
+    key = parent * (int(hi.max()) + 1) + lo[kids]      # parent-major: nearly sorted already
+    if (key[1:] < key[:-1]).any():
+        o = np.argsort(key, kind="stable")
+        parent, kids = parent[o], kids[o]
+    p, c = parent, kids
+    first = np.r_[True, p[1:] != p[:-1]]
+    last = np.r_[p[1:] != p[:-1], True]
+    prev_hi = np.r_[0, hi[c][:-1]]
+    want = np.where(first, lo[p], prev_hi)
+    gap = lo[c] != want
+    tail = last & (hi[c] != hi[p])
+    bad = gap | tail
+    if bad.any():
+        e = _first(bad)
+        pn, cn = int(p[e]), int(c[e])
+        if gap[e] and not first[e] and lo[cn] < want[e]:
+            what = (f"children overlap: child {cn} starts at {int(lo[cn])} before the previous "
+                    f"child ends at {int(want[e])}")
+        elif gap[e]:
+            what = f"variables {int(want[e])}..{int(lo[cn]) - 1} are covered by no child"
+        else:
+            what = (f"its children end at {int(hi[cn])}, the product's scope at "
+                    f"{int(hi[pn])}")
+        _fail("decomposability", f"{_node(a.kind, pn)} over [{int(lo[pn])}, {int(hi[pn])}): "
+                                 f"{what}", (pn, cn))

@@ -1,0 +1,129 @@
+"""The node-level form of a Model (pcir.NodeCircuit) as numpy arrays.
+
+Logic circuits (SDD) have no group structure: every node has its own
+fan-in, so one group per scope gives ~7 groups per 100 nodes and every pass
+pays Python per group. The node form keeps the whole circuit in a handful
+of CSR arrays instead; `NodeArrays` is their numpy view, `set_nodes` writes
+them into a Model, `node_arrays` reads them back, `node_structure` feeds
+ir.structure_hash and `node_counts` the `pcc stat` / `pcc dump` totals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.tensors import from_numpy, to_numpy
+
+# NodeCircuit field -> NodeArrays attribute, in the order they are written.
+TENSOR_FIELDS = ("kind", "child_offsets", "child_ids", "sum_weights", "input_vars",
+                 "input_params", "variable_order", "scope_lo", "scope_hi")
+INPUT, PRODUCT, SUM = pcir.INPUT, pcir.PRODUCT, pcir.SUM
+KIND_NAMES = {INPUT: "input", PRODUCT: "product", SUM: "sum"}
+
+
+@dataclass
+class NodeArrays:
+    """A NodeCircuit's arrays (see ir/pcir.proto for their meaning)."""
+    kind: np.ndarray            # uint8 [N]
+    child_offsets: np.ndarray   # int64 [N + 1]
+    child_ids: np.ndarray       # int32 / int64 [E]
+    sum_weights: np.ndarray     # float [S]
+    input_vars: np.ndarray      # int [I]
+    input_params: np.ndarray    # float [I, K]
+    variable_order: np.ndarray  # int [V]
+    scope_lo: np.ndarray        # int [N]
+    scope_hi: np.ndarray        # int [N]
+    roots: np.ndarray           # int64 [R]
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.kind)
+
+    def fan_in(self) -> np.ndarray:
+        return np.diff(self.child_offsets)
+
+    def parents(self) -> np.ndarray:
+        """The parent node of every edge (int64 [E])."""
+        return np.repeat(np.arange(self.num_nodes), self.fan_in())
+
+
+def is_node_model(model: pcir.Model) -> bool:
+    """Whether `model` is in the node form (has a NodeCircuit)."""
+    return model.HasField("nodes")
+
+
+def index_dtype(n: int):
+    """int32 for ids below 2^31 (half the bytes), else int64."""
+    return np.int32 if n < 2 ** 31 else np.int64
+
+
+def set_nodes(model: pcir.Model, arrays: NodeArrays, prefix: str = "nodes.") -> None:
+    """Write `arrays` into `model` as its NodeCircuit (tensors named prefix + field)."""
+    nc = model.nodes
+    nc.Clear()
+    nc.num_nodes = arrays.num_nodes
+    for name in TENSOR_FIELDS:
+        array = np.ascontiguousarray(getattr(arrays, name))
+        model.tensors.append(from_numpy(array, prefix + name))
+        setattr(nc, name, prefix + name)
+    nc.roots.extend(int(r) for r in arrays.roots)
+
+
+def node_arrays(model: pcir.Model, table=None) -> NodeArrays:
+    """The NodeCircuit's arrays (`table`: name -> numpy, default decoded from
+    the Model). No checks: run ir.check first on untrusted input."""
+    nc = model.nodes
+    if table is None:
+        wanted = {getattr(nc, name) for name in TENSOR_FIELDS}
+        table = {t.name: to_numpy(t) for t in model.tensors if t.name in wanted}
+    return NodeArrays(*(np.asarray(table[getattr(nc, name)]) for name in TENSOR_FIELDS),
+                      roots=np.asarray(nc.roots, dtype=np.int64))
+
+
+def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[bytes]]:
+    """(ints, blobs) of the structure for ir.structure_hash: counts and the
+    structural arrays (kinds, CSR, input variables, order, scopes) as
+    little-endian int64 bytes; weights and input parameters are left out."""
+    nc = model.nodes
+    ints = [-2, int(nc.num_nodes), len(nc.roots), *nc.roots]
+    blobs = []
+    for name in ("kind", "child_offsets", "child_ids", "input_vars", "variable_order",
+                 "scope_lo", "scope_hi"):
+        proto = tensors.get(getattr(nc, name))
+        blob = b"" if proto is None else _canonical(to_numpy(proto))
+        ints.append(len(blob))
+        blobs.append(blob)
+    return ints, blobs
+
+
+def _canonical(array: np.ndarray) -> bytes:
+    """The bytes of an integer array independent of its stored dtype:
+    little-endian int32 when every value fits (the usual case, hashed
+    without a conversion when stored so), else int64."""
+    if array.dtype == np.dtype("<i4"):
+        return array.tobytes()
+    if array.dtype.itemsize < 4 or not len(array) or (
+            array.min() >= -2 ** 31 and array.max() < 2 ** 31):
+        return array.astype("<i4").tobytes()
+    return array.astype("<i8").tobytes()
+
+
+def node_counts(model: pcir.Model) -> dict[str, int]:
+    """Nodes per kind and edges, from the tensors' dims and the kind array
+    (what ir.edge_counts reports for a node-form Model)."""
+    nc = model.nodes
+    protos = {t.name: t for t in model.tensors}
+    kind = protos.get(nc.kind)
+    kinds = to_numpy(kind) if kind is not None else np.zeros(0, dtype=np.uint8)
+    per = np.bincount(kinds.astype(np.int64), minlength=4) if len(kinds) else np.zeros(4, int)
+    dims = {name: list(protos[getattr(nc, name)].dims) if getattr(nc, name) in protos else [0]
+            for name in ("child_ids", "sum_weights", "input_params")}
+    edges = int(dims["child_ids"][0])
+    sum_edges = int(dims["sum_weights"][0])
+    return dict(groups=0, nodes=int(nc.num_nodes), input_nodes=int(per[INPUT]),
+                product_nodes=int(per[PRODUCT]), sum_nodes=int(per[SUM]),
+                sum_edges=sum_edges, product_edges=edges - sum_edges, edges=edges,
+                sum_params=sum_edges, input_params=int(np.prod(dims["input_params"])))

@@ -1,0 +1,180 @@
+"""The node form (pcir.NodeCircuit) of an imported SDD, in whole-array steps.
+
+`build_nodes` turns the checked node arrays of sdd.py into one node per
+circuit node, with no groups, so import and compile cost no Python per
+vtree node or per node. Node ids (children before parents):
+
+  * 2V indicator inputs: node 2v + c is [x_v = c] (variable order = the
+    vtree's in-order leaves, so every vtree node covers one interval);
+  * one tautology per vtree node, in the vtree file's bottom-up order: a
+    leaf's is the sum [x_v = 0] + [x_v = 1], an internal node's the product
+    of its children's;
+  * then, in SDD file order, each decision's new element products followed
+    by the decision (a sum of weight 1 over its distinct element products).
+
+SDD literals are the input nodes themselves; a true prime (sub) is the
+tautology of left(w) (right(w)); constants fold as in the group form (an
+element with a false prime or sub is dropped, a decision left without
+elements is false). An element (prime p, sub s) at vtree node w is the
+product of p, the tautologies of the siblings on the path from p's vtree
+node up to left(w), s, and those from s's up to right(w): smooth and
+decomposable with scope = the interval of w. Equal elements (w, p, s)
+share one product node; a decision lists each product once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.errors import LoadError
+from pccompiler.frontend.logic_text import Records, ranges
+from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
+    sibling_paths, unique_rows
+from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
+from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, index_dtype, set_nodes
+
+pcir = ir.pcir
+
+
+def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
+                rec_of: np.ndarray, e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray,
+                sub: np.ndarray, root: int, name: str, source: str) -> pcir.Model:
+    """The node-form logic-circuit Model of the SDD (see the module docstring)."""
+    nv, nvt = vt.num_vars, len(vt.left)
+    post = np.asarray(vt.post, dtype=np.int64)
+    pos = np.empty(nvt, dtype=np.int64)
+    pos[post] = np.arange(nvt)
+    false = fold_false(vt, kind, home, e_dec, prime, sub)
+    if false[root]:
+        raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
+    taut = 2 * nv + pos                                   # tautology node of vtree node w
+    # Live elements and their (w, prime, sub) products.
+    keep = ~(false[prime] | false[sub])
+    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    w = home[dec]
+    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+    (u_w, u_p, u_s), inv = unique_rows(w, p, s)
+    decs = np.flatnonzero((kind == D) & ~false)
+    base = 2 * nv + nvt
+    prod_id, dec_id = _new_ids(erec, inv, len(u_w), rec_of[decs], base)
+    node_of = np.full(len(kind), -1, dtype=np.int64)
+    lits = np.flatnonzero(kind == L)
+    node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
+    node_of[decs] = dec_id
+    prod_fan, prod_kids = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh)
+    # Decision children: its distinct element products (elements come grouped
+    # by decision, in file order, so the pairs are sorted but for the products).
+    d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
+    n = base + len(prod_id) + len(dec_id)
+    kinds = np.empty(n, dtype=np.uint8)
+    fan = np.zeros(n, dtype=np.int64)
+    lo, hi = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    var_pos = np.empty(nv, dtype=np.int64)
+    var_pos[vt.order] = np.arange(nv)
+    kinds[:2 * nv] = INPUT
+    lo[:2 * nv] = np.repeat(var_pos, 2)
+    hi[:2 * nv] = lo[:2 * nv] + 1
+    leaf = vt.left[post] < 0
+    kinds[2 * nv:base] = np.where(leaf, SUM, PRODUCT)
+    fan[2 * nv:base] = 2
+    lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
+    kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
+    lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
+    kinds[dec_id] = SUM
+    fan[dec_id] = np.bincount(d_par - base, minlength=n - base)[dec_id - base]
+    lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(fan, out=offsets[1:])
+    kids = np.empty(int(offsets[-1]), dtype=index_dtype(n))
+    tw = post[~leaf]
+    kids[offsets[2 * nv:base][leaf][:, None] + np.arange(2)] = \
+        2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
+    kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
+        np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
+    kids[np.repeat(offsets[prod_id], prod_fan) + ranges(np.zeros_like(prod_id), prod_fan)] = \
+        prod_kids
+    kids[offsets[d_par] + np.arange(len(d_par)) - np.searchsorted(d_par, d_par)] = d_kid
+    root_id, extra = _root(vt, kind, home, node_of, taut, root)
+    if extra is not None:                  # smooth a root below the vtree root: one more node
+        root_id = n
+        kinds = np.r_[kinds, np.uint8(PRODUCT)]
+        lo, hi = np.r_[lo, 0], np.r_[hi, nv]
+        offsets = np.r_[offsets, offsets[-1] + len(extra)]
+        kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
+    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name)
+
+
+def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
+             base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of the element products and the live decisions: by SDD record,
+    each record's new products (first used there) right before it."""
+    first = np.empty(num_products, dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
+    key = np.r_[2 * erec[first], 2 * dec_rec + 1]
+    new_id = np.empty(len(key), dtype=np.int64)
+    new_id[np.argsort(key, kind="stable")] = base + np.arange(len(key))
+    return new_id[:num_products], new_id[num_products:]
+
+
+def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
+    """(fan-in, flat children) of every element product: [prime, sibling
+    tautologies..., sub, sibling tautologies...], the sibling paths computed
+    once per (prime vtree, sub vtree) signature."""
+    nvt = len(vt.left)
+    u_ph = np.empty(len(u_w), dtype=np.int64)
+    u_sh = np.empty(len(u_w), dtype=np.int64)
+    u_ph[inv], u_sh[inv] = ph, sh
+    sigs, sig_of = np.unique(u_ph * nvt + u_sh, return_inverse=True)
+    sig_w = np.empty(len(sigs), dtype=np.int64)
+    sig_w[sig_of] = u_w
+    lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
+    ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
+    pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
+    snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
+    width = 2 + lp_n + ls_n
+    flat, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
+    return width[sig_of], flat
+
+
+def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
+           name: str) -> pcir.Model:
+    """The logic-circuit Model holding the node arrays (indicator inputs,
+    weight-1 sums, binary variables x1..xn)."""
+    sums = kinds == SUM
+    arrays = NodeArrays(
+        kind=kinds, child_offsets=offsets, child_ids=kids,
+        sum_weights=np.ones(int(np.diff(offsets)[sums].sum())),
+        input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
+        input_params=np.tile(np.eye(2), (nv, 1)),
+        variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
+        scope_hi=hi.astype(np.int32), roots=np.array([root]))
+    model = ir.make_model([ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2)
+                           for v in range(1, nv + 1)], [], [], name=name,
+                          metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
+    set_nodes(model, arrays)
+    return model
+
+
+def _distinct_pairs(par: np.ndarray, kid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (par, kid) pairs sorted, for `par` already non-decreasing:
+    a stable sort of the nearly sorted key (runs), then neighbours compared."""
+    width = int(kid.max(initial=0)) + 1
+    key = par * width + kid
+    if (key[1:] < key[:-1]).any():
+        key = key[np.argsort(key, kind="stable")]
+    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
+    return key // width, key % width
+
+
+def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:
+    """The root node (None: a new last node), and the children of that extra
+    product when the SDD's root covers less than the whole vtree (it is
+    multiplied by the tautologies of the siblings on its path up)."""
+    if kind[root] == T:
+        return int(taut[vt.root]), None
+    rh = int(home[root])
+    if rh == vt.root:
+        return int(node_of[root]), None
+    sibs = vt.siblings(rh, vt.root)
+    return None, [int(node_of[root]), *(int(taut[x]) for x in sibs)]
