@@ -1,7 +1,7 @@
 """The one-launch path (backends/triton/fused*.py) against the layer-by-layer
 triton path and the torch backend: logic WMC forward and gradients with
-respect to per-sample literal weights (the four shared SDDs and random CNF
-SDDs; gradients against float64 autograd), and log-likelihoods, marginals
+respect to per-sample literal weights (the four shared SDDs in both import
+forms and random CNF SDDs; gradients against float64 autograd), and log-likelihoods, marginals
 and MPE values of a small HCLT on real data (nltcs).
 
 Under the interpreter the programs of a launch run one after another,
@@ -76,6 +76,14 @@ def test_shared_sdd_wmc_and_gradients(name, block_b, tol, layered, device):
         layered = True
     _check_wmc(pc.from_sdd(shared_sdd(name)), device, batch=3, block_b=block_b, tol=tol,
                layered=layered)
+
+
+@pytest.mark.parametrize("name", ["road_r", "sudoku_4"])
+def test_node_form_sdd_wmc_and_gradients(name, device):
+    """The node form's Layouts (pc.from_sdd(form="nodes"): block-size-1 sums,
+    levels of one kind) run the same kernels: the plan reads only partitions."""
+    _check_wmc(pc.from_sdd(shared_sdd(name), form="nodes"), device, batch=3, block_b=2,
+               layered=name == "road_r" or device.type == "cuda")
 
 
 def test_random_cnf_wmc_gradients_and_mpe(tmp_path, device):
