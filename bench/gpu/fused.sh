@@ -9,6 +9,7 @@
 #   fused_conformance.txt        conformance log_prob / marginal / mpe, --backend triton:fused
 #   race_layers.md / .log        --fused false --skip-klay
 #   race_fused.md / .log         --fused true, KLay eager
+#   race_fused_nodes.md / .log   --fused true --form nodes --skip-klay (node-form SDDs)
 #   fused_tiles.md / .log        tile sweep, CUDA-graph replays
 #   race_fused_klaycompile.md / .log   --fused true --klay-compile
 #   summary.md                   the machine line and every table above
@@ -66,6 +67,7 @@ race() {   # NAME SECONDS ARGS...: one bench/logic_race.py run on the shared SDD
 }
 race fused 50 --fused true
 race layers 35 --fused false --skip-klay
+race fused_nodes 30 --fused true --form nodes --skip-klay
 echo "[fused.sh] conformance, --backend triton:fused $(date -u +%T)"
 (cd /tmp/t && timeout "$(cap 30)" python3 -m pytest -q -p no:cacheprovider -rs \
     tests/conformance -k "log_prob or marginal or mpe" \
@@ -93,7 +95,7 @@ fi
     tail -3 "$OUT/fused_tests.txt"
     tail -1 "$OUT/fused_conformance.txt"
     echo '```'
-    for f in race_layers race_fused fused_tiles race_fused_klaycompile; do
+    for f in race_layers race_fused race_fused_nodes fused_tiles race_fused_klaycompile; do
         [ -f "$OUT/$f.md" ] && { echo; cat "$OUT/$f.md"; }
     done
 } > "$OUT/summary.md"
