@@ -24,6 +24,10 @@ Both answers are compared (max |log WMC difference|) before timing.
 Where ours is above 0.5x KLay's time, a profile follows the table:
 layers and kernel launches per forward, and the CUDA time per kernel name.
 
+--fused auto|true|false: our one-launch path (backends/triton/fused.py;
+auto takes it for these small circuits); --skip-klay times ours alone
+(a second run of the same circuits with the other --fused setting).
+
     PYTHONPATH=/tmp/pcc:/tmp/extra:bench python3 bench/logic_race.py --out $OUT
 """
 
@@ -47,6 +51,9 @@ import logic_sdds
 
 SHARED = ["sudoku_4", "4-grid", "seq_fun", "road_r"]
 TARGET = 0.5
+# KLay's own JAX times, batch 128, fwd / fwd+bwd ms (shared/data/circuits/SOURCE.md:
+# its experiments/nesy/results_cuda_b128.log; another GPU, not side by side)
+PUBLISHED = {"sudoku_4": (0.255, 0.358), "4-grid": (0.247, 0.332), "seq_fun": (0.532, 0.805)}
 
 
 def sync() -> None:
@@ -92,12 +99,14 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str, form: str = "groups"):
+def ours_build(path: Path, device: str, precision: str, form: str = "groups",
+               fused: str = "auto"):
     sync()
     t = time.perf_counter()
     model = pc.from_sdd(path, form=form)
-    circuit = pc.compile(model, backend="triton", device=device, precision=precision)
-    circuit.engine.fast_plan                      # the kernels' plan, built on first use
+    circuit = pc.compile(model, backend="triton", device=device, precision=precision,
+                         fused=fused)
+    circuit.engine.forward_plan(soft=True)        # the kernels' plan, built on first use
     sync()
     return circuit, len(model.variables), time.perf_counter() - t
 
@@ -153,6 +162,11 @@ def profile(circuit, fwd) -> str:
              f"products {parts['products']}, sums {parts['sums']} (backward adds "
              f"{parts['sum_backwards']} sum-backward, {parts['products']} product, "
              f"{parts['inputs']} input-grad launches)"]
+    if circuit.engine.runs_fused(soft=True):
+        fp = circuit.engine.fused_plan
+        lines = [f"  fused: one launch per pass; {fp.num_steps} steps, {fp.num_rows} rows, "
+                 f"{fp.num_edges} edges, largest fan-in {fp.max_fan_in}; tiles "
+                 f"{circuit.engine.fused_options or 'default'}"]
     from torch.profiler import ProfilerActivity, profile as tprofile
     gpu = torch.cuda.is_available()
     with tprofile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
@@ -187,9 +201,14 @@ def circuits(args) -> list[tuple[str, Path]]:
     return out
 
 
+class _Skipped(Exception):
+    """--skip-klay: no KLay column."""
+
+
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form,
+                                        args.fused)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -210,6 +229,8 @@ def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | 
         res[key] = (min(eager, replay), "graph" if replay < eager else "eager")
     kl = None
     try:
+        if args.skip_klay:
+            raise _Skipped
         f, klay_file = klay_build(path, args.klay_compile, args.device)
         k_fwd, k_fb = klay_calls(f, w)
         b = k_fwd().reshape(args.batch, -1)[:, 0]
@@ -219,6 +240,8 @@ def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | 
         gdiff = float((o_fb() - k_fb()).abs().max())
         kl = (klay_file, median_ms(k_fwd, args.iters, args.warmup),
               median_ms(k_fb, args.iters, args.warmup), diff, gdiff)
+    except _Skipped:
+        pass
     except Exception as e:              # noqa: BLE001 - ours is still reported
         bad.append(f"{name}: KLay failed: {type(e).__name__}: {e}")
     print(f"[race] {name}: ours fwd {res['fwd'][0]:.3f} ms ({res['fwd'][1]}), fwd+bwd "
@@ -241,6 +264,9 @@ def main(argv=None) -> int:
     ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"))
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
+    ap.add_argument("--skip-klay", action="store_true", help="time ours only")
+    ap.add_argument("--fused", default="auto", choices=["auto", "true", "false"],
+                    help="ours: the one-launch path (backends/triton/fused.py)")
     ap.add_argument("--form", default="groups", choices=("groups", "nodes"),
                     help="ours: pc.from_sdd's form (groups per vtree node, or the node form)")
     ap.add_argument("--precision", default="ieee",
@@ -277,8 +303,9 @@ def report(rows, profiles, machine, args) -> str:
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
            f"timings after {args.warmup} warm-up calls; ours with precision "
-           f"{args.precision}, SDDs imported in the {args.form} form. KLay"
-           f"{' + torch.compile' if args.klay_compile else ' eager (torch.vmap)'}.",
+           f"{args.precision}, fused={args.fused}, SDDs imported in the {args.form} form. KLay"
+           + (" not run" if args.skip_klay else
+              " + torch.compile" if args.klay_compile else " eager (torch.vmap)") + ".",
            "", f"Command: `{cmd}`", "",
            "| circuit | vars | SDD nodes | ours file->exe s | KLay file->exe s | ours first call ms "
            "| ours fwd ms | KLay fwd ms | ratio | ours fwd+bwd ms | KLay fwd+bwd ms | ratio "
@@ -291,6 +318,16 @@ def report(rows, profiles, machine, args) -> str:
                    f"| {res['fb'][0]:.3f} ({res['fb'][1]}) | {kb:.3f} | {res['fb'][0] / kb:.2f}x "
                    f"| {diff:.1e} / {gdiff:.1e} |")
     out += ["", f"Target: ours <= {TARGET}x KLay's time on every circuit."]
+    pub = [(name, res) for name, _, _, _, _, res, _ in rows if name in PUBLISHED]
+    if pub:
+        out += ["", "Against KLay's published JAX times (batch 128, its GPU, not side by side; "
+                "shared/data/circuits/SOURCE.md):", "",
+                "| circuit | ours fwd ms | KLay JAX fwd ms | ratio | ours fwd+bwd ms "
+                "| KLay JAX fwd+bwd ms | ratio |", "|---|---|---|---|---|---|---|"]
+        for name, res in pub:
+            kf, kb = PUBLISHED[name]
+            out.append(f"| {name} | {res['fwd'][0]:.3f} | {kf:.3f} | {res['fwd'][0] / kf:.2f}x "
+                       f"| {res['fb'][0]:.3f} | {kb:.3f} | {res['fb'][0] / kb:.2f}x |")
     if profiles:
         out += ["", "## Profiles where ours misses the target", ""] + profiles
     return "\n".join(out) + "\n"

@@ -27,6 +27,19 @@ from pccompiler.backends.triton.sum_backward import log_ratio_of
 
 
 @triton.jit
+def categorical_log_prob(params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs, offs_b, cats):
+    """log p_n[x] of the observed entries `obs` (x at x_ptr + xoff); a
+    category outside [0, cats) reads nothing and lowers bad_ptr[0] to
+    row * 2^31 + var (row-major: the first bad entry)."""
+    xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
+    ok = obs & (xv >= 0) & (xv < cats)
+    out = tl.log(tl.load(params_ptr + ps[:, None] + xv, mask=ok, other=1.0))
+    key = offs_b.to(tl.int64)[None, :] * 2147483648 + var[:, None]
+    tl.atomic_min(bad_ptr + tl.zeros_like(key), key, mask=obs & ~ok)
+    return out
+
+
+@triton.jit
 def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, node_ps_ptr,
                      bad_ptr, slot_start, num_nodes, batch, stride, batch_per_prog,
                      DIST: tl.constexpr, CATS: tl.constexpr, CATS_P: tl.constexpr,
@@ -74,12 +87,8 @@ def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, nod
             miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
             obs = mask & (miss == 0)
         if DIST == 0:
-            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.int64)
-            ok = obs & (xv >= 0) & (xv < CATS)
-            out = tl.log(tl.load(params_ptr + ps[:, None] + xv, mask=ok, other=1.0))
-            wrong = obs & ~ok
-            key = offs_b.to(tl.int64)[None, :] * 2147483648 + var[:, None]   # row-major
-            tl.atomic_min(bad_ptr + tl.zeros_like(key), key, mask=wrong)
+            out = categorical_log_prob(params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs, offs_b,
+                                       CATS)
         elif DIST == 1:
             xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
             out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])

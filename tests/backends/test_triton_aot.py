@@ -104,11 +104,12 @@ def test_kernel_list_and_checksums(built):
     assert entry["target"] == "cuda:sm_90" and entry["triton_version"] == triton.__version__
     assert entry["batch_sizes"] == [1] and entry["data_dtypes"] == ["int64"]
     names = {k["name"] for k in entry["kernels"]}
-    # forward, backward (compact plan: log ratios), parameter flows, EM, MPE
+    # forward, backward (compact plan: log ratios), parameter flows, EM, MPE;
+    # a small circuit's one-launch forward too (a CUDA engine's fused="auto")
     assert {"input_fwd_kernel", "product_fwd_kernel", "sum_fwd_dot_kernel",
             "sum_bwd_flow_kernel", "sum_param_flow_kernel", "product_bwd_kernel",
             "input_bwd_kernel", "sum_em_kernel", "categorical_em_kernel",
-            "sum_fwd_max_kernel", "log_ratio_kernel"} <= names
+            "sum_fwd_max_kernel", "log_ratio_kernel", "fused_fwd_kernel"} <= names
     assert len({k["hash"] for k in entry["kernels"]}) == len(entry["kernels"])
     for k in entry["kernels"]:
         assert set(k["files"]) == {f"{k['name']}.{ext}" for ext in ("json", "cubin", "ptx")}

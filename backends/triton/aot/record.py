@@ -37,11 +37,13 @@ class Specialization:
 
 
 def all_kernels() -> list:
-    """Every JITFunction the launch module can start (those of the four
-    kernel modules), so their device caches can be cleaned after a dry run."""
+    """Every JITFunction the launch modules can start (those of the four
+    kernel modules and the one-launch path's), so their device caches can be
+    cleaned after a dry run."""
     from triton.runtime.jit import JITFunction
-    from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
-    return [obj for mod in (io_kernels, sum_forward, sum_backward, em_kernels)
+    from pccompiler.backends.triton import (em_kernels, fused_kernels, io_kernels, sum_backward,
+                                            sum_forward)
+    return [obj for mod in (io_kernels, sum_forward, sum_backward, em_kernels, fused_kernels)
             for obj in vars(mod).values() if isinstance(obj, JITFunction)]
 
 
@@ -90,13 +92,25 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
 def exercise(engine, batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dtype]) -> None:
     """Every engine entry point whose launches the artifact covers: the
     compact plan's log-likelihood, forward + backward and EM update, the
-    Layout plan's all-node forward (sum and max) and backward."""
-    for batch in batch_sizes:
-        for dtype in data_dtypes:
-            x = _batch(engine, int(batch), dtype)
-            engine.root_log_prob(x)
-            engine.forward_backward(x)
-            engine.em_update(1.0, 0.0)
-            values = engine.forward(x)
-            engine.backward(values, x)
-            engine.forward(x, mode="max")
+    Layout plan's all-node forward (sum and max) and backward; and again in
+    one launch (backends/triton/fused.py) where a CUDA engine's default
+    `fused="auto"` takes that path, so the artifact serves either setting."""
+    from pccompiler.backends.triton import fused
+
+    modes = [False] + ([True] if fused.choose("auto", engine.layout, torch.device("cuda"),
+                                              soft=False) else [])
+    previous = engine.fused
+    try:
+        for mode in modes:
+            engine.fused = mode
+            for batch in batch_sizes:
+                for dtype in data_dtypes:
+                    x = _batch(engine, int(batch), dtype)
+                    engine.root_log_prob(x)
+                    engine.forward_backward(x)
+                    engine.em_update(1.0, 0.0)
+                    values = engine.forward(x)
+                    engine.backward(values, x)
+                    engine.forward(x, mode="max")
+    finally:
+        engine.fused = previous
