@@ -72,7 +72,7 @@ class TritonEngine(Engine):
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
-                 arrays=None, fused: bool | str = "auto"):
+                 arrays=None, fused: bool | str = False):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")

@@ -71,7 +71,8 @@ def _batch(engine, batch: int, dtype: torch.dtype) -> torch.Tensor:
 
 def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
                            batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dtype],
-                           precision: str = "tf32", compact: bool = True) -> list[Specialization]:
+                           precision: str = "tf32", compact: bool = True,
+                           fused: bool | str = False) -> list[Specialization]:
     """The distinct specializations a CUDA TritonEngine on `target` launches
     for log-likelihoods, training (forward, backward, EM) and the all-node
     queries at each batch size and data dtype, in first-launch order."""
@@ -82,7 +83,7 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
         raise BackendError("building GPU kernels needs real Triton kernels: unset "
                            "TRITON_INTERPRET (it makes @triton.jit build interpreter functions)")
     engine = TritonEngine(model, layout, device="cpu", precision=precision, cuda_graphs=False,
-                          compact=compact)
+                          compact=compact, fused=fused)
     seen: dict[tuple[int, str], Specialization] = {}
     with cross_driver(target, all_kernels()), _recording(seen):
         exercise(engine, batch_sizes, data_dtypes)
@@ -93,12 +94,12 @@ def exercise(engine, batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dty
     """Every engine entry point whose launches the artifact covers: the
     compact plan's log-likelihood, forward + backward and EM update, the
     Layout plan's all-node forward (sum and max) and backward; and again in
-    one launch (backends/triton/fused.py) where a CUDA engine's default
-    `fused="auto"` takes that path, so the artifact serves either setting."""
+    one launch (backends/triton/fused.py) where the engine's `fused`
+    setting takes that path on CUDA."""
     from pccompiler.backends.triton import fused
 
-    modes = [False] + ([True] if fused.choose("auto", engine.layout, torch.device("cuda"),
-                                              soft=False) else [])
+    modes = [False] + ([True] if engine.fused is not False and fused.choose(
+        engine.fused, engine.layout, torch.device("cuda"), soft=False) else [])
     previous = engine.fused
     try:
         for mode in modes:
