@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.ir import pcir
+from pccompiler.ir.checker import is_logic
 from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block,
                                               padding_floor)
 from pccompiler.passes.helpers.coclustering import co_cluster
@@ -132,6 +133,9 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     stats: dict[int, dict] = {}
     counts = {"dense": 0, "block-sparse": 0, "sparse": 0, "row-tiles": 0}
     tiles: dict[int, tuple[int, int]] = {}
+    # logic circuits keep their edge lists: a counting semiring counts an
+    # edge whatever its weight, so a zero-weight pseudo-edge would count
+    use_tiles = bool(ctx.opt("tiles", True)) and not is_logic(model)
     for gid in range(len(model.groups)):
         g = edit.view(gid)
         if g.kind != pcir.SUM:
@@ -159,8 +163,7 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
                 _to_dense(edit, ctx, g, cols)
         else:
             stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
-            if stats[gid]["class"] == "sparse" and bool(ctx.opt("tiles", True)) \
-                    and gid not in tied:
+            if stats[gid]["class"] == "sparse" and use_tiles and gid not in tied:
                 tiled = _row_tiles(edit, ctx, edit.view(gid), rd, tied)
                 if tiled is not None:
                     tiles[gid] = tiled[0]
