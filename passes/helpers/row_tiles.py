@@ -226,11 +226,11 @@ def tile_edges(edges: np.ndarray, grid: TileGrid) -> tuple[np.ndarray, np.ndarra
     w = width[tile_of]
     new_rows = grid.tile_start[tile_of] + local // w
     new_cols = tile_col[_starts(width)[tile_of] + local % w]
-    old_key = parents * cols + colz
+    # every old edge sits in its row's tile, so search the old keys among the new ones
     new_key = new_rows * cols + new_cols
-    pos = np.minimum(np.searchsorted(old_key, new_key), max(len(old_key) - 1, 0))
-    found = old_key[pos] == new_key if len(old_key) else np.zeros(len(new_key), dtype=bool)
-    return np.stack([new_rows, new_cols], axis=1), np.where(found, pos, -1)
+    gather = np.full(len(new_key), -1, dtype=np.int64)
+    gather[np.searchsorted(new_key, parents * cols + colz)] = np.arange(len(parents))
+    return np.stack([new_rows, new_cols], axis=1), gather
 
 
 def encode(tiles: dict[int, tuple[int, int]]) -> str:
@@ -247,10 +247,27 @@ def _decode(text: str) -> dict[int, tuple[int, int]]:
 
 
 def is_tiled(edges: np.ndarray, grid: TileGrid) -> bool:
-    """Whether sorted sparse `edges` already form complete tiles of `grid`
-    (every row of a tile has the same whole column blocks)."""
-    new_edges, gather = tile_edges(edges, grid)
-    return len(new_edges) == len(edges) and bool((gather >= 0).all())
+    """Whether sorted, unique sparse `edges` already form complete tiles of
+    `grid`: every row of a tile has the child columns of the tile's first
+    row, and those make whole column blocks. Linear in the edges."""
+    n = len(grid.tile_of_row)
+    parents = edges[:, 0].astype(np.int64)
+    colz = edges[:, 1].astype(np.int64)
+    if len(edges) and (parents.max() >= n or colz.max() >= len(grid.block_of_col)):
+        return False
+    starts = _row_starts(parents, n)
+    deg = np.diff(starts)
+    first = grid.tile_start[grid.tile_of_row]                  # first row of each row's tile
+    if not np.array_equal(deg, deg[first]):
+        return False
+    k = np.arange(len(edges), dtype=np.int64) - starts[parents]
+    if not np.array_equal(colz, colz[starts[first[parents]] + k]):
+        return False
+    # whole blocks: a row's edges in block b number block_cols[b] (edges are unique)
+    block = grid.block_of_col[colz]
+    _, inv, count = np.unique(parents * len(grid.block_cols) + block, return_inverse=True,
+                              return_counts=True)
+    return bool(np.array_equal(count[inv], grid.block_cols[block]))
 
 
 def row_tiles(model: pcir.Model, table) -> dict[int, tuple[int, int]]:
