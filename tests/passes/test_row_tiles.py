@@ -159,3 +159,15 @@ def test_circuits_without_tiles_keep_their_layout(name):
     assert ROW_TILES_KEY not in on.model.metadata
     on.layout.pipeline = off.layout.pipeline = ""
     assert on.layout == off.layout
+
+
+def test_the_triton_plan_runs_each_tile_as_one_block_run():
+    """The kernels see a tile as `group` consecutive one-row blocks with the
+    same children (plan.shared_run): at least the tile's rows per run."""
+    from pccompiler.backends.triton.plan import build_plan
+    layout = _compiled(pruned_tiles(), tile_rows="16/32", tile_cols="1/8").layout
+    plan = build_plan(layout, "cpu")
+    tiled = [p for lp in plan.layers for p in lp.sums if "tile_rows" in p.options]
+    assert tiled and any(int(p.options["tile_rows"]) >= 16 for p in tiled)
+    for part in tiled:
+        assert part.block_size == 1 and part.rows >= int(part.options["tile_rows"])
