@@ -164,6 +164,8 @@ def write_markdown(results: dict, path: Path) -> None:
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for lat in results["latents"]:
         rows = [r for r in results["rows"] if r["latents"] == lat]
+        if not rows:
+            continue
         dense = rows[0]
         dw = dense["work"]["tiles"]["work"]
         ds = dense["step_s"].get("tiles")
