@@ -154,10 +154,10 @@ def run_latents(latents, train, args, notes, epoch: bool) -> list[dict]:
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Row tiles for pruned HCLTs on the CPU (issue #18 point 4)", "",
              f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
-             "rows = the one-row sparse form (tiles off), tiles = row tiles chosen by the GPU cost model; "
-             "co-clustering off in both. Work = modeled sum-layer work (bench/sparse_tiles.py "
-             "layout_work: the cost model of passes/helpers/row_tiles.py one_row_cost / grid_cost) relative to the dense "
-             "circuit of the same latents.", "",
+             "rows = the one-row sparse form (tiles off), tiles = row tiles chosen by the GPU "
+             "cost model; co-clustering off in both. Work = modeled sum-layer work "
+             "(bench/sparse_tiles.py layout_work: the cost model of passes/helpers/row_tiles.py "
+             "one_row_cost / grid_cost) relative to the dense circuit of the same latents.", "",
              "| latents | keep | real edges | stored rows | stored tiles | compile rows s | "
              "compile tiles s | work rows | work tiles | tile reads / gathered (tiles) | "
              "torch step rows | torch step tiles | torch step auto |",

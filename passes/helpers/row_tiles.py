@@ -6,8 +6,9 @@ A sum group pruned without structure (by EM flows, say) keeps a scattered
 every parent re-reads its own children with a one-row dot. Here the rows
 are ordered so that rows with similar child sets are neighbours (a
 min-hash signature sort: linear in the edges plus one sort of the rows),
-cut into tiles of R rows (`pieces`: a remainder in power-of-two tiles), and every row of a tile gets the union of
-the tile's child columns, missing edges as zero-weight pseudo-edges. The
+cut into tiles of R rows (`pieces`: a remainder in power-of-two tiles),
+and every row of a tile gets the union of the tile's child columns,
+missing edges as zero-weight pseudo-edges. The
 group stays SPARSE in the IR (edges sorted, the pseudo-edges stored with
 weight 0, which EM keeps at exactly 0 and gives no pseudocount); the
 Layout runs its R consecutive one-row blocks with identical child lists as
