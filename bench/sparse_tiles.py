@@ -8,8 +8,7 @@ by flows over `--flow-rows` train images to each of `--keeps`:
 
 * recompile time of the pruned Model with row tiles off (the one-row
   `sparse` form, co-clustering off as in bench/sparse_speed.py) and on
-  (chosen by the GPU cost model, what the triton backend gets), in the
-  same run;
+  (chosen by the cost model, as for the triton backend), in the same run;
 * the modeled work of every compiled circuit relative to the dense one
   (`layout_work`: the cost model of passes/helpers/row_tiles.py applied to
   the Layout's partitions: forward and parameter-flow tiles read their
@@ -19,8 +18,7 @@ by flows over `--flow-rows` train images to each of `--keeps`:
 * stored sum weights (real + zero-weight pseudo-edges);
 * with `--epoch-latents L` (one small HCLT), the torch backend's step time
   (forward + backward + mini-batch EM at `--batch`) pruned / dense, tiles
-  off, on (GPU cost model) and as the torch backend chooses them itself
-  (cost_model=auto), on the CPU, same data, same run.
+  off and on, on the CPU, same data, same run.
 
 Writes sparse_tiles.json / sparse_tiles.md into --out.
 """
@@ -88,11 +86,10 @@ def stored_weights(model) -> tuple[int, int]:
     return real, stored
 
 
-def compile_timed(model, tiles: bool, cost_model: str = "gpu", backend: str = "torch"):
-    """Compiled for the torch backend (the CPU engine) with row tiles off or
-    chosen by `cost_model` ("gpu": what the triton backend gets)."""
+def compile_timed(model, tiles: bool, backend: str = "torch"):
+    """Compiled for the torch backend (the CPU engine) with row tiles off or on."""
     import pccompiler as pc
-    opts = {"detect-block-sparsity": {"permute": False, "tiles": tiles, "cost_model": cost_model}}
+    opts = {"detect-block-sparsity": {"permute": False, "tiles": tiles}}
     t = time.perf_counter()
     circuit = pc.compile(model, backend=backend, device="cpu", pass_options=opts)
     return circuit, time.perf_counter() - t
@@ -131,11 +128,8 @@ def run_latents(latents, train, args, notes, epoch: bool) -> list[dict]:
         row = {"latents": latents, "keep": keep, "compile_s": {}, "work": {}, "step_s": {},
                "stored": {}}
         row["edges"] = stored_weights(pruned)
-        forms = [("rows", False, "gpu"), ("tiles", True, "gpu")]
-        if epoch:
-            forms.append(("torch_auto", True, "auto"))
-        for name, tiles, cost_model in forms:
-            circuit, secs = compile_timed(pruned, tiles, cost_model)
+        for name, tiles in (("rows", False), ("tiles", True)):
+            circuit, secs = compile_timed(pruned, tiles)
             row["compile_s"][name] = secs
             row["work"][name] = layout_work(circuit.layout)
             row["stored"][name] = stored_weights(circuit.to_model())[1]
@@ -154,14 +148,14 @@ def run_latents(latents, train, args, notes, epoch: bool) -> list[dict]:
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Row tiles for pruned HCLTs on the CPU (issue #18 point 4)", "",
              f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
-             "rows = the one-row sparse form (tiles off), tiles = row tiles chosen by the GPU "
+             "rows = the one-row sparse form (tiles off), tiles = row tiles chosen by the "
              "cost model; co-clustering off in both. Work = modeled sum-layer work "
              "(bench/sparse_tiles.py layout_work: the cost model of passes/helpers/row_tiles.py "
              "one_row_cost / grid_cost) relative to the dense circuit of the same latents.", "",
              "| latents | keep | real edges | stored rows | stored tiles | compile rows s | "
              "compile tiles s | work rows | work tiles | tile reads / gathered (tiles) | "
-             "torch step rows | torch step tiles | torch step auto |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "torch step rows | torch step tiles |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for lat in results["latents"]:
         rows = [r for r in results["rows"] if r["latents"] == lat]
         if not rows:
@@ -181,12 +175,10 @@ def write_markdown(results: dict, path: Path) -> None:
                 f"{r['compile_s'].get('tiles', float('nan')):.2f} | {w.get('rows', '-')} | "
                 f"{w.get('tiles', '-')} | {t.get('tile_child_reads', 0):,} / "
                 f"{t.get('gathered_child_reads', 0):,} | {s.get('rows', '-')} | "
-                f"{s.get('tiles', '-')} | {s.get('torch_auto', '-')} |")
+                f"{s.get('tiles', '-')} |")
     lines += ["", "Torch step columns: mean step time (forward + backward + mini-batch EM, "
               f"batch {results['args']['batch']}) relative to the dense circuit's, CPU, "
-              "same batches; '-' where not timed. rows / tiles: the layouts of the other "
-              "columns (tiles chosen by the GPU cost model); auto: tiles chosen by the torch "
-              "backend's own cost model (detect-block-sparsity{cost_model=auto}).", ""]
+              "same batches; '-' where not timed.", ""]
     path.write_text("\n".join(lines))
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pccompiler.errors import PassError
 from pccompiler.ir import pcir
 from pccompiler.ir.checker import is_logic
 from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block,
@@ -124,7 +123,7 @@ def _find_permutation(edit, g, block, cols, rd, tied):
           "runs the groups left sparse as row tiles where the cost model says so",
           defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24, "tiles": True,
                     "tile_rows": "16/32/64/128", "tile_cols": "1/2/4/8/16/32/64/128",
-                    "macs_per_read": 64.0, "cost_model": "auto"})
+                    "macs_per_read": 64.0})
 def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     limit = effective_limit(ctx)
     tol = float(ctx.opt("tol", 0.5))
@@ -191,18 +190,6 @@ def _ints(text) -> tuple[int, ...]:
     return tuple(int(x) for x in str(text).replace("/", ",").split(",") if x.strip())
 
 
-def _cost_model(ctx) -> str:
-    """cost_model=auto: "torch" for the torch backend (compute-bound on a
-    CPU: padding costs multiply-adds), else "gpu" (reads; the triton kernels)."""
-    chosen = str(ctx.opt("cost_model", "auto"))
-    if chosen == "auto":
-        return "torch" if ctx.backend == "torch" else "gpu"
-    if chosen not in ("gpu", "torch"):
-        raise PassError(f"detect-block-sparsity: cost_model={chosen!r}; expected auto, gpu "
-                        "or torch")
-    return chosen
-
-
 def _row_tiles(edit, ctx, g, rd, tied):
     """((R, bc), stats) if the cost model prefers row tiles for sparse group
     g (rows reordered and padded in `edit`), else None."""
@@ -211,7 +198,7 @@ def _row_tiles(edit, ctx, g, rd, tied):
     choice = choose_tiles(edit.model, g, edges, may_permute,
                           _ints(ctx.opt("tile_rows", "16/32/64/128")),
                           _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
-                          float(ctx.opt("macs_per_read", 64.0)), _cost_model(ctx))
+                          float(ctx.opt("macs_per_read", 64.0)))
     if choice.rows == 0:
         return None
     if choice.order is not None:

@@ -52,7 +52,7 @@ class TileChoice:
     stored: int                 # edges after padding
 
 
-def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ, engine: str = "gpu") -> float:
+def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
     """Modeled work of a sum group in the one-row form, per batch column, in
     node-value reads.
 
@@ -65,14 +65,10 @@ def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ, engine: str =
     once and multiply them by max(rows, 16) rows (a one-row block runs in a
     masked 16-row dot); the node flows read one parent row per (child
     block, parent row) pair and multiply it by max(child block, 16). One
-    row per block: every edge is read three times at 1 + 16 / macs.
-
-    engine "torch" (the torch backend, compute-bound on a CPU): per forward
-    block two reads of its children and three multiply-adds per weight
-    (forward, node flows, parameter flows; the layout index merges a tile
-    into one block), a multiply-add costing a read: 5 per edge."""
-    if engine == "torch":
-        return 5.0 * edges
+    row per block: every edge is read three times at 1 + 16 / macs. The
+    torch engine (the layout index merges a tile into one block) measured
+    faster with the tiles this model picks than with edge lists too
+    (bench/results/sparse_tiles-cpu-2026-12-06.md), so it serves both."""
     return 3.0 * edges * (1.0 + DOT_ROWS / macs_per_read)
 
 
@@ -153,17 +149,13 @@ def minhash_order(edges: np.ndarray, n: int, cols: int, hashes: int = 3,
     return np.lexsort(keys[::-1]).astype(np.int64)
 
 
-def grid_cost(occ: np.ndarray, grid: TileGrid, macs_per_read: float,
-              engine: str = "gpu") -> tuple[float, int]:
+def grid_cost(occ: np.ndarray, grid: TileGrid, macs_per_read: float) -> tuple[float, int]:
     """(modeled cost, stored weights) of tiles with block occupancy occ [T, NB]
     (float), in the units of `one_row_cost`: forward and parameter flows read
     each tile's union once, node flows one parent row per (column block,
-    row of a tile that holds it); "torch": 2 reads of the union and 3
-    multiply-adds per stored weight."""
+    row of a tile that holds it)."""
     union = occ @ grid.block_cols                                      # [T] columns per tile
     stored = grid.tile_rows * union
-    if engine == "torch":
-        return float((2.0 * union + 3.0 * stored).sum()), int(stored.sum())
     dot = 1.0 + np.maximum(grid.block_cols, DOT_ROWS) / macs_per_read
     fwd = 2.0 * float((union * (1.0 + np.maximum(grid.tile_rows, DOT_ROWS) / macs_per_read)).sum())
     bwd = float((grid.tile_rows * (occ @ dot)).sum())
@@ -175,9 +167,8 @@ MAX_OCCUPANCY = 1 << 24     # tiles x columns above which a group is not tried
 
 def choose_tiles(model: pcir.Model, g: pcir.Group, edges: np.ndarray, may_permute: bool,
                  tile_rows=(16, 32, 64, 128), tile_cols=(1, 2, 4, 8, 16, 32, 64, 128),
-                 macs_per_read: float = MACS_PER_READ, engine: str = "gpu") -> TileChoice:
-    """The cheapest of the one-row form and row tiles (R, bc) for sum group g
-    under the cost model of `engine` ("gpu": the triton kernels, "torch").
+                 macs_per_read: float = MACS_PER_READ) -> TileChoice:
+    """The cheapest of the one-row form and row tiles (R, bc) for sum group g.
 
     Row orders tried: the current one and (if the rows may move) the
     min-hash order; R up to the power of two above num_nodes (`pieces` cuts
@@ -188,7 +179,7 @@ def choose_tiles(model: pcir.Model, g: pcir.Group, edges: np.ndarray, may_permut
     child_sizes = [int(model.groups[c].num_nodes) for c in g.sum.children]
     cols = sum(child_sizes)
     e = len(edges)
-    rows_cost = one_row_cost(e, macs_per_read, engine)
+    rows_cost = one_row_cost(e, macs_per_read)
     best = TileChoice(0, 1, None, rows_cost, rows_cost, e)
     sizes_r = [r for r in tile_rows if r < 2 * n]     # 16 for 15 rows: tiles of 8, 4, 2, 1
     if not sizes_r or e == 0 or n * cols > MAX_OCCUPANCY:
@@ -213,7 +204,7 @@ def choose_tiles(model: pcir.Model, g: pcir.Group, edges: np.ndarray, may_permut
                     continue
                 seen.add(len(grid.block_cols))
                 occ = np.logical_or.reduceat(occ1, grid.block_start, axis=1) if c > 1 else occ1
-                cost, stored = grid_cost(occ.astype(np.float64), grid, macs_per_read, engine)
+                cost, stored = grid_cost(occ.astype(np.float64), grid, macs_per_read)
                 if cost < best.cost:
                     best = TileChoice(r, c, order, cost, rows_cost, stored)
     return best

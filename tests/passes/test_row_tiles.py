@@ -131,8 +131,7 @@ def test_tiled_circuit_matches_the_reference():
     x = random_data(model, 32, seed=0)
     circuit = pc.compile(model, backend="torch", device="cpu",
                          pass_options={"detect-block-sparsity": {"tile_rows": 16,
-                                                                 "tile_cols": 1,
-                                                                 "cost_model": "gpu"}})
+                                                                 "tile_cols": 1}})
     np.testing.assert_allclose(circuit.log_prob(x).detach().numpy(),
                                reference.log_prob(model, x), rtol=1e-5)
     assert row_tiles(result.model, ir.tensor_table(result.model))
@@ -175,15 +174,3 @@ def test_the_triton_plan_runs_each_tile_as_one_block_run():
     for part in tiled:
         assert part.block_size == 1 and part.rows >= int(part.options["tile_rows"])
 
-
-def test_the_torch_backend_weighs_padding_by_its_multiply_adds():
-    """cost_model=auto: the torch backend (compute-bound) keeps these 15-40%
-    dense sums as edge lists; the triton backend's reads model tiles them."""
-    model = pruned_tiles()
-    kernels = {}
-    for backend in ("torch", "triton"):
-        layout = passes.compile_model(model, backend=backend).layout
-        kernels[backend] = {sp.kernel for layer in layout.layers for sp in layer.sum_partitions}
-    assert "row_tiles" not in kernels["torch"] and "row_tiles" in kernels["triton"]
-    with pytest.raises(pc.errors.PassError, match="cost_model"):
-        _compiled(model, cost_model="cpu")

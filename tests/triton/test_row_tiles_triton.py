@@ -12,7 +12,7 @@ import torch
 import pccompiler as pc
 from pccompiler.train import em_step
 
-TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64", "cost_model": "gpu"}}
+TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64"}}
 
 
 def _model():
