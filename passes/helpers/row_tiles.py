@@ -38,7 +38,7 @@ from pccompiler.ir import pcir
 
 ROW_TILES_KEY = "row_tiles"
 DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
-MACS_PER_READ = 64.0    # see modeled_cost
+MACS_PER_READ = 64.0    # see one_row_cost
 
 
 @dataclass
