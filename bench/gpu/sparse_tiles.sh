@@ -17,9 +17,9 @@ LATENTS=${LATENTS:-128}
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 echo "== GPU tests: pruned_tiles conformance (triton, cuda) and the row-tile pass tests"
 (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 70 python3 -m pytest -q -p no:cacheprovider \
-    tests/conformance/test_conformance.py -k "pruned_tiles" tests/passes/test_row_tiles.py \
+    tests/conformance/test_conformance.py tests/passes/test_row_tiles.py \
     tests/triton/test_row_tiles_triton.py \
-    --backend triton --device cuda 2>&1 | tail -8 | tee "$OUT/tiles_tests.log") || true
+    -k "pruned_tiles or row_tiles" --backend triton --device cuda 2>&1 | tail -8 | tee "$OUT/tiles_tests.log") || true
 echo "== sparse speed, latents $LATENTS, tiles on and off"
 timeout --signal=INT 200 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
     --keeps 1,0.1,0.25,0.5 --no-permute --rows --out "$OUT" 2>&1 | tee "$OUT/sparse_speed.log"
