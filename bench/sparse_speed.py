@@ -52,13 +52,17 @@ def block_report(circuit) -> dict:
     from pccompiler.ir import pcir
     from pccompiler.passes.structure.graph import edges_of
     model, layout = circuit.model, circuit.layout
+    from pccompiler.passes.helpers.row_tiles import row_tiles
     table = ir.tensor_table(model)
+    tiles = row_tiles(model, table)
     groups: dict = defaultdict(lambda: {"groups": 0, "real": 0, "stored": 0})
     for g in model.groups:
         if g.kind != pcir.SUM:
             continue
         w = edges_of(model, g, table)[2]
         key = f"{PATTERNS.get(int(g.sum.pattern), g.sum.pattern)}/b{int(g.sum.block_size)}"
+        if g.id in tiles:
+            key = "row_tiles/{}x{}".format(*tiles[g.id])
         groups[key]["groups"] += 1
         groups[key]["real"] += int(np.count_nonzero(w))
         groups[key]["stored"] += int(np.size(w))
@@ -66,6 +70,8 @@ def block_report(circuit) -> dict:
     for layer in layout.layers:
         for sp in layer.sum_partitions:
             key = f"b{int(sp.block_size)}/{sp.kernel or '?'}"
+            if "tile_rows" in sp.kernel_options:
+                key += f"/t{sp.kernel_options['tile_rows']}"
             parts[key]["partitions"] += 1
             parts[key]["blocks"] += int(sp.num_blocks)
             parts[key]["stored"] += int(sp.num_blocks) * int(sp.max_children) * int(sp.block_size)
@@ -88,17 +94,18 @@ def time_steps(step, batches: list[torch.Tensor], warmup: int, device: str) -> f
     return (time.perf_counter() - t) / max(len(batches) - warmup, 1)
 
 
-def time_ours(model, batches, args) -> tuple[dict, object]:
+def time_ours(model, batches, args, tiles: bool = True) -> tuple[dict, object]:
     import pccompiler as pc
+    from sparse_tiles import layout_work
     t = time.perf_counter()
-    options = None if args.permute else {"detect-block-sparsity": {"permute": False}}
+    options = {"detect-block-sparsity": {"permute": bool(args.permute), "tiles": tiles}}
     circuit = pc.compile(model, backend=args.backend, device=args.device, pass_options=options)
     compile_s = time.perf_counter() - t
 
     def step(x):
         circuit.em_step(x, step_size=0.1, pseudocount=0.1)
     per_step = time_steps(step, batches, args.warmup, args.device)
-    return {"compile_s": compile_s, "step_s": per_step,
+    return {"compile_s": compile_s, "step_s": per_step, "work": layout_work(circuit.layout)["work"],
             "epoch_s": per_step * EPOCH_SAMPLES / args.batch}, circuit
 
 
@@ -136,11 +143,14 @@ def write_markdown(results: dict, path: Path) -> None:
              f"{a['warmup']} untimed) of forward + backward + mini-batch EM at batch "
              f"{a['batch']}, x {EPOCH_SAMPLES} / {a['batch']}. Block permutation search "
              f"{'on' if a['permute'] else 'off'}. Targets (pccompiler): 0.6 / "
-             "0.35 / 0.2 of dense at keep 0.5 / 0.25 / 0.1.", "",
+             "0.35 / 0.2 of dense at keep 0.5 / 0.25 / 0.1. pcc = row tiles on (the "
+             "default); 'rows' = detect-block-sparsity{tiles=false} (the one-row sparse form "
+             "of the last measurement), same run; 'model' = modeled work relative to dense "
+             "(bench/sparse_tiles.py layout_work).", "",
              "| keep | real sum edges | stored (with padding) | density | pcc compile s | pcc "
-             "epoch s | pcc ratio | PyJuice edges | PyJuice epoch s | PyJuice ratio | "
-             "pcc / PyJuice |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "epoch s | pcc ratio | model | rows compile s | rows epoch s | rows ratio | "
+             "rows model | PyJuice edges | PyJuice epoch s | PyJuice ratio | pcc / PyJuice |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ours, pj = r.get("pcc", {}), r.get("pyjuice", {})
         ratio = (f"{ours['epoch_s'] / dense['pcc']['epoch_s']:.3f}"
@@ -149,10 +159,18 @@ def write_markdown(results: dict, path: Path) -> None:
                     if "epoch_s" in pj and "epoch_s" in dense.get("pyjuice", {}) else "-")
         vs = f"{ours['epoch_s'] / pj['epoch_s']:.2f}" if "epoch_s" in ours and "epoch_s" in pj else "-"
         blocks = r.get("blocks", {})
+        rows_f = r.get("pcc_rows", {})
+        dpcc = dense.get("pcc", {})
+        rows_ratio = (f"{rows_f['epoch_s'] / dpcc['epoch_s']:.3f}"
+                      if "epoch_s" in rows_f and "epoch_s" in dpcc else "-")
+        model = {k: (f"{v['work'] / dpcc['work']:.3f}" if "work" in v and "work" in dpcc else "-")
+                 for k, v in (("pcc", ours), ("rows", rows_f))}
         lines.append(
             f"| {r['keep']} | {blocks.get('real_edges', 0):,} | {blocks.get('stored_edges', 0):,} | "
             f"{blocks.get('density', 0):.3f} | {ours.get('compile_s', float('nan')):.1f} | "
-            f"{ours.get('epoch_s', float('nan')):.3f} | {ratio} | "
+            f"{ours.get('epoch_s', float('nan')):.3f} | {ratio} | {model['pcc']} | "
+            f"{rows_f.get('compile_s', float('nan')):.1f} | "
+            f"{rows_f.get('epoch_s', float('nan')):.3f} | {rows_ratio} | {model['rows']} | "
             f"{pj.get('num_edges', '-')} | {pj.get('epoch_s', float('nan')):.3f} | {pj_ratio} | {vs} |")
     lines += ["", "Where the edges are (sum groups by pattern/block size: groups, real edges, "
               "stored weights, density; layout partitions by block size/kernel: partitions, "
@@ -184,6 +202,8 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--flow-rows", type=int, default=20_000)
     p.add_argument("--no-pyjuice", action="store_true")
+    p.add_argument("--rows", action="store_true",
+                   help="also time each pruned circuit with row tiles off (the one-row form)")
     p.add_argument("--no-permute", dest="permute", action="store_false",
                    help="skip detect-block-sparsity's node-permutation search (co-clustering)")
     p.add_argument("--backend", default="triton")
@@ -228,6 +248,11 @@ def main(argv=None) -> int:
             row["pcc"], circuit = time_ours(pruned, batches, args)
             row["blocks"] = block_report(circuit)
             del circuit
+            if args.rows and keep != 1.0:
+                row["pcc_rows"], circuit = time_ours(pruned, batches, args, tiles=False)
+                del circuit
+                print(f"keep {keep}: rows form epoch {row['pcc_rows']['epoch_s']:.3f}s "
+                      f"(compile {row['pcc_rows']['compile_s']:.1f}s)", flush=True)
             print(f"keep {keep}: {row['blocks']['real_edges']:,} real edges, density "
                   f"{row['blocks']['density']:.3f}, pcc epoch {row['pcc']['epoch_s']:.3f}s "
                   f"(compile {row['pcc']['compile_s']:.1f}s)", flush=True)

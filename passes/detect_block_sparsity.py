@@ -18,6 +18,13 @@ child groups, applied consistently to every reader (passes/helpers/permute.py), 
 keeps them only if they reduce the padding; it skips that search where the
 rows' and columns' edge counts alone prove that no permutation reaches the
 tolerance (blocks.padding_floor).
+
+A group left sparse (pruned without structure) may instead get row tiles
+(passes/helpers/row_tiles.py, `tiles=true`): rows reordered by a min-hash
+signature, cut into aligned tiles of R rows over the union of their
+children, pseudo-edges of weight 0 where an edge is missing; a cost model
+picks the one-row form or (R, bc) per group, and the choice is recorded in
+Model.metadata["row_tiles"] for layerize (kernel "row_tiles").
 """
 
 from __future__ import annotations
@@ -25,12 +32,16 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.ir import pcir
+from pccompiler.ir.checker import is_logic
 from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block,
                                               padding_floor)
 from pccompiler.passes.helpers.coclustering import co_cluster
 from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
+from pccompiler.passes.helpers.rewrites import apply_gather
 from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
 from pccompiler.passes.helpers.permute import apply_permutation, can_permute
+from pccompiler.passes.helpers.row_tiles import (ROW_TILES_KEY, choose_tiles, encode,
+                                                 tile_edges, tile_grid)
 from pccompiler.passes.registry import register
 from pccompiler.passes.tie_params import tie_classes
 
@@ -108,8 +119,11 @@ def _find_permutation(edit, g, block, cols, rd, tied):
 
 @register("detect-block-sparsity", "classify sum groups dense / block-sparse / sparse; pad "
           "near-complete blocks with zero-weight pseudo-edges while padding <= tol; "
-          "permute=true also searches node permutations that recover blocks",
-          defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24})
+          "permute=true also searches node permutations that recover blocks; tiles=true "
+          "runs the groups left sparse as row tiles where the cost model says so",
+          defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24, "tiles": True,
+                    "tile_rows": "16/32/64/128", "tile_cols": "1/2/4/8/16/32/64/128",
+                    "macs_per_read": 64.0})
 def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     limit = effective_limit(ctx)
     tol = float(ctx.opt("tol", 0.5))
@@ -117,7 +131,11 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     rd = readers(model)
     tied = {m for members in tie_classes(model).values() if len(members) > 1 for m in members}
     stats: dict[int, dict] = {}
-    counts = {"dense": 0, "block-sparse": 0, "sparse": 0}
+    counts = {"dense": 0, "block-sparse": 0, "sparse": 0, "row-tiles": 0}
+    tiles: dict[int, tuple[int, int]] = {}
+    # logic circuits keep their edge lists: a counting semiring counts an
+    # edge whatever its weight, so a zero-weight pseudo-edge would count
+    use_tiles = bool(ctx.opt("tiles", True)) and not is_logic(model)
     for gid in range(len(model.groups)):
         g = edit.view(gid)
         if g.kind != pcir.SUM:
@@ -145,12 +163,62 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
                 _to_dense(edit, ctx, g, cols)
         else:
             stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
+            if stats[gid]["class"] == "sparse" and use_tiles and gid not in tied:
+                tiled = _row_tiles(edit, ctx, edit.view(gid), rd, tied)
+                if tiled is not None:
+                    tiles[gid] = tiled[0]
+                    stats[gid] = tiled[1]
         counts[stats[gid]["class"]] += 1
-    ctx.note(", ".join(f"{v} {k}" for k, v in counts.items()))
+    ctx.note(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "row-tiles"))
     for gid, s in stats.items():
         if "note" in s:
             ctx.note(f"g{gid}: {s['note']}")
-    return edit.build(), edit.changed
+    if not tiles and ROW_TILES_KEY not in model.metadata:
+        return edit.build(), edit.changed
+    out = edit.build()
+    if out is model:
+        out = pcir.Model()
+        out.CopyFrom(model)
+    if tiles:
+        out.metadata[ROW_TILES_KEY] = encode(tiles)
+    else:
+        del out.metadata[ROW_TILES_KEY]
+    return out, True
+
+
+def _ints(text) -> tuple[int, ...]:
+    return tuple(int(x) for x in str(text).replace("/", ",").split(",") if x.strip())
+
+
+def _row_tiles(edit, ctx, g, rd, tied):
+    """((R, bc), stats) if the cost model prefers row tiles for sparse group
+    g (rows reordered and padded in `edit`), else None."""
+    edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    may_permute = can_permute(edit, g.id, rd, tied)
+    choice = choose_tiles(edit.model, g, edges, may_permute,
+                          _ints(ctx.opt("tile_rows", "16/32/64/128")),
+                          _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
+                          float(ctx.opt("macs_per_read", 64.0)))
+    if choice.rows == 0:
+        return None
+    if choice.order is not None:
+        apply_permutation(edit, ctx, g.id, choice.order, rd)
+        g = edit.view(g.id)
+        edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    sizes = [int(edit.model.groups[c].num_nodes) for c in g.sum.children]
+    new_edges, gather = tile_edges(edges, tile_grid(int(g.num_nodes), sizes, choice.rows,
+                                                    choice.cols))
+    group = edit.group(g.id)
+    edit.set_array(group.sum.edges, new_edges.astype(edit.array(group.sum.edges).dtype))
+    if group.sum.weights:
+        w = edit.array(group.sum.weights)
+        edit.set_array(group.sum.weights, apply_gather(w, gather, (len(gather),)))
+        ctx.rewrites.record(group.sum.weights, gather)
+    return (choice.rows, choice.cols), {
+        "class": "row-tiles", "block_fraction": 1.0, "fill": len(edges) / max(len(gather), 1),
+        "note": f"row tiles {choice.rows}x{choice.cols}: {len(edges)} edges stored as "
+                f"{len(gather)} (padding {len(gather) / max(len(edges), 1) - 1:.0%}), modeled "
+                f"cost {choice.cost / choice.rows_cost:.2f} of one-row blocks"}
 
 
 def _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied) -> dict:

@@ -26,15 +26,18 @@ from pccompiler.passes.helpers.blocks import group_block_sizes
 from pccompiler.passes.partition_blocks import effective_limit
 from pccompiler.ir.nodes import is_node_model
 from pccompiler.passes.node_layout import node_layerize
+from pccompiler.passes.helpers.row_tiles import row_tiles, tile_grid
 from pccompiler.passes.registry import register
 from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
-    dense_batches, fan_in_split, forward_blocks
+    dense_batches, fan_in_split, forward_blocks, tiled_index
 from pccompiler.passes.tie_params import tie_classes
 from pccompiler.version import __version__
 
 
 
-def kernel_name(g: pcir.Group, bp: int) -> str:
+def kernel_name(g: pcir.Group, bp: int, tiled: bool = False) -> str:
+    if tiled:
+        return "row_tiles"
     if g.sum.pattern == pcir.DENSE:
         return "block_dense"
     if g.sum.pattern == pcir.BLOCK_SPARSE and bp > 1:
@@ -54,37 +57,82 @@ def levels(model: pcir.Model) -> np.ndarray:
 
 
 def block_sizes(model: pcir.Model, ctx) -> dict[int, tuple[int, int]]:
-    """(Bp, Bc) per sum group of the current model'."""
+    """(Bp, Bc) per sum group of the current model' (row-tiled groups: one-row
+    blocks whose backward reads child blocks of the tile's column block)."""
     limit = effective_limit(ctx)
-    return {g.id: group_block_sizes(model, g, limit) for g in model.groups if g.kind == pcir.SUM}
+    sizes = {g.id: group_block_sizes(model, g, limit) for g in model.groups
+             if g.kind == pcir.SUM}
+    sizes.update({gid: (1, bc) for gid, (_, bc) in tiles_of(model, ctx).items()})
+    return sizes
 
 
-def _sum_fanins(model, groups, sizes, table, virtual_slot):
-    """Forward fan-ins per (Bp, kernel) and backward parent counts per (Bc, Bp)."""
+def tiles_of(model: pcir.Model, ctx) -> dict[int, tuple[int, int]]:
+    """{gid: (R, bc)} of the model's checked row tiles, once per compile."""
+    if "row_tiles" not in ctx.analysis:
+        ctx.analysis["row_tiles"] = row_tiles(model, ir.tensor_table(model))
+    return ctx.analysis["row_tiles"]
+
+
+def forward_key(bp: int, kernel: str, tile_rows: int) -> tuple:
+    """Partition key of forward blocks: (block size, kernel, tile rows or 0);
+    a partition holds one tile size so that its tiles stay aligned."""
+    return (bp, kernel, tile_rows)
+
+
+def tiled_group_index(model: pcir.Model, g: pcir.Group, edges, tile: tuple[int, int],
+                      slot_start: int, colslot: np.ndarray, param_start: int):
+    """sum_index.tiled_index of row-tiled group g at its recorded (R, bc)."""
+    sizes = [int(model.groups[c].num_nodes) for c in g.sum.children]
+    grid = tile_grid(int(g.num_nodes), sizes, *tile)
+    return tiled_index(g, edges, grid, slot_start, colslot, param_start)
+
+
+def _sum_fanins(model, groups, sizes, table, virtual_slot, tiles):
+    """Forward fan-ins per forward_key, backward parent counts per (Bc, Bp),
+    and the forward keys of each group."""
     fwd: dict[tuple, list] = defaultdict(list)
     bwd: dict[tuple, list] = defaultdict(list)
-    group_kernel = {}
+    group_keys: dict[int, set] = defaultdict(set)
     batches, rest = dense_batches(model, groups, sizes)
     no_params = np.zeros(len(model.groups), dtype=np.int64)
     for key, gids in batches.items():
         fb, (cslots, _, _) = dense_batch_index(model, key, gids, virtual_slot, no_params)
         bp, bc = key[2]
-        fwd[(bp, "block_dense")].append(fb.num_children)
+        fwd[forward_key(bp, "block_dense", 0)].append(fb.num_children)
         bwd[(bc, bp)].append(cslots)
-        group_kernel.update({g: "block_dense" for g in gids})
+        for g in gids:
+            group_keys[g].add(forward_key(bp, "block_dense", 0))
     for gid in rest:
         g = model.groups[gid]
         bp, bc = sizes[gid]
         edges = table[g.sum.edges] if g.sum.edges else None
         colslot = column_slots(model, g, virtual_slot)
+        if gid in tiles:
+            by_rows, by_cols = tiled_group_index(model, g, edges, tiles[gid],
+                                                 int(virtual_slot[gid]), colslot, 0)
+            for rows, fb in by_rows.items():
+                key = forward_key(1, kernel_name(g, 1, True), rows)
+                fwd[key].append(fb.num_children)
+                group_keys[gid].add(key)
+            for cols, pairs in by_cols.items():
+                bwd[(cols, 1)].append(pairs[0])
+            continue
         fb = forward_blocks(g, edges, bp, int(virtual_slot[gid]), colslot, 0)
-        kern = kernel_name(g, bp)
-        group_kernel[gid] = kern
-        fwd[(bp, kern)].append(fb.num_children)
+        key = forward_key(bp, kernel_name(g, bp), 0)
+        fwd[key].append(fb.num_children)
+        group_keys[gid].add(key)
         cslots, _, _ = backward_pairs(g, edges, bp, bc, int(virtual_slot[gid]), colslot,
                                       fb.param_starts)
         bwd[(bc, bp)].append(cslots)
-    return fwd, bwd, group_kernel
+    return fwd, bwd, group_keys
+
+
+def _tile_options(model, members, tiles, rows) -> dict[str, str]:
+    """Kernel options of a row-tile partition: the tile shape and the share
+    of zero-weight pseudo-edges over its groups (what `pcc dump` shows)."""
+    col_blocks = sorted({tiles[g][1] for g in members})
+    return {"tile_rows": str(rows), "tile_cols": "/".join(map(str, col_blocks)),
+            "tile_groups": str(len(members))}
 
 
 @register("layerize", "topological levels -> layers (one kind per level) -> partitions of "
@@ -131,17 +179,23 @@ def layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
                     num_children=k,
                     num_nodes=sum(model.groups[g].num_nodes for g in gids if key[g] == k))
         else:
-            fwd, bwd, group_kernel = _sum_fanins(model, gids, sizes, table, virtual)
-            for (bp, kern) in sorted(fwd):
-                fan = np.concatenate(fwd[(bp, kern)])
-                members = [g for g in gids if sizes[g][0] == bp and group_kernel[g] == kern]
-                for lo, hi in fan_in_split(fan, max_parts):
+            tiles = tiles_of(model, ctx)
+            fwd, bwd, group_kernel = _sum_fanins(model, gids, sizes, table, virtual, tiles)
+            for (bp, kern, rows) in sorted(fwd):
+                fan = np.concatenate(fwd[(bp, kern, rows)])
+                members = [g for g in gids if (bp, kern, rows) in group_kernel[g]]
+                # remainder tiles (< 16 rows, from odd group sizes) in one partition each:
+                # a launch per fan-in range would cost more than their padding
+                parts = 1 if kern == "row_tiles" and rows < 16 else max_parts
+                for lo, hi in fan_in_split(fan, parts):
                     sel = (fan >= lo) & (fan <= hi)
                     sp = layer.sum_partitions.add(
                         block_size=bp, num_blocks=int(sel.sum()), max_children=hi,
                         kernel=kern, has_ties=any(g in shared for g in members))
                     sp.kernel_options.update({"min_children": str(lo), "max_children": str(hi),
                                               "padding": f"{1 - fan[sel].sum() / (hi * sel.sum()):.3f}"})
+                    if rows:
+                        sp.kernel_options.update(_tile_options(model, members, tiles, rows))
             for (bc, bp) in sorted(bwd):
                 _, counts = np.unique(np.concatenate(bwd[(bc, bp)]), return_counts=True)
                 for lo, hi in fan_in_split(counts, max_parts):

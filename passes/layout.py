@@ -23,9 +23,10 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype
-from pccompiler.passes.layerize import block_sizes, kernel_name
 from pccompiler.ir.nodes import is_node_model
 from pccompiler.passes.node_layout import node_layout
+from pccompiler.passes.layerize import block_sizes, forward_key, kernel_name, tiled_group_index, \
+    tiles_of
 from pccompiler.passes.registry import register
 from pccompiler.passes.helpers.sum_index import backward_pairs, column_slots, dense_batch_index, \
     dense_batches, forward_blocks
@@ -107,7 +108,7 @@ def layout_pass(skeleton: pcir.Layout, ctx) -> tuple[pcir.Layout, bool]:
             _product_layer(li, layer, model, groups, slot_of, table, tensors)
         else:
             tail = max(tail, _sum_layer(li, layer, model, groups, slot_of, pstart, sizes,
-                                        table, tensors))
+                                        table, tensors, ctx))
     for g in model.groups:
         bp = sizes[g.id][0] if g.kind == pcir.SUM else 0
         layout.placements.add(group=g.id, slot_start=int(slot_of[g.id]),
@@ -170,7 +171,7 @@ def _pad_to(matrix: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _sum_layer(li, layer, model, groups, slot_of, pstart, sizes, table, tensors) -> int:
+def _sum_layer(li, layer, model, groups, slot_of, pstart, sizes, table, tensors, ctx) -> int:
     """Fill the layer's forward and backward sum partitions; returns the tail needed."""
     fwd = defaultdict(list)      # (bp, kernel) -> [ForwardBlocks]
     bwd = defaultdict(list)      # (bc, bp) -> [(cslot, pslot, param)]
@@ -180,20 +181,30 @@ def _sum_layer(li, layer, model, groups, slot_of, pstart, sizes, table, tensors)
     for key, gids in batches.items():
         fb, pairs = dense_batch_index(model, key, gids, slot_of, param_of)
         bp, bc = key[2]
-        fwd[(bp, "block_dense")].append(fb)
+        fwd[forward_key(bp, "block_dense", 0)].append(fb)
         bwd[(bc, bp)].append(pairs)
+    tiles = tiles_of(model, ctx)
     for gid in rest:
         g = model.groups[gid]
         bp, bc = sizes[gid]
         edges = table[g.sum.edges] if g.sum.edges else None
         colslot = column_slots(model, g, slot_of)
+        if gid in tiles:
+            by_rows, by_cols = tiled_group_index(model, g, edges, tiles[gid], int(slot_of[gid]),
+                                                 colslot, pstart[gid])
+            for rows, fb in by_rows.items():
+                fwd[forward_key(1, kernel_name(g, 1, True), rows)].append(fb)
+            for cols, pairs in by_cols.items():
+                bwd[(cols, 1)].append(pairs)
+            continue
         fb = forward_blocks(g, edges, bp, int(slot_of[gid]), colslot, pstart[gid])
-        fwd[(bp, kernel_name(g, bp))].append(fb)
+        fwd[forward_key(bp, kernel_name(g, bp), 0)].append(fb)
         bwd[(bc, bp)].append(backward_pairs(g, edges, bp, bc, int(slot_of[gid]), colslot,
                                             fb.param_starts))
     tail = 0
     for pi, part in enumerate(layer.sum_partitions):
-        blocks = fwd[(int(part.block_size), part.kernel)]
+        blocks = fwd[forward_key(int(part.block_size), part.kernel,
+                                 int(part.kernel_options.get("tile_rows", 0)))]
         lo = int(part.kernel_options["min_children"])
         hi = int(part.kernel_options["max_children"])
         rows = [(fb, (fb.num_children >= lo) & (fb.num_children <= hi)) for fb in blocks]

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
+from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.ir import pcir
 
 
@@ -111,8 +112,28 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     parent_key[widx[np.broadcast_to(real[:, :, None], widx.shape)]] = \
         keys[np.broadcast_to(real[:, :, None], widx.shape)]
     parent_slots = block_slots[:, None] + ii[None, :]
+    g = equal_runs(child_slots, num_children, bs, RUN_MAX_ROWS)
+    if g > 1:
+        parent_slots, child_slots, widx = merge_runs(parent_slots, child_slots, widx, g)
+        bs, nb = bs * g, nb // g
     return SumPart(bs, nb, kmax, _long(parent_slots, device), _long(child_slots, device),
                    _long(widx, device), sp.kernel)
+
+
+RUN_MAX_ROWS = 128     # rows of a merged block (as the triton plan's program groups)
+
+
+def merge_runs(parent_slots: np.ndarray, child_slots: np.ndarray, widx: np.ndarray, g: int):
+    """Aligned runs of g blocks with equal children as one block of g * bs
+    rows: (parent slots [nb/g, g*bs], child slots [nb/g, K], weight index
+    [nb/g, K, g*bs]). The engine then gathers each child tile once per run
+    and does one wider bmm: a row tile of a pruned sum (one-row blocks with
+    equal child lists) costs what a dense block of its size does."""
+    nb, k, bs = widx.shape
+    runs = nb // g
+    parents = parent_slots.reshape(runs, g * bs)
+    weights = widx.reshape(runs, g, k, bs).transpose(0, 2, 1, 3).reshape(runs, k, g * bs)
+    return parents, child_slots[::g], weights
 
 
 def build_layout_index(layout: pcir.Layout, device: torch.device | str = "cpu") -> LayoutIndex:

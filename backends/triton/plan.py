@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
+from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
@@ -216,17 +217,10 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
     rows whose parameters start per block. A dense layer declared as 32-row
     blocks (a block-sparse sum keeping every block) so reads each child tile
     once per 128 rows instead of once per 32, without moving a parameter.
-    max_rows None: GROUP_MAX_ROWS (read at call time; 1 turns runs off)."""
-    max_rows = GROUP_MAX_ROWS if max_rows is None else max_rows
-    nb = lists.shape[0]
-    g = 1
-    while (2 * g) * block_size <= max_rows and nb % (2 * g) == 0:
-        c = lists.reshape(nb // (2 * g), 2 * g, -1)
-        n = counts.reshape(nb // (2 * g), 2 * g)
-        if not ((c == c[:, :1]).all() and (n == n[:, :1]).all()):
-            break
-        g *= 2
-    return g
+    max_rows None: GROUP_MAX_ROWS (read at call time; 1 turns runs off).
+    The torch engine's layout index merges the same runs (common/block_runs)."""
+    return equal_runs(lists, counts, block_size,
+                      GROUP_MAX_ROWS if max_rows is None else max_rows)
 
 
 def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.ndarray,

@@ -88,6 +88,37 @@ def backward_pairs(g: pcir.Group, edges: np.ndarray | None, bp: int, bc: int, sl
     return colslot[col0], parent, param
 
 
+def _subset(fb: ForwardBlocks, mask: np.ndarray) -> ForwardBlocks:
+    nc = fb.num_children[mask]
+    return ForwardBlocks(fb.block_slots[mask], nc,
+                         np.asarray(fb.child_slots)[mask][:, :int(nc.max(initial=0))],
+                         fb.param_starts[mask])
+
+
+def tiled_index(g: pcir.Group, edges: np.ndarray, grid, slot_start: int, colslot: np.ndarray,
+                param_start: int) -> tuple[dict, dict]:
+    """Index arrays of a row-tiled SPARSE group (passes/helpers/row_tiles.py,
+    `grid` its TileGrid): ({tile rows: ForwardBlocks of the rows in tiles of
+    that size}, {column block size: (child block slot, parent slot, param
+    start) per (column block, row)}). The forward stays one block per row
+    (parameters in edge order); a tile's rows are consecutive with equal
+    child lists, which the kernels run as one tile. Each row holds whole
+    column blocks, contiguous in its edge list, so the weights of block
+    child j sit at the pair's param start + j (parent block size 1)."""
+    fb = forward_blocks(g, edges, 1, slot_start, colslot, param_start)
+    rows_of = grid.tile_rows[grid.tile_of_row]
+    fwd = {int(r): _subset(fb, rows_of == r) for r in np.unique(rows_of)}
+    pb = edges[:, 0].astype(np.int64)
+    cb = edges[:, 1].astype(np.int64)
+    _, _, rank = _edge_ranks(pb, int(g.num_nodes))
+    blk = grid.block_of_col[cb]
+    lead = cb == grid.block_start[blk]
+    size = grid.block_cols[blk][lead]
+    pairs = (colslot[cb[lead]], slot_start + pb[lead], fb.param_starts[pb[lead]] + rank[lead])
+    bwd = {int(s): tuple(a[size == s] for a in pairs) for s in np.unique(size)}
+    return fwd, bwd
+
+
 def fan_in_split(values: np.ndarray, max_parts: int, tolerance: float = 0.05) -> list[tuple]:
     """Split blocks with fan-ins `values` into <= max_parts ranges [(lo, hi)].
 

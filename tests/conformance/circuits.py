@@ -84,9 +84,33 @@ def gaussian() -> pcir.Model:
     return pc.lower(pc.summate(pc.multiply(s, x[2]), num_nodes=1, seed=62))
 
 
+def _pruned_sum(children, n: int, keep: float, seed: int):
+    """A sum of n nodes over `children` keeping a random `keep` share of the
+    edges (and one per row), like a sum group after pruning by flows."""
+    cols = sum(int(c.num_nodes) for c in children)
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n, cols)) < keep
+    mask[np.arange(n), rng.integers(0, cols, n)] = True
+    return pc.summate(*children, num_nodes=n, edges=pc.Sparse(np.argwhere(mask)), seed=seed)
+
+
+def pruned_tiles() -> pcir.Model:
+    """Pruned sums of 23 and 20 nodes (odd sizes: tiles of 16 + 4 + 2 + 1 rows
+    and column blocks split by child group) that detect-block-sparsity runs
+    as row tiles over zero-weight pseudo-edges (passes/helpers/row_tiles.py)."""
+    cat = pc.Categorical(num_cats=2)
+    x = [pc.inputs(v, 24, cat, seed=70 + v) for v in range(4)]
+    p = pc.multiply(x[0], x[1])
+    q = pc.multiply(x[0], x[1], index=np.stack([np.arange(24), np.arange(24)[::-1]], 1))
+    s = _pruned_sum([p, q], 23, 0.3, seed=71)
+    t = _pruned_sum([pc.multiply(x[2], x[3])], 23, 0.15, seed=72)
+    u = _pruned_sum([pc.multiply(s, t)], 20, 0.4, seed=73)
+    return pc.lower(pc.summate(u, num_nodes=1, seed=74))
+
+
 HAND_MADE: dict[str, Callable[[], pcir.Model]] = {
     "dense": dense, "block_sparse": block_sparse, "sparse": sparse, "tied": tied,
-    "bernoulli_mixed": bernoulli_mixed, "gaussian": gaussian,
+    "bernoulli_mixed": bernoulli_mixed, "gaussian": gaussian, "pruned_tiles": pruned_tiles,
 }
 
 

@@ -64,17 +64,33 @@ def test_hmm(declare):
     _assert_equal(model, result, np.random.default_rng(2))
 
 
-def test_mixed_fan_in_sparse_partitions():
-    """A sparse group with very different fan-ins is split into several partitions."""
-    rng = np.random.default_rng(4)
+def _mixed_fan_in(rng: np.random.Generator):
+    """A sparse group of 64 nodes over 96 children: 32 rows of 2 edges, 32 of 60."""
     n, c = 64, 96
     fan = np.where(np.arange(n) < 32, 2, 60)
     edges = np.concatenate([np.stack([np.full(k, p), np.sort(rng.choice(c, k, replace=False))], 1)
                             for p, k in enumerate(fan)])
-    model = two_level_model(edges, n, c)
+    return two_level_model(edges, n, c)
+
+
+def test_mixed_fan_in_sparse_partitions():
+    """A sparse group with very different fan-ins is split into several partitions."""
+    rng = np.random.default_rng(4)
+    model = _mixed_fan_in(rng)
     result = passes.compile_model(model, pipeline="canonicalize,partition-blocks,"
-                                  "detect-block-sparsity{tol=0},layerize{partitions=4},layout")
+                                  "detect-block-sparsity{tol=0,tiles=false},"
+                                  "layerize{partitions=4},layout")
     sums = [p for layer in result.layout.layers for p in layer.sum_partitions
             if p.kernel == "sparse"]
     assert sorted(p.max_children for p in sums) == [2, 60]
+    _assert_equal(model, result, rng)
+
+
+def test_row_tiles_keep_the_distribution():
+    """The same group as row tiles (rows reordered, pseudo-edges of weight 0)."""
+    rng = np.random.default_rng(5)
+    model = _mixed_fan_in(rng)
+    result = passes.compile_model(model, check_each=True)
+    assert any(p.kernel == "row_tiles" for layer in result.layout.layers
+               for p in layer.sum_partitions)
     _assert_equal(model, result, rng)

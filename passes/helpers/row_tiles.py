@@ -1,0 +1,296 @@
+"""Row tiles: a pruned sum group's rows run as dense [R x union] tiles.
+
+A sum group pruned without structure (by EM flows, say) keeps a scattered
+25% or 10% of its edges: no permutation makes square blocks of it cheaply
+(co-clustering took 45 s per HCLT-32 recompile), and as one-row blocks
+every parent re-reads its own children with a one-row dot. Here the rows
+are ordered so that rows with similar child sets are neighbours (a
+min-hash signature sort: linear in the edges plus one sort of the rows),
+cut into tiles of R rows (`pieces`: a remainder in power-of-two tiles),
+and every row of a tile gets the union of the tile's child columns,
+missing edges as zero-weight pseudo-edges. The
+group stays SPARSE in the IR (edges sorted, the pseudo-edges stored with
+weight 0, which EM keeps at exactly 0 and gives no pseudocount); the
+Layout runs its R consecutive one-row blocks with identical child lists as
+one tile (the triton plan's `shared_run`: a tl.dot of [R x K] weights by
+[K x batch] children, each child read once per tile).
+
+Optionally the union is taken over aligned column blocks of `bc` child
+columns (the tile's children are whole blocks), so the backward reads each
+parent row once per block of bc children instead of once per child.
+
+A cost model (`one_row_cost`, `grid_cost`) decides per group between the one-row form and
+the tiles, and which (R, bc). The chosen (R, bc) of each tiled group is
+recorded in `Model.metadata[ROW_TILES_KEY]` as "gid:R:bc" entries; the
+layerize/layout passes read it back through `row_tiles`, which checks every
+entry against the edges (a stale entry, from a Model edited since, is
+ignored rather than trusted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from pccompiler.ir import pcir
+
+ROW_TILES_KEY = "row_tiles"
+DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
+MACS_PER_READ = 64.0    # see one_row_cost
+
+
+@dataclass
+class TileChoice:
+    """What `choose_tiles` picked for one group."""
+    rows: int                   # R, 0 = keep the one-row form
+    cols: int                   # bc (column block of the union)
+    order: np.ndarray | None    # new row i is old row order[i] (None: identity)
+    cost: float                 # modeled cost of the choice
+    rows_cost: float            # modeled cost of the one-row form
+    stored: int                 # edges after padding
+
+
+def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
+    """Modeled work of a sum group in the one-row form, per batch column, in
+    node-value reads.
+
+    A sum layer on the GPU is bound by reading [rows, batch] tiles of node
+    values; the tensor-core dot over them costs `macs_per_read`
+    multiply-adds per value read (an H100 does ~500 dense TF32 TFLOP/s
+    against ~3.3 TB/s of HBM and a few times that from L2: 60-300 MACs per
+    fp32 value; 64 is the conservative end). A training step has three
+    passes: the forward and the parameter flows read every block's children
+    once and multiply them by max(rows, 16) rows (a one-row block runs in a
+    masked 16-row dot); the node flows read one parent row per (child
+    block, parent row) pair and multiply it by max(child block, 16). One
+    row per block: every edge is read three times at 1 + 16 / macs. The
+    torch engine (the layout index merges a tile into one block) measured
+    faster with the tiles this model picks than with edge lists too
+    (bench/results/sparse_tiles-cpu-2026-12-06.md), so it serves both."""
+    return 3.0 * edges * (1.0 + DOT_ROWS / macs_per_read)
+
+
+def pieces(length: int, size: int) -> np.ndarray:
+    """Lengths of the pieces that cover `length` items: whole pieces of
+    `size`, then the rest in descending powers of two (31 at 16: 16, 8, 4,
+    2, 1), so a group whose pruning removed a node still tiles, and every
+    piece is a power of two that the kernels' aligned runs accept."""
+    rest = length % size
+    bits = [1 << b for b in range(rest.bit_length() - 1, -1, -1) if rest >> b & 1]
+    return np.array([size] * (length // size) + bits, dtype=np.int64)
+
+
+@dataclass
+class TileGrid:
+    """Row tiles and column blocks of one sum group at nominal (R, bc)."""
+    tile_of_row: np.ndarray     # [n]
+    tile_rows: np.ndarray       # [T]
+    tile_start: np.ndarray      # [T] first row
+    block_of_col: np.ndarray    # [C]
+    block_cols: np.ndarray      # [NB]
+    block_start: np.ndarray     # [NB] first column
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+@lru_cache(maxsize=4096)
+def _row_pieces(n: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tile_rows = pieces(n, rows)
+    out = (np.repeat(np.arange(len(tile_rows)), tile_rows), tile_rows, _starts(tile_rows))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _col_pieces(child_sizes: tuple, bc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    block_cols = np.concatenate([pieces(m, bc) for m in child_sizes] or [[]]).astype(np.int64)
+    out = (np.repeat(np.arange(len(block_cols)), block_cols), block_cols, _starts(block_cols))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
+def tile_grid(n: int, child_sizes, rows: int, bc: int) -> TileGrid:
+    """Rows cut into `pieces(n, rows)`; each child group's columns into
+    `pieces(size, bc)` (a column block never straddles two child groups:
+    the backward reads a block as consecutive slots). Cached by shape: the
+    arrays are read only."""
+    return TileGrid(*_row_pieces(int(n), int(rows)),
+                    *_col_pieces(tuple(int(m) for m in child_sizes), int(bc)))
+
+
+def _row_starts(parents: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(parents, minlength=n))]).astype(np.int64)
+
+
+def minhash_order(edges: np.ndarray, n: int, cols: int, hashes: int = 3,
+                  seed: int = 0) -> np.ndarray:
+    """Rows sorted by `hashes` min-hash values of their child sets.
+
+    Two rows share a min-hash with probability equal to the Jaccard
+    similarity of their child sets, so sorting by the signature puts rows
+    with overlapping children next to each other. Linear in the edges plus
+    one lexsort of the rows; edges must be sorted by row."""
+    starts = _row_starts(edges[:, 0].astype(np.int64), n)
+    nonempty = starts[1:] > starts[:-1]
+    rng = np.random.default_rng(seed)
+    keys = []
+    for _ in range(hashes):
+        rank = rng.permutation(cols)[edges[:, 1].astype(np.int64)]
+        key = np.full(n, cols, dtype=np.int64)
+        if len(edges):
+            key[nonempty] = np.minimum.reduceat(rank, starts[:-1][nonempty])
+        keys.append(key)
+    return np.lexsort(keys[::-1]).astype(np.int64)
+
+
+def grid_cost(occ: np.ndarray, grid: TileGrid, macs_per_read: float) -> tuple[float, int]:
+    """(modeled cost, stored weights) of tiles with block occupancy occ [T, NB]
+    (float), in the units of `one_row_cost`: forward and parameter flows read
+    each tile's union once, node flows one parent row per (column block,
+    row of a tile that holds it)."""
+    union = occ @ grid.block_cols                                      # [T] columns per tile
+    stored = grid.tile_rows * union
+    dot = 1.0 + np.maximum(grid.block_cols, DOT_ROWS) / macs_per_read
+    fwd = 2.0 * float((union * (1.0 + np.maximum(grid.tile_rows, DOT_ROWS) / macs_per_read)).sum())
+    bwd = float((grid.tile_rows * (occ @ dot)).sum())
+    return fwd + bwd, int(stored.sum())
+
+
+MAX_OCCUPANCY = 1 << 24     # tiles x columns above which a group is not tried
+
+
+def choose_tiles(model: pcir.Model, g: pcir.Group, edges: np.ndarray, may_permute: bool,
+                 tile_rows=(16, 32, 64, 128), tile_cols=(1, 2, 4, 8, 16, 32, 64, 128),
+                 macs_per_read: float = MACS_PER_READ) -> TileChoice:
+    """The cheapest of the one-row form and row tiles (R, bc) for sum group g.
+
+    Row orders tried: the current one and (if the rows may move) the
+    min-hash order; R up to the power of two above num_nodes (`pieces` cuts
+    the rows). Per (order, R) one boolean [tiles, columns] occupancy
+    map of the edges; per bc a column reduction of it: linear in the edges
+    plus tiles x columns."""
+    n = int(g.num_nodes)
+    child_sizes = [int(model.groups[c].num_nodes) for c in g.sum.children]
+    cols = sum(child_sizes)
+    e = len(edges)
+    rows_cost = one_row_cost(e, macs_per_read)
+    best = TileChoice(0, 1, None, rows_cost, rows_cost, e)
+    sizes_r = [r for r in tile_rows if r < 2 * n]     # 16 for 15 rows: tiles of 8, 4, 2, 1
+    if not sizes_r or e == 0 or n * cols > MAX_OCCUPANCY:
+        return best
+    orders = [None] + ([minhash_order(edges, n, cols)] if may_permute else [])
+    parents = edges[:, 0].astype(np.int64)
+    colz = edges[:, 1].astype(np.int64)
+    for order in orders:
+        row_of_edge = parents
+        if order is not None:
+            inv = np.empty(n, dtype=np.int64)
+            inv[order] = np.arange(n)
+            row_of_edge = inv[parents]
+        for r in sizes_r:
+            rgrid = tile_grid(n, child_sizes, r, 1)
+            occ1 = np.zeros((len(rgrid.tile_rows), cols), dtype=bool)
+            occ1[rgrid.tile_of_row[row_of_edge], colz] = True
+            seen = set()
+            for c in tile_cols:
+                grid = tile_grid(n, child_sizes, r, c)
+                if len(grid.block_cols) in seen:     # bc past every child size: same grid
+                    continue
+                seen.add(len(grid.block_cols))
+                occ = np.logical_or.reduceat(occ1, grid.block_start, axis=1) if c > 1 else occ1
+                cost, stored = grid_cost(occ.astype(np.float64), grid, macs_per_read)
+                if cost < best.cost:
+                    best = TileChoice(r, c, order, cost, rows_cost, stored)
+    return best
+
+
+def tile_edges(edges: np.ndarray, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]:
+    """(new edges sorted by (row, column), gather into the old edges, -1 for
+    a zero-weight pseudo-edge): every row of a tile gets every column of
+    every column block that any row of the tile uses. Old edges must be
+    sorted and unique; none is dropped."""
+    parents = edges[:, 0].astype(np.int64)
+    colz = edges[:, 1].astype(np.int64)
+    cols = len(grid.block_of_col)
+    nb = len(grid.block_cols)
+    num_tiles = len(grid.tile_rows)
+    pairs = np.unique(grid.tile_of_row[parents] * nb + grid.block_of_col[colz])
+    pt, pb = pairs // nb, pairs % nb
+    span = grid.block_cols[pb]
+    tile_col = np.repeat(grid.block_start[pb], span) + (
+        np.arange(int(span.sum()), dtype=np.int64) - np.repeat(_starts(span), span))
+    width = np.bincount(np.repeat(pt, span), minlength=num_tiles).astype(np.int64)
+    per_tile = width * grid.tile_rows
+    tile_of = np.repeat(np.arange(num_tiles, dtype=np.int64), per_tile)
+    local = np.arange(int(per_tile.sum()), dtype=np.int64) - np.repeat(_starts(per_tile), per_tile)
+    w = width[tile_of]
+    new_rows = grid.tile_start[tile_of] + local // w
+    new_cols = tile_col[_starts(width)[tile_of] + local % w]
+    # every old edge sits in its row's tile, so search the old keys among the new ones
+    new_key = new_rows * cols + new_cols
+    gather = np.full(len(new_key), -1, dtype=np.int64)
+    gather[np.searchsorted(new_key, parents * cols + colz)] = np.arange(len(parents))
+    return np.stack([new_rows, new_cols], axis=1), gather
+
+
+def encode(tiles: dict[int, tuple[int, int]]) -> str:
+    return ",".join(f"{gid}:{r}:{c}" for gid, (r, c) in sorted(tiles.items()))
+
+
+def _decode(text: str) -> dict[int, tuple[int, int]]:
+    out = {}
+    for item in filter(None, text.split(",")):
+        parts = item.split(":")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            out[int(parts[0])] = (int(parts[1]), int(parts[2]))
+    return out
+
+
+def is_tiled(edges: np.ndarray, grid: TileGrid) -> bool:
+    """Whether sorted, unique sparse `edges` already form complete tiles of
+    `grid`: every row of a tile has the child columns of the tile's first
+    row, and those make whole column blocks. Linear in the edges."""
+    n = len(grid.tile_of_row)
+    parents = edges[:, 0].astype(np.int64)
+    colz = edges[:, 1].astype(np.int64)
+    if len(edges) and (parents.max() >= n or colz.max() >= len(grid.block_of_col)):
+        return False
+    starts = _row_starts(parents, n)
+    deg = np.diff(starts)
+    first = grid.tile_start[grid.tile_of_row]                  # first row of each row's tile
+    if not np.array_equal(deg, deg[first]):
+        return False
+    k = np.arange(len(edges), dtype=np.int64) - starts[parents]
+    if not np.array_equal(colz, colz[starts[first[parents]] + k]):
+        return False
+    # whole blocks: a row's edges in block b number block_cols[b] (edges are unique)
+    block = grid.block_of_col[colz]
+    _, inv, count = np.unique(parents * len(grid.block_cols) + block, return_inverse=True,
+                              return_counts=True)
+    return bool(np.array_equal(count[inv], grid.block_cols[block]))
+
+
+def row_tiles(model: pcir.Model, table) -> dict[int, tuple[int, int]]:
+    """{sum gid: (R, bc)} of the recorded row tiles that still hold: the group
+    is SPARSE, owns its weights, and its edges form complete tiles of its
+    `tile_grid` (`is_tiled`)."""
+    recorded = _decode(model.metadata.get(ROW_TILES_KEY, ""))
+    out = {}
+    for gid, (r, c) in recorded.items():
+        if gid >= len(model.groups):
+            continue
+        g = model.groups[gid]
+        if g.kind != pcir.SUM or g.sum.pattern != pcir.SPARSE or not g.sum.edges:
+            continue
+        if not g.sum.weights or r < 1 or c < 1:
+            continue
+        sizes = [int(model.groups[k].num_nodes) for k in g.sum.children]
+        if is_tiled(np.asarray(table[g.sum.edges]), tile_grid(int(g.num_nodes), sizes, r, c)):
+            out[gid] = (r, c)
+    return out
