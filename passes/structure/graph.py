@@ -10,9 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler import ir
+from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.ir.model_view import sum_edge_list
+from pccompiler.ir.nodes import is_node_model
 from pccompiler.passes.helpers.edit import child_offsets, copy_without_tensors, index_dtype
+
+
+def require_groups(model: pcir.Model, what: str) -> None:
+    """Refuse a node-form Model (ir/nodes.py): the structure changes work on
+    groups, and a node-form logic circuit has none."""
+    if is_node_model(model):
+        raise PCError(f"{what}: {model.name or 'this model'} is a node-form circuit "
+                      f"({model.nodes.num_nodes} nodes, no groups); {what} works on group "
+                      "circuits: import it with `pcc import FILE --form groups` (the "
+                      "default) or `pc.from_sdd(path, form='groups')`")
 
 
 def untie_model(model: pcir.Model) -> pcir.Model:

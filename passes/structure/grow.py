@@ -33,7 +33,8 @@ from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype, readers
 from pccompiler.passes.structure.graph import (child_group_of, edges_of, fresh_name,
-                                               normalised_sparse, rebuild, untie_model)
+                                               normalised_sparse, rebuild, require_groups,
+                                               untie_model)
 
 
 def _factors(shape, noise: float, rng) -> np.ndarray | float:
@@ -59,6 +60,7 @@ def _grow_inputs(g: pcir.Group, params: np.ndarray, copies: int, noise: float, r
 def grow_model(model: pcir.Model, factor: int = 2, noise: float = 0.0, seed: int = 0
                ) -> pcir.Model:
     """The grown Model (module docstring); `factor` >= 1 copies per node."""
+    require_groups(model, "grow")
     if int(factor) != factor or factor < 1:
         raise PCError(f"grow: factor must be an integer >= 1, not {factor}")
     if noise < 0:

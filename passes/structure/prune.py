@@ -36,7 +36,8 @@ from pccompiler.errors import PCError
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.structure.graph import (child_group_of, edges_of, fresh_name,
-                                               normalised_sparse, rebuild, untie_model)
+                                               normalised_sparse, rebuild, require_groups,
+                                               untie_model)
 
 
 @dataclass
@@ -105,6 +106,7 @@ def prune_edges(model: pcir.Model, scores: dict[int, np.ndarray], keep: float
     shape of its weight tensor (dense [n, C], block-sparse [E, B, B],
     sparse [E]); `keep` in (0, 1] is the fraction of sum edges ranked in.
     """
+    require_groups(model, "prune")
     if not 0 < keep <= 1:
         raise PCError(f"prune: keep must be in (0, 1], not {keep}")
     model = untie_model(model)

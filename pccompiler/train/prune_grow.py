@@ -27,7 +27,7 @@ from pccompiler import ir
 from pccompiler.backends.common.packing import unpack_parameters
 from pccompiler.ir import pcir
 from pccompiler.passes.structure import grow_model, prune_edges
-from pccompiler.passes.structure.graph import edges_of
+from pccompiler.passes.structure.graph import edges_of, require_groups
 from pccompiler.train.em import evaluate, train_em
 from pccompiler.train.progress import batches
 
@@ -58,8 +58,10 @@ def prune(circuit, data: np.ndarray, keep: float = 0.5, batch_size: int = 1024) 
     """circuit's Model (current parameters) pruned to the `keep` fraction of
     sum edges with the largest flows on `data` (passes/structure/prune.py says
     exactly what is kept); checked by `ir.check`."""
+    model = circuit.to_model()
+    require_groups(model, "prune")          # before the flows, not after
     scores = edge_flows(circuit, data, batch_size)
-    model, _ = prune_edges(circuit.to_model(), scores, keep)
+    model, _ = prune_edges(model, scores, keep)
     ir.check(model)
     return model
 

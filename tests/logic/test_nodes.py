@@ -222,3 +222,21 @@ def test_import_dump_and_stat_show_the_node_form(tmp_path):
     nnf.write_text("nnf 1 0 1\nL 1\n")
     out = pcc("import", nnf, "--form", "nodes", "-o", tmp_path / "c.pcir")
     assert out.returncode == 1 and "no --form" in out.stderr
+
+
+def test_prune_and_grow_refuse_the_node_form_with_the_way_out(tmp_path):
+    """The structure changes work on groups: a node-form circuit is refused
+    before any flow is computed, naming the form and how to import groups
+    (it used to fail inside the checker on a half-rebuilt Model)."""
+    from pccompiler.errors import PCError
+    from pccompiler.train.prune_grow import grow, prune
+    path = shared_sdd("road_r")
+    circuit = pc.compile(pc.from_sdd(path, form="nodes"), backend="torch", device="cpu")
+    data = np.ones((4, circuit.num_vars), dtype=np.int64)
+    for change in (lambda: prune(circuit, data, 0.5), lambda: grow(circuit, 2)):
+        with pytest.raises(PCError, match="node-form circuit .* --form groups"):
+            change()
+    circuit.save(str(tmp_path / "r.pcc"))
+    out = pcc("grow", tmp_path / "r.pcc", "-o", tmp_path / "g.pcc")
+    assert out.returncode == 1 and "node-form circuit" in out.stderr
+    assert not (tmp_path / "g.pcc").exists()
