@@ -251,7 +251,7 @@ def _parse_ints(path: Path, body: np.ndarray, delim: int, lines: np.ndarray,
     if values is None or (values.size and values.min() < 0):
         flat = next(i for i, t in enumerate(tokens) if not _is_int64(t))
         raise DataError(f"{_where(path, lines, num_cols, flat)}: {tokens[flat][:40]!r} is not "
-                        "a non-negative integer below 2**63")
+                        "a non-negative integer below 2**63" + _delimiter_hint(tokens[flat], delim))
     return values
 
 
@@ -274,7 +274,25 @@ def _parse_floats(path: Path, body: np.ndarray, delimiter: str, lines: np.ndarra
     if flat is None:            # the C parser refused what Python reads (e.g. '1_0')
         return np.array(tokens, dtype=np.float64)
     raise DataError(f"{_where(path, lines, num_cols, flat)}: {tokens[flat][:40]!r} is not "
-                    "a number")
+                    "a number" + _delimiter_hint(tokens[flat], ord(delimiter)))
+
+
+_HINT_DELIMITERS = {",": "','", ";": "';'", "\t": "tab", " ": "space"}
+
+
+def _delimiter_hint(token: str, delim: int) -> str:
+    """When the bad token is numbers joined by another common delimiter
+    (a space-separated file read as comma-separated), say which one to
+    pass; else nothing."""
+    for char, name in _HINT_DELIMITERS.items():
+        if ord(char) == delim or char not in token:
+            continue
+        parts = token.split() if char in " \t" else [t.strip() for t in token.split(char)]
+        if len(parts) > 1 and all(_is_float(t) for t in parts):
+            return (f"; it holds numbers separated by {name}: is the file {name}-separated? "
+                    f"(pcc: --delimiter {name if name in ('tab', 'space') else char}; "
+                    f"Python: DataFormat(delimiter={char!r}))")
+    return ""
 
 
 def _is_int64(token: str) -> bool:

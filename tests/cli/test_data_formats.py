@@ -7,6 +7,7 @@ leave no output behind."""
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -197,3 +198,31 @@ def test_help_says_where_the_data_lives(command):
     assert "PCC_DATA_DIR" in out and "shared/data" in out and "--dataset" in out
     if command != ["build"]:
         assert "--header" in out and "--delimiter" in out
+
+
+@pytest.mark.parametrize("content, fmt, real, hint", [
+    ("0 1 1\n1 0 1\n", DataFormat(), False, "separated by space: is the file space-separated? "
+                                            "(pcc: --delimiter space; Python: DataFormat("
+                                            "delimiter=' '))"),
+    ("0\t1\n1\t0\n", DataFormat(";"), False, "separated by tab"),
+    ("0.5;1\n0.1;2\n", DataFormat(), True, "separated by ';': is the file ';'-separated? "
+                                           "(pcc: --delimiter ;"),
+    ("0,1\n1,0\n", DataFormat(" "), False, "separated by ','"),
+])
+def test_a_file_read_with_the_wrong_delimiter_says_which_one_it_has(tmp_path, content, fmt,
+                                                                    real, hint):
+    """The most common mistake with a new data file (a space-separated DEBD
+    export read as comma-separated) names the delimiter the file holds."""
+    path = tmp_path / "d.txt"
+    path.write_text(content)
+    with pytest.raises(DataError, match=r"line 1, column 1: .*" + re.escape(hint)):
+        read_data_file(path, 1000, fmt=fmt, real=real)
+
+
+def test_a_bad_token_with_no_other_delimiter_gets_no_hint(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text("0,1\n1,x y\n")
+    with pytest.raises(DataError) as err:
+        read_data_file(path, 1000)
+    assert "'x y' is not a non-negative integer below 2**63" in str(err.value)
+    assert "separated" not in str(err.value)
