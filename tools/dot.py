@@ -5,14 +5,23 @@ arrow per child -> parent link, readable up to a few hundred groups. Beyond
 `max_groups` the graph is summarised by level: one box per (level, kind)
 with its group and node counts, and one arrow per linked pair of boxes
 labelled with the number of group links.
+
+A node-form Model (a logic circuit stored node by node, ir/nodes.py) is
+drawn node by node the same way: one vertex per node (a literal as
+`name=value`, a product as x, a sum as + with its edge weights) up to the
+limit, else one box per (level, kind) with node counts and edge counts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from pccompiler.ir import pcir_pb2 as pcir
+from pccompiler.ir.nodes import is_node_model, node_arrays
 from pccompiler.ir.text import KIND, scope_summary
+from pccompiler.passes.helpers.node_levels import node_levels
 from pccompiler.tools.stat import group_depths
 
 _SHAPE = {pcir.INPUT: "ellipse", pcir.PRODUCT: "box", pcir.SUM: "diamond"}
@@ -29,11 +38,63 @@ def _children(g: pcir.Group):
         g.product.children if g.kind == pcir.PRODUCT else [])
 
 
+def _input_label(model: pcir.Model, var: int, row: np.ndarray) -> str:
+    """`name=value` for an indicator row, else the variable's name."""
+    name = model.variables[var].name or f"x{var}"
+    hot = np.flatnonzero(row)
+    return f"{name}={hot[0]}" if len(hot) == 1 and row[hot[0]] == 1 else name
+
+
+def _node_lines(model: pcir.Model, max_nodes: int) -> list[str]:
+    """The node-form graph: every node when there are at most `max_nodes`,
+    else the (level, kind) summary."""
+    a = node_arrays(model)
+    n = a.num_nodes
+    fan = a.fan_in()
+    parent = np.repeat(np.arange(n), fan)
+    if n > max_nodes:
+        level = node_levels(a)
+        key = level.astype(np.int64) * 4 + a.kind
+        boxes, counts = np.unique(key, return_counts=True)
+        pairs, links = np.unique(np.stack([key[a.child_ids], key[parent]]), axis=1,
+                                 return_counts=True)
+        name = {int(k): f"L{k // 4}_{KIND.get(int(k % 4), 'x')}" for k in boxes}
+        lines = [f"  label={_quote(f'{n} nodes, {len(a.child_ids)} edges, summarised by level')};"]
+        for k, c in zip(boxes.tolist(), counts.tolist()):
+            label = f"level {k // 4} {KIND.get(k % 4, '?')}\n{c} nodes"
+            lines.append(f"  {name[k]} [shape={_SHAPE.get(k % 4, 'box')}, "
+                         f"label={_quote(label)}];")
+        lines += [f"  {name[int(s)]} -> {name[int(d)]} [label=\"{c}\"];"
+                  for (s, d), c in zip(pairs.T, links)]
+        return lines
+    input_row = np.cumsum(a.kind == pcir.INPUT) - 1
+    lines = []
+    for i in range(n):
+        kind = int(a.kind[i])
+        if kind == pcir.INPUT:
+            j = int(input_row[i])
+            label = _input_label(model, int(a.input_vars[j]), a.input_params[j])
+        else:
+            label = "x" if kind == pcir.PRODUCT else "+"
+        lines.append(f"  n{i} [shape={_SHAPE.get(kind, 'box')}, label={_quote(label)}];")
+    sum_edge = a.kind[parent] == pcir.SUM
+    weight = np.zeros(len(a.child_ids))
+    weight[sum_edge] = a.sum_weights
+    for e, (c, p) in enumerate(zip(a.child_ids.tolist(), parent.tolist())):
+        label = f" [label=\"{weight[e]:.3g}\"]" if sum_edge[e] and weight[e] != 1 else ""
+        lines.append(f"  n{c} -> n{p}{label};")
+    lines += [f"  n{r} [penwidth=2];" for r in a.roots.tolist()]
+    return lines
+
+
 def to_dot(model: pcir.Model, max_groups: int = 300) -> str:
-    """DOT text of the group graph (summarised by level past `max_groups`)."""
+    """DOT text of the group graph (summarised by level past `max_groups`);
+    of the node graph for a node-form Model (`max_groups` then counts nodes)."""
     lines = [f"digraph {_quote(model.name or 'pc')} {{", "  rankdir=BT;",
              "  node [fontname=Helvetica, fontsize=10];"]
-    if len(model.groups) <= max_groups:
+    if is_node_model(model):
+        lines += _node_lines(model, max_groups)
+    elif len(model.groups) <= max_groups:
         for g in model.groups:
             label = f"g{g.id} {KIND.get(g.kind, '?')} {g.num_nodes}\n{scope_summary(g.scope)}"
             if g.name:

@@ -10,7 +10,9 @@ Write the group graph of a .pcir model in Graphviz DOT: one shape per group
 (ellipse input, box product, diamond sum) labelled with kind, size and scope,
 an arrow from each child to its parent, dashed arrows for ties. Past
 --max-groups groups the graph is summarised by level (one box per level and
-kind, arrows labelled with link counts).
+kind, arrows labelled with link counts). A node-form logic circuit
+(`pcc import --form nodes`) is drawn node by node the same way: literals as
+name=value, products as x, sums as +, and --max-groups counts nodes.
 """
 
 EPILOG = """\

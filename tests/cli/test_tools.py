@@ -53,6 +53,31 @@ def test_dot_has_one_box_per_group_and_one_arrow_per_link():
     assert 'say \\"hi\\"\\\\' in to_dot(model)
 
 
+def test_dot_of_a_node_form_circuit_draws_its_nodes_or_their_levels():
+    """A node-form logic circuit has no groups: the graph is its nodes (it
+    was an empty digraph), or one box per (level, kind) past the limit."""
+    import pccompiler as pc
+    from pccompiler.ir.nodes import node_arrays
+    from tests.logic.circuits import shared_sdd
+    model = pc.from_sdd(shared_sdd("road_r"), form="nodes")
+    a = node_arrays(model)
+    text = to_dot(model, max_groups=a.num_nodes)
+    assert sum(line.startswith("  n") and "[shape=" in line
+               for line in text.splitlines()) == a.num_nodes
+    assert text.count(" -> ") == len(a.child_ids)
+    assert f"n{int(a.roots[0])} [penwidth=2]" in text
+    literal = next(line for line in text.splitlines() if line.startswith("  n0 "))
+    assert "ellipse" in literal and "=" in literal.split("label=")[1]   # name=value
+    summary = to_dot(model, max_groups=10)
+    boxes = [line for line in summary.splitlines() if "[shape=" in line]
+    assert boxes and all("nodes" in line for line in boxes)
+    counts = [int(line.split("\\n")[1].split()[0]) for line in boxes]
+    assert sum(counts) == a.num_nodes
+    edge_counts = [int(line.split('label="')[1].split('"')[0])
+                   for line in summary.splitlines() if " -> " in line]
+    assert sum(edge_counts) == len(a.child_ids)
+
+
 def test_dump_file_modes(tmp_path):
     model = F.small_dense_model()
     ir.save(model, tmp_path / "m.pcir")
