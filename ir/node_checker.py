@@ -58,10 +58,10 @@ def check_node_model(model: pcir.Model, table, logic: bool) -> None:
     a = load_checked_arrays(model, table)
     n = int(model.nodes.num_nodes)
     num_vars = len(model.variables)
-    _check_csr(a, n)
+    parent = _check_csr(a, n)
     _check_weights(a, logic)
     _check_inputs(a, model, num_vars)
-    _check_scopes(a, num_vars)
+    _check_scopes(a, num_vars, parent)
     if not len(a.roots):
         _fail("roots", "the node circuit has no root")
     bad = (a.roots < 0) | (a.roots >= n)
@@ -69,7 +69,9 @@ def check_node_model(model: pcir.Model, table, logic: bool) -> None:
         _fail("roots", f"root {int(a.roots[_first(bad)])} is not a node id (0..{n - 1})")
 
 
-def _check_csr(a: NodeArrays, n: int) -> None:
+def _check_csr(a: NodeArrays, n: int) -> np.ndarray:
+    """Kinds, offsets, fan-ins and child ids; returns the parent node of
+    every edge (int64 [E]), which the scope checks reuse."""
     if len(a.kind) != n:
         _fail("tensor-shape", f"nodes.kind has {len(a.kind)} entries, num_nodes is {n}")
     bad = (a.kind != INPUT) & (a.kind != PRODUCT) & (a.kind != SUM)
@@ -104,6 +106,7 @@ def _check_csr(a: NodeArrays, n: int) -> None:
                                        "parent (nodes must be in topological order)", (p, c))
         _fail("index-range", f"{_node(a.kind, p)}: child {c} is not a node id (0..{n - 1})",
               (p, c))
+    return parent
 
 
 def _check_weights(a: NodeArrays, logic: bool) -> None:
@@ -160,7 +163,7 @@ def _check_inputs(a: NodeArrays, model: pcir.Model, num_vars: int) -> None:
                                     f"{p[i].tolist()} are not a distribution")
 
 
-def _check_scopes(a: NodeArrays, num_vars: int) -> None:
+def _check_scopes(a: NodeArrays, num_vars: int, parent: np.ndarray) -> None:
     order = a.variable_order.astype(np.int64, copy=False)
     if len(order) != num_vars or not np.array_equal(np.sort(order), np.arange(num_vars)):
         _fail("variable-order", f"nodes.variable_order must be a permutation of the {num_vars} "
@@ -185,8 +188,6 @@ def _check_scopes(a: NodeArrays, num_vars: int) -> None:
         i = _first(bad)
         _fail("scope", f"{_node(a.kind, int(inputs[i]))}: scope [{int(lo[inputs[i]])}, "
                        f"{int(hi[inputs[i]])}) is not its variable's position {int(at[i])}")
-    fan = np.diff(a.child_offsets.astype(np.int64))
-    parent = np.repeat(np.arange(n), fan)
     kids = a.child_ids.astype(np.int64, copy=False)
     on_sum = a.kind[parent] == SUM
     bad = on_sum & ((lo[kids] != lo[parent]) | (hi[kids] != hi[parent]))

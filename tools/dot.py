@@ -50,8 +50,7 @@ def _node_lines(model: pcir.Model, max_nodes: int) -> list[str]:
     else the (level, kind) summary."""
     a = node_arrays(model)
     n = a.num_nodes
-    fan = a.fan_in()
-    parent = np.repeat(np.arange(n), fan)
+    parent = a.parents()
     if n > max_nodes:
         level = node_levels(a)
         key = level.astype(np.int64) * 4 + a.kind
