@@ -72,6 +72,14 @@ def set_nodes(model: pcir.Model, arrays: NodeArrays, prefix: str = "nodes.") -> 
     nc.roots.extend(int(r) for r in arrays.roots)
 
 
+def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1 (int64):
+    the entries of CSR rows, used by the importers and the node passes."""
+    lens = lens.astype(np.int64, copy=False)
+    return np.repeat(starts.astype(np.int64) - (np.cumsum(lens) - lens), lens) + \
+        np.arange(int(lens.sum()), dtype=np.int64)
+
+
 def node_arrays(model: pcir.Model, table=None) -> NodeArrays:
     """The NodeCircuit's arrays (`table`: name -> numpy, default decoded from
     the Model). No checks: run ir.check first on untrusted input."""

@@ -31,9 +31,9 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, node_arrays
+from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays
 from pccompiler.passes.helpers.edit import index_dtype
-from pccompiler.passes.helpers.node_levels import concat_ranges, node_levels
+from pccompiler.passes.helpers.node_levels import node_levels
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"

@@ -13,14 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays
-
-
-def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1 (int64)."""
-    lens = lens.astype(np.int64, copy=False)
-    return np.repeat(starts.astype(np.int64) - (np.cumsum(lens) - lens), lens) + \
-        np.arange(int(lens.sum()), dtype=np.int64)
+from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, concat_ranges
 
 
 def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:

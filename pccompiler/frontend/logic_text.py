@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pccompiler.errors import LoadError
+from pccompiler.ir.nodes import concat_ranges
 
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
@@ -136,7 +137,7 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
         return None
     chars = buf.copy()
     skip = np.flatnonzero(comment)
-    chars[ranges(starts[skip], ends[skip] - starts[skip])] = 32
+    chars[concat_ranges(starts[skip], ends[skip] - starts[skip])] = 32
     chars[starts[h]:starts[h] + len(words[0])] = 32
     chars[starts[rec]] = 32                              # the keywords
     minus = np.flatnonzero(chars == ord("-"))
@@ -171,7 +172,7 @@ def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarr
     if not len(starts):
         return np.zeros(0, dtype=np.int64)
     chars = _BLANK[buf]                         # whitespace and control bytes -> ' '
-    chars[ranges(other_starts, other_ends - other_starts)] = ord(" ")
+    chars[concat_ranges(other_starts, other_ends - other_starts)] = ord(" ")
     minus = np.flatnonzero(chars == ord("-"))
     nxt = chars[np.minimum(minus + 1, len(chars) - 1)]
     ok_minus = (minus + 1 < len(chars)) & _DIGIT[nxt] & ((minus == 0) | (chars[minus - 1] == 32))
@@ -222,8 +223,3 @@ def check_counts(rec: Records, key: str, expected: np.ndarray | int, what: str) 
 def column(rec: Records, sel: np.ndarray, j: int) -> np.ndarray:
     """The j-th integer of the records `sel`."""
     return rec.ints[rec.starts[sel] + j]
-
-
-def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The concatenated ranges starts[i] .. starts[i] + lens[i] - 1."""
-    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))

@@ -27,7 +27,8 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
-from pccompiler.frontend.logic_text import Records, column, ranges, read_records
+from pccompiler.frontend.logic_text import Records, column, read_records
+from pccompiler.ir.nodes import concat_ranges
 
 pcir = ir.pcir
 _POP = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
@@ -53,7 +54,7 @@ def _parse(rec: Records, path: str):
         raise rec.fail(r, f"the record has {int(rec.counts[r])} integers, its child count "
                           f"says {int(skip[r] + k[r]) if is_a[r] or is_o[r] else 1}")
     owner = np.repeat(np.arange(n_nodes), k)
-    child = rec.ints[ranges(rec.starts + skip, k)]
+    child = rec.ints[concat_ranges(rec.starts + skip, k)]
     bad = (child < 0) | (child >= owner)
     if bad.any():
         e = int(np.argmax(bad))
@@ -77,7 +78,7 @@ def _levels(n: int, owner: np.ndarray, child: np.ndarray, k: np.ndarray) -> np.n
     while len(ready):
         level[ready] = r
         lens = cstart[ready + 1] - cstart[ready]
-        e = by_child[ranges(cstart[ready], lens)]
+        e = by_child[concat_ranges(cstart[ready], lens)]
         parents, drop = np.unique(owner[e], return_counts=True)
         left[parents] -= drop
         ready, r = parents[left[parents] == 0], r + 1
@@ -123,7 +124,7 @@ class _Builder:
 
     def _edges(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lens = self.estart[nodes + 1] - self.estart[nodes]
-        e = ranges(self.estart[nodes], lens)
+        e = concat_ranges(self.estart[nodes], lens)
         return self.owner[e], self.child[e]
 
     # ------------------------------------------------------------ levels

@@ -33,7 +33,8 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
-from pccompiler.frontend.logic_text import Records, check_counts, column, ranges, read_records
+from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
+from pccompiler.ir.nodes import concat_ranges
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
 from pccompiler.frontend.sdd_nodes import build_nodes
 
@@ -197,7 +198,7 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     k = column(rec, dsel, 2)
     e_dec = np.repeat(ids[dsel], k)
     e_rec = np.repeat(dsel, k)
-    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * ranges(np.zeros_like(k), k)
+    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * concat_ranges(np.zeros_like(k), k)
     prime, sub = rec.ints[first], rec.ints[first + 1]
     for child, what in ((prime, "prime"), (sub, "sub")):
         bad = (child < 0) | (child >= n)

@@ -18,7 +18,8 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
-from pccompiler.frontend.logic_text import Records, ranges
+from pccompiler.frontend.logic_text import Records
+from pccompiler.ir.nodes import concat_ranges
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -174,7 +175,7 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
     for sibs, n, first_col in ((lp, lp_n, 1), (ls, ls_n, 2 + a)):
         k = n[sig_of_row]
         start = (np.cumsum(n) - n)[sig_of_row]
-        within = ranges(np.zeros_like(k), k)
+        within = concat_ranges(np.zeros_like(k), k)
         flat[np.repeat(r_off + first_col, k) + within] = taut[sibs[np.repeat(start, k) + within]]
     return flat, r_off
 

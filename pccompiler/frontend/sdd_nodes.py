@@ -28,11 +28,12 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
-from pccompiler.frontend.logic_text import Records, ranges
+from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
     sibling_paths, unique_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, index_dtype, set_nodes
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, index_dtype,
+                                  set_nodes)
 
 pcir = ir.pcir
 
@@ -92,7 +93,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    kids[np.repeat(offsets[prod_id], prod_fan) + ranges(np.zeros_like(prod_id), prod_fan)] = \
+    kids[np.repeat(offsets[prod_id], prod_fan) + concat_ranges(np.zeros_like(prod_id), prod_fan)] = \
         prod_kids
     kids[offsets[d_par] + np.arange(len(d_par)) - np.searchsorted(d_par, d_par)] = d_kid
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
