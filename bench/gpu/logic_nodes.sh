@@ -25,14 +25,14 @@ export PCC_DATA_DIR=$(dirname "$CIRCUITS")
 
 echo "[logic_nodes.sh] node-form tests, triton on cuda $(date -u +%T)"
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
-(cd /tmp/t && timeout 240 python3 -m pytest -q -p no:cacheprovider -x \
+(cd /tmp/t && timeout "${NODES_TEST_TIMEOUT:-240}" python3 -m pytest -q -p no:cacheprovider -x \
     tests/logic/test_nodes.py --backend triton --device cuda) 2>&1 \
     | tee "$OUT/nodes_tests.txt" || status=1
 [ "$status" = 0 ] || echo "[logic_nodes.sh] TESTS FAILED (see nodes_tests.txt); benchmarking anyway"
 
 for form in groups nodes; do
     echo "[logic_nodes.sh] race, $form form $(date -u +%T)"
-    PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout 200 python3 bench/logic_race.py \
+    PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout "${NODES_RACE_TIMEOUT:-200}" python3 bench/logic_race.py \
         --circuits "$CIRCUITS" --form "$form" --blocks 100 --out "$OUT" \
         --name "race_$form.md" --cache /tmp/logic_cache 2>&1 \
         | tee "$OUT/race_$form.log" || status=1
@@ -40,7 +40,7 @@ done
 
 echo "[logic_nodes.sh] CPU scale, both forms and KLay $(date -u +%T)"
 SCALE="logic_scale.py --shared --circuits $CIRCUITS --blocks 100 --cache /tmp/logic_cache --repeat 3"
-(cd bench && PYTHONPATH=/tmp/pcc:/tmp/extra:. timeout 150 python3 $SCALE --out "$OUT/scale_cpu.md") \
+(cd bench && PYTHONPATH=/tmp/pcc:/tmp/extra:. timeout "${NODES_SCALE_TIMEOUT:-150}" python3 $SCALE --out "$OUT/scale_cpu.md") \
     2>&1 | tee "$OUT/scale_cpu.log" || status=1
 [ -f "$OUT/scale_cpu.md" ] && { echo; echo "Command: cd bench && PYTHONPATH=/tmp/pcc:/tmp/extra:. python3 $SCALE"; } \
     >> "$OUT/scale_cpu.md"
