@@ -21,14 +21,20 @@ run() {
     timeout --signal=INT "$(awk -v m="$minutes" 'BEGIN { print int(m * 90 + 60) }')" python3 -u bench/mnist.py --modes hclt --minutes "$minutes" \
         --hclt-latents 128 --out "$OUT/recipe-$name" "$@" 2>&1 | tee "$OUT/recipe-$name.log" || true
 }
-run base "$MINUTES"
-run julia "$LONG_MINUTES" $JULIA
-run julia60k "$LONG_MINUTES" $JULIA --train-on train+valid
+RUNS=${RUNS:-base julia julia60k}   # a subset, e.g. RUNS="julia julia60k"
+for name in $RUNS; do
+    case "$name" in
+        base) run base "$MINUTES" ;;
+        julia) run julia "$LONG_MINUTES" $JULIA ;;
+        julia60k) run julia60k "$LONG_MINUTES" $JULIA --train-on train+valid ;;
+        *) echo "unknown run $name (base, julia, julia60k)" >&2; exit 2 ;;
+    esac
+done
 {
     echo "# MNIST HCLT-128 recipe sweep"
     echo
     echo "Command: \`MINUTES=$MINUTES LONG_MINUTES=$LONG_MINUTES bash bench/gpu/mnist_recipe.sh\`"
-    for name in base julia julia60k; do
+    for name in $RUNS; do
         echo
         echo "## $name"
         echo
