@@ -80,11 +80,13 @@ def parse_phases(text: str) -> list[tuple[float, float, int]]:
     return phases
 
 
-def epoch_step_size(args, epoch: int, start: float, anneal_epochs: int) -> float:
+def epoch_step_size(args, epoch: int, start: float, anneal_epochs: int,
+                    phases: str | None = None) -> float:
     """Step size of 1-based `epoch`: linear from `start` to `--step-end`, or
-    piecewise linear over `--phases` (then the last phase's end value)."""
-    if getattr(args, "phases", None):
-        for a, b, n in parse_phases(args.phases):
+    piecewise linear over `phases` (a --phases string; then the last phase's
+    end value)."""
+    if phases:
+        for a, b, n in parse_phases(phases):
             if epoch <= n:
                 return a + (b - a) * (epoch - 1) / max(n - 1, 1)
             epoch -= n
@@ -152,13 +154,14 @@ class Trainer:
         mini-batch epochs."""
         x, bsz = self.data["train"], self.args.batch
         circuit.zero_flows()
-        for b in range(len(x) // bsz):
+        for b in range(max(1, len(x) // bsz)):   # a split smaller than a batch: one short batch
             circuit.accumulate_flows(x[b * bsz:(b + 1) * bsz])
         circuit.em_update(step_size=step, pseudocount=self.args.pseudocount)
 
     def train(self, circuit, seconds: float, start: float, anneal_epochs: int,
-              label: str = "") -> None:
-        """Epochs until `seconds` more training seconds have passed."""
+              label: str = "", phases: str | None = None) -> None:
+        """Epochs until `seconds` more training seconds have passed; the step
+        size follows `phases` if given, else start -> --step-end."""
         args, x = self.args, self.data["train"]
         n, bsz = len(x), args.batch
         stop_at = self.clock.now() + seconds
@@ -172,9 +175,9 @@ class Trainer:
                 step = args.full_batch_step
                 self.full_batch_epoch(circuit, step)
             else:
-                step = epoch_step_size(args, done_here, start, anneal_epochs)
+                step = epoch_step_size(args, done_here, start, anneal_epochs, phases)
                 perm = torch.randperm(n, generator=self.gen).to(x.device)
-                for b in range(n // bsz):
+                for b in range(max(1, n // bsz)):
                     circuit.em_step(x[perm[b * bsz:(b + 1) * bsz]], step_size=step,
                                     pseudocount=args.pseudocount)
                     if self.clock.now() >= stop_at:
@@ -223,7 +226,8 @@ def run_ours(kind: str, args, data, np_train, results) -> object:
     clock = Clock(args.device)
     trainer = Trainer(args, data, run, clock)
     trainer.warm_up(circuit)
-    trainer.train(circuit, args.minutes * 60, args.step_start, args.anneal_epochs)
+    trainer.train(circuit, args.minutes * 60, args.step_start, args.anneal_epochs,
+                  phases=args.phases)
     finish(run, circuit.log_prob, data, args.target)
     print(f"{kind}: test {run['test_bpd']:.4f} bpd after {run['train_s']:.1f}s of training "
           f"({trainer.epoch} epochs)", flush=True)
@@ -260,7 +264,8 @@ def run_prune_grow(args, data, np_train, results, start_circuit) -> None:
         clock.pause()
         after = edges(circuit)
         trainer.warm_up(circuit)       # JIT of the new shapes: not training time
-        trainer.train(circuit, per_round, args.pg_step_start, args.pg_epochs, f" round {r}")
+        trainer.train(circuit, per_round, args.pg_step_start, args.pg_epochs, f" round {r}",
+                      phases=args.pg_phases)
         rnd = {"round": r, "edges_before": before, "edges_after": after,
                "structure_s": round(structure_s, 2), "train_s_end": clock.total,
                "test_bpd": run["curve"][-1][2]}
@@ -310,9 +315,9 @@ def run_pyjuice(args, data, np_train, results) -> None:
     clock.resume()
     while clock.now() < seconds:
         epoch += 1
-        step = epoch_step_size(args, epoch, args.step_start, args.anneal_epochs)
+        step = epoch_step_size(args, epoch, args.step_start, args.anneal_epochs, args.phases)
         perm = torch.randperm(len(x), generator=gen).to(x.device)
-        for b in range(len(x) // bsz):
+        for b in range(max(1, len(x) // bsz)):   # a split smaller than a batch: one short batch
             lls = pc(x[perm[b * bsz:(b + 1) * bsz]])
             lls.mean().backward()
             opt.step(step_size=step)
@@ -351,8 +356,10 @@ def write_markdown(results: dict, path: Path) -> None:
              f", at most {a['minutes']} min of training per run. "
              f"Prune-grow: from the trained HCLT, {a['pg_rounds']} rounds of prune to "
              f"{a['pg_keep']} of the sum edges by flows on the train split, grow x{a['pg_factor']} "
-             f"(noise {a['pg_noise']}, block permutation search {'on' if a['pg_permute'] else 'off'}), EM {a['pg_step_start']} -> {a['step_end']} over "
-             f"{a['pg_epochs']} epochs, {a['minutes']} min / {a['pg_rounds']} per round.", "",
+             f"(noise {a['pg_noise']}, block permutation search {'on' if a['pg_permute'] else 'off'}), EM " + (
+                 f"piecewise linear over --pg-phases {a['pg_phases']}" if a.get("pg_phases") else
+                 f"{a['pg_step_start']} -> {a['step_end']} over {a['pg_epochs']} epochs") +
+             f", {a['minutes']} min / {a['pg_rounds']} per round.", "",
              "| run | sum edges | compile s | warm-up s | epochs | train s | test bpd | best test "
              "bpd | valid bpd | target bpd | train s to target |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -453,6 +460,10 @@ def parse_args(argv=None):
     p.add_argument("--pg-noise", type=float, default=0.1)
     p.add_argument("--pg-step-start", type=float, default=0.5)
     p.add_argument("--pg-epochs", type=int, default=20)
+    p.add_argument("--pg-phases", default=None, metavar="FROM:TO:EPOCHS,...",
+                   help="step-size phases of each prune-grow round (default: linear "
+                        "--pg-step-start -> --step-end over --pg-epochs; --phases applies "
+                        "to the HCLT / PD / PyJuice runs only)")
     p.add_argument("--pg-permute", action="store_true",
                    help="let detect-block-sparsity search node permutations when recompiling "
                         "(better blocks, but minutes of CPU on a large circuit)")
@@ -472,8 +483,9 @@ def main(argv=None) -> int:
         src = Path(args.plot)
         plot(src, Path(args.png) if args.png else src.with_suffix(".png"))
         return 0
-    if args.phases:
-        parse_phases(args.phases)          # a bad string stops here, not after training
+    for text in (args.phases, args.pg_phases):
+        if text:
+            parse_phases(text)             # a bad string stops here, not after training
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
     if bad:
