@@ -109,6 +109,20 @@ def time_ours(model, batches, args, tiles: bool = True) -> tuple[dict, object]:
             "epoch_s": per_step * EPOCH_SAMPLES / args.batch}, circuit
 
 
+def profile_step(model, x: torch.Tensor, args, keep: float) -> None:
+    """Print the GPU time per kernel of one eager training step (no CUDA
+    graph, so every launch shows) of `model` compiled as time_ours does:
+    where a pruned circuit's step goes, by kernel and launch count."""
+    import pccompiler as pc
+    from step_profile import kernel_table
+    options = {"detect-block-sparsity": {"permute": bool(args.permute), "tiles": True}}
+    eager = pc.compile(model, backend=args.backend, device=args.device, pass_options=options,
+                       cuda_graphs=False)
+    print(f"keep {keep}: kernels of one eager step (row tiles on)", flush=True)
+    kernel_table(lambda b: eager.em_step(b, step_size=0.1, pseudocount=0.1), x, args.profile)
+    del eager
+
+
 def time_pyjuice(model, batches, args) -> dict:
     import pyjuice as juice
     from pyjuice_bridge import convert
@@ -206,6 +220,8 @@ def parse_args(argv=None):
                    help="also time each pruned circuit with row tiles off (the one-row form)")
     p.add_argument("--no-permute", dest="permute", action="store_false",
                    help="skip detect-block-sparsity's node-permutation search (co-clustering)")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="on cuda: also print the top ROWS kernels of one eager step per keep")
     p.add_argument("--backend", default="triton")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--limit", type=int, default=None, help="rows per split (smoke tests)")
@@ -248,6 +264,8 @@ def main(argv=None) -> int:
             row["pcc"], circuit = time_ours(pruned, batches, args)
             row["blocks"] = block_report(circuit)
             del circuit
+            if args.profile and args.device.startswith("cuda"):
+                profile_step(pruned, batches[0], args, keep)
             if args.rows and keep != 1.0:
                 row["pcc_rows"], circuit = time_ours(pruned, batches, args, tiles=False)
                 del circuit

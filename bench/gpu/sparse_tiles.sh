@@ -9,10 +9,12 @@
 # the tiled circuits compile new kernel variants (program groups of 2..128
 # one-row blocks) in their untimed warm-up steps.
 #   bash bench/gpu/sparse_tiles.sh          (LATENTS=64 if 128 runs out of time)
+# PROFILE=12 also prints the top 12 kernels of one eager step per keep (where the time goes).
 # Keeps run 0.1 first (cheapest); a timeout keeps the keeps done.
 # Writes $OUT/sparse_speed.json, $OUT/sparse_speed.md, $OUT/sparse_speed.log,
 # $OUT/tiles_tests.log.
 source bench/gpu/common.sh
+: "${PCC_DATA_DIR:?set PCC_DATA_DIR to the folder with mnist/ (carry shared)}"
 LATENTS=${LATENTS:-128}
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 echo "== GPU tests: pruned_tiles conformance (triton, cuda) and the row-tile pass tests"
@@ -22,7 +24,7 @@ echo "== GPU tests: pruned_tiles conformance (triton, cuda) and the row-tile pas
     -k "pruned_tiles or row_tiles" --backend triton --device cuda 2>&1 | tail -8 | tee "$OUT/tiles_tests.log") || true
 echo "== sparse speed, latents $LATENTS, tiles on and off"
 timeout --signal=INT 200 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
-    --keeps 1,0.1,0.25,0.5 --no-permute --rows --out "$OUT" 2>&1 | tee "$OUT/sparse_speed.log"
+    --keeps 1,0.1,0.25,0.5 --no-permute --rows --profile "${PROFILE:-0}" --out "$OUT" 2>&1 | tee "$OUT/sparse_speed.log"
 status=${PIPESTATUS[0]}
 cat "$OUT/sparse_speed.md"
 exit "$status"
