@@ -161,11 +161,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
         circuit.aot_kernels = kernel_manifest(build_kernels(
             result.model, result.layout, target, _int_list(batch_sizes),
             [str(d) for d in data_dtypes], str(backend_options.get("precision", "tf32")),
-            bool(backend_options.get("compact", True)), fused=backend_options.get("fused", False)))
+            bool(backend_options.get("compact", True))))
     return circuit.record_origin(compile_report=result.report)
 
 
-TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch", "fused")
+TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch")
 
 
 def _aot_runner(name: str, device: str | None, target: str

@@ -12,11 +12,6 @@ mapping of `TritonBackend().compile`):
   compact     True (default): log-likelihoods and training run a plan whose
               dead product rows share one scratch region (scratch.py);
               False keeps the Layout's slots everywhere
-  fused       False (default): every pass layer by layer; "auto": a small
-              circuit's forward (and logic WMC's backward) runs in one
-              launch on CUDA (backends/triton/fused.py has the rule);
-              True forces it (also under the interpreter). False stays the
-              default until bench/gpu/fused.sh has timed it on the H100
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -61,8 +56,7 @@ class TritonBackend(Backend):
         engine = TritonEngine(model, layout, device, torch.float32,
                               precision=str(opts.extra.get("precision", "tf32")),
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
-                              compact=bool(opts.extra.get("compact", True)), arrays=arrays,
-                              fused=opts.extra.get("fused", False))
+                              compact=bool(opts.extra.get("compact", True)), arrays=arrays)
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

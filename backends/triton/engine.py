@@ -18,11 +18,6 @@ log(flow) - value in place (`_backward_into(ratio=True)`), which that
 layer's node-flow and parameter-flow kernels read directly; the queries'
 backward keeps true flows.
 
-Small circuits run their forward (log-likelihoods, queries, WMC) and the
-WMC backward in ONE launch per pass instead (fused.py: the rule, the
-`fused` option; fused_kernels.py: why it is legal); `forward_plan` says
-which plan a pass takes, `_forward_into` runs either.
-
 Buffers are fresh per call (torch's caching allocator makes that cheap),
 except for the batch size CUDA graphs serve on the hot paths (graphs.py; on
 by default on CUDA): there a captured graph replays into static buffers,
@@ -39,9 +34,8 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.engine import Engine, em_update_continuous
 from pccompiler.backends.common.upload import upload
-from pccompiler.backends.triton import fused as fused_path, launch, soft_kernels
+from pccompiler.backends.triton import launch, soft_kernels
 from pccompiler.backends.triton.compat import check_precision, require_triton
-from pccompiler.backends.triton.fused_plan import FusedPlan, build_fused_plan
 from pccompiler.backends.triton.graphs import GraphCache
 from pccompiler.backends.triton.query_graph import GraphedQuery
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
@@ -50,11 +44,9 @@ from pccompiler.errors import UnsupportedError
 from pccompiler.ir import pcir
 
 
-def soft_transposed(soft: torch.Tensor, copy: bool = True) -> torch.Tensor:
-    """[B, V, K] literal weights -> fp32 [V, K, B], each weight row contiguous;
-    copy=False: the permuted view (the fused kernels take any strides)."""
-    view = soft.detach().to(torch.float32).permute(1, 2, 0)
-    return view.contiguous() if copy else view
+def soft_transposed(soft: torch.Tensor) -> torch.Tensor:
+    """[B, V, K] literal weights -> fp32 [V, K, B], each weight row contiguous."""
+    return soft.detach().to(torch.float32).permute(1, 2, 0).contiguous()
 
 
 class TritonEngine(Engine):
@@ -72,7 +64,7 @@ class TritonEngine(Engine):
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
-                 arrays=None, fused: bool | str = False):
+                 arrays=None):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -81,9 +73,6 @@ class TritonEngine(Engine):
         # Layout-slot plan that only the all-node queries need.
         self._plan: TritonPlan | None = None
         self._fast_plan: TritonPlan | None = None
-        self._fused_plan: FusedPlan | None = None
-        self.fused = fused
-        self.fused_options: dict = {}          # tile overrides of fused.tiles (benchmarks)
         self.compact = compact
         self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
         super().__init__(model, layout, device, dtype, arrays)
@@ -161,12 +150,9 @@ class TritonEngine(Engine):
         miss_t = None if missing is None else missing.t().contiguous().to(torch.uint8)
         return x_t, miss_t
 
-    def _new_values(self, batch: int, plan: TritonPlan | FusedPlan | None = None
-                    ) -> torch.Tensor:
+    def _new_values(self, batch: int, plan: TritonPlan | None = None) -> torch.Tensor:
         plan = plan or self.plan
         values = torch.empty(plan.num_slots, batch, dtype=torch.float32, device=self.device)
-        if isinstance(plan, FusedPlan):      # its forward writes the constant rows itself
-            return values
         values[0].fill_(float("-inf"))
         values[1].fill_(0.0)
         return values
@@ -208,44 +194,6 @@ class TritonEngine(Engine):
             self.graphs.plan = self._fast_plan
         return self._fast_plan
 
-    @property
-    def fused(self) -> bool | str:
-        """True / False / "auto": whether passes run in one launch (fused.py)."""
-        return self._fused
-
-    @fused.setter
-    def fused(self, mode: bool | str) -> None:
-        self._fused = fused_path.check_mode(mode)
-        self._runs_fused: dict[bool, bool] = {}
-
-    @property
-    def fused_plan(self) -> FusedPlan:
-        """The Layout flattened for the one-launch kernels (fused_plan.py), in
-        the Layout's slots. Built on first use."""
-        if self._fused_plan is None:
-            self._fused_plan = build_fused_plan(self.layout, len(self.model.variables),
-                                                self.device)
-        return self._fused_plan
-
-    def runs_fused(self, soft: bool = False) -> bool:
-        """Whether a forward (soft: with soft evidence, and WMC's backward)
-        takes the one-launch path (fused.choose)."""
-        if soft not in self._runs_fused:      # decided once per mode (a loop over partitions)
-            ok = fused_path.choose(self._fused, self.layout, self.device, soft)
-            if ok and self._fused == "auto":
-                try:
-                    self.fused_plan                  # a Layout it cannot order stays layered
-                except UnsupportedError:
-                    ok = False
-            self._runs_fused[soft] = ok
-        return self._runs_fused[soft]
-
-    def forward_plan(self, soft: bool = False) -> TritonPlan | FusedPlan:
-        """The plan of a log-likelihood (soft: WMC) forward: the fused plan
-        when `runs_fused`, else the compact `fast_plan`; `_forward_into` and
-        `_new_values` take either."""
-        return self.fused_plan if self.runs_fused(soft) else self.fast_plan
-
     # ------------------------------------------------------------ passes
     def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,
                       miss_t: torch.Tensor | None, mode_max: bool,
@@ -257,10 +205,6 @@ class TritonEngine(Engine):
         params_s, params_i = self.sum_params.data, self.input_params.data
         if soft_t is None:
             self.bad_entry.fill_(self.NO_BAD_ENTRY)     # captured with the graph: no host cost
-        if isinstance(plan, FusedPlan):
-            fused_path.fused_forward(plan, values, params_s, params_i, x_t, miss_t, soft_t,
-                                     mode_max, self.bad_entry, self.fused_options)
-            return
         for layer in plan.layers:
             for part in layer.inputs:
                 if soft_t is not None:
@@ -339,14 +283,12 @@ class TritonEngine(Engine):
         (soft_kernels; differentiable through backends/triton/logic.py)."""
         if mode not in ("sum", "max"):
             raise UnsupportedError(f"forward mode {mode!r} (expected 'sum' or 'max')")
-        plan = self.fused_plan if self.runs_fused(soft is not None) else self.plan
-        values = self._new_values(x.shape[0], plan)
+        values = self._new_values(x.shape[0])
         if soft is not None:
-            self._forward_into(values, None, None, mode == "max", plan,
-                               soft_t=soft_transposed(soft, not isinstance(plan, FusedPlan)))
+            self._forward_into(values, None, None, mode == "max", soft_t=soft_transposed(soft))
             return values
         x_t, miss_t = self._transposed(x, missing)
-        self._forward_into(values, x_t, miss_t, mode == "max", plan)
+        self._forward_into(values, x_t, miss_t, mode == "max")
         return values
 
     @torch.no_grad()
@@ -372,14 +314,6 @@ class TritonEngine(Engine):
     @torch.no_grad()
     def root_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None = None,
                       after_forward: Callable[[], None] | None = None) -> torch.Tensor:
-        if self.runs_fused():      # one launch: no graph needed to hide launch costs
-            plan = self.fused_plan
-            values = self._new_values(x.shape[0], plan)
-            x_t, miss_t = self._transposed(x, missing)
-            self._forward_into(values, x_t, miss_t, False, plan)
-            if after_forward is not None:
-                after_forward()
-            return values[plan.root_slot].clone()
         values = self._fast_forward(x, missing)
         if after_forward is not None:
             after_forward()

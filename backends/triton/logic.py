@@ -5,8 +5,7 @@ backend, differentiable in the weights.
 compact plan with the literal weights as soft evidence in the input layer
 (soft_kernels), its backward runs the ordinary triton backward (node flows,
 no parameter flows) and turns the input nodes' flows into the gradient
-with respect to the weights. A small circuit runs each of the two in one
-launch instead (engine.forward_plan, fused.py). Nothing in it is a torch op over nodes, so a
+with respect to the weights. Nothing in it is a torch op over nodes, so a
 network that outputs the weights trains through the triton kernels.
 """
 
@@ -15,8 +14,6 @@ from __future__ import annotations
 import torch
 
 from pccompiler.backends.triton.engine import TritonEngine, soft_transposed
-from pccompiler.backends.triton.fused import fused_backward
-from pccompiler.backends.triton.fused_plan import FusedPlan
 
 
 class TritonWMC(torch.autograd.Function):
@@ -24,28 +21,21 @@ class TritonWMC(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, engine: TritonEngine, soft: torch.Tensor) -> torch.Tensor:
-        plan = engine.forward_plan(soft=True)
-        soft_t = soft_transposed(soft, copy=not isinstance(plan, FusedPlan))
+        plan = engine.fast_plan
+        soft_t = soft_transposed(soft)
         values = engine._new_values(soft.shape[0], plan)
         engine._forward_into(values, None, None, False, plan, soft_t=soft_t)
         ctx.engine, ctx.values, ctx.shape, ctx.dtype = engine, values, soft_t.shape, soft.dtype
-        ctx.plan = plan
         return values[plan.root_slot].clone()
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):
-        engine, values, plan = ctx.engine, ctx.values, ctx.plan
-        gout = gout.detach().to(torch.float32).contiguous()
-        if isinstance(plan, FusedPlan):       # writes every entry of [B, V, K] in place
-            v, k, b = ctx.shape
-            grad = torch.empty(b, v, k, dtype=torch.float32, device=values.device)
-            fused_backward(plan, values, torch.empty_like(values), engine.sum_params.data,
-                           engine.input_params.data, (grad.permute(1, 2, 0), gout),
-                           engine.fused_options)
-            return None, grad.to(ctx.dtype)
+        engine, values = ctx.engine, ctx.values
+        plan = engine.fast_plan
         grad_t = torch.zeros(ctx.shape, dtype=torch.float32, device=values.device)
         flows = engine._new_flows(values, plan)
-        engine._backward_into(values, flows, None, None, plan, soft_grad=(grad_t, gout))
+        engine._backward_into(values, flows, None, None, plan,
+                              soft_grad=(grad_t, gout.detach().to(torch.float32).contiguous()))
         return None, grad_t.permute(2, 0, 1).to(ctx.dtype)
 
 

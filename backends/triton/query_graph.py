@@ -49,7 +49,7 @@ class GraphedQuery:
         elif dtype.is_floating_point or dtype == torch.bool:
             raise DataError(f"graphed_query: categorical data needs an integer dtype, not {dtype}")
         self.engine, self.batch_size, self.marginal, self.check = engine, batch_size, marginal, check
-        self.plan = engine.forward_plan()     # one launch for a small circuit (fused.py)
+        self.plan = engine.fast_plan
         dev, nv = engine.device, len(engine.num_cats)
         self.x = torch.zeros(batch_size, nv, dtype=dtype, device=dev)
         self.missing = torch.zeros(batch_size, nv, dtype=torch.bool, device=dev) if marginal else None

@@ -42,7 +42,7 @@ from pccompiler.backends.triton.engine import TritonEngine
 from pccompiler.ir.artifact import read_pcc
 
 circuit = pccompiler.compile(small_dense_model(), backend="triton", target="cuda:sm_90",
-                             batch_sizes=[1], data_dtypes=["int64"], fused="auto")
+                             batch_sizes=[1], data_dtypes=["int64"])
 circuit.save(sys.argv[1])
 art = read_pcc(sys.argv[1])
 entry = art.manifest["kernels"]
@@ -50,8 +50,7 @@ entry = art.manifest["kernels"]
 def jit_run():
     # The JIT's own path (binder, cache key, triton.compile) for every launch
     # the engine makes; the stand-in driver turns the launches into no-ops.
-    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False,
-                          fused="auto")
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
     with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
         exercise(engine, [1], [torch.int64])
     return c
@@ -73,8 +72,7 @@ with tempfile.TemporaryDirectory() as restored:
     knobs.cache.dir = restored
     restore_kernels(entry, art.sections, sys.argv[1])
     by_name = {k.fn.__name__: k for k in all_kernels()}
-    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False,
-                          fused="auto")
+    engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
     with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
         for k in entry["kernels"]:
             warm._load_one(by_name[k["name"]], k["spec"])
@@ -106,12 +104,11 @@ def test_kernel_list_and_checksums(built):
     assert entry["target"] == "cuda:sm_90" and entry["triton_version"] == triton.__version__
     assert entry["batch_sizes"] == [1] and entry["data_dtypes"] == ["int64"]
     names = {k["name"] for k in entry["kernels"]}
-    # forward, backward (compact plan: log ratios), parameter flows, EM, MPE;
-    # a small circuit's one-launch forward too (compiled with fused="auto")
+    # forward, backward (compact plan: log ratios), parameter flows, EM, MPE
     assert {"input_fwd_kernel", "product_fwd_kernel", "sum_fwd_dot_kernel",
             "sum_bwd_flow_kernel", "sum_param_flow_kernel", "product_bwd_kernel",
             "input_bwd_kernel", "sum_em_kernel", "categorical_em_kernel",
-            "sum_fwd_max_kernel", "log_ratio_kernel", "fused_fwd_kernel"} <= names
+            "sum_fwd_max_kernel", "log_ratio_kernel"} <= names
     assert len({k["hash"] for k in entry["kernels"]}) == len(entry["kernels"])
     for k in entry["kernels"]:
         assert set(k["files"]) == {f"{k['name']}.{ext}" for ext in ("json", "cubin", "ptx")}

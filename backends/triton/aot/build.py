@@ -83,16 +83,14 @@ def build_kernels(model: pcir.Model, layout: pcir.Layout, target: str = "cuda:sm
                   batch_sizes: Sequence[int] = (1, 512, 4096),
                   data_dtypes: Sequence[str] = ("uint8", "int64"),
                   precision: str = "tf32", compact: bool = True,
-                  workers: int | None = None, fused: bool | str = False) -> BuiltKernels:
+                  workers: int | None = None) -> BuiltKernels:
     """Every kernel the Triton plans of (model, layout) launch at
     `batch_sizes` on `target`, compiled by this machine's Triton (no GPU
-    needed), `workers` compiles at a time (default: one per CPU); with
-    `fused` (the engine option) also the one-launch kernels where it runs."""
+    needed), `workers` compiles at a time (default: one per CPU)."""
     import triton
     gpu = parse_target(target)
     dtypes = [getattr(torch, d) for d in data_dtypes]
-    specs = record_specializations(model, layout, gpu, batch_sizes, dtypes, precision, compact,
-                                   fused)
+    specs = record_specializations(model, layout, gpu, batch_sizes, dtypes, precision, compact)
     with tempfile.TemporaryDirectory(prefix="pcc-aot-") as tmp, _private_cache(tmp), \
             cross_driver(gpu, all_kernels()), \
             ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

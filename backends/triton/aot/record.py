@@ -37,13 +37,11 @@ class Specialization:
 
 
 def all_kernels() -> list:
-    """Every JITFunction the launch modules can start (those of the four
-    kernel modules and the one-launch path's), so their device caches can be
-    cleaned after a dry run."""
+    """Every JITFunction the launch module can start (those of the four
+    kernel modules), so their device caches can be cleaned after a dry run."""
     from triton.runtime.jit import JITFunction
-    from pccompiler.backends.triton import (em_kernels, fused_kernels, io_kernels, sum_backward,
-                                            sum_forward)
-    return [obj for mod in (io_kernels, sum_forward, sum_backward, em_kernels, fused_kernels)
+    from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
+    return [obj for mod in (io_kernels, sum_forward, sum_backward, em_kernels)
             for obj in vars(mod).values() if isinstance(obj, JITFunction)]
 
 
@@ -71,8 +69,7 @@ def _batch(engine, batch: int, dtype: torch.dtype) -> torch.Tensor:
 
 def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
                            batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dtype],
-                           precision: str = "tf32", compact: bool = True,
-                           fused: bool | str = False) -> list[Specialization]:
+                           precision: str = "tf32", compact: bool = True) -> list[Specialization]:
     """The distinct specializations a CUDA TritonEngine on `target` launches
     for log-likelihoods, training (forward, backward, EM) and the all-node
     queries at each batch size and data dtype, in first-launch order."""
@@ -83,7 +80,7 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
         raise BackendError("building GPU kernels needs real Triton kernels: unset "
                            "TRITON_INTERPRET (it makes @triton.jit build interpreter functions)")
     engine = TritonEngine(model, layout, device="cpu", precision=precision, cuda_graphs=False,
-                          compact=compact, fused=fused)
+                          compact=compact)
     seen: dict[tuple[int, str], Specialization] = {}
     with cross_driver(target, all_kernels()), _recording(seen):
         exercise(engine, batch_sizes, data_dtypes)
@@ -93,25 +90,13 @@ def record_specializations(model: pcir.Model, layout: pcir.Layout, target,
 def exercise(engine, batch_sizes: Sequence[int], data_dtypes: Sequence[torch.dtype]) -> None:
     """Every engine entry point whose launches the artifact covers: the
     compact plan's log-likelihood, forward + backward and EM update, the
-    Layout plan's all-node forward (sum and max) and backward; and again in
-    one launch (backends/triton/fused.py) where the engine's `fused`
-    setting takes that path on CUDA."""
-    from pccompiler.backends.triton import fused
-
-    modes = [False] + ([True] if engine.fused is not False and fused.choose(
-        engine.fused, engine.layout, torch.device("cuda"), soft=False) else [])
-    previous = engine.fused
-    try:
-        for mode in modes:
-            engine.fused = mode
-            for batch in batch_sizes:
-                for dtype in data_dtypes:
-                    x = _batch(engine, int(batch), dtype)
-                    engine.root_log_prob(x)
-                    engine.forward_backward(x)
-                    engine.em_update(1.0, 0.0)
-                    values = engine.forward(x)
-                    engine.backward(values, x)
-                    engine.forward(x, mode="max")
-    finally:
-        engine.fused = previous
+    Layout plan's all-node forward (sum and max) and backward."""
+    for batch in batch_sizes:
+        for dtype in data_dtypes:
+            x = _batch(engine, int(batch), dtype)
+            engine.root_log_prob(x)
+            engine.forward_backward(x)
+            engine.em_update(1.0, 0.0)
+            values = engine.forward(x)
+            engine.backward(values, x)
+            engine.forward(x, mode="max")
