@@ -24,9 +24,7 @@ Both answers are compared (max |log WMC difference|) before timing.
 Where ours is above 0.5x KLay's time, a profile follows the table:
 layers and kernel launches per forward, and the CUDA time per kernel name.
 
---fused auto|true|false: our one-launch path (backends/triton/fused.py;
-auto takes it for these small circuits); --skip-klay times ours alone
-(a second run of the same circuits with the other --fused setting).
+--skip-klay times ours alone.
 
     PYTHONPATH=/tmp/pcc:/tmp/extra:bench python3 bench/logic_race.py --out $OUT
 """
@@ -99,14 +97,12 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str, form: str = "groups",
-               fused: str = "auto"):
+def ours_build(path: Path, device: str, precision: str, form: str = "groups"):
     sync()
     t = time.perf_counter()
     model = pc.from_sdd(path, form=form)
-    circuit = pc.compile(model, backend="triton", device=device, precision=precision,
-                         fused=fused)
-    circuit.engine.forward_plan(soft=True)        # the kernels' plan, built on first use
+    circuit = pc.compile(model, backend="triton", device=device, precision=precision)
+    circuit.engine.fast_plan                      # the kernels' plan, built on first use
     sync()
     return circuit, len(model.variables), time.perf_counter() - t
 
@@ -162,11 +158,6 @@ def profile(circuit, fwd) -> str:
              f"products {parts['products']}, sums {parts['sums']} (backward adds "
              f"{parts['sum_backwards']} sum-backward, {parts['products']} product, "
              f"{parts['inputs']} input-grad launches)"]
-    if circuit.engine.runs_fused(soft=True):
-        fp = circuit.engine.fused_plan
-        lines = [f"  fused: one launch per pass; {fp.num_steps} steps, {fp.num_rows} rows, "
-                 f"{fp.num_edges} edges, largest fan-in {fp.max_fan_in}; tiles "
-                 f"{circuit.engine.fused_options or 'default'}"]
     from torch.profiler import ProfilerActivity, profile as tprofile
     gpu = torch.cuda.is_available()
     with tprofile(activities=[ProfilerActivity.CUDA if gpu else ProfilerActivity.CPU]) as prof:
@@ -207,8 +198,7 @@ class _Skipped(Exception):
 
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form,
-                                        args.fused)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -265,8 +255,6 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
     ap.add_argument("--skip-klay", action="store_true", help="time ours only")
-    ap.add_argument("--fused", default="auto", choices=["auto", "true", "false"],
-                    help="ours: the one-launch path (backends/triton/fused.py)")
     ap.add_argument("--form", default="groups", choices=("groups", "nodes"),
                     help="ours: pc.from_sdd's form (groups per vtree node, or the node form)")
     ap.add_argument("--precision", default="ieee",
@@ -303,7 +291,7 @@ def report(rows, profiles, machine, args) -> str:
     out = ["# Logic race: pccompiler triton vs KLay (torch), WMC with per-sample literal weights",
            "", f"Machine: {machine}. Batch {args.batch}; medians of {args.iters} CUDA-event "
            f"timings after {args.warmup} warm-up calls; ours with precision "
-           f"{args.precision}, fused={args.fused}, SDDs imported in the {args.form} form. KLay"
+           f"{args.precision}, SDDs imported in the {args.form} form. KLay"
            + (" not run" if args.skip_klay else
               " + torch.compile" if args.klay_compile else " eager (torch.vmap)") + ".",
            "", f"Command: `{cmd}`", "",

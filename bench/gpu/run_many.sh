@@ -3,7 +3,7 @@
 # its own $OUT/<name>/ and log, then everything in one $OUT/results.tgz (a
 # call returns at most 8 files). A failing script does not stop the others;
 # the exit status is 1 if any failed.
-#   OUT=/out bash bench/gpu/run_many.sh fused.sh logic_nodes.sh
+#   OUT=/out bash bench/gpu/run_many.sh sanity.sh logic_nodes.sh
 #   OUT=/out PART=2 bash bench/gpu/run_many.sh race.sh      # variables pass through
 set -uo pipefail
 : "${OUT:?set OUT to the folder whose contents come back}"
