@@ -33,22 +33,10 @@ RTOL = 1e-5
 # circuits with full 16-row dot tiles, listed here.
 PRECISION_RTOL = {"bf16": 5e-3, "tf32": 2e-3}
 FULL_TILE_CIRCUITS = {"hclt_wide"}
-# Variants that are options, not precisions: `--backend triton:fused` runs
-# every forward it can in one launch (backends/triton/fused.py), forced
-# also under the interpreter; its training passes keep the default precision.
-VARIANT_OPTIONS = {"fused": {"fused": True}}
-
-
-def _split(backend_name: str) -> tuple[str, str, dict]:
-    """(backend, precision or "", extra compile options) of NAME[:VARIANT]."""
-    name, _, variant = backend_name.partition(":")
-    if variant in VARIANT_OPTIONS:
-        return name, "", dict(VARIANT_OPTIONS[variant])
-    return name, variant, ({"precision": variant} if variant else {})
 
 
 def rtol_for(backend_name: str, circuit_name: str = "", device: str = "cpu") -> float:
-    name, precision, _ = _split(backend_name)
+    name, _, precision = backend_name.partition(":")
     if not precision and name == "triton" and str(device).startswith("cuda") \
             and circuit_name in FULL_TILE_CIRCUITS:
         precision = "tf32"
@@ -65,8 +53,8 @@ def _compiled_layout(circuit_name: str):
 def compile_for(backend_name: str, circuit_name: str, device: str = "cpu"):
     """(original model, CompiledCircuit) or a 'refused' skip."""
     model, model2, layout = _compiled_layout(circuit_name)
-    name, _, extra = _split(backend_name)
-    options = {"device": device, **extra}
+    name, _, precision = backend_name.partition(":")
+    options = {"device": device, **({"precision": precision} if precision else {})}
     try:
         circuit = compiling_backend(name).compile(model2, layout, options)
     except UnsupportedError as exc:
@@ -95,8 +83,7 @@ def num_samples(backend_name: str, device: str) -> int:
     interpreter, whose per-element cost made these the slowest tests of CI.
     The tolerances scale with 1/sqrt(n), so the smaller count still fails
     any sampler whose marginals are off by more than about 0.03."""
-    return 5000 if backend_name in ("triton", "triton:fused") and str(device).startswith("cpu") \
-        else 20000
+    return 5000 if backend_name == "triton" and str(device).startswith("cpu") else 20000
 
 
 @pytest.mark.query("log_prob")
