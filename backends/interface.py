@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
-from pccompiler.errors import UnsupportedError
+from pccompiler.errors import BackendError, UnsupportedError
 from pccompiler.ir import pcir
 
 if TYPE_CHECKING:
@@ -34,6 +34,21 @@ class Capabilities:
     queries: frozenset[str] = frozenset(QUERIES)
     devices: frozenset[str] = frozenset({"cpu"})
     dtypes: frozenset[str] = frozenset({"float32", "float64"})
+# Options a backend took once and no longer does, with the reason. A backend
+# reads the `extra` options it knows and passes over the rest, so without
+# this an old call would run without what it asked for and say nothing.
+REMOVED_OPTIONS = {
+    "fused": "the triton backend's one-launch path was removed (wrong results on the GPU, "
+             "and slower than the layer-by-layer kernels; docs/notes/triton-kernels.md)",
+}
+
+
+def refuse_removed_options(options: Mapping[str, Any]) -> None:
+    """BackendError naming the first option of `options` that was removed."""
+    for name in options:
+        if name in REMOVED_OPTIONS:
+            raise BackendError(f"compile option {name}={options[name]!r} no longer exists: "
+                               f"{REMOVED_OPTIONS[name]}; drop it")
 
 
 @dataclass
@@ -42,6 +57,9 @@ class CompileOptions:
     device: str = "cpu"
     dtype: str = "float32"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        refuse_removed_options(self.extra)
 
     @classmethod
     def from_any(cls, options: "CompileOptions | Mapping[str, Any] | None") -> "CompileOptions":

@@ -129,7 +129,9 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     triton on CUDA.
     """
     from pccompiler import passes
+    from pccompiler.backends.interface import refuse_removed_options
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
+    refuse_removed_options(backend_options)          # before any pass runs
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
     arrays: dict = {}       # a lowered group's parameter arrays, by reference
     model = as_model(root_or_model, arrays)
