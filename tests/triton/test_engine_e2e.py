@@ -199,7 +199,7 @@ def test_products_writing_log_ratios_match_the_ratio_pass(name, device):
     """Training's statistics when the single product writer of a sum
     partition's rows stores their log ratios equal those of the separate
     `log_ratio_kernel` pass, on both plans; every sum partition but the
-    root's takes the fused path in these structures."""
+    root's has its ratios written by its product in these structures."""
     from pccompiler.backends.triton import TritonBackend
     build, x = _circuits()[name]
     result = _compile(pc.lower(build()))
@@ -207,14 +207,14 @@ def test_products_writing_log_ratios_match_the_ratio_pass(name, device):
     for compact in (True, False):
         opts = {"device": str(device), "precision": "ieee", "cuda_graphs": False,
                 "compact": compact}
-        fused, plain = (TritonBackend().compile(result.model, result.layout, opts)
+        by_writer, plain = (TritonBackend().compile(result.model, result.layout, opts)
                         for _ in range(2))
-        sums = [p for lp in fused.engine.fast_plan.layers for p in lp.sums]
+        sums = [p for lp in by_writer.engine.fast_plan.layers for p in lp.sums]
         assert sum(p.ratio_by_writer for p in sums) == len(sums) - 1
         _without_writer_ratios(plain.engine.fast_plan)
-        for cc in (fused, plain):
+        for cc in (by_writer, plain):
             cc.zero_flows()
             cc.accumulate_flows(x)
         for attr in ("sum_param_flows", "input_param_flows"):
-            torch.testing.assert_close(getattr(fused.engine, attr), getattr(plain.engine, attr),
+            torch.testing.assert_close(getattr(by_writer.engine, attr), getattr(plain.engine, attr),
                                        rtol=1e-5, atol=1e-6, msg=attr)
