@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue #19's ~10^6-node SDD in the logic race (about 8 minutes, one call): PySDD makes the
+# 1,000-block random SDD (1.46M SDD nodes; about 5 minutes, single-threaded, so it starts
+# first and in the background), the four shared SDDs are raced meanwhile (layer path, nodes
+# form, against KLay eager), then the big one in the nodes form against KLay.
+# Results in $OUT: race_shared.md/.log, race_million.md/.log, sdd.log, machine.txt.
+#   bash bench/gpu/logic_million.sh         (BLOCKS=700 for a smaller "million")
+TAG=logic_million.sh
+source "$(dirname "$0")/logic_env.sh"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/machine.txt"
+BLOCKS=${BLOCKS:-1000}
+CIRCUITS=$(cd shared/data/circuits 2>/dev/null && pwd) \
+    || { echo "[$TAG] NO SHARED CIRCUITS (carry shared)"; exit 1; }
+export PYTHONPATH=/tmp/pcc:/tmp/extra:bench
+echo "[$TAG] building the ${BLOCKS}-block SDD in the background $(date -u +%T)"
+(cd bench && timeout 420 python3 -c "import sys; from pathlib import Path; import logic_sdds; \
+    logic_sdds.sdd_file(int(sys.argv[1]), Path('/tmp/logic_cache'))" "$BLOCKS") \
+    > "$OUT/sdd.log" 2>&1 &
+build=$!
+timeout 120 python3 bench/logic_race.py --circuits "$CIRCUITS" --form nodes --blocks \
+    --out "$OUT" --name race_shared.md > "$OUT/race_shared.log" 2>&1 || status=1
+grep '^\[race\]' "$OUT/race_shared.log" || true
+wait "$build" || { echo "[$TAG] SDD BUILD FAILED"; cat "$OUT/sdd.log"; exit 1; }
+cat "$OUT/sdd.log"
+echo "[$TAG] race of the ${BLOCKS}-block SDD $(date -u +%T)"
+timeout 200 python3 bench/logic_race.py --circuits /tmp/no-shared --form nodes --blocks "$BLOCKS" \
+    --cache /tmp/logic_cache --iters 10 --out "$OUT" --name race_million.md \
+    > "$OUT/race_million.log" 2>&1 || status=1
+grep '^\[race\]' "$OUT/race_million.log" || true
+echo "[$TAG] done $(date -u +%T)"
+exit "$status"
