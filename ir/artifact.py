@@ -370,12 +370,13 @@ def _remember(key: str) -> None:
 
 def _check_ir(model: pcir.Model, layout: pcir.Layout, arrays: ExternalArrays, path: str) -> None:
     check_message(model, f"{path} (model section)", arrays=arrays)
-    if layout.model_hash != ir.structure_hash(model):
+    model_hash = ir.structure_hash(model)
+    if layout.model_hash != model_hash:
         raise LoadError(f"{path}: the layout's model hash {layout.model_hash[:12]} does not "
-                        f"match the model ({ir.structure_hash(model)[:12]}): it was made for "
+                        f"match the model ({model_hash[:12]}): it was made for "
                         f"another structure or by a compiler that hashes structures "
                         f"differently; recompile it with `pcc compile`")
-    check_message(layout, f"{path} (layout section)", model)
+    check_message(layout, f"{path} (layout section)", model, model_hash=model_hash)
 
 
 def _sections_v1(view: memoryview, path: str) -> tuple[Any, dict[str, tuple[memoryview, str]]]:

@@ -25,9 +25,11 @@ import numpy as np
 from pccompiler.errors import CheckError, LoadError
 from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir import version as _version
+from pccompiler.ir.group_screen import screen_groups
 from pccompiler.ir.helpers import params_per_node
 from pccompiler.ir.node_checker import check_node_model
-from pccompiler.ir.tensors import FLOAT_DTYPES, INT_DTYPES, dtype_name, nbytes, to_numpy
+from pccompiler.ir.tensors import (FLOAT_DTYPES, INT_DTYPES, dtype_name, itemsize, nbytes,
+                                   to_numpy)
 
 # Largest num_nodes a group may claim (2**40 nodes is far beyond any GPU).
 MAX_NODES = 2 ** 40
@@ -37,6 +39,9 @@ NORMALIZATION_TOL = 1e-5
 # (SDD, d-DNNF): its sum weights need not be normalized (see is_logic).
 SEMANTICS_KEY = "semantics"
 LOGIC_SEMANTICS = "logic"
+
+# Bytes per element of each IR dtype (tensors.itemsize as a table).
+_ITEMSIZE = {d: itemsize(d) for d in pcir.DataType.values() if d in FLOAT_DTYPES | INT_DTYPES}
 
 _KIND_NAMES = {pcir.INPUT: "input", pcir.PRODUCT: "product", pcir.SUM: "sum"}
 
@@ -98,10 +103,47 @@ def _first_bad(mask: np.ndarray) -> int:
 
 # ---------------------------------------------------------------- model-wide rules
 
-def check_tensor_bytes(tensors, owner: str = "model", arrays=None) -> None:
+def _tensor_bytes_hold(tensors, arrays, shapes: dict | None = None) -> bool:
+    """One tight pass: True when every tensor obeys the tensor-bytes rules
+    (then check_tensor_bytes needs no second look); False means some tensor
+    may not, and the exact rules below find it and word the message.
+    `shapes` receives name -> (dtype, dims, inline bytes or None) of every
+    tensor on the way (the bytes are read once: upb copies them per read)."""
+    seen: dict = {} if shapes is None else shapes
+    sizes = _ITEMSIZE
+    for t in tensors:
+        name = t.name
+        dtype = t.dtype
+        size = sizes.get(dtype)
+        if not name or name in seen or size is None:
+            return False
+        dims = tuple(t.dims)
+        for d in dims:
+            size *= d
+            if d < 0:
+                return False
+        if t.HasField("external"):
+            if arrays is None or name not in arrays or np.asarray(arrays[name]).nbytes != size:
+                return False
+            seen[name] = (dtype, dims, None)
+        else:
+            data = t.raw_data
+            if len(data) != size:
+                return False
+            seen[name] = (dtype, dims, data)
+    return True
+
+
+def check_tensor_bytes(tensors, owner: str = "model", arrays=None,
+                       shapes: dict | None = None) -> None:
     """Names unique, dtypes known, raw byte counts equal dims * itemsize.
     A tensor may be external only when `arrays` (ir/external_arrays.py)
-    holds its bytes."""
+    holds its bytes. `shapes`: filled with name -> (dtype, dims, inline
+    bytes or None) when the rules hold (the screens reuse them)."""
+    if _tensor_bytes_hold(tensors, arrays, shapes):
+        return
+    if shapes is not None:
+        shapes.clear()
     seen = set()
     for t in tensors:
         if not t.name:
@@ -491,6 +533,51 @@ def _run(rule_fn: Callable[[], None], errors: list[CheckError] | None) -> bool:
         return False
 
 
+def _check_groups(model: pcir.Model, table: _Tensors, ties: dict[int, int],
+                  shapes: dict[str, tuple] | None, errors: list[CheckError] | None) -> list[bool]:
+    """The per-group rules; per group, whether they held.
+
+    The vectorised screen (ir/group_screen.py) clears the groups that
+    provably hold every rule; the exact rules above run on the others, in
+    group order, so messages and their order are theirs. Small input groups
+    have their values checked in batches after the loop, one batch per
+    (dist, width) in order of first appearance among all groups.
+    `shapes`: name -> (dtype, dims, bytes) of every tensor (see
+    check_tensor_bytes), None when the tensor-bytes rules failed.
+    """
+    count = len(model.groups)
+    if shapes is not None:
+        flagged, cleared = screen_groups(model, table, shapes, ties, is_logic(model))
+    else:               # no tensor decodes: every group's message comes from its rules
+        flagged, cleared = np.ones(count, dtype=bool), []
+    firsts: dict[tuple[int, int], int] = {}
+    for g, key in cleared:
+        firsts.setdefault(key, g)
+    pending = sorted((g, key) for key, g in firsts.items())
+    header_ok = [True] * count
+    batch: dict[tuple[int, int], list] = {}
+    k = 0
+    for index in np.flatnonzero(flagged).tolist():
+        while k < len(pending) and pending[k][0] < index:
+            batch.setdefault(pending[k][1], [])
+            k += 1
+        g = model.groups[index]
+
+        def group_rules(g=g, index=index):
+            _check_header(model, g, index)
+            if g.kind == pcir.INPUT:
+                _check_input(model, g, table, g.id in ties, batch)
+            elif g.kind == pcir.PRODUCT:
+                _check_product(model, g, table)
+            else:
+                _check_sum(model, g, table, g.id in ties)
+        header_ok[index] = _run(group_rules, errors)
+    for (dist, _), items in batch.items():
+        if items:
+            _check_input_batch(items, dist, errors)
+    return header_ok
+
+
 def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckError]:
     """Check every invariant of `model` (see ir/pcir.proto).
 
@@ -500,7 +587,9 @@ def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckEr
     """
     errors: list[CheckError] | None = [] if collect else None
     _run(lambda: check_version(model.ir_version), errors)
-    tensors_ok = _run(lambda: check_tensor_bytes(model.tensors, arrays=arrays), errors)
+    shapes: dict[str, tuple] = {}
+    tensors_ok = _run(lambda: check_tensor_bytes(model.tensors, arrays=arrays, shapes=shapes),
+                      errors)
     _run(lambda: _check_variables(model), errors)
     ties: dict[int, int] = {}
 
@@ -513,20 +602,7 @@ def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckEr
     if model.HasField("nodes"):
         _run(lambda: check_node_model(model, table, is_logic(model)), errors)
         return errors or []
-    header_ok: list[bool] = []
-    batch: dict[tuple[int, int], list] = {}
-    for index, g in enumerate(model.groups):
-        def group_rules(g=g, index=index):
-            _check_header(model, g, index)
-            if g.kind == pcir.INPUT:
-                _check_input(model, g, table, g.id in ties, batch)
-            elif g.kind == pcir.PRODUCT:
-                _check_product(model, g, table)
-            else:
-                _check_sum(model, g, table, g.id in ties)
-        header_ok.append(_run(group_rules, errors))
-    for (dist, _), items in batch.items():
-        _check_input_batch(items, dist, errors)
+    header_ok = _check_groups(model, table, ties, shapes if tensors_ok else None, errors)
     if ties_ok:
         for g, t in ties.items():
             if header_ok[g] and header_ok[t]:

@@ -62,6 +62,10 @@ class ExternalArrays(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._arrays[name]
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default goes through __getitem__ and an exception
+        return name in self._arrays
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
 

@@ -507,16 +507,18 @@ def load(path: str | os.PathLike, kind: str | None = None, check: bool = False) 
 
 
 def check_message(msg: Message, path: str = "<message>",
-                  model: pcir.Model | None = None, arrays=None) -> None:
+                  model: pcir.Model | None = None, arrays=None,
+                  model_hash: str | None = None) -> None:
     """Run the checker on a loaded message, raising InvalidFileError naming
     `path`, the rule and the group (a Layout is checked against `model` when
     given, else self-checked). `arrays`: the bytes of a Model's external
-    tensors (ir/external_arrays.py), read in place of raw_data."""
+    tensors (ir/external_arrays.py), read in place of raw_data.
+    `model_hash`: the model's structure_hash when the caller has it."""
     from pccompiler.ir.checker import check as check_model
     from pccompiler.ir.layout_checker import check_layout
     try:
         if isinstance(msg, pcir.Layout):
-            check_layout(msg, model)
+            check_layout(msg, model, model_hash=model_hash)
         else:
             check_model(msg, arrays=arrays)
     except CheckError as exc:

@@ -26,6 +26,7 @@ from pccompiler.ir.checker import (_Tensors, _first_bad, _run, check_tensor_byte
                                    check_version)
 from pccompiler.ir.helpers import params_per_node, structure_hash
 from pccompiler.ir.layout_rules_deep import check_layer_tiling, check_sum_layer
+from pccompiler.ir.layout_screen import group_fields, placements_hold, screen_layers
 from pccompiler.ir.tensors import INT_DTYPES
 
 MAX_SLOTS = 2 ** 48
@@ -44,21 +45,37 @@ def _fail(rule: str, message: str, values: object = None) -> None:
 
 
 class _Plan:
-    """Writers (slot intervals with their layer) and reads gathered per layer."""
+    """Writers (slot intervals with their layer) and reads gathered per layer.
+    Each entry is (starts int64 [k], lengths, layer, what); lengths is an int
+    (the same for every interval, the usual case) or an int64 [k] array."""
 
     def __init__(self):
-        self.writers: list[tuple[np.ndarray, np.ndarray, int, str]] = []
-        self.reads: list[tuple[np.ndarray, np.ndarray, int, str]] = []
+        self.writers: list[tuple[np.ndarray, np.ndarray | int, int, str]] = []
+        self.reads: list[tuple[np.ndarray, np.ndarray | int, int, str]] = []
 
     def write(self, starts, lengths, layer: int, what: str) -> None:
-        self.writers.append((np.asarray(starts, np.int64).reshape(-1),
-                             np.broadcast_to(np.asarray(lengths, np.int64),
-                                             np.shape(starts)).reshape(-1), layer, what))
+        if isinstance(lengths, (int, np.integer)):
+            entry = np.asarray(starts, np.int64).reshape(-1), int(lengths)
+        else:
+            entry = (np.asarray(starts, np.int64).reshape(-1),
+                     np.broadcast_to(np.asarray(lengths, np.int64),
+                                     np.shape(starts)).reshape(-1))
+        self.writers.append((*entry, layer, what))
 
     def read(self, starts, lengths, layer: int, what: str) -> None:
         starts = np.asarray(starts, np.int64).reshape(-1)
-        self.reads.append((starts, np.broadcast_to(np.asarray(lengths, np.int64),
-                                                   starts.shape), layer, what))
+        if not isinstance(lengths, (int, np.integer)):
+            lengths = np.broadcast_to(np.asarray(lengths, np.int64), starts.shape)
+        self.reads.append((starts, lengths if not isinstance(lengths, np.integer)
+                           else int(lengths), layer, what))
+
+
+def _lengths(entries: list, sizes: np.ndarray) -> np.ndarray:
+    """The per-interval lengths of plan entries, concatenated."""
+    if all(isinstance(e[1], int) for e in entries):
+        return np.repeat(np.array([e[1] for e in entries], dtype=np.int64), sizes)
+    return np.concatenate([np.broadcast_to(np.asarray(e[1], np.int64), len(e[0]))
+                           for e in entries])
 
 
 def _ints(table: _Tensors, name: str, what: str, shape: tuple) -> np.ndarray:
@@ -77,7 +94,8 @@ def _in_range(values: np.ndarray, lo: int, hi: int, what: str) -> None:
               f"[{lo}, {hi})", i)
 
 
-def _check_header(layout: pcir.Layout, model: pcir.Model | None) -> None:
+def _check_header(layout: pcir.Layout, model: pcir.Model | None,
+                  model_hash: str | None = None) -> None:
     if not 2 <= layout.num_slots < MAX_SLOTS:
         _fail("layout-header", f"num_slots {layout.num_slots} is not in [2, 2**48)")
     if not 0 <= layout.max_block_size <= MAX_BLOCK_SIZE:
@@ -92,9 +110,10 @@ def _check_header(layout: pcir.Layout, model: pcir.Model | None) -> None:
         if layout.num_vars != len(model.variables):
             _fail("layout-header", f"num_vars {layout.num_vars} != the model's "
                   f"{len(model.variables)} variables")
-        if layout.model_hash != structure_hash(model):
+        expected = model_hash or structure_hash(model)
+        if layout.model_hash != expected:
             _fail("model-hash", "the layout was made from another model structure "
-                  f"(model_hash {layout.model_hash[:12]}... != {structure_hash(model)[:12]}...)")
+                  f"(model_hash {layout.model_hash[:12]}... != {expected[:12]}...)")
 
 
 def _placements(layout: pcir.Layout, model: pcir.Model) -> dict[int, pcir.GroupPlacement]:
@@ -301,11 +320,12 @@ def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     The reserved slots 0 and 1 count as written before the first layer.
     """
-    plan.writers.insert(0, (np.array([0]), np.array([2]), -1, "the reserved slots 0, 1"))
+    plan.writers.insert(0, (np.array([0]), 2, -1, "the reserved slots 0, 1"))
+    counts = np.array([len(w[0]) for w in plan.writers])
     ws = np.concatenate([w[0] for w in plan.writers])
-    wl = np.concatenate([np.full(len(w[0]), w[2]) for w in plan.writers])
-    we = ws + np.concatenate([w[1] for w in plan.writers])
-    who = np.concatenate([np.full(len(w[0]), i) for i, w in enumerate(plan.writers)])
+    wl = np.repeat(np.array([w[2] for w in plan.writers]), counts)
+    we = ws + _lengths(plan.writers, counts)
+    who = np.repeat(np.arange(len(plan.writers)), counts)
     order = np.argsort(ws, kind="stable")
     ws, we, wl, who = ws[order], we[order], wl[order], who[order]
     keep = we > ws
@@ -315,30 +335,43 @@ def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         i = _first_bad(clash)
         _fail("slot-writers", f"slot {ws[i + 1]} is written by {plan.writers[who[i]][3]} "
               f"and by {plan.writers[who[i + 1]][3]}", int(ws[i + 1]))
+    if not plan.reads:
+        return ws, we, wl
     # gaps[j] = 1 if interval j+1 does not start where interval j ends
     gaps = np.concatenate([[0], np.cumsum(ws[1:] != we[:-1])])
     wl_pad = np.append(wl, -1)
-    for starts, lengths, layer, what in plan.reads:
-        if not len(starts):
-            continue
-        s, e = starts, starts + lengths
-        i0 = np.searchsorted(ws, s, side="right") - 1
-        i1 = np.searchsorted(ws, e - 1, side="right") - 1
-        i0c, i1c = np.maximum(i0, 0), np.maximum(i1, 0)
-        ok = (i0 >= 0) & (s < we[i0c]) & (e <= we[i1c]) & (gaps[i1c] == gaps[i0c])
-        bounds = np.stack([i0c, i1c + 1], axis=1).reshape(-1)
-        latest = np.maximum.reduceat(wl_pad, bounds)[::2]     # newest writer in the span
-        ok &= latest < layer
-        if not ok.all():
-            i = _first_bad(~ok)
-            _fail("read-before-write", f"{what} reads slots [{s[i]}, {e[i]}), not all written "
-                  f"by an earlier layer", int(s[i]))
+    # every read of every layer at once; the first failing one is reported
+    sizes = np.array([len(r[0]) for r in plan.reads])
+    s = np.concatenate([r[0] for r in plan.reads])
+    e = s + _lengths(plan.reads, sizes)
+    layer = np.repeat(np.array([r[2] for r in plan.reads]), sizes)
+    i0 = np.searchsorted(ws, s, side="right") - 1
+    # a one-slot read (most) ends in the interval it starts in
+    span = np.flatnonzero(e - s != 1)
+    i1 = i0.copy()
+    i1[span] = np.searchsorted(ws, e[span] - 1, side="right") - 1
+    i0c, i1c = np.maximum(i0, 0), np.maximum(i1, 0)
+    ok = (i0 >= 0) & (s < we[i0c]) & (e <= we[i1c]) & (gaps[i1c] == gaps[i0c])
+    latest = wl_pad[i0c]                                      # newest writer in the span
+    if len(span):
+        bounds = np.stack([i0c[span], i1c[span] + 1], axis=1).reshape(-1)
+        latest[span] = np.maximum.reduceat(wl_pad, bounds)[::2]
+    ok &= latest < layer
+    if not ok.all():
+        flat = _first_bad(~ok)
+        k = int(np.searchsorted(np.cumsum(sizes), flat, side="right"))
+        what = plan.reads[k][3]
+        _fail("read-before-write", f"{what} reads slots [{s[flat]}, {e[flat]}), not all "
+              f"written by an earlier layer", int(s[flat]))
     return ws, we, wl
 
 
 def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
-                 collect: bool = False, deep: bool = False) -> list[CheckError]:
+                 collect: bool = False, deep: bool = False,
+                 model_hash: str | None = None) -> list[CheckError]:
     """Check the invariants of `layout` (and its agreement with `model`).
+    `model_hash`: `structure_hash(model)` when the caller has it already
+    (the .pcc reader), so it is not computed twice.
 
     Raises the first CheckError, or with `collect=True` returns them all
     (one per unit: header, placements, each layer, dataflow, root).
@@ -348,21 +381,37 @@ def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,
     """
     errors: list[CheckError] | None = [] if collect else None
     _run(lambda: check_version(layout.ir_version, "layout"), errors)
-    tensors_ok = _run(lambda: check_tensor_bytes(layout.tensors, "layout"), errors)
-    header_ok = _run(lambda: _check_header(layout, model), errors)
+    shapes: dict[str, tuple] = {}
+    tensors_ok = _run(lambda: check_tensor_bytes(layout.tensors, "layout", shapes=shapes),
+                      errors)
+    header_ok = _run(lambda: _check_header(layout, model, model_hash), errors)
     table = _Tensors(layout.tensors)
     if not tensors_ok:
         table.protos = {}
     placed: dict[int, pcir.GroupPlacement] = {}
     node_form = model is not None and model.HasField("nodes")
-    if model is not None and header_ok:
+    slots = fields = None     # slot_start per group once the placement screen passed
+    if model is not None and not node_form:
+        fields = group_fields(model)
+        slots = placements_hold(layout, model, fields) if header_ok else None
+    if slots is not None:
+        placed.update((p.group, p) for p in layout.placements)
+    elif model is not None and header_ok:
         _run(lambda: (_node_placement(layout, model, table) if node_form
                       else placed.update(_placements(layout, model))), errors)
     plan = _Plan()
     layers_ok = header_ok
+    flagged, writes, reads = screen_layers(layout, model, slots, fields, table, shapes) \
+        if tensors_ok else (np.ones(len(layout.layers), dtype=bool), [], [])
     for li, layer in enumerate(layout.layers):
-        layers_ok &= _run(lambda li=li, layer=layer: _check_layer(
-            layout, li, layer, model, placed, table, plan), errors)
+        if flagged[li]:     # the exact rules word the message
+            layers_ok &= _run(lambda li=li, layer=layer: _check_layer(
+                layout, li, layer, model, placed, table, plan), errors)
+            continue
+        for starts, lengths, what in writes[li]:
+            plan.write(starts, lengths, li, what)
+        for starts, lengths, what in reads[li]:
+            plan.read(starts, lengths, li, what)
     if layers_ok:
         flow: list = []
         if _run(lambda: flow.append(_check_dataflow(plan)), errors) and \

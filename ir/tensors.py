@@ -76,6 +76,15 @@ def from_numpy(array: np.ndarray, name: str) -> pcir.Tensor:
     return pcir.Tensor(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
 
 
+def from_checked_bytes(dtype: int, dims: tuple, data: bytes) -> np.ndarray:
+    """A read-only array over `data`, which the caller has already checked
+    holds exactly dims x itemsize bytes of a numpy dtype (the checker's
+    tensor-bytes rule): to_numpy without its checks, for hot loops."""
+    np_dtype = _NUMPY_OF[dtype]
+    array = np.frombuffer(data, dtype=np_dtype).reshape(dims)
+    return array if np_dtype.isnative else array.astype(np_dtype.newbyteorder("="))
+
+
 def to_numpy(tensor: pcir.Tensor, external_bytes: bytes | memoryview | None = None,
              copy: bool = False) -> np.ndarray:
     """The tensor's data as a numpy array (read-only view unless `copy`).
