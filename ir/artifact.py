@@ -467,38 +467,42 @@ def _chunk_hashes(e: dict, path: str) -> tuple[int, list[str]] | None:
 
 def _param_arrays(model: pcir.Model, params: memoryview, path: str) -> dict[str, np.ndarray]:
     """Read-only numpy views into the params section for every external
-    tensor, each range checked against the section and the tensor's size."""
+    tensor, each range checked against the section and the tensor's size.
+    Every view is a slice of one uint8 array over the section (one buffer
+    export, not one per tensor)."""
     out: dict[str, np.ndarray] = {}
     names = None
+    section = np.frombuffer(params, dtype=np.uint8)
+    size = len(section)
     for t in model.tensors:
         if not t.HasField("external"):
             continue
-        ext = t.external
-        where = f"{path}: tensor {t.name!r}"
+        ext, name = t.external, t.name
         names = param_tensor_names(model) if names is None else names
-        if t.name not in names:
-            raise LoadError(f"{where} is external but holds no parameters (only input "
-                            f"params and sum weights may live in the params section)")
+        if name not in names:
+            raise LoadError(f"{path}: tensor {name!r} is external but holds no parameters "
+                            f"(only input params and sum weights may live in the params "
+                            f"section)")
         if ext.location != PARAMS:
-            raise LoadError(f"{where} refers to section {ext.location!r}; a .pcc keeps "
-                            f"external tensors in {PARAMS!r}")
+            raise LoadError(f"{path}: tensor {name!r} refers to section {ext.location!r}; a "
+                            f".pcc keeps external tensors in {PARAMS!r}")
         np_dtype = _NUMPY_OF.get(t.dtype)
         try:
             need = nbytes(t)
         except LoadError as exc:
             raise LoadError(f"{path}: {exc}") from None
         if np_dtype is None or not np_dtype.isnative:
-            raise LoadError(f"{where} has a dtype numpy cannot map ({t.dtype})")
-        if ext.length != need or ext.offset < 0 or ext.offset + ext.length > len(params) \
-                or ext.offset % np_dtype.itemsize:
-            raise LoadError(f"{where}: bytes {ext.offset}..{ext.offset + ext.length} of the "
-                            f"{len(params)}-byte params section, dims {list(t.dims)} need "
+            raise LoadError(f"{path}: tensor {name!r} has a dtype numpy cannot map "
+                            f"({t.dtype})")
+        offset, length = ext.offset, ext.length
+        if length != need or offset < 0 or offset + length > size \
+                or offset % np_dtype.itemsize:
+            raise LoadError(f"{path}: tensor {name!r}: bytes {offset}..{offset + length} of "
+                            f"the {size}-byte params section, dims {list(t.dims)} need "
                             f"{need} aligned bytes inside it")
         if t.raw_data:
-            raise LoadError(f"{where} has both inline and external bytes")
-        array = np.frombuffer(params, dtype=np_dtype, count=need // np_dtype.itemsize,
-                              offset=ext.offset).reshape(tuple(t.dims))
-        out[t.name] = array
+            raise LoadError(f"{path}: tensor {name!r} has both inline and external bytes")
+        out[name] = section[offset:offset + length].view(np_dtype).reshape(tuple(t.dims))
     return out
 
 

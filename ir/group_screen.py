@@ -33,8 +33,10 @@ from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.nodes import concat_ranges
 from pccompiler.ir.tensors import FLOAT_DTYPES, INT_DTYPES, from_checked_bytes
 
-# Bytes of tensor values concatenated per numpy call (cache-sized).
+# Bytes of tensor values concatenated per numpy call (cache-sized), and
+# the size from which a tensor is checked on its own, in place.
 BATCH_BYTES = 4 << 20
+SOLO_BYTES = 256 << 10
 # Slack towards flagging when a float sum is compared with a tolerance.
 SUM_SLACK = 1e-9
 
@@ -196,16 +198,27 @@ def _fetch(table, shapes: dict[str, tuple], gs: _Groups, groups: np.ndarray,
 
 
 def _batches(items: list[tuple[int, np.ndarray]], test: Callable, bad: np.ndarray) -> None:
-    """Run `test(groups, arrays) -> per-group bad mask` on runs of items of
-    at most BATCH_BYTES (a bigger array alone)."""
-    start, size = 0, 0
-    for k, (_, a) in enumerate(items):
-        size += a.nbytes
-        if size >= BATCH_BYTES or k == len(items) - 1:
-            run = items[start:k + 1]
+    """Run `test(groups, arrays) -> per-group bad mask` on runs of small
+    items of at most BATCH_BYTES, and on each item of SOLO_BYTES or more
+    alone (copying it into a batch would cost more than its numpy calls)."""
+    run: list[tuple[int, np.ndarray]] = []
+    size = 0
+
+    def flush(run):
+        if run:
             groups = np.array([g for g, _ in run], dtype=np.int64)
             _flag(bad, groups, test(groups, [a for _, a in run]))
-            start, size = k + 1, 0
+
+    for item in items:
+        if item[1].nbytes >= SOLO_BYTES:
+            flush([item])
+            continue
+        run.append(item)
+        size += item[1].nbytes
+        if size >= BATCH_BYTES:
+            flush(run)
+            run, size = [], 0
+    flush(run)
 
 
 def _flat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -26,6 +26,7 @@ from pccompiler.ir.checker import (_Tensors, _first_bad, _run, check_tensor_byte
                                    check_version)
 from pccompiler.ir.helpers import params_per_node, structure_hash
 from pccompiler.ir.layout_rules_deep import check_layer_tiling, check_sum_layer
+from pccompiler.ir.nodes import concat_ranges
 from pccompiler.ir.layout_screen import group_fields, placements_hold, screen_layers
 from pccompiler.ir.tensors import INT_DTYPES
 
@@ -339,31 +340,56 @@ def _check_dataflow(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return ws, we, wl
     # gaps[j] = 1 if interval j+1 does not start where interval j ends
     gaps = np.concatenate([[0], np.cumsum(ws[1:] != we[:-1])])
-    wl_pad = np.append(wl, -1)
-    # every read of every layer at once; the first failing one is reported
-    sizes = np.array([len(r[0]) for r in plan.reads])
-    s = np.concatenate([r[0] for r in plan.reads])
-    e = s + _lengths(plan.reads, sizes)
-    layer = np.repeat(np.array([r[2] for r in plan.reads]), sizes)
+    owner = _slot_owners(ws, we, wl, sum(len(r[0]) for r in plan.reads))
+    for starts, lengths, layer, what in plan.reads:
+        if not len(starts):
+            continue
+        if owner is not None and isinstance(lengths, int) and lengths == 1:
+            ok = _slots_written(owner, starts, layer)
+        else:
+            ok = _spans_written(ws, we, wl, gaps, starts, starts + lengths, layer)
+        if not ok.all():
+            i = _first_bad(~ok)
+            e = starts[i] + (lengths if isinstance(lengths, int) else lengths[i])
+            _fail("read-before-write", f"{what} reads slots [{starts[i]}, {e}), not all "
+                  f"written by an earlier layer", int(starts[i]))
+    return ws, we, wl
+
+
+def _slot_owners(ws: np.ndarray, we: np.ndarray, wl: np.ndarray, reads: int
+                 ) -> np.ndarray | None:
+    """slot -> layer of its writer (int32 max: unwritten), for one-slot
+    reads, when the slots are few next to the `reads` entries actually in
+    the file (at most 4 per read, never a claimed count); else None."""
+    end = int(we[-1]) if len(we) else 0
+    if end > 4 * reads + (1 << 16):
+        return None
+    owner = np.full(end, np.iinfo(np.int32).max, dtype=np.int32)
+    lengths = we - ws
+    owner[concat_ranges(ws, lengths)] = np.repeat(wl, lengths)
+    return owner
+
+
+def _slots_written(owner: np.ndarray, slots: np.ndarray, layer: int) -> np.ndarray:
+    """Per one-slot read: written by a layer before `layer`?"""
+    if slots.min() >= 0 and slots.max() < len(owner):
+        return owner[slots] < layer
+    inside = (slots >= 0) & (slots < len(owner))
+    return inside & (owner[np.where(inside, slots, 0)] < layer)
+
+
+def _spans_written(ws: np.ndarray, we: np.ndarray, wl: np.ndarray, gaps: np.ndarray,
+                   s: np.ndarray, e: np.ndarray, layer: int) -> np.ndarray:
+    """Per read [s, e): every slot written by a layer before `layer`?
+    Writers are the sorted disjoint intervals [ws, we) of layers wl; a read
+    finds its first and last interval by binary search."""
     i0 = np.searchsorted(ws, s, side="right") - 1
-    # a one-slot read (most) ends in the interval it starts in
-    span = np.flatnonzero(e - s != 1)
-    i1 = i0.copy()
-    i1[span] = np.searchsorted(ws, e[span] - 1, side="right") - 1
+    i1 = np.searchsorted(ws, e - 1, side="right") - 1
     i0c, i1c = np.maximum(i0, 0), np.maximum(i1, 0)
     ok = (i0 >= 0) & (s < we[i0c]) & (e <= we[i1c]) & (gaps[i1c] == gaps[i0c])
-    latest = wl_pad[i0c]                                      # newest writer in the span
-    if len(span):
-        bounds = np.stack([i0c[span], i1c[span] + 1], axis=1).reshape(-1)
-        latest[span] = np.maximum.reduceat(wl_pad, bounds)[::2]
-    ok &= latest < layer
-    if not ok.all():
-        flat = _first_bad(~ok)
-        k = int(np.searchsorted(np.cumsum(sizes), flat, side="right"))
-        what = plan.reads[k][3]
-        _fail("read-before-write", f"{what} reads slots [{s[flat]}, {e[flat]}), not all "
-              f"written by an earlier layer", int(s[flat]))
-    return ws, we, wl
+    bounds = np.stack([i0c, i1c + 1], axis=1).reshape(-1)
+    latest = np.maximum.reduceat(np.append(wl, -1), bounds)[::2]   # newest writer in the span
+    return ok & (latest < layer)
 
 
 def check_layout(layout: pcir.Layout, model: pcir.Model | None = None,

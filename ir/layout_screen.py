@@ -24,6 +24,8 @@ from pccompiler.ir import pcir_pb2 as pcir
 from pccompiler.ir.tensors import INT_DTYPES, from_checked_bytes
 
 SANE = 2 ** 52
+# Entries from which an index tensor is range-checked alone, in place.
+BIG = 1 << 16
 _DISTS = (pcir.CATEGORICAL_DIST, pcir.BERNOULLI_DIST, pcir.GAUSSIAN_DIST)
 _PARTS = {pcir.INPUT_LAYER: "input_partitions", pcir.PRODUCT_LAYER: "product_partitions",
           pcir.SUM_LAYER: "sum_partitions"}
@@ -110,14 +112,24 @@ class _Role:
         self.hi.append(hi)
 
     def flag(self, bad: np.ndarray) -> None:
-        if not self.arrays:
+        """Flag the layers with an entry outside its bounds: big tensors by
+        their min and max in place, the small ones concatenated."""
+        small = []
+        for k, a in enumerate(self.arrays):
+            if len(a) < BIG:
+                small.append(k)
+            elif a.min() < self.lo[k] or a.max() >= self.hi[k]:
+                bad[self.layers[k]] = True
+        if not small:
             return
-        sizes = np.array([len(a) for a in self.arrays])
-        values = np.concatenate(self.arrays)
-        out = (values < np.repeat(self.lo, sizes)) | (values >= np.repeat(self.hi, sizes))
+        sizes = np.array([len(self.arrays[k]) for k in small])
+        values = np.concatenate([self.arrays[k] for k in small])
+        lo = np.repeat([self.lo[k] for k in small], sizes)
+        hi = np.repeat([self.hi[k] for k in small], sizes)
+        out = (values < lo) | (values >= hi)
         if out.any():
             owner = np.searchsorted(np.cumsum(sizes), np.flatnonzero(out), side="right")
-            bad[np.array(self.layers)[owner]] = True
+            bad[np.array([self.layers[k] for k in small])[owner]] = True
 
 
 class _Layers:

@@ -274,3 +274,26 @@ def test_padding_breakages_agree(name, field, monkeypatch):
                         monkeypatch)
     assert fast == exact
     assert "padding" in {rule for rule, _, _ in fast[0]}
+
+
+def test_batched_input_messages_keep_their_order(monkeypatch):
+    """Small input groups' values are checked in batches, one per (dist,
+    width) in order of first appearance among *all* groups: g0 (width 3,
+    valid) puts width 3 first, so g2's error comes before g1's (width 4)
+    although only g1 and g2 are flagged."""
+    model = F.build_model(seed=0)
+    rng = np.random.default_rng(0)
+    for v in (1, 3):
+        model.variables[v].num_cats = 4
+        rows = rng.random((model.groups[v].num_nodes, 4))
+        replace = ir.make_tensor(f"g{v}.params", rows / rows.sum(axis=1, keepdims=True))
+        next(t for t in model.tensors if t.name == f"g{v}.params").CopyFrom(replace)
+    assert ir.check(model) == []
+    for v in (1, 2):
+        t = next(t for t in model.tensors if t.name == f"g{v}.params")
+        rows = ir.tensor_table(model)[t.name].copy()
+        rows[0, 0] = -0.5
+        t.CopyFrom(ir.make_tensor(t.name, rows))
+    fast, exact = _both(lambda collect: ir.check(model, collect=collect), monkeypatch)
+    assert fast == exact
+    assert [group for _, group, _ in fast[0]] == [2, 1] and fast[1][1] == 2
