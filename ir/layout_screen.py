@@ -145,7 +145,8 @@ class _Layers:
         self.roles: dict[str, _Role] = {}
         self.writes: list[list] = [[] for _ in range(count)]
         self.reads: list[list] = [[] for _ in range(count)]
-        self.groups: list[tuple[int, int, int, int]] = []   # layer, group, lo, hi
+        self.group_ids: list[int] = []                        # every layer's groups
+        self.group_layers: list[tuple[int, int, int, int]] = []  # layer, count, lo, hi
 
     def role(self, name: str) -> _Role:
         return self.roles.setdefault(name, _Role())
@@ -175,7 +176,9 @@ class _Layers:
         if kind != pcir.SUM_LAYER and len(layer.sum_backward_partitions):
             raise LookupError(li)
         if self.model is not None:
-            self.groups.extend((li, gid, lo, hi) for gid in layer.groups)
+            ids = layer.groups
+            self.group_ids.extend(ids)
+            self.group_layers.append((li, len(ids), lo, hi))
         if kind == pcir.INPUT_LAYER:
             for k, part in enumerate(layer.input_partitions):
                 self.input_part(li, k, part, lo, hi)
@@ -253,9 +256,11 @@ class _Layers:
 
     def flag_groups(self) -> None:
         """Listed groups exist, have the layer's kind, lie inside it."""
-        if not self.groups or self.model is None:
+        if not self.group_ids or self.model is None:
             return
-        layer, gid, lo, hi = (np.array(x, dtype=np.int64) for x in zip(*self.groups))
+        per_layer = np.array(self.group_layers, dtype=np.int64)
+        layer, lo, hi = (np.repeat(per_layer[:, k], per_layer[:, 1]) for k in (0, 2, 3))
+        gid = np.array(self.group_ids, dtype=np.int64)
         count = len(self.model.groups)
         fields = self.fields
         inside = (gid >= 0) & (gid < count)
