@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import race_cases  # noqa: E402
 
 import pccompiler  # noqa: E402
+import pccompiler.driver  # noqa: E402,F401  (default_backend)
 
 
 def _compile(model, backend: str, device: str, folder: str) -> float:
