@@ -9,13 +9,16 @@ in whole-array steps, linear in the nodes and edges:
     nodes of one level never read each other);
   * partitions: within a layer, nodes bucketed by fan-in class
     (1, 2, 3-4, 5-8, ...), each partition padded to its own largest
-    fan-in, so padding stays below half;
+    fan-in, so padding stays below half; a layer that one partition holds
+    with at most MERGE_PADDING padding entries is one partition
+    (helpers/node_tables.layer_classes: small circuits);
   * slots: 2 + the node's rank in (layer, fan-in class, id) order;
   * sums: block size 1 (sparse kernels); the weight of child k of sum node
     n is sum_params[sum_param_start + w(n) + k], w(n) = the start of n's
     weights in NodeCircuit.sum_weights, so the Model's weights are packed
     as they are; backward partitions list each child's parents, bucketed
-    by parent count the same way.
+    by parent count the same way (helpers/node_tables.py builds the index
+    tables of all partitions at once).
 
 `layerize` computes the plan (kept in ctx.analysis["node_plan"]) and the
 Layout's layers and partition headers; `layout` writes the index tensors
@@ -34,8 +37,8 @@ from pccompiler.ir import pcir
 from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
-from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, padded_tables, \
-    segment_ranks
+from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
+    layer_classes, padded_tables, segment_ranks
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
@@ -57,20 +60,16 @@ class NodePlan:
     weight_start: np.ndarray    # int64 [N]: start of a sum's weights in sum_weights
 
 
-def fan_class(fan: np.ndarray) -> np.ndarray:
-    """0 for fan-in <= 1, else ceil(log2(fan)): 1, 2, 3-4, 5-8, ..."""
-    return np.ceil(np.log2(np.maximum(fan, 1))).astype(np.int64)
-
-
 def plan_nodes(a: NodeArrays) -> NodePlan:
     """Levels, layers, partitions and slots of every node (no Python per node)."""
     level = node_levels(a)
     fan = a.fan_in()
     layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
-    order = np.argsort(layer_key * 64 + fan_class(fan), kind="stable")      # ties: by id
+    cls = layer_classes(layer_key, fan)
+    order = np.argsort(layer_key * 64 + cls, kind="stable")      # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
-    key_o, cls_o = layer_key[order], fan_class(fan)[order]
+    key_o, cls_o = layer_key[order], cls[order]
     cut = np.flatnonzero((key_o[1:] != key_o[:-1]) | (cls_o[1:] != cls_o[:-1])) + 1
     run_start = np.r_[0, cut]
     run_end = np.r_[cut, a.num_nodes]
@@ -223,7 +222,7 @@ def _tables(plan: NodePlan, fan: np.ndarray, sum_start: int, num_slots: int, sdt
     layer = np.repeat(plan.run_layer, run_len)[pos]
     bwd = backward_tables(layer, (pos + 2).astype(sdt), kid_slot[edge],
                           sum_start + np.repeat(plan.weight_start[order][sums], fan_s) +
-                          segment_ranks(fan_s), num_slots, fan_class, sdt)
+                          segment_ranks(fan_s), num_slots, sdt)
     return fwd, bwd
 
 

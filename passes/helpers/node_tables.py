@@ -19,6 +19,34 @@ import numpy as np
 
 from pccompiler.ir.nodes import concat_ranges
 
+# A layer whose rows (nodes, or children in the backward tables) all fit one
+# partition with at most this many padding entries is one partition: a
+# partition costs a kernel launch or a dozen torch ops (~50 us on a CPU),
+# which 4096 padding entries per batch row do not. Large layers keep their
+# fan-in classes (padding under half).
+MERGE_PADDING = 4096
+
+
+def fan_class(fan: np.ndarray) -> np.ndarray:
+    """0 for fan-in <= 1, else ceil(log2(fan)): 1, 2, 3-4, 5-8, ..."""
+    return np.ceil(np.log2(np.maximum(fan, 1))).astype(np.int64)
+
+
+def layer_classes(layer: np.ndarray, lens: np.ndarray, limit: int = MERGE_PADDING
+                  ) -> np.ndarray:
+    """The partition class of every row: fan_class(lens), or 0 for every row
+    of a layer whose padding to one width is at most `limit` entries
+    (bounded from above by class counts: a row of class c has <= 2^c)."""
+    cls = fan_class(lens)
+    if not len(lens):
+        return cls
+    layers = int(layer.max()) + 1
+    count = np.bincount(layer * 64 + cls, minlength=layers * 64).reshape(layers, 64)
+    total = np.bincount(layer, weights=lens, minlength=layers)
+    top = 63 - np.argmax(count[:, ::-1] > 0, axis=1)             # highest class present
+    small = count.sum(axis=1) * 2.0 ** top - total <= limit
+    return np.where(small[layer], 0, cls)
+
 
 def segment_ranks(lens: np.ndarray) -> np.ndarray:
     """The rank of every entry inside its segment, for segments of `lens`
@@ -47,8 +75,8 @@ def padded_tables(values: np.ndarray, lens: np.ndarray, run_len: np.ndarray,
     voff = np.cumsum(vlen) - vlen
     exact = vlen == run_len * width
     mixed = np.flatnonzero(~exact)
-    tables = [values[v:v + n * w].reshape(n, w) for v, n, w in
-              zip(voff.tolist(), run_len.tolist(), width.tolist())]
+    tables = [values[v:v + n * w].reshape(n, w) if ok else None for v, n, w, ok in
+              zip(voff.tolist(), run_len.tolist(), width.tolist(), exact.tolist())]
     if not len(mixed):
         return tables
     m_len, m_width = run_len[mixed], width[mixed]
@@ -80,13 +108,13 @@ class BackwardTables:
 
 
 def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
-                    param: np.ndarray, num_slots: int, fan_class, sdt) -> BackwardTables:
+                    param: np.ndarray, num_slots: int, sdt) -> BackwardTables:
     """The backward partitions of the sum edges given in slot order of their
     parents (layer: the parent's layer, non-decreasing; pslot, cslot: parent
     and child slots; param: the edge's weight index). Within a layer the
     children ascend by slot, each child's parents by slot (a stable sort by
     (layer, child) keeps the parents' order); a layer's partitions ascend
-    by class (fan_class of the parent count)."""
+    by class (layer_classes of the parent counts)."""
     key = layer.astype(np.int64) * num_slots + cslot
     o = np.argsort(key, kind="stable")
     key, pslot, param = key[o], pslot[o], param[o]
@@ -94,8 +122,9 @@ def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
         np.zeros(0, dtype=np.int64)
     counts = np.diff(np.r_[first, len(key)])
     glayer, uniq = key[first] // num_slots, key[first] % num_slots
-    g = np.argsort(glayer * 64 + fan_class(counts), kind="stable")
-    pkey = (glayer * 64 + fan_class(counts))[g]
+    gkey = glayer * 64 + layer_classes(glayer, counts)
+    g = np.argsort(gkey, kind="stable")
+    pkey = gkey[g]
     pstart = np.flatnonzero(np.r_[True, pkey[1:] != pkey[:-1]]) if len(g) else first
     plen = np.diff(np.r_[pstart, len(g)])
     cnt = counts[g]
