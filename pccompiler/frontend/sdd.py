@@ -155,7 +155,16 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
 
     form: "groups" (one sum group per vtree node, as described above) or
     "nodes" (a pcir.NodeCircuit, one node per circuit node: linear-time
-    import and compile for large SDDs; see frontend/sdd_nodes.py)."""
+    import and compile for large SDDs; see frontend/sdd_nodes.py).
+
+    The file is checked here (ids, references to earlier lines, vtree
+    nodes, literals, decomposability) and the Model is built to pass
+    ir.check (tests/logic run ir.check on every form's output), so a caller
+    that compiles it in the same process may skip re-checking it:
+    pc.compile(model, check=False) or passes.compile_model(model,
+    verify=False) (the checker is ~0.1 s per 100k SDD nodes, as much as the
+    import). A Model saved and read back from a .pcir file is checked as
+    any other."""
     if form not in FORMS:
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)

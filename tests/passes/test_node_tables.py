@@ -1,0 +1,92 @@
+"""The node layout's tables of all partitions at once (passes/helpers/node_tables.py)
+equal the per-partition construction they replace; small layers become one
+partition and large ones keep their fan-in classes; the importer's node-form
+Model passes ir.check (why file-to-executable callers may skip `verify`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pccompiler as pc
+from pccompiler import ir
+from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
+                                                   layer_classes, padded_tables)
+from pccompiler.passes.manager import compile_model
+
+from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
+
+
+def _naive_tables(values, lens, run_len, width, pad):
+    out, v, row = [], 0, 0
+    for n, w, p in zip(run_len, width, pad):
+        t = np.full((n, w), p, dtype=np.int64)
+        for i in range(n):
+            t[i, :lens[row]] = values[v:v + lens[row]]
+            v += lens[row]
+            row += 1
+        out.append(t)
+    return out
+
+
+def test_padded_tables_equal_row_by_row_padding():
+    rng = np.random.default_rng(3)
+    run_len = np.array([3, 1, 4, 2, 5])
+    lens = rng.integers(0, 5, size=run_len.sum())
+    lens[:3] = 2                                        # run 0 needs no padding (a view)
+    starts = np.cumsum(run_len) - run_len
+    width = np.maximum.reduceat(lens, starts) + np.array([0, 0, 1, 0, 2])
+    values = rng.integers(10, 99, size=lens.sum())
+    pad = np.array([1, 0, 1, 0, 7])
+    got = padded_tables(values, lens, run_len, width, pad, np.int32)
+    want = _naive_tables(values, lens, run_len, width, pad)
+    assert [g.dtype for g in got] == [np.int32] * 5
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_layer_classes_merge_small_layers_only():
+    fan = np.r_[np.full(10, 2), np.full(10, 7),                  # layer 0: small, mixed
+                np.full(3000, 1), np.full(3000, 8)]              # layer 1: large, mixed
+    layer = np.r_[np.zeros(20, dtype=np.int64), np.ones(6000, dtype=np.int64)]
+    cls = layer_classes(layer, fan)
+    assert (cls[:20] == 0).all()                                  # one partition
+    np.testing.assert_array_equal(cls[20:], fan_class(fan[20:]))  # padding 3000 * 7 > limit
+    assert (layer_classes(layer, fan, limit=10 ** 6) == 0).all()
+    np.testing.assert_array_equal(layer_classes(layer, fan, limit=-1), fan_class(fan))
+    assert MERGE_PADDING < 3000 * 7
+
+
+def test_backward_tables_list_each_childs_parents_in_its_layer():
+    # layer 0: parents 10, 11 over children 2, 3; layer 1: parent 12 over 2
+    layer = np.array([0, 0, 0, 1])
+    pslot = np.array([10, 10, 11, 12])
+    cslot = np.array([3, 2, 3, 2])
+    param = np.array([100, 101, 102, 103])
+    bt = backward_tables(layer, pslot, cslot, param, num_slots=20, sdt=np.int32)
+    assert bt.layer.tolist() == [0, 1]                   # one partition per small layer
+    np.testing.assert_array_equal(bt.cblock_slots[0], [2, 3])
+    np.testing.assert_array_equal(bt.num_parents[0], [1, 2])
+    np.testing.assert_array_equal(bt.parent_slots[0], [[10, 0], [10, 11]])
+    np.testing.assert_array_equal(bt.param_starts[0], [[101, 0], [100, 102]])
+    np.testing.assert_array_equal(bt.parent_slots[1], [[12]])
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_imported_node_models_pass_the_checker(name):
+    """from_sdd's node form is valid by construction: compiling it with
+    verify=False (pc.compile(check=False)) skips nothing that could fail."""
+    ir.check(pc.from_sdd(shared_sdd(name), form="nodes"))
+
+
+def test_compile_without_verify_gives_the_same_layout(tmp_path):
+    pytest.importorskip("pysdd")
+    path, _, _ = random_cnf_sdd(tmp_path, np.random.default_rng(5), 8, 14)
+    model = pc.from_sdd(path, form="nodes")
+    ir.check(model)
+    a = compile_model(model).layout
+    b = compile_model(model, verify=False)
+    assert [r.name for r in b.report.records] == ["layerize", "layout"]
+    assert a.SerializeToString(deterministic=True) == \
+        b.layout.SerializeToString(deterministic=True)
+    ir.check_layout(b.layout, model, deep=True)
