@@ -37,6 +37,7 @@ from pccompiler.ir import pcir
 from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
+from pccompiler.passes.helpers.sorting import stable_argsort
 from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
     layer_classes, padded_tables, segment_ranks
 from pccompiler.version import __version__
@@ -66,7 +67,7 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     fan = a.fan_in()
     layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
     cls = layer_classes(layer_key, fan)
-    order = np.argsort(layer_key * 64 + cls, kind="stable")      # ties: by id
+    order = stable_argsort(layer_key * 64 + cls)                 # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
     key_o, cls_o = layer_key[order], cls[order]

@@ -16,6 +16,7 @@ import numpy as np
 
 from pccompiler.errors import CheckError
 from pccompiler.ir.nodes import PRODUCT, NodeArrays, concat_ranges
+from pccompiler.passes.helpers.sorting import stable_argsort
 
 
 def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
@@ -27,7 +28,7 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     n = a.num_nodes
     fan = a.fan_in()
     kids = a.child_ids
-    by_child = np.argsort(kids, kind="stable")
+    by_child = stable_argsort(kids)
     parent_of = np.repeat(np.arange(n, dtype=kids.dtype), fan)[by_child]
     rstart = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])

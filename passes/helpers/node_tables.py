@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pccompiler.ir.nodes import concat_ranges
+from pccompiler.passes.helpers.sorting import stable_argsort
 
 # A layer whose rows (nodes, or children in the backward tables) all fit one
 # partition with at most this many padding entries is one partition: a
@@ -116,14 +117,14 @@ def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
     (layer, child) keeps the parents' order); a layer's partitions ascend
     by class (layer_classes of the parent counts)."""
     key = layer.astype(np.int64) * num_slots + cslot
-    o = np.argsort(key, kind="stable")
+    o = stable_argsort(key)
     key, pslot, param = key[o], pslot[o], param[o]
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else \
         np.zeros(0, dtype=np.int64)
     counts = np.diff(np.r_[first, len(key)])
     glayer, uniq = key[first] // num_slots, key[first] % num_slots
     gkey = glayer * 64 + layer_classes(glayer, counts)
-    g = np.argsort(gkey, kind="stable")
+    g = stable_argsort(gkey)
     pkey = gkey[g]
     pstart = np.flatnonzero(np.r_[True, pkey[1:] != pkey[:-1]]) if len(g) else first
     plen = np.diff(np.r_[pstart, len(g)])

@@ -12,6 +12,7 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
+from pccompiler.passes.helpers.sorting import stable_argsort
 from pccompiler.passes.manager import compile_model
 
 from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
@@ -90,3 +91,11 @@ def test_compile_without_verify_gives_the_same_layout(tmp_path):
     assert a.SerializeToString(deterministic=True) == \
         b.layout.SerializeToString(deterministic=True)
     ir.check_layout(b.layout, model, deep=True)
+
+
+@pytest.mark.parametrize("n, high", [(0, 1), (1, 0), (1000, 3), (5000, 10 ** 6), (300, 2 ** 60)])
+def test_stable_argsort_is_numpys_stable_order(n, high):
+    keys = np.random.default_rng(n).integers(0, high + 1, size=n)
+    np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(stable_argsort(keys.astype(np.int32) if high < 2 ** 31
+                                                 else keys), np.argsort(keys, kind="stable"))
