@@ -34,12 +34,13 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays,
+                                  stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
-from pccompiler.passes.helpers.sorting import stable_argsort
 from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
     layer_classes, padded_tables, segment_ranks
+from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
@@ -115,20 +116,12 @@ def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
     return layout, True
 
 
-# numpy dtype -> IR dtype of the index tensors the layout writes
-_IR_DTYPE = {np.dtype("<i4"): pcir.INT32, np.dtype("<i8"): pcir.INT64}
-
-
 class _Tensors:
     def __init__(self, layout: pcir.Layout):
         self.layout = layout
 
     def add(self, name: str, array: np.ndarray, dtype) -> str:
-        """Append `array` as a tensor (what ir.from_numpy makes, built in
-        place: appending a made Tensor would copy its bytes once more)."""
-        array = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-        self.layout.tensors.add(name=name, dtype=_IR_DTYPE[array.dtype], dims=array.shape,
-                                raw_data=array.tobytes())
+        add_tensor(self.layout.tensors, np.asarray(array, dtype=dtype), name)
         return name
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import PRODUCT, NodeArrays, concat_ranges
-from pccompiler.passes.helpers.sorting import stable_argsort
+from pccompiler.ir.nodes import PRODUCT, NodeArrays, concat_ranges, stable_argsort
 
 
 def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:

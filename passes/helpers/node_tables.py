@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pccompiler.ir.nodes import concat_ranges
-from pccompiler.passes.helpers.sorting import stable_argsort
+from pccompiler.ir.nodes import concat_ranges, stable_argsort
 
 # A layer whose rows (nodes, or children in the backward tables) all fit one
 # partition with at most this many padding entries is one partition: a

@@ -12,7 +12,7 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
-from pccompiler.passes.helpers.sorting import stable_argsort
+from pccompiler.ir.nodes import stable_argsort
 from pccompiler.passes.manager import compile_model
 
 from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
