@@ -99,3 +99,9 @@ def test_stable_argsort_is_numpys_stable_order(n, high):
     np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
     np.testing.assert_array_equal(stable_argsort(keys.astype(np.int32) if high < 2 ** 31
                                                  else keys), np.argsort(keys, kind="stable"))
+
+
+def test_fan_class_is_the_ceiling_of_log2():
+    fan = np.array([0, 1, 2, 3, 4, 5, 8, 9, 16, 17, 1000])
+    np.testing.assert_array_equal(fan_class(fan), [0, 0, 1, 2, 2, 3, 3, 4, 4, 5, 10])
+    assert fan_class(np.zeros(0, dtype=np.int64)).shape == (0,)
