@@ -150,9 +150,11 @@ def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
         input_params=np.tile(np.eye(2), (nv, 1)),
         variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
         scope_hi=hi.astype(np.int32), roots=np.array([root]))
-    model = ir.make_model([ir.make_variable(f"x{v}", pcir.CATEGORICAL, 2)
-                           for v in range(1, nv + 1)], [], [], name=name,
+    model = ir.make_model([], [], [], name=name,
                           metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
+    add = model.variables.add           # in place: half the cost of made messages
+    for v in range(1, nv + 1):
+        add(name=f"x{v}", kind=pcir.CATEGORICAL, num_cats=2)
     set_nodes(model, arrays)
     return model
 
