@@ -75,6 +75,11 @@ def add_tensor(tensors, array: np.ndarray, name: str) -> pcir.Tensor:
 
 def _tensor_fields(array: np.ndarray, name: str) -> dict:
     array = np.asarray(array)
+    dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:]) if array.dtype.kind != "i" or \
+        array.dtype.itemsize >= 4 else None
+    if dtype is not None:                   # stored as it is (the usual case: no dtype tests)
+        little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
+        return dict(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     elif np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1 \
