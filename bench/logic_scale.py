@@ -24,7 +24,8 @@ vmapped forward (`forward`).
 Circuits: --shared adds the four shared SDDs (../shared/data/circuits);
 --blocks the random block 3-CNF SDDs of bench/logic_sdds.py (cached in
 bench/data/logic_cache/, made with PySDD when missing); --sdd a file.
-Each circuit and form runs --repeat times and the run of least total is
+Each circuit and form runs --repeat times (the systems take turns, so a
+swing of the machine's load hits all of them) and the run of least total is
 kept; before the first circuit every form runs once untimed (imports,
 torch's lazy setup). --import-only times pc.from_sdd alone (best of
 --repeat runs, per SDD node).
@@ -182,15 +183,19 @@ def main(argv=None) -> None:
                 for _, fn in runs:
                     fn()
                 warm = True
+            tries: dict = {form: [] for form, _ in runs}
+            for _ in range(max(args.repeat, 1)):     # interleaved: load swings hit every system
+                for form, fn in runs:
+                    if not (args.profile and form == "nodes"):
+                        tries[form].append(fn())
             for form, fn in runs:
                 if args.profile and form == "nodes":
                     res, text = profiled(fn)
                     profiles.append(f"### {path.name}, node form\n\n```\n{text}```")
                 else:
-                    tries = [fn() for _ in range(max(args.repeat, 1))]
-                    res = None if tries[0] is None else min(
-                        tries, key=lambda r: sum(r[s if s != "import" else "import_"]
-                                                 for s in STAGES))
+                    res = None if tries[form][0] is None else min(
+                        tries[form], key=lambda r: sum(r[s if s != "import" else "import_"]
+                                                       for s in STAGES))
                 if res is None:
                     continue
                 base = res["answer"] if base is None else base
