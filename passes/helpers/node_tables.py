@@ -128,20 +128,23 @@ def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
     counts = np.diff(np.r_[first, len(key)])
     glayer, uniq = key[first] // num_slots, key[first] % num_slots
     gkey = glayer * 64 + layer_classes(glayer, counts)
-    g = stable_argsort(gkey)
+    in_order = not len(gkey) or bool((gkey[1:] >= gkey[:-1]).all())   # one class per layer
+    g = np.arange(len(gkey)) if in_order else stable_argsort(gkey)
     pkey = gkey[g]
     pstart = np.flatnonzero(np.r_[True, pkey[1:] != pkey[:-1]]) if len(g) else first
     plen = np.diff(np.r_[pstart, len(g)])
-    cnt = counts[g]
+    cnt = counts if in_order else counts[g]
     width = np.maximum.reduceat(cnt, pstart) if len(g) else cnt
-    edges = concat_ranges(first[g], cnt)
+    if not in_order:                         # the edges, child by child in partition order
+        edges = concat_ranges(first[g], cnt)
+        pslot, param = pslot[edges], param[edges]
     zero = np.zeros(len(pstart), dtype=np.int64)
     cuts = np.r_[pstart, len(g)].tolist()
     uniq_g = uniq[g].astype(sdt)
     return BackwardTables(
-        layer=glayer[g][pstart], min_parents=np.minimum.reduceat(cnt, pstart) if len(g) else cnt,
+        layer=glayer[g[pstart]], min_parents=np.minimum.reduceat(cnt, pstart) if len(g) else cnt,
         max_parents=width,
         cblock_slots=[uniq_g[a:b] for a, b in zip(cuts[:-1], cuts[1:])],
         num_parents=[cnt[a:b] for a, b in zip(cuts[:-1], cuts[1:])],
-        parent_slots=padded_tables(pslot[edges], cnt, plen, width, zero, sdt),
-        param_starts=padded_tables(param[edges], cnt, plen, width, zero, np.int64))
+        parent_slots=padded_tables(pslot, cnt, plen, width, zero, sdt),
+        param_starts=padded_tables(param, cnt, plen, width, zero, np.int64))

@@ -105,3 +105,50 @@ def test_fan_class_is_the_ceiling_of_log2():
     fan = np.array([0, 1, 2, 3, 4, 5, 8, 9, 16, 17, 1000])
     np.testing.assert_array_equal(fan_class(fan), [0, 0, 1, 2, 2, 3, 3, 4, 4, 5, 10])
     assert fan_class(np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+def _naive_backward(layer, pslot, cslot, param):
+    """Per layer: children ascending, each child's parents in edge order;
+    partitions by fan_class of the parent count when the layer pads more
+    than MERGE_PADDING entries, else one (the rule of layer_classes)."""
+    parts = []
+    for li in np.unique(layer):
+        sel = layer == li
+        kids = np.unique(cslot[sel])
+        rows = {c: [(p, w) for p, w, cc in zip(pslot[sel], param[sel], cslot[sel]) if cc == c]
+                for c in kids}
+        counts = np.array([len(rows[c]) for c in kids])
+        cls = fan_class(counts)
+        if len(kids) * 2 ** cls.max() - counts.sum() <= MERGE_PADDING:
+            cls[:] = 0
+        for c in np.unique(cls):
+            ks = kids[cls == c]
+            width = max(len(rows[k]) for k in ks)
+            ps = np.zeros((len(ks), width), dtype=np.int64)
+            ws = np.zeros((len(ks), width), dtype=np.int64)
+            for i, k in enumerate(ks):
+                ps[i, :len(rows[k])] = [p for p, _ in rows[k]]
+                ws[i, :len(rows[k])] = [w for _, w in rows[k]]
+            parts.append((li, ks, ps, ws))
+    return parts
+
+
+def test_backward_tables_split_a_large_layer_by_parent_count():
+    rng = np.random.default_rng(7)
+    # layer 0 small; layer 1: 3000 children of 1 parent and 300 of 5-8 parents
+    edges = [(0, 10 + i % 3, 500 + i % 4) for i in range(12)]
+    edges += [(1, 20 + i, 4000 + i) for i in range(3000)]
+    edges += [(1, 20 + int(p), 9000 + c) for c in range(300)
+              for p in rng.choice(2000, int(rng.integers(5, 9)), replace=False)]
+    edges.sort(key=lambda e: (e[0], e[1]))                  # parents in slot order
+    layer, pslot, cslot = (np.array(x) for x in zip(*edges))
+    param = np.arange(len(edges)) + 100
+    bt = backward_tables(layer, pslot, cslot, param, num_slots=20000, sdt=np.int32)
+    want = _naive_backward(layer, pslot, cslot, param)
+    assert len(bt.layer) == len(want) == 3                  # layer 1 keeps two classes
+    for i, (li, ks, ps, ws) in enumerate(want):
+        assert bt.layer[i] == li
+        np.testing.assert_array_equal(bt.cblock_slots[i], ks)
+        np.testing.assert_array_equal(bt.parent_slots[i], ps)
+        np.testing.assert_array_equal(bt.param_starts[i], ws)
+        np.testing.assert_array_equal(bt.num_parents[i], (ps > 0).sum(axis=1))
