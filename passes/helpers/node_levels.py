@@ -28,7 +28,7 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     fan = a.fan_in()
     kids = a.child_ids
     by_child = stable_argsort(kids)
-    parent_of = np.repeat(np.arange(n, dtype=kids.dtype), fan)[by_child]
+    parent_of = np.repeat(np.arange(n), fan)[by_child]         # intp: indexes without a cast
     rstart = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])
     rcount = np.diff(rstart)
