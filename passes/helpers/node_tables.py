@@ -50,6 +50,8 @@ def layer_classes(layer: np.ndarray, lens: np.ndarray, limit: int = MERGE_PADDIN
     total = np.bincount(layer, weights=lens, minlength=layers)
     top = 63 - np.argmax(count[:, ::-1] > 0, axis=1)             # highest class present
     small = count.sum(axis=1) * 2.0 ** top - total <= limit
+    if small.all() or not small.any():
+        return np.zeros_like(cls) if small.all() else cls
     return np.where(small[layer], 0, cls)
 
 
