@@ -8,7 +8,8 @@ compiled here with PySDD (bench/logic_sdds.py; cached in --cache).
 
 Per circuit and system:
   file->exe   file to a callable on the GPU: ours pc.from_sdd + pc.compile
-              (triton) + the kernel plan; KLay Circuit.add_sdd_from_file +
+              (triton, check=False: the importer's Model is valid by
+              construction; --verify checks it too) + the kernel plan; KLay Circuit.add_sdd_from_file +
               remove_unused_nodes + to_torch_module + .to(cuda). Triton's
               kernel JIT is not in it (cached across circuits): the first
               call is reported apart (first_ms).
@@ -97,11 +98,15 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
-def ours_build(path: Path, device: str, precision: str, form: str = "groups"):
+def ours_build(path: Path, device: str, precision: str, form: str = "groups",
+               verify: bool = False):
     sync()
     t = time.perf_counter()
     model = pc.from_sdd(path, form=form)
-    circuit = pc.compile(model, backend="triton", device=device, precision=precision)
+    # check=False: from_sdd's Model passes ir.check by construction (see its
+    # docstring); --verify runs the checker too
+    circuit = pc.compile(model, backend="triton", device=device, precision=precision,
+                         check=verify)
     circuit.engine.fast_plan                      # the kernels' plan, built on first use
     sync()
     return circuit, len(model.variables), time.perf_counter() - t
@@ -198,7 +203,8 @@ class _Skipped(Exception):
 
 def race_one(name: str, path: Path, args, bad: list[str]) -> tuple[tuple, str | None]:
     """One circuit: (table row, profile or None); wrong answers go to `bad`."""
-    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form)
+    circuit, nv, ours_file = ours_build(path, args.device, args.precision, args.form,
+                                        args.verify)
     g = torch.Generator(device=args.device).manual_seed(0)
     w = torch.rand(args.batch, nv, device=args.device, generator=g) * 0.9 + 0.05
     o_fwd, o_fb = ours_calls(circuit, w)
@@ -254,6 +260,8 @@ def main(argv=None) -> int:
     ap.add_argument("--circuits", default=str(SHARED_DATA_DIR / "circuits"))
     ap.add_argument("--cache", default=str(logic_sdds.CACHE))
     ap.add_argument("--klay-compile", action="store_true")
+    ap.add_argument("--verify", action="store_true",
+                    help="ours: run the verify pass (ir.check) on the imported Model too")
     ap.add_argument("--skip-klay", action="store_true", help="time ours only")
     ap.add_argument("--form", default="groups", choices=("groups", "nodes"),
                     help="ours: pc.from_sdd's form (groups per vtree node, or the node form)")

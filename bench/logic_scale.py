@@ -5,7 +5,11 @@ point 2: a 1M-node SDD imports and compiles in <= 1 s).
 Stages timed separately for each circuit and form:
   import    pc.from_sdd(path, form=...) (tokenizer, vtree, nodes, smoothing)
   passes    passes.compile_model (groups: the default pipeline; nodes:
-            verify,layerize,layout)
+            layerize,layout), verify=False as pc.compile(model, check=False):
+            from_sdd's Model passes ir.check by construction (the importer
+            checks the file; tests/logic/test_nodes.py runs ir.check on its
+            output), so re-checking it is skipped; --verify runs the `verify`
+            pass too (a Model read from a .pcir file is always checked)
   backend   TorchBackend().compile on that Layout (float32, CPU)
   forward   the first log WMC of a [8, V] batch of literal weights
   total     the sum: file to the first answer
@@ -20,7 +24,8 @@ vmapped forward (`forward`).
 Circuits: --shared adds the four shared SDDs (../shared/data/circuits);
 --blocks the random block 3-CNF SDDs of bench/logic_sdds.py (cached in
 bench/data/logic_cache/, made with PySDD when missing); --sdd a file.
-Each circuit and form runs --repeat times and the run of least total is
+Each circuit and form runs --repeat times (the systems take turns, so a
+swing of the machine's load hits all of them) and the run of least total is
 kept; before the first circuit every form runs once untimed (imports,
 torch's lazy setup). --import-only times pc.from_sdd alone (best of
 --repeat runs, per SDD node).
@@ -61,14 +66,14 @@ def sdd_nodes(path: Path) -> int:
         return int(next(ln for ln in f if ln.startswith("sdd ")).split()[1])
 
 
-def run_form(path: Path, form: str, weights: torch.Tensor) -> dict:
+def run_form(path: Path, form: str, weights: torch.Tensor, verify: bool = False) -> dict:
     """Seconds per stage of one form, and the circuit's size and answer."""
     from pccompiler import passes
     from pccompiler.backends.torch import TorchBackend
     from pccompiler.logic import wmc
 
     model, t_import = timed(pc.from_sdd, path, form=form)
-    result, t_passes = timed(passes.compile_model, model, backend="torch")
+    result, t_passes = timed(passes.compile_model, model, backend="torch", verify=verify)
     circuit, t_backend = timed(TorchBackend().compile, result.model, result.layout,
                                {"device": "cpu", "dtype": "float32"})
     with torch.no_grad():
@@ -138,6 +143,11 @@ def main(argv=None) -> None:
     ap.add_argument("--sdd", default="", help="an .sdd file")
     ap.add_argument("--forms", default="groups,nodes", help="groups, nodes or both")
     ap.add_argument("--no-klay", action="store_true", help="skip KLay even if installed")
+    ap.add_argument("--verify", action="store_true",
+                    help="run the verify pass (ir.check) on the imported Model too")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (0: torch's default); 1 on a loaded shared box, where "
+                         "OpenMP threads spinning against other jobs cost seconds")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--import-only", action="store_true", help="time pc.from_sdd alone")
     ap.add_argument("--repeat", type=int, default=1,
@@ -145,6 +155,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="", help="also write the table to this file")
     args = ap.parse_args(argv)
     forms = [f for f in args.forms.split(",") if f]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
                f"{torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}"
                f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -164,22 +176,26 @@ def main(argv=None) -> None:
             weights = torch.from_numpy(np.random.default_rng(0).uniform(
                 0.05, 0.95, size=(8, len(model_vars))).astype(np.float32))
             base = None
-            runs = [(f, lambda f=f: run_form(path, f, weights)) for f in forms]
+            runs = [(f, lambda f=f: run_form(path, f, weights, args.verify)) for f in forms]
             if not args.no_klay:
                 runs.append(("klay", lambda: run_klay(path, weights)))
             if not warm:                 # first calls pay imports and torch's lazy setup
                 for _, fn in runs:
                     fn()
                 warm = True
+            tries: dict = {form: [] for form, _ in runs}
+            for _ in range(max(args.repeat, 1)):     # interleaved: load swings hit every system
+                for form, fn in runs:
+                    if not (args.profile and form == "nodes"):
+                        tries[form].append(fn())
             for form, fn in runs:
                 if args.profile and form == "nodes":
                     res, text = profiled(fn)
                     profiles.append(f"### {path.name}, node form\n\n```\n{text}```")
                 else:
-                    tries = [fn() for _ in range(max(args.repeat, 1))]
-                    res = None if tries[0] is None else min(
-                        tries, key=lambda r: sum(r[s if s != "import" else "import_"]
-                                                 for s in STAGES))
+                    res = None if tries[form][0] is None else min(
+                        tries[form], key=lambda r: sum(r[s if s != "import" else "import_"]
+                                                       for s in STAGES))
                 if res is None:
                     continue
                 base = res["answer"] if base is None else base

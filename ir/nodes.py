@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pccompiler.ir import pcir_pb2 as pcir
-from pccompiler.ir.tensors import from_numpy, to_numpy
+from pccompiler.ir.tensors import add_tensor, to_numpy
 
 # NodeCircuit field -> NodeArrays attribute, in the order they are written.
 TENSOR_FIELDS = ("kind", "child_offsets", "child_ids", "sum_weights", "input_vars",
@@ -67,7 +67,7 @@ def set_nodes(model: pcir.Model, arrays: NodeArrays, prefix: str = "nodes.") -> 
     nc.num_nodes = arrays.num_nodes
     for name in TENSOR_FIELDS:
         array = np.ascontiguousarray(getattr(arrays, name))
-        model.tensors.append(from_numpy(array, prefix + name))
+        add_tensor(model.tensors, array, prefix + name)
         setattr(nc, name, prefix + name)
     nc.roots.extend(int(r) for r in arrays.roots)
 
@@ -78,6 +78,26 @@ def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     lens = lens.astype(np.int64, copy=False)
     return np.repeat(starts.astype(np.int64) - (np.cumsum(lens) - lens), lens) + \
         np.arange(int(lens.sum()), dtype=np.int64)
+
+
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """np.argsort(keys, kind="stable") for non-negative integer keys (int64),
+    faster: argsort's stable kind is a merge sort for 32/64-bit keys (44 ms
+    for the 1.5M child ids of a 110k-node SDD here), while np.sort of plain
+    int64 values is numpy's vectorised sort (AVX-512 / AVX2), 2-6x faster.
+    Each key is packed with its index into one int64 (key high, index low),
+    so sorting the values gives exactly the stable order (ties by index);
+    keys too wide for that fall back to argsort."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    top = int(keys.max())
+    shift = max(int(n - 1).bit_length(), 1)
+    if int(keys.min()) < 0 or top.bit_length() + shift > 62:
+        return np.argsort(keys, kind="stable")
+    packed = (keys.astype(np.int64) << shift) | np.arange(n, dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << shift) - 1)
 
 
 def node_arrays(model: pcir.Model, table=None) -> NodeArrays:

@@ -62,7 +62,24 @@ def from_numpy(array: np.ndarray, name: str) -> pcir.Tensor:
 
     Booleans are stored as UINT8 and other integer types as INT64.
     """
+    return pcir.Tensor(**_tensor_fields(array, name))
+
+
+def add_tensor(tensors, array: np.ndarray, name: str) -> pcir.Tensor:
+    """from_numpy(array, name) made in place as the last entry of the
+    repeated field `tensors` (Model.tensors, Layout.tensors): appending a
+    made Tensor copies its bytes once more (tens of ms for the arrays of a
+    large node circuit)."""
+    return tensors.add(**_tensor_fields(array, name))
+
+
+def _tensor_fields(array: np.ndarray, name: str) -> dict:
     array = np.asarray(array)
+    dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:]) if array.dtype.kind != "i" or \
+        array.dtype.itemsize >= 4 else None
+    if dtype is not None:                   # stored as it is (the usual case: no dtype tests)
+        little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
+        return dict(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     elif np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1 \
@@ -73,7 +90,7 @@ def from_numpy(array: np.ndarray, name: str) -> pcir.Tensor:
     if dtype is None:
         raise TypeError(f"tensor {name!r}: unsupported numpy dtype {array.dtype}")
     little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
-    return pcir.Tensor(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
+    return dict(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
 
 
 def from_checked_bytes(dtype: int, dims: tuple, data: bytes) -> np.ndarray:

@@ -9,13 +9,16 @@ in whole-array steps, linear in the nodes and edges:
     nodes of one level never read each other);
   * partitions: within a layer, nodes bucketed by fan-in class
     (1, 2, 3-4, 5-8, ...), each partition padded to its own largest
-    fan-in, so padding stays below half;
+    fan-in, so padding stays below half; a layer that one partition holds
+    with at most MERGE_PADDING padding entries is one partition
+    (helpers/node_tables.layer_classes: small circuits);
   * slots: 2 + the node's rank in (layer, fan-in class, id) order;
   * sums: block size 1 (sparse kernels); the weight of child k of sum node
     n is sum_params[sum_param_start + w(n) + k], w(n) = the start of n's
     weights in NodeCircuit.sum_weights, so the Model's weights are packed
     as they are; backward partitions list each child's parents, bucketed
-    by parent count the same way.
+    by parent count the same way (helpers/node_tables.py builds the index
+    tables of all partitions at once).
 
 `layerize` computes the plan (kept in ctx.analysis["node_plan"]) and the
 Layout's layers and partition headers; `layout` writes the index tensors
@@ -31,9 +34,13 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays,
+                                  stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
+from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
+    layer_classes, padded_tables, segment_ranks
+from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
@@ -55,20 +62,16 @@ class NodePlan:
     weight_start: np.ndarray    # int64 [N]: start of a sum's weights in sum_weights
 
 
-def fan_class(fan: np.ndarray) -> np.ndarray:
-    """0 for fan-in <= 1, else ceil(log2(fan)): 1, 2, 3-4, 5-8, ..."""
-    return np.ceil(np.log2(np.maximum(fan, 1))).astype(np.int64)
-
-
 def plan_nodes(a: NodeArrays) -> NodePlan:
     """Levels, layers, partitions and slots of every node (no Python per node)."""
     level = node_levels(a)
     fan = a.fan_in()
     layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
-    order = np.argsort(layer_key * 64 + fan_class(fan), kind="stable")      # ties: by id
+    cls = layer_classes(layer_key, fan)
+    order = stable_argsort(layer_key * 64 + cls)                 # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
-    key_o, cls_o = layer_key[order], fan_class(fan)[order]
+    key_o, cls_o = layer_key[order], cls[order]
     cut = np.flatnonzero((key_o[1:] != key_o[:-1]) | (cls_o[1:] != cls_o[:-1])) + 1
     run_start = np.r_[0, cut]
     run_end = np.r_[cut, a.num_nodes]
@@ -118,16 +121,8 @@ class _Tensors:
         self.layout = layout
 
     def add(self, name: str, array: np.ndarray, dtype) -> str:
-        self.layout.tensors.append(ir.from_numpy(np.ascontiguousarray(array, dtype=dtype), name))
+        add_tensor(self.layout.tensors, np.asarray(array, dtype=dtype), name)
         return name
-
-
-def _padded(kids: np.ndarray, seg: np.ndarray, width: int, pad: int, dtype) -> np.ndarray:
-    """[len(seg), width]: row i holds kids[seg[i] : seg[i + 1]], padded with `pad`."""
-    out = np.full((len(seg), width), pad, dtype=dtype)
-    fan = np.diff(np.r_[seg, len(kids)])
-    out[np.repeat(np.arange(len(seg)), fan), np.arange(len(kids)) - np.repeat(seg, fan)] = kids
-    return out
 
 
 def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
@@ -145,8 +140,11 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
     input_row = np.cumsum(a.kind == INPUT) - 1                  # row of an input node
-    slot_of_kid = plan.slot[a.child_ids]                        # [E] child slots
-    run = 0
+    fwd, bwd = _tables(plan, fan, sum_start, num_slots, sdt)
+    pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
+    fan_o = fan[plan.order].astype(np.int32)
+    wstart_o = sum_start + plan.weight_start[plan.order]
+    run, back = 0, 0
     for li, layer in enumerate(layout.layers):
         first = int(plan.run_start[run])
         if layer.kind == pcir.INPUT_LAYER:
@@ -158,36 +156,30 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
         layer.slot_start = 2 + first
         end = first
         for pi, part in enumerate(parts):
-            nodes = plan.order[plan.run_start[run]:plan.run_end[run]]
-            end = int(plan.run_end[run])
-            run += 1
+            lo, end = int(plan.run_start[run]), int(plan.run_end[run])
             name = f"L{li}.{pi}"
             if layer.kind == pcir.INPUT_LAYER:
-                part.slot_start = int(plan.slot[nodes[0]])
-                part.node_vars = t.add(f"{name}.node_vars", a.input_vars[input_row[nodes]],
-                                       np.int32)
-                part.node_param_starts = t.add(f"{name}.node_param_starts",
-                                               input_row[nodes] * width, np.int64)
-                continue
-            off = a.child_offsets
-            e = concat_ranges(off[nodes], fan[nodes])
-            seg = np.cumsum(fan[nodes]) - fan[nodes]
-            if layer.kind == pcir.PRODUCT_LAYER:
-                part.slot_start = int(plan.slot[nodes[0]])
-                part.child_slots = t.add(f"{name}.child_slots", _padded(
-                    slot_of_kid[e], seg, int(part.num_children), 1, sdt), sdt)
-                continue
-            k = int(part.max_children)
-            part.block_slots = t.add(f"{name}.block_slots", plan.slot[nodes], sdt)
-            part.block_num_children = t.add(f"{name}.block_num_children", fan[nodes], np.int32)
-            part.child_slots = t.add(f"{name}.child_slots",
-                                     _padded(slot_of_kid[e], seg, k, 0, sdt), sdt)
-            part.block_param_starts = t.add(f"{name}.block_param_starts",
-                                            sum_start + plan.weight_start[nodes], np.int64)
-            tail = max(tail, k)
+                part.slot_start = 2 + lo
+                rows = input_row[plan.order[lo:end]]
+                part.node_vars = t.add(f"{name}.node_vars", a.input_vars[rows], np.int32)
+                part.node_param_starts = t.add(f"{name}.node_param_starts", rows * width,
+                                               np.int64)
+            elif layer.kind == pcir.PRODUCT_LAYER:
+                part.slot_start = 2 + lo
+                part.child_slots = t.add(f"{name}.child_slots", fwd[run], sdt)
+            else:
+                part.block_slots = t.add(f"{name}.block_slots", pos_slot[lo:end], sdt)
+                part.block_num_children = t.add(f"{name}.block_num_children", fan_o[lo:end],
+                                                np.int32)
+                part.child_slots = t.add(f"{name}.child_slots", fwd[run], sdt)
+                part.block_param_starts = t.add(f"{name}.block_param_starts",
+                                                wstart_o[lo:end], np.int64)
+                tail = max(tail, int(part.max_children))
+            run += 1
         layer.num_slots = end - first
-        if layer.kind == pcir.SUM_LAYER:
-            _backward(layer, li, plan, fan, sum_start, slot_of_kid, sdt, t)
+        while back < len(bwd.layer) and bwd.layer[back] == li:
+            _add_backward(layer, li, bwd, back, sdt, t)
+            back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
     layout.num_input_params = int(np.sum(a.kind == INPUT)) * width
@@ -206,40 +198,40 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     return layout, True
 
 
-def _backward(layer: pcir.Layer, li: int, plan: NodePlan, fan: np.ndarray, sum_start: int,
-              slot_of_kid: np.ndarray, sdt, t: _Tensors) -> None:
-    """The layer's backward partitions: each child's parents in this layer,
-    children bucketed by parent count (padding: slot 0, param 0)."""
-    a = plan.a
-    lo, hi = layer.slot_start, layer.slot_start + layer.num_slots
-    nodes = plan.order[lo - 2:hi - 2]
-    e = concat_ranges(a.child_offsets[nodes], fan[nodes])
-    k = np.arange(len(e)) - np.repeat(np.cumsum(fan[nodes]) - fan[nodes], fan[nodes])
-    pslot = np.repeat(plan.slot[nodes], fan[nodes])
-    param = sum_start + np.repeat(plan.weight_start[nodes], fan[nodes]) + k
-    cslot = slot_of_kid[e]
-    o = np.argsort(cslot, kind="stable")           # pslot ascends already: stays so per child
-    cslot, pslot, param = cslot[o], pslot[o], param[o]
-    first = np.flatnonzero(np.r_[True, cslot[1:] != cslot[:-1]])
-    uniq, counts = cslot[first], np.diff(np.r_[first, len(cslot)])
-    cls = fan_class(counts)
-    rank = np.arange(len(cslot)) - np.repeat(first, counts)
-    for c in np.flatnonzero(np.bincount(cls)).tolist():
-        sel = cls == c
-        keep = np.repeat(sel, counts)
-        width = int(counts[sel].max())
-        row = np.repeat(np.cumsum(sel) - 1, counts)[keep]
-        parents = np.zeros((int(sel.sum()), width), dtype=np.int64)
-        params = np.zeros((int(sel.sum()), width), dtype=np.int64)
-        parents[row, rank[keep]] = pslot[keep]
-        params[row, rank[keep]] = param[keep]
-        bp = layer.sum_backward_partitions.add(
-            child_block_size=1, parent_block_size=1, num_blocks=int(sel.sum()),
-            max_parents=width, kernel="child_block")
-        bp.kernel_options.update({"min_parents": str(int(counts[sel].min())),
-                                  "max_parents": str(width)})
-        name = f"L{li}.bwd{len(layer.sum_backward_partitions) - 1}"
-        bp.cblock_slots = t.add(f"{name}.cblock_slots", uniq[sel], sdt)
-        bp.cblock_num_parents = t.add(f"{name}.cblock_num_parents", counts[sel], np.int32)
-        bp.parent_slots = t.add(f"{name}.parent_slots", parents, sdt)
-        bp.parent_param_starts = t.add(f"{name}.parent_param_starts", params, np.int64)
+def _tables(plan: NodePlan, fan: np.ndarray, sum_start: int, num_slots: int, sdt):
+    """(padded child-slot table of every forward partition, the backward
+    tables of every sum layer), from the edges of all nodes in slot order."""
+    a, order = plan.a, plan.order
+    fan_o = fan[order]
+    slot = plan.slot.astype(sdt)
+    kid_slot = slot[a.child_ids[concat_ranges(a.child_offsets[order], fan_o)]]
+    run_len = plan.run_end - plan.run_start
+    width = np.maximum.reduceat(fan_o, plan.run_start) if a.num_nodes else run_len
+    pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
+    fwd = padded_tables(kid_slot, fan_o, run_len, width, pad, sdt)
+    sums = np.flatnonzero(a.kind[order] == SUM)                 # positions of the sums
+    fan_s = fan_o[sums]
+    edge = concat_ranges((np.cumsum(fan_o) - fan_o)[sums], fan_s)
+    pos = np.repeat(sums, fan_s)
+    layer = np.repeat(plan.run_layer, run_len)[pos]
+    bwd = backward_tables(layer, (pos + 2).astype(sdt), kid_slot[edge],
+                          sum_start + np.repeat(plan.weight_start[order][sums], fan_s) +
+                          segment_ranks(fan_s), num_slots, sdt)
+    return fwd, bwd
+
+
+def _add_backward(layer: pcir.Layer, li: int, bwd: BackwardTables, i: int, sdt,
+                  t: _Tensors) -> None:
+    """Backward partition i of `bwd` as the layer's next SumBackwardPartition."""
+    width = int(bwd.max_parents[i])
+    bp = layer.sum_backward_partitions.add(
+        child_block_size=1, parent_block_size=1, num_blocks=len(bwd.cblock_slots[i]),
+        max_parents=width, kernel="child_block")
+    bp.kernel_options.update({"min_parents": str(int(bwd.min_parents[i])),
+                              "max_parents": str(width)})
+    name = f"L{li}.bwd{len(layer.sum_backward_partitions) - 1}"
+    bp.cblock_slots = t.add(f"{name}.cblock_slots", bwd.cblock_slots[i], sdt)
+    bp.cblock_num_parents = t.add(f"{name}.cblock_num_parents", bwd.num_parents[i], np.int32)
+    bp.parent_slots = t.add(f"{name}.parent_slots", bwd.parent_slots[i], sdt)
+    bp.parent_param_starts = t.add(f"{name}.parent_param_starts", bwd.param_starts[i],
+                                   np.int64)

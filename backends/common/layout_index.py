@@ -108,9 +108,8 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     widx = starts[:, None, None] + ks[None, :, None] * bs + ii[None, None, :]   # [nb, K, bs]
     widx = np.where(real[:, :, None], widx, 0)
     child_slots = np.where(real, child_slots, 0)
-    keys = np.broadcast_to(starts[:, None, None] + ii[None, None, :], widx.shape)
-    parent_key[widx[np.broadcast_to(real[:, :, None], widx.shape)]] = \
-        keys[np.broadcast_to(real[:, :, None], widx.shape)]
+    rb, rk = np.nonzero(real)            # the real (block, child) pairs in C order
+    parent_key[widx[rb, rk]] = starts[rb][:, None] + ii[None, :]
     parent_slots = block_slots[:, None] + ii[None, :]
     g = equal_runs(child_slots, num_children, bs, RUN_MAX_ROWS)
     if g > 1:

@@ -44,7 +44,7 @@ def _chunks(num_blocks: int, per_block: int):
 def _safe_max(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Max over `dim` (kept), 0 where every entry is -inf, detached."""
     m = t.detach().amax(dim, keepdim=True)
-    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)     # one op, not three
 
 
 class TorchEngine(Engine):
@@ -179,8 +179,10 @@ class TorchEngine(Engine):
                 values[ip.slot_start: ip.slot_start + ip.num_nodes] = \
                     self._input_values(ip, x, missing, mode, soft)
             for pp in layer.products:
+                cs = pp.child_slots
                 values[pp.slot_start: pp.slot_start + pp.num_nodes] = \
-                    values[pp.child_slots].sum(1)
+                    values[cs[:, 0]] + values[cs[:, 1]] if cs.shape[1] == 2 else \
+                    values[cs].sum(1)                # a + b is sum(1) of two, bit for bit
             for sp in layer.sums:
                 self._sum_forward(sp, values, mode)
         return values

@@ -2,8 +2,10 @@
 
 Level 0 holds the inputs; a node's level is above its deepest child's
 (the longest path, or the next level of the node's kind). Kahn's algorithm over the reversed CSR, one numpy step per level:
-each step releases the parents whose last child was just levelled, so the
-whole computation is O(edges) plus a constant per level, with no Python
+each step releases the parents whose last child was just levelled (the
+deepest child level of every parent is kept up to date by the same step's
+edges, so no step reads a released node's children again), so the whole
+computation is O(edges) plus a constant per level, with no Python
 per node. The layout pass and the reference interpreter both walk these
 levels.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, concat_ranges
+from pccompiler.ir.nodes import PRODUCT, NodeArrays, concat_ranges, stable_argsort
 
 
 def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
@@ -25,29 +27,31 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     n = a.num_nodes
     fan = a.fan_in()
     kids = a.child_ids
-    by_child = np.argsort(kids, kind="stable")
-    parent_of = np.repeat(np.arange(n, dtype=kids.dtype), fan)[by_child]
+    by_child = stable_argsort(kids)
+    parent_of = np.repeat(np.arange(n), fan)[by_child]         # intp: indexes without a cast
     rstart = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])
+    rcount = np.diff(rstart)
+    odd = a.kind == PRODUCT
     remaining = fan.copy()
     level = np.full(n, -1, dtype=np.int32)
+    deepest = np.full(n, -1, dtype=np.int32)    # the highest level among a node's levelled children
     frontier = np.flatnonzero(fan == 0)
     level[frontier] = 0
     owner = np.empty(n, dtype=np.int64)      # dedupe scratch: last writer per node
     while len(frontier):
-        par = parent_of[concat_ranges(rstart[frontier], rstart[frontier + 1] - rstart[frontier])]
+        count = rcount[frontier]
+        par = parent_of[concat_ranges(rstart[frontier], count)]
+        np.maximum.at(deepest, par, np.repeat(level[frontier], count))
         np.subtract.at(remaining, par, 1)
         ready = par[remaining[par] == 0]     # a parent appears once per levelled child
         at = np.arange(len(ready))
         owner[ready] = at
         frontier = ready[owner[ready] == at]
-        if len(frontier):
-            e, seg = edges_of(a, frontier)
-            top = np.maximum.reduceat(level[kids[e]], seg) + 1
-            if alternate:
-                kind = a.kind[frontier]
-                top += ((top % 2 == 0) & (kind == PRODUCT)) | ((top % 2 == 1) & (kind == SUM))
-            level[frontier] = top
+        top = deepest[frontier] + 1
+        if alternate:                        # products odd, sums even: at most one up
+            top += (top & 1) != odd[frontier]
+        level[frontier] = top
     if (level < 0).any():
         raise CheckError("topological-order", f"node {int(np.argmax(level < 0))} is on a cycle "
                                               "or below one (run ir.check first)")

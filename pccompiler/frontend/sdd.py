@@ -105,20 +105,27 @@ def read_vtree(path: str | Path) -> Vtree:
     roots = np.flatnonzero(parent == -1)
     if len(roots) != 1:
         raise LoadError(f"{rec.path}: the vtree has {len(roots)} roots, not 1")
-    post = [int(i) for i in ids]          # file order is bottom-up
-    lo, hi = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    order, stack = [], [(int(roots[0]), False)]
-    while stack:                           # in-order ranks, one step per vtree node
-        w, done = stack.pop()
-        if left[w] < 0:
-            lo[w], hi[w] = len(order), len(order) + 1
-            order.append(int(var[w]) - 1)
-        elif done:
-            lo[w], hi[w] = lo[left[w]], hi[right[w]]
-        else:
-            stack += [(w, True), (int(right[w]), False), (int(left[w]), False)]
-    return Vtree(left, right, parent, var, post, int(roots[0]), lo, hi,
-                 np.array(order, dtype=np.int64), nv)
+    post = ids.tolist()                    # file order is bottom-up
+    leaf_ids = ids[leaf]
+    # In-order ranks: leaf counts bottom-up (file order), then each left
+    # child starts where its parent does and each right child after its
+    # sibling's leaves; plain loops over Python lists (a numpy scalar read
+    # per step costs more than the step).
+    lft, rgt = left.tolist(), right.tolist()
+    size = [1] * n
+    for w in post:
+        if lft[w] >= 0:
+            size[w] = size[lft[w]] + size[rgt[w]]
+    lo_l = [0] * n
+    for w in reversed(post):
+        if lft[w] >= 0:
+            lo_l[lft[w]] = lo_l[w]
+            lo_l[rgt[w]] = lo_l[w] + size[lft[w]]
+    lo_a = np.array(lo_l, dtype=np.int64)
+    hi_a = lo_a + np.array(size, dtype=np.int64)
+    order = np.zeros(nv, dtype=np.int64)
+    order[lo_a[leaf_ids]] = var[leaf_ids] - 1
+    return Vtree(left, right, parent, var, post, int(roots[0]), lo_a, hi_a, order, nv)
 
 
 def _header_count(rec: Records, word: str) -> int:
@@ -155,7 +162,16 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
 
     form: "groups" (one sum group per vtree node, as described above) or
     "nodes" (a pcir.NodeCircuit, one node per circuit node: linear-time
-    import and compile for large SDDs; see frontend/sdd_nodes.py)."""
+    import and compile for large SDDs; see frontend/sdd_nodes.py).
+
+    The file is checked here (ids, references to earlier lines, vtree
+    nodes, literals, decomposability) and the Model is built to pass
+    ir.check (tests/logic run ir.check on every form's output), so a caller
+    that compiles it in the same process may skip re-checking it:
+    pc.compile(model, check=False) or passes.compile_model(model,
+    verify=False) (the checker is ~0.1 s per 100k SDD nodes, as much as the
+    import). A Model saved and read back from a .pcir file is checked as
+    any other."""
     if form not in FORMS:
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)

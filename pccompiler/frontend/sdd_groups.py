@@ -19,7 +19,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records
-from pccompiler.ir.nodes import concat_ranges
+from pccompiler.ir.nodes import concat_ranges, stable_argsort
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -159,7 +159,7 @@ def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
     if not who:
         return np.zeros(0, dtype=np.int64), np.zeros(len(start), dtype=np.int64)
     who, sibs = np.concatenate(who), np.concatenate(sibs)
-    o = np.argsort(who, kind="stable")
+    o = stable_argsort(who)
     return sibs[o], np.bincount(who, minlength=len(start))
 
 
@@ -228,7 +228,7 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         key = cols[0]
         for c, n in zip(cols[1:], span[1:]):
             key = key * n + c
-        key, inv = np.unique(key, return_inverse=True)
+        key, inv = _unique_inverse(key)
         out = []
         for n in reversed(span):
             out.append(key % n)
@@ -240,6 +240,17 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     inv = np.empty(len(o), dtype=np.int64)
     inv[o] = np.cumsum(new) - 1
     return [c[new] for c in cols], inv
+
+
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(key, return_inverse=True) for non-negative int64 keys,
+    through ir.nodes.stable_argsort (numpy's vectorised sort)."""
+    o = stable_argsort(key)
+    ordered = key[o]
+    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    inv = np.empty(len(key), dtype=np.int64)
+    inv[o] = np.cumsum(new) - 1
+    return ordered[new], inv
 
 
 def _first(runs: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,154 @@
+"""The node layout's tables of all partitions at once (passes/helpers/node_tables.py)
+equal the per-partition construction they replace; small layers become one
+partition and large ones keep their fan-in classes; the importer's node-form
+Model passes ir.check (why file-to-executable callers may skip `verify`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pccompiler as pc
+from pccompiler import ir
+from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
+                                                   layer_classes, padded_tables)
+from pccompiler.ir.nodes import stable_argsort
+from pccompiler.passes.manager import compile_model
+
+from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
+
+
+def _naive_tables(values, lens, run_len, width, pad):
+    out, v, row = [], 0, 0
+    for n, w, p in zip(run_len, width, pad):
+        t = np.full((n, w), p, dtype=np.int64)
+        for i in range(n):
+            t[i, :lens[row]] = values[v:v + lens[row]]
+            v += lens[row]
+            row += 1
+        out.append(t)
+    return out
+
+
+def test_padded_tables_equal_row_by_row_padding():
+    rng = np.random.default_rng(3)
+    run_len = np.array([3, 1, 4, 2, 5])
+    lens = rng.integers(0, 5, size=run_len.sum())
+    lens[:3] = 2                                        # run 0 needs no padding (a view)
+    starts = np.cumsum(run_len) - run_len
+    width = np.maximum.reduceat(lens, starts) + np.array([0, 0, 1, 0, 2])
+    values = rng.integers(10, 99, size=lens.sum())
+    pad = np.array([1, 0, 1, 0, 7])
+    got = padded_tables(values, lens, run_len, width, pad, np.int32)
+    want = _naive_tables(values, lens, run_len, width, pad)
+    assert [g.dtype for g in got] == [np.int32] * 5
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_layer_classes_merge_small_layers_only():
+    fan = np.r_[np.full(10, 2), np.full(10, 7),                  # layer 0: small, mixed
+                np.full(3000, 1), np.full(3000, 8)]              # layer 1: large, mixed
+    layer = np.r_[np.zeros(20, dtype=np.int64), np.ones(6000, dtype=np.int64)]
+    cls = layer_classes(layer, fan)
+    assert (cls[:20] == 0).all()                                  # one partition
+    np.testing.assert_array_equal(cls[20:], fan_class(fan[20:]))  # padding 3000 * 7 > limit
+    assert (layer_classes(layer, fan, limit=10 ** 6) == 0).all()
+    np.testing.assert_array_equal(layer_classes(layer, fan, limit=-1), fan_class(fan))
+    assert MERGE_PADDING < 3000 * 7
+
+
+def test_backward_tables_list_each_childs_parents_in_its_layer():
+    # layer 0: parents 10, 11 over children 2, 3; layer 1: parent 12 over 2
+    layer = np.array([0, 0, 0, 1])
+    pslot = np.array([10, 10, 11, 12])
+    cslot = np.array([3, 2, 3, 2])
+    param = np.array([100, 101, 102, 103])
+    bt = backward_tables(layer, pslot, cslot, param, num_slots=20, sdt=np.int32)
+    assert bt.layer.tolist() == [0, 1]                   # one partition per small layer
+    np.testing.assert_array_equal(bt.cblock_slots[0], [2, 3])
+    np.testing.assert_array_equal(bt.num_parents[0], [1, 2])
+    np.testing.assert_array_equal(bt.parent_slots[0], [[10, 0], [10, 11]])
+    np.testing.assert_array_equal(bt.param_starts[0], [[101, 0], [100, 102]])
+    np.testing.assert_array_equal(bt.parent_slots[1], [[12]])
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_imported_node_models_pass_the_checker(name):
+    """from_sdd's node form is valid by construction: compiling it with
+    verify=False (pc.compile(check=False)) skips nothing that could fail."""
+    ir.check(pc.from_sdd(shared_sdd(name), form="nodes"))
+
+
+def test_compile_without_verify_gives_the_same_layout(tmp_path):
+    pytest.importorskip("pysdd")
+    path, _, _ = random_cnf_sdd(tmp_path, np.random.default_rng(5), 8, 14)
+    model = pc.from_sdd(path, form="nodes")
+    ir.check(model)
+    a = compile_model(model).layout
+    b = compile_model(model, verify=False)
+    assert [r.name for r in b.report.records] == ["layerize", "layout"]
+    assert a.SerializeToString(deterministic=True) == \
+        b.layout.SerializeToString(deterministic=True)
+    ir.check_layout(b.layout, model, deep=True)
+
+
+@pytest.mark.parametrize("n, high", [(0, 1), (1, 0), (1000, 3), (5000, 10 ** 6), (300, 2 ** 60)])
+def test_stable_argsort_is_numpys_stable_order(n, high):
+    keys = np.random.default_rng(n).integers(0, high + 1, size=n)
+    np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(stable_argsort(keys.astype(np.int32) if high < 2 ** 31
+                                                 else keys), np.argsort(keys, kind="stable"))
+
+
+def test_fan_class_is_the_ceiling_of_log2():
+    fan = np.array([0, 1, 2, 3, 4, 5, 8, 9, 16, 17, 1000])
+    np.testing.assert_array_equal(fan_class(fan), [0, 0, 1, 2, 2, 3, 3, 4, 4, 5, 10])
+    assert fan_class(np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+def _naive_backward(layer, pslot, cslot, param):
+    """Per layer: children ascending, each child's parents in edge order;
+    partitions by fan_class of the parent count when the layer pads more
+    than MERGE_PADDING entries, else one (the rule of layer_classes)."""
+    parts = []
+    for li in np.unique(layer):
+        sel = layer == li
+        kids = np.unique(cslot[sel])
+        rows = {c: [(p, w) for p, w, cc in zip(pslot[sel], param[sel], cslot[sel]) if cc == c]
+                for c in kids}
+        counts = np.array([len(rows[c]) for c in kids])
+        cls = fan_class(counts)
+        if len(kids) * 2 ** cls.max() - counts.sum() <= MERGE_PADDING:
+            cls[:] = 0
+        for c in np.unique(cls):
+            ks = kids[cls == c]
+            width = max(len(rows[k]) for k in ks)
+            ps = np.zeros((len(ks), width), dtype=np.int64)
+            ws = np.zeros((len(ks), width), dtype=np.int64)
+            for i, k in enumerate(ks):
+                ps[i, :len(rows[k])] = [p for p, _ in rows[k]]
+                ws[i, :len(rows[k])] = [w for _, w in rows[k]]
+            parts.append((li, ks, ps, ws))
+    return parts
+
+
+def test_backward_tables_split_a_large_layer_by_parent_count():
+    rng = np.random.default_rng(7)
+    # layer 0 small; layer 1: 3000 children of 1 parent and 300 of 5-8 parents
+    edges = [(0, 10 + i % 3, 500 + i % 4) for i in range(12)]
+    edges += [(1, 20 + i, 4000 + i) for i in range(3000)]
+    edges += [(1, 20 + int(p), 9000 + c) for c in range(300)
+              for p in rng.choice(2000, int(rng.integers(5, 9)), replace=False)]
+    edges.sort(key=lambda e: (e[0], e[1]))                  # parents in slot order
+    layer, pslot, cslot = (np.array(x) for x in zip(*edges))
+    param = np.arange(len(edges)) + 100
+    bt = backward_tables(layer, pslot, cslot, param, num_slots=20000, sdt=np.int32)
+    want = _naive_backward(layer, pslot, cslot, param)
+    assert len(bt.layer) == len(want) == 3                  # layer 1 keeps two classes
+    for i, (li, ks, ps, ws) in enumerate(want):
+        assert bt.layer[i] == li
+        np.testing.assert_array_equal(bt.cblock_slots[i], ks)
+        np.testing.assert_array_equal(bt.parent_slots[i], ps)
+        np.testing.assert_array_equal(bt.param_starts[i], ws)
+        np.testing.assert_array_equal(bt.num_parents[i], (ps > 0).sum(axis=1))
