@@ -27,8 +27,7 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     n = a.num_nodes
     fan = a.fan_in()
     kids = a.child_ids
-    by_child = stable_argsort(kids)
-    parent_of = np.repeat(np.arange(n), fan)[by_child]         # intp: indexes without a cast
+    parent_of = parents_by_child(kids, fan, n)
     rstart = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])
     rcount = np.diff(rstart)
@@ -56,6 +55,23 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
         raise CheckError("topological-order", f"node {int(np.argmax(level < 0))} is on a cycle "
                                               "or below one (run ir.check first)")
     return level
+
+
+def parents_by_child(kids: np.ndarray, fan: np.ndarray, n: int) -> np.ndarray:
+    """intp [E]: the parent of every edge, edges ordered by child (ties by
+    parent id, which is edge order: the edges are grouped by parent in id
+    order), i.e. `np.repeat(arange(n), fan)[stable_argsort(kids)]`. Child and
+    parent id are packed into one int64 and sorted as values, so there is no
+    gather through the permutation (one random read per edge: ~10 ms of a
+    1.5M-edge circuit)."""
+    parent = np.repeat(np.arange(n, dtype=np.intp), fan)
+    shift = max(int(n - 1).bit_length(), 1)
+    if not len(kids) or int(kids.max()).bit_length() + shift > 62:
+        return parent[stable_argsort(kids)]
+    packed = (kids.astype(np.int64) << shift) | parent
+    packed.sort()
+    packed &= (1 << shift) - 1
+    return packed.view(np.intp) if np.dtype(np.intp) == np.int64 else packed.astype(np.intp)
 
 
 def edges_of(a: NodeArrays, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

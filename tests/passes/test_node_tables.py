@@ -13,6 +13,7 @@ from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
 from pccompiler.ir.nodes import stable_argsort
+from pccompiler.passes.helpers.node_levels import parents_by_child
 from pccompiler.passes.manager import compile_model
 
 from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
@@ -99,6 +100,18 @@ def test_stable_argsort_is_numpys_stable_order(n, high):
     np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))
     np.testing.assert_array_equal(stable_argsort(keys.astype(np.int32) if high < 2 ** 31
                                                  else keys), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("n, edges, dtype", [(1, 0, np.int32), (7, 40, np.int32),
+                                            (3000, 9000, np.int64), (20, 5, np.int64)])
+def test_parents_by_child_is_the_stable_reverse_csr(n, edges, dtype):
+    rng = np.random.default_rng(edges)
+    fan = np.bincount(rng.integers(0, n, size=edges), minlength=n)   # repeats and zeros
+    kids = rng.integers(0, n, size=int(fan.sum())).astype(dtype)
+    want = np.repeat(np.arange(n), fan)[np.argsort(kids, kind="stable")]
+    got = parents_by_child(kids, fan, n)
+    assert got.dtype == np.intp
+    np.testing.assert_array_equal(got, want)
 
 
 def test_fan_class_is_the_ceiling_of_log2():
