@@ -103,14 +103,19 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     child_slots = np.asarray(table[sp.child_slots], dtype=np.int64).reshape(nb, kmax)
     starts = np.asarray(table[sp.block_param_starts], dtype=np.int64).reshape(nb)
     ks = np.arange(kmax, dtype=np.int64)
-    ii = np.arange(bs, dtype=np.int64)
     real = ks[None, :] < num_children[:, None]                                  # [nb, K]
-    widx = starts[:, None, None] + ks[None, :, None] * bs + ii[None, None, :]   # [nb, K, bs]
-    widx = np.where(real[:, :, None], widx, 0)
     child_slots = np.where(real, child_slots, 0)
-    rb, rk = np.nonzero(real)            # the real (block, child) pairs in C order
-    parent_key[widx[rb, rk]] = starts[rb][:, None] + ii[None, :]
-    parent_slots = block_slots[:, None] + ii[None, :]
+    if bs == 1:                          # node layouts: [nb, K] arrays, fewer numpy calls
+        widx = np.where(real, starts[:, None] + ks[None, :], 0)
+        parent_key[widx[real]] = np.repeat(starts, np.clip(num_children, 0, kmax))
+        widx, parent_slots = widx[:, :, None], block_slots[:, None]
+    else:
+        ii = np.arange(bs, dtype=np.int64)
+        widx = starts[:, None, None] + ks[None, :, None] * bs + ii[None, None, :]   # [nb, K, bs]
+        widx = np.where(real[:, :, None], widx, 0)
+        rb, rk = np.nonzero(real)        # the real (block, child) pairs in C order
+        parent_key[widx[rb, rk]] = starts[rb][:, None] + ii[None, :]
+        parent_slots = block_slots[:, None] + ii[None, :]
     g = equal_runs(child_slots, num_children, bs, RUN_MAX_ROWS)
     if g > 1:
         parent_slots, child_slots, widx = merge_runs(parent_slots, child_slots, widx, g)

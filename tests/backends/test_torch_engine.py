@@ -121,3 +121,40 @@ def test_capabilities_refuse_clearly():
     from tests.conformance.circuits import bernoulli_mixed
     with pytest.raises(UnsupportedError, match="bernoulli inputs"):
         tiny.check(bernoulli_mixed())
+
+
+def test_one_row_sum_partitions_decode_as_the_general_rule():
+    """The block_size == 1 path of the layout index (node layouts) gives,
+    block by block, what the general rule does: weight index starts[b] + k
+    for the real children and 0 for padding, padded child slots 0, and every
+    real weight's parent key starts[b]."""
+    from pccompiler import ir
+    from pccompiler.backends.common.layout_index import build_layout_index
+    from tests.logic.circuits import shared_sdd
+
+    model = pccompiler.from_sdd(shared_sdd("sudoku_4"), form="nodes")
+    layout = passes.compile_model(model, verify=False).layout
+    table = ir.tensor_table(layout)
+    index = build_layout_index(layout)
+    want_key = np.full(int(layout.num_sum_params), -1, dtype=np.int64)
+    checked = 0
+    for layer, li in zip(layout.layers, index.layers):
+        for sp, part in zip(layer.sum_partitions, li.sums):
+            assert sp.block_size == 1 and part.block_size == 1
+            nb, k = int(sp.num_blocks), int(sp.max_children)
+            starts = np.asarray(table[sp.block_param_starts]).reshape(nb)
+            nc = np.asarray(table[sp.block_num_children]).reshape(nb)
+            kids = np.asarray(table[sp.child_slots]).reshape(nb, k)
+            widx = np.zeros((nb, k, 1), dtype=np.int64)
+            slots = np.zeros((nb, k), dtype=np.int64)
+            for b in range(nb):
+                widx[b, :nc[b], 0] = starts[b] + np.arange(nc[b])
+                slots[b, :nc[b]] = kids[b, :nc[b]]
+                want_key[starts[b]:starts[b] + nc[b]] = starts[b]
+            np.testing.assert_array_equal(part.weight_index.numpy(), widx)
+            np.testing.assert_array_equal(part.child_slots.numpy(), slots)
+            np.testing.assert_array_equal(part.parent_slots.numpy(),
+                                          np.asarray(table[sp.block_slots]).reshape(nb, 1))
+            checked += int(nc.sum())
+    assert checked > 0
+    np.testing.assert_array_equal(index.sum_param_parent.numpy(), want_key)
