@@ -31,25 +31,27 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     rstart = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(kids, minlength=n), out=rstart[1:])
     rcount = np.diff(rstart)
-    odd = a.kind == PRODUCT
+    odd = (a.kind == PRODUCT).astype(np.int32)
     remaining = fan.copy()
     level = np.full(n, -1, dtype=np.int32)
     deepest = np.full(n, -1, dtype=np.int32)    # the highest level among a node's levelled children
     frontier = np.flatnonzero(fan == 0)
     level[frontier] = 0
-    owner = np.empty(n, dtype=np.int64)      # dedupe scratch: last writer per node
-    while len(frontier):
+    ready = np.zeros(n, dtype=bool)           # dedupe scratch: the parents just released
+    while len(frontier):                     # ~20 numpy calls a step (87 steps on seq_fun)
         count = rcount[frontier]
-        par = parent_of[concat_ranges(rstart[frontier], count)]
+        ends = np.cumsum(count)
+        edges = np.repeat(rstart[frontier] - (ends - count), count)
+        edges += np.arange(int(ends[-1]))
+        par = parent_of[edges]
         np.maximum.at(deepest, par, np.repeat(level[frontier], count))
         np.subtract.at(remaining, par, 1)
-        ready = par[remaining[par] == 0]     # a parent appears once per levelled child
-        at = np.arange(len(ready))
-        owner[ready] = at
-        frontier = ready[owner[ready] == at]
+        ready[par[remaining[par] == 0]] = True   # a parent appears once per levelled child
+        frontier = np.flatnonzero(ready)         # so: once each, in id order
+        ready[frontier] = False
         top = deepest[frontier] + 1
         if alternate:                        # products odd, sums even: at most one up
-            top += (top & 1) != odd[frontier]
+            top += (top ^ odd[frontier]) & 1
         level[frontier] = top
     if (level < 0).any():
         raise CheckError("topological-order", f"node {int(np.argmax(level < 0))} is on a cycle "

@@ -12,8 +12,8 @@ import pccompiler as pc
 from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
-from pccompiler.ir.nodes import stable_argsort
-from pccompiler.passes.helpers.node_levels import parents_by_child
+from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, stable_argsort
+from pccompiler.passes.helpers.node_levels import node_levels, parents_by_child
 from pccompiler.passes.manager import compile_model
 
 from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
@@ -112,6 +112,29 @@ def test_parents_by_child_is_the_stable_reverse_csr(n, edges, dtype):
     got = parents_by_child(kids, fan, n)
     assert got.dtype == np.intp
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("alternate", [True, False])
+def test_node_levels_equal_the_longest_path_node_by_node(alternate):
+    """Kahn's steps give the per-node rule: one above the deepest child,
+    raised to the node's parity (products odd, sums even) with `alternate`."""
+    rng = np.random.default_rng(3)
+    n, inputs = 400, 40
+    fan = np.r_[np.zeros(inputs, dtype=np.int64), rng.integers(1, 5, size=n - inputs)]
+    kids = np.concatenate([rng.integers(0, i, size=f) for i, f in enumerate(fan) if f])
+    kind = np.r_[np.zeros(inputs, dtype=np.uint8), rng.choice([PRODUCT, SUM], size=n - inputs)]
+    off = np.r_[0, np.cumsum(fan)]
+    a = NodeArrays(kind=kind.astype(np.uint8), child_offsets=off, child_ids=kids.astype(np.int32),
+                   **{f: np.zeros(0) for f in ("sum_weights", "input_vars", "input_params",
+                                               "variable_order", "scope_lo", "scope_hi",
+                                               "roots")})
+    want = np.zeros(n, dtype=np.int64)
+    for v in range(inputs, n):
+        top = int(want[kids[off[v]:off[v + 1]]].max()) + 1
+        if alternate and top % 2 != int(kind[v] == PRODUCT):
+            top += 1
+        want[v] = top
+    np.testing.assert_array_equal(node_levels(a, alternate), want)
 
 
 def test_fan_class_is_the_ceiling_of_log2():
