@@ -107,8 +107,10 @@ class Engine:
         self.real_vars = np.array([v.kind == pcir.REAL for v in model.variables], dtype=bool)
         self.num_cats = np.array([v.num_cats for v in model.variables], dtype=np.int64)
         self.load_parameters()
-        if not any(t.HasField("external") for t in model.tensors):
-            self.arrays = None      # the Model has every byte: keep no outside array alive
+        # the Model has every byte: keep no outside array alive (with no
+        # arrays there is nothing to drop, and no need to scan the tensors)
+        if arrays is not None and not any(t.HasField("external") for t in model.tensors):
+            self.arrays = None
 
     @property
     def index(self) -> LayoutIndex:

@@ -104,10 +104,15 @@ class Backend:
             raise UnsupportedError(f"backend {self.name!r} does not support dtype {dtype!r} "
                                    f"(supported: {', '.join(sorted(caps.dtypes))})")
         if model is not None:
-            for g in model.groups:
-                if g.kind == pcir.INPUT:
+            # one pass collecting the distinct distributions (a cached
+            # compile runs this twice over every group); the group is only
+            # looked up again to name it in the error
+            dists = {g.input.dist for g in model.groups if g.kind == pcir.INPUT}
+            bad = {d for d in dists
+                   if DIST_NAMES.get(d, str(d)) not in caps.distributions}
+            for g in model.groups if bad else ():
+                if g.kind == pcir.INPUT and g.input.dist in bad:
                     dist = DIST_NAMES.get(g.input.dist, str(g.input.dist))
-                    if dist not in caps.distributions:
-                        raise UnsupportedError(
-                            f"backend {self.name!r} does not support {dist} inputs "
-                            f"(group {g.id} {g.name!r})")
+                    raise UnsupportedError(
+                        f"backend {self.name!r} does not support {dist} inputs "
+                        f"(group {g.id} {g.name!r})")

@@ -170,3 +170,37 @@ def test_cuda_packing_matches_the_cpu_packing(name):
                 packing_upload.pack_parameters_into(model, layout, s, i)
             _same_bits(want[0], s.cpu())
             _same_bits(want[1], i.cpu())
+
+
+@pytest.mark.parametrize("name", ["mixed", "block_sparse"])
+def test_the_inline_fast_read_matches_to_numpy(name):
+    """`_values` reads an inline tensor with one length check instead of
+    `ir.to_numpy`: same dtype, shape and bytes for float32 and float64."""
+    model = MODELS[name]()
+    for t in model.tensors:
+        fast, slow = packing_upload._values(t, None), ir.to_numpy(t)
+        assert fast.dtype == slow.dtype and fast.shape == slow.shape
+        assert fast.tobytes() == slow.tobytes()
+
+
+def test_an_empty_or_scalar_tensor_reads_like_to_numpy():
+    for array in (np.zeros((0, 3), np.float32), np.float64(2.5).reshape(())):
+        t = ir.from_numpy(array, "t")
+        fast, slow = packing_upload._values(t, None), ir.to_numpy(t)
+        assert fast.shape == slow.shape == array.shape and fast.tobytes() == slow.tobytes()
+
+
+@pytest.mark.parametrize("min_bytes", [0, 1 << 40])
+def test_packing_with_and_without_the_prefault_helper_is_identical(monkeypatch, min_bytes):
+    """Below prefault.MIN_BYTES the CPU path skips the helper (and listing
+    its ranges); above it the helper runs: the packed values are the same."""
+    from pccompiler.backends.common import prefault
+    model = _hclt()
+    layout = passes.compile_model(model, backend="torch").layout
+    expect_sum, expect_input = pack_parameters(model, layout)
+    monkeypatch.setattr(prefault, "MIN_BYTES", min_bytes)
+    sum_params = torch.full((int(layout.num_sum_params),), float("nan"), dtype=torch.float64)
+    input_params = torch.full((int(layout.num_input_params),), float("nan"), dtype=torch.float64)
+    packing_upload.pack_parameters_into(model, layout, sum_params, input_params)
+    assert np.array_equal(sum_params.numpy(), expect_sum)
+    assert np.array_equal(input_params.numpy(), expect_input)

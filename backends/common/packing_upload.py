@@ -47,6 +47,7 @@ from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
 from pccompiler.ir.tensors import _NUMPY_OF, dtype_name
 from pccompiler.backends.common.packing import check_param_count, param_owners, sum_packed_order
+from pccompiler.backends.common import prefault
 from pccompiler.backends.common.prefault import Prefault
 
 # Pinned host chunk (two of them, from torch's caching host allocator, so a
@@ -67,6 +68,9 @@ _TORCH_OF = {pcir.FLOAT32: torch.float32, pcir.FLOAT64: torch.float64,
              pcir.FLOAT16: torch.float16, pcir.INT32: torch.int32, pcir.INT64: torch.int64,
              pcir.UINT8: torch.uint8}
 _ITEMSIZE = {k: _NUMPY_OF[k].itemsize for k in _TORCH_OF}
+# IR dtype -> numpy dtype, for the IR dtypes whose little-endian bytes are
+# native here (to_numpy's byte swap is never needed for them)
+_NATIVE = {k: d for k, d in _NUMPY_OF.items() if d.isnative}
 
 
 def _upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -98,6 +102,11 @@ def pack_parameters_into(model: pcir.Model, layout: pcir.Layout, sum_params: tor
     protos = {t.name: t for t in model.tensors}
     jobs = _jobs(model, layout, sum_params, input_params)
     if sum_params.device.type == "cpu" and input_params.device.type == "cpu":
+        if _nbytes(sum_params) + _nbytes(input_params) < prefault.MIN_BYTES:
+            # too small for the helper: skip listing its ranges (a Python
+            # pass over every owner, ~2 ms of hclt32's cached compile)
+            _pack_jobs(jobs, protos, arrays)
+            return
         # fresh buffers: their pages are faulted in on the other core while
         # this one copies (backends/common/prefault.py)
         with Prefault([(target, int(p.param_start), int(p.param_count))
@@ -105,6 +114,10 @@ def pack_parameters_into(model: pcir.Model, layout: pcir.Layout, sum_params: tor
             _pack_jobs(jobs, protos, arrays)
     else:
         _pack_batched(jobs, protos, arrays=arrays)
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
 
 
 def _values(proto: pcir.Tensor, arrays: Mapping[str, np.ndarray] | None) -> np.ndarray:
@@ -117,6 +130,15 @@ def _values(proto: pcir.Tensor, arrays: Mapping[str, np.ndarray] | None) -> np.n
                             f"{list(array.shape)}, the Model says {list(proto.dims)} of "
                             f"{dtype_name(proto.dtype)}")
         return array.reshape(tuple(proto.dims))
+    # The usual tensor (inline, a native numpy dtype, bytes agreeing with
+    # dims) is read with one length check, as a cached compile reads
+    # thousands of them; anything else goes through to_numpy and its errors.
+    np_dtype = _NATIVE.get(proto.dtype)
+    if np_dtype is not None and not proto.HasField("external"):
+        dims = tuple(proto.dims)
+        data = proto.raw_data
+        if dims and min(dims) >= 0 and len(data) == math.prod(dims) * np_dtype.itemsize:
+            return np.frombuffer(data, dtype=np_dtype).reshape(dims)
     return ir.to_numpy(proto)
 
 

@@ -10,8 +10,9 @@ import torch
 import pccompiler
 from pccompiler import backends, passes
 from pccompiler.backends import reference
-from pccompiler.backends.interface import Backend, Capabilities
+from pccompiler.backends.interface import DIST_NAMES, Backend, Capabilities
 from pccompiler.backends.torch import engine as torch_engine
+from pccompiler.ir import pcir
 from pccompiler.errors import BackendError, DataError, UnsupportedError
 from tests.conformance.circuits import block_sparse, dense, gaussian, random_data, tied
 
@@ -158,3 +159,26 @@ def test_one_row_sum_partitions_decode_as_the_general_rule():
             checked += int(nc.sum())
     assert checked > 0
     np.testing.assert_array_equal(index.sum_param_parent.numpy(), want_key)
+
+
+def test_capability_error_names_the_first_unsupported_group():
+    """check() collects the distinct distributions first; the error still
+    names the first input group (in group order) whose distribution the
+    backend lacks, and a model of supported inputs passes."""
+    from tests.conformance.circuits import bernoulli_mixed
+    model = bernoulli_mixed()
+    inputs = [g for g in model.groups if g.kind == pcir.INPUT]
+    dists = {DIST_NAMES[g.input.dist] for g in inputs}
+    assert "bernoulli" in dists and len(dists) > 1
+    first = next(g for g in inputs if DIST_NAMES[g.input.dist] == "bernoulli")
+
+    class Tiny(Backend):
+        name = "tiny"
+        capabilities = Capabilities(distributions=frozenset(dists - {"bernoulli"}))
+    with pytest.raises(UnsupportedError, match=f"bernoulli inputs \\(group {first.id} "):
+        Tiny().check(model)
+
+    class Wide(Backend):
+        name = "wide"
+        capabilities = Capabilities(distributions=frozenset(dists))
+    Wide().check(model)
