@@ -75,20 +75,15 @@ def add_tensor(tensors, array: np.ndarray, name: str) -> pcir.Tensor:
 
 def _tensor_fields(array: np.ndarray, name: str) -> dict:
     array = np.asarray(array)
-    dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:]) if array.dtype.kind != "i" or \
-        array.dtype.itemsize >= 4 else None
-    if dtype is not None:                   # stored as it is (the usual case: no dtype tests)
-        little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
-        return dict(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    elif np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1 \
-            and array.dtype.str[1:] not in ("i4", "i8"):
-        array = array.astype(np.int64)
-    key = array.dtype.str[1:]
-    dtype = _DTYPE_OF_CODE.get(key)
-    if dtype is None:
-        raise TypeError(f"tensor {name!r}: unsupported numpy dtype {array.dtype}")
+    dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:])
+    if dtype is None:                       # not stored as it is: bool -> UINT8, ints -> INT64
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8)
+        elif np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1:
+            array = array.astype(np.int64)
+        dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:])
+        if dtype is None:
+            raise TypeError(f"tensor {name!r}: unsupported numpy dtype {array.dtype}")
     little = np.ascontiguousarray(array, dtype=_NUMPY_OF[dtype])
     return dict(name=name, dtype=dtype, dims=list(array.shape), raw_data=little.tobytes())
 
@@ -127,7 +122,5 @@ def to_numpy(tensor: pcir.Tensor, external_bytes: bytes | memoryview | None = No
     if len(data) != expected:
         raise LoadError(f"tensor {tensor.name!r}: dims {list(dims)} of "
                         f"{dtype_name(dtype)} need {expected} bytes, found {len(data)}")
-    array = np.frombuffer(data, dtype=np_dtype).reshape(dims)
-    if copy or not np_dtype.isnative:
-        array = array.astype(np_dtype.newbyteorder("="), copy=copy)
-    return array
+    array = from_checked_bytes(dtype, dims, data)
+    return array.copy() if copy and np_dtype.isnative else array

@@ -45,7 +45,7 @@ import torch
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.ir import pcir
-from pccompiler.ir.tensors import _NUMPY_OF, dtype_name
+from pccompiler.ir.tensors import _NUMPY_OF, dtype_name, from_checked_bytes
 from pccompiler.backends.common.packing import check_param_count, param_owners, sum_packed_order
 from pccompiler.backends.common import prefault
 from pccompiler.backends.common.prefault import Prefault
@@ -68,9 +68,6 @@ _TORCH_OF = {pcir.FLOAT32: torch.float32, pcir.FLOAT64: torch.float64,
              pcir.FLOAT16: torch.float16, pcir.INT32: torch.int32, pcir.INT64: torch.int64,
              pcir.UINT8: torch.uint8}
 _ITEMSIZE = {k: _NUMPY_OF[k].itemsize for k in _TORCH_OF}
-# IR dtype -> numpy dtype, for the IR dtypes whose little-endian bytes are
-# native here (to_numpy's byte swap is never needed for them)
-_NATIVE = {k: d for k, d in _NUMPY_OF.items() if d.isnative}
 
 
 def _upload(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -130,15 +127,15 @@ def _values(proto: pcir.Tensor, arrays: Mapping[str, np.ndarray] | None) -> np.n
                             f"{list(array.shape)}, the Model says {list(proto.dims)} of "
                             f"{dtype_name(proto.dtype)}")
         return array.reshape(tuple(proto.dims))
-    # The usual tensor (inline, a native numpy dtype, bytes agreeing with
+    # The usual tensor (inline, a numpy dtype, bytes agreeing with
     # dims) is read with one length check, as a cached compile reads
     # thousands of them; anything else goes through to_numpy and its errors.
-    np_dtype = _NATIVE.get(proto.dtype)
+    np_dtype = _NUMPY_OF.get(proto.dtype)
     if np_dtype is not None and not proto.HasField("external"):
         dims = tuple(proto.dims)
         data = proto.raw_data
         if dims and min(dims) >= 0 and len(data) == math.prod(dims) * np_dtype.itemsize:
-            return np.frombuffer(data, dtype=np_dtype).reshape(dims)
+            return from_checked_bytes(proto.dtype, dims, data)
     return ir.to_numpy(proto)
 
 
