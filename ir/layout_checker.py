@@ -55,20 +55,18 @@ class _Plan:
         self.reads: list[tuple[np.ndarray, np.ndarray | int, int, str]] = []
 
     def write(self, starts, lengths, layer: int, what: str) -> None:
-        if isinstance(lengths, (int, np.integer)):
-            entry = np.asarray(starts, np.int64).reshape(-1), int(lengths)
-        else:
-            entry = (np.asarray(starts, np.int64).reshape(-1),
-                     np.broadcast_to(np.asarray(lengths, np.int64),
-                                     np.shape(starts)).reshape(-1))
-        self.writers.append((*entry, layer, what))
+        self.writers.append((*_intervals(starts, lengths), layer, what))
 
     def read(self, starts, lengths, layer: int, what: str) -> None:
-        starts = np.asarray(starts, np.int64).reshape(-1)
-        if not isinstance(lengths, (int, np.integer)):
-            lengths = np.broadcast_to(np.asarray(lengths, np.int64), starts.shape)
-        self.reads.append((starts, lengths if not isinstance(lengths, np.integer)
-                           else int(lengths), layer, what))
+        self.reads.append((*_intervals(starts, lengths), layer, what))
+
+
+def _intervals(starts, lengths) -> tuple[np.ndarray, np.ndarray | int]:
+    """(starts int64 [k], lengths): an int kept as an int, else int64 [k]."""
+    starts = np.asarray(starts, np.int64).reshape(-1)
+    if isinstance(lengths, (int, np.integer)):
+        return starts, int(lengths)
+    return starts, np.broadcast_to(np.asarray(lengths, np.int64), starts.shape)
 
 
 def _lengths(entries: list, sizes: np.ndarray) -> np.ndarray:
