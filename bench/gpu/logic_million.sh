@@ -3,7 +3,7 @@
 # 1,000-block random SDD (1.46M SDD nodes; about 5 minutes, single-threaded, so it starts
 # first and in the background), the four shared SDDs are raced meanwhile (layer path, nodes
 # form, against KLay eager), then the big one in the nodes form against KLay.
-# A prebuilt shared/logic_cache/blocks<N>_v20_s0.{sdd,vtree}.gz (carried) skips the build.
+# A prebuilt shared/logic_cache/blocks<N>_v20_s0.sdd.xz (or .gz) with its .vtree (carried) skips the build.
 # Results in $OUT: race_shared.md/.log, race_million.md/.log, sdd.log, machine.txt.
 #   bash bench/gpu/logic_million.sh         (BLOCKS=700 for a smaller "million")
 TAG=logic_million.sh
@@ -13,13 +13,14 @@ BLOCKS=${BLOCKS:-1000}
 CIRCUITS=$(cd shared/data/circuits 2>/dev/null && pwd) \
     || { echo "[$TAG] NO SHARED CIRCUITS (carry shared)"; exit 1; }
 export PYTHONPATH=/tmp/pcc:/tmp/extra:bench
-PREBUILT=shared/logic_cache/blocks${BLOCKS}_v20_s0.sdd.gz     # made off the device by logic_sdds.sdd_file
-if [ -f "$PREBUILT" ]; then
-    echo "[$TAG] unpacking the prebuilt ${BLOCKS}-block SDD $(date -u +%T)"
+PREBUILT=$(ls shared/logic_cache/blocks${BLOCKS}_v20_s0.sdd.{xz,gz} 2>/dev/null | head -1)  # made off the device by logic_sdds.sdd_file
+if [ -n "$PREBUILT" ]; then
+    echo "[$TAG] unpacking the prebuilt ${BLOCKS}-block SDD $PREBUILT $(date -u +%T)"
     mkdir -p /tmp/logic_cache
-    (gunzip -c "$PREBUILT" > /tmp/logic_cache/blocks${BLOCKS}_v20_s0.sdd \
-        && gunzip -c "${PREBUILT%.sdd.gz}.vtree.gz" > /tmp/logic_cache/blocks${BLOCKS}_v20_s0.vtree \
-        && ls -la /tmp/logic_cache) > "$OUT/sdd.log" 2>&1 &
+    cp shared/logic_cache/blocks${BLOCKS}_v20_s0.vtree /tmp/logic_cache/
+    python3 -c "import gzip, lzma, shutil, sys; op = lzma.open if sys.argv[1].endswith('.xz') else gzip.open; \
+        shutil.copyfileobj(op(sys.argv[1], 'rb'), open(sys.argv[2], 'wb'), 1 << 24)" \
+        "$PREBUILT" /tmp/logic_cache/blocks${BLOCKS}_v20_s0.sdd > "$OUT/sdd.log" 2>&1 &
 else
 echo "[$TAG] building the ${BLOCKS}-block SDD in the background $(date -u +%T)"
 (cd bench && timeout 420 python3 -c "import sys; from pathlib import Path; import logic_sdds; \
