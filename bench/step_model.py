@@ -158,7 +158,7 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         w.update(trips=live * mt, max_trips=mt, mac=live * mt * tm * tk * bb,
                  exps=live * (mt * (tm + 1) + tk) * bb,
                  bytes=live * (mt * (tm * bb + tm * tk) + 2 * tk * bb) * 4,
-                 atomics=live * tk * bb,
+                 atomics=int(ncr.sum()) * batch,     # one add per (child, sample) of a run
                  useful=_nonzero_weights(params, _np(args[6]), nc, bs) * batch)
     elif name == "sum_em_kernel":
         nc = _np(args[3])
