@@ -1,6 +1,7 @@
 """A per-kernel model of one triton training step, built on the CPU.
 
-    PYTHONPATH=.:bench python bench/step_model.py --circuits a.pcir,b.pcir --batch 512
+    TRITON_INTERPRET=1 PYTHONPATH=.:bench python bench/step_model.py --hclt 128 --out OUT
+    (or --circuits a.pcir,b.pcir: the first is the base of the ratios)
 
 Why: the GPU is rarely reachable, and the pruned HCLTs of issue #18 run
 3-10x slower than the stored tile work predicts (bench/sparse_tiles.py
@@ -292,6 +293,31 @@ def compile_triton(path: str, options: dict | None = None):
                       pass_options=options or {"detect-block-sparsity": {"permute": False}})
 
 
+def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float],
+               out: Path) -> list[str]:
+    """The circuits of bench/sparse_speed.py on the CPU: HCLT (`latents`, MNIST
+    784 x 256, the shipped Chow-Liu tree) after `train_steps` mini-batch EM
+    steps (batch 512, step 0.5, torch backend), pruned by flows over
+    `flow_rows` train images to each keep; written as .pcir into `out`."""
+    import pccompiler as pc
+    from mnist_common import hclt_tree, mnist_split
+    from pccompiler.train.prune_grow import prune
+    train = mnist_split(None)["train"]
+    x = torch.from_numpy(np.ascontiguousarray(train))
+    gen = torch.Generator().manual_seed(0)
+    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=hclt_tree(train, []), seed=0))
+    dense = pc.compile(model, backend="torch", device="cpu")
+    for _ in range(train_steps):
+        dense.em_step(x[torch.randint(0, len(x), (512,), generator=gen)], step_size=0.5,
+                      pseudocount=0.1)
+    paths = []
+    for keep in keeps:
+        m = dense.to_model() if keep == 1.0 else prune(dense, train[:flow_rows], keep)
+        paths.append(str(out / f"L{latents}_k{keep}.pcir"))
+        Path(paths[-1]).write_bytes(m.SerializeToString())
+    return paths
+
+
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Per-kernel model of one training step (triton, fast plan)", "",
              f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
@@ -326,7 +352,12 @@ def write_markdown(results: dict, path: Path) -> None:
 def main(argv=None) -> int:
     from mnist_common import command_line, machine_line
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--circuits", required=True, help="comma-separated .pcir files (first = base)")
+    p.add_argument("--circuits", default="", help="comma-separated .pcir files (first = base)")
+    p.add_argument("--hclt", type=int, default=0, metavar="LATENTS",
+                   help="instead: build the pruned HCLTs of sparse_speed.py (`build_hclt`)")
+    p.add_argument("--keeps", default="1,0.5,0.25,0.1")
+    p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--flow-rows", type=int, default=2000)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--variants", default="before,after",
                    help="'before' (tile flows and tile tf32 off) and/or 'after' (the defaults)")
@@ -336,7 +367,13 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine_line(), "command": command_line(), "batch": args.batch,
                "circuits": []}
-    for path in args.circuits.split(","):
+    paths = [c for c in args.circuits.split(",") if c]
+    if args.hclt:
+        paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
+                           [float(k) for k in args.keeps.split(",")], out)
+    if not paths:
+        p.error("give --circuits or --hclt")
+    for path in paths:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
