@@ -94,17 +94,24 @@ def time_steps(step, batches: list[torch.Tensor], warmup: int, device: str) -> f
     return (time.perf_counter() - t) / max(len(batches) - warmup, 1)
 
 
-def time_ours(model, batches, args, tiles: bool = True) -> tuple[dict, object]:
+def time_ours(model, batches, args, tiles: bool = True, variant: str = "after"
+              ) -> tuple[dict, object]:
+    """variant: bench/step_model.py's code switches ('before': row tiles'
+    node flows per pair and their dots in fp32, the code before 2026-12-07),
+    held while the circuit compiles, builds its plans and is timed."""
     import pccompiler as pc
     from sparse_tiles import layout_work
-    t = time.perf_counter()
+    from step_model import variant as code_variant
     options = {"detect-block-sparsity": {"permute": bool(args.permute), "tiles": tiles}}
-    circuit = pc.compile(model, backend=args.backend, device=args.device, pass_options=options)
-    compile_s = time.perf_counter() - t
 
     def step(x):
         circuit.em_step(x, step_size=0.1, pseudocount=0.1)
-    per_step = time_steps(step, batches, args.warmup, args.device)
+    with code_variant(variant):
+        t = time.perf_counter()
+        circuit = pc.compile(model, backend=args.backend, device=args.device,
+                             pass_options=options)
+        compile_s = time.perf_counter() - t
+        per_step = time_steps(step, batches, args.warmup, args.device)
     return {"compile_s": compile_s, "step_s": per_step, "work": layout_work(circuit.layout)["work"],
             "epoch_s": per_step * EPOCH_SAMPLES / args.batch}, circuit
 
@@ -186,6 +193,19 @@ def write_markdown(results: dict, path: Path) -> None:
             f"{rows_f.get('compile_s', float('nan')):.1f} | "
             f"{rows_f.get('epoch_s', float('nan')):.3f} | {rows_ratio} | {model['rows']} | "
             f"{pj.get('num_edges', '-')} | {pj.get('epoch_s', float('nan')):.3f} | {pj_ratio} | {vs} |")
+    ab = [(r["keep"], name, v) for r in rows for name, v in r.get("pcc_ab", {}).items()]
+    if ab and "epoch_s" in dense.get("pcc", {}):
+        lines += ["", "Code variants, same run (bench/step_model.py `variant`: 'before' = row "
+                  "tiles' node flows per (child block, parent row) pair and their dots in fp32, "
+                  "the code before 2026-12-07; 'allruns' = tile flows for every run of small "
+                  "blocks; 'tiles16' = only runs of >= 16 rows); ratio to the dense circuit "
+                  "(default code):", "", "| keep | variant | epoch s | ratio | default epoch s |",
+                  "|---:|---|---:|---:|---:|"]
+        for r in rows:
+            for name, v in r.get("pcc_ab", {}).items():
+                lines.append(f"| {r['keep']} | {name} | {v['epoch_s']:.3f} | "
+                             f"{v['epoch_s'] / dense['pcc']['epoch_s']:.3f} | "
+                             f"{r.get('pcc', {}).get('epoch_s', float('nan')):.3f} |")
     lines += ["", "Where the edges are (sum groups by pattern/block size: groups, real edges, "
               "stored weights, density; layout partitions by block size/kernel: partitions, "
               "blocks, stored parameters):", ""]
@@ -216,6 +236,9 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--flow-rows", type=int, default=20_000)
     p.add_argument("--no-pyjuice", action="store_true")
+    p.add_argument("--ab", default="",
+                   help="also time each pruned circuit under these bench/step_model.py code "
+                        "variants (before, allruns, tiles16), same run")
     p.add_argument("--rows", action="store_true",
                    help="also time each pruned circuit with row tiles off (the one-row form)")
     p.add_argument("--no-permute", dest="permute", action="store_false",
@@ -266,6 +289,11 @@ def main(argv=None) -> int:
             del circuit
             if args.profile and args.device.startswith("cuda"):
                 profile_step(pruned, batches[0], args, keep)
+            for name in (args.ab.split(",") if args.ab and keep != 1.0 else []):
+                ab, circuit = time_ours(pruned, batches, args, variant=name)
+                row.setdefault("pcc_ab", {})[name] = ab
+                del circuit
+                print(f"keep {keep}: variant {name} epoch {ab['epoch_s']:.3f}s", flush=True)
             if args.rows and keep != 1.0:
                 row["pcc_rows"], circuit = time_ours(pruned, batches, args, tiles=False)
                 del circuit

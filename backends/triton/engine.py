@@ -250,6 +250,10 @@ class TritonEngine(Engine):
                         launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
                 launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio)
+            if layer.tile_zero_rows is not None:     # rows the row tiles write first
+                flows.index_fill_(0, layer.tile_zero_rows, 0.0)
+            for part in layer.tile_flows:
+                launch.sum_tile_flows_launch(part, values, flows, params_s, self.precision, ratio)
             if per_layer:
                 for part in layer.sums:
                     launch.sum_param_flows_launch(part, values, flows, params_s,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
+from pccompiler.backends.triton import (
+    em_kernels, io_kernels, sum_backward, sum_forward, tile_flows,
+)
 from pccompiler.backends.triton.compat import cdiv, next_pow2
 from pccompiler.backends.triton.dots import BF16_TOKEN
 from pccompiler.backends.triton.plan import (
@@ -117,6 +119,22 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
             bb = _clamp(bpow, 16, 64)
         cfg = dict(TILE_J=tj, TILE_I=_clamp(next_pow2(other_block_size), 16, ti), BLOCK_B=bb,
                    num_warps=8 if tj * bb >= 8192 else 4)
+    elif kind == "sum_tflow":
+        # Row tiles' node flows (tile_flows.py): block_size = rows of a run,
+        # fan_in = its children. [K x M] @ [M x B] dots; narrow the batch
+        # tile, then the child chunk, while the grid is under two waves.
+        tm = _clamp(next_pow2(block_size), 16, 64)
+        tk = _clamp(next_pow2(fan_in), 16, 64)
+        bb = _clamp(bpow, 16, 64)
+        runs = cdiv(num_rows, max(block_size, 1))
+        while num_rows and runs * cdiv(fan_in, tk) * cdiv(batch, bb) < MIN_PROGRAMS:
+            if bb > 16:
+                bb //= 2
+            elif tk > 16:
+                tk //= 2
+            else:
+                break
+        cfg = dict(TILE_M=tm, TILE_K=tk, BLOCK_B=bb, num_warps=4)
     elif kind in ("product", "input"):
         bb = _clamp(bpow, 1, 128)
         tn = _clamp(2048 // bb, 1, 64)
@@ -138,6 +156,17 @@ def dot_precision(precision: str, *block_sizes: int) -> str:
     if min(block_sizes) < 16:
         return "ieee"
     return BF16_TOKEN if precision == "bf16" else precision
+
+
+TILE_TF32 = True    # False: runs of small blocks (row tiles) dot in fp32 "ieee" (A/B runs)
+
+
+def dot_rows(part: SumKernelPart) -> int:
+    """The rows of a sum part's dot tiles for `dot_precision`: a run of
+    GROUP one-row blocks (row tiles) fills its tile with real rows, so it
+    takes the engine's precision (tf32: tensor cores) like a block of as many
+    rows; bench/step_model.py put these dots on CUDA cores at 1/6 the rate."""
+    return part.rows if TILE_TF32 else part.block_size
 
 
 def io_precision(precision: str) -> str:
@@ -210,7 +239,7 @@ def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.
     num_m = cdiv(part.rows, c["TILE_M"])
     grid = (part.num_blocks // part.group * num_m, cdiv(batch, c["BLOCK_B"]))
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
-              BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, part.block_size),
+              BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)),
               GROUP=part.group, num_warps=c["num_warps"])
     splits = split_k(grid[0] * grid[1], part.max_children, c["TILE_K"])
     if splits == 1:
@@ -275,6 +304,26 @@ def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows
         RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"])
 
 
+def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
+                          params: torch.Tensor, precision: str = "tf32",
+                          ratio: bool = False) -> None:
+    """Node flows of a row-tiled sum partition through its forward tiles
+    (tile_flows.py), added atomically into rows the plan zeroed."""
+    batch = values.shape[1]
+    if part.num_blocks == 0 or batch == 0:
+        return
+    c = choose_tiles("sum_tflow", part.rows, part.max_children, batch,
+                     num_rows=part.num_blocks * part.block_size)
+    num_kt = cdiv(part.max_children, c["TILE_K"])
+    grid = (part.num_blocks // part.group * num_kt, cdiv(batch, c["BLOCK_B"]))
+    tile_flows.sum_tile_flow_kernel[grid](
+        values, flows, params, part.block_slots, part.block_num_children, part.child_slots,
+        part.block_param_starts, batch, values.stride(0), part.max_children,
+        BS=part.block_size, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
+        BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio,
+        GROUP=part.group, num_warps=c["num_warps"])
+
+
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
                            params: torch.Tensor, param_flows: torch.Tensor,
                            precision: str = "tf32", ratio: bool = False) -> None:
@@ -298,7 +347,7 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
         per_prog,
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
-        PREC=dot_precision(precision, part.block_size), RATIO=ratio, GROUP=part.group,
+        PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio, GROUP=part.group,
         num_warps=c["num_warps"])
 
 

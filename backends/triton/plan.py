@@ -136,6 +136,12 @@ class LayerPlan:
     sum_backwards: list[SumBackwardKernelPart] = field(default_factory=list)
     scratch: bool = False          # products in the shared region (scratch.py): recompute
     zero_flow_rows: torch.Tensor | None = None   # unread scratch rows: zero before product bwd
+    # Row-tiled sum partitions (members of `sums`) whose node flows run
+    # through their forward tiles (tile_flows.py, `is_tile_part`) instead of
+    # sum_backwards, after it; they add atomically into child rows, of which
+    # tile_zero_rows (no earlier writer in the backward) are zeroed first.
+    tile_flows: list[SumKernelPart] = field(default_factory=list)
+    tile_zero_rows: torch.Tensor | None = None
 
 
 @dataclass
@@ -302,6 +308,48 @@ def parent_union(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
     return g, np.repeat(union, g, axis=0)[:nb], starts, np.repeat(count, g)[:nb]
 
 
+TILE_FLOWS = True     # False: node flows of runs through sum_backwards (A/B runs)
+TILE_MIN_ROWS = 16    # other runs of fewer rows keep the per-pair node-flow kernel
+
+
+def is_tile_part(part: SumKernelPart) -> bool:
+    """Whether a sum partition's node flows go through its forward tiles
+    (tile_flows.py: one [K x rows] dot per run and child chunk, atomics
+    into the children) instead of the per-pair kernel (a 16-row masked dot
+    per (child block, parent row) pair, in a chain as long as the child's
+    parent count). Small blocks only (< 16 rows, where the per-pair dots
+    are masked): runs of >= TILE_MIN_ROWS rows, and every partition of the
+    row-tile pass (kernel option `tile_rows`), whose short runs (the 1..8
+    row remainders of a tiled group) also beat the per-pair form on the
+    model of bench/step_model.py (HCLT-128 keep 0.1: 12.1 -> 9.8 ms). One-row
+    layouts from elsewhere (logic circuits) keep their kernels."""
+    if not TILE_FLOWS or part.block_size >= 16:
+        return False
+    return part.rows >= TILE_MIN_ROWS or "tile_rows" in part.options
+
+
+def drop_parents(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
+                 num_parents: np.ndarray, dropped: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A backward partition's [nb, P] parent lists without the parents
+    whose slot is flagged in `dropped` (bool per slot): (slots, starts,
+    counts), the kept parents moved to the front of each row in their order,
+    P cut to the longest list."""
+    psl = np.asarray(parent_slots, dtype=np.int64)
+    pps = np.asarray(parent_param_starts, dtype=np.int64)
+    npar = np.asarray(num_parents, dtype=np.int64)
+    keep = (np.arange(psl.shape[1])[None, :] < npar[:, None]) & ~dropped[psl]
+    order = np.argsort(~keep, axis=1, kind="stable")
+    counts = keep.sum(axis=1)
+    width = int(counts.max(initial=0))
+    slots = np.take_along_axis(psl, order, axis=1)[:, :width]
+    starts = np.take_along_axis(pps, order, axis=1)[:, :width]
+    pad = np.arange(width)[None, :] >= counts[:, None]
+    slots[pad] = 0
+    starts[pad] = 0
+    return slots, starts, counts
+
+
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_num_parents: np.ndarray, parent_slots: np.ndarray,
                       parent_param_starts: np.ndarray, device: torch.device,
@@ -397,6 +445,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             in_keys.append(arr(ip.node_param_starts, (int(ip.num_nodes),)))
     sum_first, sum_shared = _first_occurrence(sum_keys)
     in_first, in_shared = _first_occurrence(in_keys)
+    num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
     layers, si, ii = [], 0, 0
     for layer in layout.layers:
         lp = LayerPlan(kind=int(layer.kind))
@@ -422,13 +471,23 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                                     slot(arr(sp.child_slots, (nb, k))), ps, host, tied,
                                     sum_first[si], dict(sp.kernel_options)))
             si += 1
+        lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
+        tiled = np.zeros(num_slots, dtype=bool)
+        for part in lp.tile_flows:
+            tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
+            cslots, npar = slot(arr(bp.cblock_slots, (nb,))), arr(bp.cblock_num_parents, (nb,))
+            pslots, pstarts = slot(arr(bp.parent_slots, (nb, p))), arr(bp.parent_param_starts,
+                                                                       (nb, p))
+            if lp.tile_flows:     # their pairs run in tile_flows; the part may end empty
+                pslots, pstarts, npar = drop_parents(pslots, pstarts, npar, tiled)
+                live = npar > 0
+                cslots, npar, pslots, pstarts = cslots[live], npar[live], pslots[live], \
+                    pstarts[live]
             lp.sum_backwards.append(sum_backward_part(
-                int(bp.child_block_size), int(bp.parent_block_size),
-                slot(arr(bp.cblock_slots, (nb,))),
-                arr(bp.cblock_num_parents, (nb,)), slot(arr(bp.parent_slots, (nb, p))),
-                arr(bp.parent_param_starts, (nb, p)), host, dict(bp.kernel_options)))
+                int(bp.child_block_size), int(bp.parent_block_size), cslots, npar, pslots,
+                pstarts, host, dict(bp.kernel_options)))
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -485,18 +544,26 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
                    plan.num_slots)
     writers = [[(block_rows(p.cblock_slots.cpu().numpy(), p.child_block_size), True)
                 for p in lp.sum_backwards]
+               + [(child_rows(p.child_slots.cpu().numpy()), False) for p in lp.tile_flows]
                + [(child_rows(p.child_slots.cpu().numpy()), not p.atomic) for p in lp.products]
                for lp in plan.layers]
     refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731
-    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills)
+    fresh: list[list[np.ndarray]] = []
+    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills, fresh)
     stored = np.zeros(plan.num_slots, dtype=bool)
     stored[plan.root_slot] = True
-    for lp, layer_writers, layer_flags in zip(plan.layers, writers, flags):
-        for part, (rows, _), store in zip(lp.sum_backwards + lp.products, layer_writers,
-                                          layer_flags):
+    for lp, layer_writers, layer_flags, layer_fresh in zip(plan.layers, writers, flags, fresh):
+        nbw, ntf = len(lp.sum_backwards), len(lp.tile_flows)
+        for part, (rows, _), store in zip(lp.sum_backwards + lp.products,
+                                          layer_writers[:nbw] + layer_writers[nbw + ntf:],
+                                          layer_flags[:nbw] + layer_flags[nbw + ntf:]):
             part.store = store
             if store:
                 stored[rows] = True
+        if ntf:     # rows the tiles write first: zeroed in the layer, not up front
+            rows = np.unique(np.concatenate(layer_fresh[nbw:nbw + ntf]))
+            stored[rows] = True
+            lp.tile_zero_rows = torch.from_numpy(rows).to(device) if rows.size else None
     stored[:2] = False
     stored[region] = True       # every moved row is stored in its layer (scratch.py)
     zero = np.flatnonzero(~stored)
@@ -525,7 +592,8 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     counts = np.bincount(np.concatenate(every) if every else np.zeros(0, dtype=np.int64),
                          minlength=plan.num_slots)
     products = [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
-                for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards):])]
+                for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards)
+                                                                      + len(lp.tile_flows):])]
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
     for part, rows in products:
         if part.store:

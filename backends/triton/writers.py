@@ -21,22 +21,29 @@ LayerWriters = list[tuple[np.ndarray, bool]]
 
 def first_writer_stores(writers: list[LayerWriters], num_slots: int,
                         written_first: tuple[int, ...] = (),
-                        forget_before: Callable[[int], slice | None] | None = None
-                        ) -> list[list[bool]]:
+                        forget_before: Callable[[int], slice | None] | None = None,
+                        fresh: list[list[np.ndarray]] | None = None) -> list[list[bool]]:
     """Store flags, one per writer, walking `writers` (indexed by layer) in
     reverse layer order. `written_first`: rows written before the walk (the
     root); `forget_before(li)`: rows whose earlier writes no longer count
-    when layer li starts (a reused scratch region), or None."""
+    when layer li starts (a reused scratch region), or None. `fresh`, if
+    given, receives per layer and writer the rows no earlier writer wrote
+    (those an adding writer must find zeroed)."""
     written = np.zeros(num_slots, dtype=bool)
     written[list(written_first)] = True
     flags: list[list[bool]] = [[] for _ in writers]
+    new: list[list[np.ndarray]] = [[] for _ in writers]
     for li in reversed(range(len(writers))):
         forget = forget_before(li) if forget_before is not None else None
         if forget is not None:
             written[forget] = False
         for rows, may_store in writers[li]:
             flags[li].append(bool(may_store) and not written[rows].any())
+            if fresh is not None:
+                new[li].append(np.unique(rows[~written[rows]]))
             written[rows] = True
+    if fresh is not None:
+        fresh[:] = new
     return flags
 
 

@@ -37,11 +37,13 @@ class Specialization:
 
 
 def all_kernels() -> list:
-    """Every JITFunction the launch module can start (those of the four
+    """Every JITFunction the launch module can start (those of the five
     kernel modules), so their device caches can be cleaned after a dry run."""
     from triton.runtime.jit import JITFunction
-    from pccompiler.backends.triton import em_kernels, io_kernels, sum_backward, sum_forward
-    return [obj for mod in (io_kernels, sum_forward, sum_backward, em_kernels)
+    from pccompiler.backends.triton import (
+        em_kernels, io_kernels, sum_backward, sum_forward, tile_flows,
+    )
+    return [obj for mod in (io_kernels, sum_forward, sum_backward, tile_flows, em_kernels)
             for obj in vars(mod).values() if isinstance(obj, JITFunction)]
 
 

@@ -1,0 +1,395 @@
+"""A per-kernel model of one triton training step, built on the CPU.
+
+    TRITON_INTERPRET=1 PYTHONPATH=.:bench python bench/step_model.py --hclt 128 --out OUT
+    (or --circuits a.pcir,b.pcir: the first is the base of the ratios)
+
+Why: the GPU is rarely reachable, and the pruned HCLTs of issue #18 run
+3-10x slower than the stored tile work predicts (bench/sparse_tiles.py
+`layout_work`). This replays the engine's own training step
+(`TritonEngine._forward_into`, `_backward_into(ratio=True)`, `_em_into`,
+on the fast plan) with every Triton kernel replaced by a recorder, so the
+launches, grids and constexprs are exactly the ones the GPU would get, and
+derives per launch from the kernel's arguments:
+
+* programs (the grid), loop trips per program (the serial chain of
+  dependent gathers: K-chunks, parents, batch tiles), padded dot MACs split
+  into tensor-core (tf32/bf16) and CUDA-core ("ieee" precision: tl.dot on
+  fp32 FMAs) work, the useful MACs (non-zero weights x batch), exp()
+  count, bytes moved, atomics;
+* a modeled time: LAUNCH_S + max(dot time, exp time, bytes / BW, latency),
+  latency = waves x trips x ITER_S (a trip waits for one dependent global
+  load). The constants (H100-class, below) are round figures, not fits;
+  the model ranks kernels, it does not predict milliseconds.
+
+Writes step_model.json / step_model.md into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SMS = 132
+R_TC = 150e12      # tf32 tensor-core MAC/s (H100 dense peak ~190e12)
+R_FMA = 25e12      # fp32 FMA MAC/s of an "ieee" tl.dot (peak ~33e12)
+R_EXP = 3.5e12     # exp/s (16 MUFU ops per SM per clock)
+BW = 3.0e12        # bytes/s (HBM; gathers partly hit L2)
+R_ATOMIC = 1.0e11  # fp32 atomic adds/s to distinct addresses (L2)
+ITER_S = 1.0e-6    # one loop trip that waits on a dependent global load
+LAUNCH_S = 2.0e-6  # per kernel, inside a CUDA graph
+
+
+class Recorder:
+    """Stands in for a @triton.jit kernel: `kernel[grid](*args, **kw)` records."""
+
+    def __init__(self, name: str, log: list):
+        self.name, self.log = name, log
+
+    def __getitem__(self, grid):
+        def call(*args, **kw):
+            self.log.append((self.name, tuple(int(g) for g in grid), args, kw))
+        return call
+
+
+@contextlib.contextmanager
+def recording(log: list):
+    """Replace every kernel that backends/triton/launch.py reaches."""
+    from pccompiler.backends.triton import (
+        em_kernels, io_kernels, soft_kernels, sum_backward, sum_forward, tile_flows,
+    )
+    saved = []
+    for mod in (sum_forward, sum_backward, tile_flows, io_kernels, em_kernels, soft_kernels):
+        for name in dir(mod):
+            if name.endswith("_kernel"):
+                saved.append((mod, name, getattr(mod, name)))
+                setattr(mod, name, Recorder(name, log))
+    try:
+        yield
+    finally:
+        for mod, name, obj in reversed(saved):
+            setattr(mod, name, obj)
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.int64)
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _nonzero_weights(params: np.ndarray, starts: np.ndarray, nc: np.ndarray, bs: int) -> int:
+    """Non-zero weights of blocks (start, children, block size) of a part."""
+    total = int(nc.sum()) * bs
+    if total == 0:
+        return 0
+    blk = np.repeat(np.arange(nc.size), nc * bs)
+    pos = np.arange(total) - np.repeat(np.cumsum(nc * bs) - nc * bs, nc * bs)
+    return int(np.count_nonzero(params[starts[blk] + pos]))
+
+
+def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
+                params: np.ndarray) -> dict:
+    """Work of one recorded launch (see the module docstring)."""
+    w = dict(programs=math.prod(grid), trips=0, max_trips=0, mac=0, fma=False, useful=0,
+             exps=0, bytes=0, atomics=0)
+    prec = kw.get("PREC", "tf32")
+    w["fma"] = prec == "ieee"
+    if name == "sum_fwd_dot_kernel":
+        nc = _np(args[3])
+        g, num_m = kw.get("GROUP", 1), kw["NUM_M"]
+        tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
+        runs = grid[0] // num_m
+        ncr = nc[::g][:runs]
+        if kw.get("SPLIT_K"):
+            per = int(args[10])
+            s = np.arange(grid[2])
+            trips = _cdiv(np.clip(ncr[:, None] - s[None, :] * per, 0, per), tk)
+        else:
+            trips = _cdiv(ncr, tk)
+        trips_all = int(trips.sum()) * num_m * grid[1]
+        w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
+                 mac=trips_all * tm * tk * bb, exps=trips_all * (tk + 1) * bb,
+                 bytes=trips_all * (tk * bb + tm * tk + tk) * 4 + nc.size * bs * batch * 4,
+                 useful=_nonzero_weights(params, _np(args[5]), nc, bs) * batch)
+    elif name == "sum_bwd_flow_kernel":
+        npar = _np(args[4])
+        g, num_j = kw.get("GROUP", 1), kw["NUM_J"]
+        tj, ti, bb = kw["TILE_J"], kw["TILE_I"], kw["BLOCK_B"]
+        cbs, pbs = kw["CBS"], kw["PBS"]
+        runs = grid[0] // num_j
+        trips = npar[::g][:runs] * _cdiv(pbs, ti)
+        trips_all = int(trips.sum()) * num_j * grid[1]
+        w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
+                 mac=trips_all * tj * ti * bb, exps=trips_all * (ti + 1) * bb,
+                 bytes=trips_all * (ti * bb + tj * ti + 2) * 4 + npar.size * cbs * batch * 8,
+                 useful=int(npar.sum()) * cbs * pbs * batch)
+    elif name == "sum_param_flow_kernel":
+        nc = _np(args[5])
+        g, num_m, num_kt = kw.get("GROUP", 1), kw["NUM_M"], kw["NUM_KT"]
+        tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
+        per = int(args[11])
+        runs = grid[0] // (num_m * num_kt)
+        ncr = nc[::g][:runs]
+        live = (np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum() * num_m * grid[1]
+        trips_all = int(live) * _cdiv(per, bb)
+        w.update(trips=trips_all, max_trips=_cdiv(per, bb), mac=trips_all * tm * tk * bb,
+                 exps=trips_all * (tk + tm) * bb, bytes=trips_all * (tk + tm) * bb * 4
+                 + int(live) * tm * tk * 12,
+                 atomics=int(live) * tm * tk if kw["ATOMIC"] else 0,
+                 useful=_nonzero_weights(params, _np(args[7]), nc, bs) * batch)
+    elif name == "sum_tile_flow_kernel":
+        nc = _np(args[4])
+        g, num_kt = kw.get("GROUP", 1), kw["NUM_KT"]
+        tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
+        rows = g * bs
+        runs = grid[0] // num_kt
+        ncr = nc[::g][:runs]
+        live = int((np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum()) * grid[1]
+        mt = _cdiv(rows, tm)
+        w.update(trips=live * mt, max_trips=mt, mac=live * mt * tm * tk * bb,
+                 exps=live * (mt * (tm + 1) + tk) * bb,
+                 bytes=live * (mt * (tm * bb + tm * tk) + 2 * tk * bb) * 4,
+                 atomics=int(ncr.sum()) * batch,     # one add per (child, sample) of a run
+                 useful=_nonzero_weights(params, _np(args[6]), nc, bs) * batch)
+    elif name == "sum_em_kernel":
+        nc = _np(args[3])
+        own = _np(args[2])
+        bs = kw["BS"]
+        n = int(nc[own].sum()) * bs
+        w.update(trips=int(_cdiv(nc[own], kw["TILE_K"]).sum()) * 2 * kw["NUM_M"],
+                 max_trips=2 * int(_cdiv(nc[own], kw["TILE_K"]).max(initial=0)), bytes=n * 20)
+    elif name == "log_ratio_kernel":
+        rows = grid[0] // kw["NUM_M"] * kw["BS"]
+        w.update(trips=w["programs"], max_trips=1, bytes=rows * batch * 12, exps=rows * batch)
+    elif name in ("product_fwd_kernel", "product_bwd_kernel"):
+        n, k = int(args[3]), int(args[4])
+        w.update(trips=w["programs"] * k, max_trips=k, bytes=n * (k + 1) * batch * 4
+                 * (2 if name == "product_bwd_kernel" else 1))
+    elif name == "input_fwd_kernel":
+        n = int(args[8])
+        w.update(trips=w["programs"] * _cdiv(int(args[11]), kw["BLOCK_B"]),
+                 max_trips=_cdiv(int(args[11]), kw["BLOCK_B"]), bytes=n * batch * 5)
+    elif name in ("input_bwd_kernel", "categorical_flow_dot_kernel"):
+        n = int(_np(args[4 if name == "categorical_flow_dot_kernel" else 6]).size)
+        w.update(trips=w["programs"] * _cdiv(batch, kw["BLOCK_B"]),
+                 max_trips=_cdiv(batch, kw["BLOCK_B"]), bytes=n * batch * 5)
+    elif name == "categorical_em_kernel":
+        n = int(args[3]) * kw["CATS"]
+        w.update(trips=w["programs"], max_trips=2, bytes=n * 20)
+    elif name == "sum_split_combine_kernel":
+        w.update(trips=w["programs"] * int(args[4]), max_trips=int(args[4]),
+                 bytes=int(args[3]) * batch * 4 * (int(args[4]) + 1))
+    return w
+
+
+def model_time(w: dict, num_warps: int) -> float:
+    """LAUNCH_S + max(dots, exps, bytes, latency) for one launch (seconds)."""
+    occ = 2 if num_warps >= 8 else 4
+    waves = _cdiv(w["programs"], SMS * occ)
+    mean = w["trips"] / max(w["programs"], 1)
+    lat = max(waves * mean, w["max_trips"]) * ITER_S
+    dots = w["mac"] / (R_FMA if w["fma"] else R_TC)
+    memory = w["bytes"] / BW + w["atomics"] / R_ATOMIC
+    return LAUNCH_S + max(dots, w["exps"] / R_EXP, memory, lat)
+
+
+def step_launches(circuit, batch: int) -> list[dict]:
+    """Every kernel launch of one training step (forward, backward with
+    ratios, EM) of a compiled triton circuit, with its work and model time."""
+    eng = circuit.engine
+    plan = eng.fast_plan
+    params = eng.sum_params.detach().cpu().numpy()
+    x = torch.zeros(batch, eng.num_vars if hasattr(eng, "num_vars") else
+                    len(eng.model.variables), dtype=torch.uint8)
+    x_t, miss_t = eng._transposed(x, None)
+    values = torch.empty(plan.num_slots, batch)
+    flows = torch.empty(plan.num_slots, batch)
+    log: list = []
+    phases = []
+    with recording(log):
+        eng._forward_into(values, x_t, miss_t, False, plan)
+        phases.append(("forward", len(log)))
+        eng._backward_into(values, flows, x_t, miss_t, plan, ratio=True)
+        phases.append(("backward", len(log)))
+        eng._em_into(0.1, 0.1)
+        phases.append(("em", len(log)))
+    out, lo = [], 0
+    for li, layer in enumerate(plan.layers):     # torch index_fill_ launches of the backward
+        for rows in (layer.zero_flow_rows, getattr(layer, "tile_zero_rows", None)):
+            if rows is not None:
+                w = dict(programs=1, trips=1, max_trips=1, mac=0, fma=False, useful=0, exps=0,
+                         bytes=int(rows.numel()) * batch * 4, atomics=0)
+                w.update(kernel="index_fill_ (torch)", phase="backward", grid=[1])
+                w["time_s"] = LAUNCH_S + w["bytes"] / BW
+                out.append(w)
+    for phase, hi in phases:
+        for name, grid, args, kw in log[lo:hi]:
+            w = kernel_work(name, grid, args, kw, batch, params)
+            w.update(kernel=name, phase=phase, grid=list(grid),
+                     time_s=model_time(w, kw.get("num_warps", 4)))
+            out.append(w)
+        lo = hi
+    return out
+
+
+def summarize(launches: list[dict]) -> dict:
+    """Per kernel name: launches, programs, padded / useful MACs, time."""
+    by: dict = defaultdict(lambda: defaultdict(float))
+    for w in launches:
+        k = w["kernel"] + (" (fma)" if w["fma"] and w["mac"] else "")
+        d = by[k]
+        d["launches"] += 1
+        for key in ("programs", "trips", "mac", "useful", "exps", "bytes", "atomics", "time_s"):
+            d[key] += w[key]
+    total = sum(w["time_s"] for w in launches)
+    return {"kernels": {k: dict(v) for k, v in sorted(by.items(), key=lambda kv: -kv[1]["time_s"])},
+            "launches": len(launches), "time_s": total,
+            "mac": sum(w["mac"] for w in launches),
+            "useful": sum(w["useful"] for w in launches)}
+
+
+@contextlib.contextmanager
+def variant(name: str):
+    """'before': the row tiles' node flows through sum_backwards and their
+    dots in fp32 (the code before 2026-12-07); 'after': the defaults;
+    'allruns': tile flows for every run of small blocks (plan.TILE_MIN_ROWS 1);
+    'tiles16': only runs of >= 16 rows (the row-tile pass's short runs keep
+    the per-pair kernel)."""
+    from pccompiler.backends.triton import launch, plan
+    saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
+    if name == "before":
+        plan.TILE_FLOWS, launch.TILE_TF32 = False, False
+    elif name == "allruns":
+        plan.TILE_MIN_ROWS = 1
+    elif name == "tiles16":
+        saved_is = plan.is_tile_part
+        plan.is_tile_part = lambda part: (plan.TILE_FLOWS and part.block_size < 16
+                                          and part.rows >= 16)
+    if name != "tiles16":
+        saved_is = plan.is_tile_part
+    try:
+        yield
+    finally:
+        plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS = saved
+        plan.is_tile_part = saved_is
+
+
+def compile_triton(path: str, options: dict | None = None):
+    import pccompiler as pc
+    from pccompiler.ir import pcir
+    model = pcir.Model()
+    model.ParseFromString(Path(path).read_bytes())
+    return pc.compile(model, backend="triton", device="cpu", cuda_graphs=False,
+                      pass_options=options or {"detect-block-sparsity": {"permute": False}})
+
+
+def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float],
+               out: Path) -> list[str]:
+    """The circuits of bench/sparse_speed.py on the CPU: HCLT (`latents`, MNIST
+    784 x 256, the shipped Chow-Liu tree) after `train_steps` mini-batch EM
+    steps (batch 512, step 0.5, torch backend), pruned by flows over
+    `flow_rows` train images to each keep; written as .pcir into `out`."""
+    import pccompiler as pc
+    from mnist_common import hclt_tree, mnist_split
+    from pccompiler.train.prune_grow import prune
+    train = mnist_split(None)["train"]
+    x = torch.from_numpy(np.ascontiguousarray(train))
+    gen = torch.Generator().manual_seed(0)
+    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=hclt_tree(train, []), seed=0))
+    dense = pc.compile(model, backend="torch", device="cpu")
+    for _ in range(train_steps):
+        dense.em_step(x[torch.randint(0, len(x), (512,), generator=gen)], step_size=0.5,
+                      pseudocount=0.1)
+    paths = []
+    for keep in keeps:
+        m = dense.to_model() if keep == 1.0 else prune(dense, train[:flow_rows], keep)
+        paths.append(str(out / f"L{latents}_k{keep}.pcir"))
+        Path(paths[-1]).write_bytes(m.SerializeToString())
+    return paths
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["# Per-kernel model of one training step (triton, fast plan)", "",
+             f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
+             f"Batch {results['batch']}. Constants: tf32 {R_TC:.3g} MAC/s, fp32-FMA dot "
+             f"{R_FMA:.3g} MAC/s, exp {R_EXP:.3g}/s, {BW:.3g} B/s, {ITER_S * 1e6:.1f} us per "
+             f"dependent loop trip, {LAUNCH_S * 1e6:.1f} us per launch. 'pad' = padded dot MACs / "
+             "useful MACs (non-zero weights x batch).", ""]
+    dense_t = results["circuits"][0]["summary"]["time_s"] if results["circuits"] else 1.0
+    lines += ["| circuit | launches | modeled ms | x first | dot GMAC | useful GMAC |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for c in results["circuits"]:
+        s = c["summary"]
+        lines.append(f"| {c['name']} | {s['launches']} | {s['time_s'] * 1e3:.2f} | "
+                     f"{s['time_s'] / dense_t:.2f} | {s['mac'] / 1e9:.1f} | "
+                     f"{s['useful'] / 1e9:.2f} |")
+    for c in results["circuits"]:
+        lines += ["", f"## {c['name']}", "",
+                  "| kernel | launches | programs | trips | dot GMAC | pad | exps M | MB | "
+                  "atomics M | modeled ms | share |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        total = c["summary"]["time_s"]
+        for k, d in c["summary"]["kernels"].items():
+            pad = f"{d['mac'] / d['useful']:.1f}" if d["useful"] else "-"
+            lines.append(f"| {k} | {d['launches']:.0f} | {d['programs']:,.0f} | "
+                         f"{d['trips']:,.0f} | {d['mac'] / 1e9:.2f} | {pad} | "
+                         f"{d['exps'] / 1e6:.1f} | {d['bytes'] / 1e6:.1f} | "
+                         f"{d['atomics'] / 1e6:.2f} | {d['time_s'] * 1e3:.2f} | "
+                         f"{d['time_s'] / total:.0%} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    from mnist_common import command_line, machine_line
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--circuits", default="", help="comma-separated .pcir files (first = base)")
+    p.add_argument("--hclt", type=int, default=0, metavar="LATENTS",
+                   help="instead: build the pruned HCLTs of sparse_speed.py (`build_hclt`)")
+    p.add_argument("--keeps", default="1,0.5,0.25,0.1")
+    p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--flow-rows", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--variants", default="before,after",
+                   help="'before' (tile flows and tile tf32 off) and/or 'after' (the defaults)")
+    p.add_argument("--out", default="bench/results")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": machine_line(), "command": command_line(), "batch": args.batch,
+               "circuits": []}
+    paths = [c for c in args.circuits.split(",") if c]
+    if args.hclt:
+        paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
+                           [float(k) for k in args.keeps.split(",")], out)
+    if not paths:
+        p.error("give --circuits or --hclt")
+    for path in paths:
+        t = time.perf_counter()
+        circuit = compile_triton(path)
+        for name in args.variants.split(","):
+            with variant(name):
+                circuit.engine._plan = circuit.engine._fast_plan = None    # rebuilt
+                s = summarize(step_launches(circuit, args.batch))
+            label = f"{Path(path).stem} {name}"
+            results["circuits"].append({"name": label, "summary": s})
+            print(f"{label}: {s['launches']} launches, modeled {s['time_s'] * 1e3:.2f} ms "
+                  f"({time.perf_counter() - t:.1f}s)", flush=True)
+        del circuit
+        (out / "step_model.json").write_text(json.dumps(results, indent=1))
+        write_markdown(results, out / "step_model.md")
+    print(f"wrote {out / 'step_model.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
