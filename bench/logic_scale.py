@@ -5,7 +5,9 @@ point 2: a 1M-node SDD imports and compiles in <= 1 s).
 Stages timed separately for each circuit and form:
   import    pc.from_sdd(path, form=...) (tokenizer, vtree, nodes, smoothing)
   passes    passes.compile_model (groups: the default pipeline; nodes:
-            layerize,layout), verify=False as pc.compile(model, check=False):
+            layerize,layout, without the backward partitions the torch
+            backend does not read, as pc.compile for torch), verify=False as
+            pc.compile(model, check=False):
             from_sdd's Model passes ir.check by construction (the importer
             checks the file; tests/logic/test_nodes.py runs ir.check on its
             output), so re-checking it is skipped; --verify runs the `verify`
@@ -73,7 +75,8 @@ def run_form(path: Path, form: str, weights: torch.Tensor, verify: bool = False)
     from pccompiler.logic import wmc
 
     model, t_import = timed(pc.from_sdd, path, form=form)
-    result, t_passes = timed(passes.compile_model, model, backend="torch", verify=verify)
+    result, t_passes = timed(passes.compile_model, model, backend="torch", verify=verify,
+                             backward=TorchBackend.reads_backward_partitions)   # as pc.compile
     circuit, t_backend = timed(TorchBackend().compile, result.model, result.layout,
                                {"device": "cpu", "dtype": "float32"})
     with torch.no_grad():
