@@ -93,9 +93,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    kids[np.repeat(offsets[prod_id], prod_fan) + concat_ranges(np.zeros_like(prod_id), prod_fan)] = \
-        prod_kids
-    kids[offsets[d_par] + np.arange(len(d_par)) - np.searchsorted(d_par, d_par)] = d_kid
+    kids[concat_ranges(offsets[prod_id], prod_fan)] = prod_kids
+    # every live decision's children, in id order (d_par ascends): the
+    # child positions of the decisions, in order
+    is_dec = np.zeros(n, dtype=bool)
+    is_dec[dec_id] = True
+    kids[np.repeat(is_dec, fan)] = d_kid
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
         root_id = n
