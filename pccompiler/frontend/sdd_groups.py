@@ -163,12 +163,16 @@ def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
     return sibs[o], np.bincount(who, minlength=len(start))
 
 
-def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
+def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=None,
+                r_off=None):
     """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
-    in one flat array; and each row's offset in it."""
-    rw = width[sig_of_row]
-    r_off = np.cumsum(rw) - rw
-    flat = np.empty(int(rw.sum()), dtype=np.int64)
+    in one flat array; and each row's offset in it. Given `flat` and
+    `r_off` (each row's offset in it), the rows are written there (the node
+    form's child array: no second scatter)."""
+    if flat is None:
+        rw = width[sig_of_row]
+        r_off = np.cumsum(rw) - rw
+        flat = np.empty(int(rw.sum()), dtype=np.int64)
     a, b = lp_n[sig_of_row], ls_n[sig_of_row]
     flat[r_off] = r_pi
     flat[r_off + 1 + a] = r_si

@@ -63,7 +63,8 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    prod_fan, prod_kids = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh)
+    prod_fan, fill_products = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv,
+                                                ph, sh)
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
     d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
@@ -93,7 +94,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    kids[concat_ranges(offsets[prod_id], prod_fan)] = prod_kids
+    fill_products(kids, offsets[prod_id])
     # every live decision's children, in id order (d_par ascends): the
     # child positions of the decisions, in order
     is_dec = np.zeros(n, dtype=bool)
@@ -122,9 +123,10 @@ def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.n
 
 
 def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
-    """(fan-in, flat children) of every element product: [prime, sibling
-    tautologies..., sub, sibling tautologies...], the sibling paths computed
-    once per (prime vtree, sub vtree) signature."""
+    """(fan-in of every element product, fill(kids, starts): writes each
+    product's children [prime, sibling tautologies..., sub, sibling
+    tautologies...] into the child array at its start), the sibling paths
+    computed once per (prime vtree, sub vtree) signature."""
     nvt = len(vt.left)
     u_ph = np.empty(len(u_w), dtype=np.int64)
     u_sh = np.empty(len(u_w), dtype=np.int64)
@@ -137,8 +139,10 @@ def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
     pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
     snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
     width = 2 + lp_n + ls_n
-    flat, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
-    return width[sig_of], flat
+
+    def fill(kids: np.ndarray, starts: np.ndarray) -> None:
+        child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n, kids, starts)
+    return width[sig_of], fill
 
 
 def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
