@@ -45,7 +45,7 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     w, ph, sh, pi, si, par = el
     # Product rows: distinct (signature, prime index, sub index), sorted by
     # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
-    u, sig = np.unique(ph * nvt + sh, return_inverse=True)
+    u, sig = unique_inverse(ph * nvt + sh)
     w_of = np.empty(len(u), dtype=np.int64)
     w_of[sig] = w
     by_rank = np.lexsort((u, pos[w_of]))
@@ -232,7 +232,7 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         key = cols[0]
         for c, n in zip(cols[1:], span[1:]):
             key = key * n + c
-        key, inv = _unique_inverse(key)
+        key, inv = unique_inverse(key)
         out = []
         for n in reversed(span):
             out.append(key % n)
@@ -246,7 +246,7 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [c[new] for c in cols], inv
 
 
-def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(key, return_inverse=True) for non-negative int64 keys,
     through ir.nodes.stable_argsort (numpy's vectorised sort)."""
     o = stable_argsort(key)

@@ -30,7 +30,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
-    sibling_paths, unique_rows
+    sibling_paths, unique_inverse, unique_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, index_dtype,
                                   set_nodes, stable_argsort)
@@ -131,7 +131,7 @@ def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
     u_ph = np.empty(len(u_w), dtype=np.int64)
     u_sh = np.empty(len(u_w), dtype=np.int64)
     u_ph[inv], u_sh[inv] = ph, sh
-    sigs, sig_of = np.unique(u_ph * nvt + u_sh, return_inverse=True)
+    sigs, sig_of = unique_inverse(u_ph * nvt + u_sh)
     sig_w = np.empty(len(sigs), dtype=np.int64)
     sig_w[sig_of] = u_w
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
