@@ -40,21 +40,30 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     return level if level is not None else levels_by_kahn(a, alternate)
 
 
-def scope_stages(a: NodeArrays, inner: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(stage [N], deepest child stage of each of the `inner` nodes: the
-    nodes with children, ascending): stage = 2 * scope size, + 1 for sums;
-    None unless every edge goes to a lower stage. In a decomposable circuit
-    a product's children tile its scope, so each covers less of it (a
-    product of one child, or a child of empty scope, breaks this); a
-    smooth sum's children share its scope and are not sums (a sum of a sum
-    breaks it)."""
+def scope_stages(a: NodeArrays) -> tuple[np.ndarray, np.ndarray] | None:
+    """(stage [N], deepest child stage per stage value [max stage + 1], -1
+    where no node of that stage has children): stage = 2 * scope size, + 1
+    for sums; None unless every edge goes to a lower stage. In a
+    decomposable circuit a product's children tile its scope, so each
+    covers less of it (a product of one child, or a child of empty scope,
+    breaks this); a smooth sum's children share its scope and are not sums
+    (a sum of a sum breaks it)."""
     if len(a.scope_lo) != a.num_nodes or len(a.scope_hi) != a.num_nodes:
         return None
     stage = 2 * (a.scope_hi.astype(np.int64) - a.scope_lo) + (a.kind == SUM)
-    # inner nodes ascend, so their child ranges are back to back: one reduceat
-    top_kid = np.maximum.reduceat(stage[a.child_ids], a.child_offsets[inner])
-    return (stage, top_kid) if (top_kid < stage[inner]).all() else None
+    kid_stage = stage[a.child_ids]
+    parent_stage = np.repeat(stage, a.fan_in())          # edge by edge, no segmented max
+    if not (kid_stage < parent_stage).all():
+        return None
+    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=np.int64)
+    np.maximum.at(top, parent_stage, kid_stage)
+    return stage, top
+
+
+# A batch with at least this many nodes levels its two-child nodes (most
+# products of an SDD) by two gathers and one maximum instead of the
+# segmented max (fewer passes over the edges; below it, fewer numpy calls).
+PAIR_SPLIT = 1024
 
 
 def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None:
@@ -70,33 +79,46 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     inner = np.flatnonzero(fan)                          # fan-in 0: level 0
     if not len(inner):
         return level
-    staged = scope_stages(a, inner)
+    staged = scope_stages(a)
     if staged is None:
         return None
-    stage, top_kid = staged
-    key = stage[inner]
-    o = stable_argsort(key)
-    nodes, key = inner[o], key[o]
-    starts = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
-    # deepest child stage of each stage: a batch runs on while that stays
+    stage, stage_top = staged
+    # a batch runs on while the deepest child stage of its stages stays
     # below the batch's first stage (its nodes read no node of the batch)
-    stage_top = np.maximum.reduceat(top_kid[o], starts).tolist()
-    stage_key, bounds = key[starts].tolist(), starts.tolist() + [len(nodes)]
-    batches, first = [0], stage_key[0]
-    for s in range(1, len(starts)):
-        if stage_top[s] >= first:
-            batches.append(s)
-            first = stage_key[s]
+    values = np.flatnonzero(stage_top >= 0).tolist()    # stages of inner nodes, ascending
+    tops = stage_top[values].tolist()
+    batch_of = np.zeros(len(stage_top), dtype=np.int64)
+    batch, first = 0, values[0]
+    for v, t in zip(values, tops):
+        if t >= first:
+            batch, first = batch + 1, v
+        batch_of[v] = batch
+    # nodes by (batch, not two children): each batch's two-child nodes first
+    pair = fan[inner] == 2
+    key = 2 * batch_of[stage[inner]] + ~pair
+    o = stable_argsort(key)
+    nodes = inner[o]
+    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))].tolist()
     odd = (a.kind == PRODUCT).astype(np.int32) if alternate else None
     off, kids = a.child_offsets, a.child_ids
-    for b0, b1 in zip(batches, batches[1:] + [len(starts)]):
-        part = nodes[bounds[b0]:bounds[b1]]
-        count = fan[part]
-        seg = np.cumsum(count) - count
-        top = np.maximum.reduceat(level[kids[concat_ranges(off[part], count)]], seg) + 1
-        if alternate:
-            top += (top ^ odd[part]) & 1
-        level[part] = top
+    for b in range(batch + 1):
+        lo, mid, hi = bounds[2 * b], bounds[2 * b + 1], bounds[2 * b + 2]
+        pieces = [(lo, mid, True), (mid, hi, False)] if hi - lo >= PAIR_SPLIT else \
+            [(lo, hi, False)]
+        for p0, p1, two in pieces:
+            if p0 == p1:
+                continue
+            part = nodes[p0:p1]
+            if two:
+                first_kid = off[part]
+                top = np.maximum(level[kids[first_kid]], level[kids[first_kid + 1]]) + 1
+            else:
+                count = fan[part]
+                seg = np.cumsum(count) - count
+                top = np.maximum.reduceat(level[kids[concat_ranges(off[part], count)]], seg) + 1
+            if alternate:
+                top += (top ^ odd[part]) & 1
+            level[part] = top
     return level
 
 
