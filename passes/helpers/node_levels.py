@@ -98,24 +98,41 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     key = 2 * batch_of[stage[inner]] + ~pair
     o = stable_argsort(key)
     nodes = inner[o]
-    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))].tolist()
+    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))]
+    size = np.diff(bounds[0::2])                          # nodes per batch
+    # the children of the small batches' nodes, gathered once for all of
+    # them (a small batch costs its numpy calls, not its arrays)
+    small = np.flatnonzero(size < PAIR_SPLIT)
+    in_small = nodes[concat_ranges(bounds[2 * small], size[small])]
+    count = fan[in_small]
+    ends = np.r_[0, np.cumsum(count)]                   # edge offsets, small batches' nodes
+    kid_ids = a.child_ids[concat_ranges(a.child_offsets[in_small], count)]
+    small_start = (np.cumsum(size[small]) - size[small]).tolist()
+    small_of = dict(zip(small.tolist(), small_start))
+    bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
     odd = (a.kind == PRODUCT).astype(np.int32) if alternate else None
     off, kids = a.child_offsets, a.child_ids
     for b in range(batch + 1):
-        lo, mid, hi = bounds[2 * b], bounds[2 * b + 1], bounds[2 * b + 2]
-        pieces = [(lo, mid, True), (mid, hi, False)] if hi - lo >= PAIR_SPLIT else \
-            [(lo, hi, False)]
-        for p0, p1, two in pieces:
+        j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
+        pieces = [(j, j + 1, 2), (j + 1, j + 2, 1)] if big[b] else [(j, j + 2, 0)]
+        for i0, i1, way in pieces:
+            p0, p1 = bounds[i0], bounds[i1]
             if p0 == p1:
                 continue
             part = nodes[p0:p1]
-            if two:
-                first_kid = off[part]
-                top = np.maximum(level[kids[first_kid]], level[kids[first_kid + 1]]) + 1
-            else:
-                count = fan[part]
-                seg = np.cumsum(count) - count
-                top = np.maximum.reduceat(level[kids[concat_ranges(off[part], count)]], seg) + 1
+            if way == 2:                     # a large batch's rows of two: two gathers
+                first = off[part]
+                top = np.maximum(level[kids[first]], level[kids[first + 1]])
+            elif way == 1:                   # a large batch's other rows
+                n_kids = fan[part]
+                top = np.maximum.reduceat(level[kids[concat_ranges(off[part], n_kids)]],
+                                          np.cumsum(n_kids) - n_kids)
+            else:                            # a small batch: the gathered children
+                q0 = small_of[b]
+                q1 = q0 + p1 - p0
+                e0 = int(ends[q0])
+                top = np.maximum.reduceat(level[kid_ids[e0:int(ends[q1])]], ends[q0:q1] - e0)
+            top += 1
             if alternate:
                 top += (top ^ odd[part]) & 1
             level[part] = top
