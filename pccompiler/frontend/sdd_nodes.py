@@ -32,7 +32,7 @@ from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
     sibling_paths, unique_inverse, unique_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, index_dtype,
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, index_dtype,
                                   set_nodes, stable_argsort)
 
 pcir = ir.pcir
