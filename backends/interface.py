@@ -81,6 +81,10 @@ class Backend:
     """A backend: a name, its capabilities, and `compile`."""
     name: str = ""
     capabilities: Capabilities = Capabilities()
+    # Whether compile reads a Layout's backward sum partitions (kernels that
+    # push flows child by child do); False lets a node-form compile leave
+    # them out (passes.compile_model(backward=False)).
+    reads_backward_partitions: bool = True
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
                 options: CompileOptions | Mapping[str, Any] | None = None,

@@ -5,7 +5,9 @@ point 2: a 1M-node SDD imports and compiles in <= 1 s).
 Stages timed separately for each circuit and form:
   import    pc.from_sdd(path, form=...) (tokenizer, vtree, nodes, smoothing)
   passes    passes.compile_model (groups: the default pipeline; nodes:
-            layerize,layout), verify=False as pc.compile(model, check=False):
+            layerize,layout, without the backward partitions the torch
+            backend does not read, as pc.compile for torch), verify=False as
+            pc.compile(model, check=False):
             from_sdd's Model passes ir.check by construction (the importer
             checks the file; tests/logic/test_nodes.py runs ir.check on its
             output), so re-checking it is skipped; --verify runs the `verify`
@@ -30,6 +32,11 @@ kept; before the first circuit every form runs once untimed (imports,
 torch's lazy setup). --import-only times pc.from_sdd alone (best of
 --repeat runs, per SDD node).
 --profile prints the top cProfile entries of each node-form run.
+--stages prints, per circuit, the node form's finer stages (best of
+--repeat runs each): parse (the .vtree and .sdd text readers), nodes (the
+node arrays and the Model), each pass (the PassReport's seconds), backend,
+index (the torch engine's LayoutIndex, decoded on first use) and the
+first forward without the index.
 """
 
 from __future__ import annotations
@@ -66,6 +73,19 @@ def sdd_nodes(path: Path) -> int:
         return int(next(ln for ln in f if ln.startswith("sdd ")).split()[1])
 
 
+def as_pc_compile() -> dict:
+    """compile_model's keywords for torch as pc.compile gives them: no
+    backward partitions (the torch engine does not read them); none on an
+    older package without the option (a before/after run on PYTHONPATH)."""
+    import inspect
+
+    from pccompiler import passes
+    from pccompiler.backends.torch import TorchBackend
+    if "backward" not in inspect.signature(passes.compile_model).parameters:
+        return {}
+    return {"backward": TorchBackend.reads_backward_partitions}
+
+
 def run_form(path: Path, form: str, weights: torch.Tensor, verify: bool = False) -> dict:
     """Seconds per stage of one form, and the circuit's size and answer."""
     from pccompiler import passes
@@ -73,7 +93,8 @@ def run_form(path: Path, form: str, weights: torch.Tensor, verify: bool = False)
     from pccompiler.logic import wmc
 
     model, t_import = timed(pc.from_sdd, path, form=form)
-    result, t_passes = timed(passes.compile_model, model, backend="torch", verify=verify)
+    result, t_passes = timed(passes.compile_model, model, backend="torch", verify=verify,
+                             **as_pc_compile())
     circuit, t_backend = timed(TorchBackend().compile, result.model, result.layout,
                                {"device": "cpu", "dtype": "float32"})
     with torch.no_grad():
@@ -102,6 +123,70 @@ def run_klay(path: Path, weights: torch.Tensor) -> dict | None:
     return dict(import_=t_import, passes=t_layers, backend=0.0, forward=t_fwd,
                 nodes=c.nb_nodes(), edges=0, groups=0, layers=0,
                 answer=out.reshape(-1).float().numpy())
+
+
+FINE = ("parse", "nodes", "layerize", "layout", "backend", "index", "forward")
+
+
+def fine_stages(path: Path, weights: torch.Tensor) -> dict:
+    """Seconds of the node form's finer stages in one run (see --stages):
+    the importer's readers and builder are timed by wrapping them where
+    sdd.py calls them."""
+    from pccompiler import passes
+    from pccompiler.backends.torch import TorchBackend
+    from pccompiler.frontend import sdd
+    from pccompiler.logic import wmc
+
+    spent = {"parse": 0.0, "depth": 0}
+    originals = {name: getattr(sdd, name) for name in ("read_vtree", "read_records")}
+
+    def wrap(fn):
+        def run(*a, **k):                   # read_vtree calls read_records: count once
+            spent["depth"] += 1
+            try:
+                out, t = timed(fn, *a, **k)
+            finally:
+                spent["depth"] -= 1
+            if not spent["depth"]:
+                spent["parse"] += t
+            return out
+        return run
+
+    for name, fn in originals.items():
+        setattr(sdd, name, wrap(fn))
+    try:
+        model, t_import = timed(pc.from_sdd, path, form="nodes")
+    finally:
+        for name, fn in originals.items():
+            setattr(sdd, name, fn)
+    result, _ = timed(passes.compile_model, model, backend="torch", verify=False,
+                      **as_pc_compile())
+    seconds = {r.name: r.seconds for r in result.report.records}
+    circuit, t_backend = timed(TorchBackend().compile, result.model, result.layout,
+                               {"device": "cpu", "dtype": "float32"})
+    _, t_index = timed(lambda: circuit.engine.index)
+    with torch.no_grad():
+        _, t_fwd = timed(wmc, circuit, weights)
+    return dict(parse=spent["parse"], nodes=t_import - spent["parse"],
+                layerize=seconds.get("layerize", 0.0), layout=seconds.get("layout", 0.0),
+                backend=t_backend, index=t_index, forward=t_fwd)
+
+
+def stage_table(paths: list[Path], repeat: int) -> list[str]:
+    """The --stages table: best of `repeat` runs per stage, in ms."""
+    lines = ["| circuit | " + " | ".join(f"{s} ms" for s in FINE) + " | sum ms |",
+             "|---" * (len(FINE) + 2) + "|"]
+    for path in paths:
+        nv = len(pc.from_sdd(path, form="nodes").variables)
+        weights = torch.from_numpy(np.random.default_rng(0).uniform(
+            0.05, 0.95, size=(8, nv)).astype(np.float32))
+        fine_stages(path, weights)                       # warm
+        runs = [fine_stages(path, weights) for _ in range(max(repeat, 1))]
+        best = {s: min(r[s] for r in runs) for s in FINE}
+        lines.append(f"| {path.name} | " + " | ".join(f"{best[s] * 1e3:.1f}" for s in FINE)
+                     + f" | {sum(best.values()) * 1e3:.1f} |")
+        print(lines[-1], flush=True)
+    return lines
 
 
 def profiled(fn, *a):
@@ -150,6 +235,9 @@ def main(argv=None) -> None:
                          "OpenMP threads spinning against other jobs cost seconds")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--import-only", action="store_true", help="time pc.from_sdd alone")
+    ap.add_argument("--stages", action="store_true",
+                    help="the node form's finer stages (parse, nodes, layerize, layout, "
+                         "backend, index, forward), best of --repeat")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per circuit and form; the run of least total (or import) is kept")
     ap.add_argument("--out", default="", help="also write the table to this file")
@@ -161,7 +249,9 @@ def main(argv=None) -> None:
                f"{torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}"
                f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     lines = [f"machine: {machine}", ""]
-    if args.import_only:
+    if args.stages:
+        lines += stage_table(circuits(args), args.repeat)
+    elif args.import_only:
         lines += ["| circuit | SDD nodes | form | import s | us / SDD node |", "|---|---|---|---|---|"]
         lines += [import_only(p, args.repeat, forms) for p in circuits(args)]
     else:

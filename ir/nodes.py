@@ -86,10 +86,14 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
     for the 1.5M child ids of a 110k-node SDD here), while np.sort of plain
     int64 values is numpy's vectorised sort (AVX-512 / AVX2), 2-6x faster.
     The indices are sorted by (key, index), which is exactly the stable
-    order; keys too wide for packing fall back to argsort."""
+    order; keys too wide for packing fall back to argsort. Keys below 2^16
+    (layer and class numbers) take numpy's stable sort of uint16 values,
+    a radix sort: linear, ~2x the packed sort's speed."""
     n = len(keys)
     if not n:
         return np.zeros(0, dtype=np.int64)
+    if keys.dtype.kind in "iu" and 0 <= int(keys.min()) and int(keys.max()) < 2 ** 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable").astype(np.int64, copy=False)
     order = sort_low_by_key(keys, np.arange(n, dtype=np.int64), n - 1)
     return np.argsort(keys, kind="stable") if order is None else order
 

@@ -79,6 +79,7 @@ class PassContext:
     block_limit: int = DEFAULT_BLOCK_LIMIT
     backend: str = ""
     pipeline: str = DEFAULT_PIPELINE
+    backward: bool = True      # node layouts: build the backward partitions (node_backward.py)
     report: PassReport = field(default_factory=PassReport)
     rewrites: ParamRewrites = field(default_factory=ParamRewrites)
     analysis: dict[str, Any] = field(default_factory=dict)
@@ -232,7 +233,7 @@ def node_pipeline(pipeline: str | None) -> str:
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
-                  rerun: bool = False,
+                  rerun: bool = False, backward: bool = True,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -247,13 +248,21 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     verify=False skips the `verify` pass (ir.check of the input, seconds on
     a 100M-edge model) for a caller that validated the Model already; the
     cache key is unchanged because verify never changes the IR.
+    backward=False (node-form Models; a group Layout always has them)
+    leaves the sum layers' backward partitions out, for a backend that
+    does not read them (the torch engine runs its backward over the
+    forward partitions): the Layout says so in its metadata, and
+    passes.node_backward.add_backward builds them on demand, with the bytes
+    of an eager Layout.
     """
     from pccompiler.passes.cache import as_cache
     if is_node_model(model):
         pipeline = node_pipeline(pipeline)
     items = resolve_pipeline(pipeline, options)
     text = format_pipeline(items)
-    ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text)
+    deferred = not backward and is_node_model(model)
+    ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text,
+                      backward=not deferred)
     if isinstance(print_after, str):
         print_after = {p.strip() for p in print_after.split(",") if p.strip()}
     print_after = set(print_after or ())
@@ -265,7 +274,8 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
         stage_dump.write("input", model)
     key = None
     if layout_cache is not None:
-        key = layout_cache.key(model, items, backend=backend, block_limit=block_limit)
+        key = layout_cache.key(model, items, block_limit=block_limit,
+                               backend=backend + (" (backward deferred)" if deferred else ""))
         if inspect:
             ctx.report.cache_notes.append("read skipped: every pass runs so that its work "
                                           "can be seen; the result is stored")

@@ -18,7 +18,8 @@ in whole-array steps, linear in the nodes and edges:
     weights in NodeCircuit.sum_weights, so the Model's weights are packed
     as they are; backward partitions list each child's parents, bucketed
     by parent count the same way (helpers/node_tables.py builds the index
-    tables of all partitions at once).
+    tables of all partitions at once; node_backward.py the backward ones,
+    here or, with compile_model(backward=False), on demand).
 
 `layerize` computes the plan (kept in ctx.analysis["node_plan"]) and the
 Layout's layers and partition headers; `layout` writes the index tensors
@@ -38,8 +39,8 @@ from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges,
                                   stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
-from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
-    layer_classes, padded_tables, segment_ranks
+from pccompiler.passes.helpers.node_tables import layer_classes, padded_tables
+from pccompiler.passes.node_backward import DEFERRED, DEFERRED_KEY, add_partitions, sum_edges
 from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
@@ -140,10 +141,16 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
     input_row = np.cumsum(a.kind == INPUT) - 1                  # row of an input node
-    fwd, bwd = _tables(plan, fan, sum_start, num_slots, sdt)
+    fwd = _forward_tables(plan, fan, sdt)
     pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
     fan_o = fan[plan.order].astype(np.int32)
     wstart_o = sum_start + plan.weight_start[plan.order]
+    backward = ctx.backward
+    bwd = sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
+                     for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
+                                                           plan.run_start.tolist(),
+                                                           plan.run_end.tolist()))
+                     if plan.layer_kind[li] == SUM], num_slots, sdt) if backward else None
     run, back = 0, 0
     for li, layer in enumerate(layout.layers):
         first = int(plan.run_start[run])
@@ -177,8 +184,8 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
                 tail = max(tail, int(part.max_children))
             run += 1
         layer.num_slots = end - first
-        while back < len(bwd.layer) and bwd.layer[back] == li:
-            _add_backward(layer, li, bwd, back, sdt, t)
+        while bwd is not None and back < len(bwd.layer) and bwd.layer[back] == li:
+            add_partitions(layout, li, bwd, back, sdt)   # after the layer's forward tensors
             back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
@@ -189,6 +196,8 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     layout.model_hash = ir.structure_hash(model)
     layout.metadata.update({"reserved_sum_params": str(RESERVED), "sum_params_tail": str(tail),
                             "slot_dtype": np.dtype(sdt).name, "form": "nodes"})
+    if not backward:
+        layout.metadata[DEFERRED_KEY] = DEFERRED
     np_ = layout.node_placement
     np_.node_slots = t.add("nodes.node_slots", plan.slot, sdt)
     np_.sum_param_start, np_.sum_param_count = sum_start, s_count
@@ -198,9 +207,9 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     return layout, True
 
 
-def _tables(plan: NodePlan, fan: np.ndarray, sum_start: int, num_slots: int, sdt):
-    """(padded child-slot table of every forward partition, the backward
-    tables of every sum layer), from the edges of all nodes in slot order."""
+def _forward_tables(plan: NodePlan, fan: np.ndarray, sdt) -> list[np.ndarray]:
+    """The padded child-slot table of every forward partition, from the
+    edges of all nodes in slot order (products pad with slot 1, sums 0)."""
     a, order = plan.a, plan.order
     fan_o = fan[order]
     slot = plan.slot.astype(sdt)
@@ -208,30 +217,4 @@ def _tables(plan: NodePlan, fan: np.ndarray, sum_start: int, num_slots: int, sdt
     run_len = plan.run_end - plan.run_start
     width = np.maximum.reduceat(fan_o, plan.run_start) if a.num_nodes else run_len
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
-    fwd = padded_tables(kid_slot, fan_o, run_len, width, pad, sdt)
-    sums = np.flatnonzero(a.kind[order] == SUM)                 # positions of the sums
-    fan_s = fan_o[sums]
-    edge = concat_ranges((np.cumsum(fan_o) - fan_o)[sums], fan_s)
-    pos = np.repeat(sums, fan_s)
-    layer = np.repeat(plan.run_layer, run_len)[pos]
-    bwd = backward_tables(layer, (pos + 2).astype(sdt), kid_slot[edge],
-                          sum_start + np.repeat(plan.weight_start[order][sums], fan_s) +
-                          segment_ranks(fan_s), num_slots, sdt)
-    return fwd, bwd
-
-
-def _add_backward(layer: pcir.Layer, li: int, bwd: BackwardTables, i: int, sdt,
-                  t: _Tensors) -> None:
-    """Backward partition i of `bwd` as the layer's next SumBackwardPartition."""
-    width = int(bwd.max_parents[i])
-    bp = layer.sum_backward_partitions.add(
-        child_block_size=1, parent_block_size=1, num_blocks=len(bwd.cblock_slots[i]),
-        max_parents=width, kernel="child_block")
-    bp.kernel_options.update({"min_parents": str(int(bwd.min_parents[i])),
-                              "max_parents": str(width)})
-    name = f"L{li}.bwd{len(layer.sum_backward_partitions) - 1}"
-    bp.cblock_slots = t.add(f"{name}.cblock_slots", bwd.cblock_slots[i], sdt)
-    bp.cblock_num_parents = t.add(f"{name}.cblock_num_parents", bwd.num_parents[i], np.int32)
-    bp.parent_slots = t.add(f"{name}.parent_slots", bwd.parent_slots[i], sdt)
-    bp.parent_param_starts = t.add(f"{name}.parent_param_starts", bwd.param_starts[i],
-                                   np.int64)
+    return padded_tables(kid_slot, fan_o, run_len, width, pad, sdt)

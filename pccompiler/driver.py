@@ -149,7 +149,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                   rerun=rerun,
                                   block_limit=int(getattr(layout_impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
-                                  verify=verify)
+                                  verify=verify,
+                                  backward=reads_backward(layout_impl))
     run_options = backend_options
     if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
         run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
@@ -274,10 +275,20 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
         verify_kernels(entry, sections, path)
 
 
+def reads_backward(impl: "Backend") -> bool:
+    """Whether backend `impl` reads a Layout's backward sum partitions."""
+    return bool(getattr(impl, "reads_backward_partitions", True))
+
+
 def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
                         options: dict, arrays: Any):
     """impl.compile(model, layout, options, arrays=arrays); a backend whose
-    compile takes no `arrays` gets a self-contained Model instead."""
+    compile takes no `arrays` gets a self-contained Model instead. A node
+    Layout whose backward partitions were deferred gets them first (in
+    place) when the backend reads them."""
+    if reads_backward(impl):
+        from pccompiler.passes.node_backward import add_backward
+        add_backward(layout)
     if not arrays:
         return impl.compile(model, layout, options)
     if "arrays" not in inspect.signature(impl.compile).parameters:

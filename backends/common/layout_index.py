@@ -107,7 +107,7 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     child_slots = np.where(real, child_slots, 0)
     if bs == 1:                          # node layouts: [nb, K] arrays, fewer numpy calls
         widx = np.where(real, starts[:, None] + ks[None, :], 0)
-        parent_key[widx[real]] = np.repeat(starts, np.clip(num_children, 0, kmax))
+        parent_key[widx[real]] = np.repeat(starts, np.count_nonzero(real, axis=1))  # clip(n, 0, K)
         widx, parent_slots = widx[:, :, None], block_slots[:, None]
     else:
         ii = np.arange(bs, dtype=np.int64)

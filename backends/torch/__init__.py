@@ -21,6 +21,7 @@ from pccompiler.ir import pcir
 class TorchBackend(Backend):
     name = "torch"
     capabilities = Capabilities(queries=frozenset(QUERIES), devices=frozenset({"cpu", "cuda"}))
+    reads_backward_partitions = False       # its backward runs over the forward partitions
 
     def compile(self, model: pcir.Model, layout: pcir.Layout,
                 options: CompileOptions | Mapping[str, Any] | None = None,

@@ -1,13 +1,21 @@
 """Levels of a node-form circuit (pcir.NodeCircuit).
 
 Level 0 holds the inputs; a node's level is above its deepest child's
-(the longest path, or the next level of the node's kind). Kahn's algorithm over the reversed CSR, one numpy step per level:
-each step releases the parents whose last child was just levelled (the
-deepest child level of every parent is kept up to date by the same step's
-edges, so no step reads a released node's children again), so the whole
-computation is O(edges) plus a constant per level, with no Python
-per node. The layout pass and the reference interpreter both walk these
-levels.
+(the longest path, or the next level of the node's kind). Two ways, both
+O(edges) plus a constant per step, with no Python per node:
+
+  * by scope stages (the usual case): 2 * scope size (+1 for sums) grows
+    along every edge of a smooth, decomposable circuit, so the nodes of a
+    stage are levelled together from their children's levels, one gather
+    and one segmented max per batch of stages; no reverse CSR, no sort of
+    the edges, no per-edge scatter;
+  * by Kahn's algorithm over the reversed CSR, one numpy step per level
+    (any DAG): each step releases the parents whose last child was just
+    levelled (the deepest child level of every parent is kept up to date
+    by the same step's edges, so no step reads a released node's children
+    again).
+
+The layout pass and the reference interpreter both walk these levels.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import (PRODUCT, NodeArrays, concat_ranges, sort_low_by_key,
+from pccompiler.ir.nodes import (PRODUCT, SUM, NodeArrays, concat_ranges, sort_low_by_key,
                                   stable_argsort)
 
 
@@ -24,7 +32,115 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     its children's; with `alternate`, the smallest of the node's parity,
     products odd and sums even, so that a level holds one kind only and
     levels are layers (about 40% fewer layers on the shared SDDs than
-    splitting mixed levels; no node moves more than one level)."""
+    splitting mixed levels; no node moves more than one level).
+
+    By scope stages (levels_by_stages) when the scopes order the edges,
+    which a smooth and decomposable circuit's do; else by Kahn's steps."""
+    level = levels_by_stages(a, alternate)
+    return level if level is not None else levels_by_kahn(a, alternate)
+
+
+def scope_stages(a: NodeArrays) -> tuple[np.ndarray, np.ndarray] | None:
+    """(stage [N], deepest child stage per stage value [max stage + 1], -1
+    where no node of that stage has children): stage = 2 * scope size, + 1
+    for sums; None unless every edge goes to a lower stage. In a
+    decomposable circuit a product's children tile its scope, so each
+    covers less of it (a product of one child, or a child of empty scope,
+    breaks this); a smooth sum's children share its scope and are not sums
+    (a sum of a sum breaks it)."""
+    if len(a.scope_lo) != a.num_nodes or len(a.scope_hi) != a.num_nodes:
+        return None
+    stage = 2 * (a.scope_hi.astype(np.int64) - a.scope_lo) + (a.kind == SUM)
+    kid_stage = stage[a.child_ids]
+    parent_stage = np.repeat(stage, a.fan_in())          # edge by edge, no segmented max
+    if not (kid_stage < parent_stage).all():
+        return None
+    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=np.int64)
+    np.maximum.at(top, parent_stage, kid_stage)
+    return stage, top
+
+
+# A batch with at least this many nodes levels its two-child nodes (most
+# products of an SDD) by two gathers and one maximum instead of the
+# segmented max (fewer passes over the edges; below it, fewer numpy calls).
+PAIR_SPLIT = 1024
+
+
+def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None:
+    """The levels of node_levels, batch by batch of scope stages (None when
+    scope_stages is None). Every child of a node is in a lower stage, so
+    the nodes of one stage are levelled together from their children's
+    levels (one segmented max); consecutive stages whose nodes read no
+    node of the batch's own stages join one batch. Linear in the edges (one
+    gather and one segmented max each), no reverse CSR and no per-edge
+    scatter; a few numpy calls per batch (batches: about the levels)."""
+    fan = a.fan_in()
+    level = np.zeros(a.num_nodes, dtype=np.int32)
+    inner = np.flatnonzero(fan)                          # fan-in 0: level 0
+    if not len(inner):
+        return level
+    staged = scope_stages(a)
+    if staged is None:
+        return None
+    stage, stage_top = staged
+    # a batch runs on while the deepest child stage of its stages stays
+    # below the batch's first stage (its nodes read no node of the batch)
+    values = np.flatnonzero(stage_top >= 0).tolist()    # stages of inner nodes, ascending
+    tops = stage_top[values].tolist()
+    batch_of = np.zeros(len(stage_top), dtype=np.int64)
+    batch, first = 0, values[0]
+    for v, t in zip(values, tops):
+        if t >= first:
+            batch, first = batch + 1, v
+        batch_of[v] = batch
+    # nodes by (batch, not two children): each batch's two-child nodes first
+    pair = fan[inner] == 2
+    key = 2 * batch_of[stage[inner]] + ~pair
+    o = stable_argsort(key)
+    nodes = inner[o]
+    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))]
+    size = np.diff(bounds[0::2])                          # nodes per batch
+    # the children of the small batches' nodes, gathered once for all of
+    # them (a small batch costs its numpy calls, not its arrays)
+    small = np.flatnonzero(size < PAIR_SPLIT)
+    in_small = nodes[concat_ranges(bounds[2 * small], size[small])]
+    count = fan[in_small]
+    ends = np.r_[0, np.cumsum(count)]                   # edge offsets, small batches' nodes
+    kid_ids = a.child_ids[concat_ranges(a.child_offsets[in_small], count)]
+    small_start = (np.cumsum(size[small]) - size[small]).tolist()
+    small_of = dict(zip(small.tolist(), small_start))
+    bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
+    odd = (a.kind == PRODUCT).astype(np.int32) if alternate else None
+    off, kids = a.child_offsets, a.child_ids
+    for b in range(batch + 1):
+        j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
+        pieces = [(j, j + 1, 2), (j + 1, j + 2, 1)] if big[b] else [(j, j + 2, 0)]
+        for i0, i1, way in pieces:
+            p0, p1 = bounds[i0], bounds[i1]
+            if p0 == p1:
+                continue
+            part = nodes[p0:p1]
+            if way == 2:                     # a large batch's rows of two: two gathers
+                first = off[part]
+                top = np.maximum(level[kids[first]], level[kids[first + 1]])
+            elif way == 1:                   # a large batch's other rows
+                n_kids = fan[part]
+                top = np.maximum.reduceat(level[kids[concat_ranges(off[part], n_kids)]],
+                                          np.cumsum(n_kids) - n_kids)
+            else:                            # a small batch: the gathered children
+                q0 = small_of[b]
+                q1 = q0 + p1 - p0
+                e0 = int(ends[q0])
+                top = np.maximum.reduceat(level[kid_ids[e0:int(ends[q1])]], ends[q0:q1] - e0)
+            top += 1
+            if alternate:
+                top += (top ^ odd[part]) & 1
+            level[part] = top
+    return level
+
+
+def levels_by_kahn(a: NodeArrays, alternate: bool = True) -> np.ndarray:
+    """node_levels by Kahn's steps (any DAG; see the module docstring)."""
     n = a.num_nodes
     fan = a.fan_in()
     kids = a.child_ids

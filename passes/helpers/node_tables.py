@@ -29,12 +29,11 @@ MERGE_PADDING = 4096
 
 def fan_class(fan: np.ndarray) -> np.ndarray:
     """0 for fan-in <= 1, else ceil(log2(fan)): 1, 2, 3-4, 5-8, ...
-    (a lookup in a table up to the largest fan-in: one gather, no float
-    log over every node)."""
-    fan = np.maximum(fan, 1)
+    (int64: a lookup in a table indexed by the fan-in itself, one gather
+    and no temporary the size of `fan`, no float log over every node)."""
     top = int(fan.max(initial=1))
-    table = np.ceil(np.log2(np.arange(1, top + 1))).astype(np.int64)
-    return table[fan - 1]
+    table = np.ceil(np.log2(np.maximum(np.arange(top + 1), 1))).astype(np.int64)
+    return table[fan]
 
 
 def layer_classes(layer: np.ndarray, lens: np.ndarray, limit: int = MERGE_PADDING

@@ -19,7 +19,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records
-from pccompiler.ir.nodes import concat_ranges, stable_argsort
+from pccompiler.ir.nodes import concat_ranges, sort_low_by_key, stable_argsort
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -45,7 +45,7 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     w, ph, sh, pi, si, par = el
     # Product rows: distinct (signature, prime index, sub index), sorted by
     # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
-    u, sig = np.unique(ph * nvt + sh, return_inverse=True)
+    u, sig = unique_inverse(ph * nvt + sh)
     w_of = np.empty(len(u), dtype=np.int64)
     w_of[sig] = w
     by_rank = np.lexsort((u, pos[w_of]))
@@ -163,12 +163,16 @@ def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
     return sibs[o], np.bincount(who, minlength=len(start))
 
 
-def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n):
+def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=None,
+                r_off=None):
     """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
-    in one flat array; and each row's offset in it."""
-    rw = width[sig_of_row]
-    r_off = np.cumsum(rw) - rw
-    flat = np.empty(int(rw.sum()), dtype=np.int64)
+    in one flat array; and each row's offset in it. Given `flat` and
+    `r_off` (each row's offset in it), the rows are written there (the node
+    form's child array: no second scatter)."""
+    if flat is None:
+        rw = width[sig_of_row]
+        r_off = np.cumsum(rw) - rw
+        flat = np.empty(int(rw.sum()), dtype=np.int64)
     a, b = lp_n[sig_of_row], ls_n[sig_of_row]
     flat[r_off] = r_pi
     flat[r_off + 1 + a] = r_si
@@ -221,19 +225,17 @@ def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_ro
 
 def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """The distinct rows of non-negative int64 columns, sorted (first column
-    major), and each input row's index among them: one np.unique of a mixed
-    radix key when it fits in int64, else a lexsort."""
+    major), and each input row's index among them: one sort of a mixed
+    radix key when it fits in int64 (the distinct rows are gathered from a
+    row of each, not decoded from the keys: no integer divisions), else a
+    lexsort."""
     span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
     if math.prod(span) < 2 ** 62:
         key = cols[0]
         for c, n in zip(cols[1:], span[1:]):
             key = key * n + c
-        key, inv = _unique_inverse(key)
-        out = []
-        for n in reversed(span):
-            out.append(key % n)
-            key = key // n
-        return out[::-1], inv.reshape(-1)
+        _, inv, rep = _unique(key)
+        return [c[rep] for c in cols], inv
     o = np.lexsort(cols[::-1])
     cols = [c[o] for c in cols]
     new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
@@ -242,15 +244,28 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return [c[new] for c in cols], inv
 
 
-def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(key, return_inverse=True) for non-negative int64 keys,
-    through ir.nodes.stable_argsort (numpy's vectorised sort)."""
-    o = stable_argsort(key)
+    through numpy's vectorised sort (see _unique)."""
+    values, inv, _ = _unique(key)
+    return values, inv
+
+
+def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values sorted, each key's index among them, the position
+    of one key of each value). Keys are ordered by ir.nodes.stable_argsort
+    where key and position pack into 62 bits, else by np.argsort's
+    unstable sort (any order of equal keys gives the same answer, and it
+    is faster than the stable merge sort of wide keys)."""
+    o = sort_low_by_key(key, np.arange(len(key), dtype=np.int64), len(key) - 1) \
+        if len(key) else np.zeros(0, dtype=np.int64)
+    if o is None:
+        o = np.argsort(key)
     ordered = key[o]
     new = np.r_[True, ordered[1:] != ordered[:-1]] if len(key) else np.zeros(0, dtype=bool)
     inv = np.empty(len(key), dtype=np.int64)
     inv[o] = np.cumsum(new) - 1
-    return ordered[new], inv
+    return ordered[new], inv, o[new]
 
 
 def _first(runs: np.ndarray, n: int) -> np.ndarray:

@@ -30,9 +30,9 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
-    sibling_paths, unique_rows
+    sibling_paths, unique_inverse, unique_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, index_dtype,
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, index_dtype,
                                   set_nodes, stable_argsort)
 
 pcir = ir.pcir
@@ -63,7 +63,8 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    prod_fan, prod_kids = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh)
+    prod_fan, fill_products = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv,
+                                                ph, sh)
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
     d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
@@ -93,9 +94,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    kids[np.repeat(offsets[prod_id], prod_fan) + concat_ranges(np.zeros_like(prod_id), prod_fan)] = \
-        prod_kids
-    kids[offsets[d_par] + np.arange(len(d_par)) - np.searchsorted(d_par, d_par)] = d_kid
+    fill_products(kids, offsets[prod_id])
+    # every live decision's children, in id order (d_par ascends): the
+    # child positions of the decisions, in order
+    is_dec = np.zeros(n, dtype=bool)
+    is_dec[dec_id] = True
+    kids[np.repeat(is_dec, fan)] = d_kid
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
         root_id = n
@@ -119,14 +123,15 @@ def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.n
 
 
 def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
-    """(fan-in, flat children) of every element product: [prime, sibling
-    tautologies..., sub, sibling tautologies...], the sibling paths computed
-    once per (prime vtree, sub vtree) signature."""
+    """(fan-in of every element product, fill(kids, starts): writes each
+    product's children [prime, sibling tautologies..., sub, sibling
+    tautologies...] into the child array at its start), the sibling paths
+    computed once per (prime vtree, sub vtree) signature."""
     nvt = len(vt.left)
     u_ph = np.empty(len(u_w), dtype=np.int64)
     u_sh = np.empty(len(u_w), dtype=np.int64)
     u_ph[inv], u_sh[inv] = ph, sh
-    sigs, sig_of = np.unique(u_ph * nvt + u_sh, return_inverse=True)
+    sigs, sig_of = unique_inverse(u_ph * nvt + u_sh)
     sig_w = np.empty(len(sigs), dtype=np.int64)
     sig_w[sig_of] = u_w
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
@@ -134,8 +139,10 @@ def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
     pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
     snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
     width = 2 + lp_n + ls_n
-    flat, _ = child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n)
-    return width[sig_of], flat
+
+    def fill(kids: np.ndarray, starts: np.ndarray) -> None:
+        child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n, kids, starts)
+    return width[sig_of], fill
 
 
 def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,

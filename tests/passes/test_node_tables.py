@@ -13,7 +13,8 @@ from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
 from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, stable_argsort
-from pccompiler.passes.helpers.node_levels import node_levels, parents_by_child
+from pccompiler.passes.helpers.node_levels import (levels_by_kahn, levels_by_stages, node_levels,
+                                                   parents_by_child, scope_stages)
 from pccompiler.passes.manager import compile_model
 
 from tests.logic.circuits import SHARED, random_cnf_sdd, shared_sdd
@@ -135,6 +136,51 @@ def test_node_levels_equal_the_longest_path_node_by_node(alternate):
             top += 1
         want[v] = top
     np.testing.assert_array_equal(node_levels(a, alternate), want)
+
+
+@pytest.mark.parametrize("name", SHARED + ["random"])
+@pytest.mark.parametrize("alternate", [True, False])
+def test_levels_by_scope_stages_equal_kahns(name, alternate, tmp_path):
+    """An imported SDD's scopes order its edges: the stage batches give
+    Kahn's levels, node for node."""
+    path = (random_cnf_sdd(tmp_path, np.random.default_rng(5), 10, 25)[0] if name == "random"
+            else shared_sdd(name))
+    a = ir.nodes.node_arrays(pc.from_sdd(path, form="nodes"))
+    got = levels_by_stages(a, alternate)
+    assert got is not None and got.dtype == np.int32
+    np.testing.assert_array_equal(got, levels_by_kahn(a, alternate))
+    np.testing.assert_array_equal(node_levels(a, alternate), got)
+
+
+def _chain(kinds, kids_of, lo, hi):
+    fan = np.array([len(k) for k in kids_of])
+    return NodeArrays(kind=np.array(kinds, dtype=np.uint8), child_offsets=np.r_[0, np.cumsum(fan)],
+                      child_ids=np.array([c for k in kids_of for c in k], dtype=np.int32),
+                      sum_weights=np.zeros(0), input_vars=np.zeros(0), input_params=np.zeros(0),
+                      variable_order=np.zeros(0), scope_lo=np.array(lo), scope_hi=np.array(hi),
+                      roots=np.zeros(0))
+
+
+@pytest.mark.parametrize("case", ["one-child product", "sum of a sum", "no scopes"])
+def test_levels_fall_back_to_kahn_where_scopes_do_not_order_the_edges(case):
+    """A product of one child (same scope) or a sum of a sum breaks the
+    stage order: scope_stages says so and node_levels takes Kahn's steps."""
+    # inputs 0, 1 over x0; input 2 over x1; 3 = sum(0, 1); 4 = product(3, 2)
+    kinds = [0, 0, 0, SUM, PRODUCT]
+    kids = [[], [], [], [0, 1], [3, 2]]
+    lo, hi = [0, 0, 1, 0, 0], [1, 1, 2, 1, 2]
+    if case == "one-child product":
+        kinds, kids, lo, hi = kinds + [PRODUCT], kids + [[4]], lo + [0], hi + [2]
+    elif case == "sum of a sum":
+        kinds, kids, lo, hi = kinds + [SUM, SUM], kids + [[4], [5, 4]], lo + [0, 0], hi + [2, 2]
+    else:
+        lo = hi = []
+    a = _chain(kinds, kids, lo, hi)
+    assert levels_by_stages(a) is None
+    if lo:
+        assert scope_stages(a) is None
+    np.testing.assert_array_equal(node_levels(a), levels_by_kahn(a))
+    assert node_levels(a)[4] == 3
 
 
 def test_fan_class_is_the_ceiling_of_log2():
