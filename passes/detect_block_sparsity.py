@@ -122,7 +122,7 @@ def _find_permutation(edit, g, block, cols, rd, tied):
           "permute=true also searches node permutations that recover blocks; tiles=true "
           "runs the groups left sparse as row tiles where the cost model says so",
           defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24, "tiles": True,
-                    "tile_rows": "16/32/64/128", "tile_cols": "1/2/4/8/16/32/64/128",
+                    "tile_rows": "1/16/32/64/128", "tile_cols": "1/2/4/8/16/32/64/128",
                     "macs_per_read": 64.0})
 def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     limit = effective_limit(ctx)
@@ -196,7 +196,7 @@ def _row_tiles(edit, ctx, g, rd, tied):
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
     may_permute = can_permute(edit, g.id, rd, tied)
     choice = choose_tiles(edit.model, g, edges, may_permute,
-                          _ints(ctx.opt("tile_rows", "16/32/64/128")),
+                          _ints(ctx.opt("tile_rows", "1/16/32/64/128")),
                           _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
                           float(ctx.opt("macs_per_read", 64.0)))
     if choice.rows == 0:
