@@ -76,6 +76,26 @@ def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
     return edges * (2.0 * (1.0 + dot) + PAIR_READS)
 
 
+def dense_cost(n: int, cols: int, bp: int, bc: int,
+               macs_per_read: float = MACS_PER_READ) -> float:
+    """Modeled work of a sum group stored DENSE (missing edges as zero
+    weights) with parent blocks of bp rows and child blocks of bc
+    (blocks.group_block_sizes), in the units of `one_row_cost`. The forward
+    and the parameter flows read all columns once per parent block; the
+    node flows run the per-pair kernel, one (child block, parent block) pair
+    per trip reading max(bp, 16) parent rows twice, no atomics; blocks under
+    16 rows are masked dots on fp32 FMAs. A pruned group whose tiles' unions
+    cover most columns costs less this way when its blocks are large
+    (bench/step_model.py: HCLT-128 keep 0.5, tiles 2.0x padded, 42M atomics);
+    a group pruned to an odd size gets blocks of 1 and never does."""
+    def dot(rows: int) -> float:
+        return max(rows, DOT_ROWS) / macs_per_read * (FMA_SLOWDOWN if rows < DOT_ROWS else 1.0)
+    blocks_p, blocks_c = -(-n // bp), -(-cols // bc)
+    fwd = blocks_p * cols + n + n * cols * dot(bp) / bp
+    pairs = blocks_p * blocks_c * (2.0 * max(bp, DOT_ROWS) + bc)
+    return 2.0 * fwd + pairs + n * cols * dot(bp) / bp * max(bc, DOT_ROWS) / bc
+
+
 def pieces(length: int, size: int) -> np.ndarray:
     """Lengths of the pieces that cover `length` items: whole pieces of
     `size`, then the rest in descending powers of two (31 at 16: 16, 8, 4,

@@ -7,6 +7,7 @@ record is ignored, and circuits without tiles keep their layout."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 import pccompiler as pc
@@ -229,3 +230,48 @@ def test_rows_past_the_last_whole_tile_run_as_one_row_tiles_in_one_partition_per
         sizes = [sp.kernel_options["tile_rows"] for sp in layer.sum_partitions
                  if sp.kernel == "row_tiles"]
         assert len(sizes) == len(set(sizes))
+
+
+def _half_pruned(n):
+    x = pc.inputs(0, 32, pc.Categorical(num_cats=3), seed=0)
+    y = pc.inputs(1, 32, pc.Categorical(num_cats=3), seed=1)
+    edges = _random_edges(n, 32, 0.5, seed=6)
+    s = pc.summate(pc.multiply(x, y), num_nodes=n, edges=pc.Sparse(edges), seed=2)
+    z = pc.inputs(2, n, pc.Categorical(num_cats=3), seed=3)
+    return pc.lower(pc.summate(pc.multiply(s, z), num_nodes=1, seed=4)), len(edges)
+
+
+def test_a_half_pruned_group_with_whole_blocks_goes_dense_with_exact_zeros():
+    """Tiles of a 50%-pruned group cover every column (all pay atomics in
+    the node flows): with 32-row blocks the DENSE form models cheaper
+    (`dense_cost`), missing edges as zero weights that EM keeps at 0. At 31
+    rows (blocks of 1) or with tile_dense=false it stays tiled."""
+    from pccompiler.passes.helpers.row_tiles import dense_cost
+    model, num_edges = _half_pruned(32)
+    g = next(g for g in model.groups if g.kind == pcir.SUM and g.num_nodes == 32)
+    edges = np.asarray(ir.tensor_table(model)[g.sum.edges])
+    best = choose_tiles(model, g, edges, True)
+    assert dense_cost(32, 32, 32, 32) < best.cost
+    assert dense_cost(31, 32, 1, 32) > choose_tiles(model, g, edges, True).rows_cost / 4
+    out = _compiled(model).model
+    og = out.groups[g.id]
+    assert og.sum.pattern == pcir.DENSE
+    w = np.asarray(ir.tensor_table(out)[og.sum.weights]).reshape(32, 32)
+    assert np.count_nonzero(w) == num_edges
+    w_in = np.asarray(ir.tensor_table(model)[g.sum.weights])
+    np.testing.assert_array_equal(w[edges[:, 0], edges[:, 1]], w_in)
+    circuit = pc.compile(model, backend="torch", device="cpu")
+    x = torch.randint(0, 3, (64, 3))
+    circuit.em_step(x, step_size=1.0, pseudocount=0.1)
+    params = circuit.to_model()
+    w_em = np.asarray(ir.tensor_table(params)[params.groups[g.id].sum.weights]).reshape(32, 32)
+    # EM moved the real weights and left every pruned one at exactly 0
+    assert np.count_nonzero(w_em) == num_edges
+    assert np.all(w_em[edges[:, 0], edges[:, 1]] > 0)
+    assert not np.allclose(w_em[edges[:, 0], edges[:, 1]], w_in)
+    off = _compiled(model, tile_dense=False).model
+    assert off.groups[g.id].sum.pattern == pcir.SPARSE and row_tiles(off, ir.tensor_table(off))
+    odd, _ = _half_pruned(31)
+    out31 = _compiled(odd).model
+    assert all(h.sum.pattern != pcir.DENSE for h in out31.groups
+               if h.kind == pcir.SUM and h.num_nodes == 31)
