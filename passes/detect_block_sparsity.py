@@ -33,14 +33,14 @@ import numpy as np
 
 from pccompiler.ir import pcir
 from pccompiler.ir.checker import is_logic
-from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block,
-                                              padding_floor)
+from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block, child_gcd,
+                                              padding_floor, pow2_divisor)
 from pccompiler.passes.helpers.coclustering import co_cluster
 from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
 from pccompiler.passes.helpers.rewrites import apply_gather
 from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
 from pccompiler.passes.helpers.permute import apply_permutation, can_permute
-from pccompiler.passes.helpers.row_tiles import (ROW_TILES_KEY, choose_tiles, encode,
+from pccompiler.passes.helpers.row_tiles import (ROW_TILES_KEY, choose_tiles, dense_cost, encode,
                                                  tile_edges, tile_grid)
 from pccompiler.passes.registry import register
 from pccompiler.passes.tie_params import tie_classes
@@ -69,6 +69,12 @@ def _to_dense(edit: ModelEdit, ctx, g: pcir.Group, cols: int) -> None:
         dense_pos = (rows * cols + colz).ravel()
         gather = np.empty(n * cols, dtype=np.int64)
         gather[dense_pos] = np.arange(len(dense_pos))
+    _set_dense(edit, ctx, g, gather, cols)
+
+
+def _set_dense(edit: ModelEdit, ctx, g: pcir.Group, gather: np.ndarray, cols: int) -> None:
+    """Group g becomes DENSE, its [n x cols] weights gathered from the old
+    ones (-1: a new zero), the gather recorded for layout-cache hits."""
     group = edit.group(g.id)
     group.sum.pattern = pcir.DENSE
     group.sum.block_size = 0
@@ -77,7 +83,10 @@ def _to_dense(edit: ModelEdit, ctx, g: pcir.Group, cols: int) -> None:
     group.sum.edges = ""
     if group.sum.weights:
         w = edit.array(group.sum.weights)
-        edit.set_array(group.sum.weights, np.ravel(w)[gather].reshape(int(g.num_nodes), cols))
+        if (gather >= 0).all():
+            edit.set_array(group.sum.weights, np.ravel(w)[gather].reshape(int(g.num_nodes), cols))
+        else:
+            edit.set_array(group.sum.weights, apply_gather(w, gather, (int(g.num_nodes), cols)))
         ctx.rewrites.record(group.sum.weights, gather)
 
 
@@ -122,7 +131,7 @@ def _find_permutation(edit, g, block, cols, rd, tied):
           "permute=true also searches node permutations that recover blocks; tiles=true "
           "runs the groups left sparse as row tiles where the cost model says so",
           defaults={"tol": 0.5, "permute": True, "dense_max_params": 1 << 24, "tiles": True,
-                    "tile_rows": "16/32/64/128", "tile_cols": "1/2/4/8/16/32/64/128",
+                    "tile_rows": "1/16/32/64/128", "tile_dense": True, "tile_cols": "1/2/4/8/16/32/64/128",
                     "macs_per_read": 64.0})
 def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
     limit = effective_limit(ctx)
@@ -164,8 +173,10 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
         else:
             stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
             if stats[gid]["class"] == "sparse" and use_tiles and gid not in tied:
-                tiled = _row_tiles(edit, ctx, edit.view(gid), rd, tied)
-                if tiled is not None:
+                tiled = _row_tiles(edit, ctx, edit.view(gid), rd, tied, limit)
+                if isinstance(tiled, dict):
+                    stats[gid] = tiled
+                elif tiled is not None:
                     tiles[gid] = tiled[0]
                     stats[gid] = tiled[1]
         counts[stats[gid]["class"]] += 1
@@ -190,15 +201,36 @@ def _ints(text) -> tuple[int, ...]:
     return tuple(int(x) for x in str(text).replace("/", ",").split(",") if x.strip())
 
 
-def _row_tiles(edit, ctx, g, rd, tied):
+def _sparse_to_dense(edit: ModelEdit, ctx, g: pcir.Group, edges: np.ndarray, cols: int) -> None:
+    """SPARSE group g becomes DENSE: missing edges are zero weights (EM keeps
+    them at 0, em_kernels.py), recorded as a gather with -1 for a new zero."""
+    n = int(g.num_nodes)
+    gather = np.full(n * cols, -1, dtype=np.int64)
+    gather[edges[:, 0] * cols + edges[:, 1]] = np.arange(len(edges))
+    _set_dense(edit, ctx, g, gather, cols)
+
+
+def _row_tiles(edit, ctx, g, rd, tied, limit):
     """((R, bc), stats) if the cost model prefers row tiles for sparse group
-    g (rows reordered and padded in `edit`), else None."""
+    g (rows reordered and padded in `edit`); the stats alone if it prefers
+    the group DENSE (`dense_cost` at the layout's block sizes, option
+    tile_dense; converted in `edit`); else None."""
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
     may_permute = can_permute(edit, g.id, rd, tied)
     choice = choose_tiles(edit.model, g, edges, may_permute,
-                          _ints(ctx.opt("tile_rows", "16/32/64/128")),
+                          _ints(ctx.opt("tile_rows", "1/16/32/64/128")),
                           _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
                           float(ctx.opt("macs_per_read", 64.0)))
+    n, cols = int(g.num_nodes), int(child_offsets(edit.model, g)[-1])
+    bp, bc = pow2_divisor(n, limit), pow2_divisor(child_gcd(edit.model, g), limit)
+    dense = dense_cost(n, cols, bp, bc, float(ctx.opt("macs_per_read", 64.0)))
+    if (bool(ctx.opt("tile_dense", True)) and dense < min(choice.cost, choice.rows_cost)
+            and n * cols <= int(ctx.opt("dense_max_params", 1 << 24))):
+        _sparse_to_dense(edit, ctx, g, edges, cols)
+        return {"class": "dense", "block_fraction": 1.0, "fill": len(edges) / (n * cols),
+                "note": f"dense: {len(edges)} edges stored as {n * cols}, modeled cost "
+                        f"{dense / choice.rows_cost:.2f} of one-row blocks, best tiles "
+                        f"{choice.cost / choice.rows_cost:.2f}"}
     if choice.rows == 0:
         return None
     if choice.order is not None:

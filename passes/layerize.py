@@ -184,9 +184,11 @@ def layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
             for (bp, kern, rows) in sorted(fwd):
                 fan = np.concatenate(fwd[(bp, kern, rows)])
                 members = [g for g in gids if (bp, kern, rows) in group_kernel[g]]
-                # remainder tiles (< 16 rows, from odd group sizes) in one partition each:
-                # a launch per fan-in range would cost more than their padding
-                parts = 1 if kern == "row_tiles" and rows < 16 else max_parts
+                # row tiles of one size in one partition: their kernels stop at each
+                # run's own fan-in (empty child chunks exit at once), so a fan-in
+                # range buys no padding back and costs three launches
+                # (bench/step_model.py: HCLT-128 keep 0.1, bench/results/sparse_step-*)
+                parts = 1 if kern == "row_tiles" else max_parts
                 for lo, hi in fan_in_split(fan, parts):
                     sel = (fan >= lo) & (fan <= hi)
                     sp = layer.sum_partitions.add(

@@ -18,6 +18,8 @@ any key. Rules of thumb behind the defaults:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from pccompiler.backends.triton import (
@@ -161,6 +163,18 @@ def dot_precision(precision: str, *block_sizes: int) -> str:
 TILE_TF32 = True    # False: runs of small blocks (row tiles) dot in fp32 "ieee" (A/B runs)
 
 
+def tile_fan_in(part: SumKernelPart) -> int:
+    """The fan-in that sizes a sum part's child chunk (TILE_K): a row-tile
+    partition's runs have fan-ins from a few to its max (one partition per
+    tile size and layer), and every kernel stops at a run's own fan-in, so a
+    chunk sized for the max mostly reads masked children (bench/step_model.py:
+    one-row tiles of ~10 children in 64-child chunks, HCLT-128 keep 0.1);
+    their mean sizes it instead. Other parts: max_children."""
+    if part.mean_children:
+        return max(1, math.ceil(part.mean_children))
+    return part.max_children
+
+
 def dot_rows(part: SumKernelPart) -> int:
     """The rows of a sum part's dot tiles for `dot_precision`: a run of
     GROUP one-row blocks (row tiles) fills its tile with real rows, so it
@@ -234,14 +248,14 @@ def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.
             *args, BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], BLOCK_B=c["BLOCK_B"],
             num_warps=c["num_warps"])
         return
-    c = choose_tiles("sum_fwd", part.rows, part.max_children, batch,
+    c = choose_tiles("sum_fwd", part.rows, tile_fan_in(part), batch,
                      options=part.options, num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.rows, c["TILE_M"])
     grid = (part.num_blocks // part.group * num_m, cdiv(batch, c["BLOCK_B"]))
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
               BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)),
               GROUP=part.group, num_warps=c["num_warps"])
-    splits = split_k(grid[0] * grid[1], part.max_children, c["TILE_K"])
+    splits = split_k(grid[0] * grid[1], tile_fan_in(part), c["TILE_K"])
     if splits == 1:
         sum_forward.sum_fwd_dot_kernel[grid](*args, values, 0, **kw)
         return
@@ -312,7 +326,7 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_tflow", part.rows, part.max_children, batch,
+    c = choose_tiles("sum_tflow", part.rows, tile_fan_in(part), batch,
                      num_rows=part.num_blocks * part.block_size)
     num_kt = cdiv(part.max_children, c["TILE_K"])
     grid = (part.num_blocks // part.group * num_kt, cdiv(batch, c["BLOCK_B"]))
@@ -330,7 +344,7 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_pflow", part.rows, part.max_children, batch,
+    c = choose_tiles("sum_pflow", part.rows, tile_fan_in(part), batch,
                      options={k[len("pflow."):]: v for k, v in part.options.items()
                               if k.startswith("pflow.")},
                      num_rows=part.num_blocks * part.block_size)

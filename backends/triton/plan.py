@@ -97,6 +97,9 @@ class SumKernelPart:
     options: dict[str, str] = field(default_factory=dict)
     ratio_by_writer: bool = False  # its product writer stores the log ratios (`mark_ratio_rows`)
     group: int = 1                 # aligned runs of blocks sharing children (`shared_run`)
+    # Row tiles (kernel option `tile_rows`): the mean fan-in of the runs, which
+    # sizes their child chunks (launch.tile_fan_in); 0 elsewhere (max_children).
+    mean_children: float = 0.0
 
     @property
     def rows(self) -> int:
@@ -239,10 +242,12 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     nb, k = cs.shape
     num_children = np.asarray(block_num_children, dtype=np.int64)
     owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
+    mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
                          _i32(num_children, device), _i32(cs, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
-                         dict(options or {}), group=shared_run(cs, num_children, int(block_size)))
+                         dict(options or {}), group=shared_run(cs, num_children, int(block_size)),
+                         mean_children=mean)
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles

@@ -13,6 +13,10 @@
 #   bash bench/gpu/sparse_tiles.sh          (LATENTS=64 if 128 runs out of time)
 #   AB=before,allruns bash bench/gpu/sparse_tiles.sh   (AB= : no variants)
 # PROFILE=12 also prints the top 12 kernels of one eager step per keep (where the time goes).
+# Round 2 (branch sparsestep2): the row-tile pass may store a pruned group DENSE
+# (tile_dense) and runs remainders as one-row tiles; bench/step_model.py models the
+# pruned step at 1.11 / 1.20 / 2.02x of dense for keep 0.5 / 0.25 / 0.1 (round 1:
+# 1.36 / 1.51 / 2.72x), bench/results/sparse_step-cpu-2026-12-07.md.
 # Keeps run 0.1 first (cheapest); a timeout keeps the keeps done.
 # Writes $OUT/sparse_speed.json, $OUT/sparse_speed.md, $OUT/sparse_speed.log,
 # $OUT/tiles_tests.log.

@@ -39,6 +39,11 @@ from pccompiler.ir import pcir
 ROW_TILES_KEY = "row_tiles"
 DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
 MACS_PER_READ = 64.0    # see one_row_cost
+# From bench/step_model.py's round H100 constants (3e12 B/s, 1e11 atomics/s,
+# 1.5e14 tf32 / 2.5e13 fp32-FMA MAC/s), in fp32 value reads:
+ATOMIC_READS = 7.5      # one atomic add to a distinct address
+FMA_SLOWDOWN = 6.0      # a dot at "ieee" precision (blocks under 16 rows) against tf32
+PAIR_READS = 2.0 * DOT_ROWS + 2.0   # per (child, parent row) pair of the per-pair node flows
 
 
 @dataclass
@@ -60,16 +65,35 @@ def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
     values; the tensor-core dot over them costs `macs_per_read`
     multiply-adds per value read (an H100 does ~500 dense TF32 TFLOP/s
     against ~3.3 TB/s of HBM and a few times that from L2: 60-300 MACs per
-    fp32 value; 64 is the conservative end). A training step has three
-    passes: the forward and the parameter flows read every block's children
-    once and multiply them by max(rows, 16) rows (a one-row block runs in a
-    masked 16-row dot); the node flows read one parent row per (child
-    block, parent row) pair and multiply it by max(child block, 16). One
-    row per block: every edge is read three times at 1 + 16 / macs. The
-    torch engine (the layout index merges a tile into one block) measured
-    faster with the tiles this model picks than with edge lists too
-    (bench/results/sparse_tiles-cpu-2026-12-06.md), so it serves both."""
-    return 3.0 * edges * (1.0 + DOT_ROWS / macs_per_read)
+    fp32 value; 64 is the conservative end). The forward and the parameter
+    flows read every edge's child once and multiply it by a masked 16-row
+    dot on fp32 FMAs (`FMA_SLOWDOWN`: one-row blocks dot at "ieee"
+    precision). The node flows run the per-(child block, parent row) kernel:
+    each pair reads a 16-row [16 x batch] tile of parent flows and values
+    for one real row (`PAIR_READS`); bench/step_model.py put that kernel at
+    75-88% of a pruned HCLT's step (bench/results/sparse_step-cpu-2026-12-07.md)."""
+    dot = DOT_ROWS * FMA_SLOWDOWN / macs_per_read
+    return edges * (2.0 * (1.0 + dot) + PAIR_READS)
+
+
+def dense_cost(n: int, cols: int, bp: int, bc: int,
+               macs_per_read: float = MACS_PER_READ) -> float:
+    """Modeled work of a sum group stored DENSE (missing edges as zero
+    weights) with parent blocks of bp rows and child blocks of bc
+    (blocks.group_block_sizes), in the units of `one_row_cost`. The forward
+    and the parameter flows read all columns once per parent block; the
+    node flows run the per-pair kernel, one (child block, parent block) pair
+    per trip reading max(bp, 16) parent rows twice, no atomics; blocks under
+    16 rows are masked dots on fp32 FMAs. A pruned group whose tiles' unions
+    cover most columns costs less this way when its blocks are large
+    (bench/step_model.py: HCLT-128 keep 0.5, tiles 2.0x padded, 42M atomics);
+    a group pruned to an odd size gets blocks of 1 and never does."""
+    def dot(rows: int) -> float:
+        return max(rows, DOT_ROWS) / macs_per_read * (FMA_SLOWDOWN if rows < DOT_ROWS else 1.0)
+    blocks_p, blocks_c = -(-n // bp), -(-cols // bc)
+    fwd = blocks_p * cols + n + n * cols * dot(bp) / bp
+    pairs = blocks_p * blocks_c * (2.0 * max(bp, DOT_ROWS) + bc)
+    return 2.0 * fwd + pairs + n * cols * dot(bp) / bp * max(bc, DOT_ROWS) / bc
 
 
 def pieces(length: int, size: int) -> np.ndarray:
@@ -97,9 +121,20 @@ def _starts(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
+# The rows past the last whole R-row tile: as one-row tiles (True) or in
+# descending powers of two (False: 8, 4, 2, 1 for 15). One-row tiles pad
+# nothing and join one partition per layer with every other one-row tile,
+# where the powers of two cost a partition (three launches) per size and
+# layer (bench/step_model.py, HCLT-128 keep 0.1).
+REST_AS_ONE_ROW = True
+
+
 @lru_cache(maxsize=4096)
 def _row_pieces(n: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tile_rows = pieces(n, rows)
+    if REST_AS_ONE_ROW and rows > 1:
+        whole = n // rows
+        tile_rows = np.array([rows] * whole + [1] * (n - whole * rows), dtype=np.int64)
     out = (np.repeat(np.arange(len(tile_rows)), tile_rows), tile_rows, _starts(tile_rows))
     for a in out:
         a.setflags(write=False)
@@ -151,28 +186,40 @@ def minhash_order(edges: np.ndarray, n: int, cols: int, hashes: int = 3,
 
 def grid_cost(occ: np.ndarray, grid: TileGrid, macs_per_read: float) -> tuple[float, int]:
     """(modeled cost, stored weights) of tiles with block occupancy occ [T, NB]
-    (float), in the units of `one_row_cost`: forward and parameter flows read
-    each tile's union once, node flows one parent row per (column block,
-    row of a tile that holds it)."""
+    (float), in the units of `one_row_cost`.
+
+    All three passes of a step go through the tile (the node flows since
+    backends/triton/tile_flows.py): per tile of R rows and U union columns
+    the forward and the parameter flows read U children and R rows, the
+    node flows read R parent rows twice (flows, values) and U children and
+    add U results atomically (`ATOMIC_READS` each: the tile's children are
+    shared with other tiles of the group); each pass multiplies R x U
+    (at least 16 rows; tiles under 16 rows dot on fp32 FMAs). So the union
+    is what a tile pays for, and column blocks (bc > 1) only pad it: the
+    per-pair node-flow kernel that read whole column blocks no longer runs
+    for tiles."""
     union = occ @ grid.block_cols                                      # [T] columns per tile
-    stored = grid.tile_rows * union
-    dot = 1.0 + np.maximum(grid.block_cols, DOT_ROWS) / macs_per_read
-    fwd = 2.0 * float((union * (1.0 + np.maximum(grid.tile_rows, DOT_ROWS) / macs_per_read)).sum())
-    bwd = float((grid.tile_rows * (occ @ dot)).sum())
-    return fwd + bwd, int(stored.sum())
+    rows = grid.tile_rows
+    stored = rows * union
+    dot = np.maximum(rows, DOT_ROWS) / macs_per_read * np.where(rows < DOT_ROWS, FMA_SLOWDOWN, 1.0)
+    cost = (union * (3.0 + ATOMIC_READS + 3.0 * dot) + 4.0 * rows).sum()
+    return float(cost), int(stored.sum())
 
 
+TILE_ROWS = (1, 16, 32, 64, 128)
 MAX_OCCUPANCY = 1 << 24     # tiles x columns above which a group is not tried
 
 
 def choose_tiles(model: pcir.Model, g: pcir.Group, edges: np.ndarray, may_permute: bool,
-                 tile_rows=(16, 32, 64, 128), tile_cols=(1, 2, 4, 8, 16, 32, 64, 128),
+                 tile_rows=TILE_ROWS, tile_cols=(1, 2, 4, 8, 16, 32, 64, 128),
                  macs_per_read: float = MACS_PER_READ) -> TileChoice:
     """The cheapest of the one-row form and row tiles (R, bc) for sum group g.
 
     Row orders tried: the current one and (if the rows may move) the
     min-hash order; R up to the power of two above num_nodes (`pieces` cuts
-    the rows). Per (order, R) one boolean [tiles, columns] occupancy
+    the rows). R = 1 (tiles of one row, no padding) differs from the one-row
+    form in the node flows: they run through the tile (one atomic add per
+    edge) instead of the per-pair kernel. Per (order, R) one boolean [tiles, columns] occupancy
     map of the edges; per bc a column reduction of it: linear in the edges
     plus tiles x columns."""
     n = int(g.num_nodes)

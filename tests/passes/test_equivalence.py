@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pccompiler import passes
+from pccompiler.ir import pcir
 from pccompiler.backends.reference.layout_interp import layout_log_prob
 from pccompiler.ir.layout_checker import check_layout
 from tests import factories
@@ -87,10 +88,17 @@ def test_mixed_fan_in_sparse_partitions():
 
 
 def test_row_tiles_keep_the_distribution():
-    """The same group as row tiles (rows reordered, pseudo-edges of weight 0)."""
+    """The same group as row tiles (rows reordered, pseudo-edges of weight 0),
+    and as the DENSE group the row-tile cost model prefers for it by default
+    (missing edges as zero weights)."""
     rng = np.random.default_rng(5)
     model = _mixed_fan_in(rng)
-    result = passes.compile_model(model, check_each=True)
+    result = passes.compile_model(model, check_each=True,
+                                  options={"detect-block-sparsity": {"tile_dense": False}})
     assert any(p.kernel == "row_tiles" for layer in result.layout.layers
                for p in layer.sum_partitions)
     _assert_equal(model, result, rng)
+    dense = passes.compile_model(model, check_each=True)
+    assert any(g.kind == pcir.SUM and g.sum.pattern == pcir.DENSE
+               and model.groups[g.id].sum.pattern == pcir.SPARSE for g in dense.model.groups)
+    _assert_equal(model, dense, rng)

@@ -7,6 +7,7 @@ record is ignored, and circuits without tiles keep their layout."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 
 import pccompiler as pc
@@ -69,7 +70,11 @@ def _group(model, n_children):
                 and g.num_nodes > 1)
 
 
-def test_the_cost_model_keeps_rows_without_shared_children_and_tiles_shared_ones():
+def test_the_cost_model_prices_the_union_not_column_blocks():
+    """Node flows run through the tiles (backends/triton/tile_flows.py): a
+    tile pays for its union of children, so column blocks (bc > 1) only pad
+    it, and rows that share children tile in 16+ rows below the one-row form
+    (whose node flows take the per-pair kernel)."""
     x = pc.inputs(0, 64, pc.Categorical(num_cats=2), seed=0)
     y = pc.inputs(1, 64, pc.Categorical(num_cats=2), seed=1)
     p = pc.multiply(x, y)
@@ -77,14 +82,20 @@ def test_the_cost_model_keeps_rows_without_shared_children_and_tiles_shared_ones
     m = pc.lower(pc.summate(pc.summate(p, num_nodes=64, edges=pc.Sparse(diagonal), seed=2),
                             num_nodes=1, seed=3))
     g = next(g for g in m.groups if g.kind == pcir.SUM and g.num_nodes == 64)
-    edges = ir.tensor_table(m)[g.sum.edges]
-    assert choose_tiles(m, g, np.asarray(edges), True).rows == 0
+    edges = np.asarray(ir.tensor_table(m)[g.sum.edges])
+    diag = choose_tiles(m, g, edges, True, tile_rows=(1, 16), tile_cols=(1, 8))
+    assert diag.cols == 1 and diag.cost < diag.rows_cost
+    # one-row tiles of the diagonal: no padding, cheaper than the one-row form
+    one = choose_tiles(m, g, edges, False, tile_rows=(1,), tile_cols=(1, 8))
+    assert (one.rows, one.cols, one.stored) == (1, 1, 64) and one.cost < one.rows_cost
     shared = _random_edges(64, 64, 0.3, seed=4)
     m2 = pc.lower(pc.summate(pc.summate(p, num_nodes=64, edges=pc.Sparse(shared), seed=2),
                              num_nodes=1, seed=3))
     g2 = next(g for g in m2.groups if g.kind == pcir.SUM and g.num_nodes == 64)
     choice = choose_tiles(m2, g2, shared, True)
-    assert choice.rows >= 16 and choice.cost < choice.rows_cost
+    assert choice.rows >= 16 and choice.cols == 1 and choice.cost < choice.rows_cost
+    blocks = choose_tiles(m2, g2, shared, True, tile_rows=(choice.rows,), tile_cols=(8,))
+    assert blocks.stored >= choice.stored and blocks.cost >= choice.cost
 
 
 def _compiled(model, **opts):
@@ -154,13 +165,38 @@ def test_a_stale_record_is_ignored():
     assert layout == clean.layout
 
 
+def _sparse_sums(model) -> set[int]:
+    return {g.id for g in model.groups if g.kind == pcir.SUM and g.sum.pattern == pcir.SPARSE}
+
+
 @pytest.mark.parametrize("name", [n for n in sorted(all_circuits()) if n != "pruned_tiles"])
-def test_circuits_without_tiles_keep_their_layout(name):
+def test_only_sparse_sums_take_tiles_and_other_circuits_keep_their_layout(name):
+    """Tiles (one-row tiles included: their node flows skip the per-pair
+    kernel) go to SPARSE sum groups only; a circuit the pass leaves alone
+    compiles to the layout of tiles=false."""
     model = all_circuits()[name]()
     on, off = _compiled(model), _compiled(model, tiles=False)
-    assert ROW_TILES_KEY not in on.model.metadata
-    on.layout.pipeline = off.layout.pipeline = ""
-    assert on.layout == off.layout
+    tiled = set(row_tiles(on.model, ir.tensor_table(on.model)))
+    assert tiled <= _sparse_sums(off.model)
+    if not tiled:
+        assert ROW_TILES_KEY not in on.model.metadata
+        on.layout.pipeline = off.layout.pipeline = ""
+        assert on.layout == off.layout
+
+
+def test_the_small_sparse_circuit_takes_tiles_without_losing_an_edge():
+    """The conformance `sparse` circuit (5 x 6 sum with uneven fan-in): its
+    sums now price below the one-row form as tiles; the placement pads
+    with exact zeros only."""
+    model = all_circuits()["sparse"]()
+    out = _compiled(model).model
+    tiles = row_tiles(out, ir.tensor_table(out))
+    assert tiles
+    table, out_table = ir.tensor_table(model), ir.tensor_table(out)
+    for gid in tiles:
+        w_in = np.asarray(table[model.groups[gid].sum.weights])
+        w_out = np.asarray(out_table[out.groups[gid].sum.weights])
+        np.testing.assert_array_equal(np.sort(w_out[w_out != 0]), np.sort(w_in))
 
 
 def test_the_triton_plan_runs_each_tile_as_one_block_run():
@@ -174,3 +210,68 @@ def test_the_triton_plan_runs_each_tile_as_one_block_run():
     for part in tiled:
         assert part.block_size == 1 and part.rows >= int(part.options["tile_rows"])
 
+
+
+def test_rows_past_the_last_whole_tile_run_as_one_row_tiles_in_one_partition_per_size():
+    """The remainder of a group (37 = 2 x 16 + 5 rows) becomes one-row tiles,
+    not 4 + 1; a layer holds one row-tile partition per tile size (each is
+    three launches a step; the kernels skip empty child chunks per run)."""
+    grid = tile_grid(37, [24, 12], 16, 1)
+    assert grid.tile_rows.tolist() == [16, 16, 1, 1, 1, 1, 1]
+    edges = _random_edges(37, 36, 0.2, seed=5)
+    new, gather = tile_edges(edges, grid)
+    assert is_tiled(new, grid)
+    assert np.array_equal(new[gather >= 0], edges[gather[gather >= 0]])
+    # the one-row tiles pad nothing
+    tail = new[:, 0] >= 32
+    assert np.array_equal(new[tail], edges[edges[:, 0] >= 32])
+    layout = _compiled(pruned_tiles()).layout
+    for layer in layout.layers:
+        sizes = [sp.kernel_options["tile_rows"] for sp in layer.sum_partitions
+                 if sp.kernel == "row_tiles"]
+        assert len(sizes) == len(set(sizes))
+
+
+def _half_pruned(n):
+    x = pc.inputs(0, 32, pc.Categorical(num_cats=3), seed=0)
+    y = pc.inputs(1, 32, pc.Categorical(num_cats=3), seed=1)
+    edges = _random_edges(n, 32, 0.5, seed=6)
+    s = pc.summate(pc.multiply(x, y), num_nodes=n, edges=pc.Sparse(edges), seed=2)
+    z = pc.inputs(2, n, pc.Categorical(num_cats=3), seed=3)
+    return pc.lower(pc.summate(pc.multiply(s, z), num_nodes=1, seed=4)), len(edges)
+
+
+def test_a_half_pruned_group_with_whole_blocks_goes_dense_with_exact_zeros():
+    """Tiles of a 50%-pruned group cover every column (all pay atomics in
+    the node flows): with 32-row blocks the DENSE form models cheaper
+    (`dense_cost`), missing edges as zero weights that EM keeps at 0. At 31
+    rows (blocks of 1) or with tile_dense=false it stays tiled."""
+    from pccompiler.passes.helpers.row_tiles import dense_cost
+    model, num_edges = _half_pruned(32)
+    g = next(g for g in model.groups if g.kind == pcir.SUM and g.num_nodes == 32)
+    edges = np.asarray(ir.tensor_table(model)[g.sum.edges])
+    best = choose_tiles(model, g, edges, True)
+    assert dense_cost(32, 32, 32, 32) < best.cost
+    assert dense_cost(31, 32, 1, 32) > choose_tiles(model, g, edges, True).rows_cost / 4
+    out = _compiled(model).model
+    og = out.groups[g.id]
+    assert og.sum.pattern == pcir.DENSE
+    w = np.asarray(ir.tensor_table(out)[og.sum.weights]).reshape(32, 32)
+    assert np.count_nonzero(w) == num_edges
+    w_in = np.asarray(ir.tensor_table(model)[g.sum.weights])
+    np.testing.assert_array_equal(w[edges[:, 0], edges[:, 1]], w_in)
+    circuit = pc.compile(model, backend="torch", device="cpu")
+    x = torch.randint(0, 3, (64, 3))
+    circuit.em_step(x, step_size=1.0, pseudocount=0.1)
+    params = circuit.to_model()
+    w_em = np.asarray(ir.tensor_table(params)[params.groups[g.id].sum.weights]).reshape(32, 32)
+    # EM moved the real weights and left every pruned one at exactly 0
+    assert np.count_nonzero(w_em) == num_edges
+    assert np.all(w_em[edges[:, 0], edges[:, 1]] > 0)
+    assert not np.allclose(w_em[edges[:, 0], edges[:, 1]], w_in)
+    off = _compiled(model, tile_dense=False).model
+    assert off.groups[g.id].sum.pattern == pcir.SPARSE and row_tiles(off, ir.tensor_table(off))
+    odd, _ = _half_pruned(31)
+    out31 = _compiled(odd).model
+    assert all(h.sum.pattern != pcir.DENSE for h in out31.groups
+               if h.kind == pcir.SUM and h.num_nodes == 31)

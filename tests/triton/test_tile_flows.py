@@ -86,3 +86,31 @@ def test_tile_flows_match_per_pair_and_torch(device, min_rows, monkeypatch):
     zero = weights["pairs"] == 0
     assert int(zero.sum()) > 0 and torch.all(weights["tiles"][zero] == 0)
     torch.testing.assert_close(weights["tiles"], weights["pairs"], rtol=1e-5, atol=1e-6)
+
+
+def test_row_tile_parts_size_their_child_chunks_by_the_mean_fan_in():
+    """launch.tile_fan_in: a row-tile partition's child chunk (TILE_K) follows
+    the mean fan-in of its runs (the one-row tail of the 70-row group has
+    fan-ins from 1 up), every other part its max fan-in, as before."""
+    import math
+
+    from pccompiler import passes
+    from pccompiler.backends.triton.launch import choose_tiles, tile_fan_in
+    from pccompiler.backends.triton.plan import build_plan
+    opts = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": 1}}
+    plan = build_plan(passes.compile_model(_model(), options=opts).layout, "cpu")
+    parts = [p for lp in plan.layers for p in lp.sums]
+    tiled = [p for p in parts if "tile_rows" in p.options]
+    assert tiled and len(tiled) < len(parts)
+    for part in parts:
+        nc = part.block_num_children.numpy()
+        if part in tiled:
+            assert part.mean_children == pytest.approx(nc.mean())
+            assert tile_fan_in(part) == math.ceil(nc.mean()) <= part.max_children
+        else:
+            assert part.mean_children == 0 and tile_fan_in(part) == part.max_children
+    spread = [p for p in tiled if tile_fan_in(p) < p.max_children]
+    assert spread, "the one-row tail should have uneven fan-ins"
+    chunks = [(choose_tiles("sum_tflow", p.rows, tile_fan_in(p), 512)["TILE_K"],
+               choose_tiles("sum_tflow", p.rows, p.max_children, 512)["TILE_K"]) for p in spread]
+    assert all(m <= x for m, x in chunks) and any(m < x for m, x in chunks)
