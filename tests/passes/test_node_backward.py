@@ -86,3 +86,18 @@ def test_a_backend_that_reads_backward_partitions_gets_them():
 
     compile_with_arrays(Reader(), model, lazy, {"device": "cpu"}, None)
     assert seen == [_bytes(eager)]
+
+
+def test_triton_refuses_a_deferred_layout_with_the_fix_named():
+    """Called directly (not through pccompiler.compile / load, which fill the
+    tables in), the triton backend must not run flows over missing tables."""
+    from pccompiler.backends.triton import TritonBackend
+    from pccompiler.errors import UnsupportedError
+    model = pc.from_sdd(shared_sdd("road_r"), form="nodes")
+    lazy = compile_model(model, verify=False, backward=False).layout
+    with pytest.raises(UnsupportedError, match=r"add_backward\(layout\)"):
+        TritonBackend().compile(model, lazy, {"device": "cpu"})
+    from pccompiler.backends.triton.compat import interpreting
+    if interpreting():          # the kernels run on the CPU only under TRITON_INTERPRET=1
+        circuit = TritonBackend().compile(model, add_backward(lazy), {"device": "cpu"})
+        assert circuit.layout is not None
