@@ -48,7 +48,6 @@ class TritonBackend(Backend):
                 arrays: Mapping[str, Any] | None = None) -> CompiledCircuit:
         from pccompiler.backends.triton.engine import TritonEngine
         opts = CompileOptions.from_any(options)
-        self.check(model, device=opts.device, dtype=opts.dtype)
         if layout.metadata.get(BACKWARD_DEFERRED_KEY) == BACKWARD_DEFERRED:
             # a node Layout compiled for a backend that never reads backward
             # partitions (torch): the flow kernels here would find none
@@ -58,6 +57,7 @@ class TritonBackend(Backend):
                 "triton backend reads them: build them with "
                 "pccompiler.passes.node_backward.add_backward(layout), or compile through "
                 "pccompiler.compile / pccompiler.load, which do it for you")
+        self.check(model, device=opts.device, dtype=opts.dtype)
         device = torch.device(opts.device)
         if not device_ok(device):
             raise UnsupportedError(
