@@ -18,6 +18,8 @@ import torch
 
 from pccompiler.errors import BackendError, UnsupportedError
 from pccompiler.ir import pcir
+from pccompiler.ir.layout_rules_deep import (BACKWARD_DEFERRED, BACKWARD_DEFERRED_KEY,
+                                             is_backward_deferred)
 
 if TYPE_CHECKING:
     from pccompiler.backends.compiled import CompiledCircuit
@@ -95,8 +97,19 @@ class Backend:
         raise NotImplementedError
 
     def check(self, model: pcir.Model | None = None, query: str | None = None,
-              device: str | None = None, dtype: str | None = None) -> None:
-        """Raise UnsupportedError naming what this backend lacks."""
+              device: str | None = None, dtype: str | None = None,
+              layout: pcir.Layout | None = None) -> None:
+        """Raise UnsupportedError naming what this backend lacks (or, given
+        `layout`, what that Layout lacks for it)."""
+        if layout is not None and self.reads_backward_partitions and is_backward_deferred(layout):
+            # a node Layout compiled for a backend that never reads backward
+            # partitions (torch); flows pushed child by child would find none
+            raise UnsupportedError(
+                "this node Layout was compiled without its backward partitions (metadata "
+                f"{BACKWARD_DEFERRED_KEY}={BACKWARD_DEFERRED}, made for a backend that does not "
+                f"read them); backend {self.name!r} reads them: build them with "
+                "pccompiler.passes.node_backward.add_backward(layout), or compile through "
+                "pccompiler.compile / pccompiler.load, which do it for you")
         caps = self.capabilities
         if query is not None and query not in caps.queries:
             raise UnsupportedError(f"backend {self.name!r} does not support the query {query!r} "

@@ -126,6 +126,12 @@ def _sorted_rows(parts: list[np.ndarray]) -> np.ndarray:
 BACKWARD_DEFERRED_KEY, BACKWARD_DEFERRED = "sum_backward", "deferred"
 
 
+def is_backward_deferred(layout: pcir.Layout) -> bool:
+    """Whether `layout` is a node Layout whose backward partitions were left
+    out (passes.compile_model(backward=False))."""
+    return layout.metadata.get(BACKWARD_DEFERRED_KEY) == BACKWARD_DEFERRED
+
+
 def check_sum_layer(layout: pcir.Layout, li: int, layer: pcir.Layer, table: _Tensors) -> None:
     """fan-in, padding, param-range and backward-plan of one sum layer
     (backward-plan only where the backward partitions are built)."""
@@ -135,7 +141,7 @@ def check_sum_layer(layout: pcir.Layout, li: int, layer: pcir.Layer, table: _Ten
                for k, p in enumerate(layer.sum_partitions)]
     backward = [_backward_triples(table, p, f"layer {li} backward sum partition {k}", reserved)
                 for k, p in enumerate(layer.sum_backward_partitions)]
-    if layout.metadata.get(BACKWARD_DEFERRED_KEY) == BACKWARD_DEFERRED and not backward:
+    if is_backward_deferred(layout) and not backward:
         return
     f, b = _sorted_rows(forward), _sorted_rows(backward)
     if f.shape != b.shape or not np.array_equal(f, b):

@@ -27,7 +27,7 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.ir.layout_rules_deep import BACKWARD_DEFERRED as DEFERRED, \
-    BACKWARD_DEFERRED_KEY as DEFERRED_KEY
+    BACKWARD_DEFERRED_KEY as DEFERRED_KEY, is_backward_deferred as is_deferred
 from pccompiler.ir.tensors import add_tensor
 from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables
 
@@ -69,12 +69,6 @@ def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sd
                              ("parent_param_starts", bwd.param_starts[i], np.int64)):
         add_tensor(layout.tensors, np.asarray(array, dtype=dt), f"{name}.{field}")
         setattr(bp, field, f"{name}.{field}")
-
-
-def is_deferred(layout: pcir.Layout) -> bool:
-    """Whether `layout` is a node layout whose backward partitions were left
-    out (compile_model(..., backward=False))."""
-    return layout.metadata.get(DEFERRED_KEY) == DEFERRED
 
 
 def add_backward(layout: pcir.Layout) -> pcir.Layout:

@@ -27,7 +27,6 @@ from pccompiler.backends.compiled import CompiledCircuit
 from pccompiler.backends.interface import QUERIES, Backend, Capabilities, CompileOptions
 from pccompiler.backends.triton.compat import device_ok, interpreting
 from pccompiler.errors import UnsupportedError
-from pccompiler.ir.layout_rules_deep import BACKWARD_DEFERRED, BACKWARD_DEFERRED_KEY
 from pccompiler.ir import pcir
 
 
@@ -48,16 +47,7 @@ class TritonBackend(Backend):
                 arrays: Mapping[str, Any] | None = None) -> CompiledCircuit:
         from pccompiler.backends.triton.engine import TritonEngine
         opts = CompileOptions.from_any(options)
-        if layout.metadata.get(BACKWARD_DEFERRED_KEY) == BACKWARD_DEFERRED:
-            # a node Layout compiled for a backend that never reads backward
-            # partitions (torch): the flow kernels here would find none
-            raise UnsupportedError(
-                "this node Layout was compiled without its backward partitions (metadata "
-                f"{BACKWARD_DEFERRED_KEY}={BACKWARD_DEFERRED}, made for the torch backend); the "
-                "triton backend reads them: build them with "
-                "pccompiler.passes.node_backward.add_backward(layout), or compile through "
-                "pccompiler.compile / pccompiler.load, which do it for you")
-        self.check(model, device=opts.device, dtype=opts.dtype)
+        self.check(model, device=opts.device, dtype=opts.dtype, layout=layout)
         device = torch.device(opts.device)
         if not device_ok(device):
             raise UnsupportedError(
