@@ -131,10 +131,11 @@ REST_AS_ONE_ROW = True
 
 @lru_cache(maxsize=4096)
 def _row_pieces(n: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tile_rows = pieces(n, rows)
     if REST_AS_ONE_ROW and rows > 1:
         whole = n // rows
         tile_rows = np.array([rows] * whole + [1] * (n - whole * rows), dtype=np.int64)
+    else:
+        tile_rows = pieces(n, rows)
     out = (np.repeat(np.arange(len(tile_rows)), tile_rows), tile_rows, _starts(tile_rows))
     for a in out:
         a.setflags(write=False)
