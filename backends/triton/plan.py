@@ -36,6 +36,7 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.backends.common.upload import upload_fields
+from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
@@ -80,6 +81,7 @@ class ProductKernelPart:
     atomic: bool
     store: bool = False            # first backward writer of all its child rows
     ratio_out: bool = False        # some child rows take log ratios (`mark_ratio_rows`)
+    fused: bool = False            # folded into its reading sums: no forward (fusion.py)
 
 
 @dataclass
@@ -100,6 +102,10 @@ class SumKernelPart:
     # Row tiles (kernel option `tile_rows`): the mean fan-in of the runs, which
     # sizes their child chunks (launch.tile_fan_in); 0 elsewhere (max_children).
     mean_children: float = 0.0
+    # Fused plans (fusion.py): int32 [nb, K, A] grandchild slots read in place
+    # of child_slots' values, A = fused_arity; None / 0 for plain children.
+    grand_slots: torch.Tensor | None = None
+    fused_arity: int = 0
 
     @property
     def rows(self) -> int:
@@ -123,6 +129,10 @@ class SumBackwardKernelPart:
     options: dict[str, str] = field(default_factory=dict)
     store: bool = False            # first backward writer of all its child rows
     group: int = 1                 # aligned runs of child blocks (`parent_union`)
+    # Fused plans: int32 [nb * child_block_size, A] grandchild slots of the
+    # child rows (their values are not written, fusion.py); None / 0 else.
+    child_grand: torch.Tensor | None = None
+    fused_arity: int = 0
 
     @property
     def rows(self) -> int:
@@ -235,9 +245,11 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
 def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.ndarray,
              child_slots: np.ndarray, block_param_starts: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
-             options: dict[str, str] | None = None) -> SumKernelPart:
+             options: dict[str, str] | None = None,
+             grand_slots: np.ndarray | None = None) -> SumKernelPart:
     """A SumKernelPart whose runs of blocks with equal children (`shared_run`)
-    the kernels walk as one block."""
+    the kernels walk as one block. grand_slots [nb, K, A]: the children's
+    values are read as sums of these rows (fusion.py)."""
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
     num_children = np.asarray(block_num_children, dtype=np.int64)
@@ -247,7 +259,9 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
                          _i32(num_children, device), _i32(cs, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
                          dict(options or {}), group=shared_run(cs, num_children, int(block_size)),
-                         mean_children=mean)
+                         mean_children=mean,
+                         grand_slots=None if grand_slots is None else _i32(grand_slots, device),
+                         fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]))
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -358,16 +372,23 @@ def drop_parents(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_num_parents: np.ndarray, parent_slots: np.ndarray,
                       parent_param_starts: np.ndarray, device: torch.device,
-                      options: dict[str, str] | None = None) -> SumBackwardKernelPart:
+                      options: dict[str, str] | None = None,
+                      child_grand: np.ndarray | None = None) -> SumBackwardKernelPart:
     """A SumBackwardKernelPart whose runs of child blocks over their parents'
-    union (`parent_union`) the node-flow kernel walks as one block."""
+    union (`parent_union`) the node-flow kernel walks as one block.
+    child_grand [nb * child_block_size, A]: the child rows' values are read
+    as sums of these rows (fusion.py)."""
     g, slots, starts, num_parents = parent_union(parent_slots, parent_param_starts,
                                                  cblock_num_parents, int(child_block_size))
     nb, p = slots.shape
     return SumBackwardKernelPart(int(child_block_size), int(parent_block_size), nb, p,
                                  _i32(cblock_slots, device), _i32(num_parents, device),
                                  _i32(slots, device), _i64(starts, device),
-                                 dict(options or {}), group=g)
+                                 dict(options or {}), group=g,
+                                 child_grand=None if child_grand is None
+                                 else _i32(child_grand, device),
+                                 fused_arity=0 if child_grand is None
+                                 else int(child_grand.shape[1]))
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
@@ -424,10 +445,12 @@ def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndar
 
 
 def build_plan(layout: pcir.Layout, device: torch.device | str,
-               slot_map: SlotMap | None = None) -> TritonPlan:
+               slot_map: SlotMap | None = None, fuse: bool = False) -> TritonPlan:
     """Decode `layout` into a TritonPlan on `device` (a loop over partitions
     only). With `slot_map` (scratch.compact_remap) every slot index goes
-    through the map: the plan of the engine's compact fast path.
+    through the map: the plan of the engine's compact fast path. With
+    `fuse`, product partitions that only sums read are folded into those
+    sums' loads (fusion.py): their forward launches disappear.
 
     The partitions are built on the host, where the writer analyses read
     their index arrays for free, and then moved in one copy
@@ -451,8 +474,10 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     sum_first, sum_shared = _first_occurrence(sum_keys)
     in_first, in_shared = _first_occurrence(in_keys)
     num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
+    fusion = plan_fusion(layout) if fuse else None
+    grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
     layers, si, ii = [], 0, 0
-    for layer in layout.layers:
+    for li, layer in enumerate(layout.layers):
         lp = LayerPlan(kind=int(layer.kind))
         for ip in layer.input_partitions:
             n = int(ip.num_nodes)
@@ -462,19 +487,28 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         host, tied, in_first[ii]))
             ii += 1
-        runs = merge_product_runs([(int(slot(int(pp.slot_start))),
-                                    slot(arr(pp.child_slots, (int(pp.num_nodes),
-                                                              int(pp.num_children)))))
-                                   for pp in layer.product_partitions])
-        lp.products.extend(product_part(start, cs, host) for start, cs in runs)
+        for fused in (False, True):     # folded partitions merge only among themselves
+            runs = merge_product_runs([(int(slot(int(pp.slot_start))),
+                                        slot(arr(pp.child_slots, (int(pp.num_nodes),
+                                                                  int(pp.num_children)))))
+                                       for pi, pp in enumerate(layer.product_partitions)
+                                       if (fusion is not None
+                                           and (li, pi) in fusion.fused) == fused])
+            for start, cs in runs:
+                lp.products.append(product_part(start, cs, host))
+                lp.products[-1].fused = fused
+        lp.products.sort(key=lambda p: p.slot_start)
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]
             tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
+            raw = arr(sp.child_slots, (nb, k))
+            grand, _ = grand_of(raw)
             lp.sums.append(sum_part(int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
                                     arr(sp.block_num_children, (nb,)),
-                                    slot(arr(sp.child_slots, (nb, k))), ps, host, tied,
-                                    sum_first[si], dict(sp.kernel_options)))
+                                    slot(raw), ps, host, tied,
+                                    sum_first[si], dict(sp.kernel_options),
+                                    None if grand is None else slot(grand)))
             si += 1
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
         tiled = np.zeros(num_slots, dtype=bool)
@@ -482,17 +516,18 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
-            cslots, npar = slot(arr(bp.cblock_slots, (nb,))), arr(bp.cblock_num_parents, (nb,))
+            raw_c, npar = arr(bp.cblock_slots, (nb,)), arr(bp.cblock_num_parents, (nb,))
             pslots, pstarts = slot(arr(bp.parent_slots, (nb, p))), arr(bp.parent_param_starts,
                                                                        (nb, p))
             if lp.tile_flows:     # their pairs run in tile_flows; the part may end empty
                 pslots, pstarts, npar = drop_parents(pslots, pstarts, npar, tiled)
                 live = npar > 0
-                cslots, npar, pslots, pstarts = cslots[live], npar[live], pslots[live], \
+                raw_c, npar, pslots, pstarts = raw_c[live], npar[live], pslots[live], \
                     pstarts[live]
+            grand, _ = grand_of(block_rows(raw_c, int(bp.child_block_size)))
             lp.sum_backwards.append(sum_backward_part(
-                int(bp.child_block_size), int(bp.parent_block_size), cslots, npar, pslots,
-                pstarts, host, dict(bp.kernel_options)))
+                int(bp.child_block_size), int(bp.parent_block_size), slot(raw_c), npar, pslots,
+                pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand)))
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -510,14 +545,16 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
 
 
 def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
-    """Concatenate sum partitions of equal (block size, max fan-in, group); a
-    partition alone in its class is reused as is. Owner block indices are
-    shifted into the concatenation; ties anywhere make the whole class atomic."""
-    classes: dict[tuple[int, int, int], list[SumKernelPart]] = {}
+    """Concatenate sum partitions of equal (block size, max fan-in, group,
+    fused arity); a partition alone in its class is reused as is. Owner
+    block indices are shifted into the concatenation; ties anywhere make the
+    whole class atomic."""
+    classes: dict[tuple[int, int, int, int], list[SumKernelPart]] = {}
     for part in parts:
-        classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
+        classes.setdefault((part.block_size, part.max_children, part.group, part.fused_arity),
+                           []).append(part)
     merged = []
-    for (bs, k, g), members in classes.items():
+    for (bs, k, g, a), members in classes.items():
         if len(members) == 1:
             merged.append(members[0])
             continue
@@ -529,7 +566,9 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
                                     cat("block_slots"), cat("block_num_children"),
                                     cat("child_slots"), cat("block_param_starts"),
                                     any(m.atomic for m in members), owners,
-                                    dict(members[0].options), group=g))
+                                    dict(members[0].options), group=g,
+                                    grand_slots=cat("grand_slots") if a else None,
+                                    fused_arity=a))
     return merged
 
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill

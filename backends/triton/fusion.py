@@ -1,0 +1,92 @@
+"""Product layers folded into the sum kernels' loads (option `fuse_products`).
+
+A product's value is the sum of its children's log-values, and in HCLT, PD,
+RAT-SPN and HMM layouts a product row is read by sum partitions only: the
+product kernel writes it and the next sum layer reads it straight back
+(bench/step_model.py: 25% of a dense HCLT-128 training step in the product
+forward). A fused plan gives every sum part, in place of its child slots,
+the children's children: `grand_slots[block, k, a]`, a = 0..A-1, and every
+kernel that reads a sum's child values adds those A rows in registers, in
+the product kernel's order (so the value is the same fp32 number). A child
+that is no fused product is `(child, 1, ..., 1)`: slot 1 holds log 1 = 0
+and its loads are masked off, so a part mixes fused and plain children and
+products of different arities pad the same way.
+
+Legal because a fused product's value is needed only where a sum reads it:
+  * no product partition reads a fused row (its reader would need the row);
+  * the root is never fused;
+  * a product of more than FUSE_MAX_ARITY children stays a product launch
+    (each sum row tile re-reads all A grandchildren per child; a wide
+    product would multiply the gathers).
+Only the plan of log-likelihoods and training (`TritonEngine.fast_plan`)
+fuses; the all-node queries (flows, sampling, MPE) read product rows and
+keep the Layout plan. The product backward is unchanged: the sum backward
+still writes the product rows' flows, reading their values through the same
+gathers (`child_grand` of the backward parts), and the product backward
+passes them on.
+
+Everything here is in the Layout's slot space; the plan maps the grand
+slots through its slot map afterwards (slots 0 and 1 map to themselves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pccompiler import ir
+from pccompiler.ir import pcir
+
+FUSE_MAX_ARITY = 8
+
+
+@dataclass
+class Fusion:
+    """Which product partitions fold into their readers, and the grandchild
+    table of every fused row."""
+    fused: set[tuple[int, int]]      # (layer index, product partition index)
+    grand: np.ndarray                # int64 [num_slots, A]: (row, 1, ..) or a product's children
+    arity: np.ndarray                # int64 [num_slots]: 1, or a fused product's fan-in
+    is_fused: np.ndarray             # bool [num_slots]: rows of fused product partitions
+
+    def of(self, slots: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """(grand slots [..., A], A) of child slots, trimmed to the largest
+        arity among them; (None, 0) when none is a fused product row (the
+        part keeps its plain child slots and kernels)."""
+        s = np.asarray(slots, dtype=np.int64)
+        if not self.fused or s.size == 0 or not self.is_fused[s].any():
+            return None, 0
+        a = int(self.arity[s].max())
+        return self.grand[s][..., :a], a
+
+
+def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
+    """The fusion of `layout`'s product partitions (see the module docstring)."""
+    t = ir.tensor_table(layout)
+    num_slots = int(layout.num_slots)
+    read_by_product = np.zeros(num_slots, dtype=bool)
+    parts = []
+    for li, layer in enumerate(layout.layers):
+        for pi, pp in enumerate(layer.product_partitions):
+            n, k = int(pp.num_nodes), int(pp.num_children)
+            cs = np.asarray(t[pp.child_slots], dtype=np.int64).reshape(n, k)
+            read_by_product[cs[cs > 1]] = True
+            parts.append((li, pi, int(pp.slot_start), cs))
+    width = max([cs.shape[1] for *_, cs in parts if cs.shape[1] <= max_arity], default=1)
+    grand = np.ones((num_slots, width), dtype=np.int64)
+    grand[:, 0] = np.arange(num_slots)
+    arity = np.ones(num_slots, dtype=np.int64)
+    is_fused = np.zeros(num_slots, dtype=bool)
+    fused: set[tuple[int, int]] = set()
+    root = int(layout.root_slot)
+    for li, pi, start, cs in parts:
+        n, k = cs.shape
+        rows = np.arange(start, start + n)
+        if n == 0 or k > max_arity or read_by_product[rows].any() or (rows == root).any():
+            continue
+        fused.add((li, pi))
+        grand[rows, :k] = cs
+        arity[rows] = k
+        is_fused[rows] = True
+    return Fusion(fused, grand, arity, is_fused)
