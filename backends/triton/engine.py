@@ -255,7 +255,8 @@ class TritonEngine(Engine):
                     if not part.ratio_by_writer:    # else its product wrote the ratios
                         launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
-                launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio)
+                launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio,
+                                           plan.ratio_rows if ratio and part.ratio_out else None)
             if layer.tile_zero_rows is not None:     # rows the row tiles write first
                 flows.index_fill_(0, layer.tile_zero_rows, 0.0)
             for part in layer.tile_flows:

@@ -39,6 +39,7 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 
 FUSE_MAX_ARITY = 8
+FUSE_BACKWARD = True    # False: fused plans keep the product backward (A/B runs, step_model)
 
 
 @dataclass

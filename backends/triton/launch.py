@@ -314,7 +314,9 @@ def log_ratio_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Ten
 
 def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows: torch.Tensor,
                         params: torch.Tensor, precision: str = "tf32",
-                        ratio: bool = False) -> None:
+                        ratio: bool = False, ratio_rows: torch.Tensor | None = None) -> None:
+    """ratio_rows (training, a part with `ratio_out`): flagged rows that a
+    fused part writes get log(flow) - value."""
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
@@ -329,9 +331,21 @@ def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
-        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"],
-        **(dict(cgrand_ptr=part.child_grand, FUSED=part.fused_arity) if part.fused_arity
-           else {}))
+        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"], **_backward_fusion(part, ratio_rows))
+
+
+def _backward_fusion(part: SumBackwardKernelPart, ratio_rows: torch.Tensor | None) -> dict:
+    """The node-flow kernel's fusion arguments ({} for a plain part)."""
+    if not part.fused_arity:
+        return {}
+    kw = dict(cgrand_ptr=part.child_grand, FUSED=part.fused_arity)
+    if part.fused_bwd:
+        kw.update(FUSED_BWD=True, ATOMIC_OUT=part.atomic_out)
+        if ratio_rows is not None:
+            if not part.ratio_out:
+                raise ValueError("ratio_rows needs a storing fused part with ratio_out")
+            kw.update(RATIO_OUT=True, ratio_rows_ptr=ratio_rows)
+    return kw
 
 
 def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
@@ -351,7 +365,8 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
         part.block_param_starts, batch, values.stride(0), part.max_children,
         BS=part.block_size, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio,
-        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part))
+        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part),
+        **({"FUSED_BWD": True} if part.fused_bwd else {}))
 
 
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
@@ -387,7 +402,7 @@ def product_backward(part: ProductKernelPart, flows: torch.Tensor,
     """Flows to the children. With `ratio_rows` (training; `part.ratio_out`
     must hold) the flagged child rows get log(flow) - value (`values`)."""
     batch = flows.shape[1]
-    if part.num_nodes == 0 or batch == 0:
+    if part.num_nodes == 0 or batch == 0 or part.fused_bwd:   # its writers passed them on
         return
     ratio_out = ratio_rows is not None
     if ratio_out and not (part.ratio_out and values is not None):

@@ -36,6 +36,7 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.backends.common.upload import upload_fields
+from pccompiler.backends.triton import fusion as fusion_rules
 from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
@@ -82,6 +83,7 @@ class ProductKernelPart:
     store: bool = False            # first backward writer of all its child rows
     ratio_out: bool = False        # some child rows take log ratios (`mark_ratio_rows`)
     fused: bool = False            # folded into its reading sums: no forward (fusion.py)
+    fused_bwd: bool = False        # and no backward: its writers pass flows to its children
 
 
 @dataclass
@@ -106,6 +108,7 @@ class SumKernelPart:
     # of child_slots' values, A = fused_arity; None / 0 for plain children.
     grand_slots: torch.Tensor | None = None
     fused_arity: int = 0
+    fused_bwd: bool = False        # row-tile flows go to the grand slots (tile_flows.py)
 
     @property
     def rows(self) -> int:
@@ -133,6 +136,12 @@ class SumBackwardKernelPart:
     # child rows (their values are not written, fusion.py); None / 0 else.
     child_grand: torch.Tensor | None = None
     fused_arity: int = 0
+    # Backward fusion: node flows go to the child_grand rows (a folded
+    # product's flow to its children); atomic_out where two rows of the part
+    # share one, ratio_out where some take log ratios (`mark_ratio_rows`).
+    fused_bwd: bool = False
+    atomic_out: bool = False
+    ratio_out: bool = False
 
     @property
     def rows(self) -> int:
@@ -497,6 +506,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             for start, cs in runs:
                 lp.products.append(product_part(start, cs, host))
                 lp.products[-1].fused = fused
+                lp.products[-1].fused_bwd = fused and fusion_rules.FUSE_BACKWARD
         lp.products.sort(key=lambda p: p.slot_start)
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
@@ -511,6 +521,8 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                                     None if grand is None else slot(grand)))
             si += 1
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
+        for part in lp.tile_flows:
+            part.fused_bwd = bool(part.fused_arity) and fusion_rules.FUSE_BACKWARD
         tiled = np.zeros(num_slots, dtype=bool)
         for part in lp.tile_flows:
             tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
@@ -528,6 +540,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             lp.sum_backwards.append(sum_backward_part(
                 int(bp.child_block_size), int(bp.parent_block_size), slot(raw_c), npar, pslots,
                 pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand)))
+            lp.sum_backwards[-1].fused_bwd = grand is not None and fusion_rules.FUSE_BACKWARD
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -574,6 +587,18 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
 
 
+def _sum_backward_writer(part: SumBackwardKernelPart) -> tuple[np.ndarray, bool]:
+    """(rows written, may store) of a node-flow partition: its child rows, or
+    with backward fusion the rows of its grand slots (a folded product's
+    children, a plain child row itself), which several rows of the part may
+    share: then it adds atomically (`atomic_out`) and never stores."""
+    if not part.fused_bwd:
+        return block_rows(part.cblock_slots.cpu().numpy(), part.child_block_size), True
+    rows = child_rows(part.child_grand.cpu().numpy())
+    part.atomic_out = _has_duplicates(rows)
+    return rows, not part.atomic_out
+
+
 def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     """Let a partition *store* node flows when it is the first writer of
     every row it writes (writers.first_writer_stores). In HCLT every node
@@ -586,10 +611,12 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     zeroed."""
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
-    writers = [[(block_rows(p.cblock_slots.cpu().numpy(), p.child_block_size), True)
-                for p in lp.sum_backwards]
-               + [(child_rows(p.child_slots.cpu().numpy()), False) for p in lp.tile_flows]
-               + [(child_rows(p.child_slots.cpu().numpy()), not p.atomic) for p in lp.products]
+    writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
+               + [(child_rows((p.grand_slots if p.fused_bwd else p.child_slots).cpu().numpy()),
+                   False) for p in lp.tile_flows]
+               + [(np.zeros(0, dtype=np.int64), False) if p.fused_bwd
+                  else (child_rows(p.child_slots.cpu().numpy()), not p.atomic)
+                  for p in lp.products]
                for lp in plan.layers]
     refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731
     fresh: list[list[np.ndarray]] = []
@@ -620,7 +647,8 @@ WRITER_RATIOS = True     # False: every sum partition takes its own ratio pass (
 
 
 def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> None:
-    """Let storing product partitions write training's log ratios.
+    """Let storing product partitions (and node-flow partitions that pass
+    folded products' flows on, fusion.py) write training's log ratios.
 
     Training turns each sum layer's flows into log(flow) - value once they
     are final (`log_ratio_kernel`, one launch and one pass over the rows per
@@ -635,9 +663,13 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     every = [rows for layer_writers in writers for rows, _ in layer_writers]
     counts = np.bincount(np.concatenate(every) if every else np.zeros(0, dtype=np.int64),
                          minlength=plan.num_slots)
+    # storing product partitions, and node-flow partitions that pass folded
+    # products' flows on (backward fusion): both write their rows' final flow
     products = [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
                 for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards)
                                                                       + len(lp.tile_flows):])]
+    products += [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
+                 for part, (rows, _) in zip(lp.sum_backwards, layer_writers) if part.fused_bwd]
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
     for part, rows in products:
         if part.store:

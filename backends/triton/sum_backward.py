@@ -45,17 +45,9 @@ import triton.language as tl
 from pccompiler.backends.triton.dots import sum_dot
 
 from pccompiler.backends.triton.accumulate import accumulate
+from pccompiler.backends.triton.flow_writes import log_ratio_of, product_child
 from pccompiler.backends.triton.fused_loads import fused_child_values
 from pccompiler.backends.triton.sum_forward import group_rows
-
-
-@triton.jit
-def log_ratio_of(f, y):
-    """t = log(f) - y for flows f and log-values y; -inf where the flow is 0
-    or the value is -inf. The one formula of training's log ratios (here and
-    in the product backward that writes them, io_kernels)."""
-    ok = (f > 0) & (y > float("-inf"))
-    return tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
 
 
 @triton.jit
@@ -94,10 +86,17 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
                         num_cblocks, CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
                         STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False,
-                        GROUP: tl.constexpr = 1, cgrand_ptr=None, FUSED: tl.constexpr = 0):
+                        GROUP: tl.constexpr = 1, cgrand_ptr=None, FUSED: tl.constexpr = 0,
+                        FUSED_BWD: tl.constexpr = False, ATOMIC_OUT: tl.constexpr = False,
+                        RATIO_OUT: tl.constexpr = False, ratio_rows_ptr=None):
     """FUSED = A > 0: the child rows' values are read through cgrand_ptr's
     [child rows, A] grand slots (fusion.py: folded product rows, whose
-    values are never written). GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
+    values are never written). FUSED_BWD: a folded product row's flow is
+    not written either but passed to its A children as the product backward
+    would (flow(child) += flow(product); STORE: this part is the first
+    writer of every such row; ATOMIC_OUT: two rows of the part share a
+    child; RATIO_OUT: rows flagged in ratio_rows get log(flow) - value,
+    plan.mark_ratio_rows). GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
     child block of GROUP * CBS rows over the union of their parent blocks
     (plan.parent_union): a parent tile is read once per run; each row keeps
     its own block's slot and parameter starts, -1 (no weights: zero) where
@@ -155,7 +154,13 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
     else:
         x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
     add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
-    if STORE:      # first writer of these rows in the backward (plan.py): no read
+    if FUSED_BWD:     # (row, 1, ..) for a plain child row: the row itself
+        gbase = (cb * GROUP * CBS).to(tl.int64) * FUSED + offs_j.to(tl.int64) * FUSED
+        for a in tl.static_range(FUSED):
+            g = tl.load(cgrand_ptr + gbase + a, mask=j_mask, other=1).to(tl.int64)
+            product_child(flows_ptr, values_ptr, ratio_rows_ptr, g, stride, offs_b, add, mask,
+                          j_mask, ATOMIC_OUT, STORE, RATIO_OUT)
+    elif STORE:      # first writer of these rows in the backward (plan.py): no read
         tl.store(flows_ptr + off, add, mask=mask)
     else:
         old = tl.load(flows_ptr + off, mask=mask, other=0.0)

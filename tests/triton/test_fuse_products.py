@@ -58,15 +58,38 @@ def _shared():
 CASES = {"hclt_nltcs": _hclt, "pd_mnist": _pd, "pruned_tiles": _pruned, "shared": _shared}
 
 
-def _poison(engine):
-    """Every row of a fresh values buffer is NaN until a kernel writes it."""
-    make = engine._new_values
+def _folded_rows(plan) -> torch.Tensor:
+    """Slots of product partitions whose backward is fused (no flow row)."""
+    rows = [p.slot_start + torch.arange(p.num_nodes) for lp in plan.layers
+            for p in lp.products if p.fused_bwd]
+    plain = [p.slot_start + torch.arange(p.num_nodes) for lp in plan.layers
+             for p in lp.products if not p.fused_bwd]
+    rows = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.long)
+    if plain:       # a compact plan's scratch rows may also serve unfused products
+        rows = rows[~torch.isin(rows, torch.cat(plain))]
+    return rows
 
-    def poisoned(batch, plan=None):
-        values = make(batch, plan)
-        values[2:].fill_(float("nan"))
-        return values
-    engine._new_values = poisoned
+
+def _poison(engine):
+    """Every row of a fresh values buffer is NaN until a kernel writes it;
+    so is every flow row of a product whose backward is fused (never read,
+    never written: checked after each backward)."""
+    make_values, make_flows = engine._new_values, engine._new_flows
+    engine.untouched = []
+
+    def values(batch, plan=None):
+        out = make_values(batch, plan)
+        out[2:].fill_(float("nan"))
+        return out
+
+    def flows(values, plan=None):
+        out = make_flows(values, plan)
+        if plan is not None and plan is engine.fast_plan:
+            rows = _folded_rows(plan).to(out.device)
+            out[rows] = float("nan")
+            engine.untouched.append((out, rows))
+        return out
+    engine._new_values, engine._new_flows = values, flows
 
 
 def _compile(model, backend, device, passes, **kw):
@@ -97,6 +120,12 @@ def test_fused_matches_unfused_and_torch(case, device):
         assert any(p.fused_arity for lp in plan.layers for p in lp.tile_flows)
     if case in ("pd_mnist", "shared"):
         assert any(p.atomic for p in folded)      # a sum shared by two products
+    writers = [p for lp in plan.layers for p in lp.sum_backwards + lp.tile_flows if p.fused_bwd]
+    assert writers and all(p.fused_bwd for p in folded)
+    if case == "pd_mnist":        # two products of one node-flow part share a child
+        assert any(getattr(p, "atomic_out", False) for p in writers)
+    if case == "hclt_nltcs":      # one writer per sum row: it stores the log ratios
+        assert any(getattr(p, "ratio_out", False) for p in writers)
     # log-likelihoods and marginals
     lls = [c.log_prob(data) for c in (ref, plain, fused)]
     _close(lls[2], lls[1], 1e-6)
@@ -111,6 +140,9 @@ def test_fused_matches_unfused_and_torch(case, device):
         c.accumulate_flows(data)
     flows = [(c.engine.sum_param_flows.detach().cpu(), c.engine.input_node_flows.cpu())
              for c in (ref, plain, fused)]
+    assert fused.engine.untouched
+    for buf, rows in fused.engine.untouched:
+        assert torch.isnan(buf[rows]).all(), "a fused product's flow row was written"
     for got, want in zip(flows[2], flows[1]):
         _close(got, want, 1e-5)
     if flows[0][0].shape == flows[2][0].shape:
