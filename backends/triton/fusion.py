@@ -31,7 +31,7 @@ slots through its slot map afterwards (slots 0 and 1 map to themselves).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class Fusion:
     grand: np.ndarray                # int64 [num_slots, A]: (row, 1, ..) or a product's children
     arity: np.ndarray                # int64 [num_slots]: 1, or a fused product's fan-in
     is_fused: np.ndarray             # bool [num_slots]: rows of fused product partitions
+    rows: dict[tuple[int, int], np.ndarray]   # a fused partition's rows
+    bwd: set[tuple[int, int]] = field(default_factory=set)   # backward fused too
+    bwd_row: np.ndarray | None = None         # bool [num_slots]: rows of those
 
     def of(self, slots: np.ndarray) -> tuple[np.ndarray | None, int]:
         """(grand slots [..., A], A) of child slots, trimmed to the largest
@@ -60,6 +63,35 @@ class Fusion:
             return None, 0
         a = int(self.arity[s].max())
         return self.grand[s][..., :a], a
+
+    def kind(self, layer: int, index: int) -> tuple[bool, bool]:
+        """(forward fused, backward fused) of a product partition."""
+        key = (layer, index)
+        return key in self.fused, key in self.bwd
+
+    def fuse_backward(self, blocked: np.ndarray | None) -> None:
+        """Fold the backward of every fused partition none of whose rows is
+        flagged in `blocked` (bool per slot: rows that row-tile flows write,
+        tile_flows.py, whose atomic adds would multiply by A and lose the
+        product's log-ratio writes); None: fold no backward."""
+        self.bwd = set() if blocked is None else {
+            key for key, rows in self.rows.items() if not blocked[rows].any()}
+        self.bwd_row = np.zeros(self.grand.shape[0], dtype=bool)
+        for key in self.bwd:
+            self.bwd_row[self.rows[key]] = True
+
+    def out_of(self, rows: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """Where the flows of child rows go under backward fusion: a row of a
+        backward-fused product to its children, any other row to itself
+        ((row, 1, ..)); (None, 0) when no row is backward-fused."""
+        r = np.asarray(rows, dtype=np.int64)
+        if self.bwd_row is None or r.size == 0 or not self.bwd_row[r].any():
+            return None, 0
+        a = int(self.arity[r][self.bwd_row[r]].max())
+        out = np.ones((r.size, a), dtype=np.int64)
+        out[:, 0] = r
+        out[self.bwd_row[r]] = self.grand[r[self.bwd_row[r]]][:, :a]
+        return out, a
 
 
 def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
@@ -80,6 +112,7 @@ def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
     arity = np.ones(num_slots, dtype=np.int64)
     is_fused = np.zeros(num_slots, dtype=bool)
     fused: set[tuple[int, int]] = set()
+    fused_rows: dict[tuple[int, int], np.ndarray] = {}
     root = int(layout.root_slot)
     for li, pi, start, cs in parts:
         n, k = cs.shape
@@ -87,7 +120,8 @@ def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
         if n == 0 or k > max_arity or read_by_product[rows].any() or (rows == root).any():
             continue
         fused.add((li, pi))
+        fused_rows[(li, pi)] = rows
         grand[rows, :k] = cs
         arity[rows] = k
         is_fused[rows] = True
-    return Fusion(fused, grand, arity, is_fused)
+    return Fusion(fused, grand, arity, is_fused, fused_rows)

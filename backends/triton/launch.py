@@ -340,7 +340,7 @@ def _backward_fusion(part: SumBackwardKernelPart, ratio_rows: torch.Tensor | Non
         return {}
     kw = dict(cgrand_ptr=part.child_grand, FUSED=part.fused_arity)
     if part.fused_bwd:
-        kw.update(FUSED_BWD=True, ATOMIC_OUT=part.atomic_out)
+        kw.update(cout_ptr=part.child_out, FUSED_BWD=part.out_arity, ATOMIC_OUT=part.atomic_out)
         if ratio_rows is not None:
             if not part.ratio_out:
                 raise ValueError("ratio_rows needs a storing fused part with ratio_out")
@@ -365,8 +365,7 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
         part.block_param_starts, batch, values.stride(0), part.max_children,
         BS=part.block_size, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio,
-        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part),
-        **({"FUSED_BWD": True} if part.fused_bwd else {}))
+        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part))
 
 
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,

@@ -36,7 +36,7 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.backends.common.upload import upload_fields
-from pccompiler.backends.triton import fusion as fusion_rules
+from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
 from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
@@ -108,7 +108,6 @@ class SumKernelPart:
     # of child_slots' values, A = fused_arity; None / 0 for plain children.
     grand_slots: torch.Tensor | None = None
     fused_arity: int = 0
-    fused_bwd: bool = False        # row-tile flows go to the grand slots (tile_flows.py)
 
     @property
     def rows(self) -> int:
@@ -136,12 +135,19 @@ class SumBackwardKernelPart:
     # child rows (their values are not written, fusion.py); None / 0 else.
     child_grand: torch.Tensor | None = None
     fused_arity: int = 0
-    # Backward fusion: node flows go to the child_grand rows (a folded
-    # product's flow to its children); atomic_out where two rows of the part
-    # share one, ratio_out where some take log ratios (`mark_ratio_rows`).
-    fused_bwd: bool = False
+    # Backward fusion: node flows go to child_out's rows, int32
+    # [nb * child_block_size, A_out] (a folded product's flow to its
+    # children, a plain row to itself; fusion.Fusion.out_of); atomic_out
+    # where two rows of the part share one, ratio_out where some take log
+    # ratios (`mark_ratio_rows`).
+    child_out: torch.Tensor | None = None
+    out_arity: int = 0
     atomic_out: bool = False
     ratio_out: bool = False
+
+    @property
+    def fused_bwd(self) -> bool:
+        return self.out_arity > 0
 
     @property
     def rows(self) -> int:
@@ -382,11 +388,13 @@ def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slot
                       cblock_num_parents: np.ndarray, parent_slots: np.ndarray,
                       parent_param_starts: np.ndarray, device: torch.device,
                       options: dict[str, str] | None = None,
-                      child_grand: np.ndarray | None = None) -> SumBackwardKernelPart:
+                      child_grand: np.ndarray | None = None,
+                      child_out: np.ndarray | None = None) -> SumBackwardKernelPart:
     """A SumBackwardKernelPart whose runs of child blocks over their parents'
     union (`parent_union`) the node-flow kernel walks as one block.
     child_grand [nb * child_block_size, A]: the child rows' values are read
-    as sums of these rows (fusion.py)."""
+    as sums of these rows; child_out [.., A_out]: their flows go to these
+    rows (fusion.py)."""
     g, slots, starts, num_parents = parent_union(parent_slots, parent_param_starts,
                                                  cblock_num_parents, int(child_block_size))
     nb, p = slots.shape
@@ -397,7 +405,9 @@ def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slot
                                  child_grand=None if child_grand is None
                                  else _i32(child_grand, device),
                                  fused_arity=0 if child_grand is None
-                                 else int(child_grand.shape[1]))
+                                 else int(child_grand.shape[1]),
+                                 child_out=None if child_out is None else _i32(child_out, device),
+                                 out_arity=0 if child_out is None else int(child_out.shape[1]))
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
@@ -485,7 +495,29 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
     fusion = plan_fusion(layout) if fuse else None
     grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
-    layers, si, ii = [], 0, 0
+    out_of = lambda a: (None, 0) if fusion is None else fusion.out_of(a)  # noqa: E731
+    # Sum parts first: the row-tile parts among them keep their children's
+    # product backward (fusion.fuse_backward), which the products need to know.
+    sums_by_layer, si = [], 0
+    tile_children = np.zeros(int(layout.num_slots), dtype=bool)
+    for layer in layout.layers:
+        sums_by_layer.append([])
+        for sp in layer.sum_partitions:
+            nb, k = int(sp.num_blocks), int(sp.max_children)
+            ps = sum_keys[si]
+            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
+            raw = arr(sp.child_slots, (nb, k))
+            grand, _ = grand_of(raw)
+            sums_by_layer[-1].append(sum_part(
+                int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
+                arr(sp.block_num_children, (nb,)), slot(raw), ps, host, tied, sum_first[si],
+                dict(sp.kernel_options), None if grand is None else slot(grand)))
+            if is_tile_part(sums_by_layer[-1][-1]):
+                tile_children[child_rows(raw)] = True
+            si += 1
+    if fusion is not None:
+        fusion.fuse_backward(tile_children if fusion_rules.FUSE_BACKWARD else None)
+    layers, ii = [], 0
     for li, layer in enumerate(layout.layers):
         lp = LayerPlan(kind=int(layer.kind))
         for ip in layer.input_partitions:
@@ -496,33 +528,21 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         host, tied, in_first[ii]))
             ii += 1
-        for fused in (False, True):     # folded partitions merge only among themselves
+        # folded partitions merge only among themselves (fused, fused_bwd)
+        kinds = [(False, False) if fusion is None else fusion.kind(li, pi)
+                 for pi in range(len(layer.product_partitions))]
+        for kind in sorted(set(kinds)):
             runs = merge_product_runs([(int(slot(int(pp.slot_start))),
                                         slot(arr(pp.child_slots, (int(pp.num_nodes),
                                                                   int(pp.num_children)))))
-                                       for pi, pp in enumerate(layer.product_partitions)
-                                       if (fusion is not None
-                                           and (li, pi) in fusion.fused) == fused])
+                                       for pp, pk in zip(layer.product_partitions, kinds)
+                                       if pk == kind])
             for start, cs in runs:
                 lp.products.append(product_part(start, cs, host))
-                lp.products[-1].fused = fused
-                lp.products[-1].fused_bwd = fused and fusion_rules.FUSE_BACKWARD
+                lp.products[-1].fused, lp.products[-1].fused_bwd = kind
         lp.products.sort(key=lambda p: p.slot_start)
-        for sp in layer.sum_partitions:
-            nb, k = int(sp.num_blocks), int(sp.max_children)
-            ps = sum_keys[si]
-            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
-            raw = arr(sp.child_slots, (nb, k))
-            grand, _ = grand_of(raw)
-            lp.sums.append(sum_part(int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
-                                    arr(sp.block_num_children, (nb,)),
-                                    slot(raw), ps, host, tied,
-                                    sum_first[si], dict(sp.kernel_options),
-                                    None if grand is None else slot(grand)))
-            si += 1
+        lp.sums = sums_by_layer[li]
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
-        for part in lp.tile_flows:
-            part.fused_bwd = bool(part.fused_arity) and fusion_rules.FUSE_BACKWARD
         tiled = np.zeros(num_slots, dtype=bool)
         for part in lp.tile_flows:
             tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
@@ -536,11 +556,13 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 live = npar > 0
                 raw_c, npar, pslots, pstarts = raw_c[live], npar[live], pslots[live], \
                     pstarts[live]
-            grand, _ = grand_of(block_rows(raw_c, int(bp.child_block_size)))
+            crows = block_rows(raw_c, int(bp.child_block_size))
+            grand, _ = grand_of(crows)
+            out, _ = out_of(crows)
             lp.sum_backwards.append(sum_backward_part(
                 int(bp.child_block_size), int(bp.parent_block_size), slot(raw_c), npar, pslots,
-                pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand)))
-            lp.sum_backwards[-1].fused_bwd = grand is not None and fusion_rules.FUSE_BACKWARD
+                pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand),
+                None if out is None else slot(out)))
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -558,16 +580,15 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
 
 
 def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
-    """Concatenate sum partitions of equal (block size, max fan-in, group,
-    fused arity); a partition alone in its class is reused as is. Owner
-    block indices are shifted into the concatenation; ties anywhere make the
-    whole class atomic."""
-    classes: dict[tuple[int, int, int, int], list[SumKernelPart]] = {}
+    """Concatenate sum partitions of equal (block size, max fan-in, group); a
+    partition alone in its class is reused as is. Owner block indices are
+    shifted into the concatenation; ties anywhere make the whole class
+    atomic; fused members' grand slots are padded to one width (`_merged_grand`)."""
+    classes: dict[tuple[int, int, int], list[SumKernelPart]] = {}
     for part in parts:
-        classes.setdefault((part.block_size, part.max_children, part.group, part.fused_arity),
-                           []).append(part)
+        classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
     merged = []
-    for (bs, k, g, a), members in classes.items():
+    for (bs, k, g), members in classes.items():
         if len(members) == 1:
             merged.append(members[0])
             continue
@@ -580,21 +601,35 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
                                     cat("child_slots"), cat("block_param_starts"),
                                     any(m.atomic for m in members), owners,
                                     dict(members[0].options), group=g,
-                                    grand_slots=cat("grand_slots") if a else None,
-                                    fused_arity=a))
+                                    **_merged_grand(members)))
     return merged
+
+
+def _merged_grand(members: list[SumKernelPart]) -> dict:
+    """The grand slots of concatenated parts (fusion.py), padded to the
+    widest arity with slot 1 (log 1, not loaded); a plain member reads its
+    children through (child, 1, ..). {} when no member is fused, so fused
+    and plain parts still share one launch (EM reads no child at all)."""
+    a = max(m.fused_arity for m in members)
+    if not a:
+        return {}
+    tables = []
+    for m in members:
+        grand = m.grand_slots if m.fused_arity else m.child_slots[..., None]
+        tables.append(torch.nn.functional.pad(grand, (0, a - grand.shape[-1]), value=1))
+    return dict(grand_slots=torch.cat(tables), fused_arity=a)
 
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
 
 
 def _sum_backward_writer(part: SumBackwardKernelPart) -> tuple[np.ndarray, bool]:
     """(rows written, may store) of a node-flow partition: its child rows, or
-    with backward fusion the rows of its grand slots (a folded product's
+    with backward fusion the rows of `child_out` (a folded product's
     children, a plain child row itself), which several rows of the part may
     share: then it adds atomically (`atomic_out`) and never stores."""
     if not part.fused_bwd:
         return block_rows(part.cblock_slots.cpu().numpy(), part.child_block_size), True
-    rows = child_rows(part.child_grand.cpu().numpy())
+    rows = child_rows(part.child_out.cpu().numpy())
     part.atomic_out = _has_duplicates(rows)
     return rows, not part.atomic_out
 
@@ -612,8 +647,7 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
     writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
-               + [(child_rows((p.grand_slots if p.fused_bwd else p.child_slots).cpu().numpy()),
-                   False) for p in lp.tile_flows]
+               + [(child_rows(p.child_slots.cpu().numpy()), False) for p in lp.tile_flows]
                + [(np.zeros(0, dtype=np.int64), False) if p.fused_bwd
                   else (child_rows(p.child_slots.cpu().numpy()), not p.atomic)
                   for p in lp.products]

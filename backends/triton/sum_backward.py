@@ -87,13 +87,15 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
                         STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False,
                         GROUP: tl.constexpr = 1, cgrand_ptr=None, FUSED: tl.constexpr = 0,
-                        FUSED_BWD: tl.constexpr = False, ATOMIC_OUT: tl.constexpr = False,
-                        RATIO_OUT: tl.constexpr = False, ratio_rows_ptr=None):
+                        cout_ptr=None, FUSED_BWD: tl.constexpr = 0,
+                        ATOMIC_OUT: tl.constexpr = False, RATIO_OUT: tl.constexpr = False,
+                        ratio_rows_ptr=None):
     """FUSED = A > 0: the child rows' values are read through cgrand_ptr's
     [child rows, A] grand slots (fusion.py: folded product rows, whose
-    values are never written). FUSED_BWD: a folded product row's flow is
-    not written either but passed to its A children as the product backward
-    would (flow(child) += flow(product); STORE: this part is the first
+    values are never written). FUSED_BWD = A_out > 0: the flows go to the
+    rows of cout_ptr's [child rows, A_out] table instead: a folded product
+    row's flow is not written but passed to its children as the product
+    backward would (flow(child) += flow(product); STORE: this part is the first
     writer of every such row; ATOMIC_OUT: two rows of the part share a
     child; RATIO_OUT: rows flagged in ratio_rows get log(flow) - value,
     plan.mark_ratio_rows). GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
@@ -154,10 +156,10 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
     else:
         x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
     add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
-    if FUSED_BWD:     # (row, 1, ..) for a plain child row: the row itself
-        gbase = (cb * GROUP * CBS).to(tl.int64) * FUSED + offs_j.to(tl.int64) * FUSED
-        for a in tl.static_range(FUSED):
-            g = tl.load(cgrand_ptr + gbase + a, mask=j_mask, other=1).to(tl.int64)
+    if FUSED_BWD > 0:     # (row, 1, ..) for a plain child row: the row itself
+        gbase = ((cb * GROUP * CBS).to(tl.int64) + offs_j) * FUSED_BWD
+        for a in tl.static_range(FUSED_BWD):
+            g = tl.load(cout_ptr + gbase + a, mask=j_mask, other=1).to(tl.int64)
             product_child(flows_ptr, values_ptr, ratio_rows_ptr, g, stride, offs_b, add, mask,
                           j_mask, ATOMIC_OUT, STORE, RATIO_OUT)
     elif STORE:      # first writer of these rows in the backward (plan.py): no read

@@ -36,13 +36,11 @@ def sum_tile_flow_kernel(values_ptr, flows_ptr, params_ptr, block_slots_ptr, blo
                          BS: tl.constexpr, NUM_KT: tl.constexpr, TILE_M: tl.constexpr,
                          TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
                          RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1,
-                         grand_ptr=None, FUSED: tl.constexpr = 0,
-                         FUSED_BWD: tl.constexpr = False):
+                         grand_ptr=None, FUSED: tl.constexpr = 0):
     """program_id(0): run `blk` of GROUP blocks (GROUP * BS parent rows,
     one child list) and K-chunk; program_id(1): batch tile. FUSED = A > 0:
-    the children's values through grand_ptr's [nb, K, A] grand slots;
-    FUSED_BWD: the flows go to those grand slots (fusion.py), not to the
-    folded product rows."""
+    the children's values through grand_ptr's [nb, K, A] grand slots (the
+    flows still go to the product rows: fusion.Fusion.fuse_backward)."""
     pid = tl.program_id(0)
     blk = pid // NUM_KT
     k0 = (pid % NUM_KT) * TILE_K
@@ -80,11 +78,4 @@ def sum_tile_flow_kernel(values_ptr, flows_ptr, params_ptr, block_slots_ptr, blo
         else:
             x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
         add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
-        if FUSED_BWD:     # each folded product's flow goes to its A children
-            gbase = ((blk * GROUP).to(tl.int64) * max_children + offs_k) * FUSED
-            for a in tl.static_range(FUSED):
-                g = tl.load(grand_ptr + gbase + a, mask=k_mask, other=1).to(tl.int64)
-                tl.atomic_add(flows_ptr + g[:, None] * stride + offs_b[None, :], add,
-                              mask=mask & (g != 1)[:, None] & (add != 0.0))
-        else:
-            tl.atomic_add(flows_ptr + off, add, mask=mask & (add != 0.0))
+        tl.atomic_add(flows_ptr + off, add, mask=mask & (add != 0.0))
