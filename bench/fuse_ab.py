@@ -175,6 +175,9 @@ def parse_args(argv=None):
     p.add_argument("--pruned-latents", type=int, default=128)
     p.add_argument("--pruned-train-steps", type=int, default=10)
     p.add_argument("--flow-rows", type=int, default=5000)
+    p.add_argument("--fuse-tile-children", action="store_true",
+                   help="also fold products that row tiles read (fusion.FUSE_TILE_CHILDREN; "
+                        "pruned circuits: off by default, the model puts it above its saving)")
     p.add_argument("--device", default="cuda",
                    help="cpu only for a dry run under TRITON_INTERPRET=1 (tiny cases)")
     p.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
@@ -186,6 +189,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("fuse_ab.py times CUDA kernels: no GPU here")
+    if args.fuse_tile_children:
+        from pccompiler.backends.triton import fusion
+        fusion.FUSE_TILE_CHILDREN = True
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {"machine": machine_line(), "command": command_line(), "args": vars(args),

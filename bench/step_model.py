@@ -301,15 +301,18 @@ def variant(name: str, engine=None):
     `engine` (backends/triton/fusion.py: product layers folded into the sum
     kernels' loads, forward and, where no row tile writes their flows,
     backward); 'fusedfwd': the same with every product backward kept
-    (fusion.FUSE_BACKWARD False)."""
+    (fusion.FUSE_BACKWARD False); 'fusedtiles': 'fused' with the products
+    that row tiles read fused too (fusion.FUSE_TILE_CHILDREN, forward only)."""
     from pccompiler.backends.triton import fusion, launch, plan
     saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
-    saved_fuse = (fusion.FUSE_BACKWARD, getattr(engine, "fuse_products", False))
-    if name in ("fused", "fusedfwd"):
+    saved_fuse = (fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN,
+                  getattr(engine, "fuse_products", False))
+    if name in ("fused", "fusedfwd", "fusedtiles"):
         if engine is None:
             raise ValueError(f"variant {name!r} needs the engine")
         engine.fuse_products = True
-        fusion.FUSE_BACKWARD = name == "fused"
+        fusion.FUSE_BACKWARD = name != "fusedfwd"
+        fusion.FUSE_TILE_CHILDREN = name == "fusedtiles"
     if name == "before":
         plan.TILE_FLOWS, launch.TILE_TF32 = False, False
     elif name == "allruns":
@@ -325,9 +328,9 @@ def variant(name: str, engine=None):
     finally:
         plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS = saved
         plan.is_tile_part = saved_is
-        fusion.FUSE_BACKWARD = saved_fuse[0]
+        fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN = saved_fuse[:2]
         if engine is not None:
-            engine.fuse_products = saved_fuse[1]
+            engine.fuse_products = saved_fuse[2]
 
 
 def compile_triton(path: str, options: dict | None = None):
@@ -407,7 +410,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--variants", default="before,after",
                    help="'before' (tile flows and tile tf32 off), 'after' (the defaults), "
-                        "'fused' / 'fusedfwd' (fuse_products, see `variant`)")
+                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`)")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     out = Path(args.out)

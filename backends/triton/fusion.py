@@ -17,13 +17,18 @@ Legal because a fused product's value is needed only where a sum reads it:
   * the root is never fused;
   * a product of more than FUSE_MAX_ARITY children stays a product launch
     (each sum row tile re-reads all A grandchildren per child; a wide
-    product would multiply the gathers).
+    product would multiply the gathers);
+  * a product that a row-tile part reads stays unfused (FUSE_TILE_CHILDREN:
+    the tile kernels re-read children most, see bench/step_model.py).
 Only the plan of log-likelihoods and training (`TritonEngine.fast_plan`)
 fuses; the all-node queries (flows, sampling, MPE) read product rows and
-keep the Layout plan. The product backward is unchanged: the sum backward
-still writes the product rows' flows, reading their values through the same
-gathers (`child_grand` of the backward parts), and the product backward
-passes them on.
+keep the Layout plan. The backward folds too (`Fusion.fuse_backward`): the
+node-flow kernel reads a folded product's value through the same gathers
+(`child_grand`) and passes its flow straight to the product's children
+(`child_out`, flow(child) += flow(product)), so product flows are never
+written and the product backward launch disappears; not where a row-tile
+part writes the product's flows (only with FUSE_TILE_CHILDREN), whose
+atomic adds would multiply by A and lose the product's log-ratio writes.
 
 Everything here is in the Layout's slot space; the plan maps the grand
 slots through its slot map afterwards (slots 0 and 1 map to themselves).
@@ -40,6 +45,12 @@ from pccompiler.ir import pcir
 
 FUSE_MAX_ARITY = 8
 FUSE_BACKWARD = True    # False: fused plans keep the product backward (A/B runs, step_model)
+# False: products that row-tile parts read (pruned layers, plan.is_tile_part)
+# stay unfused. Their forward tiles, parameter-flow and tile-flow kernels
+# re-read every child per row run and child chunk, so A grandchildren cost
+# more than the product launch saves (bench/results/fuse_products-cpu-2026-12-07.md,
+# HCLT-128 keep 0.1: 7.10 -> 7.26 ms modeled with them fused).
+FUSE_TILE_CHILDREN = False
 
 
 @dataclass
@@ -94,8 +105,11 @@ class Fusion:
         return out, a
 
 
-def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
-    """The fusion of `layout`'s product partitions (see the module docstring)."""
+def plan_fusion(layout: pcir.Layout, exclude: np.ndarray | None = None,
+                max_arity: int = FUSE_MAX_ARITY) -> Fusion:
+    """The fusion of `layout`'s product partitions (see the module
+    docstring); a partition with a row flagged in `exclude` (bool per
+    slot) stays unfused."""
     t = ir.tensor_table(layout)
     num_slots = int(layout.num_slots)
     read_by_product = np.zeros(num_slots, dtype=bool)
@@ -118,6 +132,8 @@ def plan_fusion(layout: pcir.Layout, max_arity: int = FUSE_MAX_ARITY) -> Fusion:
         n, k = cs.shape
         rows = np.arange(start, start + n)
         if n == 0 or k > max_arity or read_by_product[rows].any() or (rows == root).any():
+            continue
+        if exclude is not None and exclude[rows].any():
             continue
         fused.add((li, pi))
         fused_rows[(li, pi)] = rows

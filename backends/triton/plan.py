@@ -493,12 +493,9 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     sum_first, sum_shared = _first_occurrence(sum_keys)
     in_first, in_shared = _first_occurrence(in_keys)
     num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
-    fusion = plan_fusion(layout) if fuse else None
-    grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
-    out_of = lambda a: (None, 0) if fusion is None else fusion.out_of(a)  # noqa: E731
-    # Sum parts first: the row-tile parts among them keep their children's
-    # product backward (fusion.fuse_backward), which the products need to know.
-    sums_by_layer, si = [], 0
+    # Sum parts first: which products the row-tile parts among them read
+    # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
+    sums_by_layer, raw_children, si = [], [], 0
     tile_children = np.zeros(int(layout.num_slots), dtype=bool)
     for layer in layout.layers:
         sums_by_layer.append([])
@@ -506,17 +503,24 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]
             tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
-            raw = arr(sp.child_slots, (nb, k))
-            grand, _ = grand_of(raw)
+            raw_children.append(arr(sp.child_slots, (nb, k)))
             sums_by_layer[-1].append(sum_part(
                 int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
-                arr(sp.block_num_children, (nb,)), slot(raw), ps, host, tied, sum_first[si],
-                dict(sp.kernel_options), None if grand is None else slot(grand)))
+                arr(sp.block_num_children, (nb,)), slot(raw_children[-1]), ps, host, tied,
+                sum_first[si], dict(sp.kernel_options)))
             if is_tile_part(sums_by_layer[-1][-1]):
-                tile_children[child_rows(raw)] = True
+                tile_children[child_rows(raw_children[-1])] = True
             si += 1
-    if fusion is not None:
+    fusion = None
+    if fuse:
+        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else tile_children)
         fusion.fuse_backward(tile_children if fusion_rules.FUSE_BACKWARD else None)
+        for part, raw in zip((p for parts in sums_by_layer for p in parts), raw_children):
+            grand, a = fusion.of(raw)
+            if grand is not None:
+                part.grand_slots, part.fused_arity = _i32(slot(grand), host), a
+    grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
+    out_of = lambda a: (None, 0) if fusion is None else fusion.out_of(a)  # noqa: E731
     layers, ii = [], 0
     for li, layer in enumerate(layout.layers):
         lp = LayerPlan(kind=int(layer.kind))
@@ -665,6 +669,9 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
             part.store = store
             if store:
                 stored[rows] = True
+        for part in lp.products:    # folded: no kernel reads or writes these flow rows
+            if part.fused_bwd:
+                stored[part.slot_start:part.slot_start + part.num_nodes] = True
         if ntf:     # rows the tiles write first: zeroed in the layer, not up front
             rows = np.unique(np.concatenate(layer_fresh[nbw:nbw + ntf]))
             stored[rows] = True

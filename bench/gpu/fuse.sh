@@ -7,6 +7,8 @@
 #   STAGES=ab PRUNED_KEEP=0.1 CASES= bash bench/gpu/fuse.sh   # + HCLT-128 pruned to 0.1
 #                                                  # (needs PCC_DATA_DIR with mnist/: carry shared)
 #   PROFILE=12 STAGES=ab bash bench/gpu/fuse.sh    # + top 12 kernels of one eager step per plan
+#   TILE_CHILDREN=1 ...                            # also fold products that row tiles read
+#                                                  # (off by default: fusion.FUSE_TILE_CHILDREN)
 # Stages (STAGES, comma list):
 #   tests        tests/triton/test_fuse_products.py on cuda (fused vs unfused vs torch:
 #                HCLT, PD, row tiles, shared products; <= 80 s)   -> $OUT/fuse_tests.txt
@@ -44,7 +46,7 @@ if [[ ",$STAGES," == *",ab,"* ]]; then
     echo "== A/B: cases '${CASES}', pruned keep ${PRUNED_KEEP:-0}"
     PYTHONPATH=/tmp/pcc:bench timeout --signal=INT "${AB_TIMEOUT:-130}" python3 -u bench/fuse_ab.py \
         --cases "$CASES" --pruned-keep "${PRUNED_KEEP:-0}" --profile "${PROFILE:-0}" \
-        --out "$OUT" 2>&1 | tee "$OUT/fuse_ab.log"
+        ${TILE_CHILDREN:+--fuse-tile-children} --out "$OUT" 2>&1 | tee "$OUT/fuse_ab.log"
     [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 fi
 exit "$status"

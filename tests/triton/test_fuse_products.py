@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import pccompiler as pc
-from pccompiler.backends.triton import launch
+from pccompiler.backends.triton import fusion, launch
 from pccompiler.data.debd import load_debd
 from pccompiler.data.mnist import load_mnist
 from pccompiler.errors import BackendError
@@ -109,7 +109,9 @@ def _close(got, want, tol=1e-4):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fused_matches_unfused_and_torch(case, device):
+def test_fused_matches_unfused_and_torch(case, device, monkeypatch):
+    if case == "pruned_tiles":    # off by default (fusion.FUSE_TILE_CHILDREN): test the path
+        monkeypatch.setattr(fusion, "FUSE_TILE_CHILDREN", True)
     model, data, passes = CASES[case]()
     ref = _compile(model, "torch", device, passes)
     plain = _compile(model, "triton", device, passes)
@@ -162,6 +164,14 @@ def test_fused_matches_unfused_and_torch(case, device):
         _close(params[2][name], params[1][name], 1e-6)
         _close(params[2][name], params[0][name], 1e-4)
     _close(fused.log_prob(data), ref.log_prob(data))
+
+
+def test_products_read_by_row_tiles_stay_unfused_by_default(device):
+    model, _, passes = _pruned()
+    plan = _compile(model, "triton", device, passes, fuse_products=True).engine.fast_plan
+    assert plan.layers and any(lp.tile_flows for lp in plan.layers)
+    assert not any(p.fused for lp in plan.layers for p in lp.products)
+    assert not any(p.fused_arity for lp in plan.layers for p in lp.sums)
 
 
 def test_fused_forward_launches_no_folded_product(device, monkeypatch):
