@@ -219,3 +219,28 @@ def test_fuse_products_refuses_bad_values(bad, device):
     model, _, _ = _hclt()
     with pytest.raises(BackendError, match="fuse_products must be True or False"):
         pc.compile(model, backend="triton", device=str(device), fuse_products=bad)
+
+
+def test_fused_wmc_and_gradients(tmp_path, device):
+    """Logic circuits (SDD, one-row blocks): the soft-evidence forward and
+    the backward that makes the literal weights' gradient, fused vs not."""
+    from pccompiler.logic import wmc
+    from tests.logic.circuits import random_cnf_sdd
+    path, x, _ = random_cnf_sdd(tmp_path, np.random.default_rng(1), 7, 9)
+    model = pc.from_sdd(path)
+    w0 = np.random.default_rng(1).uniform(0.05, 0.95, size=(4, x.shape[1]))
+    coef = torch.tensor(np.random.default_rng(2).uniform(0.5, 1.5, size=4),
+                        dtype=torch.float32, device=device)
+    got = []
+    for fused in (False, True):
+        circuit = pc.compile(model, backend="triton", device=str(device), precision="ieee",
+                             fuse_products=fused)
+        if fused:
+            plan = circuit.engine.fast_plan
+            assert any(p.fused for lp in plan.layers for p in lp.products)
+        w = torch.tensor(w0, dtype=torch.float32, device=device, requires_grad=True)
+        out = wmc(circuit, w)
+        (out * coef).sum().backward()
+        got.append((out.detach().cpu(), w.grad.cpu()))
+    _close(got[1][0], got[0][0], 1e-6)
+    _close(got[1][1], got[0][1], 1e-5)
