@@ -208,6 +208,9 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         n, k = int(args[3]), int(args[4])
         w.update(trips=w["programs"] * k, max_trips=k, bytes=n * (k + 1) * batch * 4
                  * (2 if name == "product_bwd_kernel" else 1))
+        if name == "product_bwd_kernel" and kw["ATOMIC"] and not kw["STORE"]:
+            # shared children (PD): each child add is an atomic, not a read-add-write
+            w.update(bytes=n * batch * 4, atomics=n * k * batch)
     elif name == "input_fwd_kernel":
         n = int(args[8])
         w.update(trips=w["programs"] * _cdiv(int(args[11]), kw["BLOCK_B"]),
