@@ -152,18 +152,19 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         # read-added, or atomics where rows share a child; RATIO_OUT reads
         # the values of the rows it writes)
         rows = npar.size * cbs * batch
+        slots = npar.size * cbs * grid[1] * ga * 4     # grand-slot loads: per row and batch tile
         write = 4.0
         if kw.get("FUSED_BWD"):
             ro, ao = fused_reads(dict(FUSED=kw["FUSED_BWD"], cout=kw["cout_ptr"]), "cout")
-            write = ro * (4 if kw["STORE"] else 8) + (ro * 4 if kw.get("RATIO_OUT") else 0) \
-                + ao * 4
+            write = ro * (4 if kw["STORE"] else 8) + (ro * 4 if kw.get("RATIO_OUT") else 0)
+            slots += npar.size * cbs * grid[1] * ao * 4
             if kw.get("ATOMIC_OUT"):
-                write = ao * 4.0
+                write = 0.0
                 w["atomics"] = int(rows * ro)
         w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
                  mac=trips_all * tj * ti * bb, exps=trips_all * (ti + 1) * bb,
                  bytes=trips_all * (ti * bb + tj * ti + 2) * 4
-                 + int(rows * (4 * rf + write + 4 * ga)),
+                 + int(rows * (4 * rf + write) + slots),
                  useful=int(npar.sum()) * cbs * pbs * batch)
     elif name == "sum_param_flow_kernel":
         nc = _np(args[5])
