@@ -371,6 +371,11 @@ def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float
     return paths
 
 
+def race_cases(spec: str) -> list:
+    from race_cases import select_cases
+    return select_cases(spec)
+
+
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Per-kernel model of one training step (triton, fast plan)", "",
              f"Machine: {results['machine']}", "", f"Command: `{results['command']}`", "",
@@ -408,6 +413,9 @@ def main(argv=None) -> int:
     p.add_argument("--circuits", default="", help="comma-separated .pcir files (first = base)")
     p.add_argument("--hclt", type=int, default=0, metavar="LATENTS",
                    help="instead: build the pruned HCLTs of sparse_speed.py (`build_hclt`)")
+    p.add_argument("--race", default="", metavar="CASES",
+                   help="instead: bench/race_cases.py cases (e.g. pd32,pd128), built and "
+                        "written as .pcir into --out")
     p.add_argument("--keeps", default="1,0.5,0.25,0.1")
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--flow-rows", type=int, default=2000)
@@ -425,8 +433,11 @@ def main(argv=None) -> int:
     if args.hclt:
         paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
                            [float(k) for k in args.keeps.split(",")], out)
+    for case in (race_cases(args.race) if args.race else []):
+        paths.append(str(out / f"{case.name}.pcir"))
+        Path(paths[-1]).write_bytes(case.build().SerializeToString())
     if not paths:
-        p.error("give --circuits or --hclt")
+        p.error("give --circuits, --hclt or --race")
     for path in paths:
         t = time.perf_counter()
         circuit = compile_triton(path)
