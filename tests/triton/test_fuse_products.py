@@ -1,7 +1,7 @@
 """Product layers fused into the sum kernels' loads (`fuse_products=True`,
 backends/triton/fusion.py) against the unfused plan and the torch backend:
 log-likelihoods, marginals, parameter flows and one EM step on an HCLT
-(nltcs) and a PD (an MNIST crop), a pruned row-tiled sum, a product read by
+(nltcs) and a PD (nltcs as a 4 x 4 image), a pruned row-tiled sum, a product read by
 two sum partitions and a sum shared by two products. The fused plan must
 never read a folded product row (the values buffer is poisoned with NaN)
 and must launch no product forward for it."""
@@ -15,7 +15,6 @@ import torch
 import pccompiler as pc
 from pccompiler.backends.triton import fusion, launch
 from pccompiler.data.debd import load_debd
-from pccompiler.data.mnist import load_mnist
 from pccompiler.errors import BackendError
 from tests.triton.test_row_tiles_triton import TILES, _model as row_tile_model
 
@@ -26,9 +25,10 @@ def _hclt():
 
 
 def _pd():
-    images = load_mnist("test", flatten=False)[:24, 12:16, 12:15]
-    model = pc.lower(pc.pd((4, 3), num_latents=4, split_intervals=2, num_cats=256, seed=0))
-    return model, images.reshape(24, -1).astype(np.int64), {}
+    """PD over nltcs' 16 binary variables as a 4 x 4 image (shipped data:
+    the GPU machine has no MNIST unless PCC_DATA_DIR is carried)."""
+    model = pc.lower(pc.pd((4, 4), num_latents=4, split_intervals=2, num_cats=2, seed=0))
+    return model, load_debd("nltcs", "test")[:24].astype(np.int64), {}
 
 
 def _pruned():
@@ -55,7 +55,7 @@ def _shared():
     return model, np.random.default_rng(1).integers(0, 3, (24, 3)), {}
 
 
-CASES = {"hclt_nltcs": _hclt, "pd_mnist": _pd, "pruned_tiles": _pruned, "shared": _shared}
+CASES = {"hclt_nltcs": _hclt, "pd_nltcs": _pd, "pruned_tiles": _pruned, "shared": _shared}
 
 
 def _folded_rows(plan) -> torch.Tensor:
@@ -123,14 +123,14 @@ def test_fused_matches_unfused_and_torch(case, device, monkeypatch):
     assert not any(p.fused for lp in plain.engine.fast_plan.layers for p in lp.products)
     if case == "pruned_tiles":
         assert any(p.fused_arity for lp in plan.layers for p in lp.tile_flows)
-    if case in ("pd_mnist", "shared"):
+    if case in ("pd_nltcs", "shared"):
         assert any(p.atomic for p in folded)      # a sum shared by two products
     writers = [p for lp in plan.layers for p in lp.sum_backwards if p.fused_bwd]
     if case == "pruned_tiles":    # row tiles write these products' flows: backward kept
         assert not writers and not any(p.fused_bwd for p in folded)
     else:
         assert writers and all(p.fused_bwd for p in folded)
-    if case == "pd_mnist":        # two products of one node-flow part share a child
+    if case == "pd_nltcs":        # two products of one node-flow part share a child
         assert any(p.atomic_out for p in writers)
     if case == "hclt_nltcs":      # one writer per sum row: it stores the log ratios
         assert any(p.ratio_out for p in writers)
