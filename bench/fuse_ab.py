@@ -121,7 +121,8 @@ def pruned_hclt(args):
     train = mnist_split(None)["train"]
     x = torch.from_numpy(np.ascontiguousarray(train)).to(args.device)
     gen = torch.Generator().manual_seed(0)
-    pick = lambda: x[torch.randint(0, len(x), (args.batch,), generator=gen).to(x.device)]  # noqa: E731
+    def pick() -> torch.Tensor:
+        return x[torch.randint(0, len(x), (args.batch,), generator=gen).to(x.device)]
     model = pc.lower(pc.hclt(None, args.pruned_latents, num_cats=256,
                              tree=hclt_tree(train, []), seed=0))
     dense = pc.compile(model, backend="triton", device=args.device)

@@ -331,7 +331,8 @@ def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
-        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"], **_backward_fusion(part, ratio_rows))
+        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"],
+        **_backward_fusion(part, ratio_rows))
 
 
 def _backward_fusion(part: SumBackwardKernelPart, ratio_rows: torch.Tensor | None) -> dict:
