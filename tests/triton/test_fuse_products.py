@@ -244,3 +244,21 @@ def test_fused_wmc_and_gradients(tmp_path, device):
         got.append((out.detach().cpu(), w.grad.cpu()))
     _close(got[1][0], got[0][0], 1e-6)
     _close(got[1][1], got[0][1], 1e-5)
+
+
+@pytest.mark.parametrize("case", ["hclt_nltcs", "pd_nltcs", "shared"])
+def test_fused_without_compact_plan(case, device):
+    """compact=False: the fused plan keeps the Layout's slots and runs the
+    parameter flows once over the merged sum parts, whose grand slots mix
+    fused members of different arities (HCLT, PD) and plain ones (shared):
+    plan._merged_grand."""
+    model, data, _ = CASES[case]()
+    plain, fused = (_compile(model, "triton", device, {}, compact=False, fuse_products=f)
+                    for f in (False, True))
+    plan = fused.engine.fast_plan
+    assert plan.scratch_start is None and any(p.fused_arity for p in plan.merged_sums)
+    for c in (plain, fused):
+        c.em_step(data, step_size=0.5, pseudocount=0.1)
+    _close(fused.log_prob(data), plain.log_prob(data), 1e-6)
+    for name, want in plain.parameter_arrays().items():
+        _close(fused.parameter_arrays()[name], want, 1e-6)
