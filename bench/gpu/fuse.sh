@@ -29,24 +29,39 @@ rm -rf /tmp/pcc
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/pcc . || exit 1
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 status=0
+verdict() {     # $1 = stage, $2 = exit status of its timeout'd command
+    if [[ $2 -eq 124 ]]; then
+        echo "!! $1 TIMED OUT (slow kernel compiles, not a wrong result): rerun STAGES=$1"
+        status=1
+    elif [[ $2 -ne 0 ]]; then
+        echo "!! $1 FAILED: keep fuse_products off"
+        status=1
+    fi
+}
 if [[ ",$STAGES," == *",tests,"* ]]; then
     echo "== tests/triton/test_fuse_products.py (cuda)"
     (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 90 python3 -m pytest -q -p no:cacheprovider -rs \
-        tests/triton/test_fuse_products.py --device cuda) > "$OUT/fuse_tests.txt" 2>&1 || status=1
+        tests/triton/test_fuse_products.py --device cuda) > "$OUT/fuse_tests.txt" 2>&1
+    rc=$?
     tail -5 "$OUT/fuse_tests.txt"
+    verdict tests "$rc"
 fi
 if [[ ",$STAGES," == *",conformance,"* ]]; then
     echo "== conformance, --backend triton:fuse (cuda)"
     (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 90 python3 -m pytest -q -p no:cacheprovider -rs \
         tests/conformance -k "log_prob or marginal or em" --backend triton:fuse --device cuda) \
-        > "$OUT/conformance_fuse.txt" 2>&1 || status=1
+        > "$OUT/conformance_fuse.txt" 2>&1
+    rc=$?
     tail -5 "$OUT/conformance_fuse.txt"
+    verdict conformance "$rc"
 fi
 if [[ ",$STAGES," == *",ab,"* ]]; then
     echo "== A/B: cases '${CASES}', pruned keep ${PRUNED_KEEP:-0}"
     PYTHONPATH=/tmp/pcc:bench timeout --signal=INT "${AB_TIMEOUT:-110}" python3 -u bench/fuse_ab.py \
         --cases "$CASES" --pruned-keep "${PRUNED_KEEP:-0}" --profile "${PROFILE:-0}" \
         ${TILE_CHILDREN:+--fuse-tile-children} --out "$OUT" 2>&1 | tee "$OUT/fuse_ab.log"
-    [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+    rc=${PIPESTATUS[0]}
+    [[ $rc -eq 130 ]] && rc=124       # timeout --signal=INT: the cases done are saved
+    verdict ab "$rc"
 fi
 exit "$status"
