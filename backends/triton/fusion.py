@@ -49,7 +49,7 @@ FUSE_BACKWARD = True    # False: fused plans keep the product backward (A/B runs
 # stay unfused. Their forward tiles, parameter-flow and tile-flow kernels
 # re-read every child per row run and child chunk, so A grandchildren cost
 # more than the product launch saves (bench/results/fuse_products-cpu-2026-12-07.md,
-# HCLT-128 keep 0.1: 7.10 -> 7.26 ms modeled with them fused).
+# HCLT-128 keep 0.1: 7.10 -> 7.25 ms modeled with them fused).
 FUSE_TILE_CHILDREN = False
 
 
@@ -58,7 +58,7 @@ class Fusion:
     """Which product partitions fold into their readers, and the grandchild
     table of every fused row."""
     fused: set[tuple[int, int]]      # (layer index, product partition index)
-    grand: np.ndarray                # int64 [num_slots, A]: (row, 1, ..) or a product's children
+    grand: np.ndarray                # int32 [num_slots, A]: (row, 1, ..) or a product's children
     arity: np.ndarray                # int64 [num_slots]: 1, or a fused product's fan-in
     is_fused: np.ndarray             # bool [num_slots]: rows of fused product partitions
     rows: dict[tuple[int, int], np.ndarray]   # a fused partition's rows
@@ -99,17 +99,20 @@ class Fusion:
         if self.bwd_row is None or r.size == 0 or not self.bwd_row[r].any():
             return None, 0
         a = int(self.arity[r][self.bwd_row[r]].max())
-        out = np.ones((r.size, a), dtype=np.int64)
+        out = np.ones((r.size, a), dtype=self.grand.dtype)
         out[:, 0] = r
         out[self.bwd_row[r]] = self.grand[r[self.bwd_row[r]]][:, :a]
         return out, a
 
 
 def plan_fusion(layout: pcir.Layout, exclude: np.ndarray | None = None,
-                max_arity: int = FUSE_MAX_ARITY) -> Fusion:
+                max_arity: int | None = None) -> Fusion:
     """The fusion of `layout`'s product partitions (see the module
     docstring); a partition with a row flagged in `exclude` (bool per
-    slot) stays unfused."""
+    slot) stays unfused. max_arity None: FUSE_MAX_ARITY (read at call time).
+    The grandchild table is int32 (num_slots x A: 8 bytes per slot and
+    grandchild as int64 would be 0.6 GB at 10M slots)."""
+    max_arity = FUSE_MAX_ARITY if max_arity is None else max_arity
     t = ir.tensor_table(layout)
     num_slots = int(layout.num_slots)
     read_by_product = np.zeros(num_slots, dtype=bool)
@@ -121,7 +124,7 @@ def plan_fusion(layout: pcir.Layout, exclude: np.ndarray | None = None,
             read_by_product[cs[cs > 1]] = True
             parts.append((li, pi, int(pp.slot_start), cs))
     width = max([cs.shape[1] for *_, cs in parts if cs.shape[1] <= max_arity], default=1)
-    grand = np.ones((num_slots, width), dtype=np.int64)
+    grand = np.ones((num_slots, width), dtype=np.int32 if num_slots < 2**31 else np.int64)
     grand[:, 0] = np.arange(num_slots)
     arity = np.ones(num_slots, dtype=np.int64)
     is_fused = np.zeros(num_slots, dtype=bool)
