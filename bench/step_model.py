@@ -97,13 +97,30 @@ def _nonzero_weights(params: np.ndarray, starts: np.ndarray, nc: np.ndarray, bs:
     return int(np.count_nonzero(params[starts[blk] + pos]))
 
 
+def fused_reads(kw: dict, key: str) -> tuple[float, int]:
+    """(rows gathered per child, grand-slot width A) of a launch of a fused
+    part (backends/triton/fusion.py): a folded product child costs one
+    load per grandchild (its grand slots other than the padding slot 1,
+    which is not loaded) instead of one load of the product row; (1.0, 0)
+    for a plain part."""
+    a = int(kw.get("FUSED", 0))
+    if not a:
+        return 1.0, 0
+    g = _np(kw[key]).reshape(-1, a)
+    live = g[:, 0] > 1          # slot 0: a padded child entry
+    return (float((g[live] != 1).sum(axis=1).mean()) if live.any() else 1.0), a
+
+
 def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
                 params: np.ndarray) -> dict:
-    """Work of one recorded launch (see the module docstring)."""
+    """Work of one recorded launch (see the module docstring). Fused parts
+    gather rf rows per child (`fused_reads`) plus A grand slots per child
+    and trip; their trips (dependent loads) are as many as the plain ones."""
     w = dict(programs=math.prod(grid), trips=0, max_trips=0, mac=0, fma=False, useful=0,
              exps=0, bytes=0, atomics=0)
     prec = kw.get("PREC", "tf32")
     w["fma"] = prec == "ieee"
+    rf, ga = fused_reads(kw, "cgrand_ptr" if name == "sum_bwd_flow_kernel" else "grand_ptr")
     if name == "sum_fwd_dot_kernel":
         nc = _np(args[3])
         g, num_m = kw.get("GROUP", 1), kw["NUM_M"]
@@ -119,7 +136,8 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         trips_all = int(trips.sum()) * num_m * grid[1]
         w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
                  mac=trips_all * tm * tk * bb, exps=trips_all * (tk + 1) * bb,
-                 bytes=trips_all * (tk * bb + tm * tk + tk) * 4 + nc.size * bs * batch * 4,
+                 bytes=trips_all * (tk * bb * rf + tm * tk + tk * (1 + ga)) * 4
+                 + nc.size * bs * batch * 4,
                  useful=_nonzero_weights(params, _np(args[5]), nc, bs) * batch)
     elif name == "sum_bwd_flow_kernel":
         npar = _np(args[4])
@@ -129,9 +147,24 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         runs = grid[0] // num_j
         trips = npar[::g][:runs] * _cdiv(pbs, ti)
         trips_all = int(trips.sum()) * num_j * grid[1]
+        # child rows: their values read and their flows written (4 + 4 bytes);
+        # fused: rf rows read, and with FUSED_BWD rf rows written (stored,
+        # read-added, or atomics where rows share a child; RATIO_OUT reads
+        # the values of the rows it writes)
+        rows = npar.size * cbs * batch
+        slots = npar.size * cbs * grid[1] * ga * 4     # grand-slot loads: per row and batch tile
+        write = 4.0
+        if kw.get("FUSED_BWD"):
+            ro, ao = fused_reads(dict(FUSED=kw["FUSED_BWD"], cout=kw["cout_ptr"]), "cout")
+            write = ro * (4 if kw["STORE"] else 8) + (ro * 4 if kw.get("RATIO_OUT") else 0)
+            slots += npar.size * cbs * grid[1] * ao * 4
+            if kw.get("ATOMIC_OUT"):
+                write = 0.0
+                w["atomics"] = int(rows * ro)
         w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
                  mac=trips_all * tj * ti * bb, exps=trips_all * (ti + 1) * bb,
-                 bytes=trips_all * (ti * bb + tj * ti + 2) * 4 + npar.size * cbs * batch * 8,
+                 bytes=trips_all * (ti * bb + tj * ti + 2) * 4
+                 + int(rows * (4 * rf + write) + slots),
                  useful=int(npar.sum()) * cbs * pbs * batch)
     elif name == "sum_param_flow_kernel":
         nc = _np(args[5])
@@ -143,7 +176,8 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         live = (np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum() * num_m * grid[1]
         trips_all = int(live) * _cdiv(per, bb)
         w.update(trips=trips_all, max_trips=_cdiv(per, bb), mac=trips_all * tm * tk * bb,
-                 exps=trips_all * (tk + tm) * bb, bytes=trips_all * (tk + tm) * bb * 4
+                 exps=trips_all * (tk + tm) * bb,
+                 bytes=trips_all * ((tk * rf + tm) * bb + tk * ga) * 4
                  + int(live) * tm * tk * 12,
                  atomics=int(live) * tm * tk if kw["ATOMIC"] else 0,
                  useful=_nonzero_weights(params, _np(args[7]), nc, bs) * batch)
@@ -158,7 +192,7 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         mt = _cdiv(rows, tm)
         w.update(trips=live * mt, max_trips=mt, mac=live * mt * tm * tk * bb,
                  exps=live * (mt * (tm + 1) + tk) * bb,
-                 bytes=live * (mt * (tm * bb + tm * tk) + 2 * tk * bb) * 4,
+                 bytes=live * (mt * (tm * bb + tm * tk) + tk * bb * (1 + rf) + tk * ga) * 4,
                  atomics=int(ncr.sum()) * batch,     # one add per (child, sample) of a run
                  useful=_nonzero_weights(params, _np(args[6]), nc, bs) * batch)
     elif name == "sum_em_kernel":
@@ -175,6 +209,9 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         n, k = int(args[3]), int(args[4])
         w.update(trips=w["programs"] * k, max_trips=k, bytes=n * (k + 1) * batch * 4
                  * (2 if name == "product_bwd_kernel" else 1))
+        if name == "product_bwd_kernel" and kw["ATOMIC"] and not kw["STORE"]:
+            # shared children (PD): each child add is an atomic, not a read-add-write
+            w.update(bytes=n * batch * 4, atomics=n * k * batch)
     elif name == "input_fwd_kernel":
         n = int(args[8])
         w.update(trips=w["programs"] * _cdiv(int(args[11]), kw["BLOCK_B"]),
@@ -259,14 +296,27 @@ def summarize(launches: list[dict]) -> dict:
 
 
 @contextlib.contextmanager
-def variant(name: str):
+def variant(name: str, engine=None):
     """'before': the row tiles' node flows through sum_backwards and their
     dots in fp32 (the code before 2026-12-07); 'after': the defaults;
     'allruns': tile flows for every run of small blocks (plan.TILE_MIN_ROWS 1);
     'tiles16': only runs of >= 16 rows (the row-tile pass's short runs keep
-    the per-pair kernel)."""
-    from pccompiler.backends.triton import launch, plan
+    the per-pair kernel); 'fused': the defaults with fuse_products=True on
+    `engine` (backends/triton/fusion.py: product layers folded into the sum
+    kernels' loads, forward and, where no row tile writes their flows,
+    backward); 'fusedfwd': the same with every product backward kept
+    (fusion.FUSE_BACKWARD False); 'fusedtiles': 'fused' with the products
+    that row tiles read fused too (fusion.FUSE_TILE_CHILDREN, forward only)."""
+    from pccompiler.backends.triton import fusion, launch, plan
     saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
+    saved_fuse = (fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN,
+                  getattr(engine, "fuse_products", False))
+    if name in ("fused", "fusedfwd", "fusedtiles"):
+        if engine is None:
+            raise ValueError(f"variant {name!r} needs the engine")
+        engine.fuse_products = True
+        fusion.FUSE_BACKWARD = name != "fusedfwd"
+        fusion.FUSE_TILE_CHILDREN = name == "fusedtiles"
     if name == "before":
         plan.TILE_FLOWS, launch.TILE_TF32 = False, False
     elif name == "allruns":
@@ -282,6 +332,9 @@ def variant(name: str):
     finally:
         plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS = saved
         plan.is_tile_part = saved_is
+        fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN = saved_fuse[:2]
+        if engine is not None:
+            engine.fuse_products = saved_fuse[2]
 
 
 def compile_triton(path: str, options: dict | None = None):
@@ -316,6 +369,11 @@ def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float
         paths.append(str(out / f"L{latents}_k{keep}.pcir"))
         Path(paths[-1]).write_bytes(m.SerializeToString())
     return paths
+
+
+def race_cases(spec: str) -> list:
+    from race_cases import select_cases
+    return select_cases(spec)
 
 
 def write_markdown(results: dict, path: Path) -> None:
@@ -355,12 +413,16 @@ def main(argv=None) -> int:
     p.add_argument("--circuits", default="", help="comma-separated .pcir files (first = base)")
     p.add_argument("--hclt", type=int, default=0, metavar="LATENTS",
                    help="instead: build the pruned HCLTs of sparse_speed.py (`build_hclt`)")
+    p.add_argument("--race", default="", metavar="CASES",
+                   help="instead: bench/race_cases.py cases (e.g. pd32,pd128), built and "
+                        "written as .pcir into --out")
     p.add_argument("--keeps", default="1,0.5,0.25,0.1")
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--flow-rows", type=int, default=2000)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--variants", default="before,after",
-                   help="'before' (tile flows and tile tf32 off) and/or 'after' (the defaults)")
+                   help="'before' (tile flows and tile tf32 off), 'after' (the defaults), "
+                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`)")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -371,13 +433,16 @@ def main(argv=None) -> int:
     if args.hclt:
         paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
                            [float(k) for k in args.keeps.split(",")], out)
+    for case in (race_cases(args.race) if args.race else []):
+        paths.append(str(out / f"{case.name}.pcir"))
+        Path(paths[-1]).write_bytes(case.build().SerializeToString())
     if not paths:
-        p.error("give --circuits or --hclt")
+        p.error("give --circuits, --hclt or --race")
     for path in paths:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            with variant(name):
+            with variant(name, circuit.engine):
                 circuit.engine._plan = circuit.engine._fast_plan = None    # rebuilt
                 s = summarize(step_launches(circuit, args.batch))
             label = f"{Path(path).stem} {name}"

@@ -12,6 +12,10 @@ mapping of `TritonBackend().compile`):
   compact     True (default): log-likelihoods and training run a plan whose
               dead product rows share one scratch region (scratch.py);
               False keeps the Layout's slots everywhere
+  fuse_products  False (default) or True: log-likelihoods and training fold
+              product partitions that only sums read into the sums' loads
+              (fusion.py: no product forward launch, values never written);
+              queries over every node keep the unfused plan
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -56,7 +60,8 @@ class TritonBackend(Backend):
         engine = TritonEngine(model, layout, device, torch.float32,
                               precision=str(opts.extra.get("precision", "tf32")),
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
-                              compact=bool(opts.extra.get("compact", True)), arrays=arrays)
+                              compact=bool(opts.extra.get("compact", True)), arrays=arrays,
+                              fuse_products=opts.extra.get("fuse_products", False))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

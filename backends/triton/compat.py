@@ -63,6 +63,17 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def check_fuse_products(value: object) -> bool:
+    """Validate the `fuse_products` option: a bool (True / False, or the
+    strings "true" / "false" of a command line); anything else is refused
+    rather than read as truthy."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise BackendError(f"fuse_products must be True or False, not {value!r}")
+
+
 def device_ok(device: torch.device) -> bool:
     """Whether kernels can run on `device` in this process."""
     if not HAVE_TRITON:

@@ -35,7 +35,9 @@ from pccompiler import ir
 from pccompiler.backends.engine import Engine, em_update_continuous
 from pccompiler.backends.common.upload import upload
 from pccompiler.backends.triton import launch, soft_kernels
-from pccompiler.backends.triton.compat import check_precision, require_triton
+from pccompiler.backends.triton.compat import (
+    check_fuse_products, check_precision, require_triton,
+)
 from pccompiler.backends.triton.graphs import GraphCache
 from pccompiler.backends.triton.query_graph import GraphedQuery
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
@@ -64,7 +66,7 @@ class TritonEngine(Engine):
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
-                 arrays=None):
+                 arrays=None, fuse_products: bool = False):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -74,6 +76,7 @@ class TritonEngine(Engine):
         self._plan: TritonPlan | None = None
         self._fast_plan: TritonPlan | None = None
         self.compact = compact
+        self.fuse_products = check_fuse_products(fuse_products)
         self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
         super().__init__(model, layout, device, dtype, arrays)
         self.precision = check_precision(precision)
@@ -186,11 +189,14 @@ class TritonEngine(Engine):
     def fast_plan(self) -> TritonPlan:
         """The plan of log-likelihoods and training: the Layout's slots with
         dead product rows folded into one shared region (scratch.py), or
-        `plan` itself when that saves nothing. Built on first use."""
+        `plan` itself when that saves nothing; with `fuse_products`, product
+        partitions that only sums read are folded into the sums' loads
+        (fusion.py). Built on first use."""
         if self._fast_plan is None:
             slot_map = compact_remap(self.layout) if self.compact else None
-            self._fast_plan = (self.plan if slot_map is None
-                               else build_plan(self.layout, self.device, slot_map))
+            self._fast_plan = (self.plan if slot_map is None and not self.fuse_products
+                               else build_plan(self.layout, self.device, slot_map,
+                                               fuse=self.fuse_products))
             self.graphs.plan = self._fast_plan
         return self._fast_plan
 
@@ -249,7 +255,8 @@ class TritonEngine(Engine):
                     if not part.ratio_by_writer:    # else its product wrote the ratios
                         launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
-                launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio)
+                launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio,
+                                           plan.ratio_rows if ratio and part.ratio_out else None)
             if layer.tile_zero_rows is not None:     # rows the row tiles write first
                 flows.index_fill_(0, layer.tile_zero_rows, 0.0)
             for part in layer.tile_flows:

@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from pccompiler.backends.triton.accumulate import accumulate
-from pccompiler.backends.triton.sum_backward import log_ratio_of
+from pccompiler.backends.triton.flow_writes import product_child as _product_child
 
 
 @triton.jit
@@ -224,38 +224,6 @@ def product_fwd_kernel(values_ptr, child_slots_ptr, slot_start, num_nodes, num_c
                            other=0.0)
     off = (slot_start + offs_n).to(tl.int64)[:, None] * stride + offs_b[None, :]
     tl.store(values_ptr + off, acc, mask=mask)
-
-
-@triton.jit
-def _pass_flow(flows_ptr, coff, f, cmask, ATOMIC: tl.constexpr, STORE: tl.constexpr):
-    if STORE:      # first writer of every child row (plan.py): no read, no zeroing
-        tl.store(flows_ptr + coff, f, mask=cmask)
-    else:
-        accumulate(flows_ptr + coff, f, cmask, ATOMIC)
-
-
-@triton.jit
-def _store_flow_or_ratio(flows_ptr, values_ptr, ratio_rows_ptr, cs, coff, f, cmask, n_mask):
-    """The only writer of a child row stores its flow, or, where
-    ratio_rows[slot] is set (a sum row nobody else writes: plan.py
-    `mark_ratio_rows`), log(flow) - value: what `log_ratio_kernel` would
-    make of it, without that kernel's extra pass over the rows."""
-    flag = tl.load(ratio_rows_ptr + cs, mask=n_mask, other=0) != 0
-    rmask = cmask & flag[:, None]
-    y = tl.load(values_ptr + coff, mask=rmask, other=0.0)
-    t = log_ratio_of(f, y)
-    tl.store(flows_ptr + coff, tl.where(flag[:, None], t, f), mask=cmask)
-
-
-@triton.jit
-def _product_child(flows_ptr, values_ptr, ratio_rows_ptr, cs, stride, offs_b, f, mask, n_mask,
-                   ATOMIC: tl.constexpr, STORE: tl.constexpr, RATIO_OUT: tl.constexpr):
-    coff = cs[:, None] * stride + offs_b[None, :]
-    cmask = mask & (cs != 1)[:, None]          # slot 1 pads products
-    if RATIO_OUT:
-        _store_flow_or_ratio(flows_ptr, values_ptr, ratio_rows_ptr, cs, coff, f, cmask, n_mask)
-    else:
-        _pass_flow(flows_ptr, coff, f, cmask, ATOMIC, STORE)
 
 
 @triton.jit

@@ -222,8 +222,10 @@ def input_forward(part: InputKernelPart, values: torch.Tensor, params: torch.Ten
 
 
 def product_forward(part: ProductKernelPart, values: torch.Tensor) -> None:
+    """Product values; nothing for a partition folded into its readers
+    (`part.fused`: its values are never written, fusion.py)."""
     batch = values.shape[1]
-    if part.num_nodes == 0 or batch == 0:
+    if part.num_nodes == 0 or batch == 0 or part.fused:
         return
     c = choose_tiles("product", 1, part.num_children, batch, num_rows=part.num_nodes)
     grid = (cdiv(part.num_nodes, c["TILE_N"]), cdiv(batch, c["BLOCK_B"]))
@@ -233,6 +235,15 @@ def product_forward(part: ProductKernelPart, values: torch.Tensor) -> None:
         UNROLL=_unroll(part.num_children), num_warps=c["num_warps"])
 
 
+def fused_kwargs(part: SumKernelPart) -> dict:
+    """The grand-slot table of a part whose children include folded product
+    rows (fusion.py), as the sum kernels' keyword arguments; {} otherwise,
+    so an unfused part compiles the kernels it always did."""
+    if not part.fused_arity:
+        return {}
+    return dict(grand_ptr=part.grand_slots, FUSED=part.fused_arity)
+
+
 def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.Tensor,
                        precision: str = "tf32", mode_max: bool = False) -> None:
     batch = values.shape[1]
@@ -240,6 +251,8 @@ def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.
         return
     args = (values, params, part.block_slots, part.block_num_children, part.child_slots,
             part.block_param_starts, batch, values.stride(0), part.max_children)
+    if mode_max and part.fused_arity:
+        raise ValueError("the max-product pass reads product rows: run it on the unfused plan")
     if mode_max:
         c = choose_tiles("sum_max", part.block_size, part.max_children, batch)
         num_m = cdiv(part.block_size, c["TILE_M"])
@@ -255,6 +268,7 @@ def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
               BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)),
               GROUP=part.group, num_warps=c["num_warps"])
+    kw.update(fused_kwargs(part))
     splits = split_k(grid[0] * grid[1], tile_fan_in(part), c["TILE_K"])
     if splits == 1:
         sum_forward.sum_fwd_dot_kernel[grid](*args, values, 0, **kw)
@@ -300,7 +314,9 @@ def log_ratio_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Ten
 
 def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows: torch.Tensor,
                         params: torch.Tensor, precision: str = "tf32",
-                        ratio: bool = False) -> None:
+                        ratio: bool = False, ratio_rows: torch.Tensor | None = None) -> None:
+    """ratio_rows (training, a part with `ratio_out`): flagged rows that a
+    fused part writes get log(flow) - value."""
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
@@ -315,7 +331,22 @@ def sum_backward_launch(part: SumBackwardKernelPart, values: torch.Tensor, flows
         CBS=part.child_block_size, PBS=part.parent_block_size, NUM_J=num_j, TILE_J=c["TILE_J"],
         TILE_I=c["TILE_I"], BLOCK_B=c["BLOCK_B"], STORE=part.store,
         PREC=dot_precision(precision, part.child_block_size, part.parent_block_size),
-        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"])
+        RATIO=ratio, GROUP=part.group, num_warps=c["num_warps"],
+        **_backward_fusion(part, ratio_rows))
+
+
+def _backward_fusion(part: SumBackwardKernelPart, ratio_rows: torch.Tensor | None) -> dict:
+    """The node-flow kernel's fusion arguments ({} for a plain part)."""
+    if not part.fused_arity:
+        return {}
+    kw = dict(cgrand_ptr=part.child_grand, FUSED=part.fused_arity)
+    if part.fused_bwd:
+        kw.update(cout_ptr=part.child_out, FUSED_BWD=part.out_arity, ATOMIC_OUT=part.atomic_out)
+        if ratio_rows is not None:
+            if not part.ratio_out:
+                raise ValueError("ratio_rows needs a storing fused part with ratio_out")
+            kw.update(RATIO_OUT=True, ratio_rows_ptr=ratio_rows)
+    return kw
 
 
 def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
@@ -335,7 +366,7 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
         part.block_param_starts, batch, values.stride(0), part.max_children,
         BS=part.block_size, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio,
-        GROUP=part.group, num_warps=c["num_warps"])
+        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part))
 
 
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
@@ -362,7 +393,7 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio, GROUP=part.group,
-        num_warps=c["num_warps"])
+        num_warps=c["num_warps"], **fused_kwargs(part))
 
 
 def product_backward(part: ProductKernelPart, flows: torch.Tensor,
@@ -371,7 +402,7 @@ def product_backward(part: ProductKernelPart, flows: torch.Tensor,
     """Flows to the children. With `ratio_rows` (training; `part.ratio_out`
     must hold) the flagged child rows get log(flow) - value (`values`)."""
     batch = flows.shape[1]
-    if part.num_nodes == 0 or batch == 0:
+    if part.num_nodes == 0 or batch == 0 or part.fused_bwd:   # its writers passed them on
         return
     ratio_out = ratio_rows is not None
     if ratio_out and not (part.ratio_out and values is not None):

@@ -36,6 +36,8 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.common.block_runs import equal_runs
 from pccompiler.backends.common.upload import upload_fields
+from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
+from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
@@ -80,6 +82,8 @@ class ProductKernelPart:
     atomic: bool
     store: bool = False            # first backward writer of all its child rows
     ratio_out: bool = False        # some child rows take log ratios (`mark_ratio_rows`)
+    fused: bool = False            # folded into its reading sums: no forward (fusion.py)
+    fused_bwd: bool = False        # and no backward: its writers pass flows to its children
 
 
 @dataclass
@@ -100,6 +104,10 @@ class SumKernelPart:
     # Row tiles (kernel option `tile_rows`): the mean fan-in of the runs, which
     # sizes their child chunks (launch.tile_fan_in); 0 elsewhere (max_children).
     mean_children: float = 0.0
+    # Fused plans (fusion.py): int32 [nb, K, A] grandchild slots read in place
+    # of child_slots' values, A = fused_arity; None / 0 for plain children.
+    grand_slots: torch.Tensor | None = None
+    fused_arity: int = 0
 
     @property
     def rows(self) -> int:
@@ -123,6 +131,23 @@ class SumBackwardKernelPart:
     options: dict[str, str] = field(default_factory=dict)
     store: bool = False            # first backward writer of all its child rows
     group: int = 1                 # aligned runs of child blocks (`parent_union`)
+    # Fused plans: int32 [nb * child_block_size, A] grandchild slots of the
+    # child rows (their values are not written, fusion.py); None / 0 else.
+    child_grand: torch.Tensor | None = None
+    fused_arity: int = 0
+    # Backward fusion: node flows go to child_out's rows, int32
+    # [nb * child_block_size, A_out] (a folded product's flow to its
+    # children, a plain row to itself; fusion.Fusion.out_of); atomic_out
+    # where two rows of the part share one, ratio_out where some take log
+    # ratios (`mark_ratio_rows`).
+    child_out: torch.Tensor | None = None
+    out_arity: int = 0
+    atomic_out: bool = False
+    ratio_out: bool = False
+
+    @property
+    def fused_bwd(self) -> bool:
+        return self.out_arity > 0
 
     @property
     def rows(self) -> int:
@@ -235,9 +260,11 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
 def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.ndarray,
              child_slots: np.ndarray, block_param_starts: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
-             options: dict[str, str] | None = None) -> SumKernelPart:
+             options: dict[str, str] | None = None,
+             grand_slots: np.ndarray | None = None) -> SumKernelPart:
     """A SumKernelPart whose runs of blocks with equal children (`shared_run`)
-    the kernels walk as one block."""
+    the kernels walk as one block. grand_slots [nb, K, A]: the children's
+    values are read as sums of these rows (fusion.py)."""
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
     num_children = np.asarray(block_num_children, dtype=np.int64)
@@ -247,7 +274,9 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
                          _i32(num_children, device), _i32(cs, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
                          dict(options or {}), group=shared_run(cs, num_children, int(block_size)),
-                         mean_children=mean)
+                         mean_children=mean,
+                         grand_slots=None if grand_slots is None else _i32(grand_slots, device),
+                         fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]))
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -358,16 +387,27 @@ def drop_parents(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
 def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slots: np.ndarray,
                       cblock_num_parents: np.ndarray, parent_slots: np.ndarray,
                       parent_param_starts: np.ndarray, device: torch.device,
-                      options: dict[str, str] | None = None) -> SumBackwardKernelPart:
+                      options: dict[str, str] | None = None,
+                      child_grand: np.ndarray | None = None,
+                      child_out: np.ndarray | None = None) -> SumBackwardKernelPart:
     """A SumBackwardKernelPart whose runs of child blocks over their parents'
-    union (`parent_union`) the node-flow kernel walks as one block."""
+    union (`parent_union`) the node-flow kernel walks as one block.
+    child_grand [nb * child_block_size, A]: the child rows' values are read
+    as sums of these rows; child_out [.., A_out]: their flows go to these
+    rows (fusion.py)."""
     g, slots, starts, num_parents = parent_union(parent_slots, parent_param_starts,
                                                  cblock_num_parents, int(child_block_size))
     nb, p = slots.shape
     return SumBackwardKernelPart(int(child_block_size), int(parent_block_size), nb, p,
                                  _i32(cblock_slots, device), _i32(num_parents, device),
                                  _i32(slots, device), _i64(starts, device),
-                                 dict(options or {}), group=g)
+                                 dict(options or {}), group=g,
+                                 child_grand=None if child_grand is None
+                                 else _i32(child_grand, device),
+                                 fused_arity=0 if child_grand is None
+                                 else int(child_grand.shape[1]),
+                                 child_out=None if child_out is None else _i32(child_out, device),
+                                 out_arity=0 if child_out is None else int(child_out.shape[1]))
 
 
 VAR_TILE = 64        # nodes per tile of the one-hot statistics kernel
@@ -424,10 +464,12 @@ def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndar
 
 
 def build_plan(layout: pcir.Layout, device: torch.device | str,
-               slot_map: SlotMap | None = None) -> TritonPlan:
+               slot_map: SlotMap | None = None, fuse: bool = False) -> TritonPlan:
     """Decode `layout` into a TritonPlan on `device` (a loop over partitions
     only). With `slot_map` (scratch.compact_remap) every slot index goes
-    through the map: the plan of the engine's compact fast path.
+    through the map: the plan of the engine's compact fast path. With
+    `fuse`, product partitions that only sums read are folded into those
+    sums' loads (fusion.py): their forward launches disappear.
 
     The partitions are built on the host, where the writer analyses read
     their index arrays for free, and then moved in one copy
@@ -451,8 +493,36 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     sum_first, sum_shared = _first_occurrence(sum_keys)
     in_first, in_shared = _first_occurrence(in_keys)
     num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
-    layers, si, ii = [], 0, 0
+    # Sum parts first: which products the row-tile parts among them read
+    # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
+    sums_by_layer, raw_children, si = [], [], 0
+    tile_children = np.zeros(int(layout.num_slots), dtype=bool)
     for layer in layout.layers:
+        sums_by_layer.append([])
+        for sp in layer.sum_partitions:
+            nb, k = int(sp.num_blocks), int(sp.max_children)
+            ps = sum_keys[si]
+            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
+            raw_children.append(arr(sp.child_slots, (nb, k)))
+            sums_by_layer[-1].append(sum_part(
+                int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
+                arr(sp.block_num_children, (nb,)), slot(raw_children[-1]), ps, host, tied,
+                sum_first[si], dict(sp.kernel_options)))
+            if is_tile_part(sums_by_layer[-1][-1]):
+                tile_children[child_rows(raw_children[-1])] = True
+            si += 1
+    fusion = None
+    if fuse:
+        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else tile_children)
+        fusion.fuse_backward(tile_children if fusion_rules.FUSE_BACKWARD else None)
+        for part, raw in zip((p for parts in sums_by_layer for p in parts), raw_children):
+            grand, a = fusion.of(raw)
+            if grand is not None:
+                part.grand_slots, part.fused_arity = _i32(slot(grand), host), a
+    grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
+    out_of = lambda a: (None, 0) if fusion is None else fusion.out_of(a)  # noqa: E731
+    layers, ii = [], 0
+    for li, layer in enumerate(layout.layers):
         lp = LayerPlan(kind=int(layer.kind))
         for ip in layer.input_partitions:
             n = int(ip.num_nodes)
@@ -462,37 +532,41 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         host, tied, in_first[ii]))
             ii += 1
-        runs = merge_product_runs([(int(slot(int(pp.slot_start))),
-                                    slot(arr(pp.child_slots, (int(pp.num_nodes),
-                                                              int(pp.num_children)))))
-                                   for pp in layer.product_partitions])
-        lp.products.extend(product_part(start, cs, host) for start, cs in runs)
-        for sp in layer.sum_partitions:
-            nb, k = int(sp.num_blocks), int(sp.max_children)
-            ps = sum_keys[si]
-            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
-            lp.sums.append(sum_part(int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
-                                    arr(sp.block_num_children, (nb,)),
-                                    slot(arr(sp.child_slots, (nb, k))), ps, host, tied,
-                                    sum_first[si], dict(sp.kernel_options)))
-            si += 1
+        # folded partitions merge only among themselves (fused, fused_bwd)
+        kinds = [(False, False) if fusion is None else fusion.kind(li, pi)
+                 for pi in range(len(layer.product_partitions))]
+        for kind in sorted(set(kinds)):
+            runs = merge_product_runs([(int(slot(int(pp.slot_start))),
+                                        slot(arr(pp.child_slots, (int(pp.num_nodes),
+                                                                  int(pp.num_children)))))
+                                       for pp, pk in zip(layer.product_partitions, kinds)
+                                       if pk == kind])
+            for start, cs in runs:
+                lp.products.append(product_part(start, cs, host))
+                lp.products[-1].fused, lp.products[-1].fused_bwd = kind
+        lp.products.sort(key=lambda p: p.slot_start)
+        lp.sums = sums_by_layer[li]
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
         tiled = np.zeros(num_slots, dtype=bool)
         for part in lp.tile_flows:
             tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
-            cslots, npar = slot(arr(bp.cblock_slots, (nb,))), arr(bp.cblock_num_parents, (nb,))
+            raw_c, npar = arr(bp.cblock_slots, (nb,)), arr(bp.cblock_num_parents, (nb,))
             pslots, pstarts = slot(arr(bp.parent_slots, (nb, p))), arr(bp.parent_param_starts,
                                                                        (nb, p))
             if lp.tile_flows:     # their pairs run in tile_flows; the part may end empty
                 pslots, pstarts, npar = drop_parents(pslots, pstarts, npar, tiled)
                 live = npar > 0
-                cslots, npar, pslots, pstarts = cslots[live], npar[live], pslots[live], \
+                raw_c, npar, pslots, pstarts = raw_c[live], npar[live], pslots[live], \
                     pstarts[live]
+            crows = block_rows(raw_c, int(bp.child_block_size))
+            grand, _ = grand_of(crows)
+            out, _ = out_of(crows)
             lp.sum_backwards.append(sum_backward_part(
-                int(bp.child_block_size), int(bp.parent_block_size), cslots, npar, pslots,
-                pstarts, host, dict(bp.kernel_options)))
+                int(bp.child_block_size), int(bp.parent_block_size), slot(raw_c), npar, pslots,
+                pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand),
+                None if out is None else slot(out)))
         layers.append(lp)
     if slot_map is None:
         plan = TritonPlan(int(layout.num_slots), int(layout.root_slot), layers)
@@ -512,7 +586,8 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
 def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
     """Concatenate sum partitions of equal (block size, max fan-in, group); a
     partition alone in its class is reused as is. Owner block indices are
-    shifted into the concatenation; ties anywhere make the whole class atomic."""
+    shifted into the concatenation; ties anywhere make the whole class
+    atomic; fused members' grand slots are padded to one width (`_merged_grand`)."""
     classes: dict[tuple[int, int, int], list[SumKernelPart]] = {}
     for part in parts:
         classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
@@ -529,10 +604,38 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
                                     cat("block_slots"), cat("block_num_children"),
                                     cat("child_slots"), cat("block_param_starts"),
                                     any(m.atomic for m in members), owners,
-                                    dict(members[0].options), group=g))
+                                    dict(members[0].options), group=g,
+                                    **_merged_grand(members)))
     return merged
 
+
+def _merged_grand(members: list[SumKernelPart]) -> dict:
+    """The grand slots of concatenated parts (fusion.py), padded to the
+    widest arity with slot 1 (log 1, not loaded); a plain member reads its
+    children through (child, 1, ..). {} when no member is fused, so fused
+    and plain parts still share one launch (EM reads no child at all)."""
+    a = max(m.fused_arity for m in members)
+    if not a:
+        return {}
+    tables = []
+    for m in members:
+        grand = m.grand_slots if m.fused_arity else m.child_slots[..., None]
+        tables.append(torch.nn.functional.pad(grand, (0, a - grand.shape[-1]), value=1))
+    return dict(grand_slots=torch.cat(tables), fused_arity=a)
+
 ZERO_ALL_FRACTION = 0.5   # zeroing most rows: one memset beats an indexed fill
+
+
+def _sum_backward_writer(part: SumBackwardKernelPart) -> tuple[np.ndarray, bool]:
+    """(rows written, may store) of a node-flow partition: its child rows, or
+    with backward fusion the rows of `child_out` (a folded product's
+    children, a plain child row itself), which several rows of the part may
+    share: then it adds atomically (`atomic_out`) and never stores."""
+    if not part.fused_bwd:
+        return block_rows(part.cblock_slots.cpu().numpy(), part.child_block_size), True
+    rows = child_rows(part.child_out.cpu().numpy())
+    part.atomic_out = _has_duplicates(rows)
+    return rows, not part.atomic_out
 
 
 def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
@@ -547,10 +650,11 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     zeroed."""
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
-    writers = [[(block_rows(p.cblock_slots.cpu().numpy(), p.child_block_size), True)
-                for p in lp.sum_backwards]
+    writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
                + [(child_rows(p.child_slots.cpu().numpy()), False) for p in lp.tile_flows]
-               + [(child_rows(p.child_slots.cpu().numpy()), not p.atomic) for p in lp.products]
+               + [(np.zeros(0, dtype=np.int64), False) if p.fused_bwd
+                  else (child_rows(p.child_slots.cpu().numpy()), not p.atomic)
+                  for p in lp.products]
                for lp in plan.layers]
     refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731
     fresh: list[list[np.ndarray]] = []
@@ -565,6 +669,9 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
             part.store = store
             if store:
                 stored[rows] = True
+        for part in lp.products:    # folded: no kernel reads or writes these flow rows
+            if part.fused_bwd:
+                stored[part.slot_start:part.slot_start + part.num_nodes] = True
         if ntf:     # rows the tiles write first: zeroed in the layer, not up front
             rows = np.unique(np.concatenate(layer_fresh[nbw:nbw + ntf]))
             stored[rows] = True
@@ -581,7 +688,8 @@ WRITER_RATIOS = True     # False: every sum partition takes its own ratio pass (
 
 
 def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> None:
-    """Let storing product partitions write training's log ratios.
+    """Let storing product partitions (and node-flow partitions that pass
+    folded products' flows on, fusion.py) write training's log ratios.
 
     Training turns each sum layer's flows into log(flow) - value once they
     are final (`log_ratio_kernel`, one launch and one pass over the rows per
@@ -596,9 +704,13 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     every = [rows for layer_writers in writers for rows, _ in layer_writers]
     counts = np.bincount(np.concatenate(every) if every else np.zeros(0, dtype=np.int64),
                          minlength=plan.num_slots)
+    # storing product partitions, and node-flow partitions that pass folded
+    # products' flows on (backward fusion): both write their rows' final flow
     products = [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
                 for part, (rows, _) in zip(lp.products, layer_writers[len(lp.sum_backwards)
                                                                       + len(lp.tile_flows):])]
+    products += [(part, rows) for lp, layer_writers in zip(plan.layers, writers)
+                 for part, (rows, _) in zip(lp.sum_backwards, layer_writers) if part.fused_bwd]
     by_store_product = np.zeros(plan.num_slots, dtype=bool)
     for part, rows in products:
         if part.store:

@@ -45,16 +45,9 @@ import triton.language as tl
 from pccompiler.backends.triton.dots import sum_dot
 
 from pccompiler.backends.triton.accumulate import accumulate
+from pccompiler.backends.triton.flow_writes import log_ratio_of, product_child
+from pccompiler.backends.triton.fused_loads import fused_child_values
 from pccompiler.backends.triton.sum_forward import group_rows
-
-
-@triton.jit
-def log_ratio_of(f, y):
-    """t = log(f) - y for flows f and log-values y; -inf where the flow is 0
-    or the value is -inf. The one formula of training's log ratios (here and
-    in the product backward that writes them, io_kernels)."""
-    ok = (f > 0) & (y > float("-inf"))
-    return tl.where(ok, tl.log(tl.where(ok, f, 1.0)) - y, float("-inf"))
 
 
 @triton.jit
@@ -93,8 +86,19 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
                         num_cblocks, CBS: tl.constexpr, PBS: tl.constexpr, NUM_J: tl.constexpr,
                         TILE_J: tl.constexpr, TILE_I: tl.constexpr, BLOCK_B: tl.constexpr,
                         STORE: tl.constexpr, PREC: tl.constexpr, RATIO: tl.constexpr = False,
-                        GROUP: tl.constexpr = 1):
-    """GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
+                        GROUP: tl.constexpr = 1, cgrand_ptr=None, FUSED: tl.constexpr = 0,
+                        cout_ptr=None, FUSED_BWD: tl.constexpr = 0,
+                        ATOMIC_OUT: tl.constexpr = False, RATIO_OUT: tl.constexpr = False,
+                        ratio_rows_ptr=None):
+    """FUSED = A > 0: the child rows' values are read through cgrand_ptr's
+    [child rows, A] grand slots (fusion.py: folded product rows, whose
+    values are never written). FUSED_BWD = A_out > 0: the flows go to the
+    rows of cout_ptr's [child rows, A_out] table instead: a folded product
+    row's flow is not written but passed to its children as the product
+    backward would (flow(child) += flow(product); STORE: this part is the first
+    writer of every such row; ATOMIC_OUT: two rows of the part share a
+    child; RATIO_OUT: rows flagged in ratio_rows get log(flow) - value,
+    plan.mark_ratio_rows). GROUP > 1: child blocks come in aligned runs of GROUP, walked as one
     child block of GROUP * CBS rows over the union of their parent blocks
     (plan.parent_union): a parent tile is read once per run; each row keeps
     its own block's slot and parameter starts, -1 (no weights: zero) where
@@ -146,9 +150,19 @@ def sum_bwd_flow_kernel(values_ptr, flows_ptr, params_ptr, cblock_slots_ptr, cbl
         crow = group_rows(cblock_slots_ptr, cb, offs_j, j_mask, CBS, GROUP) + offs_j % CBS
     off = crow[:, None] * stride + offs_b[None, :]
     mask = j_mask[:, None] & b_mask[None, :]
-    x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
+    if FUSED > 0:
+        x = fused_child_values(values_ptr, cgrand_ptr, (cb * GROUP * CBS).to(tl.int64) + offs_j,
+                               j_mask, offs_b, b_mask, stride, FUSED, True)
+    else:
+        x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
     add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
-    if STORE:      # first writer of these rows in the backward (plan.py): no read
+    if FUSED_BWD > 0:     # (row, 1, ..) for a plain child row: the row itself
+        gbase = ((cb * GROUP * CBS).to(tl.int64) + offs_j) * FUSED_BWD
+        for a in tl.static_range(FUSED_BWD):
+            g = tl.load(cout_ptr + gbase + a, mask=j_mask, other=1).to(tl.int64)
+            product_child(flows_ptr, values_ptr, ratio_rows_ptr, g, stride, offs_b, add, mask,
+                          j_mask, ATOMIC_OUT, STORE, RATIO_OUT)
+    elif STORE:      # first writer of these rows in the backward (plan.py): no read
         tl.store(flows_ptr + off, add, mask=mask)
     else:
         old = tl.load(flows_ptr + off, mask=mask, other=0.0)
@@ -162,10 +176,12 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                           BS: tl.constexpr, NUM_M: tl.constexpr, NUM_KT: tl.constexpr,
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
                           ATOMIC: tl.constexpr, PREC: tl.constexpr,
-                          RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1):
+                          RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1,
+                          grand_ptr=None, FUSED: tl.constexpr = 0):
     """GROUP > 1: the blocks come in aligned runs of GROUP with the same
     children, walked as one block of GROUP * BS rows (each row keeps its own
-    block's slot and parameter start), so a child tile is read once per run."""
+    block's slot and parameter start), so a child tile is read once per run.
+    FUSED = A > 0: child values through grand_ptr's [nb, K, A] grand slots."""
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
@@ -190,8 +206,13 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
         for b0 in range(b_first, b_end, BLOCK_B):
             offs_b = b0 + tl.arange(0, BLOCK_B)
             b_mask = offs_b < b_end
-            xt = tl.load(values_ptr + cslots[None, :] * stride + offs_b[:, None],
-                         mask=b_mask[:, None] & k_mask[None, :], other=float("-inf"))  # [B, K]
+            if FUSED > 0:
+                xt = fused_child_values(values_ptr, grand_ptr,
+                                        (blk * GROUP).to(tl.int64) * max_children + offs_k,
+                                        k_mask, offs_b, b_mask, stride, FUSED, False)   # [B, K]
+            else:
+                xt = tl.load(values_ptr + cslots[None, :] * stride + offs_b[:, None],
+                             mask=b_mask[:, None] & k_mask[None, :], other=float("-inf"))
             s = tl.max(xt, axis=1)
             s_ok = s > float("-inf")
             s_safe = tl.where(s_ok, s, 0.0)

@@ -28,12 +28,18 @@ import triton
 import triton.language as tl
 
 from pccompiler.backends.triton.dots import sum_dot
+from pccompiler.backends.triton.fused_loads import fused_child_values
 
 
 @triton.jit
 def _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b, b_mask,
-                     stride):
-    """Child values [TILE_K, BLOCK_B]; masked entries are -inf (log 0)."""
+                     stride, grand_ptr, FUSED: tl.constexpr):
+    """Child values [TILE_K, BLOCK_B]; masked entries are -inf (log 0).
+    FUSED = A > 0: the children are read through the part's grand slots
+    (fusion.py), entry row_base + k of the [*, A] table."""
+    if FUSED > 0:
+        return fused_child_values(values_ptr, grand_ptr, row_base + offs_k, k_mask, offs_b,
+                                  b_mask, stride, FUSED, True)
     slots = tl.load(child_slots_ptr + row_base + offs_k, mask=k_mask, other=0).to(tl.int64)
     ptrs = values_ptr + slots[:, None] * stride + offs_b[None, :]
     return tl.load(ptrs, mask=k_mask[:, None] & b_mask[None, :], other=float("-inf"))
@@ -53,14 +59,16 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
                        block_ps_ptr, batch, stride, max_children, split_ptr, k_per_split,
                        BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
                        TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
-                       SPLIT_K: tl.constexpr = False, GROUP: tl.constexpr = 1):
+                       SPLIT_K: tl.constexpr = False, GROUP: tl.constexpr = 1,
+                       grand_ptr=None, FUSED: tl.constexpr = 0):
     """SPLIT_K: program_id(2) takes children [s * k_per_split, ...) and writes
     its partial log-sum to split_ptr[s, block * BS + row, b] for
     `sum_split_combine_kernel` (a few huge-fan-in rows, e.g. a root over
     8,192 children, would otherwise run on a handful of SMs).
     GROUP > 1: program_id(0) walks groups of GROUP consecutive blocks with
     the same children (plan.shared_run) as one block of GROUP * BS rows;
-    each row reads its own block's parameter start and output slot."""
+    each row reads its own block's parameter start and output slot.
+    FUSED = A > 0: children through grand_ptr's [nb, K, A] slots (fusion.py)."""
     pid = tl.program_id(0)
     blk = pid // NUM_M
     offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
@@ -84,7 +92,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         offs_k = k0 + tl.arange(0, TILE_K)
         k_mask = offs_k < k_hi
         c = _gather_children(values_ptr, child_slots_ptr, row_base, offs_k, k_mask, offs_b,
-                             b_mask, stride)
+                             b_mask, stride, grand_ptr, FUSED)
         new_max = tl.maximum(run_max, tl.max(c, axis=0))
         safe = tl.where(new_max == float("-inf"), 0.0, new_max)
         e = tl.exp(c - safe[None, :])

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from pccompiler.backends.triton.dots import sum_dot
+from pccompiler.backends.triton.fused_loads import fused_child_values
 from pccompiler.backends.triton.sum_backward import _log_ratio
 from pccompiler.backends.triton.sum_forward import group_rows
 
@@ -34,9 +35,12 @@ def sum_tile_flow_kernel(values_ptr, flows_ptr, params_ptr, block_slots_ptr, blo
                          child_slots_ptr, block_ps_ptr, batch, stride, max_children,
                          BS: tl.constexpr, NUM_KT: tl.constexpr, TILE_M: tl.constexpr,
                          TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
-                         RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1):
+                         RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1,
+                         grand_ptr=None, FUSED: tl.constexpr = 0):
     """program_id(0): run `blk` of GROUP blocks (GROUP * BS parent rows,
-    one child list) and K-chunk; program_id(1): batch tile."""
+    one child list) and K-chunk; program_id(1): batch tile. FUSED = A > 0:
+    the children's values through grand_ptr's [nb, K, A] grand slots (the
+    flows still go to the product rows: fusion.Fusion.fuse_backward)."""
     pid = tl.program_id(0)
     blk = pid // NUM_KT
     k0 = (pid % NUM_KT) * TILE_K
@@ -67,6 +71,11 @@ def sum_tile_flow_kernel(values_ptr, flows_ptr, params_ptr, block_slots_ptr, blo
         safe = tl.where(run_max == float("-inf"), 0.0, run_max)
         off = cslots[:, None] * stride + offs_b[None, :]
         mask = k_mask[:, None] & b_mask[None, :]
-        x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
+        if FUSED > 0:
+            x = fused_child_values(values_ptr, grand_ptr,
+                                   (blk * GROUP).to(tl.int64) * max_children + offs_k, k_mask,
+                                   offs_b, b_mask, stride, FUSED, True)
+        else:
+            x = tl.load(values_ptr + off, mask=mask, other=float("-inf"))
         add = tl.where(acc > 0, acc * tl.exp(x + safe[None, :]), 0.0)
         tl.atomic_add(flows_ptr + off, add, mask=mask & (add != 0.0))

@@ -33,10 +33,22 @@ RTOL = 1e-5
 # circuits with full 16-row dot tiles, listed here.
 PRECISION_RTOL = {"bf16": 5e-3, "tf32": 2e-3}
 FULL_TILE_CIRCUITS = {"hclt_wide"}
+# `triton:fuse` (or `triton:bf16+fuse`): the plan option fuse_products=True
+# (backends/triton/fusion.py), checked at the tolerance of its precision.
+FUSE_TOKEN = "fuse"
+
+
+def parse_backend(backend_name: str) -> tuple[str, str, dict]:
+    """NAME[:TOKEN[+TOKEN]] -> (name, precision or "", extra compile options)."""
+    name, _, suffix = backend_name.partition(":")
+    tokens = [t for t in suffix.split("+") if t]
+    extra = {"fuse_products": True} if FUSE_TOKEN in tokens else {}
+    precision = "+".join(t for t in tokens if t != FUSE_TOKEN)
+    return name, precision, extra
 
 
 def rtol_for(backend_name: str, circuit_name: str = "", device: str = "cpu") -> float:
-    name, _, precision = backend_name.partition(":")
+    name, precision, _ = parse_backend(backend_name)
     if not precision and name == "triton" and str(device).startswith("cuda") \
             and circuit_name in FULL_TILE_CIRCUITS:
         precision = "tf32"
@@ -53,8 +65,8 @@ def _compiled_layout(circuit_name: str):
 def compile_for(backend_name: str, circuit_name: str, device: str = "cpu"):
     """(original model, CompiledCircuit) or a 'refused' skip."""
     model, model2, layout = _compiled_layout(circuit_name)
-    name, _, precision = backend_name.partition(":")
-    options = {"device": device, **({"precision": precision} if precision else {})}
+    name, precision, extra = parse_backend(backend_name)
+    options = {"device": device, **({"precision": precision} if precision else {}), **extra}
     try:
         circuit = compiling_backend(name).compile(model2, layout, options)
     except UnsupportedError as exc:
@@ -83,7 +95,8 @@ def num_samples(backend_name: str, device: str) -> int:
     interpreter, whose per-element cost made these the slowest tests of CI.
     The tolerances scale with 1/sqrt(n), so the smaller count still fails
     any sampler whose marginals are off by more than about 0.03."""
-    return 5000 if backend_name == "triton" and str(device).startswith("cpu") else 20000
+    name = parse_backend(backend_name)[0]
+    return 5000 if name == "triton" and str(device).startswith("cpu") else 20000
 
 
 @pytest.mark.query("log_prob")
