@@ -19,7 +19,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records
-from pccompiler.ir.nodes import concat_ranges, sort_low_by_key, stable_argsort
+from pccompiler.ir.nodes import CHUNK, chunk_bounds, concat_ranges, sort_low_by_key, stable_argsort
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -127,11 +127,18 @@ def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s):
     cover (a true prime covers left(w), a true sub right(w)); a prime not
     under left(w) or a sub not under right(w) is refused, naming the first
     such element in vtree position order and its line."""
-    lw, rw = vt.left[w], vt.right[w]
-    ph, sh = np.where(kind[p] == T, lw, home[p]), np.where(kind[s] == T, rw, home[s])
-    bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
-    bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
-    if bad_p.any() or bad_s.any():
+    ph, sh = np.empty(len(w), dtype=home.dtype), np.empty(len(w), dtype=home.dtype)
+    fine = True
+    for a, b in chunk_bounds(len(w)):       # chunks: no 10^7-entry temporaries
+        for side, child, out in ((vt.left, p, ph), (vt.right, s, sh)):
+            top, c = side[w[a:b]], child[a:b]
+            h = np.where(kind[c] == T, top, home[c])
+            out[a:b] = h
+            fine = fine and bool(((vt.lo[h] >= vt.lo[top]) & (vt.hi[h] <= vt.hi[top])).all())
+    if not fine:
+        lw, rw = vt.left[w], vt.right[w]
+        bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
+        bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
         first = pos[w[bad_p | bad_s]].min()
         at = pos[w] == first
         bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
@@ -168,19 +175,33 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=No
     """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
     in one flat array; and each row's offset in it. Given `flat` and
     `r_off` (each row's offset in it), the rows are written there (the node
-    form's child array: no second scatter)."""
+    form's child array: no second scatter). Each signature's row is made
+    once as a template (its tautologies, placeholders for prime and sub);
+    rows copy their signature's template and set prime and sub, a chunk of
+    rows at a time (no index array over all 10^7 entries)."""
     if flat is None:
         rw = width[sig_of_row]
         r_off = np.cumsum(rw) - rw
         flat = np.empty(int(rw.sum()), dtype=np.int64)
-    a, b = lp_n[sig_of_row], ls_n[sig_of_row]
-    flat[r_off] = r_pi
-    flat[r_off + 1 + a] = r_si
-    for sibs, n, first_col in ((lp, lp_n, 1), (ls, ls_n, 2 + a)):
-        k = n[sig_of_row]
-        start = (np.cumsum(n) - n)[sig_of_row]
-        within = concat_ranges(np.zeros_like(k), k)
-        flat[np.repeat(r_off + first_col, k) + within] = taut[sibs[np.repeat(start, k) + within]]
+    t_off = np.cumsum(width) - width
+    tmpl = np.zeros(int(width.sum()), dtype=flat.dtype)
+    tmpl[concat_ranges(t_off + 1, lp_n)] = taut[lp]
+    tmpl[concat_ranges(t_off + 2 + lp_n, ls_n)] = taut[ls]
+    steps = np.arange(CHUNK, dtype=np.int64)
+    for a, b in chunk_bounds(len(sig_of_row), CHUNK // 4):
+        sg, dst = sig_of_row[a:b], r_off[a:b]
+        wd = width[sg]
+        first = np.cumsum(wd)
+        first -= wd
+        m = int(first[-1] + wd[-1])
+        within = steps[:m] if m <= CHUNK else np.arange(m)
+        src = np.repeat(t_off[sg] - first, wd)
+        src += within
+        pos = np.repeat(dst - first, wd)
+        pos += within
+        flat[pos] = tmpl[src]
+        flat[dst] = r_pi[a:b]
+        flat[dst + 1 + lp_n[sg]] = r_si[a:b]
     return flat, r_off
 
 
@@ -231,9 +252,10 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     lexsort."""
     span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
     if math.prod(span) < 2 ** 62:
-        key = cols[0]
+        key = cols[0].astype(np.int64)               # a copy, then in place
         for c, n in zip(cols[1:], span[1:]):
-            key = key * n + c
+            key *= n
+            key += c
         _, inv, rep = _unique(key)
         return [c[rep] for c in cols], inv
     o = np.lexsort(cols[::-1])
@@ -262,9 +284,16 @@ def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if o is None:
         o = np.argsort(key)
     ordered = key[o]
-    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     inv = np.empty(len(key), dtype=np.int64)
-    inv[o] = np.cumsum(new) - 1
+    rank = 0
+    for a, b in chunk_bounds(len(key)):      # inv[o] = cumsum(new) - 1, chunk by chunk
+        r = np.cumsum(new[a:b])
+        r += rank - 1
+        inv[o[a:b]] = r
+        rank = int(r[-1]) + 1
     return ordered[new], inv, o[new]
 
 
