@@ -35,7 +35,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays,
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, gather_ranges, node_arrays,
                                   stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
@@ -213,7 +213,7 @@ def _forward_tables(plan: NodePlan, fan: np.ndarray, sdt) -> list[np.ndarray]:
     a, order = plan.a, plan.order
     fan_o = fan[order]
     slot = plan.slot.astype(sdt)
-    kid_slot = slot[a.child_ids[concat_ranges(a.child_offsets[order], fan_o)]]
+    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=slot)
     run_len = plan.run_end - plan.run_start
     width = np.maximum.reduceat(fan_o, plan.run_start) if a.num_nodes else run_len
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
