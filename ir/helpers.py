@@ -205,7 +205,7 @@ def structure_hash(model: pcir.Model) -> str:
     for t in model.ties:
         ints += (t.group, t.target)
     ints.append(len(model.groups))
-    blobs: list[bytes] = []
+    blobs: list = []                       # bytes, or contiguous arrays (buffer protocol)
     # Scopes are not hashed: an input group's scope is its variable and every
     # other scope is the union of its children's (the checker enforces it),
     # so they add nothing but cost O(depth x variables) on long chains.

@@ -188,32 +188,34 @@ def node_arrays(model: pcir.Model, table=None) -> NodeArrays:
                       roots=np.asarray(nc.roots, dtype=np.int64))
 
 
-def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[bytes]]:
+def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[np.ndarray]]:
     """(ints, blobs) of the structure for ir.structure_hash: counts and the
     structural arrays (kinds, CSR, input variables, order, scopes) as
-    little-endian int64 bytes; weights and input parameters are left out."""
+    contiguous little-endian int32 (int64 where a value needs it) arrays,
+    hashed through the buffer protocol (no bytes copies of the 10^7-entry
+    arrays); weights and input parameters are left out."""
     nc = model.nodes
     ints = [-2, int(nc.num_nodes), len(nc.roots), *nc.roots]
     blobs = []
     for name in ("kind", "child_offsets", "child_ids", "input_vars", "variable_order",
                  "scope_lo", "scope_hi"):
         proto = tensors.get(getattr(nc, name))
-        blob = b"" if proto is None else _canonical(to_numpy(proto))
-        ints.append(len(blob))
+        blob = np.zeros(0, dtype="<i4") if proto is None else _canonical(to_numpy(proto))
+        ints.append(blob.nbytes)
         blobs.append(blob)
     return ints, blobs
 
 
-def _canonical(array: np.ndarray) -> bytes:
-    """The bytes of an integer array independent of its stored dtype:
-    little-endian int32 when every value fits (the usual case, hashed
-    without a conversion when stored so), else int64."""
+def _canonical(array: np.ndarray) -> np.ndarray:
+    """An integer array as a C-contiguous array of a dtype independent of
+    its stored one: little-endian int32 when every value fits (the usual
+    case, the stored array itself when stored so), else int64."""
     if array.dtype == np.dtype("<i4"):
-        return array.tobytes()
+        return np.ascontiguousarray(array)
     if array.dtype.itemsize < 4 or not len(array) or (
             array.min() >= -2 ** 31 and array.max() < 2 ** 31):
-        return array.astype("<i4").tobytes()
-    return array.astype("<i8").tobytes()
+        return np.ascontiguousarray(array, dtype="<i4")
+    return np.ascontiguousarray(array, dtype="<i8")
 
 
 def node_counts(model: pcir.Model) -> dict[str, int]:
