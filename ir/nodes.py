@@ -108,11 +108,12 @@ def row_chunks(ends: np.ndarray, step: int | None = None) -> list[tuple[int, int
 
 def gather_ranges(src: np.ndarray, starts: np.ndarray, lens: np.ndarray,
                   out: np.ndarray | None = None, dest: np.ndarray | None = None,
-                  through: np.ndarray | None = None) -> np.ndarray:
+                  through: np.ndarray | None = None, stride: int = 1) -> np.ndarray:
     """src[concat_ranges(starts, lens)] (into `out` when given), or with
     `dest` (row starts in `out`) the scatter out[concat_ranges(dest,
     lens)] = that; with `through`, through[...] of those values (one fused
-    pass); chunk by chunk of rows (row_chunks), so no index array of the
+    pass); with `stride`, row i reads src[starts[i] + stride * j] (j <
+    lens[i]); chunk by chunk of rows (row_chunks), so no index array of the
     whole length is made."""
     lens = lens.astype(np.int64, copy=False)
     ends = np.cumsum(lens)
@@ -128,8 +129,8 @@ def gather_ranges(src: np.ndarray, starts: np.ndarray, lens: np.ndarray,
         ln = lens[r0:r1]
         first = ends[r0:r1] - ln - e0                 # each row's first entry, chunk-local
         within = steps[:e1 - e0] if e1 - e0 <= len(steps) else np.arange(e1 - e0)
-        idx = np.repeat(starts[r0:r1] - first, ln)
-        idx += within
+        idx = np.repeat(starts[r0:r1] - stride * first, ln)
+        idx += within if stride == 1 else stride * within
         if through is not None:
             idx = src[idx]
         table = src if through is None else through

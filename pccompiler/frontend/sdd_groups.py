@@ -122,32 +122,36 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prim
             np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
 
 
-def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s):
+def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep: bool = True):
     """The vtree nodes (ph, sh) the primes p and subs s of elements at w
     cover (a true prime covers left(w), a true sub right(w)); a prime not
     under left(w) or a sub not under right(w) is refused, naming the first
-    such element in vtree position order and its line."""
-    ph, sh = np.empty(len(w), dtype=home.dtype), np.empty(len(w), dtype=home.dtype)
+    such element in vtree position order and its line. keep=False: the
+    check only, (None, None) back."""
+    ph, sh = (np.empty(len(w), dtype=home.dtype) if keep else None for _ in range(2))
     fine = True
     for a, b in chunk_bounds(len(w)):       # chunks: no 10^7-entry temporaries
         for side, child, out in ((vt.left, p, ph), (vt.right, s, sh)):
             top, c = side[w[a:b]], child[a:b]
             h = np.where(kind[c] == T, top, home[c])
-            out[a:b] = h
+            if keep:
+                out[a:b] = h
             fine = fine and bool(((vt.lo[h] >= vt.lo[top]) & (vt.hi[h] <= vt.hi[top])).all())
-    if not fine:
-        lw, rw = vt.left[w], vt.right[w]
-        bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
-        bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
-        first = pos[w[bad_p | bad_s]].min()
-        at = pos[w] == first
-        bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
-                                    else (bad_s, sh, rw, s, "sub"))
-        i = int(np.argmax(bad & at))
-        raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
-                                     f"vtree {int(h[i])}, not under vtree {int(top[i])} "
-                                     f"(the circuit is not decomposable)")
-    return ph, sh
+    if fine:
+        return ph, sh
+    if not keep:                            # the homes, to name the first bad element
+        return element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+    lw, rw = vt.left[w], vt.right[w]
+    bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
+    bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
+    first = pos[w[bad_p | bad_s]].min()
+    at = pos[w] == first
+    bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
+                                else (bad_s, sh, rw, s, "sub"))
+    i = int(np.argmax(bad & at))
+    raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
+                                 f"vtree {int(h[i])}, not under vtree {int(top[i])} "
+                                 f"(the circuit is not decomposable)")
 
 
 def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
@@ -256,7 +260,7 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         for c, n in zip(cols[1:], span[1:]):
             key *= n
             key += c
-        _, inv, rep = _unique(key)
+        _, inv, rep = unique_sorted(key)
         return [c[rep] for c in cols], inv
     o = np.lexsort(cols[::-1])
     cols = [c[o] for c in cols]
@@ -268,12 +272,12 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 
 def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(key, return_inverse=True) for non-negative int64 keys,
-    through numpy's vectorised sort (see _unique)."""
-    values, inv, _ = _unique(key)
+    through numpy's vectorised sort (see unique_sorted)."""
+    values, inv, _ = unique_sorted(key)
     return values, inv
 
 
-def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, each key's index among them, the position
     of one key of each value). Keys are ordered by ir.nodes.stable_argsort
     where key and position pack into 62 bits, else by np.argsort's

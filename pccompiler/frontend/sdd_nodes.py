@@ -29,11 +29,11 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
-from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
-    sibling_paths, unique_inverse, unique_rows
+from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, \
+    fold_false, sibling_paths, unique_rows, unique_sorted
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, index_dtype,
-                                  set_nodes, stable_argsort)
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
+                                  index_dtype, set_nodes, stable_argsort)
 
 pcir = ir.pcir
 
@@ -52,9 +52,10 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
     keep = ~(false[prime] | false[sub])
-    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    dec, p, s, erec = (e_dec, prime, sub, e_rec) if keep.all() else \
+        (e_dec[keep], prime[keep], sub[keep], e_rec[keep])      # no copies when all live
     w = home[dec]
-    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+    element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
     (u_w, u_p, u_s), inv = unique_rows(w, p, s)
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
@@ -63,15 +64,14 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    prod_fan, fill_products = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv,
-                                                ph, sh)
+    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
     d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
     n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
-    lo, hi = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
     var_pos = np.empty(nv, dtype=np.int64)
     var_pos[vt.order] = np.arange(nv)
     kinds[:2 * nv] = INPUT
@@ -95,19 +95,20 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
     fill_products(kids, offsets[prod_id])
-    # every live decision's children, in id order (d_par ascends): the
-    # child positions of the decisions, in order
-    is_dec = np.zeros(n, dtype=bool)
-    is_dec[dec_id] = True
-    kids[np.repeat(is_dec, fan)] = d_kid
+    # every live decision's children, in id order (d_par ascends), copied
+    # to the decisions' child ranges a chunk at a time
+    dsorted = np.sort(dec_id)
+    d_fan = fan[dsorted]
+    gather_ranges(d_kid, np.cumsum(d_fan) - d_fan, d_fan, out=kids, dest=offsets[dsorted])
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
         root_id = n
         kinds = np.r_[kinds, np.uint8(PRODUCT)]
-        lo, hi = np.r_[lo, 0], np.r_[hi, nv]
+        lo, hi = np.r_[lo, np.int32(0)], np.r_[hi, np.int32(nv)]
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
-    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name)
+    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name,
+                  int(fan[dec_id].sum()) + 2 * int(leaf.sum()))
 
 
 def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
@@ -122,22 +123,32 @@ def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.n
     return new_id[:num_products], new_id[num_products:]
 
 
-def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
+def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
     """(fan-in of every element product, fill(kids, starts): writes each
     product's children [prime, sibling tautologies..., sub, sibling
     tautologies...] into the child array at its start), the sibling paths
-    computed once per (prime vtree, sub vtree) signature."""
+    computed once per (prime vtree, sub vtree) signature. The products'
+    signature keys and prime / sub nodes come from one pass over them in
+    chunks (a true prime covers left(w), a true sub right(w))."""
     nvt = len(vt.left)
-    u_ph = np.empty(len(u_w), dtype=np.int64)
-    u_sh = np.empty(len(u_w), dtype=np.int64)
-    u_ph[inv], u_sh[inv] = ph, sh
-    sigs, sig_of = unique_inverse(u_ph * nvt + u_sh)
-    sig_w = np.empty(len(sigs), dtype=np.int64)
-    sig_w[sig_of] = u_w
+    key = np.empty(len(u_w), dtype=np.int64)
+    pnode = np.empty(len(u_w), dtype=np.int64)
+    snode = np.empty(len(u_w), dtype=np.int64)
+    for a, b in chunk_bounds(len(u_w)):
+        w = u_w[a:b]
+        for side, child, out, sig_scale in ((vt.left, u_p, pnode, nvt), (vt.right, u_s, snode, 1)):
+            c, top = child[a:b], side[w]
+            true = kind[c] == T
+            h = np.where(true, top, home[c])
+            if sig_scale == 1:
+                key[a:b] += h
+            else:
+                np.multiply(h, sig_scale, out=key[a:b])
+            out[a:b] = np.where(true, taut[top], node_of[c])
+    sigs, sig_of, rep = unique_sorted(key)
+    sig_w = u_w[rep]
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
-    pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
-    snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
     width = 2 + lp_n + ls_n
 
     def fill(kids: np.ndarray, starts: np.ndarray) -> None:
@@ -146,13 +157,12 @@ def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
 
 
 def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
-           name: str) -> pcir.Model:
+           name: str, sum_edges: int) -> pcir.Model:
     """The logic-circuit Model holding the node arrays (indicator inputs,
-    weight-1 sums, binary variables x1..xn)."""
-    sums = kinds == SUM
+    weight-1 sums, binary variables x1..xn; `sum_edges` edges of sums)."""
     arrays = NodeArrays(
         kind=kinds, child_offsets=offsets, child_ids=kids,
-        sum_weights=np.ones(int(np.diff(offsets)[sums].sum())),
+        sum_weights=np.ones(sum_edges),
         input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
         input_params=np.tile(np.eye(2), (nv, 1)),
         variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
