@@ -50,8 +50,11 @@ def scope_stages(a: NodeArrays) -> tuple[np.ndarray, np.ndarray] | None:
     (a sum of a sum breaks it)."""
     if len(a.scope_lo) != a.num_nodes or len(a.scope_hi) != a.num_nodes:
         return None
-    stage = 2 * (a.scope_hi.astype(np.int64) - a.scope_lo) + (a.kind == SUM)
-    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=np.int64)
+    wide = np.int32 if len(a.variable_order) < 2 ** 29 else np.int64   # int32: half the bytes
+    stage = np.subtract(a.scope_hi, a.scope_lo, dtype=wide)
+    stage *= 2
+    stage += a.kind == SUM
+    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=stage.dtype)   # ufunc.at: one dtype
     off, fan = a.child_offsets, a.fan_in()
     for r0, r1 in row_chunks(off[1:]):                  # chunks of ~CHUNK edges
         kid_stage = stage[a.child_ids[off[r0]:off[r1]]]
