@@ -224,8 +224,12 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
         raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
                                               "a node defined on an earlier line")
     if form == "nodes":
-        return build_nodes(vt, rec, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
-                           int(ids[-1]), name or path.stem, str(path))
+        elements = [e_dec, e_rec, prime, sub]     # build_nodes drops each once used
+        del e_dec, e_rec, prime, sub
+        rec.header_ints = rec.header_ints.copy()  # read: only the line numbers are used now,
+        rec.ints = np.zeros(0, dtype=rec.ints.dtype)   # so the integers go (no view keeps them)
+        return build_nodes(vt, rec, kind, home, idx, rec_of, elements, int(ids[-1]),
+                           name or path.stem, str(path))
     return build(vt, rec, kind, home, idx, e_dec, e_rec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 

@@ -39,9 +39,15 @@ pcir = ir.pcir
 
 
 def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
-                rec_of: np.ndarray, e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray,
-                sub: np.ndarray, root: int, name: str, source: str) -> pcir.Model:
-    """The node-form logic-circuit Model of the SDD (see the module docstring)."""
+                rec_of: np.ndarray, elements: list[np.ndarray], root: int, name: str,
+                source: str) -> pcir.Model:
+    """The node-form logic-circuit Model of the SDD (see the module docstring).
+    `elements` = [decision, record, prime, sub] of every element; the list
+    is emptied, and each array is dropped once used: the import of a
+    10^6-node SDD holds about 15 arrays of 10^7 entries, and every GB of
+    peak memory costs seconds of page faults on a small VM."""
+    e_dec, e_rec, prime, sub = elements
+    elements.clear()
     nv, nvt = vt.num_vars, len(vt.left)
     post = np.asarray(vt.post, dtype=np.int64)
     pos = np.empty(nvt, dtype=np.int64)
@@ -54,20 +60,25 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     keep = ~(false[prime] | false[sub])
     dec, p, s, erec = (e_dec, prime, sub, e_rec) if keep.all() else \
         (e_dec[keep], prime[keep], sub[keep], e_rec[keep])      # no copies when all live
+    del e_dec, prime, sub, e_rec, keep
     w = home[dec]
     element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
     (u_w, u_p, u_s), inv = unique_rows(w, p, s)
+    del w, p, s
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
     prod_id, dec_id = _new_ids(erec, inv, len(u_w), rec_of[decs], base)
+    del erec
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
     prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
+    del u_p, u_s
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
     d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
+    del dec, inv
     n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
@@ -83,8 +94,10 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
     kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
     lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
+    del u_w, prod_fan
     kinds[dec_id] = SUM
     fan[dec_id] = np.bincount(d_par - base, minlength=n - base)[dec_id - base]
+    del d_par
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(fan, out=offsets[1:])
@@ -95,11 +108,15 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
     fill_products(kids, offsets[prod_id])
+    del fill_products, prod_id
     # every live decision's children, in id order (d_par ascends), copied
     # to the decisions' child ranges a chunk at a time
     dsorted = np.sort(dec_id)
     d_fan = fan[dsorted]
     gather_ranges(d_kid, np.cumsum(d_fan) - d_fan, d_fan, out=kids, dest=offsets[dsorted])
+    del d_kid
+    sum_edges = int(fan[dec_id].sum()) + 2 * int(leaf.sum())
+    del fan
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
         root_id = n
@@ -107,8 +124,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         lo, hi = np.r_[lo, np.int32(0)], np.r_[hi, np.int32(nv)]
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
-    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name,
-                  int(fan[dec_id].sum()) + 2 * int(leaf.sum()))
+    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name, sum_edges)
 
 
 def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
