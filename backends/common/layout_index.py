@@ -64,6 +64,7 @@ class SumPart:
     child_slots: torch.Tensor        # long [nb, K], padding slot 0
     weight_index: torch.Tensor       # long [nb, K, bs]
     kernel: str = ""
+    parent_start: int = -1           # parent_slots flattened = parent_start + arange, or -1
 
 
 @dataclass
@@ -120,8 +121,10 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     if g > 1:
         parent_slots, child_slots, widx = merge_runs(parent_slots, child_slots, widx, g)
         bs, nb = bs * g, nb // g
+    flat = parent_slots.reshape(-1)
+    consecutive = len(flat) and bool((np.diff(flat) == 1).all())
     return SumPart(bs, nb, kmax, _long(parent_slots, device), _long(child_slots, device),
-                   _long(widx, device), sp.kernel)
+                   _long(widx, device), sp.kernel, int(flat[0]) if consecutive else -1)
 
 
 RUN_MAX_ROWS = 128     # rows of a merged block (as the triton plan's program groups)
