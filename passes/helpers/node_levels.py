@@ -81,8 +81,8 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     scatter; a few numpy calls per batch (batches: about the levels)."""
     fan = a.fan_in()
     level = np.zeros(a.num_nodes, dtype=np.int32)
-    inner = np.flatnonzero(fan)                          # fan-in 0: level 0
-    if not len(inner):
+    n_inner = int(np.count_nonzero(fan))                 # fan-in 0: level 0
+    if not n_inner:
         return level
     staged = scope_stages(a)
     if staged is None:
@@ -98,12 +98,21 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
         if t >= first:
             batch, first = batch + 1, v
         batch_of[v] = batch
-    # nodes by (batch, not two children): each batch's two-child nodes first
-    pair = fan[inner] == 2
-    key = 2 * batch_of[stage[inner]] + ~pair
-    o = stable_argsort(key)
-    nodes = inner[o]
-    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))]
+    # nodes by (batch, not two children): each batch's two-child nodes
+    # first, fan-in 0 nodes last (key 2 * batch + 2, left out); keys made in
+    # chunks, one stable sort of all nodes
+    last = 2 * batch + 2
+    key = np.empty(a.num_nodes, dtype=np.uint16 if last < 2 ** 16 else np.int64)
+    for c0, c1 in chunk_bounds(a.num_nodes):
+        f = fan[c0:c1]
+        k = batch_of[stage[c0:c1]]
+        k *= 2
+        k += f != 2
+        k[f == 0] = last
+        key[c0:c1] = k
+    nodes = stable_argsort(key)[:n_inner]
+    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=last + 1))][:last + 1]
+    del key
     size = np.diff(bounds[0::2])                          # nodes per batch
     # the children of the small batches' nodes, gathered once for all of
     # them (a small batch costs its numpy calls, not its arrays)
@@ -115,7 +124,7 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     small_start = (np.cumsum(size[small]) - size[small]).tolist()
     small_of = dict(zip(small.tolist(), small_start))
     bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
-    odd = (a.kind == PRODUCT).astype(np.int32) if alternate else None
+    odd = (a.kind == PRODUCT).view(np.uint8) if alternate else None
     off, kids = a.child_offsets, a.child_ids
     for b in range(batch + 1):
         j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
