@@ -198,19 +198,24 @@ def node_arrays(model: pcir.Model, table=None) -> NodeArrays:
                       roots=np.asarray(nc.roots, dtype=np.int64))
 
 
-def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[np.ndarray]]:
+def node_structure(model: pcir.Model, tensors: dict, arrays: NodeArrays | None = None
+                   ) -> tuple[list[int], list[np.ndarray]]:
     """(ints, blobs) of the structure for ir.structure_hash: counts and the
     structural arrays (kinds, CSR, input variables, order, scopes) as
     contiguous little-endian int32 (int64 where a value needs it) arrays,
     hashed through the buffer protocol (no bytes copies of the 10^7-entry
-    arrays); weights and input parameters are left out."""
+    arrays); weights and input parameters are left out. `arrays`: the
+    Model's NodeArrays, already decoded (else read from `tensors`)."""
     nc = model.nodes
     ints = [-2, int(nc.num_nodes), len(nc.roots), *nc.roots]
     blobs = []
     for name in ("kind", "child_offsets", "child_ids", "input_vars", "variable_order",
                  "scope_lo", "scope_hi"):
         proto = tensors.get(getattr(nc, name))
-        blob = np.zeros(0, dtype="<i4") if proto is None else _canonical(to_numpy(proto))
+        if proto is None:
+            blob = np.zeros(0, dtype="<i4")
+        else:
+            blob = _canonical(to_numpy(proto) if arrays is None else getattr(arrays, name))
         ints.append(blob.nbytes)
         blobs.append(blob)
     return ints, blobs

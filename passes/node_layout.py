@@ -68,15 +68,16 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     level = node_levels(a)
     fan = a.fan_in()
     layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
-    cls = layer_classes(layer_key, fan)
-    order = stable_argsort(layer_key * 64 + cls)                 # ties: by id
+    run_key = layer_key * 64
+    run_key += layer_classes(layer_key, fan)                     # (layer, class), class < 64
+    order = stable_argsort(run_key)                              # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
-    key_o, cls_o = layer_key[order], cls[order]
-    cut = np.flatnonzero((key_o[1:] != key_o[:-1]) | (cls_o[1:] != cls_o[:-1])) + 1
+    key_o = run_key[order]
+    cut = np.flatnonzero(key_o[1:] != key_o[:-1]) + 1
     run_start = np.r_[0, cut]
     run_end = np.r_[cut, a.num_nodes]
-    lkeys, run_layer = np.unique(key_o[run_start], return_inverse=True)
+    lkeys, run_layer = np.unique(key_o[run_start] // 64, return_inverse=True)
     first_nodes = order[run_start[np.searchsorted(run_layer, np.arange(len(lkeys)))]]
     sums = a.kind == SUM
     weight_start = np.zeros(a.num_nodes, dtype=np.int64)
@@ -193,7 +194,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     layout.max_block_size = 1
     layout.root_group = -1
     layout.root_slot = int(plan.slot[a.roots[0]])
-    layout.model_hash = ir.structure_hash(model)
+    layout.model_hash = ir.structure_hash(model, arrays=a)      # a: decoded from model
     layout.metadata.update({"reserved_sum_params": str(RESERVED), "sum_params_tail": str(tail),
                             "slot_dtype": np.dtype(sdt).name, "form": "nodes"})
     if not backward:
