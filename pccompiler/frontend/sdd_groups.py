@@ -248,9 +248,10 @@ def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_ro
     return sink.model(vt.num_vars, gid, name, "sdd")
 
 
-def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def unique_rows(*cols: np.ndarray, first: bool = False):
     """The distinct rows of non-negative int64 columns, sorted (first column
-    major), and each input row's index among them: one sort of a mixed
+    major), and each input row's index among them (with `first`, also the
+    position of each distinct row's first occurrence): one sort of a mixed
     radix key when it fits in int64 (the distinct rows are gathered from a
     row of each, not decoded from the keys: no integer divisions), else a
     lexsort."""
@@ -261,13 +262,14 @@ def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
             key *= n
             key += c
         _, inv, rep = unique_sorted(key)
-        return [c[rep] for c in cols], inv
+        return ([c[rep] for c in cols], inv, rep) if first else ([c[rep] for c in cols], inv)
     o = np.lexsort(cols[::-1])
     cols = [c[o] for c in cols]
     new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
     inv = np.empty(len(o), dtype=np.int64)
     inv[o] = np.cumsum(new) - 1
-    return [c[new] for c in cols], inv
+    rows = [c[new] for c in cols]
+    return (rows, inv, o[new]) if first else (rows, inv)       # lexsort is stable
 
 
 def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,13 +281,14 @@ def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, each key's index among them, the position
-    of one key of each value). Keys are ordered by ir.nodes.stable_argsort
-    where key and position pack into 62 bits, else by np.argsort's
-    unstable sort (any order of equal keys gives the same answer, and it
-    is faster than the stable merge sort of wide keys)."""
+    of the first key of each value). Keys are ordered by
+    ir.nodes.stable_argsort where key and position pack into 62 bits, else
+    by np.argsort's unstable sort (faster than the stable merge sort of
+    wide keys; the first position of a value is then the least of its run)."""
     o = sort_low_by_key(key, np.arange(len(key), dtype=np.int64), len(key) - 1) \
         if len(key) else np.zeros(0, dtype=np.int64)
-    if o is None:
+    stable = o is not None
+    if not stable:
         o = np.argsort(key)
     ordered = key[o]
     new = np.empty(len(key), dtype=bool)
@@ -298,7 +301,8 @@ def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r += rank - 1
         inv[o[a:b]] = r
         rank = int(r[-1]) + 1
-    return ordered[new], inv, o[new]
+    first = o[new] if stable or not len(key) else np.minimum.reduceat(o, np.flatnonzero(new))
+    return ordered[new], inv, first
 
 
 def _first(runs: np.ndarray, n: int) -> np.ndarray:

@@ -63,12 +63,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     del e_dec, prime, sub, e_rec, keep
     w = home[dec]
     element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
-    (u_w, u_p, u_s), inv = unique_rows(w, p, s)
+    (u_w, u_p, u_s), inv, first = unique_rows(w, p, s, first=True)
     del w, p, s
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
-    prod_id, dec_id = _new_ids(erec, inv, len(u_w), rec_of[decs], base)
-    del erec
+    prod_id, dec_id = _new_ids(erec[first], rec_of[decs], base)
+    del erec, first
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
@@ -127,16 +127,15 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name, sum_edges)
 
 
-def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
-             base: int) -> tuple[np.ndarray, np.ndarray]:
+def _new_ids(first_rec: np.ndarray, dec_rec: np.ndarray, base: int
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Ids of the element products and the live decisions: by SDD record,
-    each record's new products (first used there) right before it."""
-    first = np.empty(num_products, dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
-    key = np.r_[2 * erec[first], 2 * dec_rec + 1]
+    each record's new products (first used there: `first_rec`) right
+    before it."""
+    key = np.r_[2 * first_rec, 2 * dec_rec + 1]
     new_id = np.empty(len(key), dtype=np.int64)
     new_id[stable_argsort(key)] = base + np.arange(len(key))
-    return new_id[:num_products], new_id[num_products:]
+    return new_id[:len(first_rec)], new_id[len(first_rec):]
 
 
 def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
