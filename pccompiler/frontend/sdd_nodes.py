@@ -77,7 +77,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     del u_p, u_s
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
-    d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
+    d_par, d_kid = _distinct_pairs(node_of, dec, prod_id, inv)
     del dec, inv
     n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
@@ -191,15 +191,21 @@ def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
     return model
 
 
-def _distinct_pairs(par: np.ndarray, kid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (par, kid) pairs sorted, for `par` already non-decreasing:
-    a stable sort of the nearly sorted key (runs), then neighbours compared."""
-    width = int(kid.max(initial=0)) + 1
-    key = par * width + kid
+def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
+                    inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (decision node, product node) pairs of the elements
+    (node_of[dec], prod_id[inv]), sorted; the decision nodes are already
+    non-decreasing, so the packed keys (made in chunks) are sorted in place
+    only when some decision lists its products out of id order."""
+    width = int(prod_id.max(initial=0)) + 1
+    key = np.empty(len(dec), dtype=np.int64)
+    for a, b in chunk_bounds(len(dec)):
+        np.multiply(node_of[dec[a:b]], width, out=key[a:b])
+        key[a:b] += prod_id[inv[a:b]]
     if (key[1:] < key[:-1]).any():
-        key = np.sort(key)
+        key.sort()
     key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
-    return key // width, key % width
+    return np.divmod(key, width)
 
 
 def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:
