@@ -110,6 +110,8 @@ def row_chunks(ends: np.ndarray, step: int | None = None) -> list[tuple[int, int
     n = len(ends)
     if not n:
         return []
+    if int(ends[-1]) <= step:
+        return [(0, n)]
     cuts = np.unique(np.searchsorted(ends, np.arange(step, int(ends[-1]), step), side="right"))
     bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
     return list(zip(bounds[:-1], bounds[1:]))
@@ -131,13 +133,13 @@ def gather_ranges(src: np.ndarray, starts: np.ndarray, lens: np.ndarray,
         out = np.empty(total, dtype=(src if through is None else through).dtype)
     if not total:
         return out
-    steps = np.arange(min(total, 4 * CHUNK), dtype=np.int64)      # a row may exceed CHUNK
-    for r0, r1 in row_chunks(ends):
-        e0 = int(ends[r0 - 1]) if r0 else 0
-        e1 = int(ends[r1 - 1])
+    cuts = [(r0, r1, int(ends[r0 - 1]) if r0 else 0, int(ends[r1 - 1]))
+            for r0, r1 in row_chunks(ends)]
+    steps = np.arange(max(e1 - e0 for _, _, e0, e1 in cuts), dtype=np.int64)
+    for r0, r1, e0, e1 in cuts:
         ln = lens[r0:r1]
         first = ends[r0:r1] - ln - e0                 # each row's first entry, chunk-local
-        within = steps[:e1 - e0] if e1 - e0 <= len(steps) else np.arange(e1 - e0)
+        within = steps[:e1 - e0]
         idx = np.repeat(starts[r0:r1] - stride * first, ln)
         idx += within if stride == 1 else stride * within
         if through is not None:

@@ -191,14 +191,16 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=No
     tmpl = np.zeros(int(width.sum()), dtype=flat.dtype)
     tmpl[concat_ranges(t_off + 1, lp_n)] = taut[lp]
     tmpl[concat_ranges(t_off + 2 + lp_n, ls_n)] = taut[ls]
-    steps = np.arange(CHUNK, dtype=np.int64)
+    steps = np.arange(0, dtype=np.int64)         # 0, 1, 2, ...: grown to the largest chunk
     for a, b in chunk_bounds(len(sig_of_row), CHUNK // 4):
         sg, dst = sig_of_row[a:b], r_off[a:b]
         wd = width[sg]
         first = np.cumsum(wd)
         first -= wd
         m = int(first[-1] + wd[-1])
-        within = steps[:m] if m <= CHUNK else np.arange(m)
+        if m > len(steps):
+            steps = np.arange(m, dtype=np.int64)
+        within = steps[:m]
         src = np.repeat(t_off[sg] - first, wd)
         src += within
         pos = np.repeat(dst - first, wd)
