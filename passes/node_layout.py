@@ -67,9 +67,12 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     """Levels, layers, partitions and slots of every node (no Python per node)."""
     level = node_levels(a)
     fan = a.fan_in()
-    layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
+    wide = np.int32 if int(level.max(initial=0)) < 2 ** 23 else np.int64   # int32: half the bytes
+    layer_key = 2 * level.astype(wide)
+    layer_key += a.kind == SUM
     run_key = layer_key * 64
-    run_key += layer_classes(layer_key, fan)                     # (layer, class), class < 64
+    np.add(run_key, layer_classes(layer_key, fan), out=run_key,
+           casting="unsafe")                                     # (layer, class), class < 64
     order = stable_argsort(run_key)                              # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
