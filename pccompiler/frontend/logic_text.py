@@ -136,28 +136,41 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
     allowed[list(keys)] = True
     if not (one_letter[rec] & allowed[buf[starts[rec]]]).all():
         return None
-    chars = buf.copy()
+    # Bytes to blank before reading integers: comment lines, the header
+    # word, the keywords (ascending). The bytes are read in chunks cut at
+    # line ends: each chunk copied (stays in cache), blanked, checked and
+    # parsed, its integers written into one array (no 200 MB copy of the
+    # file; unused capacity of `ints` is never touched, so costs nothing).
     skip = np.flatnonzero(comment)
-    chars[concat_ranges(starts[skip], ends[skip] - starts[skip])] = 32
-    chars[starts[h]:starts[h] + len(words[0])] = 32
-    chars[starts[rec]] = 32                              # the keywords
+    blank = np.sort(np.r_[concat_ranges(starts[skip], ends[skip] - starts[skip]),
+                          np.arange(starts[h], starts[h] + len(words[0])), starts[rec]])
     # Spaces per line (a uint16 sum is far faster where no line can overflow it).
     acc = np.uint16 if int((ends - starts).max()) < 2 ** 16 else np.int64
     per_line = np.zeros(len(starts), dtype=acc)
-    minus, known = [], len(nl)
-    for a, b in chunk_bounds(n, _BYTES):    # chunks of bytes: temporaries stay in cache
-        ch = chars[a:b]
+    ints = np.empty(n // 2 + 1, dtype=np.int64)          # >= 2 bytes per integer
+    pos = 0
+    cuts = np.unique(np.r_[np.minimum(ends[np.searchsorted(ends, np.arange(_BYTES, n, _BYTES))]
+                                      + 1, n), n]).tolist()       # chunk ends: after a newline
+    for a, b in zip([0, *cuts[:-1]], cuts):
+        ch = buf[a:b].copy()
+        i0, i1 = np.searchsorted(blank, [a, b])
+        ch[blank[i0:i1] - a] = 32
         m = np.flatnonzero(ch == ord("-"))
-        minus.append(m + a)
-        known += np.count_nonzero((ch - np.uint8(48)) < 10) + np.count_nonzero(ch == 32) + len(m)
+        digits = np.count_nonzero((ch - np.uint8(48)) < 10)
+        if digits + np.count_nonzero(ch == 32) + len(m) + np.count_nonzero(ch == 10) != b - a:
+            return None                                  # a byte other than 0-9, ' ', '-', \n
+        if len(m) and (m[0] == 0 or m[-1] + 1 >= len(ch) or not (
+                _DIGIT[ch[m + 1]] & (ch[m - 1] == 32)).all()):
+            return None                                  # a '-' not opening an integer
         _spaces_per_line(buf, a, b, starts, per_line)
-    if known != n:
-        return None                                      # a byte other than 0-9, ' ', '-', \n
-    minus = np.concatenate(minus)
-    if not (_DIGIT[chars[np.minimum(minus + 1, n - 1)]] & (minus + 1 < n)
-            & (chars[minus - 1] == 32)).all():
-        return None
-    ints = np.fromstring(chars, dtype=np.int64, sep=" ")
+        if not digits:
+            continue                                     # (fromstring of blanks gives [0])
+        vals = np.fromstring(ch, dtype=np.int64, sep=" ")
+        if pos + len(vals) > len(ints):
+            return None
+        ints[pos:pos + len(vals)] = vals
+        pos += len(vals)
+    ints = ints[:pos]
     counts = per_line[np.r_[h, rec]].astype(np.int64)
     if int(counts.sum()) != len(ints):
         return None                                      # extra spaces somewhere
