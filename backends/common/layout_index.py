@@ -93,7 +93,13 @@ class LayoutIndex:
 
 
 def _long(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
+    """An int64 tensor of `array`, sharing the memory of an int64 array
+    made here (np.where results, ...) instead of copying it once more; an
+    array over the Layout's bytes (read-only) or of another dtype is copied."""
+    a = np.asarray(array, dtype=np.int64)
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.array(a, dtype=np.int64)
+    return torch.from_numpy(a).to(device)
 
 
 def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device,
