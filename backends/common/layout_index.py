@@ -127,13 +127,14 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     if g > 1:
         parent_slots, child_slots, widx = merge_runs(parent_slots, child_slots, widx, g)
         bs, nb = bs * g, nb // g
-    flat = parent_slots.reshape(-1)
-    consecutive = len(flat) and bool((np.diff(flat) == 1).all())
+    flat = parent_slots.reshape(-1)          # consecutive: written as a slice (large parts)
+    consecutive = len(flat) >= PARENT_RUN_MIN and bool((np.diff(flat) == 1).all())
     return SumPart(bs, nb, kmax, _long(parent_slots, device), _long(child_slots, device),
                    _long(widx, device), sp.kernel, int(flat[0]) if consecutive else -1)
 
 
 RUN_MAX_ROWS = 128     # rows of a merged block (as the triton plan's program groups)
+PARENT_RUN_MIN = 4096  # parents below this are written by index (the check costs more)
 
 
 def merge_runs(parent_slots: np.ndarray, child_slots: np.ndarray, widx: np.ndarray, g: int):

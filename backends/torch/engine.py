@@ -32,6 +32,10 @@ from pccompiler.ir import pcir
 
 # Elements of one temporary [chunk, K, bs or B] tensor: bounds peak memory.
 CHUNK_ELEMENTS = 1 << 24
+# Gathers of at least this many values go through the reused no-grad
+# buffers (out=, in place); smaller ones take the plain ops, which cost a
+# few torch calls less per partition (small circuits: ~1 ms a forward).
+SCRATCH_MIN = 1 << 16
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -158,7 +162,7 @@ class TorchEngine(Engine):
             if mode == "max":
                 cv = values[sp.child_slots[c]]                              # [nc, K, B]
                 out = (torch.log(w)[..., None] + cv[:, :, None, :]).amax(1)  # [nc, bs, B]
-            elif scratch is None:
+            elif scratch is None or (c.stop - c.start) * sp.max_children * B < SCRATCH_MIN:
                 cv = values[sp.child_slots[c]]
                 m = _safe_max(cv, 1)
                 out = torch.log(torch.bmm(w.transpose(1, 2), torch.exp(cv - m))) + m
@@ -210,7 +214,7 @@ class TorchEngine(Engine):
                 dst = values[pp.slot_start: pp.slot_start + pp.num_nodes]
                 if cs.shape[1] != 2:
                     dst[:] = values[cs].sum(1)
-                elif scratch is None:                # a + b is sum(1) of two, bit for bit
+                elif scratch is None or pp.num_nodes * B < SCRATCH_MIN:   # a + b: sum(1) of two
                     dst[:] = values[cs[:, 0]] + values[cs[:, 1]]
                 else:
                     n = pp.num_nodes
