@@ -142,19 +142,24 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
     # parsed, its integers written into one array (no 200 MB copy of the
     # file; unused capacity of `ints` is never touched, so costs nothing).
     skip = np.flatnonzero(comment)
-    blank = np.sort(np.r_[concat_ranges(starts[skip], ends[skip] - starts[skip]),
-                          np.arange(starts[h], starts[h] + len(words[0])), starts[rec]])
+    blank = np.r_[concat_ranges(starts[skip], ends[skip] - starts[skip]),
+                  np.arange(starts[h], starts[h] + len(words[0])), starts[rec]]
     # Spaces per line (a uint16 sum is far faster where no line can overflow it).
     acc = np.uint16 if int((ends - starts).max()) < 2 ** 16 else np.int64
     per_line = np.zeros(len(starts), dtype=acc)
     ints = np.empty(n // 2 + 1, dtype=np.int64)          # >= 2 bytes per integer
     pos = 0
-    cuts = np.unique(np.r_[np.minimum(ends[np.searchsorted(ends, np.arange(_BYTES, n, _BYTES))]
-                                      + 1, n), n]).tolist()       # chunk ends: after a newline
+    cuts = [n] if n <= _BYTES else np.unique(np.r_[np.minimum(
+        ends[np.searchsorted(ends, np.arange(_BYTES, n, _BYTES))] + 1, n), n]).tolist()
+    if len(cuts) > 1:                                    # chunk ends: after a newline
+        blank.sort()
     for a, b in zip([0, *cuts[:-1]], cuts):
         ch = buf[a:b].copy()
-        i0, i1 = np.searchsorted(blank, [a, b])
-        ch[blank[i0:i1] - a] = 32
+        if len(cuts) > 1:
+            i0, i1 = np.searchsorted(blank, [a, b])
+            ch[blank[i0:i1] - a] = 32
+        else:
+            ch[blank] = 32
         m = np.flatnonzero(ch == ord("-"))
         digits = np.count_nonzero((ch - np.uint8(48)) < 10)
         if digits + np.count_nonzero(ch == 32) + len(m) + np.count_nonzero(ch == 10) != b - a:
