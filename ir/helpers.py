@@ -179,8 +179,10 @@ def _index_blob(tensor: pcir.Tensor) -> tuple[int, bytes]:
     return 8, values.astype("<i8").tobytes()
 
 
-def structure_hash(model: pcir.Model) -> str:
+def structure_hash(model: pcir.Model, arrays=None) -> str:
     """sha256 of the Model's structure, without parameter values.
+    `arrays`: the Model's own NodeArrays where the caller has decoded them
+    already (the node layout pass), so its tensors are not decoded again.
 
     Two models that differ only in weights or input parameters hash alike;
     any change of variables, groups, edges, index matrices, ties or roots
@@ -205,7 +207,7 @@ def structure_hash(model: pcir.Model) -> str:
     for t in model.ties:
         ints += (t.group, t.target)
     ints.append(len(model.groups))
-    blobs: list[bytes] = []
+    blobs: list = []                       # bytes, or contiguous arrays (buffer protocol)
     # Scopes are not hashed: an input group's scope is its variable and every
     # other scope is the union of its children's (the checker enforces it),
     # so they add nothing but cost O(depth x variables) on long chains.
@@ -236,7 +238,7 @@ def structure_hash(model: pcir.Model) -> str:
         else:
             ints += (g.id, kind, g.num_nodes)
     if model.HasField("nodes"):
-        more, node_blobs = node_structure(model, tensors)
+        more, node_blobs = node_structure(model, tensors, arrays)
         ints += more
         blobs += node_blobs
     h = hashlib.sha256(b"pcir-structure-v3")

@@ -43,7 +43,16 @@ class NodeArrays:
         return len(self.kind)
 
     def fan_in(self) -> np.ndarray:
-        return np.diff(self.child_offsets)
+        """int64 [N], read-only: made once (every pass asks for it, and a
+        diff of 10^7 offsets costs 0.1-0.4 s; the arrays are not changed in
+        place, and a new child_offsets array is noticed)."""
+        cached = self.__dict__.get("_fan")
+        if cached is not None and cached[0] is self.child_offsets:
+            return cached[1]
+        fan = np.diff(self.child_offsets)
+        fan.flags.writeable = False
+        self.__dict__["_fan"] = (self.child_offsets, fan)
+        return fan
 
     def parents(self) -> np.ndarray:
         """The parent node of every edge (int64 [E])."""
@@ -78,6 +87,71 @@ def concat_ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     lens = lens.astype(np.int64, copy=False)
     return np.repeat(starts.astype(np.int64) - (np.cumsum(lens) - lens), lens) + \
         np.arange(int(lens.sum()), dtype=np.int64)
+
+
+# Entries per step of a chunked whole-array pass: its temporaries (4-8 MB)
+# are reused from the heap and stay in cache, where one pass over the whole
+# array allocates fresh 100-300 MB temporaries for 10^7 entries, paid in
+# page faults (half the import time of a 10^6-node SDD on a small VM).
+CHUNK = 1 << 20
+
+
+def chunk_bounds(n: int, step: int | None = None) -> list[tuple[int, int]]:
+    """[(start, end)] cutting range(n) into pieces of `step` (CHUNK)."""
+    step = step or CHUNK
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def row_chunks(ends: np.ndarray, step: int | None = None) -> list[tuple[int, int]]:
+    """[(r0, r1)]: rows cut into runs of about `step` (CHUNK) entries, for
+    rows whose entries end at `ends` (the cumulative lengths, ends[-1] =
+    total); a row longer than `step` is a run of its own."""
+    step = step or CHUNK
+    n = len(ends)
+    if not n:
+        return []
+    if int(ends[-1]) <= step:
+        return [(0, n)]
+    cuts = np.unique(np.searchsorted(ends, np.arange(step, int(ends[-1]), step), side="right"))
+    bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def gather_ranges(src: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                  out: np.ndarray | None = None, dest: np.ndarray | None = None,
+                  through: np.ndarray | None = None, stride: int = 1) -> np.ndarray:
+    """src[concat_ranges(starts, lens)] (into `out` when given), or with
+    `dest` (row starts in `out`) the scatter out[concat_ranges(dest,
+    lens)] = that; with `through`, through[...] of those values (one fused
+    pass); with `stride`, row i reads src[starts[i] + stride * j] (j <
+    lens[i]); chunk by chunk of rows (row_chunks), so no index array of the
+    whole length is made."""
+    lens = lens.astype(np.int64, copy=False)
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if len(ends) else 0
+    if out is None:
+        out = np.empty(total, dtype=(src if through is None else through).dtype)
+    if not total:
+        return out
+    cuts = [(r0, r1, int(ends[r0 - 1]) if r0 else 0, int(ends[r1 - 1]))
+            for r0, r1 in row_chunks(ends)]
+    steps = np.arange(max(e1 - e0 for _, _, e0, e1 in cuts), dtype=np.int64)
+    for r0, r1, e0, e1 in cuts:
+        ln = lens[r0:r1]
+        first = ends[r0:r1] - ln - e0                 # each row's first entry, chunk-local
+        within = steps[:e1 - e0]
+        idx = np.repeat(starts[r0:r1] - stride * first, ln)
+        idx += within if stride == 1 else stride * within
+        if through is not None:
+            idx = src[idx]
+        table = src if through is None else through
+        if dest is None:
+            np.take(table, idx, out=out[e0:e1])
+        else:
+            pos = np.repeat(dest[r0:r1] - first, ln)
+            pos += within
+            out[pos] = table[idx]
+    return out
 
 
 def stable_argsort(keys: np.ndarray) -> np.ndarray:
@@ -126,32 +200,39 @@ def node_arrays(model: pcir.Model, table=None) -> NodeArrays:
                       roots=np.asarray(nc.roots, dtype=np.int64))
 
 
-def node_structure(model: pcir.Model, tensors: dict) -> tuple[list[int], list[bytes]]:
+def node_structure(model: pcir.Model, tensors: dict, arrays: NodeArrays | None = None
+                   ) -> tuple[list[int], list[np.ndarray]]:
     """(ints, blobs) of the structure for ir.structure_hash: counts and the
     structural arrays (kinds, CSR, input variables, order, scopes) as
-    little-endian int64 bytes; weights and input parameters are left out."""
+    contiguous little-endian int32 (int64 where a value needs it) arrays,
+    hashed through the buffer protocol (no bytes copies of the 10^7-entry
+    arrays); weights and input parameters are left out. `arrays`: the
+    Model's NodeArrays, already decoded (else read from `tensors`)."""
     nc = model.nodes
     ints = [-2, int(nc.num_nodes), len(nc.roots), *nc.roots]
     blobs = []
     for name in ("kind", "child_offsets", "child_ids", "input_vars", "variable_order",
                  "scope_lo", "scope_hi"):
         proto = tensors.get(getattr(nc, name))
-        blob = b"" if proto is None else _canonical(to_numpy(proto))
-        ints.append(len(blob))
+        if proto is None:
+            blob = np.zeros(0, dtype="<i4")
+        else:
+            blob = _canonical(to_numpy(proto) if arrays is None else getattr(arrays, name))
+        ints.append(blob.nbytes)
         blobs.append(blob)
     return ints, blobs
 
 
-def _canonical(array: np.ndarray) -> bytes:
-    """The bytes of an integer array independent of its stored dtype:
-    little-endian int32 when every value fits (the usual case, hashed
-    without a conversion when stored so), else int64."""
+def _canonical(array: np.ndarray) -> np.ndarray:
+    """An integer array as a C-contiguous array of a dtype independent of
+    its stored one: little-endian int32 when every value fits (the usual
+    case, the stored array itself when stored so), else int64."""
     if array.dtype == np.dtype("<i4"):
-        return array.tobytes()
+        return np.ascontiguousarray(array)
     if array.dtype.itemsize < 4 or not len(array) or (
             array.min() >= -2 ** 31 and array.max() < 2 ** 31):
-        return array.astype("<i4").tobytes()
-    return array.astype("<i8").tobytes()
+        return np.ascontiguousarray(array, dtype="<i4")
+    return np.ascontiguousarray(array, dtype="<i8")
 
 
 def node_counts(model: pcir.Model) -> dict[str, int]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, concat_ranges, node_arrays,
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, gather_ranges, node_arrays,
                                   stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
@@ -67,16 +67,20 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     """Levels, layers, partitions and slots of every node (no Python per node)."""
     level = node_levels(a)
     fan = a.fan_in()
-    layer_key = 2 * level.astype(np.int64) + (a.kind == SUM)
-    cls = layer_classes(layer_key, fan)
-    order = stable_argsort(layer_key * 64 + cls)                 # ties: by id
+    wide = np.int32 if int(level.max(initial=0)) < 2 ** 23 else np.int64   # int32: half the bytes
+    layer_key = 2 * level.astype(wide)
+    layer_key += a.kind == SUM
+    run_key = layer_key * 64
+    np.add(run_key, layer_classes(layer_key, fan), out=run_key,
+           casting="unsafe")                                     # (layer, class), class < 64
+    order = stable_argsort(run_key)                              # ties: by id
     slot = np.empty(a.num_nodes, dtype=np.int64)
     slot[order] = 2 + np.arange(a.num_nodes)
-    key_o, cls_o = layer_key[order], cls[order]
-    cut = np.flatnonzero((key_o[1:] != key_o[:-1]) | (cls_o[1:] != cls_o[:-1])) + 1
+    key_o = run_key[order]
+    cut = np.flatnonzero(key_o[1:] != key_o[:-1]) + 1
     run_start = np.r_[0, cut]
     run_end = np.r_[cut, a.num_nodes]
-    lkeys, run_layer = np.unique(key_o[run_start], return_inverse=True)
+    lkeys, run_layer = np.unique(key_o[run_start] // 64, return_inverse=True)
     first_nodes = order[run_start[np.searchsorted(run_layer, np.arange(len(lkeys)))]]
     sums = a.kind == SUM
     weight_start = np.zeros(a.num_nodes, dtype=np.int64)
@@ -193,7 +197,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     layout.max_block_size = 1
     layout.root_group = -1
     layout.root_slot = int(plan.slot[a.roots[0]])
-    layout.model_hash = ir.structure_hash(model)
+    layout.model_hash = ir.structure_hash(model, arrays=a)      # a: decoded from model
     layout.metadata.update({"reserved_sum_params": str(RESERVED), "sum_params_tail": str(tail),
                             "slot_dtype": np.dtype(sdt).name, "form": "nodes"})
     if not backward:
@@ -213,7 +217,7 @@ def _forward_tables(plan: NodePlan, fan: np.ndarray, sdt) -> list[np.ndarray]:
     a, order = plan.a, plan.order
     fan_o = fan[order]
     slot = plan.slot.astype(sdt)
-    kid_slot = slot[a.child_ids[concat_ranges(a.child_offsets[order], fan_o)]]
+    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=slot)
     run_len = plan.run_end - plan.run_start
     width = np.maximum.reduceat(fan_o, plan.run_start) if a.num_nodes else run_len
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1

@@ -64,6 +64,7 @@ class SumPart:
     child_slots: torch.Tensor        # long [nb, K], padding slot 0
     weight_index: torch.Tensor       # long [nb, K, bs]
     kernel: str = ""
+    parent_start: int = -1           # parent_slots flattened = parent_start + arange, or -1
 
 
 @dataclass
@@ -92,7 +93,13 @@ class LayoutIndex:
 
 
 def _long(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.array(array, dtype=np.int64)).to(device)
+    """An int64 tensor of `array`, sharing the memory of an int64 array
+    made here (np.where results, ...) instead of copying it once more; an
+    array over the Layout's bytes (read-only) or of another dtype is copied."""
+    a = np.asarray(array, dtype=np.int64)
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.array(a, dtype=np.int64)
+    return torch.from_numpy(a).to(device)
 
 
 def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device,
@@ -120,11 +127,14 @@ def _sum_part(sp: pcir.SumPartition, table: ir.TensorTable, device: torch.device
     if g > 1:
         parent_slots, child_slots, widx = merge_runs(parent_slots, child_slots, widx, g)
         bs, nb = bs * g, nb // g
+    flat = parent_slots.reshape(-1)          # consecutive: written as a slice (large parts)
+    consecutive = len(flat) >= PARENT_RUN_MIN and bool((np.diff(flat) == 1).all())
     return SumPart(bs, nb, kmax, _long(parent_slots, device), _long(child_slots, device),
-                   _long(widx, device), sp.kernel)
+                   _long(widx, device), sp.kernel, int(flat[0]) if consecutive else -1)
 
 
 RUN_MAX_ROWS = 128     # rows of a merged block (as the triton plan's program groups)
+PARENT_RUN_MIN = 4096  # parents below this are written by index (the check costs more)
 
 
 def merge_runs(parent_slots: np.ndarray, child_slots: np.ndarray, widx: np.ndarray, g: int):

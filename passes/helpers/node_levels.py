@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import (PRODUCT, SUM, NodeArrays, concat_ranges, sort_low_by_key,
-                                  stable_argsort)
+from pccompiler.ir.nodes import (PRODUCT, SUM, NodeArrays, chunk_bounds, concat_ranges,
+                                  gather_ranges, row_chunks, sort_low_by_key, stable_argsort)
 
 
 def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
@@ -50,13 +50,18 @@ def scope_stages(a: NodeArrays) -> tuple[np.ndarray, np.ndarray] | None:
     (a sum of a sum breaks it)."""
     if len(a.scope_lo) != a.num_nodes or len(a.scope_hi) != a.num_nodes:
         return None
-    stage = 2 * (a.scope_hi.astype(np.int64) - a.scope_lo) + (a.kind == SUM)
-    kid_stage = stage[a.child_ids]
-    parent_stage = np.repeat(stage, a.fan_in())          # edge by edge, no segmented max
-    if not (kid_stage < parent_stage).all():
-        return None
-    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=np.int64)
-    np.maximum.at(top, parent_stage, kid_stage)
+    wide = np.int32 if len(a.variable_order) < 2 ** 29 else np.int64   # int32: half the bytes
+    stage = np.subtract(a.scope_hi, a.scope_lo, dtype=wide)
+    stage *= 2
+    stage += a.kind == SUM
+    top = np.full(int(stage.max(initial=0)) + 1, -1, dtype=stage.dtype)   # ufunc.at: one dtype
+    off, fan = a.child_offsets, a.fan_in()
+    for r0, r1 in row_chunks(off[1:]):                  # chunks of ~CHUNK edges
+        kid_stage = stage[a.child_ids[off[r0]:off[r1]]]
+        parent_stage = np.repeat(stage[r0:r1], fan[r0:r1])   # edge by edge, no segmented max
+        if not (kid_stage < parent_stage).all():
+            return None
+        np.maximum.at(top, parent_stage, kid_stage)
     return stage, top
 
 
@@ -76,8 +81,8 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     scatter; a few numpy calls per batch (batches: about the levels)."""
     fan = a.fan_in()
     level = np.zeros(a.num_nodes, dtype=np.int32)
-    inner = np.flatnonzero(fan)                          # fan-in 0: level 0
-    if not len(inner):
+    n_inner = int(np.count_nonzero(fan))                 # fan-in 0: level 0
+    if not n_inner:
         return level
     staged = scope_stages(a)
     if staged is None:
@@ -93,12 +98,21 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
         if t >= first:
             batch, first = batch + 1, v
         batch_of[v] = batch
-    # nodes by (batch, not two children): each batch's two-child nodes first
-    pair = fan[inner] == 2
-    key = 2 * batch_of[stage[inner]] + ~pair
-    o = stable_argsort(key)
-    nodes = inner[o]
-    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=2 * batch + 2))]
+    # nodes by (batch, not two children): each batch's two-child nodes
+    # first, fan-in 0 nodes last (key 2 * batch + 2, left out); keys made in
+    # chunks, one stable sort of all nodes
+    last = 2 * batch + 2
+    key = np.empty(a.num_nodes, dtype=np.uint16 if last < 2 ** 16 else np.int64)
+    for c0, c1 in chunk_bounds(a.num_nodes):
+        f = fan[c0:c1]
+        k = batch_of[stage[c0:c1]]
+        k *= 2
+        k += f != 2
+        k[f == 0] = last
+        key[c0:c1] = k
+    nodes = stable_argsort(key)[:n_inner]
+    bounds = np.r_[0, np.cumsum(np.bincount(key, minlength=last + 1))][:last + 1]
+    del key
     size = np.diff(bounds[0::2])                          # nodes per batch
     # the children of the small batches' nodes, gathered once for all of
     # them (a small batch costs its numpy calls, not its arrays)
@@ -110,7 +124,7 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     small_start = (np.cumsum(size[small]) - size[small]).tolist()
     small_of = dict(zip(small.tolist(), small_start))
     bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
-    odd = (a.kind == PRODUCT).astype(np.int32) if alternate else None
+    odd = (a.kind == PRODUCT).view(np.uint8) if alternate else None
     off, kids = a.child_offsets, a.child_ids
     for b in range(batch + 1):
         j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
@@ -119,24 +133,36 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
             p0, p1 = bounds[i0], bounds[i1]
             if p0 == p1:
                 continue
-            part = nodes[p0:p1]
-            if way == 2:                     # a large batch's rows of two: two gathers
-                first = off[part]
-                top = np.maximum(level[kids[first]], level[kids[first + 1]])
-            elif way == 1:                   # a large batch's other rows
-                n_kids = fan[part]
-                top = np.maximum.reduceat(level[kids[concat_ranges(off[part], n_kids)]],
-                                          np.cumsum(n_kids) - n_kids)
-            else:                            # a small batch: the gathered children
+            if way == 0:                     # a small batch: the gathered children
                 q0 = small_of[b]
                 q1 = q0 + p1 - p0
                 e0 = int(ends[q0])
                 top = np.maximum.reduceat(level[kid_ids[e0:int(ends[q1])]], ends[q0:q1] - e0)
-            top += 1
-            if alternate:
-                top += (top ^ odd[part]) & 1
-            level[part] = top
+                _set_levels(level, nodes[p0:p1], top, odd)
+                continue
+            for c0, c1 in chunk_bounds(p1 - p0):     # a large batch, in chunks of nodes
+                part = nodes[p0 + c0:p0 + c1]
+                first = off[part]
+                if way == 2:                 # rows of two: two gathers
+                    top = level[kids[first]]
+                    first += 1
+                    np.maximum(top, level[kids[first]], out=top)
+                else:                        # the other rows
+                    n_kids = fan[part]
+                    top = np.maximum.reduceat(gather_ranges(kids, first, n_kids, through=level),
+                                              np.cumsum(n_kids) - n_kids)
+                _set_levels(level, part, top, odd)
     return level
+
+
+def _set_levels(level: np.ndarray, part: np.ndarray, top: np.ndarray,
+                odd: np.ndarray | None) -> None:
+    """level[part] = top + 1, raised to the node's parity (products odd)
+    where `odd` is given."""
+    top += 1
+    if odd is not None:
+        top += (top ^ odd[part]) & 1
+    level[part] = top
 
 
 def levels_by_kahn(a: NodeArrays, alternate: bool = True) -> np.ndarray:

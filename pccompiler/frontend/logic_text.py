@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pccompiler.errors import LoadError
-from pccompiler.ir.nodes import concat_ranges
+from pccompiler.ir.nodes import chunk_bounds, concat_ranges
 
 _DIGIT = np.zeros(256, dtype=bool)
 _DIGIT[list(b"0123456789")] = True
@@ -26,6 +26,7 @@ _BLANK[:33] = ord(" ")
 _INT_WORD = re.compile(rb"-?[0-9]+")
 _INT_BYTE = _DIGIT.copy()
 _INT_BYTE[[ord(" "), ord("-")]] = True
+_BYTES = 1 << 23                 # bytes per chunk of the plain reader's checks
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
     n = len(buf)
     if n == 0:
         return None
-    nl = np.flatnonzero(buf == 10)
+    nl = np.concatenate([np.flatnonzero(buf[a:b] == 10) + a for a, b in chunk_bounds(n, _BYTES)])
     ends = nl if len(nl) and nl[-1] == n - 1 else np.r_[nl, n]
     starts = np.r_[0, ends[:-1] + 1]
     if (ends <= starts).any():
@@ -135,30 +136,68 @@ def _read_plain(data: bytes, buf: np.ndarray, where: str, header: str,
     allowed[list(keys)] = True
     if not (one_letter[rec] & allowed[buf[starts[rec]]]).all():
         return None
-    chars = buf.copy()
+    # Bytes to blank before reading integers: comment lines, the header
+    # word, the keywords (ascending). The bytes are read in chunks cut at
+    # line ends: each chunk copied (stays in cache), blanked, checked and
+    # parsed, its integers written into one array (no 200 MB copy of the
+    # file; unused capacity of `ints` is never touched, so costs nothing).
     skip = np.flatnonzero(comment)
-    chars[concat_ranges(starts[skip], ends[skip] - starts[skip])] = 32
-    chars[starts[h]:starts[h] + len(words[0])] = 32
-    chars[starts[rec]] = 32                              # the keywords
-    minus = np.flatnonzero(chars == ord("-"))
-    spaces = (chars == 32).view(np.uint8)
-    if (np.count_nonzero((chars - np.uint8(48)) < 10) + np.count_nonzero(spaces) + len(minus)
-            + len(nl) != n):
-        return None                                      # a byte other than 0-9, ' ', '-', \n
-    if not (_DIGIT[chars[np.minimum(minus + 1, n - 1)]] & (minus + 1 < n)
-            & (chars[minus - 1] == 32)).all():
-        return None
-    ints = np.fromstring(chars, dtype=np.int64, sep=" ")
+    blank = np.r_[concat_ranges(starts[skip], ends[skip] - starts[skip]),
+                  np.arange(starts[h], starts[h] + len(words[0])), starts[rec]]
     # Spaces per line (a uint16 sum is far faster where no line can overflow it).
     acc = np.uint16 if int((ends - starts).max()) < 2 ** 16 else np.int64
-    counts = np.add.reduceat((buf == 32).view(np.uint8), starts,
-                             dtype=acc)[np.r_[h, rec]].astype(np.int64)
+    per_line = np.zeros(len(starts), dtype=acc)
+    ints = np.empty(n // 2 + 1, dtype=np.int64)          # >= 2 bytes per integer
+    pos = 0
+    cuts = [n] if n <= _BYTES else np.unique(np.r_[np.minimum(
+        ends[np.searchsorted(ends, np.arange(_BYTES, n, _BYTES))] + 1, n), n]).tolist()
+    if len(cuts) > 1:                                    # chunk ends: after a newline
+        blank.sort()
+    for a, b in zip([0, *cuts[:-1]], cuts):
+        ch = buf[a:b].copy()
+        if len(cuts) > 1:
+            i0, i1 = np.searchsorted(blank, [a, b])
+            ch[blank[i0:i1] - a] = 32
+        else:
+            ch[blank] = 32
+        m = np.flatnonzero(ch == ord("-"))
+        digits = np.count_nonzero((ch - np.uint8(48)) < 10)
+        if digits + np.count_nonzero(ch == 32) + len(m) + np.count_nonzero(ch == 10) != b - a:
+            return None                                  # a byte other than 0-9, ' ', '-', \n
+        if len(m) and (m[0] == 0 or m[-1] + 1 >= len(ch) or not (
+                _DIGIT[ch[m + 1]] & (ch[m - 1] == 32)).all()):
+            return None                                  # a '-' not opening an integer
+        _spaces_per_line(buf, a, b, starts, per_line)
+        if not digits:
+            continue                                     # (fromstring of blanks gives [0])
+        vals = np.fromstring(ch, dtype=np.int64, sep=" ")
+        if pos + len(vals) > len(ints):
+            return None
+        ints[pos:pos + len(vals)] = vals
+        pos += len(vals)
+    ints = ints[:pos]
+    counts = per_line[np.r_[h, rec]].astype(np.int64)
     if int(counts.sum()) != len(ints):
         return None                                      # extra spaces somewhere
     first_int = np.cumsum(counts) - counts               # the header's integers come first
     return Records(path=where, header=header, header_ints=ints[:counts[0]],
                    header_line=h + 1, lines=rec + 1, keys=buf[starts[rec]],
                    starts=first_int[1:], counts=counts[1:], ints=ints)
+
+
+def _spaces_per_line(buf: np.ndarray, a: int, b: int, starts: np.ndarray,
+                     per_line: np.ndarray) -> None:
+    """Adds to per_line the spaces of buf[a:b], line by line (lines start
+    at `starts`, starts[0] = 0): a line may begin in an earlier chunk."""
+    spaces = (buf[a:b] == 32).view(np.uint8)
+    i0, i1 = np.searchsorted(starts, [a, b])
+    if i0 == i1:                                         # inside one line begun earlier
+        per_line[i0 - 1] += np.count_nonzero(spaces)
+        return
+    cut = starts[i0:i1] - a
+    if cut[0] > 0:
+        per_line[i0 - 1] += np.count_nonzero(spaces[:cut[0]])
+    per_line[i0:i1] += np.add.reduceat(spaces, cut, dtype=per_line.dtype)
 
 
 def _parse_ints(data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,

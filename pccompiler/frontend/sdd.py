@@ -34,7 +34,7 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
-from pccompiler.ir.nodes import concat_ranges
+from pccompiler.ir.nodes import chunk_bounds, gather_ranges
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
 from pccompiler.frontend.sdd_nodes import build_nodes
 
@@ -187,7 +187,7 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     n = _header_count(rec, "sdd")
     ids = column(rec, np.arange(len(rec.keys)), 0)
     _check_ids(rec, ids, n, "sdd node")
-    kind = np.zeros(n, dtype=np.int64)
+    kind = np.zeros(n, dtype=np.int8)             # F, T, L, D codes (1 byte per gather)
     kind[ids] = _kind_codes(rec.keys)
     rec_of = np.zeros(n, dtype=np.int64)
     rec_of[ids] = np.arange(len(ids))
@@ -214,26 +214,41 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     k = column(rec, dsel, 2)
     e_dec = np.repeat(ids[dsel], k)
     e_rec = np.repeat(dsel, k)
-    first = np.repeat(rec.starts[dsel] + 3, k) + 2 * concat_ranges(np.zeros_like(k), k)
-    prime, sub = rec.ints[first], rec.ints[first + 1]
+    prime = gather_ranges(rec.ints, rec.starts[dsel] + 3, k, stride=2)
+    sub = gather_ranges(rec.ints, rec.starts[dsel] + 4, k, stride=2)
     for child, what in ((prime, "prime"), (sub, "sub")):
+        if _earlier_nodes(child, kind, rec_of, e_rec):
+            continue                    # the usual case, checked in chunks
         bad = (child < 0) | (child >= n)
-        if bad.any():
-            bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
-        else:                           # the usual case: no compressed copies of 10^7 elements
-            bad = (kind[child] == 0) | (rec_of[child] >= e_rec)
-        if bad.any():
-            raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
-                                                  "a node defined on an earlier line")
+        bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
+        raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
+                                              "a node defined on an earlier line")
     if form == "nodes":
-        return build_nodes(vt, rec, kind, home, idx, rec_of, e_dec, e_rec, prime, sub,
-                           int(ids[-1]), name or path.stem, str(path))
+        elements = [e_dec, e_rec, prime, sub]     # build_nodes drops each once used
+        del e_dec, e_rec, prime, sub
+        rec.header_ints = rec.header_ints.copy()  # read: only the line numbers are used now,
+        rec.ints = np.zeros(0, dtype=rec.ints.dtype)   # so the integers go (no view keeps them)
+        return build_nodes(vt, rec, kind, home, idx, rec_of, elements, int(ids[-1]),
+                           name or path.stem, str(path))
     return build(vt, rec, kind, home, idx, e_dec, e_rec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 
 
+def _earlier_nodes(child: np.ndarray, kind: np.ndarray, rec_of: np.ndarray,
+                   e_rec: np.ndarray) -> bool:
+    """Whether every child id names a node defined on a line before its
+    element's record (chunk by chunk: no 10^7-entry temporaries)."""
+    n = len(kind)
+    for a, b in chunk_bounds(len(child)):
+        c = child[a:b]
+        if (c < 0).any() or (c >= n).any() or not kind[c].all() or \
+                (rec_of[c] >= e_rec[a:b]).any():
+            return False
+    return True
+
+
 def _kind_codes(keys: np.ndarray) -> np.ndarray:
-    table = np.zeros(256, dtype=np.int64)
+    table = np.zeros(256, dtype=np.int8)
     for key, code in _KINDS.items():
         table[key] = code
     return table[keys]

@@ -19,7 +19,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records
-from pccompiler.ir.nodes import concat_ranges, sort_low_by_key, stable_argsort
+from pccompiler.ir.nodes import CHUNK, chunk_bounds, concat_ranges, sort_low_by_key, stable_argsort
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -122,25 +122,36 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prim
             np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
 
 
-def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s):
+def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep: bool = True):
     """The vtree nodes (ph, sh) the primes p and subs s of elements at w
     cover (a true prime covers left(w), a true sub right(w)); a prime not
     under left(w) or a sub not under right(w) is refused, naming the first
-    such element in vtree position order and its line."""
+    such element in vtree position order and its line. keep=False: the
+    check only, (None, None) back."""
+    ph, sh = (np.empty(len(w), dtype=home.dtype) if keep else None for _ in range(2))
+    fine = True
+    for a, b in chunk_bounds(len(w)):       # chunks: no 10^7-entry temporaries
+        for side, child, out in ((vt.left, p, ph), (vt.right, s, sh)):
+            top, c = side[w[a:b]], child[a:b]
+            h = np.where(kind[c] == T, top, home[c])
+            if keep:
+                out[a:b] = h
+            fine = fine and bool(((vt.lo[h] >= vt.lo[top]) & (vt.hi[h] <= vt.hi[top])).all())
+    if fine:
+        return ph, sh
+    if not keep:                            # the homes, to name the first bad element
+        return element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
     lw, rw = vt.left[w], vt.right[w]
-    ph, sh = np.where(kind[p] == T, lw, home[p]), np.where(kind[s] == T, rw, home[s])
     bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
     bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
-    if bad_p.any() or bad_s.any():
-        first = pos[w[bad_p | bad_s]].min()
-        at = pos[w] == first
-        bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
-                                    else (bad_s, sh, rw, s, "sub"))
-        i = int(np.argmax(bad & at))
-        raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
-                                     f"vtree {int(h[i])}, not under vtree {int(top[i])} "
-                                     f"(the circuit is not decomposable)")
-    return ph, sh
+    first = pos[w[bad_p | bad_s]].min()
+    at = pos[w] == first
+    bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
+                                else (bad_s, sh, rw, s, "sub"))
+    i = int(np.argmax(bad & at))
+    raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
+                                 f"vtree {int(h[i])}, not under vtree {int(top[i])} "
+                                 f"(the circuit is not decomposable)")
 
 
 def sibling_paths(vt, start: np.ndarray, top: np.ndarray):
@@ -168,19 +179,35 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=No
     """Every product row's child_index [prime, taut(lp)..., sub, taut(ls)...]
     in one flat array; and each row's offset in it. Given `flat` and
     `r_off` (each row's offset in it), the rows are written there (the node
-    form's child array: no second scatter)."""
+    form's child array: no second scatter). Each signature's row is made
+    once as a template (its tautologies, placeholders for prime and sub);
+    rows copy their signature's template and set prime and sub, a chunk of
+    rows at a time (no index array over all 10^7 entries)."""
     if flat is None:
         rw = width[sig_of_row]
         r_off = np.cumsum(rw) - rw
         flat = np.empty(int(rw.sum()), dtype=np.int64)
-    a, b = lp_n[sig_of_row], ls_n[sig_of_row]
-    flat[r_off] = r_pi
-    flat[r_off + 1 + a] = r_si
-    for sibs, n, first_col in ((lp, lp_n, 1), (ls, ls_n, 2 + a)):
-        k = n[sig_of_row]
-        start = (np.cumsum(n) - n)[sig_of_row]
-        within = concat_ranges(np.zeros_like(k), k)
-        flat[np.repeat(r_off + first_col, k) + within] = taut[sibs[np.repeat(start, k) + within]]
+    t_off = np.cumsum(width) - width
+    tmpl = np.zeros(int(width.sum()), dtype=flat.dtype)
+    tmpl[concat_ranges(t_off + 1, lp_n)] = taut[lp]
+    tmpl[concat_ranges(t_off + 2 + lp_n, ls_n)] = taut[ls]
+    steps = np.arange(0, dtype=np.int64)         # 0, 1, 2, ...: grown to the largest chunk
+    for a, b in chunk_bounds(len(sig_of_row), CHUNK // 4):
+        sg, dst = sig_of_row[a:b], r_off[a:b]
+        wd = width[sg]
+        first = np.cumsum(wd)
+        first -= wd
+        m = int(first[-1] + wd[-1])
+        if m > len(steps):
+            steps = np.arange(m, dtype=np.int64)
+        within = steps[:m]
+        src = np.repeat(t_off[sg] - first, wd)
+        src += within
+        pos = np.repeat(dst - first, wd)
+        pos += within
+        flat[pos] = tmpl[src]
+        flat[dst] = r_pi[a:b]
+        flat[dst + 1 + lp_n[sg]] = r_si[a:b]
     return flat, r_off
 
 
@@ -223,49 +250,61 @@ def _emit(vt, post, inner, nd, taut, sgroup, gstart, nsig, s_w, s_up, s_us, s_ro
     return sink.model(vt.num_vars, gid, name, "sdd")
 
 
-def unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def unique_rows(*cols: np.ndarray, first: bool = False):
     """The distinct rows of non-negative int64 columns, sorted (first column
-    major), and each input row's index among them: one sort of a mixed
+    major), and each input row's index among them (with `first`, also the
+    position of each distinct row's first occurrence): one sort of a mixed
     radix key when it fits in int64 (the distinct rows are gathered from a
     row of each, not decoded from the keys: no integer divisions), else a
     lexsort."""
     span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
     if math.prod(span) < 2 ** 62:
-        key = cols[0]
+        key = cols[0].astype(np.int64)               # a copy, then in place
         for c, n in zip(cols[1:], span[1:]):
-            key = key * n + c
-        _, inv, rep = _unique(key)
-        return [c[rep] for c in cols], inv
+            key *= n
+            key += c
+        _, inv, rep = unique_sorted(key)
+        return ([c[rep] for c in cols], inv, rep) if first else ([c[rep] for c in cols], inv)
     o = np.lexsort(cols[::-1])
     cols = [c[o] for c in cols]
     new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
     inv = np.empty(len(o), dtype=np.int64)
     inv[o] = np.cumsum(new) - 1
-    return [c[new] for c in cols], inv
+    rows = [c[new] for c in cols]
+    return (rows, inv, o[new]) if first else (rows, inv)       # lexsort is stable
 
 
 def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(key, return_inverse=True) for non-negative int64 keys,
-    through numpy's vectorised sort (see _unique)."""
-    values, inv, _ = _unique(key)
+    through numpy's vectorised sort (see unique_sorted)."""
+    values, inv, _ = unique_sorted(key)
     return values, inv
 
 
-def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, each key's index among them, the position
-    of one key of each value). Keys are ordered by ir.nodes.stable_argsort
-    where key and position pack into 62 bits, else by np.argsort's
-    unstable sort (any order of equal keys gives the same answer, and it
-    is faster than the stable merge sort of wide keys)."""
+    of the first key of each value). Keys are ordered by
+    ir.nodes.stable_argsort where key and position pack into 62 bits, else
+    by np.argsort's unstable sort (faster than the stable merge sort of
+    wide keys; the first position of a value is then the least of its run)."""
     o = sort_low_by_key(key, np.arange(len(key), dtype=np.int64), len(key) - 1) \
         if len(key) else np.zeros(0, dtype=np.int64)
-    if o is None:
+    stable = o is not None
+    if not stable:
         o = np.argsort(key)
     ordered = key[o]
-    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    new = np.empty(len(key), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     inv = np.empty(len(key), dtype=np.int64)
-    inv[o] = np.cumsum(new) - 1
-    return ordered[new], inv, o[new]
+    rank = 0
+    for a, b in chunk_bounds(len(key)):      # inv[o] = cumsum(new) - 1, chunk by chunk
+        r = np.cumsum(new[a:b])
+        r += rank - 1
+        inv[o[a:b]] = r
+        rank = int(r[-1]) + 1
+    first = o[new] if stable or not len(key) else np.minimum.reduceat(o, np.flatnonzero(new))
+    return ordered[new], inv, first
 
 
 def _first(runs: np.ndarray, n: int) -> np.ndarray:

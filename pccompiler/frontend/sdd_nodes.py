@@ -29,19 +29,25 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
-from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, fold_false, \
-    sibling_paths, unique_inverse, unique_rows
+from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, \
+    fold_false, sibling_paths, unique_rows, unique_sorted
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, index_dtype,
-                                  set_nodes, stable_argsort)
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
+                                  index_dtype, set_nodes, stable_argsort)
 
 pcir = ir.pcir
 
 
 def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
-                rec_of: np.ndarray, e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray,
-                sub: np.ndarray, root: int, name: str, source: str) -> pcir.Model:
-    """The node-form logic-circuit Model of the SDD (see the module docstring)."""
+                rec_of: np.ndarray, elements: list[np.ndarray], root: int, name: str,
+                source: str) -> pcir.Model:
+    """The node-form logic-circuit Model of the SDD (see the module docstring).
+    `elements` = [decision, record, prime, sub] of every element; the list
+    is emptied, and each array is dropped once used: the import of a
+    10^6-node SDD holds about 15 arrays of 10^7 entries, and every GB of
+    peak memory costs seconds of page faults on a small VM."""
+    e_dec, e_rec, prime, sub = elements
+    elements.clear()
     nv, nvt = vt.num_vars, len(vt.left)
     post = np.asarray(vt.post, dtype=np.int64)
     pos = np.empty(nvt, dtype=np.int64)
@@ -52,26 +58,31 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
     keep = ~(false[prime] | false[sub])
-    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    dec, p, s, erec = (e_dec, prime, sub, e_rec) if keep.all() else \
+        (e_dec[keep], prime[keep], sub[keep], e_rec[keep])      # no copies when all live
+    del e_dec, prime, sub, e_rec, keep
     w = home[dec]
-    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
-    (u_w, u_p, u_s), inv = unique_rows(w, p, s)
+    element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
+    (u_w, u_p, u_s), inv, first = unique_rows(w, p, s, first=True)
+    del w, p, s
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
-    prod_id, dec_id = _new_ids(erec, inv, len(u_w), rec_of[decs], base)
+    prod_id, dec_id = _new_ids(erec[first], rec_of[decs], base)
+    del erec, first
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    prod_fan, fill_products = _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv,
-                                                ph, sh)
+    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
+    del u_p, u_s
     # Decision children: its distinct element products (elements come grouped
     # by decision, in file order, so the pairs are sorted but for the products).
-    d_par, d_kid = _distinct_pairs(node_of[dec], prod_id[inv])
+    d_par, d_kid = _distinct_pairs(node_of, dec, prod_id, inv)
+    del dec, inv
     n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
-    lo, hi = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
     var_pos = np.empty(nv, dtype=np.int64)
     var_pos[vt.order] = np.arange(nv)
     kinds[:2 * nv] = INPUT
@@ -83,8 +94,10 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
     kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
     lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
+    del u_w, prod_fan
     kinds[dec_id] = SUM
     fan[dec_id] = np.bincount(d_par - base, minlength=n - base)[dec_id - base]
+    del d_par
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(fan, out=offsets[1:])
@@ -95,49 +108,62 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
     fill_products(kids, offsets[prod_id])
-    # every live decision's children, in id order (d_par ascends): the
-    # child positions of the decisions, in order
-    is_dec = np.zeros(n, dtype=bool)
-    is_dec[dec_id] = True
-    kids[np.repeat(is_dec, fan)] = d_kid
+    del fill_products, prod_id
+    # every live decision's children, in id order (d_par ascends), copied
+    # to the decisions' child ranges a chunk at a time
+    dsorted = np.sort(dec_id)
+    d_fan = fan[dsorted]
+    gather_ranges(d_kid, np.cumsum(d_fan) - d_fan, d_fan, out=kids, dest=offsets[dsorted])
+    del d_kid
+    sum_edges = int(fan[dec_id].sum()) + 2 * int(leaf.sum())
+    del fan
     root_id, extra = _root(vt, kind, home, node_of, taut, root)
     if extra is not None:                  # smooth a root below the vtree root: one more node
         root_id = n
         kinds = np.r_[kinds, np.uint8(PRODUCT)]
-        lo, hi = np.r_[lo, 0], np.r_[hi, nv]
+        lo, hi = np.r_[lo, np.int32(0)], np.r_[hi, np.int32(nv)]
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
-    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name)
+    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name, sum_edges)
 
 
-def _new_ids(erec: np.ndarray, inv: np.ndarray, num_products: int, dec_rec: np.ndarray,
-             base: int) -> tuple[np.ndarray, np.ndarray]:
+def _new_ids(first_rec: np.ndarray, dec_rec: np.ndarray, base: int
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Ids of the element products and the live decisions: by SDD record,
-    each record's new products (first used there) right before it."""
-    first = np.empty(num_products, dtype=np.int64)
-    first[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)      # elements are in file order
-    key = np.r_[2 * erec[first], 2 * dec_rec + 1]
+    each record's new products (first used there: `first_rec`) right
+    before it."""
+    key = np.r_[2 * first_rec, 2 * dec_rec + 1]
     new_id = np.empty(len(key), dtype=np.int64)
     new_id[stable_argsort(key)] = base + np.arange(len(key))
-    return new_id[:num_products], new_id[num_products:]
+    return new_id[:len(first_rec)], new_id[len(first_rec):]
 
 
-def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
+def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
     """(fan-in of every element product, fill(kids, starts): writes each
     product's children [prime, sibling tautologies..., sub, sibling
     tautologies...] into the child array at its start), the sibling paths
-    computed once per (prime vtree, sub vtree) signature."""
+    computed once per (prime vtree, sub vtree) signature. The products'
+    signature keys and prime / sub nodes come from one pass over them in
+    chunks (a true prime covers left(w), a true sub right(w))."""
     nvt = len(vt.left)
-    u_ph = np.empty(len(u_w), dtype=np.int64)
-    u_sh = np.empty(len(u_w), dtype=np.int64)
-    u_ph[inv], u_sh[inv] = ph, sh
-    sigs, sig_of = unique_inverse(u_ph * nvt + u_sh)
-    sig_w = np.empty(len(sigs), dtype=np.int64)
-    sig_w[sig_of] = u_w
+    key = np.empty(len(u_w), dtype=np.int64)
+    pnode = np.empty(len(u_w), dtype=np.int64)
+    snode = np.empty(len(u_w), dtype=np.int64)
+    for a, b in chunk_bounds(len(u_w)):
+        w = u_w[a:b]
+        for side, child, out, sig_scale in ((vt.left, u_p, pnode, nvt), (vt.right, u_s, snode, 1)):
+            c, top = child[a:b], side[w]
+            true = kind[c] == T
+            h = np.where(true, top, home[c])
+            if sig_scale == 1:
+                key[a:b] += h
+            else:
+                np.multiply(h, sig_scale, out=key[a:b])
+            out[a:b] = np.where(true, taut[top], node_of[c])
+    sigs, sig_of, rep = unique_sorted(key)
+    sig_w = u_w[rep]
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
-    pnode = np.where(kind[u_p] == T, taut[vt.left[u_w]], node_of[u_p])
-    snode = np.where(kind[u_s] == T, taut[vt.right[u_w]], node_of[u_s])
     width = 2 + lp_n + ls_n
 
     def fill(kids: np.ndarray, starts: np.ndarray) -> None:
@@ -146,13 +172,12 @@ def _product_children(vt, kind, taut, node_of, u_w, u_p, u_s, inv, ph, sh):
 
 
 def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
-           name: str) -> pcir.Model:
+           name: str, sum_edges: int) -> pcir.Model:
     """The logic-circuit Model holding the node arrays (indicator inputs,
-    weight-1 sums, binary variables x1..xn)."""
-    sums = kinds == SUM
+    weight-1 sums, binary variables x1..xn; `sum_edges` edges of sums)."""
     arrays = NodeArrays(
         kind=kinds, child_offsets=offsets, child_ids=kids,
-        sum_weights=np.ones(int(np.diff(offsets)[sums].sum())),
+        sum_weights=np.ones(sum_edges),
         input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
         input_params=np.tile(np.eye(2), (nv, 1)),
         variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
@@ -166,15 +191,21 @@ def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
     return model
 
 
-def _distinct_pairs(par: np.ndarray, kid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (par, kid) pairs sorted, for `par` already non-decreasing:
-    a stable sort of the nearly sorted key (runs), then neighbours compared."""
-    width = int(kid.max(initial=0)) + 1
-    key = par * width + kid
+def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
+                    inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (decision node, product node) pairs of the elements
+    (node_of[dec], prod_id[inv]), sorted; the decision nodes are already
+    non-decreasing, so the packed keys (made in chunks) are sorted in place
+    only when some decision lists its products out of id order."""
+    width = int(prod_id.max(initial=0)) + 1
+    key = np.empty(len(dec), dtype=np.int64)
+    for a, b in chunk_bounds(len(dec)):
+        np.multiply(node_of[dec[a:b]], width, out=key[a:b])
+        key[a:b] += prod_id[inv[a:b]]
     if (key[1:] < key[:-1]).any():
-        key = np.sort(key)
+        key.sort()
     key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
-    return key // width, key % width
+    return np.divmod(key, width)
 
 
 def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:

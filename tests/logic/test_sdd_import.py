@@ -143,3 +143,32 @@ def test_unique_rows_key_and_lexsort_paths_agree_with_np_unique(big):
     want, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
     assert np.array_equal(np.stack(rows, axis=1), want)
     assert np.array_equal(inv, want_inv.reshape(-1))
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_plain_reader_in_small_chunks_reads_the_same_records(name, monkeypatch):
+    """The plain reader cuts the bytes into chunks at line ends (its checks,
+    spaces per line and integers chunk by chunk): any chunk size, down to a
+    line per chunk (and comment-only chunks), gives the records of one pass."""
+    from pccompiler.frontend import logic_text
+    path = shared_sdd(name)
+    for file, header, keys in ((path, "sdd", b"FTLD"), (path.with_suffix(".vtree"), "vtree", b"LI")):
+        data = file.read_bytes()
+        buf = np.frombuffer(data, dtype=np.uint8)
+        whole = logic_text._read_plain(data, buf, str(file), header, keys)
+        assert whole is not None
+        for size in (1, 7, 4096):
+            monkeypatch.setattr(logic_text, "_BYTES", size)
+            part = logic_text._read_plain(data, buf, str(file), header, keys)
+            for field in ("lines", "keys", "starts", "counts", "ints", "header_ints"):
+                np.testing.assert_array_equal(getattr(part, field), getattr(whole, field))
+
+
+def test_plain_reader_chunks_refuse_a_bad_byte(tmp_path, monkeypatch):
+    """A bad byte in a later chunk still sends the file to the checked reader
+    (which names its line)."""
+    from pccompiler.frontend import logic_text
+    monkeypatch.setattr(logic_text, "_BYTES", 8)
+    path = write(tmp_path, sdd=SDD.replace("L 2 0 -1", "L 2 0 -x"))
+    with pytest.raises(LoadError, match=r"'-x' is not an integer"):
+        from_sdd(path)

@@ -234,3 +234,28 @@ def test_backward_tables_split_a_large_layer_by_parent_count():
         np.testing.assert_array_equal(bt.parent_slots[i], ps)
         np.testing.assert_array_equal(bt.param_starts[i], ws)
         np.testing.assert_array_equal(bt.num_parents[i], (ps > 0).sum(axis=1))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64, 1 << 20])
+def test_gather_ranges_is_concat_ranges_in_chunks(chunk, monkeypatch):
+    """ir.nodes.gather_ranges (rows cut into chunks of about CHUNK entries)
+    gathers, scatters, maps and strides exactly as one concat_ranges index."""
+    import pccompiler.ir.nodes as nodes
+    monkeypatch.setattr(nodes, "CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    lens = rng.integers(0, 9, 200)
+    starts = rng.integers(0, 100, 200)
+    src = rng.integers(0, 1000, 300)
+    idx = nodes.concat_ranges(starts, lens)
+    np.testing.assert_array_equal(nodes.gather_ranges(src, starts, lens), src[idx])
+    table = rng.integers(0, 50, 1000)
+    np.testing.assert_array_equal(nodes.gather_ranges(src, starts, lens, through=table),
+                                  table[src[idx]])
+    strided = np.repeat(starts, lens) + 2 * nodes.concat_ranges(np.zeros_like(lens), lens)
+    np.testing.assert_array_equal(nodes.gather_ranges(src, starts, lens, stride=2), src[strided])
+    perm = rng.permutation(200)
+    dest = (np.cumsum(lens[perm]) - lens[perm])[np.argsort(perm)]
+    out, want = np.full(int(lens.sum()), -1), np.full(int(lens.sum()), -1)
+    want[nodes.concat_ranges(dest, lens)] = src[idx]
+    nodes.gather_ranges(src, starts, lens, out=out, dest=dest)
+    np.testing.assert_array_equal(out, want)
