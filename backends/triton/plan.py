@@ -496,7 +496,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     # Sum parts first: which products the row-tile parts among them read
     # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
     sums_by_layer, raw_children, si = [], [], 0
-    tile_children = np.zeros(int(layout.num_slots), dtype=bool)
+    tile_children = np.zeros(int(layout.num_slots) if fuse else 0, dtype=bool)
     for layer in layout.layers:
         sums_by_layer.append([])
         for sp in layer.sum_partitions:
@@ -508,7 +508,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
                 arr(sp.block_num_children, (nb,)), slot(raw_children[-1]), ps, host, tied,
                 sum_first[si], dict(sp.kernel_options)))
-            if is_tile_part(sums_by_layer[-1][-1]):
+            if fuse and is_tile_part(sums_by_layer[-1][-1]):
                 tile_children[child_rows(raw_children[-1])] = True
             si += 1
     fusion = None
@@ -519,8 +519,6 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             grand, a = fusion.of(raw)
             if grand is not None:
                 part.grand_slots, part.fused_arity = _i32(slot(grand), host), a
-    grand_of = lambda a: (None, 0) if fusion is None else fusion.of(a)  # noqa: E731
-    out_of = lambda a: (None, 0) if fusion is None else fusion.out_of(a)  # noqa: E731
     layers, ii = [], 0
     for li, layer in enumerate(layout.layers):
         lp = LayerPlan(kind=int(layer.kind))
@@ -560,9 +558,10 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 live = npar > 0
                 raw_c, npar, pslots, pstarts = raw_c[live], npar[live], pslots[live], \
                     pstarts[live]
-            crows = block_rows(raw_c, int(bp.child_block_size))
-            grand, _ = grand_of(crows)
-            out, _ = out_of(crows)
+            grand = out = None
+            if fusion is not None:    # the child rows' grand slots and flow targets
+                crows = block_rows(raw_c, int(bp.child_block_size))
+                grand, out = fusion.of(crows)[0], fusion.out_of(crows)[0]
             lp.sum_backwards.append(sum_backward_part(
                 int(bp.child_block_size), int(bp.parent_block_size), slot(raw_c), npar, pslots,
                 pstarts, host, dict(bp.kernel_options), None if grand is None else slot(grand),
