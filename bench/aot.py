@@ -66,20 +66,43 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
     import pccompiler
     from pccompiler.backends.triton.aot import CompileCounter
     x = _data(num_cats, num_vars, batch)
+    profile_to = os.environ.get("AOT_PROFILE_TO")
+    profiler = None
+    if profile_to:
+        import cProfile
+        profiler = cProfile.Profile()
     torch.cuda.synchronize()
     with CompileCounter() as counter:
+        if profiler:
+            profiler.enable()
         t0 = time.perf_counter()
         circuit = pccompiler.load(path, kernels=kernels)
         t_load = time.perf_counter()
         ll = circuit.log_prob(x)
         torch.cuda.synchronize()
         t_ll = time.perf_counter()
+        if profiler:
+            profiler.disable()
+            _write_profile(profiler, profile_to, t_load - t0, t_ll - t0)
         circuit.em_step(x, step_size=STEP_SIZE, pseudocount=PSEUDOCOUNT)
         torch.cuda.synchronize()
         t_em = time.perf_counter()
     return {"load_s": t_load - t0, "ll_s": t_ll - t0, "em_s": t_em - t0,
             "mean_ll": float(ll.double().mean()), "compiled": len(counter.compiled),
             "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits}
+
+
+def _write_profile(profiler, path: str, load_s: float, ll_s: float) -> None:
+    """Where load -> first log-likelihood goes: the top of cProfile by
+    cumulative and by own time (profiling inflates the Python-heavy parts,
+    so read it beside the unprofiled row)."""
+    import io
+    import pstats
+    text = io.StringIO()
+    text.write(f"load {load_s:.3f} s, load -> first LL {ll_s:.3f} s (under cProfile)\n")
+    for key in ("cumulative", "tottime"):
+        pstats.Stats(profiler, stream=text).sort_stats(key).print_stats(35)
+    Path(path).write_text(text.getvalue())
 
 
 def child_pyjuice(case_name: str, batch: int) -> dict:
@@ -105,8 +128,11 @@ def child_pyjuice(case_name: str, batch: int) -> dict:
     return {"ll_s": t_ll - t0, "em_s": time.perf_counter() - t0}
 
 
-def _spawn(args: list[str], cache: str) -> dict:
+def _spawn(args: list[str], cache: str, profile_to: str | None = None) -> dict:
     env = dict(os.environ, TRITON_CACHE_DIR=cache)
+    env.pop("AOT_PROFILE_TO", None)
+    if profile_to:
+        env["AOT_PROFILE_TO"] = profile_to
     env.pop("TRITON_INTERPRET", None)
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
                           text=True, env=env)
@@ -122,7 +148,8 @@ def _keep_host_code(cache: str) -> None:
             shutil.rmtree(d)
 
 
-def run_case(name: str, batch: int, work: str, pyjuice: bool) -> dict:
+def run_case(name: str, batch: int, work: str, pyjuice: bool,
+             profile_dir: str | None = None) -> dict:
     path = os.path.join(work, f"{name}.pcc")
     fresh = lambda: tempfile.mkdtemp(dir=work, prefix="cache-")  # noqa: E731
     row = {"case": name, "build": _spawn(["build", name, path, str(batch)], fresh())}
@@ -137,6 +164,10 @@ def run_case(name: str, batch: int, work: str, pyjuice: bool) -> dict:
     _spawn(["load", *load_args, "1"], warm)
     _keep_host_code(warm)
     row["aot_host"] = _spawn(["load", *load_args, "1"], warm)
+    if profile_dir:   # one more aot_host run under cProfile, beside the timed one
+        _keep_host_code(warm)
+        _spawn(["load", *load_args, "1"], warm,
+               profile_to=os.path.join(profile_dir, f"profile_{name}_aot_host.txt"))
     if pyjuice:
         row["pyjuice"] = _spawn(["pyjuice", name, str(batch)], fresh())
     for key in ("jit", "aot", "aot_pre", "aot_host", "pyjuice"):
@@ -186,6 +217,9 @@ def main() -> None:
     ap.add_argument("--pyjuice", action="store_true", help="also time PyJuice's cold start")
     ap.add_argument("--out", default=None, help="markdown results file")
     ap.add_argument("--json", default=None, help="raw results file")
+    ap.add_argument("--profile", default=None, metavar="DIR",
+                    help="also profile one aot_host load -> first LL per case (cProfile "
+                         "tables written to DIR/profile_<case>_aot_host.txt)")
     args = ap.parse_args()
     import torch
     machine = (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
@@ -194,7 +228,7 @@ def main() -> None:
     command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="aot-bench-") as work:
         for name in args.cases.split(","):
-            rows.append(run_case(name.strip(), args.batch, work, args.pyjuice))
+            rows.append(run_case(name.strip(), args.batch, work, args.pyjuice, args.profile))
             text = table(rows, args.batch, command, machine)   # written after every case
             if args.out:
                 Path(args.out).write_text(text)

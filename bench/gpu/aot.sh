@@ -10,7 +10,8 @@
 #   3. the GPU pytest (tests/triton/test_aot_gpu.py)
 #   4. bench/aot.py cold-start table for hclt32 (AOT_ALL=1: pd128, hmm1024, bsp050 too;
 #      AOT_HCLT512=1 adds hclt512, AOT_PYJUICE=1 PyJuice; each case costs a minute or more,
-#      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3)
+#      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3;
+#      AOT_PROFILE=1 writes a cProfile of one aot_host load -> first LL per case)
 # Usage (repo root): OUT=/some/dir bash bench/gpu/aot.sh      (about 3-4 minutes)
 #   second call:    OUT=... AOT_BENCH_ONLY=1 AOT_ALL=1 AOT_PYJUICE=1 AOT_BENCH_TIMEOUT=540 bash bench/gpu/aot.sh
 # The table is rewritten after every case, so a timeout still returns the finished rows.
@@ -110,6 +111,8 @@ if [ "${AOT_PYJUICE:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice*.whl
   export PYTHONPATH=$PYTHONPATH:/tmp/extra; EXTRA=--pyjuice
 fi
+# AOT_PROFILE=1: one more aot_host load -> first LL per case under cProfile ($OUT/profile_*.txt)
+[ "${AOT_PROFILE:-0}" = 1 ] && EXTRA="$EXTRA --profile $OUT"
 timeout ${AOT_BENCH_TIMEOUT:-150} python3 bench/aot.py --cases "$CASES" --batch 512 $EXTRA \
     --out "$OUT/aot-h100.md" --json "$OUT/aot-h100.json" 2>&1 | tail -30 || echo "FAIL: bench/aot.py"
 step "done"
