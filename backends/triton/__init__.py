@@ -18,7 +18,7 @@ mapping of `TritonBackend().compile`):
               queries over every node keep the unfused plan
   persistent  "auto" (default), "on" or "off": the one-launch forward of
               small batches (backends/triton/persistent.py). auto: graphed
-              queries of <= 16 rows over categorical leaves; on: also every
+              queries of <= 16 rows; on: also every
               log_prob / marginal (in chunks of 16 rows); off: never
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's

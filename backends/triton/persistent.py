@@ -6,8 +6,8 @@ The persistent kernel runs the whole forward in ONE launch: each program
 claims work items in order and waits, inside the kernel, until the items
 its inputs come from are done. This module turns a Layout into the items:
 
-* input items: up to `wide` categorical leaf rows of one partition
-  (log p[var, x]; a missing variable marginalises to log 1 = 0);
+* input items: up to `wide` leaf rows of one partition (categorical log
+  p[var, x], Bernoulli, Gaussian; a missing variable marginalises to 0);
 * product items: up to `wide` rows of a product partition that cannot be
   folded (fusion.py: read by another product, the root, or too wide);
 * sum items: up to `rows` rows of one sum block over all its children,
@@ -38,6 +38,7 @@ import torch
 
 from pccompiler import ir
 from pccompiler.backends.triton.fusion import plan_fusion
+from pccompiler.backends.triton.plan import DIST_CODES
 from pccompiler.errors import BackendError
 from pccompiler.ir import pcir
 
@@ -69,12 +70,14 @@ def check_mode(value: object) -> str:
 
 
 def unsupported_reason(layout: pcir.Layout) -> str | None:
-    """Why the persistent forward cannot run this layout, or None."""
+    """Why the persistent forward cannot run this layout, or None: a leaf
+    distribution without an input item (a future one; every distribution
+    of DIST_CODES has one)."""
     for li, layer in enumerate(layout.layers):
         for pi, ip in enumerate(layer.input_partitions):
-            if ip.dist != pcir.CATEGORICAL_DIST:
-                return (f"layer {li} input partition {pi} is {pcir.Distribution.Name(ip.dist)}; the "
-                        "persistent forward reads categorical leaves only")
+            if ip.dist not in DIST_CODES:
+                return (f"layer {li} input partition {pi} has distribution {ip.dist}; the "
+                        f"persistent forward reads {sorted(DIST_CODES)} only")
     return None
 
 
@@ -194,7 +197,7 @@ def build_tables(layout: pcir.Layout, rows: int | None = None, wide: int | None 
             var_at = bld.segment(arr(ip.node_vars, (n,)))
             ps_at = bld.segment(arr(ip.node_param_starts, (n,)))
             bld.add(INPUT, np.zeros_like(first), start + first, count, var_at + first,
-                    ps_at + first, int(ip.params_per_node))
+                    ps_at + first, int(ip.params_per_node), DIST_CODES[ip.dist])
         for pi, pp in enumerate(layer.product_partitions):
             n, k, start = int(pp.num_nodes), int(pp.num_children), int(pp.slot_start)
             if n == 0:

@@ -87,10 +87,12 @@ def _wait_level(ctr_ptr, level, target, POLL_ATOMIC: tl.constexpr):
 
 @triton.jit
 def _input_item(values_ptr, in_params_ptr, x_ptr, miss_ptr, bad_ptr, table_ptr, slot, nrows,
-                var_at, ps_at, cats, offs_w, offs_b, b_mask, batch, num_vars, row0,
+                var_at, ps_at, cats, dist, offs_w, offs_b, b_mask, batch, num_vars, row0,
                 HAS_MISSING: tl.constexpr):
-    """Categorical leaf rows: log p[var, x]; a missing entry marginalises to 0.
-    A bad category is reported at row offs_b + row0 (a chunk of a batch)."""
+    """Leaf rows of one partition, as io_kernels.input_fwd_kernel computes
+    them: dist 0 categorical log p[var, x] (a bad category is reported at
+    row offs_b + row0: a chunk of a batch), 1 Bernoulli, 2 Gaussian; a
+    missing entry marginalises to 0."""
     n_mask = offs_w < nrows
     var = tl.load(table_ptr + var_at + offs_w, mask=n_mask, other=0)
     ps = tl.load(table_ptr + ps_at + offs_w, mask=n_mask, other=0)
@@ -100,8 +102,19 @@ def _input_item(values_ptr, in_params_ptr, x_ptr, miss_ptr, bad_ptr, table_ptr, 
     if HAS_MISSING:
         miss = tl.load(miss_ptr + xoff, mask=mask, other=0) != 0
         obs = mask & (miss == 0)
-    out = categorical_log_prob(in_params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs, offs_b + row0,
-                               cats)
+    if dist == 0:
+        out = categorical_log_prob(in_params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs,
+                                   offs_b + row0, cats)
+    elif dist == 1:
+        p = tl.load(in_params_ptr + ps, mask=n_mask, other=0.5)
+        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+        out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
+    else:
+        mean = tl.load(in_params_ptr + ps, mask=n_mask, other=0.0)
+        std = tl.load(in_params_ptr + ps + 1, mask=n_mask, other=1.0)
+        z = (tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32) - mean[:, None]) \
+            / std[:, None]
+        out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
     if HAS_MISSING:
         out = tl.where(miss, 0.0, out)
     tl.store(values_ptr + (slot + offs_w)[:, None] * batch + offs_b[None, :], out, mask=mask)
@@ -219,8 +232,8 @@ def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, 
             _wait_level(ctr_ptr, level, (epoch + 1) * wait_n, POLL_ATOMIC)
         if kind == 0:
             _input_item(values_ptr, in_params_ptr, x_ptr, miss_ptr, bad_ptr, table_ptr, slot,
-                        nrows, off, arg_a, arg_b, offs_w, offs_b, b_mask, batch, num_vars,
-                        row0, HAS_MISSING)
+                        nrows, off, arg_a, arg_b, arg_c, offs_w, offs_b, b_mask, batch,
+                        num_vars, row0, HAS_MISSING)
         elif kind == 1:
             _product_item(values_ptr, table_ptr, slot, nrows, off, arg_b, offs_w, offs_b,
                           b_mask, batch, WIDE, BLOCK_B)

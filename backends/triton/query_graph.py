@@ -11,7 +11,7 @@ holds everything from the [B, V] -> [V, B] transposes to the copy of the
 root row, so a call is at most two buffer copies, one replay and (with
 `check`) one read of the engine's bad-category flag.
 
-Batches of up to persistent.B_MAX rows over categorical leaves run the
+Batches of up to persistent.B_MAX rows run the
 persistent forward instead (persistent_kernel.py, option `persistent`):
 the graph then holds one fill of the bad-category flag and ONE launch that
 reads `x` / `missing` in place (no transposes) and writes the Layout-slot

@@ -206,11 +206,33 @@ def test_bad_values_are_refused(device):
         PersistentForward(cc.engine, chunk=8)
 
 
-def test_gaussian_leaves_fall_back_or_refuse(device):
+def test_bernoulli_and_gaussian_leaves(device):
     g = pc.inputs(0, 2, pc.Gaussian(), seed=1)
-    c = pc.inputs(1, 2, pc.Categorical(num_cats=3), seed=2)
-    model = pc.lower(pc.summate(pc.multiply(g, c), num_nodes=1, seed=3))
+    b = pc.inputs(1, 2, pc.Bernoulli(), seed=2)
+    c = pc.inputs(2, 2, pc.Categorical(num_cats=3), seed=3)
+    model = pc.lower(pc.summate(pc.multiply(g, b, c), num_nodes=1, seed=4))
+    ref = pc.compile(model, backend="torch", device="cpu")
+    cc = pc.compile(model, backend="triton", device=str(device), precision="ieee")
+    rng = np.random.default_rng(5)
+    x = np.stack([rng.normal(size=6), rng.integers(0, 2, 6), rng.integers(0, 3, 6)], axis=1)
+    miss = rng.random(x.shape) < 0.3
+    q = cc.graphed_query(6, persistent="on")
+    torch.testing.assert_close(q(x, miss).clone().double().cpu(),
+                               ref.log_prob(x, miss).double(), rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_leaves_fall_back_or_refuse(device, monkeypatch):
+    model, _, _ = _hclt()
+    layout = passes.compile_model(model, block_limit=128).layout
+    assert persistent.unsupported_reason(layout) is None
+    odd = type(layout)()
+    odd.CopyFrom(layout)
+    odd.layers[0].input_partitions[0].dist = 9      # no input item reads it
+    assert "distribution 9" in persistent.unsupported_reason(odd)
+    with pytest.raises(BackendError, match="distribution 9"):
+        persistent.build_tables(odd)
     cc = pc.compile(model, backend="triton", device=str(device))
-    assert cc.graphed_query(2).persistent is None          # auto: the layer path
-    with pytest.raises(UnsupportedError, match="categorical leaves only"):
+    monkeypatch.setattr(cc.engine, "persistent_reason", lambda: "a leaf it cannot read")
+    assert cc.graphed_query(2).persistent is None           # auto: the layer path
+    with pytest.raises(UnsupportedError, match="a leaf it cannot read"):
         cc.graphed_query(2, persistent="on")
