@@ -52,6 +52,7 @@ GRID = 0
 NUM_WARPS = 4
 POLL_ATOMIC = True  # wait with acquire atomics (else volatile loads + one acquire)
 MODES = ("auto", "on", "off")
+MAX_ARITY = 8       # products folded into sum items (the kernel's eight grand-slot vectors)
 
 # Columns of the int64 item table (one row per item).
 KIND, LEVEL, WAIT_N, SLOT, NROWS, OFF, ARG_A, ARG_B, ARG_C = range(9)
@@ -184,7 +185,7 @@ def build_tables(layout: pcir.Layout, rows: int | None = None, wide: int | None 
         raise BackendError(f"persistent forward: {why}")
     t = ir.tensor_table(layout)
     arr = lambda name, shape: np.asarray(t[name], dtype=np.int64).reshape(shape)  # noqa: E731
-    fusion = plan_fusion(layout)
+    fusion = plan_fusion(layout, max_arity=MAX_ARITY)
     grand = fusion.grand.astype(np.int64)
     bld = _Builder(int(layout.num_slots))
     for li, layer in enumerate(layout.layers):

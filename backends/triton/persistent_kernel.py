@@ -27,8 +27,9 @@ ordered (one stream) and keep one grid: `PersistentForward` owns both.
 
 Sums: R rows of one block over its children in chunks of C, an online
 log-sum-exp as sum_forward.py's (fp32 "ieee" dots: CUDA-core FMAs, no
-tf32). The first chunk's weights are loaded before the wait (they do not
-depend on it: HBM latency off the chain). Children come through the
+tf32). The first chunk's weights and grand slots are loaded before the
+wait (they do not depend on it: their latency leaves the chain of
+levels, which then holds the value loads only). Children come through the
 block's grand-slot rows (fusion.py): a folded product's value is the sum of
 its children's, added on load.
 """
@@ -44,18 +45,60 @@ from pccompiler.backends.triton.io_kernels import categorical_log_prob
 
 
 @triton.jit
-def _child_values(values_ptr, table_ptr, grand_at, kk, k_mask, offs_b, b_mask, batch,
-                  ARITY: tl.constexpr):
-    """[C, B] values of children kk: child k's ARITY grand slots (table
-    entries grand_at + k * ARITY + a) summed; slot 1 (log 1) is padding, not
-    loaded; masked children are -inf."""
-    mask = k_mask[:, None] & b_mask[None, :]
-    acc = tl.zeros(mask.shape, dtype=tl.float32)
-    for a in tl.static_range(ARITY):
-        g = tl.load(table_ptr + grand_at + kk * ARITY + a, mask=k_mask, other=1)
+def _grand_col(at, a: tl.constexpr, k_mask, first, ARITY: tl.constexpr):
+    """Column a of the children's grand slots; `first` past ARITY (unused)."""
+    return tl.load(at + a, mask=k_mask, other=1) if a < ARITY else first
+
+
+@triton.jit
+def _grand_rows(table_ptr, grand_at, kk, k_mask, ARITY: tl.constexpr):
+    """The grand slots of children kk (table entries grand_at + k * ARITY +
+    a), as eight [C] vectors (ARITY <= 8; the unused ones repeat the first):
+    separate from the value loads so that a sum item issues them before its
+    wait (they do not depend on it). Masked children read slot 1."""
+    at = table_ptr + grand_at + kk * ARITY
+    g0 = tl.load(at, mask=k_mask, other=1)
+    return (g0, _grand_col(at, 1, k_mask, g0, ARITY), _grand_col(at, 2, k_mask, g0, ARITY),
+            _grand_col(at, 3, k_mask, g0, ARITY), _grand_col(at, 4, k_mask, g0, ARITY),
+            _grand_col(at, 5, k_mask, g0, ARITY), _grand_col(at, 6, k_mask, g0, ARITY),
+            _grand_col(at, 7, k_mask, g0, ARITY))
+
+
+@triton.jit
+def _plus_row(acc, values_ptr, g, mask, offs_b, batch, USE: tl.constexpr):
+    """acc + values[g[k], b] when USE; slot 1 (log 1, padding) adds 0."""
+    if USE:
         acc += tl.load(values_ptr + g[:, None] * batch + offs_b[None, :],
                        mask=mask & (g != 1)[:, None], other=0.0, cache_modifier=".cg")
+    return acc
+
+
+@triton.jit
+def _summed_values(values_ptr, g0, g1, g2, g3, g4, g5, g6, g7, k_mask, offs_b, b_mask, batch,
+                   ARITY: tl.constexpr):
+    """[C, B] child values: the sum of each child's ARITY grand-slot rows
+    (a folded product's value, fusion.py, added in its children's order);
+    masked children are -inf."""
+    mask = k_mask[:, None] & b_mask[None, :]
+    acc = _plus_row(tl.zeros(mask.shape, dtype=tl.float32), values_ptr, g0, mask, offs_b,
+                    batch, True)
+    acc = _plus_row(_plus_row(acc, values_ptr, g1, mask, offs_b, batch, ARITY > 1),
+                    values_ptr, g2, mask, offs_b, batch, ARITY > 2)
+    acc = _plus_row(_plus_row(acc, values_ptr, g3, mask, offs_b, batch, ARITY > 3),
+                    values_ptr, g4, mask, offs_b, batch, ARITY > 4)
+    acc = _plus_row(_plus_row(acc, values_ptr, g5, mask, offs_b, batch, ARITY > 5),
+                    values_ptr, g6, mask, offs_b, batch, ARITY > 6)
+    acc = _plus_row(acc, values_ptr, g7, mask, offs_b, batch, ARITY > 7)
     return tl.where(mask, acc, float("-inf"))
+
+
+@triton.jit
+def _child_values(values_ptr, table_ptr, grand_at, kk, k_mask, offs_b, b_mask, batch,
+                  ARITY: tl.constexpr):
+    """[C, B] values of children kk (grand slots loaded here)."""
+    g0, g1, g2, g3, g4, g5, g6, g7 = _grand_rows(table_ptr, grand_at, kk, k_mask, ARITY)
+    return _summed_values(values_ptr, g0, g1, g2, g3, g4, g5, g6, g7, k_mask, offs_b, b_mask,
+                          batch, ARITY)
 
 
 @triton.jit
@@ -141,16 +184,18 @@ def _store_rows(values_ptr, slot, rows, r_mask, out, offs_b, b_mask, batch):
 
 
 @triton.jit
-def _sum_item(values_ptr, params_ptr, table_ptr, slot, nrows, ps, grand_at, bs, nc, w0, offs_r,
-              offs_k, offs_b, b_mask, batch, ROWS: tl.constexpr, CHUNK: tl.constexpr,
-              ARITY: tl.constexpr, BLOCK_B: tl.constexpr):
-    """nrows rows of one sum block (tiles of ROWS) over its nc children; w0:
-    the first tile's first chunk of weights [ROWS, CHUNK], loaded before
-    the wait. Up to CHUNK children are gathered once for every tile (one
-    exp per child value); longer lists run an online log-sum-exp per tile."""
+def _sum_item(values_ptr, params_ptr, table_ptr, slot, nrows, ps, grand_at, bs, nc, w0,
+              g0, g1, g2, g3, g4, g5, g6, g7, offs_r, offs_k, offs_b, b_mask, batch,
+              ROWS: tl.constexpr, CHUNK: tl.constexpr, ARITY: tl.constexpr,
+              BLOCK_B: tl.constexpr):
+    """nrows rows of one sum block (tiles of ROWS) over its nc children; w0
+    and g0..g7: the first tile's first chunk of weights [ROWS, CHUNK] and
+    the first chunk's grand slots, loaded before the wait. Up to CHUNK
+    children are gathered once for every tile (one exp per child value);
+    longer lists run an online log-sum-exp per tile."""
     if nc <= CHUNK:
-        c = _child_values(values_ptr, table_ptr, grand_at, offs_k, offs_k < nc, offs_b, b_mask,
-                          batch, ARITY)
+        c = _summed_values(values_ptr, g0, g1, g2, g3, g4, g5, g6, g7, offs_k < nc, offs_b,
+                           b_mask, batch, ARITY)
         top = tl.max(c, axis=0)
         safe = tl.where(top == float("-inf"), 0.0, top)
         e = tl.exp(c - safe[None, :])
@@ -221,10 +266,11 @@ def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, 
     kind, level, wait_n, slot, nrows, off, arg_a, arg_b, arg_c = _fields(items_ptr, item,
                                                                          n_items, NF)
     while item < n_items:
-        # a sum's first weight chunk does not depend on the wait
+        # a sum's first weight chunk and grand slots do not depend on the wait
         k0_mask = offs_k < tl.where(kind == 2, arg_c, 0)
         w0 = tl.load(sum_params_ptr + (arg_a + offs_r)[:, None] + offs_k[None, :] * arg_b,
                      mask=(offs_r < nrows)[:, None] & k0_mask[None, :], other=0.0)
+        g0, g1, g2, g3, g4, g5, g6, g7 = _grand_rows(table_ptr, off, offs_k, k0_mask, ARITY)
         nxt = tl.atomic_add(ctr_ptr, 1) - epoch * per
         n_kind, n_level, n_wait, n_slot, n_rows, n_off, n_a, n_b, n_c = _fields(
             items_ptr, nxt, n_items, NF)
@@ -239,8 +285,8 @@ def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, 
                           b_mask, batch, WIDE, BLOCK_B)
         else:
             _sum_item(values_ptr, sum_params_ptr, table_ptr, slot, nrows, arg_a, off, arg_b,
-                      arg_c, w0, offs_r, offs_k, offs_b, b_mask, batch, ROWS, CHUNK, ARITY,
-                      BLOCK_B)
+                      arg_c, w0, g0, g1, g2, g3, g4, g5, g6, g7, offs_r, offs_k, offs_b, b_mask,
+                      batch, ROWS, CHUNK, ARITY, BLOCK_B)
         tl.debug_barrier()
         tl.atomic_add(ctr_ptr + 1 + level, 1, sem="release", scope="gpu")
         item = nxt

@@ -23,14 +23,13 @@ from tests.triton.test_fuse_products import _hclt, _pd, _shared
 
 
 def _wide_product():
-    """A product of 9 children (over fusion.FUSE_MAX_ARITY: a product item)
-    beside a folded product of 2 sums over folded products of 4 and 5
-    children, both under one sum, plus a product of mixed children (a sum
-    and an input) read by the root."""
+    """A product of 9 children (over persistent.MAX_ARITY: a product item)
+    beside a folded product of a sum (over a folded product of 8 children:
+    every grand-slot vector of the kernel) and an input, both under one
+    sum, plus a product of a sum and an input read by the root."""
     leaves = [pc.inputs(v, 3, pc.Categorical(num_cats=3), seed=v) for v in range(10)]
     wide = pc.multiply(*leaves[:9])
-    narrow = pc.multiply(pc.summate(pc.multiply(*leaves[:4]), num_nodes=3, seed=20),
-                         pc.summate(pc.multiply(*leaves[4:9]), num_nodes=3, seed=23))
+    narrow = pc.multiply(pc.summate(pc.multiply(*leaves[:8]), num_nodes=3, seed=20), leaves[8])
     s = pc.summate(wide, narrow, num_nodes=3, seed=21)
     top = pc.multiply(s, leaves[9])
     model = pc.lower(pc.summate(top, num_nodes=1, seed=22))
@@ -150,6 +149,7 @@ def test_tables_are_ordered_by_level(device):
     assert (wait[level == 0] == 0).all()
     kinds = np.bincount(items[:, persistent.KIND], minlength=3)
     assert kinds[persistent.PRODUCT] >= 1          # the 9-child product
+    assert t.arity == persistent.MAX_ARITY          # the 8-child one, folded
     _check_reads_come_from_lower_levels(t, layout.num_slots)
     assert items[items[:, persistent.KIND] == persistent.INPUT, persistent.LEVEL].max() == 0
     # the HCLT folds every product: sums and inputs only
