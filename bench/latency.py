@@ -171,45 +171,22 @@ def run_extras(circuit, batch: int, inputs, args, res: dict) -> None:
         res["pcc_log_prob"] = summary(latencies_us(circuit.log_prob, inputs, args.warmup))
 
 
-def run_sweep(circuit, batch: int, inputs, args) -> list[dict]:
-    """The persistent path with one knob changed per variant: GPU time of a
-    replay and host p50; a variant that fails is recorded, not fatal."""
-    rows = []
-    for variant in ["default"] + args.sweep.split():
-        row: dict = {"variant": variant}
-        try:
-            q = persistent_query(circuit, batch, {} if variant == "default"
-                                 else knob_values(variant))
-            row.update(summary(latencies_us(q, inputs[:500], args.warmup)))
-            row["replay_gpu_us"] = replay_gpu_us(q, len(inputs))
-            row.update(items=q.persistent.tables.n_items, grid=q.persistent.grid,
-                       levels=q.persistent.tables.depth)
-            del q
-        except Exception as exc:     # a variant that does not compile or fit: say so
-            row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return rows
-
-
-def run_pyjuice(model, case, batch: int, inputs, args, res: dict) -> torch.Tensor:
-    import pyjuice as juice
-    from pyjuice_bridge import convert
-    pc = juice.compile(convert(model, case.pyjuice_block).root, verbose=False)
-    pc.to(torch.device("cuda"))
-    recorded = []
-
-    def call(x, miss):
-        with torch.no_grad():
-            out = pc(x, missing_mask=miss, record_cudagraph=not recorded)
-        recorded.append(True)
-        return out
-    res["pyjuice"] = summary(latencies_us(call, inputs, args.warmup))
-    with torch.no_grad():
-        ll = pc(inputs[0][0], missing_mask=inputs[0][1], force_use_fp32=True)[:, 0].double()
-    del pc
-    torch.cuda.empty_cache()
-    return ll
+def sweep_variant(circuit, batch: int, inputs, args, variant: str) -> dict:
+    """The persistent path with the knobs of `variant` ("default": none):
+    GPU time of a replay and host p50; a failure is recorded, not fatal."""
+    row: dict = {"variant": variant, "batch": batch}
+    try:
+        q = persistent_query(circuit, batch, {} if variant == "default"
+                             else knob_values(variant))
+        row.update(summary(latencies_us(q, inputs[:500], args.warmup)))
+        row["replay_gpu_us"] = replay_gpu_us(q, len(inputs))
+        row.update(items=q.persistent.tables.n_items, grid=q.persistent.grid,
+                   levels=q.persistent.tables.depth)
+        del q
+    except Exception as exc:     # a variant that does not compile or fit: say so
+        row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def markdown(env: dict, rows: list[dict], sweep: list[dict]) -> str:
@@ -354,9 +331,9 @@ def main(argv=None) -> int:
                 res.setdefault("errors", {})["extras"] = f"{type(exc).__name__}: {str(exc)[:300]}"
             write_results(env, rows, sweep, out_dir)
     if circuit is not None and args.sweep:
-        sweep = run_sweep(circuit, batches[0], inputs_of[batches[0]], args)
-        for v in sweep:
-            v["batch"] = batches[0]
+        for variant in ["default"] + args.sweep.split():
+            sweep.append(sweep_variant(circuit, batches[0], inputs_of[batches[0]], args, variant))
+            write_results(env, rows, sweep, out_dir)
     md_path = write_results(env, rows, sweep, out_dir)
     print(md_path.read_text())
     return 0
