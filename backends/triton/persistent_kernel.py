@@ -199,15 +199,15 @@ def _sum_item(values_ptr, params_ptr, table_ptr, slot, nrows, ps, grand_at, bs, 
         top = tl.max(c, axis=0)
         safe = tl.where(top == float("-inf"), 0.0, top)
         e = tl.exp(c - safe[None, :])
-        out = tl.log(tl.dot(w0, e, input_precision="ieee")) + safe[None, :]
-        _store_rows(values_ptr, slot, offs_r, offs_r < nrows, out, offs_b, b_mask, batch)
-        for r0 in range(ROWS, nrows, ROWS):
+        w = w0
+        for r0 in range(0, nrows, ROWS):     # the next tile's weights load during this one
             rows = r0 + offs_r
-            r_mask = rows < nrows
-            w = tl.load(params_ptr + (ps + rows)[:, None] + offs_k[None, :] * bs,
-                        mask=r_mask[:, None] & (offs_k < nc)[None, :], other=0.0)
+            after = rows + ROWS
+            w_next = tl.load(params_ptr + (ps + after)[:, None] + offs_k[None, :] * bs,
+                             mask=(after < nrows)[:, None] & (offs_k < nc)[None, :], other=0.0)
             out = tl.log(tl.dot(w, e, input_precision="ieee")) + safe[None, :]
-            _store_rows(values_ptr, slot, rows, r_mask, out, offs_b, b_mask, batch)
+            _store_rows(values_ptr, slot, rows, rows < nrows, out, offs_b, b_mask, batch)
+            w = w_next
     else:
         for r0 in range(0, nrows, ROWS):
             rows = r0 + offs_r

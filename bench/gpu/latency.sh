@@ -29,7 +29,7 @@ echo "tests: $(( $(date +%s) - t0 )) s"
 
 # 2. latency: batch 1 and 8 (main paths) first, then the knob sweep at batch 1
 # (one knob per variant; rows/chunk/warps/poll recompile the kernel, ~5 s each)
-SWEEP="grid=264 spread=264 rows=32 poll=0 wide=512 warps=8 spread=66 grid=66 chunk=64"
+SWEEP="grid=264 spread=264 rows=32 rows=64/warps=8 poll=0 wide=512 warps=8 spread=66 grid=66"
 set +e
 PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout 150 python3 bench/latency.py --calls 2000 \
     --batches 1,8 --sweep "$SWEEP" --out-dir /tmp/latency-results 2>&1 | tee "$OUT/latency.log"
