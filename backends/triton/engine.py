@@ -43,7 +43,7 @@ from pccompiler.backends.triton.persistent import B_MAX, check_mode, unsupported
 from pccompiler.backends.triton.query_graph import GraphedQuery
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
 from pccompiler.backends.triton.scratch import compact_remap
-from pccompiler.errors import UnsupportedError
+from pccompiler.errors import BackendError, UnsupportedError
 from pccompiler.ir import pcir
 
 
@@ -97,6 +97,10 @@ class TritonEngine(Engine):
         if key == self.NO_BAD_ENTRY:
             return None
         self.bad_entry.fill_(self.NO_BAD_ENTRY)
+        if key < 0:      # persistent_kernel._wait_level gave up: a bug, not the data
+            raise BackendError("the persistent forward gave up waiting for its inputs (a bug "
+                               "in its item tables or counters): its log-likelihoods are "
+                               "wrong; compile with persistent='off' and please report it")
         return key >> 31, key & (2 ** 31 - 1)
 
     def check_move(self, device: torch.device, dtype: torch.dtype) -> None:

@@ -51,6 +51,7 @@ GRID_PER_SM = 1     # programs per SM; GRID overrides when > 0
 GRID = 0
 NUM_WARPS = 4
 POLL_ATOMIC = True  # wait with acquire atomics (else volatile loads + one acquire)
+SPIN_LIMIT = 1 << 22    # polls without progress before a wait gives up (a bug; > 1 s)
 MODES = ("auto", "on", "off")
 MAX_ARITY = 8       # products folded into sum items (the kernel's eight grand-slot vectors)
 

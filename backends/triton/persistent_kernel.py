@@ -17,6 +17,9 @@ before the one release atomic (Triton issues a scalar atomic from one
 thread; release is cumulative over what that thread observed). Child
 values are loaded with `.cg` (L2, not L1): a cache line of the values
 buffer holds rows of several items, and L1 is not coherent across SMs.
+The launch takes num_stages=1: Triton's software pipelining would turn the
+chunk loop's loads into cp.async copies (4-byte ones only exist as .ca,
+through L1) and stage them in shared memory (53 KB instead of 16 KB).
 
 Counters need no host reset between calls (a CUDA graph replays the same
 launch): each launch takes exactly n_items + grid tickets (one failing
@@ -113,18 +116,34 @@ def _lse_step(acc, run_max, c, w):
 
 
 @triton.jit
-def _wait_level(ctr_ptr, level, target, POLL_ATOMIC: tl.constexpr):
+def _wait_level(ctr_ptr, level, target, abort_ptr, epoch, bad_ptr, POLL_ATOMIC: tl.constexpr,
+                SPIN_LIMIT: tl.constexpr):
     """Spin until counters[level] (the done count of level - 1) >= target:
     POLL_ATOMIC polls with acquire atomics (the last poll is the acquire:
     one round trip less after the release), else with volatile loads and
-    one acquire atomic after them (no atomic traffic while spinning)."""
-    if POLL_ATOMIC:
-        while tl.atomic_add(ctr_ptr + level, 0, sem="acquire", scope="gpu") < target:
-            pass
-    else:
-        while tl.load(ctr_ptr + level, volatile=True) < target:
-            pass
-        tl.atomic_add(ctr_ptr + level, 0, sem="acquire", scope="gpu")
+    one acquire atomic after them (no atomic traffic while spinning).
+
+    A wait that sees no progress in SPIN_LIMIT polls (only a bug can cause
+    that: every wait is for lower items, already claimed by running
+    programs) gives up instead of hanging the GPU: it marks this launch
+    aborted (abort = epoch + 1: later waits of the launch skip) and lowers
+    the bad-entry flag to -1, which `take_bad_entry` reports as an error."""
+    if tl.load(abort_ptr, volatile=True) <= epoch:
+        spins = 0
+        if POLL_ATOMIC:
+            seen = tl.atomic_add(ctr_ptr + level, 0, sem="acquire", scope="gpu")
+            while (seen < target) & (spins < SPIN_LIMIT):
+                seen = tl.atomic_add(ctr_ptr + level, 0, sem="acquire", scope="gpu")
+                spins += 1
+        else:
+            seen = tl.load(ctr_ptr + level, volatile=True)
+            while (seen < target) & (spins < SPIN_LIMIT):
+                seen = tl.load(ctr_ptr + level, volatile=True)
+                spins += 1
+            tl.atomic_add(ctr_ptr + level, 0, sem="acquire", scope="gpu")
+        if seen < target:
+            tl.atomic_max(abort_ptr, epoch + 1)
+            tl.atomic_min(bad_ptr, -1)
     tl.debug_barrier()
 
 
@@ -242,14 +261,14 @@ def _fields(items_ptr, item, n_items, NF: tl.constexpr):
 
 @triton.jit
 def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr,
-                              bad_ptr, items_ptr, table_ptr, ctr_ptr, n_items, batch, num_vars,
-                              row0, HAS_MISSING: tl.constexpr, ROWS: tl.constexpr,
+                              bad_ptr, items_ptr, table_ptr, ctr_ptr, n_items, n_levels, batch,
+                              num_vars, row0, HAS_MISSING: tl.constexpr, ROWS: tl.constexpr,
                               CHUNK: tl.constexpr, WIDE: tl.constexpr, ARITY: tl.constexpr,
                               BLOCK_B: tl.constexpr, NF: tl.constexpr,
-                              POLL_ATOMIC: tl.constexpr):
+                              POLL_ATOMIC: tl.constexpr, SPIN_LIMIT: tl.constexpr):
     """values [num_slots, batch]; x, miss [batch, num_vars] (miss uint8);
     items int64 [n_items, NF] (persistent.py's columns); ctr int64
-    [1 + levels]. Each program claims its next item (and reads its row)
+    [2 + n_levels]: tickets, the levels' done counts, the abort epoch. Each program claims its next item (and reads its row)
     before it waits for the current one's inputs, so the claim's round trip
     hides behind the wait; it still takes items in increasing order, which
     keeps the scheme deadlock-free (the lowest unfinished item's owner is
@@ -260,6 +279,7 @@ def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, 
     offs_w = tl.arange(0, WIDE)
     offs_k = tl.arange(0, CHUNK)
     per = n_items + tl.num_programs(0).to(tl.int64)
+    abort_ptr = ctr_ptr + n_levels + 1
     ticket = tl.atomic_add(ctr_ptr, 1)
     epoch = ticket // per
     item = ticket - epoch * per
@@ -275,7 +295,8 @@ def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, 
         n_kind, n_level, n_wait, n_slot, n_rows, n_off, n_a, n_b, n_c = _fields(
             items_ptr, nxt, n_items, NF)
         if wait_n > 0:
-            _wait_level(ctr_ptr, level, (epoch + 1) * wait_n, POLL_ATOMIC)
+            _wait_level(ctr_ptr, level, (epoch + 1) * wait_n, abort_ptr, epoch, bad_ptr,
+                        POLL_ATOMIC, SPIN_LIMIT)
         if kind == 0:
             _input_item(values_ptr, in_params_ptr, x_ptr, miss_ptr, bad_ptr, table_ptr, slot,
                         nrows, off, arg_a, arg_b, arg_c, offs_w, offs_b, b_mask, batch,
@@ -314,7 +335,8 @@ class PersistentForward:
         self.grid = tabs.default_grid(engine.device, self.tables.n_items) if grid is None \
             else int(grid)
         self.num_warps = tabs.NUM_WARPS if num_warps is None else int(num_warps)
-        self.counters = torch.zeros(1 + self.tables.depth, dtype=torch.int64,
+        # tickets, one done-count per level, the abort epoch (_wait_level)
+        self.counters = torch.zeros(2 + self.tables.depth, dtype=torch.int64,
                                     device=engine.device)
 
     def new_values(self, batch: int) -> torch.Tensor:
@@ -341,6 +363,7 @@ class PersistentForward:
         persistent_forward_kernel[(self.grid,)](
             values, eng.sum_params.data, eng.input_params.data, x,
             miss if miss is not None else x, eng.bad_entry, t.items, t.table, self.counters,
-            t.n_items, batch, x.shape[1], row0, HAS_MISSING=miss is not None, ROWS=t.rows,
+            t.n_items, t.depth, batch, x.shape[1], row0, HAS_MISSING=miss is not None, ROWS=t.rows,
             CHUNK=self.chunk, WIDE=t.wide, ARITY=t.arity, BLOCK_B=tabs.B_MAX,
-            NF=tabs.FIELDS, POLL_ATOMIC=self.poll_atomic, num_warps=self.num_warps)
+            NF=tabs.FIELDS, POLL_ATOMIC=self.poll_atomic, SPIN_LIMIT=tabs.SPIN_LIMIT,
+            num_warps=self.num_warps, num_stages=1)

@@ -82,7 +82,34 @@ def test_two_calls_in_a_row_reuse_the_counters(device):
     launches = 3 + int(q.graphed)
     ctr = run.counters.cpu().numpy()
     assert ctr[0] == launches * (run.tables.n_items + run.grid)
-    np.testing.assert_array_equal(ctr[1:], launches * run.tables.level_counts)
+    np.testing.assert_array_equal(ctr[1:-1], launches * run.tables.level_counts)
+    assert ctr[-1] == 0                 # no wait gave up
+
+
+def test_a_wait_that_cannot_end_gives_up_with_an_error(device, monkeypatch):
+    """A broken table (an item waiting for more items than its level below
+    has) must not hang the GPU: the wait gives up after SPIN_LIMIT polls,
+    marks the launch aborted (later waits skip) and the bad-entry check
+    raises; the next launch of the same counters runs normally again."""
+    ref, cc, data = _pair("hclt_nltcs", device)
+    monkeypatch.setattr(persistent, "SPIN_LIMIT", 3)
+    run = PersistentForward(cc.engine, grid=2)
+    items = run.tables.items
+    good = items[:, persistent.WAIT_N].clone()
+    items[items[:, persistent.LEVEL] > 0, persistent.WAIT_N] = 10 ** 6
+    x = torch.as_tensor(data[:2]).to(device)
+    cc.engine.bad_entry.fill_(cc.engine.NO_BAD_ENTRY)
+    run.run(run.new_values(2), x, None)
+    assert int(run.counters[-1]) == 1           # launch (epoch) 0 aborted
+    with pytest.raises(BackendError, match="gave up waiting"):
+        cc.engine.take_bad_entry()
+    items[:, persistent.WAIT_N] = good
+    monkeypatch.undo()                          # real waits need more than 3 polls on a GPU
+    values = run.new_values(2)
+    run.run(values, x, None)
+    assert cc.engine.take_bad_entry() is None
+    torch.testing.assert_close(values[run.tables.root_slot].double().cpu(),
+                               ref.log_prob(data[:2]).double(), rtol=1e-5, atol=1e-5)
 
 
 def test_replays_agree_bit_for_bit(device):
