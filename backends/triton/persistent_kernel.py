@@ -259,7 +259,7 @@ def _fields(items_ptr, item, n_items, NF: tl.constexpr):
             tl.load(row + 8, mask=ok, other=0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_items", "n_levels", "batch", "num_vars", "row0"])
 def persistent_forward_kernel(values_ptr, sum_params_ptr, in_params_ptr, x_ptr, miss_ptr,
                               bad_ptr, items_ptr, table_ptr, ctr_ptr, n_items, n_levels, batch,
                               num_vars, row0, HAS_MISSING: tl.constexpr, ROWS: tl.constexpr,

@@ -21,7 +21,7 @@ echo "install: $(( $(date +%s) - t0 )) s"
 # 1. correctness on the GPU first (the in-kernel waits only really wait here)
 mkdir -p /tmp/t && cp -r tests /tmp/t/
 set +e
-(cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 75 python3 -m pytest -q -p no:cacheprovider \
+(cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 100 python3 -m pytest -q -p no:cacheprovider \
     tests/triton/test_persistent.py tests/triton/test_graphed_query.py \
     --backend triton --device cuda 2>&1 | tail -25) | tee "$OUT/tests.log"
 set -e
@@ -31,7 +31,7 @@ echo "tests: $(( $(date +%s) - t0 )) s"
 # (one knob per variant; rows/chunk/warps/poll recompile the kernel, ~5 s each)
 SWEEP="grid=264 spread=264 rows=32 rows=64/warps=8 poll=0 wide=512 warps=8 spread=66 grid=66"
 set +e
-PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout 150 python3 bench/latency.py --calls 2000 \
+PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout 125 python3 bench/latency.py --calls 2000 \
     --batches 1,8 --sweep "$SWEEP" --out-dir /tmp/latency-results 2>&1 | tee "$OUT/latency.log"
 status=${PIPESTATUS[0]}
 set -e
