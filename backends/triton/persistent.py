@@ -46,7 +46,7 @@ B_MAX = 16          # largest batch the kernel takes (its batch tile; tl.dot nee
 ROWS = 16           # sum rows per kernel tile (tl.dot, >= 16, a power of two)
 CHUNK = 128         # children gathered at once (>= 16; longer lists: online log-sum-exp)
 WIDE = 256          # input / product rows per item
-SPREAD = 132        # sum items a level keeps before runs of tiles merge (about the SMs)
+SPREAD = 0          # sum items a level keeps before runs of tiles merge; 0: the programs
 GRID_PER_SM = 1     # programs per SM; GRID overrides when > 0
 GRID = 0
 NUM_WARPS = 4
@@ -172,12 +172,14 @@ def _add_sum_items(bld: _Builder, rows: int, spread: int) -> None:
 
 def build_tables(layout: pcir.Layout, rows: int | None = None, wide: int | None = None,
                  spread: int | None = None) -> PersistentTables:
-    """The items of `layout` (see the module docstring); rows / wide /
-    spread None: ROWS / WIDE / SPREAD read at call time (spread: see
+    """The items of `layout` (see the module docstring); rows / wide None:
+    ROWS / WIDE read at call time; spread None: SPREAD, or 132 (an H100's
+    SMs) when that is 0 (`tables_for` passes the programs of a device; see
     `_add_sum_items`). Raises BackendError for leaves the kernel does not
     read (`unsupported_reason`)."""
     rows = ROWS if rows is None else int(rows)
     wide = WIDE if wide is None else int(wide)
+    spread = (SPREAD or 132) if spread is None else int(spread)
     if rows < 16 or rows & (rows - 1) or wide < 1 or wide & (wide - 1):
         raise BackendError(f"persistent: rows ({rows}) must be a power of two >= 16 and "
                            f"wide ({wide}) a power of two")
@@ -226,7 +228,7 @@ def build_tables(layout: pcir.Layout, rows: int | None = None, wide: int | None 
             bld.blocks.append(np.stack([block_level, slots, np.full(nb, bs), at,
                                         arr(sp.block_param_starts, (nb,)),
                                         arr(sp.block_num_children, (nb,))], axis=1))
-    _add_sum_items(bld, rows, SPREAD if spread is None else int(spread))
+    _add_sum_items(bld, rows, spread)
     items = np.concatenate(bld.items) if bld.items else np.zeros((0, FIELDS), dtype=np.int64)
     # dense level numbers, items sorted by level (stable: layout order within)
     uniq, dense = np.unique(items[:, LEVEL], return_inverse=True)
@@ -240,24 +242,28 @@ def build_tables(layout: pcir.Layout, rows: int | None = None, wide: int | None 
                             int(layout.num_slots), int(layout.root_slot))
 
 
-def default_grid(device: torch.device, n_items: int) -> int:
+def programs(device: torch.device) -> int:
     """GRID when set, else GRID_PER_SM programs per SM (2 under the
-    interpreter, so tests see more than one program), at most n_items."""
+    interpreter, so that tests see more than one program)."""
     if GRID > 0:
-        grid = GRID
-    elif device.type == "cuda":
-        grid = GRID_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
-    else:
-        grid = 2
-    return max(1, min(grid, max(n_items, 1)))
+        return GRID
+    if device.type == "cuda":
+        return GRID_PER_SM * torch.cuda.get_device_properties(device).multi_processor_count
+    return 2
+
+
+def default_grid(device: torch.device, n_items: int) -> int:
+    """`programs`, at most n_items (a program without an item only claims)."""
+    return max(1, min(programs(device), max(n_items, 1)))
 
 
 def tables_for(engine, rows: int | None = None, wide: int | None = None,
                spread: int | None = None) -> PersistentTables:
     """The engine's tables for (rows, wide, spread), built once and cached on the
     engine (`persistent_tables`), on its device."""
-    key = (ROWS if rows is None else int(rows), WIDE if wide is None else int(wide),
-           SPREAD if spread is None else int(spread))
+    if spread is None:
+        spread = SPREAD if SPREAD > 0 else programs(engine.device)
+    key = (ROWS if rows is None else int(rows), WIDE if wide is None else int(wide), int(spread))
     cache = engine.persistent_tables
     if key not in cache:
         tabs = build_tables(engine.layout, *key)
