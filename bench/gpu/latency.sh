@@ -28,8 +28,9 @@ set -e
 echo "tests: $(( $(date +%s) - t0 )) s"
 
 # 2. latency: batch 1 and 8 (main paths) first, then the knob sweep at batch 1
-# (one knob per variant; rows/chunk/warps/poll recompile the kernel, ~5 s each)
-SWEEP="grid=264 spread=264 rows=32 rows=64/warps=8 poll=0 wide=512 warps=8 spread=66 grid=66"
+# (one knob per variant, or two joined by /; rows, chunk, wide, warps and poll recompile
+# the kernel, ~5 s each; grid also sets the spread, which defaults to the programs)
+SWEEP="grid=264 grid=528 rows=64/warps=8 rows=32 poll=0 spread=264 wide=512 warps=8 spread=66"
 set +e
 PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout 125 python3 bench/latency.py --calls 2000 \
     --batches 1,8 --sweep "$SWEEP" --out-dir /tmp/latency-results 2>&1 | tee "$OUT/latency.log"
