@@ -424,7 +424,7 @@ class CompiledCircuit(torch.nn.Module):
     forward = log_prob
 
     def graphed_query(self, batch_size: int, marginal: bool = True, dtype: Any = None,
-                      graph: bool | None = None, check: bool = True):
+                      graph: bool | None = None, check: bool = True, persistent: Any = None):
         """A callable `q(x, missing=None) -> log p(x)` [B] for ONE batch
         size, replayed from one CUDA graph with static input buffers (`q.x`,
         `q.missing`) and a static output (`q.out`, overwritten by the next
@@ -434,14 +434,17 @@ class CompiledCircuit(torch.nn.Module):
         accepted); graph: None = a graph where the device allows, else eager
         (CPU, TRITON_INTERPRET=1), True = a graph or UnsupportedError;
         check: raise DataError for an out-of-range category (one host sync).
-        Parameters are read by address, so EM updates are seen."""
+        Parameters are read by address, so EM updates are seen. persistent:
+        "auto" / "on" / "off" for this query (None: the compile option; the
+        one-launch forward of <= 16 rows, backends/triton/persistent.py)."""
         make = getattr(self.engine, "graphed_query", None)
         if make is None:
             raise UnsupportedError(f"graphed_query needs the triton backend; this circuit runs "
                                    f"on {type(self.engine).__name__}")
         self._sync()
         return make(batch_size, marginal=marginal,
-                    dtype=torch.long if dtype is None else dtype, graph=graph, check=check)
+                    dtype=torch.long if dtype is None else dtype, graph=graph, check=check,
+                    persistent=persistent)
 
     def flows(self, x: Any, missing: Any = None, accumulate: bool = False) -> torch.Tensor:
         """Node flows [num_slots, B] (root flow 1). Parameter statistics are

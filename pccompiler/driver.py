@@ -168,7 +168,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     return circuit.record_origin(compile_report=result.report)
 
 
-TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch", "fuse_products")
+TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch", "fuse_products",
+               "persistent")
 
 
 def _aot_runner(name: str, device: str | None, target: str

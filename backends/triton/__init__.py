@@ -16,6 +16,10 @@ mapping of `TritonBackend().compile`):
               product partitions that only sums read into the sums' loads
               (fusion.py: no product forward launch, values never written);
               queries over every node keep the unfused plan
+  persistent  "auto" (default), "on" or "off": the one-launch forward of
+              small batches (backends/triton/persistent.py). auto: graphed
+              queries of <= 16 rows; on: also every
+              log_prob / marginal (in chunks of 16 rows); off: never
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -61,7 +65,8 @@ class TritonBackend(Backend):
                               precision=str(opts.extra.get("precision", "tf32")),
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
                               compact=bool(opts.extra.get("compact", True)), arrays=arrays,
-                              fuse_products=opts.extra.get("fuse_products", False))
+                              fuse_products=opts.extra.get("fuse_products", False),
+                              persistent=opts.extra.get("persistent", "auto"))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

@@ -39,10 +39,11 @@ from pccompiler.backends.triton.compat import (
     check_fuse_products, check_precision, require_triton,
 )
 from pccompiler.backends.triton.graphs import GraphCache
+from pccompiler.backends.triton.persistent import B_MAX, check_mode, unsupported_reason
 from pccompiler.backends.triton.query_graph import GraphedQuery
 from pccompiler.backends.triton.plan import DIST_CODES, TritonPlan, build_plan
 from pccompiler.backends.triton.scratch import compact_remap
-from pccompiler.errors import UnsupportedError
+from pccompiler.errors import BackendError, UnsupportedError
 from pccompiler.ir import pcir
 
 
@@ -66,7 +67,7 @@ class TritonEngine(Engine):
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
-                 arrays=None, fuse_products: bool = False):
+                 arrays=None, fuse_products: bool = False, persistent: str = "auto"):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -77,6 +78,12 @@ class TritonEngine(Engine):
         self._fast_plan: TritonPlan | None = None
         self.compact = compact
         self.fuse_products = check_fuse_products(fuse_products)
+        # The one-launch forward of small batches (persistent.py): "auto" for
+        # graphed queries of <= B_MAX rows, "on" also for every log_prob (in
+        # chunks of B_MAX), "off" never. Its tables, by (rows, wide).
+        self.persistent = check_mode(persistent)
+        self.persistent_tables: dict = {}
+        self._persistent_runner = None
         self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
         super().__init__(model, layout, device, dtype, arrays)
         self.precision = check_precision(precision)
@@ -90,6 +97,10 @@ class TritonEngine(Engine):
         if key == self.NO_BAD_ENTRY:
             return None
         self.bad_entry.fill_(self.NO_BAD_ENTRY)
+        if key < 0:      # persistent_kernel._wait_level gave up: a bug, not the data
+            raise BackendError("the persistent forward gave up waiting for its inputs (a bug "
+                               "in its item tables or counters): its log-likelihoods are "
+                               "wrong; compile with persistent='off' and please report it")
         return key >> 31, key & (2 ** 31 - 1)
 
     def check_move(self, device: torch.device, dtype: torch.dtype) -> None:
@@ -322,9 +333,40 @@ class TritonEngine(Engine):
         self._forward_into(values, x_t, miss_t, False, plan)
         return values
 
+    def persistent_reason(self) -> str | None:
+        """Why the persistent forward cannot run this circuit, or None."""
+        return unsupported_reason(self.layout)
+
+    def _persistent_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None
+                             ) -> torch.Tensor:
+        """log p(x) through the persistent forward, B_MAX rows per launch
+        (persistent="on"); every launch reuses one runner and its counters."""
+        from pccompiler.backends.triton.persistent_kernel import PersistentForward
+        why = self.persistent_reason()
+        if why is not None:
+            raise UnsupportedError(f"persistent='on': {why}")
+        if self._persistent_runner is None:
+            self._persistent_runner = PersistentForward(self)
+        run = self._persistent_runner
+        x = x.contiguous()
+        missing = None if missing is None else missing.contiguous()
+        out = torch.empty(x.shape[0], dtype=torch.float32, device=self.device)
+        self.bad_entry.fill_(self.NO_BAD_ENTRY)
+        for s in range(0, x.shape[0], B_MAX):
+            values = run.new_values(min(B_MAX, x.shape[0] - s))
+            run.run(values, x[s:s + B_MAX], None if missing is None else missing[s:s + B_MAX],
+                    row0=s)
+            out[s:s + values.shape[1]] = values[run.tables.root_slot]
+        return out
+
     @torch.no_grad()
     def root_log_prob(self, x: torch.Tensor, missing: torch.Tensor | None = None,
                       after_forward: Callable[[], None] | None = None) -> torch.Tensor:
+        if self.persistent == "on":
+            out = self._persistent_log_prob(x, missing)
+            if after_forward is not None:
+                after_forward()
+            return out
         values = self._fast_forward(x, missing)
         if after_forward is not None:
             after_forward()
@@ -349,10 +391,13 @@ class TritonEngine(Engine):
     @torch.no_grad()
     def graphed_query(self, batch_size: int, marginal: bool = True,
                       dtype: torch.dtype = torch.long, graph: bool | None = None,
-                      check: bool = True) -> GraphedQuery:
+                      check: bool = True, persistent: str | bool | None = None
+                      ) -> GraphedQuery:
         """A log p(x) query of one batch size replayed from one CUDA graph
-        (query_graph.py); eager where graphs cannot run, unless graph=True."""
-        return GraphedQuery(self, batch_size, marginal, dtype, graph, check)
+        (query_graph.py); eager where graphs cannot run, unless graph=True.
+        persistent: "auto" / "on" / "off" for this query (None: the engine's
+        option), see GraphedQuery."""
+        return GraphedQuery(self, batch_size, marginal, dtype, graph, check, persistent)
 
     @torch.no_grad()
     def em_update(self, step_size: float = 1.0, pseudocount: float = 0.0) -> None:

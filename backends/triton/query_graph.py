@@ -11,6 +11,13 @@ holds everything from the [B, V] -> [V, B] transposes to the copy of the
 root row, so a call is at most two buffer copies, one replay and (with
 `check`) one read of the engine's bad-category flag.
 
+Batches of up to persistent.B_MAX rows run the
+persistent forward instead (persistent_kernel.py, option `persistent`):
+the graph then holds one fill of the bad-category flag and ONE launch that
+reads `x` / `missing` in place (no transposes) and writes the Layout-slot
+values buffer, whose root row `out` is a view of; the eager path is a
+chain of per-layer launches (HCLT-128: 89 dependent layers).
+
 The graph reads the parameters by address; EM updates them in place, so a
 query made once keeps answering for the trained circuit. Where graphs cannot
 run (CPU, `TRITON_INTERPRET=1`) the same steps run eagerly (`graphed` is
@@ -23,7 +30,26 @@ from typing import Any
 
 import torch
 
-from pccompiler.errors import DataError, UnsupportedError
+from pccompiler.backends.triton.persistent import B_MAX, check_mode
+from pccompiler.errors import BackendError, DataError, UnsupportedError
+
+
+def wants_persistent(engine, batch_size: int, option: object) -> bool:
+    """Whether a query of batch_size runs the persistent forward: option
+    (None: the engine's) "off" never, "auto" for <= B_MAX rows of a circuit
+    it reads, "on" always (else a clear error)."""
+    mode = check_mode(engine.persistent if option is None else option)
+    if mode == "off":
+        return False
+    why = engine.persistent_reason()
+    if mode == "auto":
+        return batch_size <= B_MAX and why is None
+    if batch_size > B_MAX:
+        raise BackendError(f"graphed_query(persistent='on'): batch {batch_size} is over the "
+                           f"persistent forward's {B_MAX} rows; use 'auto' or 'off'")
+    if why is not None:
+        raise UnsupportedError(f"graphed_query(persistent='on'): {why}")
+    return True
 
 
 class GraphedQuery:
@@ -34,7 +60,8 @@ class GraphedQuery:
     by the next call: clone it to keep it."""
 
     def __init__(self, engine, batch_size: int, marginal: bool = True,
-                 dtype: torch.dtype = torch.long, graph: bool | None = None, check: bool = True):
+                 dtype: torch.dtype = torch.long, graph: bool | None = None, check: bool = True,
+                 persistent: object = None):
         batch_size = int(batch_size)
         if batch_size < 1:
             raise DataError(f"graphed_query: batch_size must be >= 1, not {batch_size}")
@@ -49,15 +76,23 @@ class GraphedQuery:
         elif dtype.is_floating_point or dtype == torch.bool:
             raise DataError(f"graphed_query: categorical data needs an integer dtype, not {dtype}")
         self.engine, self.batch_size, self.marginal, self.check = engine, batch_size, marginal, check
-        self.plan = engine.fast_plan
         dev, nv = engine.device, len(engine.num_cats)
         self.x = torch.zeros(batch_size, nv, dtype=dtype, device=dev)
         self.missing = torch.zeros(batch_size, nv, dtype=torch.bool, device=dev) if marginal else None
-        self._x_t = torch.empty(nv, batch_size, dtype=dtype, device=dev)
-        self._miss_t = (torch.empty(nv, batch_size, dtype=torch.uint8, device=dev)
-                        if marginal else None)
-        self._values = engine._new_values(batch_size, self.plan)
-        self.out = torch.empty(batch_size, dtype=torch.float32, device=dev)
+        self.persistent = None          # the PersistentForward, when this query runs it
+        if wants_persistent(engine, batch_size, persistent):
+            from pccompiler.backends.triton.persistent_kernel import PersistentForward
+            self.persistent = PersistentForward(engine)
+            self.plan = None
+            self._values = self.persistent.new_values(batch_size)
+            self.out = self._values[self.persistent.tables.root_slot]
+        else:
+            self.plan = engine.fast_plan
+            self._x_t = torch.empty(nv, batch_size, dtype=dtype, device=dev)
+            self._miss_t = (torch.empty(nv, batch_size, dtype=torch.uint8, device=dev)
+                            if marginal else None)
+            self._values = engine._new_values(batch_size, self.plan)
+            self.out = torch.empty(batch_size, dtype=torch.float32, device=dev)
         self.graphed = bool(can_graph if graph is None else graph)
         self._graph: torch.cuda.CUDAGraph | None = None
         if self.graphed:
@@ -65,6 +100,10 @@ class GraphedQuery:
 
     def _run(self) -> None:
         """Every step of the query, on the static buffers (what the graph holds)."""
+        if self.persistent is not None:
+            self.engine.bad_entry.fill_(self.engine.NO_BAD_ENTRY)
+            self.persistent.run(self._values, self.x, self.missing)
+            return
         self._x_t.copy_(self.x.t())
         if self._miss_t is not None:
             self._miss_t.copy_(self.missing.t())

@@ -38,14 +38,19 @@ FULL_TILE_CIRCUITS = {"hclt_wide", "pruned_tiles"}
 # `triton:fuse` (or `triton:bf16+fuse`): the plan option fuse_products=True
 # (backends/triton/fusion.py), checked at the tolerance of its precision.
 FUSE_TOKEN = "fuse"
+# `triton:persistent`: the option persistent="on" (backends/triton/persistent.py):
+# every log_prob / marginal runs the one-launch forward in chunks of 16 rows;
+# circuits with non-categorical leaves record those two queries as refused.
+PERSISTENT_TOKEN = "persistent"
+OPTION_TOKENS = {FUSE_TOKEN: {"fuse_products": True}, PERSISTENT_TOKEN: {"persistent": "on"}}
 
 
 def parse_backend(backend_name: str) -> tuple[str, str, dict]:
     """NAME[:TOKEN[+TOKEN]] -> (name, precision or "", extra compile options)."""
     name, _, suffix = backend_name.partition(":")
     tokens = [t for t in suffix.split("+") if t]
-    extra = {"fuse_products": True} if FUSE_TOKEN in tokens else {}
-    precision = "+".join(t for t in tokens if t != FUSE_TOKEN)
+    extra = {k: v for t in tokens for k, v in OPTION_TOKENS.get(t, {}).items()}
+    precision = "+".join(t for t in tokens if t not in OPTION_TOKENS)
     return name, precision, extra
 
 
