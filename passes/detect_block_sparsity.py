@@ -210,6 +210,12 @@ def _sparse_to_dense(edit: ModelEdit, ctx, g: pcir.Group, edges: np.ndarray, col
     _set_dense(edit, ctx, g, gather, cols)
 
 
+# DENSE wins ties up to this factor: tiles in a layer of DENSE groups cost a
+# partition of their own (three launches, ~6 us: more than a 128-row group's
+# reads at batch 512), for a union a few columns short of the dense group's.
+DENSE_MARGIN = 1.25
+
+
 def _row_tiles(edit, ctx, g, rd, tied, limit):
     """((R, bc), stats) if the cost model prefers row tiles for sparse group
     g (rows reordered and padded in `edit`); the stats alone if it prefers
@@ -224,7 +230,8 @@ def _row_tiles(edit, ctx, g, rd, tied, limit):
     n, cols = int(g.num_nodes), int(child_offsets(edit.model, g)[-1])
     bp, bc = pow2_divisor(n, limit), pow2_divisor(child_gcd(edit.model, g), limit)
     dense = dense_cost(n, cols, bp, bc, float(ctx.opt("macs_per_read", 64.0)))
-    if (bool(ctx.opt("tile_dense", True)) and dense < min(choice.cost, choice.rows_cost)
+    if (bool(ctx.opt("tile_dense", True))
+            and dense < DENSE_MARGIN * min(choice.cost, choice.rows_cost)
             and n * cols <= int(ctx.opt("dense_max_params", 1 << 24))):
         _sparse_to_dense(edit, ctx, g, edges, cols)
         return {"class": "dense", "block_fraction": 1.0, "fill": len(edges) / (n * cols),

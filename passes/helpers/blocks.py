@@ -23,6 +23,9 @@ def pow2_divisor(n: int, limit: int) -> int:
     return int(min(low, cap))
 
 
+RUN_BLOCK = 16     # DENSE groups of >= 16 rows whose power-of-two block is smaller take 1
+
+
 def child_gcd(model: pcir.Model, g: pcir.Group) -> int:
     """gcd of the child group sizes: a child block must not straddle two groups."""
     return int(math.gcd(*[int(x) for x in np.diff(child_offsets(model, g))]))
@@ -37,7 +40,15 @@ def group_block_sizes(model: pcir.Model, g: pcir.Group, limit: int) -> tuple[int
     child groups. Sparse: 1 and 1.
     """
     if g.sum.pattern == pcir.DENSE:
-        return pow2_divisor(int(g.num_nodes), limit), pow2_divisor(child_gcd(model, g), limit)
+        n = int(g.num_nodes)
+        bp = pow2_divisor(n, limit)
+        if bp < RUN_BLOCK <= n:
+            # an odd size (a pruned group stored DENSE: 126 rows): one-row
+            # blocks, which the triton plan walks as one run of the group's
+            # rows (plan.run_table) in one partition per layer, where blocks
+            # of 2, 4, 8 rows would each take partitions of their own
+            bp = 1
+        return bp, pow2_divisor(child_gcd(model, g), limit)
     if g.sum.pattern == pcir.BLOCK_SPARSE:
         b = int(g.sum.block_size)
         return b, pow2_divisor(math.gcd(b, child_gcd(model, g)), limit)
