@@ -19,7 +19,7 @@ from pccompiler.backends.triton.plan import drop_parents
 from pccompiler.backends.triton.writers import first_writer_stores
 from pccompiler.train import em_step
 
-TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64"}}
+TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64", "tile_dense": False}}
 
 
 def _model():
@@ -98,7 +98,7 @@ def test_row_tile_parts_size_their_child_chunks_by_the_mean_fan_in():
     from pccompiler import passes
     from pccompiler.backends.triton.launch import choose_tiles, tile_fan_in
     from pccompiler.backends.triton.plan import build_plan
-    opts = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": 1}}
+    opts = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": 1, "tile_dense": False}}
     plan = build_plan(passes.compile_model(_model(), options=opts).layout, "cpu")
     parts = [p for lp in plan.layers for p in lp.sums]
     tiled = [p for p in parts if "tile_rows" in p.options]
