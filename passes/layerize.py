@@ -24,7 +24,6 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.passes.helpers import blocks as block_rules
 from pccompiler.passes.helpers.blocks import group_block_sizes
-from pccompiler.passes.helpers.row_tiles import RUN_ROWS
 from pccompiler.passes.partition_blocks import effective_limit
 from pccompiler.ir.nodes import is_node_model
 from pccompiler.passes.node_layout import node_layerize
@@ -81,7 +80,7 @@ def _join_one_row_runs(model: pcir.Model, sizes: dict[int, tuple[int, int]]) -> 
     odd = {int(level[g.id]) for g in dense
            if sizes[g.id][0] == 1 and g.num_nodes >= block_rules.RUN_BLOCK}
     for g in dense:
-        if int(level[g.id]) in odd and block_rules.RUN_BLOCK <= g.num_nodes <= RUN_ROWS:
+        if int(level[g.id]) in odd and block_rules.RUN_BLOCK <= g.num_nodes <= block_rules.RUN_ROWS:
             sizes[g.id] = (1, sizes[g.id][1])
 
 

@@ -35,6 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from pccompiler.ir import pcir
+from pccompiler.passes.helpers.blocks import RUN_ROWS
 
 ROW_TILES_KEY = "row_tiles"
 DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
@@ -81,7 +82,6 @@ def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
 # value reads: a multiply-add is this many reads.
 MAC_TF32 = 0.005
 MAC_FMA = 0.03
-RUN_ROWS = 128          # rows of one program group (triton plan.GROUP_MAX_ROWS)
 BATCH_TILE = 64         # samples per forward / tile-flow program: weights re-read per tile
 
 
