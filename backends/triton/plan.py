@@ -540,6 +540,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
     sums_by_layer, raw_children, si = [], [], 0
     tile_children = np.zeros(int(layout.num_slots) if fuse else 0, dtype=bool)
+    reread = np.zeros_like(tile_children)      # children that several runs of a tile part read
     for layer in layout.layers:
         sums_by_layer.append([])
         for sp in layer.sum_partitions:
@@ -553,10 +554,13 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 sum_first[si], dict(sp.kernel_options)))
             if fuse and is_tile_part(sums_by_layer[-1][-1]):
                 tile_children[child_rows(raw_children[-1])] = True
+                rows = child_rows(raw_children[-1][run_heads(sums_by_layer[-1][-1])])
+                seen = np.bincount(rows, minlength=reread.size)
+                reread[seen > 1] = True
             si += 1
     fusion = None
     if fuse:
-        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else tile_children)
+        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else reread)
         fusion.fuse_backward(tile_children if fusion_rules.FUSE_BACKWARD else None)
         for part, raw in zip((p for parts in sums_by_layer for p in parts), raw_children):
             grand, a = fusion.of(raw)
@@ -696,11 +700,15 @@ def _tile_flow_writer(part: SumKernelPart) -> tuple[np.ndarray, bool]:
     each run once (a run's blocks share one list); it may store when no
     child is in two runs (a pruned group of one run, as DENSE or one tile
     of all its rows: the kernel's programs then write disjoint rows)."""
-    cs = part.child_slots.cpu().numpy()
-    heads = (part.runs.cpu().numpy()[:-1] if part.runs is not None
-             else np.arange(0, part.num_blocks, part.group))
-    rows = child_rows(cs[heads])
+    rows = child_rows(part.child_slots.cpu().numpy()[run_heads(part)])
     return rows, TILE_STORE and not _has_duplicates(rows)
+
+
+def run_heads(part: SumKernelPart) -> np.ndarray:
+    """The first block of each program group (run) of a sum part."""
+    if part.runs is not None:
+        return part.runs.cpu().numpy()[:-1].astype(np.int64)
+    return np.arange(0, part.num_blocks, part.group)
 
 
 def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:

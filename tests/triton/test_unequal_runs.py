@@ -76,6 +76,8 @@ def test_runs_match_the_previous_code_and_torch(device, fuse, monkeypatch):
                 assert len(run_parts) == 1 and run_parts[0].num_runs == 2
                 assert run_parts[0].block_size == 1
                 assert run_parts[0].tile_store, "no child in two runs: the tile flows store"
+                # its products are read by one run each: folded into its loads when fusing
+                assert (run_parts[0].fused_arity > 0) == fuse
             else:
                 assert not run_parts
             out[name] = (c.flows(data).detach().cpu(),
