@@ -226,6 +226,10 @@ def write_markdown(results: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+class _SkipOurs(Exception):
+    """--pyjuice-only: leave pccompiler's timing out for this keep."""
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latents", type=int, default=128)
@@ -236,6 +240,9 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=60)
     p.add_argument("--flow-rows", type=int, default=20_000)
     p.add_argument("--no-pyjuice", action="store_true")
+    p.add_argument("--pyjuice-only", action="store_true",
+                   help="time PyJuice alone on the pruned circuits (a second call after a "
+                        "--no-pyjuice one: pcc's keeps first, so a timeout keeps them)")
     p.add_argument("--ab", default="",
                    help="also time each pruned circuit under these bench/step_model.py code "
                         "variants (before, allruns, tiles16), same run")
@@ -284,6 +291,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             pruned = dense.to_model() if keep == 1.0 else prune(dense, flow_rows, keep)
             row["prune_s"] = time.perf_counter() - t
+            if args.pyjuice_only:
+                raise _SkipOurs
             row["pcc"], circuit = time_ours(pruned, batches, args)
             row["blocks"] = block_report(circuit)
             del circuit
@@ -302,6 +311,8 @@ def main(argv=None) -> int:
             print(f"keep {keep}: {row['blocks']['real_edges']:,} real edges, density "
                   f"{row['blocks']['density']:.3f}, pcc epoch {row['pcc']['epoch_s']:.3f}s "
                   f"(compile {row['pcc']['compile_s']:.1f}s)", flush=True)
+        except _SkipOurs:
+            pass
         except Exception as exc:
             failed = True
             traceback.print_exc()

@@ -111,6 +111,15 @@ def fused_reads(kw: dict, key: str) -> tuple[float, int]:
     return (float((g[live] != 1).sum(axis=1).mean()) if live.any() else 1.0), a
 
 
+def run_heads(kw: dict, nc: np.ndarray, g: int, runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fan-in, rows in blocks) of each program group of a sum launch:
+    plan.run_table's unequal runs (RUNS) or aligned runs of GROUP blocks."""
+    if kw.get("RUNS"):
+        starts = _np(kw["runs_ptr"])
+        return nc[starts[:-1]], np.diff(starts)
+    return nc[::g][:runs], np.full(min(runs, nc[::g].size), g)
+
+
 def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
                 params: np.ndarray) -> dict:
     """Work of one recorded launch (see the module docstring). Fused parts
@@ -126,14 +135,16 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         g, num_m = kw.get("GROUP", 1), kw["NUM_M"]
         tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
         runs = grid[0] // num_m
-        ncr = nc[::g][:runs]
+        ncr, blocks = run_heads(kw, nc, g, runs)
         if kw.get("SPLIT_K"):
             per = int(args[10])
             s = np.arange(grid[2])
             trips = _cdiv(np.clip(ncr[:, None] - s[None, :] * per, 0, per), tk)
         else:
             trips = _cdiv(ncr, tk)
-        trips_all = int(trips.sum()) * num_m * grid[1]
+        # unequal runs: row tiles past a run's rows do no work
+        live_m = np.minimum(_cdiv(blocks * bs, tm), num_m) if kw.get("RUNS") else num_m
+        trips_all = int((trips * live_m).sum()) * grid[1]
         w.update(trips=trips_all, max_trips=int(trips.max(initial=0)),
                  mac=trips_all * tm * tk * bb, exps=trips_all * (tk + 1) * bb,
                  bytes=trips_all * (tk * bb * rf + tm * tk + tk * (1 + ga)) * 4
@@ -172,8 +183,10 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
         per = int(args[11])
         runs = grid[0] // (num_m * num_kt)
-        ncr = nc[::g][:runs]
-        live = (np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum() * num_m * grid[1]
+        ncr, blocks = run_heads(kw, nc, g, runs)
+        live_m = np.minimum(_cdiv(blocks * bs, tm), num_m) if kw.get("RUNS") else num_m
+        live = ((np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum(axis=1) * live_m).sum() \
+            * grid[1]
         trips_all = int(live) * _cdiv(per, bb)
         w.update(trips=trips_all, max_trips=_cdiv(per, bb), mac=trips_all * tm * tk * bb,
                  exps=trips_all * (tk + tm) * bb,
@@ -185,23 +198,32 @@ def kernel_work(name: str, grid: tuple, args: tuple, kw: dict, batch: int,
         nc = _np(args[4])
         g, num_kt = kw.get("GROUP", 1), kw["NUM_KT"]
         tm, tk, bb, bs = kw["TILE_M"], kw["TILE_K"], kw["BLOCK_B"], kw["BS"]
-        rows = g * bs
         runs = grid[0] // num_kt
-        ncr = nc[::g][:runs]
-        live = int((np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum()) * grid[1]
-        mt = _cdiv(rows, tm)
-        w.update(trips=live * mt, max_trips=mt, mac=live * mt * tm * tk * bb,
-                 exps=live * (mt * (tm + 1) + tk) * bb,
-                 bytes=live * (mt * (tm * bb + tm * tk) + tk * bb * (1 + rf) + tk * ga) * 4,
-                 atomics=int(ncr.sum()) * batch,     # one add per (child, sample) of a run
+        ncr, blocks = run_heads(kw, nc, g, runs)
+        chunks = (np.arange(num_kt)[None, :] * tk < ncr[:, None]).sum(axis=1)   # per run
+        mt_run = _cdiv(blocks * bs, tm)              # dependent trips of each run's programs
+        live = int(chunks.sum()) * grid[1]
+        tm_trips = int((chunks * mt_run).sum()) * grid[1]
+        store = bool(kw.get("STORE"))
+        w.update(trips=tm_trips, max_trips=int(mt_run.max(initial=0)),
+                 mac=tm_trips * tm * tk * bb,
+                 exps=tm_trips * (tm + 1) * bb + live * tk * bb,
+                 bytes=(tm_trips * (tm * bb + tm * tk) + live * (tk * bb * (1 + rf) + tk * ga)) * 4
+                 + (int(ncr.sum()) * batch * 4 if store else 0),
+                 # one add per (child, sample) of a run; a storing part writes instead
+                 atomics=0 if store else int(ncr.sum()) * batch,
                  useful=_nonzero_weights(params, _np(args[6]), nc, bs) * batch)
     elif name == "sum_em_kernel":
         nc = _np(args[3])
         own = _np(args[2])
         bs = kw["BS"]
         n = int(nc[own].sum()) * bs
-        w.update(trips=int(_cdiv(nc[own], kw["TILE_K"]).sum()) * 2 * kw["NUM_M"],
-                 max_trips=2 * int(_cdiv(nc[own], kw["TILE_K"]).max(initial=0)), bytes=n * 20)
+        chunks = _cdiv(nc[own], kw["TILE_K"])
+        if kw.get("PACK"):     # TILE_M one-row owners per program, as long as the longest
+            pad = -chunks.size % kw["TILE_M"]
+            chunks = np.pad(chunks, (0, pad)).reshape(-1, kw["TILE_M"]).max(axis=1)
+        w.update(trips=int(chunks.sum()) * 2 * kw["NUM_M"],
+                 max_trips=2 * int(chunks.max(initial=0)), bytes=n * 20)
     elif name == "log_ratio_kernel":
         rows = grid[0] // kw["NUM_M"] * kw["BS"]
         w.update(trips=w["programs"], max_trips=1, bytes=rows * batch * 12, exps=rows * batch)
@@ -306,8 +328,17 @@ def variant(name: str, engine=None):
     kernels' loads, forward and, where no row tile writes their flows,
     backward); 'fusedfwd': the same with every product backward kept
     (fusion.FUSE_BACKWARD False); 'fusedtiles': 'fused' with the products
-    that row tiles read fused too (fusion.FUSE_TILE_CHILDREN, forward only)."""
+    that row tiles read fused too (fusion.FUSE_TILE_CHILDREN, forward only);
+    'round2': the code of main before branch sparsefloor (`round2`: no unequal
+    runs, tile flows always atomic, odd DENSE groups in blocks of their
+    power-of-two divisor, the row-tile pass's union costs, one EM program per
+    one-row block); 'fusedr2': 'round2' with fuse_products. The pass switches
+    act at compile time: hold the variant while compiling."""
     from pccompiler.backends.triton import fusion, launch, plan
+    if name in ("round2", "fusedr2"):
+        with round2(), variant("fused" if name == "fusedr2" else "after", engine):
+            yield
+        return
     saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
     saved_fuse = (fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN,
                   getattr(engine, "fuse_products", False))
@@ -335,6 +366,23 @@ def variant(name: str, engine=None):
         fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN = saved_fuse[:2]
         if engine is not None:
             engine.fuse_products = saved_fuse[2]
+
+
+@contextlib.contextmanager
+def round2():
+    """The switches of branch sparsefloor off (see `variant`)."""
+    from pccompiler.backends.triton import launch, plan
+    from pccompiler.passes import detect_block_sparsity as dbs
+    from pccompiler.passes.helpers import blocks, row_tiles
+    saved = (plan.VARIABLE_RUNS, plan.TILE_STORE, blocks.RUN_BLOCK, row_tiles.READS_COSTS,
+             dbs.DENSE_MARGIN, launch.EM_PACKED)
+    plan.VARIABLE_RUNS = plan.TILE_STORE = row_tiles.READS_COSTS = launch.EM_PACKED = False
+    blocks.RUN_BLOCK, dbs.DENSE_MARGIN = 1 << 40, 1.0
+    try:
+        yield
+    finally:
+        (plan.VARIABLE_RUNS, plan.TILE_STORE, blocks.RUN_BLOCK, row_tiles.READS_COSTS,
+         dbs.DENSE_MARGIN, launch.EM_PACKED) = saved
 
 
 def compile_triton(path: str, options: dict | None = None):
@@ -442,9 +490,14 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            with variant(name, circuit.engine):
-                circuit.engine._plan = circuit.engine._fast_plan = None    # rebuilt
-                s = summarize(step_launches(circuit, args.batch))
+            own = name in ("round2", "fusedr2")     # pass switches: its own compile
+            c = circuit
+            if own:
+                with round2():
+                    c = compile_triton(path)
+            with variant(name, c.engine):
+                c.engine._plan = c.engine._fast_plan = None    # rebuilt
+                s = summarize(step_launches(c, args.batch))
             label = f"{Path(path).stem} {name}"
             results["circuits"].append({"name": label, "summary": s})
             print(f"{label}: {s['launches']} launches, modeled {s['time_s'] * 1e3:.2f} ms "

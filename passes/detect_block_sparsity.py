@@ -34,7 +34,7 @@ import numpy as np
 from pccompiler.ir import pcir
 from pccompiler.ir.checker import is_logic
 from pccompiler.passes.helpers.blocks import (blockify, block_stats, candidate_block, child_gcd,
-                                              padding_floor, pow2_divisor)
+                                              dense_block_sizes, padding_floor)
 from pccompiler.passes.helpers.coclustering import co_cluster
 from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
 from pccompiler.passes.helpers.rewrites import apply_gather
@@ -210,6 +210,12 @@ def _sparse_to_dense(edit: ModelEdit, ctx, g: pcir.Group, edges: np.ndarray, col
     _set_dense(edit, ctx, g, gather, cols)
 
 
+# DENSE wins ties up to this factor: tiles in a layer of DENSE groups cost a
+# partition of their own (three launches, ~6 us: more than a 128-row group's
+# reads at batch 512), for a union a few columns short of the dense group's.
+DENSE_MARGIN = 1.25
+
+
 def _row_tiles(edit, ctx, g, rd, tied, limit):
     """((R, bc), stats) if the cost model prefers row tiles for sparse group
     g (rows reordered and padded in `edit`); the stats alone if it prefers
@@ -222,9 +228,10 @@ def _row_tiles(edit, ctx, g, rd, tied, limit):
                           _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
                           float(ctx.opt("macs_per_read", 64.0)))
     n, cols = int(g.num_nodes), int(child_offsets(edit.model, g)[-1])
-    bp, bc = pow2_divisor(n, limit), pow2_divisor(child_gcd(edit.model, g), limit)
+    bp, bc = dense_block_sizes(n, child_gcd(edit.model, g), limit)
     dense = dense_cost(n, cols, bp, bc, float(ctx.opt("macs_per_read", 64.0)))
-    if (bool(ctx.opt("tile_dense", True)) and dense < min(choice.cost, choice.rows_cost)
+    if (bool(ctx.opt("tile_dense", True))
+            and dense < DENSE_MARGIN * min(choice.cost, choice.rows_cost)
             and n * cols <= int(ctx.opt("dense_max_params", 1 << 24))):
         _sparse_to_dense(edit, ctx, g, edges, cols)
         return {"class": "dense", "block_fraction": 1.0, "fill": len(edges) / (n * cols),

@@ -22,6 +22,7 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
+from pccompiler.passes.helpers import blocks as block_rules
 from pccompiler.passes.helpers.blocks import group_block_sizes
 from pccompiler.passes.partition_blocks import effective_limit
 from pccompiler.ir.nodes import is_node_model
@@ -62,8 +63,25 @@ def block_sizes(model: pcir.Model, ctx) -> dict[int, tuple[int, int]]:
     limit = effective_limit(ctx)
     sizes = {g.id: group_block_sizes(model, g, limit) for g in model.groups
              if g.kind == pcir.SUM}
+    _join_one_row_runs(model, sizes)
     sizes.update({gid: (1, bc) for gid, (_, bc) in tiles_of(model, ctx).items()})
     return sizes
+
+
+def _join_one_row_runs(model: pcir.Model, sizes: dict[int, tuple[int, int]]) -> None:
+    """At a level where some DENSE group has one-row blocks (an odd size,
+    blocks.group_block_sizes), the level's other DENSE groups of up to
+    RUN_ROWS rows take one-row blocks too: each is one run of its rows
+    either way (the triton plan's aligned or unequal runs), and one block
+    size makes one partition, three launches per layer fewer (a pruned
+    HCLT-128 keeps some groups at 128 rows among groups of 121..127)."""
+    level = levels(model)
+    dense = [g for g in model.groups if g.kind == pcir.SUM and g.sum.pattern == pcir.DENSE]
+    odd = {int(level[g.id]) for g in dense
+           if sizes[g.id][0] == 1 and g.num_nodes >= block_rules.RUN_BLOCK}
+    for g in dense:
+        if int(level[g.id]) in odd and block_rules.RUN_BLOCK <= g.num_nodes <= block_rules.RUN_ROWS:
+            sizes[g.id] = (1, sizes[g.id][1])
 
 
 def tiles_of(model: pcir.Model, ctx) -> dict[int, tuple[int, int]]:
@@ -188,7 +206,10 @@ def layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
                 # run's own fan-in (empty child chunks exit at once), so a fan-in
                 # range buys no padding back and costs three launches
                 # (bench/step_model.py: HCLT-128 keep 0.1, bench/results/sparse_step-*)
-                parts = 1 if kern == "row_tiles" else max_parts
+                # likewise one-row DENSE blocks (odd-sized groups, blocks.group_block_sizes),
+                # whose runs are whole groups (triton plan.run_table)
+                parts = 1 if kern == "row_tiles" or (kern == "block_dense" and bp == 1) \
+                    else max_parts
                 for lo, hi in fan_in_split(fan, parts):
                     sel = (fan >= lo) & (fan <= hi)
                     sp = layer.sum_partitions.add(

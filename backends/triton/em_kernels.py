@@ -22,19 +22,34 @@ import triton.language as tl
 @triton.jit
 def sum_em_kernel(params_ptr, pflows_ptr, owner_blocks_ptr, block_nc_ptr, block_ps_ptr,
                   step, pseudocount, BS: tl.constexpr, NUM_M: tl.constexpr,
-                  TILE_M: tl.constexpr, TILE_K: tl.constexpr):
+                  TILE_M: tl.constexpr, TILE_K: tl.constexpr, num_owners=0,
+                  PACK: tl.constexpr = False):
+    """One program per (owner block, TILE_M rows of it); PACK (one-row blocks,
+    BS = 1): TILE_M owner blocks per program instead, each with its own
+    fan-in and parameter start (a pruned group stored DENSE at an odd size
+    has one-row blocks: one program per row was 71k programs of one row at
+    HCLT-128 keep 0.1, bench/step_model.py)."""
     pid = tl.program_id(0)
-    blk = tl.load(owner_blocks_ptr + pid // NUM_M)
-    offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
-    m_mask = offs_m < BS
-    nc = tl.load(block_nc_ptr + blk)
-    ps = tl.load(block_ps_ptr + blk).to(tl.int64)
+    if PACK:
+        offs_o = pid * TILE_M + tl.arange(0, TILE_M)
+        m_mask = offs_o < num_owners
+        blk = tl.load(owner_blocks_ptr + offs_o, mask=m_mask, other=0)
+        nc_m = tl.load(block_nc_ptr + blk, mask=m_mask, other=0)
+        ps_m = tl.load(block_ps_ptr + blk, mask=m_mask, other=0).to(tl.int64)
+        nc = tl.max(nc_m)
+    else:
+        blk = tl.load(owner_blocks_ptr + pid // NUM_M)
+        offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
+        m_mask = offs_m < BS
+        nc = tl.load(block_nc_ptr + blk)
+        nc_m = tl.zeros((TILE_M,), dtype=tl.int32) + nc
+        ps_m = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
     total = tl.zeros((TILE_M,), dtype=tl.float32)
     live = tl.zeros((TILE_M,), dtype=tl.float32)
     for k0 in range(0, nc, TILE_K):
         offs_k = k0 + tl.arange(0, TILE_K)
-        mask = (offs_k < nc)[:, None] & m_mask[None, :]
-        idx = ps + offs_k[:, None] * BS + offs_m[None, :]
+        mask = (offs_k[:, None] < nc_m[None, :]) & m_mask[None, :]
+        idx = ps_m[None, :] + offs_k[:, None] * BS
         f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
         w = tl.load(params_ptr + idx, mask=mask, other=0.0)
         total += tl.sum(f, axis=0)
@@ -45,8 +60,8 @@ def sum_em_kernel(params_ptr, pflows_ptr, owner_blocks_ptr, block_nc_ptr, block_
     share = pseudocount / tl.maximum(live, 1.0)
     for k0 in range(0, nc, TILE_K):
         offs_k = k0 + tl.arange(0, TILE_K)
-        mask = (offs_k < nc)[:, None] & m_mask[None, :]
-        idx = ps + offs_k[:, None] * BS + offs_m[None, :]
+        mask = (offs_k[:, None] < nc_m[None, :]) & m_mask[None, :]
+        idx = ps_m[None, :] + offs_k[:, None] * BS
         f = tl.load(pflows_ptr + idx, mask=mask, other=0.0)
         w = tl.load(params_ptr + idx, mask=mask, other=0.0)
         new = tl.where(ok[None, :], (f + share[None, :]) * inv[None, :], w)

@@ -18,8 +18,10 @@ Legal because a fused product's value is needed only where a sum reads it:
   * a product of more than FUSE_MAX_ARITY children stays a product launch
     (each sum row tile re-reads all A grandchildren per child; a wide
     product would multiply the gathers);
-  * a product that a row-tile part reads stays unfused (FUSE_TILE_CHILDREN:
-    the tile kernels re-read children most, see bench/step_model.py).
+  * a product that two runs of a row-tile part read stays unfused
+    (FUSE_TILE_CHILDREN: the tile kernels re-read children per run, see
+    bench/step_model.py); one read by a single run (a pruned group stored
+    DENSE as one run of its rows) folds in the forward.
 Only the plan of log-likelihoods and training (`TritonEngine.fast_plan`)
 fuses; the all-node queries (flows, sampling, MPE) read product rows and
 keep the Layout plan. The backward folds too (`Fusion.fuse_backward`): the
@@ -45,11 +47,12 @@ from pccompiler.ir import pcir
 
 FUSE_MAX_ARITY = 8
 FUSE_BACKWARD = True    # False: fused plans keep the product backward (A/B runs, step_model)
-# False: products that row-tile parts read (pruned layers, plan.is_tile_part)
-# stay unfused. Their forward tiles, parameter-flow and tile-flow kernels
-# re-read every child per row run and child chunk, so A grandchildren cost
+# False: products that several runs of a row-tile part read (pruned layers,
+# plan.is_tile_part) stay unfused. Their forward tiles, parameter-flow and
+# tile-flow kernels re-read every child per row run, so A grandchildren cost
 # more than the product launch saves (bench/results/fuse_products-cpu-2026-12-07.md,
-# HCLT-128 keep 0.1: 7.10 -> 7.25 ms modeled with them fused).
+# HCLT-128 keep 0.1: 7.10 -> 7.25 ms modeled with them fused). Children of one
+# run each (a DENSE group as one run of its rows) fold in the forward.
 FUSE_TILE_CHILDREN = False
 
 

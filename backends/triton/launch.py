@@ -264,12 +264,14 @@ def sum_forward_launch(part: SumKernelPart, values: torch.Tensor, params: torch.
     c = choose_tiles("sum_fwd", part.rows, tile_fan_in(part), batch,
                      options=part.options, num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.rows, c["TILE_M"])
-    grid = (part.num_blocks // part.group * num_m, cdiv(batch, c["BLOCK_B"]))
+    grid = (part.num_runs * num_m, cdiv(batch, c["BLOCK_B"]))
     kw = dict(BS=part.block_size, NUM_M=num_m, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
               BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)),
               GROUP=part.group, num_warps=c["num_warps"])
     kw.update(fused_kwargs(part))
-    splits = split_k(grid[0] * grid[1], tile_fan_in(part), c["TILE_K"])
+    kw.update(part.run_kwargs())
+    splits = 1 if part.runs is not None else split_k(grid[0] * grid[1], tile_fan_in(part),
+                                                      c["TILE_K"])
     if splits == 1:
         sum_forward.sum_fwd_dot_kernel[grid](*args, values, 0, **kw)
         return
@@ -360,13 +362,14 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
     c = choose_tiles("sum_tflow", part.rows, tile_fan_in(part), batch,
                      num_rows=part.num_blocks * part.block_size)
     num_kt = cdiv(part.max_children, c["TILE_K"])
-    grid = (part.num_blocks // part.group * num_kt, cdiv(batch, c["BLOCK_B"]))
+    grid = (part.num_runs * num_kt, cdiv(batch, c["BLOCK_B"]))
     tile_flows.sum_tile_flow_kernel[grid](
         values, flows, params, part.block_slots, part.block_num_children, part.child_slots,
         part.block_param_starts, batch, values.stride(0), part.max_children,
         BS=part.block_size, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio,
-        GROUP=part.group, num_warps=c["num_warps"], **fused_kwargs(part))
+        GROUP=part.group, num_warps=c["num_warps"], STORE=part.tile_store,
+        **fused_kwargs(part), **part.run_kwargs())
 
 
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
@@ -381,7 +384,7 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
                      num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.rows, c["TILE_M"])
     num_kt = cdiv(part.max_children, c["TILE_K"])
-    programs = part.num_blocks // part.group * num_m * num_kt
+    programs = part.num_runs * num_m * num_kt
     # A few big blocks (one HMM step: 1 block, 16 tiles) would walk the whole
     # batch on a handful of SMs: split the batch and add the parts atomically.
     per_prog = batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4)
@@ -393,7 +396,7 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio, GROUP=part.group,
-        num_warps=c["num_warps"], **fused_kwargs(part))
+        num_warps=c["num_warps"], **fused_kwargs(part), **part.run_kwargs())
 
 
 def product_backward(part: ProductKernelPart, flows: torch.Tensor,
@@ -454,10 +457,19 @@ def input_backward(part: InputKernelPart, flows: torch.Tensor, params: torch.Ten
 
 
 # ---------------------------------------------------------------- EM
+EM_PACK = 32    # one-row owner blocks per program of the packed sum EM update
+EM_PACKED = True    # False: one program per one-row block (A/B runs)
 def sum_em_launch(part: SumKernelPart, params: torch.Tensor, param_flows: torch.Tensor,
                   step: float, pseudocount: float) -> None:
     owners = part.owner_blocks.numel()
     if owners == 0:
+        return
+    if part.block_size == 1 and EM_PACKED:      # one-row blocks: EM_PACK per program
+        tk = _clamp(next_pow2(tile_fan_in(part)), 16, 128)
+        em_kernels.sum_em_kernel[(cdiv(owners, EM_PACK),)](
+            params, param_flows, part.owner_blocks, part.block_num_children,
+            part.block_param_starts, float(step), float(pseudocount), num_owners=owners, BS=1, NUM_M=1,
+            TILE_M=EM_PACK, TILE_K=tk, PACK=True, num_warps=4)
         return
     tm = _clamp(next_pow2(part.block_size), 1, 64)
     tk = _clamp(4096 // tm, 1, min(256, next_pow2(part.max_children)))

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pccompiler import ir
-from pccompiler.backends.common.block_runs import equal_runs
+from pccompiler.backends.common.block_runs import equal_runs, variable_runs
 from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
 from pccompiler.backends.triton.fusion import plan_fusion
@@ -108,11 +108,28 @@ class SumKernelPart:
     # of child_slots' values, A = fused_arity; None / 0 for plain children.
     grand_slots: torch.Tensor | None = None
     fused_arity: int = 0
+    # Runs of unequal length (`run_table`): int32 [runs + 1] first block of
+    # each run, the last entry num_blocks; group is then the longest run's
+    # blocks rounded up to a power of two (a bound: each program masks the
+    # rows past its own run). None: aligned runs of `group` blocks.
+    runs: torch.Tensor | None = None
+    # Its node flows through the tile (`is_tile_part`) store instead of adding
+    # atomically: no child row in two of its runs, none written before it.
+    tile_store: bool = False
 
     @property
     def rows(self) -> int:
         """Rows one forward / parameter-flow program group covers."""
         return self.group * self.block_size
+
+    @property
+    def num_runs(self) -> int:
+        """Program groups of the forward / parameter-flow / tile-flow grids."""
+        return self.runs.numel() - 1 if self.runs is not None else self.num_blocks // self.group
+
+    def run_kwargs(self) -> dict:
+        """The kernels' keyword arguments for unequal runs ({} for aligned ones)."""
+        return {} if self.runs is None else dict(runs_ptr=self.runs, RUNS=True)
 
 
 @dataclass
@@ -257,6 +274,30 @@ def shared_run(lists: np.ndarray, counts: np.ndarray, block_size: int,
                       GROUP_MAX_ROWS if max_rows is None else max_rows)
 
 
+VARIABLE_RUNS = True    # False: aligned runs only (A/B runs; bench/step_model.py 'before')
+RUN_GAIN = 2.0          # unequal runs replace aligned ones when their mean is this much longer
+
+
+def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
+              ) -> tuple[int, np.ndarray | None]:
+    """(group, runs) of a sum part: unequal runs of blocks with the same
+    children (common/block_runs.variable_runs, up to GROUP_MAX_ROWS rows)
+    where their mean length beats the aligned runs of `group` blocks by
+    RUN_GAIN, with group the longest run rounded up to a power of two;
+    else (group, None). A pruned group stored DENSE at an odd size has
+    one-row blocks that no aligned run takes (its rows number 126, say):
+    one run of all its rows reads each child once instead of once per row,
+    and its node flows can go through the tile (`is_tile_part`)."""
+    if not VARIABLE_RUNS or lists.shape[0] < 2:
+        return group, None
+    starts = variable_runs(lists, counts, block_size, GROUP_MAX_ROWS)
+    runs = starts.size - 1
+    if lists.shape[0] / runs < RUN_GAIN * group:
+        return group, None
+    longest = int(np.diff(starts).max())
+    return 1 << (longest - 1).bit_length(), starts
+
+
 def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.ndarray,
              child_slots: np.ndarray, block_param_starts: np.ndarray, device: torch.device,
              atomic: bool = False, owner_mask: np.ndarray | None = None,
@@ -270,13 +311,15 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     num_children = np.asarray(block_num_children, dtype=np.int64)
     owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
     mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
+    group, runs = run_table(cs, num_children, int(block_size),
+                            shared_run(cs, num_children, int(block_size)))
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
                          _i32(num_children, device), _i32(cs, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
-                         dict(options or {}), group=shared_run(cs, num_children, int(block_size)),
-                         mean_children=mean,
+                         dict(options or {}), group=group, mean_children=mean,
                          grand_slots=None if grand_slots is None else _i32(grand_slots, device),
-                         fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]))
+                         fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]),
+                         runs=None if runs is None else _i32(runs, device))
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -497,6 +540,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
     sums_by_layer, raw_children, si = [], [], 0
     tile_children = np.zeros(int(layout.num_slots) if fuse else 0, dtype=bool)
+    reread = np.zeros_like(tile_children)      # children that several runs of a tile part read
     for layer in layout.layers:
         sums_by_layer.append([])
         for sp in layer.sum_partitions:
@@ -510,10 +554,13 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
                 sum_first[si], dict(sp.kernel_options)))
             if fuse and is_tile_part(sums_by_layer[-1][-1]):
                 tile_children[child_rows(raw_children[-1])] = True
+                rows = child_rows(raw_children[-1][run_heads(sums_by_layer[-1][-1])])
+                seen = np.bincount(rows, minlength=reread.size)
+                reread[seen > 1] = True
             si += 1
     fusion = None
     if fuse:
-        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else tile_children)
+        fusion = plan_fusion(layout, None if fusion_rules.FUSE_TILE_CHILDREN else reread)
         fusion.fuse_backward(tile_children if fusion_rules.FUSE_BACKWARD else None)
         for part, raw in zip((p for parts in sums_by_layer for p in parts), raw_children):
             grand, a = fusion.of(raw)
@@ -587,11 +634,12 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
     partition alone in its class is reused as is. Owner block indices are
     shifted into the concatenation; ties anywhere make the whole class
     atomic; fused members' grand slots are padded to one width (`_merged_grand`)."""
-    classes: dict[tuple[int, int, int], list[SumKernelPart]] = {}
+    classes: dict[tuple[int, int, int, bool], list[SumKernelPart]] = {}
     for part in parts:
-        classes.setdefault((part.block_size, part.max_children, part.group), []).append(part)
+        classes.setdefault((part.block_size, part.max_children, part.group,
+                            part.runs is not None), []).append(part)
     merged = []
-    for (bs, k, g), members in classes.items():
+    for (bs, k, g, _), members in classes.items():
         if len(members) == 1:
             merged.append(members[0])
             continue
@@ -599,11 +647,18 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
         cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
         owners = torch.cat([m.owner_blocks.to(torch.int64) + int(off)
                             for m, off in zip(members, offsets)]).to(members[0].owner_blocks.dtype)
-        merged.append(SumKernelPart(bs, sum(m.num_blocks for m in members), k,
+        total = sum(m.num_blocks for m in members)
+        runs = None
+        if members[0].runs is not None:     # run starts shifted into the concatenation
+            runs = torch.cat([m.runs[:-1].to(torch.int64) + int(off)
+                              for m, off in zip(members, offsets)]
+                             + [torch.tensor([total], device=members[0].runs.device)]
+                             ).to(members[0].runs.dtype)
+        merged.append(SumKernelPart(bs, total, k,
                                     cat("block_slots"), cat("block_num_children"),
                                     cat("child_slots"), cat("block_param_starts"),
                                     any(m.atomic for m in members), owners,
-                                    dict(members[0].options), group=g,
+                                    dict(members[0].options), group=g, runs=runs,
                                     **_merged_grand(members)))
     return merged
 
@@ -637,6 +692,25 @@ def _sum_backward_writer(part: SumBackwardKernelPart) -> tuple[np.ndarray, bool]
     return rows, not part.atomic_out
 
 
+TILE_STORE = True     # False: row tiles' node flows always add atomically (A/B runs)
+
+
+def _tile_flow_writer(part: SumKernelPart) -> tuple[np.ndarray, bool]:
+    """(rows written, may store) of a part's tile flows: the children of
+    each run once (a run's blocks share one list); it may store when no
+    child is in two runs (a pruned group of one run, as DENSE or one tile
+    of all its rows: the kernel's programs then write disjoint rows)."""
+    rows = child_rows(part.child_slots.cpu().numpy()[run_heads(part)])
+    return rows, TILE_STORE and not _has_duplicates(rows)
+
+
+def run_heads(part: SumKernelPart) -> np.ndarray:
+    """The first block of each program group (run) of a sum part."""
+    if part.runs is not None:
+        return part.runs.cpu().numpy()[:-1].astype(np.int64)
+    return np.arange(0, part.num_blocks, part.group)
+
+
 def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     """Let a partition *store* node flows when it is the first writer of
     every row it writes (writers.first_writer_stores). In HCLT every node
@@ -650,7 +724,7 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
     writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
-               + [(child_rows(p.child_slots.cpu().numpy()), False) for p in lp.tile_flows]
+               + [_tile_flow_writer(p) for p in lp.tile_flows]
                + [(np.zeros(0, dtype=np.int64), False) if p.fused_bwd
                   else (child_rows(p.child_slots.cpu().numpy()), not p.atomic)
                   for p in lp.products]
@@ -672,8 +746,13 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
             if part.fused_bwd:
                 stored[part.slot_start:part.slot_start + part.num_nodes] = True
         if ntf:     # rows the tiles write first: zeroed in the layer, not up front
+            for part, store in zip(lp.tile_flows, layer_flags[nbw:nbw + ntf]):
+                part.tile_store = store
             rows = np.unique(np.concatenate(layer_fresh[nbw:nbw + ntf]))
             stored[rows] = True
+            adders = [f for f, store in zip(layer_fresh[nbw:nbw + ntf], layer_flags[nbw:nbw + ntf])
+                      if not store]
+            rows = np.unique(np.concatenate(adders)) if adders else rows[:0]
             lp.tile_zero_rows = torch.from_numpy(rows).to(device) if rows.size else None
     stored[:2] = False
     stored[region] = True       # every moved row is stored in its layer (scratch.py)

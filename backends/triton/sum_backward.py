@@ -47,7 +47,7 @@ from pccompiler.backends.triton.dots import sum_dot
 from pccompiler.backends.triton.accumulate import accumulate
 from pccompiler.backends.triton.flow_writes import log_ratio_of, product_child
 from pccompiler.backends.triton.fused_loads import fused_child_values
-from pccompiler.backends.triton.sum_forward import group_rows
+from pccompiler.backends.triton.sum_forward import group_rows, run_bounds
 
 
 @triton.jit
@@ -177,29 +177,32 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                           TILE_M: tl.constexpr, TILE_K: tl.constexpr, BLOCK_B: tl.constexpr,
                           ATOMIC: tl.constexpr, PREC: tl.constexpr,
                           RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1,
-                          grand_ptr=None, FUSED: tl.constexpr = 0):
+                          grand_ptr=None, FUSED: tl.constexpr = 0, runs_ptr=None,
+                          RUNS: tl.constexpr = False):
     """GROUP > 1: the blocks come in aligned runs of GROUP with the same
     children, walked as one block of GROUP * BS rows (each row keeps its own
     block's slot and parameter start), so a child tile is read once per run.
-    FUSED = A > 0: child values through grand_ptr's [nb, K, A] grand slots."""
+    FUSED = A > 0: child values through grand_ptr's [nb, K, A] grand slots.
+    RUNS: unequal runs (sum_forward.run_bounds)."""
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
     offs_m = (rem // NUM_KT) * TILE_M + tl.arange(0, TILE_M)
     k0 = (rem % NUM_KT) * TILE_K
-    nc = tl.load(block_nc_ptr + blk * GROUP)
-    if k0 < nc:
+    first, nrows = run_bounds(runs_ptr, blk, BS, GROUP, RUNS)
+    nc = tl.load(block_nc_ptr + first)
+    if (k0 < nc) & ((rem // NUM_KT) * TILE_M < nrows):
         offs_k = k0 + tl.arange(0, TILE_K)
         k_mask = offs_k < nc
-        m_mask = offs_m < BS * GROUP
-        cslots = tl.load(child_slots_ptr + (blk * GROUP).to(tl.int64) * max_children + offs_k,
+        m_mask = offs_m < nrows
+        cslots = tl.load(child_slots_ptr + first.to(tl.int64) * max_children + offs_k,
                          mask=k_mask, other=0).to(tl.int64)
         if GROUP == 1:
             prow = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
             ps_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
         else:
-            prow = group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
-            ps_rows = group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            prow = group_rows(block_slots_ptr, first, offs_m, m_mask, BS, 1) + offs_m % BS
+            ps_rows = group_rows(block_ps_ptr, first, offs_m, m_mask, BS, 1) + offs_m % BS
         acc = tl.zeros((TILE_M, TILE_K), dtype=tl.float32)
         b_first = tl.program_id(1) * batch_per_prog
         b_end = tl.minimum(b_first + batch_per_prog, batch)
@@ -208,7 +211,7 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
             b_mask = offs_b < b_end
             if FUSED > 0:
                 xt = fused_child_values(values_ptr, grand_ptr,
-                                        (blk * GROUP).to(tl.int64) * max_children + offs_k,
+                                        first.to(tl.int64) * max_children + offs_k,
                                         k_mask, offs_b, b_mask, stride, FUSED, False)   # [B, K]
             else:
                 xt = tl.load(values_ptr + cslots[None, :] * stride + offs_b[:, None],

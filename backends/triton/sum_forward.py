@@ -55,12 +55,27 @@ def group_rows(ptr, blk, offs, mask, BS: tl.constexpr, GROUP: tl.constexpr):
 
 
 @triton.jit
+def run_bounds(runs_ptr, blk, BS: tl.constexpr, GROUP: tl.constexpr, RUNS: tl.constexpr):
+    """(first block, rows) of program group `blk`: aligned runs of GROUP
+    blocks, or with RUNS the unequal runs of plan.run_table (int32 starts,
+    one past the last)."""
+    if RUNS:
+        first = tl.load(runs_ptr + blk)
+        rows = (tl.load(runs_ptr + blk + 1) - first) * BS
+    else:
+        first = blk * GROUP
+        rows = BS * GROUP
+    return first, rows
+
+
+@triton.jit
 def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, child_slots_ptr,
                        block_ps_ptr, batch, stride, max_children, split_ptr, k_per_split,
                        BS: tl.constexpr, NUM_M: tl.constexpr, TILE_M: tl.constexpr,
                        TILE_K: tl.constexpr, BLOCK_B: tl.constexpr, PREC: tl.constexpr,
                        SPLIT_K: tl.constexpr = False, GROUP: tl.constexpr = 1,
-                       grand_ptr=None, FUSED: tl.constexpr = 0):
+                       grand_ptr=None, FUSED: tl.constexpr = 0, runs_ptr=None,
+                       RUNS: tl.constexpr = False):
     """SPLIT_K: program_id(2) takes children [s * k_per_split, ...) and writes
     its partial log-sum to split_ptr[s, block * BS + row, b] for
     `sum_split_combine_kernel` (a few huge-fan-in rows, e.g. a root over
@@ -68,23 +83,28 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
     GROUP > 1: program_id(0) walks groups of GROUP consecutive blocks with
     the same children (plan.shared_run) as one block of GROUP * BS rows;
     each row reads its own block's parameter start and output slot.
-    FUSED = A > 0: children through grand_ptr's [nb, K, A] slots (fusion.py)."""
+    FUSED = A > 0: children through grand_ptr's [nb, K, A] slots (fusion.py).
+    RUNS: program groups are plan.run_table's unequal runs (`run_bounds`;
+    GROUP bounds their length), not SPLIT_K."""
     pid = tl.program_id(0)
     blk = pid // NUM_M
     offs_m = (pid % NUM_M) * TILE_M + tl.arange(0, TILE_M)
     offs_b = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_mask = offs_m < BS * GROUP
+    first, nrows = run_bounds(runs_ptr, blk, BS, GROUP, RUNS)
+    m_mask = offs_m < nrows
     b_mask = offs_b < batch
-    nc = tl.load(block_nc_ptr + blk * GROUP)
+    nc = tl.load(block_nc_ptr + first)
     if GROUP == 1:
         w_rows = tl.load(block_ps_ptr + blk).to(tl.int64) + offs_m
     else:
-        w_rows = group_rows(block_ps_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
-    row_base = (blk * GROUP).to(tl.int64) * max_children
+        w_rows = group_rows(block_ps_ptr, first, offs_m, m_mask, BS, 1) + offs_m % BS
+    row_base = first.to(tl.int64) * max_children
     acc = tl.zeros((TILE_M, BLOCK_B), dtype=tl.float32)
     run_max = tl.full((BLOCK_B,), float("-inf"), dtype=tl.float32)
     k_lo = 0
     k_hi = nc
+    if RUNS:    # a row tile past this run's rows: no work, nothing stored
+        k_hi = tl.where((pid % NUM_M) * TILE_M < nrows, nc, 0)
     if SPLIT_K:
         k_lo = tl.program_id(2) * k_per_split
         k_hi = tl.minimum(k_lo + k_per_split, nc)
@@ -111,7 +131,7 @@ def sum_fwd_dot_kernel(values_ptr, params_ptr, block_slots_ptr, block_nc_ptr, ch
         if GROUP == 1:
             out_rows = tl.load(block_slots_ptr + blk).to(tl.int64) + offs_m
         else:
-            out_rows = group_rows(block_slots_ptr, blk, offs_m, m_mask, BS, GROUP) + offs_m % BS
+            out_rows = group_rows(block_slots_ptr, first, offs_m, m_mask, BS, 1) + offs_m % BS
         optrs = values_ptr + out_rows[:, None] * stride + offs_b[None, :]
         tl.store(optrs, out, mask=mask)
 

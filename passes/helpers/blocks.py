@@ -23,6 +23,27 @@ def pow2_divisor(n: int, limit: int) -> int:
     return int(min(low, cap))
 
 
+RUN_BLOCK = 16     # DENSE groups of >= 16 rows whose power-of-two block is smaller take 1
+RUN_ROWS = 128     # rows of one run of the triton plan (plan.GROUP_MAX_ROWS)
+
+
+def dense_block_sizes(n: int, child_gcd: int, limit: int) -> tuple[int, int]:
+    """(parent block, child block) of a DENSE group of n rows whose child
+    group sizes have gcd child_gcd: the largest powers of two dividing them,
+    except one-row parent blocks where n >= RUN_BLOCK and either the parent
+    block is under RUN_BLOCK (an odd size: a pruned group stored DENSE, 126
+    rows) or the child block is and n <= RUN_ROWS (127 children: the per-pair
+    node flows would read every parent once per child). The triton plan
+    walks one-row blocks with one child list as one run of the group's rows
+    (plan.run_table), node flows through the tile, in one partition per
+    layer, where blocks of 2, 4, 8 rows would each take partitions of their own."""
+    bp, bc = pow2_divisor(n, limit), pow2_divisor(child_gcd, limit)
+    small = min(RUN_BLOCK, pow2_divisor(1 << 62, limit))   # a block limit under 16 is a choice
+    if RUN_BLOCK <= n and (bp < small or (bc < small and n <= RUN_ROWS)):
+        bp = 1
+    return bp, bc
+
+
 def child_gcd(model: pcir.Model, g: pcir.Group) -> int:
     """gcd of the child group sizes: a child block must not straddle two groups."""
     return int(math.gcd(*[int(x) for x in np.diff(child_offsets(model, g))]))
@@ -37,7 +58,7 @@ def group_block_sizes(model: pcir.Model, g: pcir.Group, limit: int) -> tuple[int
     child groups. Sparse: 1 and 1.
     """
     if g.sum.pattern == pcir.DENSE:
-        return pow2_divisor(int(g.num_nodes), limit), pow2_divisor(child_gcd(model, g), limit)
+        return dense_block_sizes(int(g.num_nodes), child_gcd(model, g), limit)
     if g.sum.pattern == pcir.BLOCK_SPARSE:
         b = int(g.sum.block_size)
         return b, pow2_divisor(math.gcd(b, child_gcd(model, g)), limit)

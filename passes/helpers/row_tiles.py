@@ -35,6 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from pccompiler.ir import pcir
+from pccompiler.passes.helpers.blocks import RUN_ROWS
 
 ROW_TILES_KEY = "row_tiles"
 DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
@@ -76,24 +77,89 @@ def one_row_cost(edges: int, macs_per_read: float = MACS_PER_READ) -> float:
     return edges * (2.0 * (1.0 + dot) + PAIR_READS)
 
 
-def dense_cost(n: int, cols: int, bp: int, bc: int,
-               macs_per_read: float = MACS_PER_READ) -> float:
-    """Modeled work of a sum group stored DENSE (missing edges as zero
-    weights) with parent blocks of bp rows and child blocks of bc
-    (blocks.group_block_sizes), in the units of `one_row_cost`. The forward
-    and the parameter flows read all columns once per parent block; the
-    node flows run the per-pair kernel, one (child block, parent block) pair
-    per trip reading max(bp, 16) parent rows twice, no atomics; blocks under
-    16 rows are masked dots on fp32 FMAs. A pruned group whose tiles' unions
-    cover most columns costs less this way when its blocks are large
-    (bench/step_model.py: HCLT-128 keep 0.5, tiles 2.0x padded, 42M atomics);
-    a group pruned to an odd size gets blocks of 1 and never does."""
+# Reads per batch column of the step model (bench/step_model.py: bytes at 3e12 B/s,
+# tf32 dots at 1.5e14 and fp32-FMA dots at 2.5e13 MAC/s, 1e11 atomics/s), in fp32
+# value reads: a multiply-add is this many reads.
+MAC_TF32 = 0.005
+MAC_FMA = 0.03
+BATCH_TILE = 64         # samples per forward / tile-flow program: weights re-read per tile
+
+
+def run_cost(rows, union, atomic) -> np.ndarray:
+    """Modeled reads per batch column of one run of `rows` parent rows over
+    `union` children through all three passes of a training step, as the
+    triton kernels of a run do them (arrays broadcast):
+
+    * forward: the children once per 128-row tile, the rows written, the
+      [rows x union] weights once per 64-sample batch tile;
+    * node flows through the tile (backends/triton/tile_flows.py): the
+      rows' log ratios once per 64-child chunk, the weights, the children's
+      values, and their flows stored, or added atomically (`ATOMIC_READS`
+      each) where another run of the part reaches the same child;
+    * parameter flows: per (32-row, 64-child) tile its 96 values per sample;
+    * the dots of each pass: tf32 from 16 rows, masked 16-row fp32 dots under.
+
+    The sum layers of a dense HCLT-128 are bound by these reads, not by the
+    dots (bench/results/sparse_floor-cpu-2026-12-07.md): a run pays for its
+    union and its rows, not for its stored weights."""
+    rows = np.asarray(rows, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    fwd = union * np.ceil(rows / RUN_ROWS) + rows + rows * union / BATCH_TILE
+    flows = (rows * np.ceil(union / 64.0) + rows * union / BATCH_TILE
+             + union * (2.0 + np.where(atomic, ATOMIC_READS, 1.0)))
+    pflow = np.ceil(rows / 32.0) * np.ceil(union / 64.0) * 96.0
+    dots = 3.0 * np.maximum(rows, DOT_ROWS) * union * np.where(rows < DOT_ROWS, MAC_FMA, MAC_TF32)
+    return fwd + flows + pflow + dots
+
+
+READS_COSTS = True      # False: the union / per-pair costs of round 2 (A/B runs, `_union_costs`)
+
+
+def _union_dense_cost(n: int, cols: int, bp: int, bc: int, macs_per_read: float) -> float:
+    """Round 2's DENSE cost (units of `one_row_cost`): forward and parameter
+    flows read all columns once per parent block, node flows per (child
+    block, parent block) pair; kept for A/B runs (READS_COSTS False)."""
     def dot(rows: int) -> float:
         return max(rows, DOT_ROWS) / macs_per_read * (FMA_SLOWDOWN if rows < DOT_ROWS else 1.0)
     blocks_p, blocks_c = -(-n // bp), -(-cols // bc)
     fwd = blocks_p * cols + n + n * cols * dot(bp) / bp
     pairs = blocks_p * blocks_c * (2.0 * max(bp, DOT_ROWS) + bc)
     return 2.0 * fwd + pairs + n * cols * dot(bp) / bp * max(bc, DOT_ROWS) / bc
+
+
+def _union_tile_cost(union: np.ndarray, rows: np.ndarray, macs_per_read: float) -> float:
+    """Round 2's tile cost: per tile its union in three passes plus one
+    atomic per union column, its rows read four times (READS_COSTS False)."""
+    dot = np.maximum(rows, DOT_ROWS) / macs_per_read * np.where(rows < DOT_ROWS, FMA_SLOWDOWN, 1.0)
+    return float((union * (3.0 + ATOMIC_READS + 3.0 * dot) + 4.0 * rows).sum())
+
+
+def dense_cost(n: int, cols: int, bp: int, bc: int,
+               macs_per_read: float = MACS_PER_READ) -> float:
+    """Modeled work of a sum group stored DENSE (missing edges as zero
+    weights) with parent blocks of bp rows and child blocks of bc
+    (blocks.group_block_sizes), in the units of `run_cost`. Its blocks all
+    read every column, so the triton plan walks them as runs of up to 128
+    rows (aligned runs, or plan.run_table's unequal ones for an odd size
+    whose blocks are of 1 or 2 rows): `run_cost` per run. The node flows:
+    blocks under 16 rows go through the tile (stored where the group is one
+    run); larger blocks take the per-pair kernel, which reads every parent
+    row once per child block of bc rows (at least a 16-row tile: an odd
+    child size, bc = 1, reads them once per child). A group pruned by flows
+    keeps few edges per row but its rows together reach nearly every
+    column, so its tiles read what the dense group reads plus atomics
+    (bench/step_model.py, HCLT-128 keep 0.1)."""
+    if not READS_COSTS:
+        return _union_dense_cost(n, cols, bp, bc, macs_per_read)
+    runs = -(-n // RUN_ROWS)
+    rows = n / runs
+    cost = float(runs * run_cost(rows, cols, runs > 1))
+    if bp >= DOT_ROWS:      # per-pair node flows in place of the tile's
+        tile_flows = runs * float(rows * np.ceil(cols / 64.0) + rows * cols / BATCH_TILE
+                                  + cols * (2.0 + (ATOMIC_READS if runs > 1 else 1.0)))
+        pairs = -(-cols // bc) * (n + n * max(bc, DOT_ROWS) / 32.0) + 2.0 * cols
+        cost += pairs - tile_flows
+    return cost
 
 
 def pieces(length: int, size: int) -> np.ndarray:
@@ -187,23 +253,16 @@ def minhash_order(edges: np.ndarray, n: int, cols: int, hashes: int = 3,
 
 def grid_cost(occ: np.ndarray, grid: TileGrid, macs_per_read: float) -> tuple[float, int]:
     """(modeled cost, stored weights) of tiles with block occupancy occ [T, NB]
-    (float), in the units of `one_row_cost`.
-
-    All three passes of a step go through the tile (the node flows since
-    backends/triton/tile_flows.py): per tile of R rows and U union columns
-    the forward and the parameter flows read U children and R rows, the
-    node flows read R parent rows twice (flows, values) and U children and
-    add U results atomically (`ATOMIC_READS` each: the tile's children are
-    shared with other tiles of the group); each pass multiplies R x U
-    (at least 16 rows; tiles under 16 rows dot on fp32 FMAs). So the union
-    is what a tile pays for, and column blocks (bc > 1) only pad it: the
-    per-pair node-flow kernel that read whole column blocks no longer runs
-    for tiles."""
+    (float), in the units of `run_cost`: each tile is a run of its rows over
+    its union (column blocks, bc > 1, only pad it), whose node flows add
+    atomically where another tile of the group reads one of its columns."""
     union = occ @ grid.block_cols                                      # [T] columns per tile
     rows = grid.tile_rows
     stored = rows * union
-    dot = np.maximum(rows, DOT_ROWS) / macs_per_read * np.where(rows < DOT_ROWS, FMA_SLOWDOWN, 1.0)
-    cost = (union * (3.0 + ATOMIC_READS + 3.0 * dot) + 4.0 * rows).sum()
+    if not READS_COSTS:
+        return _union_tile_cost(union, rows, macs_per_read), int(stored.sum())
+    shared = (occ * (occ.sum(axis=0) > 1)[None, :]).any(axis=1)     # a column in two tiles
+    cost = run_cost(rows, union, shared).sum()
     return float(cost), int(stored.sum())
 
 

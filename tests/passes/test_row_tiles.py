@@ -85,9 +85,10 @@ def test_the_cost_model_prices_the_union_not_column_blocks():
     edges = np.asarray(ir.tensor_table(m)[g.sum.edges])
     diag = choose_tiles(m, g, edges, True, tile_rows=(1, 16), tile_cols=(1, 8))
     assert diag.cols == 1 and diag.cost < diag.rows_cost
-    # one-row tiles of the diagonal: no padding, cheaper than the one-row form
+    # one-row tiles of one child each: every tile pays a parameter-flow tile and a
+    # 16-row masked dot per pass for one edge (row_tiles.run_cost), the one-row form less
     one = choose_tiles(m, g, edges, False, tile_rows=(1,), tile_cols=(1, 8))
-    assert (one.rows, one.cols, one.stored) == (1, 1, 64) and one.cost < one.rows_cost
+    assert one.rows == 0 and one.cost == one.rows_cost
     shared = _random_edges(64, 64, 0.3, seed=4)
     m2 = pc.lower(pc.summate(pc.summate(p, num_nodes=64, edges=pc.Sparse(shared), seed=2),
                              num_nodes=1, seed=3))
@@ -102,8 +103,11 @@ def _compiled(model, **opts):
     return passes.compile_model(model, options={"detect-block-sparsity": opts} if opts else None)
 
 
-@pytest.mark.parametrize("opts", [{}, {"tile_rows": 16, "tile_cols": 1}, {"tile_rows": "4/16",
-                                                                           "tile_cols": "2/8"}])
+# tile_dense off: at 23 rows the cost model stores these small pruned groups DENSE
+# (one run of all their rows, row_tiles.dense_cost); the tiles are what is tested here
+@pytest.mark.parametrize("opts", [{"tile_dense": False},
+                                  {"tile_rows": 16, "tile_cols": 1, "tile_dense": False},
+                                  {"tile_rows": "4/16", "tile_cols": "2/8", "tile_dense": False}])
 def test_placement_keeps_surviving_edges_and_pads_with_exact_zeros(opts):
     model = pruned_tiles()
     table = ir.tensor_table(model)
@@ -136,13 +140,14 @@ def test_placement_keeps_surviving_edges_and_pads_with_exact_zeros(opts):
 
 def test_tiled_circuit_matches_the_reference():
     model = pruned_tiles()
-    result = _compiled(model, tile_rows=16, tile_cols=1)
+    result = _compiled(model, tile_rows=16, tile_cols=1, tile_dense=False)
     from pccompiler.backends import reference
     from tests.conformance.circuits import random_data
     x = random_data(model, 32, seed=0)
     circuit = pc.compile(model, backend="torch", device="cpu",
                          pass_options={"detect-block-sparsity": {"tile_rows": 16,
-                                                                 "tile_cols": 1}})
+                                                                 "tile_cols": 1,
+                                                                 "tile_dense": False}})
     np.testing.assert_allclose(circuit.log_prob(x).detach().numpy(),
                                reference.log_prob(model, x), rtol=1e-5)
     assert row_tiles(result.model, ir.tensor_table(result.model))
@@ -175,7 +180,7 @@ def test_only_sparse_sums_take_tiles_and_other_circuits_keep_their_layout(name):
     kernel) go to SPARSE sum groups only; a circuit the pass leaves alone
     compiles to the layout of tiles=false."""
     model = all_circuits()[name]()
-    on, off = _compiled(model), _compiled(model, tiles=False)
+    on, off = _compiled(model, tile_dense=False), _compiled(model, tiles=False)
     tiled = set(row_tiles(on.model, ir.tensor_table(on.model)))
     assert tiled <= _sparse_sums(off.model)
     if not tiled:
@@ -189,7 +194,7 @@ def test_the_small_sparse_circuit_takes_tiles_without_losing_an_edge():
     sums now price below the one-row form as tiles; the placement pads
     with exact zeros only."""
     model = all_circuits()["sparse"]()
-    out = _compiled(model).model
+    out = _compiled(model, tile_dense=False).model
     tiles = row_tiles(out, ir.tensor_table(out))
     assert tiles
     table, out_table = ir.tensor_table(model), ir.tensor_table(out)
@@ -203,7 +208,8 @@ def test_the_triton_plan_runs_each_tile_as_one_block_run():
     """The kernels see a tile as `group` consecutive one-row blocks with the
     same children (plan.shared_run): at least the tile's rows per run."""
     from pccompiler.backends.triton.plan import build_plan
-    layout = _compiled(pruned_tiles(), tile_rows="16/32", tile_cols="1/8").layout
+    layout = _compiled(pruned_tiles(), tile_rows="16/32", tile_cols="1/8",
+                       tile_dense=False).layout
     plan = build_plan(layout, "cpu")
     tiled = [p for lp in plan.layers for p in lp.sums if "tile_rows" in p.options]
     assert tiled and any(int(p.options["tile_rows"]) >= 16 for p in tiled)
@@ -244,15 +250,17 @@ def _half_pruned(n):
 def test_a_half_pruned_group_with_whole_blocks_goes_dense_with_exact_zeros():
     """Tiles of a 50%-pruned group cover every column (all pay atomics in
     the node flows): with 32-row blocks the DENSE form models cheaper
-    (`dense_cost`), missing edges as zero weights that EM keeps at 0. At 31
-    rows (blocks of 1) or with tile_dense=false it stays tiled."""
+    (`dense_cost`), missing edges as zero weights that EM keeps at 0; at 31
+    rows as well (one run of one-row blocks). With tile_dense=false it stays tiled."""
     from pccompiler.passes.helpers.row_tiles import dense_cost
     model, num_edges = _half_pruned(32)
     g = next(g for g in model.groups if g.kind == pcir.SUM and g.num_nodes == 32)
     edges = np.asarray(ir.tensor_table(model)[g.sum.edges])
     best = choose_tiles(model, g, edges, True)
     assert dense_cost(32, 32, 32, 32) < best.cost
-    assert dense_cost(31, 32, 1, 32) > choose_tiles(model, g, edges, True).rows_cost / 4
+    # at 31 rows too: one-row blocks that the triton plan runs as one run of 31 rows
+    # (plan.run_table), node flows stored through the tile (row_tiles.dense_cost)
+    assert dense_cost(31, 32, 1, 32) < best.cost
     out = _compiled(model).model
     og = out.groups[g.id]
     assert og.sum.pattern == pcir.DENSE
@@ -273,5 +281,5 @@ def test_a_half_pruned_group_with_whole_blocks_goes_dense_with_exact_zeros():
     assert off.groups[g.id].sum.pattern == pcir.SPARSE and row_tiles(off, ir.tensor_table(off))
     odd, _ = _half_pruned(31)
     out31 = _compiled(odd).model
-    assert all(h.sum.pattern != pcir.DENSE for h in out31.groups
+    assert all(h.sum.pattern == pcir.DENSE for h in out31.groups
                if h.kind == pcir.SUM and h.num_nodes == 31)

@@ -19,7 +19,7 @@ from pccompiler.backends.triton.plan import drop_parents
 from pccompiler.backends.triton.writers import first_writer_stores
 from pccompiler.train import em_step
 
-TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64"}}
+TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64", "tile_dense": False}}
 
 
 def _model():
@@ -72,8 +72,9 @@ def test_tile_flows_match_per_pair_and_torch(device, min_rows, monkeypatch):
         assert bool(tiles) == on
         if on:     # the shared product rows: a storing per-pair writer, then the tiles
             assert any(any(p.num_blocks for p in lp.sum_backwards) for lp in tiles)
-        if on and min_rows == 1:   # the top sum's tile writes its product rows first
-            assert any(lp.tile_zero_rows is not None for lp in tiles)
+        if on and min_rows == 1:   # the top sum's tile writes its product rows first:
+            # one run, no child twice, so it stores them (plan._tile_flow_writer)
+            assert any(p.tile_store for lp in tiles for p in lp.tile_flows)
         flows[name] = c.flows(data).detach().cpu()
         lls[name] = [em_step(c, data[i * 16:(i + 1) * 16], 0.5, 0.5).cpu() for i in range(2)]
         weights[name] = c.engine.sum_params.detach().cpu()
@@ -97,7 +98,7 @@ def test_row_tile_parts_size_their_child_chunks_by_the_mean_fan_in():
     from pccompiler import passes
     from pccompiler.backends.triton.launch import choose_tiles, tile_fan_in
     from pccompiler.backends.triton.plan import build_plan
-    opts = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": 1}}
+    opts = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": 1, "tile_dense": False}}
     plan = build_plan(passes.compile_model(_model(), options=opts).layout, "cpu")
     parts = [p for lp in plan.layers for p in lp.sums]
     tiled = [p for p in parts if "tile_rows" in p.options]
