@@ -25,10 +25,12 @@ timeout --signal=INT 160 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
     --keeps 1,0.1,0.25,0.5 --no-permute --ab "${AB-round2}" --profile "${PROFILE:-10}" \
     --no-pyjuice --out "$OUT" 2>&1 | tee "$OUT/sparse_speed.log" || status=1
 cat "$OUT/sparse_speed.md" || status=1
+if [ "${SKIP_PYJUICE:-0}" != 1 ]; then     # SKIP_PYJUICE=1: 70 s less
 echo "== PyJuice on the same pruned circuits"
 mkdir -p "$OUT/pyjuice"
 timeout --signal=INT 70 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
     --keeps 1,0.1,0.25,0.5 --no-permute --pyjuice-only --out "$OUT/pyjuice" 2>&1 \
     | tee "$OUT/pyjuice/sparse_speed.log" || true
 cat "$OUT/pyjuice/sparse_speed.md" || true
+fi
 exit "$status"
