@@ -5,7 +5,11 @@ the flows, log-likelihoods and EM steps equal the per-pair path's and the
 float64 torch engine's, with zero-weight pseudo-edges kept at 0. The circuit
 makes a product layer whose rows have a tiled parent (a pruned 70-node
 sum) and a per-pair parent (a dense 16-node sum) in the same layer, and a
-second level that reads both."""
+second level that reads both. With 80 product rows the dense sum keeps a
+16-row block (a per-pair writer beside the tiles); with 72 (child block 8)
+it becomes a run of one-row blocks (sparsefloor: groups whose natural block
+is under 16 rows), so every writer of the layer is a tile and the top
+sum's tile stores its rows first."""
 
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ from pccompiler.train import em_step
 TILES = {"detect-block-sparsity": {"tile_rows": 64, "tile_cols": "8/64", "tile_dense": False}}
 
 
-def _model():
+def _model(k: int = 72):
     rng = np.random.default_rng(0)
-    x = pc.inputs(0, 72, pc.Categorical(num_cats=3), seed=1)
-    y = pc.inputs(1, 72, pc.Categorical(num_cats=3), seed=2)
+    x = pc.inputs(0, k, pc.Categorical(num_cats=3), seed=1)
+    y = pc.inputs(1, k, pc.Categorical(num_cats=3), seed=2)
     p = pc.multiply(x, y)
-    mask = rng.random((70, 72)) < 0.2
-    mask[np.arange(70), rng.integers(0, 72, 70)] = True
+    mask = rng.random((70, k)) < 0.2
+    mask[np.arange(70), rng.integers(0, k, 70)] = True
     tiled = pc.summate(p, num_nodes=70, edges=pc.Sparse(np.argwhere(mask)), seed=3)
     dense = pc.summate(p, num_nodes=16, seed=4)
     z = pc.inputs(2, 16, pc.Categorical(num_cats=3), seed=5)
@@ -57,10 +61,10 @@ def test_fresh_rows_are_the_rows_no_earlier_writer_wrote():
     assert fresh[0][0].tolist() == [5]
 
 
-@pytest.mark.parametrize("min_rows", [16, 1])
-def test_tile_flows_match_per_pair_and_torch(device, min_rows, monkeypatch):
+@pytest.mark.parametrize("min_rows, k", [(16, 80), (1, 72)])
+def test_tile_flows_match_per_pair_and_torch(device, min_rows, k, monkeypatch):
     monkeypatch.setattr(plan_mod, "TILE_MIN_ROWS", min_rows)
-    model = _model()
+    model = _model(k)
     data = np.random.default_rng(5).integers(0, 3, (32, 3))
     flows, lls, weights = {}, {}, {}
     for name, on in (("pairs", False), ("tiles", True)):
@@ -70,10 +74,10 @@ def test_tile_flows_match_per_pair_and_torch(device, min_rows, monkeypatch):
         plan = c.engine.plan
         tiles = [lp for lp in plan.layers if lp.tile_flows]
         assert bool(tiles) == on
-        if on:     # the shared product rows: a storing per-pair writer, then the tiles
+        if on and k == 80:   # the shared product rows: a per-pair writer, then the tiles
             assert any(any(p.num_blocks for p in lp.sum_backwards) for lp in tiles)
-        if on and min_rows == 1:   # the top sum's tile writes its product rows first:
-            # one run, no child twice, so it stores them (plan._tile_flow_writer)
+        if on and k == 72:   # only tiles write the product rows; the top sum's tile
+            # writes them first, no child twice, so it stores them (plan._tile_flow_writer)
             assert any(p.tile_store for lp in tiles for p in lp.tile_flows)
         flows[name] = c.flows(data).detach().cpu()
         lls[name] = [em_step(c, data[i * 16:(i + 1) * 16], 0.5, 0.5).cpu() for i in range(2)]
