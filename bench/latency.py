@@ -45,7 +45,6 @@ import json
 import os
 import shlex
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -157,6 +156,29 @@ def run_pcc(circuit, batch: int, inputs, args, res: dict) -> torch.Tensor:
     if len(lls) == 2:
         res["max_abs_diff_persistent_vs_layers"] = float((lls["on"] - lls["off"]).abs().max())
     return lls.get("on", lls.get("off"))
+
+
+def run_pyjuice(model, case, batch: int, inputs, args, res: dict) -> torch.Tensor:
+    """PyJuice 2.6.3 at the same batch: pc(x, missing_mask=...) under no_grad,
+    replayed from its own CUDA graph (recorded on the first call); returns
+    its fp32 log-likelihoods of the first input for the comparison."""
+    import pyjuice as juice
+    from pyjuice_bridge import convert
+    pc = juice.compile(convert(model, case.pyjuice_block).root, verbose=False)
+    pc.to(torch.device("cuda"))
+    recorded = []
+
+    def call(x, miss):
+        with torch.no_grad():
+            out = pc(x, missing_mask=miss, record_cudagraph=not recorded)
+        recorded.append(True)
+        return out
+    res["pyjuice"] = summary(latencies_us(call, inputs, args.warmup))
+    with torch.no_grad():
+        ll = pc(inputs[0][0], missing_mask=inputs[0][1], force_use_fp32=True)[:, 0].double()
+    pc = None                    # free its buffers before the next batch
+    torch.cuda.empty_cache()
+    return ll
 
 
 def run_extras(circuit, batch: int, inputs, args, res: dict) -> None:

@@ -16,10 +16,12 @@ mapping of `TritonBackend().compile`):
               product partitions that only sums read into the sums' loads
               (fusion.py: no product forward launch, values never written);
               queries over every node keep the unfused plan
-  persistent  "auto" (default), "on" or "off": the one-launch forward of
+  persistent  "off" (default), "auto" or "on": the one-launch forward of
               small batches (backends/triton/persistent.py). auto: graphed
               queries of <= 16 rows; on: also every
-              log_prob / marginal (in chunks of 16 rows); off: never
+              log_prob / marginal (in chunks of 16 rows); off: never. Off
+              by default: on the H100 it was no faster than the layer graph
+              (bench/results/latency-h100-2026-12-07.md)
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -66,7 +68,7 @@ class TritonBackend(Backend):
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
                               compact=bool(opts.extra.get("compact", True)), arrays=arrays,
                               fuse_products=opts.extra.get("fuse_products", False),
-                              persistent=opts.extra.get("persistent", "auto"))
+                              persistent=opts.extra.get("persistent", "off"))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

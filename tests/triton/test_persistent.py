@@ -238,9 +238,26 @@ def _check_reads_come_from_lower_levels(t, num_slots: int) -> None:
 
 def test_auto_uses_it_for_small_batches_only(device):
     _, cc, _ = _pair("hclt_nltcs", device)
-    assert cc.graphed_query(persistent.B_MAX).persistent is not None
-    assert cc.graphed_query(persistent.B_MAX + 1).persistent is None
+    assert cc.engine.persistent == "off"                   # the default
+    assert cc.graphed_query(persistent.B_MAX).persistent is None
+    assert cc.graphed_query(persistent.B_MAX, persistent="auto").persistent is not None
+    assert cc.graphed_query(persistent.B_MAX + 1, persistent="auto").persistent is None
     assert cc.graphed_query(2, persistent="off").persistent is None
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_bad_category_is_reported(device, batch, request):
+    if torch.device(device).type == "cuda" and batch == 1:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "H100, 2026-12-07: graphed_query(1) through the persistent forward, replayed from "
+            "its CUDA graph, did not report an out-of-range category (batch 8 did; the "
+            "interpreter does); not found yet, so the persistent path is off by default")))
+    _, cc, data = _pair("hclt_nltcs", device)
+    q = cc.graphed_query(batch, persistent="on", dtype=torch.uint8)
+    x = np.resize(data, (batch, data.shape[1])).astype(np.uint8)
+    x[0, 2] = 7
+    with pytest.raises(DataError, match="row 0, column 2"):
+        q(x)
 
 
 def test_bad_values_are_refused(device):
@@ -285,6 +302,6 @@ def test_unknown_leaves_fall_back_or_refuse(device, monkeypatch):
         persistent.build_tables(odd)
     cc = pc.compile(model, backend="triton", device=str(device))
     monkeypatch.setattr(cc.engine, "persistent_reason", lambda: "a leaf it cannot read")
-    assert cc.graphed_query(2).persistent is None           # auto: the layer path
+    assert cc.graphed_query(2, persistent="auto").persistent is None   # the layer path
     with pytest.raises(UnsupportedError, match="a leaf it cannot read"):
         cc.graphed_query(2, persistent="on")
