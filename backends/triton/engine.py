@@ -80,9 +80,7 @@ class TritonEngine(Engine):
         self.fuse_products = check_fuse_products(fuse_products)
         # The one-launch forward of small batches (persistent.py), off by
         # default: on the H100 (2026-12-07) it was no faster than the layer
-        # graph at batch 1 / 8 (446.9 / 445.5 us of GPU per replay) and lost
-        # a bad-category report at batch 1 (tests/triton/test_persistent.py,
-        # test_bad_category_is_reported_on_the_gpu). "auto" for
+        # graph (batch 1: 446.9 / 445.5 us of GPU per replay). "auto" for
         # graphed queries of <= B_MAX rows, "on" also for every log_prob (in
         # chunks of B_MAX), "off" never. Its tables, by (rows, wide).
         self.persistent = check_mode(persistent)

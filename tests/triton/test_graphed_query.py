@@ -114,8 +114,9 @@ def test_graphed_equals_eager_and_follows_em(batch):
         c.em_step(data, step_size=0.5, pseudocount=0.1)
     x, miss = _batch(batch, 20)
     torch.testing.assert_close(q(x, miss).clone(), eager.log_prob(x, miss), rtol=1e-5, atol=1e-5)
-    bad = x.copy()
+    bad, seen = x.copy(), miss.copy()
     bad[0, 2] = 7
-    with pytest.raises(DataError, match="row 0, column 2"):
-        q(bad, miss)
+    seen[0, 2] = False          # a missing entry's category is never read (at batch 1 the
+    with pytest.raises(DataError, match="row 0, column 2"):   # seed-20 mask hid it)
+        q(bad, seen)
     torch.testing.assert_close(q(x, miss).clone(), eager.log_prob(x, miss), rtol=1e-5, atol=1e-5)
