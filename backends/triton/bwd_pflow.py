@@ -92,7 +92,7 @@ def sum_bwd_pflow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, cblock_s
                     old = tl.load(flows_ptr + coff, mask=cmask, other=0.0)
                 tl.store(flows_ptr + coff, old + add, mask=cmask)
                 pacc += sum_dot(e, tl.trans(a), PREC)                                 # [J, I]
-            tl.atomic_add(pflows_ptr + widx, pacc * w, mask=wmask & (w != 0.0))
+            tl.atomic_add(pflows_ptr + widx, pacc * w, mask=wmask & (w != 0.0), sem="relaxed")
     if STORE:
         if npar == 0:     # no parent in this part: the rows' flow is 0, stored once
             for b0 in range(b_first, b_end, BLOCK_B):

@@ -79,8 +79,9 @@ class TritonEngine(Engine):
         self._fast_plan: TritonPlan | None = None
         self.compact = compact
         self.fuse_products = check_fuse_products(fuse_products)
-        # How parameter flows run (pflow_launch.py): "layer" (default), "split"
-        # or "fused" into the node-flow launch; per plan, which layers fuse.
+        # How parameter flows run (pflow_launch.py): "layer" (default), "split",
+        # "fused" into the node-flow launch or "fused_split"; per plan, which
+        # layers fuse.
         self.pflow = pflow_launch.check_pflow(pflow)
         self._fused_layers: dict[int, tuple[TritonPlan, list[bool]]] = {}
         # The one-launch forward of small batches (persistent.py), off by
@@ -315,18 +316,19 @@ class TritonEngine(Engine):
         """One sum part's parameter flows by the "layer" or "split" launch."""
         launch.sum_param_flows_launch(part, values, flows, self.sum_params.data,
                                       self.sum_param_flows, self.precision, ratio,
-                                      split=self.pflow == "split")
+                                      split=self.pflow in ("split", "fused_split"))
 
     def fused_layers(self, plan: TritonPlan) -> list[bool]:
         """Per layer of `plan`, whether pflow="fused" runs its parameter flows
         inside the node-flow launches (pflow_launch.fusable_layer); all False
         for the other modes. Decided once per plan."""
-        if self.pflow != "fused":
+        if self.pflow not in ("fused", "fused_split"):
             return [False] * len(plan.layers)
         key = id(plan)      # the plan is kept beside its flags, so its id stays its own
+        limit = pflow_launch.FUSE_MAX_PARENT_TILES if self.pflow == "fused_split" else None
         if key not in self._fused_layers:
             self._fused_layers[key] = (plan, [
-                pflow_launch.fusable_layer(lp.sums, lp.sum_backwards, lp.tile_flows)
+                pflow_launch.fusable_layer(lp.sums, lp.sum_backwards, lp.tile_flows, limit)
                 for lp in plan.layers])
         return self._fused_layers[key][1]
 

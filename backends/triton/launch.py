@@ -109,11 +109,13 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
     elif kind == "sum_pflow_split":
         # pflow="split" (pflow_launch.py): one row tile per block (each child
         # exp once per block, not once per 32 rows), and the batch split
-        # until the grid fills the GPU twice (MIN_TILES batch tiles a range).
+        # until the grid fills the GPU twice (ranges of >= MIN_TILES batch
+        # tiles: a small layer's programs each take one, so its serial chain
+        # is one trip, at one atomic add per weight and 32 samples).
         tm = _clamp(next_pow2(block_size), 16, 128)
         tk = _clamp(next_pow2(fan_in), 16, 64)
         cfg = dict(TILE_M=tm, TILE_K=tk, BLOCK_B=32, num_warps=8 if tm * tk >= 4096 else 4,
-                   MIN_TILES=2)
+                   MIN_TILES=1)
     elif kind == "sum_bwd_pflow":
         # pflow="fused" (bwd_pflow.py): block_size = child block, other =
         # parent block. Registers: W, P ([J x I]) and A, E, W @ A ([x B]).
@@ -421,7 +423,8 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio, GROUP=part.group,
-        num_warps=c["num_warps"], **fused_kwargs(part), **part.run_kwargs())
+        num_warps=c["num_warps"], **fused_kwargs(part), **part.run_kwargs(),
+        **({"RELAXED": True} if split else {}))
 
 
 def product_backward(part: ProductKernelPart, flows: torch.Tensor,

@@ -9,6 +9,10 @@
     "fused"  the node-flow launch of a plain sum layer also computes its
              parameter flows (bwd_pflow.py); layers it cannot serve (row
              tiles, folded products, runs of child blocks) keep "layer".
+    "fused_split"  "fused" for layers whose child blocks walk at most
+             FUSE_MAX_PARENT_TILES parent tiles (one program walks them one
+             after another: HCLT-512's four 128-row parents make a chain
+             8x the separate kernels'), "split" for the others.
 
 Why three: on an H100 the parameter-flow kernel was the largest item of a
 dense HCLT-128 step (0.96 ms of 3.89, 1.65x the forward for the same
@@ -23,11 +27,14 @@ import torch
 
 from pccompiler.backends.triton import bwd_pflow
 from pccompiler.backends.triton.compat import cdiv
-from pccompiler.backends.triton.launch import batch_per_program, choose_tiles, dot_precision
+from pccompiler.backends.triton.launch import (
+    MIN_PROGRAMS, batch_per_program, choose_tiles, dot_precision,
+)
 from pccompiler.backends.triton.plan import SumBackwardKernelPart, SumKernelPart
 from pccompiler.errors import BackendError
 
-PFLOW_MODES = ("layer", "split", "fused")
+PFLOW_MODES = ("layer", "split", "fused", "fused_split")
+FUSE_MAX_PARENT_TILES = 2    # "fused_split": parent tiles (of 64 rows) one fused program walks
 
 
 def check_pflow(value: object) -> str:
@@ -38,16 +45,20 @@ def check_pflow(value: object) -> str:
 
 
 def fusable_layer(sums: list[SumKernelPart], backwards: list[SumBackwardKernelPart],
-                  tile_parts: list[SumKernelPart]) -> bool:
+                  tile_parts: list[SumKernelPart], max_parent_tiles: int | None = None) -> bool:
     """Whether the node-flow parts of a sum layer see every weight of its sum
     parts exactly once, so the fused kernel can compute all its parameter
     flows: no row tiles (their pairs are not in the node-flow parts), no
     folded products or runs of child blocks (the fused kernel reads plain
     child rows, one block per program), and as many (child, parent) pairs
-    as weights (one host sync per layer, once per plan)."""
+    as weights (one host sync per layer, once per plan). max_parent_tiles:
+    also refuse child blocks whose parents span more 64-row tiles."""
     if not sums or tile_parts:
         return False
     if any(p.group != 1 or p.fused_arity for p in backwards):
+        return False
+    if max_parent_tiles is not None and any(
+            p.max_parents * cdiv(p.parent_block_size, 64) > max_parent_tiles for p in backwards):
         return False
     pairs = sum(int(p.cblock_num_parents.sum()) * p.child_block_size * p.parent_block_size
                 for p in backwards)
@@ -61,7 +72,8 @@ def backward_pflow_launch(part: SumBackwardKernelPart, values: torch.Tensor,
                           ratio: bool = False) -> None:
     """Node flows of `part`'s child rows and the parameter flows of its
     (child, parent) weights in one launch (bwd_pflow.sum_bwd_pflow_kernel);
-    the batch splits into ranges while the grid is under MIN_PROGRAMS."""
+    the batch splits into ranges while the grid is under two waves
+    (2 * MIN_PROGRAMS), as pflow="split" does."""
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
@@ -74,7 +86,8 @@ def backward_pflow_launch(part: SumBackwardKernelPart, values: torch.Tensor,
                               if k.startswith("bwdpflow.")})
     num_j = cdiv(part.child_block_size, c["TILE_J"])
     programs = part.num_blocks * num_j
-    per_prog = batch_per_program(programs, batch, c["BLOCK_B"], c["MIN_TILES"])
+    per_prog = batch_per_program(programs, batch, c["BLOCK_B"], c["MIN_TILES"],
+                                 target=2 * MIN_PROGRAMS)
     grid = (programs, cdiv(batch, per_prog))
     bwd_pflow.sum_bwd_pflow_kernel[grid](
         values, flows, params, param_flows, part.cblock_slots, part.cblock_num_parents,

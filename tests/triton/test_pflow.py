@@ -1,6 +1,9 @@
 """The `pflow` option (backends/triton/pflow_launch.py): parameter flows by
 the separate kernel ("layer", the default), the same kernel under the
-"split" tiles, or inside the node-flow kernel ("fused", bwd_pflow.py).
+"split" tiles, inside the node-flow kernel ("fused", bwd_pflow.py), or
+fused where a child block walks few parent tiles and split elsewhere
+("fused_split", run here with a limit of 3 tiles: the 48-node layer fuses,
+the 256-node one, 4 tiles, splits).
 
 Every mode must give the default's parameter flows and node flows (fp32
 "ieee" dots, so only the order of additions differs) and the float64 torch
@@ -20,7 +23,7 @@ import pccompiler as pc
 from pccompiler.backends.triton import pflow_launch
 from pccompiler.errors import BackendError
 
-MODES = ("layer", "split", "fused")
+MODES = ("layer", "split", "fused", "fused_split")
 BATCH = 96
 
 
@@ -43,7 +46,8 @@ def _run(model, device, mode: str, **options) -> dict:
     eng = c.engine
     out = {"fused": eng.fused_layers(eng.fast_plan),
            "plain": [bool(lp.sums) and all(p.group == 1 for p in lp.sum_backwards)
-                     for lp in eng.fast_plan.layers]}
+                     for lp in eng.fast_plan.layers],
+           "parts": [(lp.sums, lp.sum_backwards, lp.tile_flows) for lp in eng.fast_plan.layers]}
     c.zero_flows()
     out["ll"] = c.accumulate_flows(_data()).double().cpu()
     out["pflows"] = eng.sum_param_flows.double().cpu().clone()
@@ -63,7 +67,9 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 2e-5) -> None:
 @pytest.fixture(scope="module")
 def runs(device):
     model = _model()
-    return {mode: _run(model, device, mode) for mode in MODES}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pflow_launch, "FUSE_MAX_PARENT_TILES", 3)
+        return {mode: _run(model, device, mode) for mode in MODES}
 
 
 def test_fused_serves_every_plain_sum_layer(runs):
@@ -72,9 +78,10 @@ def test_fused_serves_every_plain_sum_layer(runs):
     fused = runs["fused"]["fused"]
     assert fused == runs["fused"]["plain"] and sum(fused) == 2
     assert not any(runs["layer"]["fused"]) and not any(runs["split"]["fused"])
+    assert sum(runs["fused_split"]["fused"]) == 1
 
 
-@pytest.mark.parametrize("mode", ["split", "fused"])
+@pytest.mark.parametrize("mode", ["split", "fused", "fused_split"])
 def test_flows_match_the_default(runs, mode):
     base, got = runs["layer"], runs[mode]
     assert torch.equal(got["ll"], base["ll"])
@@ -124,6 +131,14 @@ def test_row_tile_layers_keep_the_separate_kernel(device):
         got[mode] = c.engine.sum_param_flows.double().cpu().clone()
     assert any(lp.tile_flows for lp in plan.layers)
     _close(got["fused"], got["layer"])
+
+
+def test_fused_split_limits_the_parent_chain(runs):
+    """With the default limit (2 tiles of 64 parent rows) neither layer of the
+    circuit fuses: 2 x 128-row and 3 x 16-row parents make 4 and 3 tiles."""
+    for sums, backwards, tiles in runs["fused"]["parts"]:
+        assert not pflow_launch.fusable_layer(sums, backwards, tiles,
+                                              pflow_launch.FUSE_MAX_PARENT_TILES)
 
 
 def test_bad_mode_is_refused():
