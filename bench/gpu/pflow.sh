@@ -7,14 +7,14 @@
 #   STAGES=ab CASES=hclt128 VARIANTS=layer,fused bash bench/gpu/pflow.sh
 # Stages (STAGES, comma list):
 #   tests        tests/triton/test_pflow.py on cuda (every mode vs the default and
-#                the float64 torch EM; <= 45 s)                  -> $OUT/pflow_tests.txt
+#                the float64 torch EM; <= 60 s)                  -> $OUT/pflow_tests.txt
 #   conformance  the conformance EM tests with --backend triton:pflow_split,
-#                triton:pflow_fused, triton:pflow_fused_split (<= 60 s) -> $OUT/conformance_pflow.txt
+#                triton:pflow_fused, triton:pflow_fused_split (<= 70 s) -> $OUT/conformance_pflow.txt
 #   ab           bench/pflow_ab.py: agreement after 3 EM steps, then training-step
 #                A/B of VARIANTS (default layer,split,fused,fused_split; also
 #                fused_i128, fused_j128: fused with 128-row tiles) on CASES
 #                (default hclt128,hclt512, batch 512) and the top 10 kernels of one
-#                eager step per variant (<= 130 s, AB_TIMEOUT) -> $OUT/pflow_ab.{md,json,log}
+#                eager step per variant (<= 120 s, AB_TIMEOUT) -> $OUT/pflow_ab.{md,json,log}
 # Then $OUT/pflow.md: machine line, commands, test summaries, the A/B table, profiles.
 # Exit status: non-zero if any stage failed (do not change the default then).
 set -uo pipefail
@@ -45,7 +45,7 @@ verdict() {     # $1 = stage, $2 = exit status of its timeout'd command
 }
 if [[ ",$STAGES," == *",tests,"* ]]; then
     echo "== tests/triton/test_pflow.py ($DEVICE)"
-    (cd "$TDIR" && PYTHONPATH="$PCC" timeout "${TEST_TIMEOUT:-45}" python3 -m pytest -q -p no:cacheprovider -rs \
+    (cd "$TDIR" && PYTHONPATH="$PCC" timeout "${TEST_TIMEOUT:-60}" python3 -m pytest -q -p no:cacheprovider -rs \
         tests/triton/test_pflow.py --device "$DEVICE") > "$OUT/pflow_tests.txt" 2>&1
     rc=$?
     tail -5 "$OUT/pflow_tests.txt"
@@ -53,7 +53,7 @@ if [[ ",$STAGES," == *",tests,"* ]]; then
 fi
 if [[ ",$STAGES," == *",conformance,"* ]]; then
     echo "== conformance EM, --backend triton:pflow_split,triton:pflow_fused,triton:pflow_fused_split ($DEVICE)"
-    (cd "$TDIR" && PYTHONPATH="$PCC" timeout "${CONF_TIMEOUT:-60}" python3 -m pytest -q -p no:cacheprovider -rs \
+    (cd "$TDIR" && PYTHONPATH="$PCC" timeout "${CONF_TIMEOUT:-70}" python3 -m pytest -q -p no:cacheprovider -rs \
         tests/conformance -k em --backend triton:pflow_split,triton:pflow_fused,triton:pflow_fused_split --device "$DEVICE") \
         > "$OUT/conformance_pflow.txt" 2>&1
     rc=$?
@@ -62,7 +62,7 @@ if [[ ",$STAGES," == *",conformance,"* ]]; then
 fi
 if [[ ",$STAGES," == *",ab,"* ]]; then
     echo "== A/B: cases '${CASES}', variants '${VARIANTS}'"
-    PYTHONPATH="$PCC":bench timeout --signal=INT "${AB_TIMEOUT:-130}" python3 -u bench/pflow_ab.py \
+    PYTHONPATH="$PCC":bench timeout --signal=INT "${AB_TIMEOUT:-120}" python3 -u bench/pflow_ab.py \
         --cases "$CASES" --variants "$VARIANTS" --profile "${PROFILE:-10}" --device "$DEVICE" --out "$OUT" $AB_ARGS 2>&1 \
         | tee "$OUT/pflow_ab.log"
     rc=${PIPESTATUS[0]}

@@ -101,7 +101,7 @@ def test_em_step_matches_torch_float64(runs, mode):
     want = ref.parameter_arrays()
     for name, arr in runs[mode]["params"].items():
         np.testing.assert_allclose(np.asarray(arr, dtype=np.float64), want[name],
-                                   rtol=2e-5, atol=1e-7, err_msg=name)
+                                   rtol=1e-4, atol=1e-7, err_msg=name)
 
 
 def test_row_tile_layers_keep_the_separate_kernel(device):
