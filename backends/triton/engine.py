@@ -319,9 +319,12 @@ class TritonEngine(Engine):
                                       split=self.pflow in ("split", "fused_split"))
 
     def fused_layers(self, plan: TritonPlan) -> list[bool]:
-        """Per layer of `plan`, whether pflow="fused" runs its parameter flows
-        inside the node-flow launches (pflow_launch.fusable_layer); all False
-        for the other modes. Decided once per plan."""
+        """Per layer of `plan`, whether pflow="fused" / "fused_split" runs its
+        parameter flows inside the node-flow launches (pflow_launch.
+        fusable_layer; "fused_split" only where child blocks walk few parent
+        tiles); all False for the other modes. Decided once per plan, on the
+        first backward, which runs eagerly (graphs capture the second), so its
+        host syncs never fall inside a CUDA-graph capture."""
         if self.pflow not in ("fused", "fused_split"):
             return [False] * len(plan.layers)
         key = id(plan)      # the plan is kept beside its flags, so its id stays its own
