@@ -332,12 +332,24 @@ def variant(name: str, engine=None):
     'round2': the code of main before branch sparsefloor (`round2`: no unequal
     runs, tile flows always atomic, odd DENSE groups in blocks of their
     power-of-two divisor, the row-tile pass's union costs, one EM program per
-    one-row block); 'fusedr2': 'round2' with fuse_products. The pass switches
-    act at compile time: hold the variant while compiling."""
+    one-row block); 'fusedr2': 'round2' with fuse_products; 'unpriced': the
+    code before branch sparseprice (a pruned group whose blocks pass the
+    padding tolerance is stored block-sparse without pricing it against
+    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False). The pass
+    switches act at compile time: hold the variant while compiling."""
     from pccompiler.backends.triton import fusion, launch, plan
     if name in ("round2", "fusedr2"):
         with round2(), variant("fused" if name == "fusedr2" else "after", engine):
             yield
+        return
+    if name == "unpriced":
+        from pccompiler.passes import detect_block_sparsity as dbs
+        saved_price, dbs.PRICE_BLOCKS = dbs.PRICE_BLOCKS, False
+        try:
+            with variant("after", engine):
+                yield
+        finally:
+            dbs.PRICE_BLOCKS = saved_price
         return
     saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
     saved_fuse = (fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN,
@@ -490,10 +502,10 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            own = name in ("round2", "fusedr2")     # pass switches: its own compile
+            own = name in ("round2", "fusedr2", "unpriced")   # pass switches: own compile
             c = circuit
             if own:
-                with round2():
+                with (variant(name) if name == "unpriced" else round2()):
                     c = compile_triton(path)
             with variant(name, c.engine):
                 c.engine._plan = c.engine._fast_plan = None    # rebuilt
