@@ -397,6 +397,12 @@ def round2():
          dbs.DENSE_MARGIN, launch.EM_PACKED) = saved
 
 
+def block_report(circuit) -> dict:
+    """bench/sparse_speed.py's report: sum groups by storage, partitions by kernel."""
+    from sparse_speed import block_report as report
+    return report(circuit)
+
+
 def compile_triton(path: str, options: dict | None = None):
     import pccompiler as pc
     from pccompiler.ir import pcir
@@ -451,6 +457,15 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(f"| {c['name']} | {s['launches']} | {s['time_s'] * 1e3:.2f} | "
                      f"{s['time_s'] / dense_t:.2f} | {s['mac'] / 1e9:.1f} | "
                      f"{s['useful'] / 1e9:.2f} |")
+    lines += ["", "Sum groups by storage (pattern/block size: groups, real edges / stored "
+              "weights) and sum partitions by block size/kernel (partitions, blocks):", ""]
+    for c in results["circuits"]:
+        b = c.get("blocks", {})
+        groups = "; ".join(f"{k}: {v['groups']}, {v['real']:,} / {v['stored']:,}"
+                           for k, v in sorted(b.get("sum_groups", {}).items()))
+        parts = "; ".join(f"{k}: {v['partitions']}, {v['blocks']:,}"
+                          for k, v in sorted(b.get("partitions", {}).items()))
+        lines += [f"- {c['name']}: groups {groups}", f"  - partitions {parts}"]
     for c in results["circuits"]:
         lines += ["", f"## {c['name']}", "",
                   "| kernel | launches | programs | trips | dot GMAC | pad | exps M | MB | "
@@ -511,7 +526,7 @@ def main(argv=None) -> int:
                 c.engine._plan = c.engine._fast_plan = None    # rebuilt
                 s = summarize(step_launches(c, args.batch))
             label = f"{Path(path).stem} {name}"
-            results["circuits"].append({"name": label, "summary": s})
+            results["circuits"].append({"name": label, "summary": s, "blocks": block_report(c)})
             print(f"{label}: {s['launches']} launches, modeled {s['time_s'] * 1e3:.2f} ms "
                   f"({time.perf_counter() - t:.1f}s)", flush=True)
         del circuit

@@ -280,8 +280,8 @@ def _choose_storage(edit, ctx, g, rd, tied, limit, found: BlockCandidate, priced
         costs["blocks"] = block_sparse_cost(block_edges, found.block)
     bp, bc = dense_block_sizes(n, child_gcd(edit.model, g), limit)
     dense = dense_cost(n, cols, bp, bc, macs)
-    rel = ", ".join(f"{k} {v / choice.rows_cost:.2f}" for k, v in costs.items()
-                    if k != "one-row blocks")
+    rel = f"best tiles {choice.cost / choice.rows_cost:.2f}" + (
+        f", blocks {costs['blocks'] / dense:.1f}x dense" if found.block else "")
     if (tile_dense and dense < DENSE_MARGIN * min(costs.values())
             and n * cols <= int(ctx.opt("dense_max_params", 1 << 24))):
         _sparse_to_dense(edit, ctx, g, edges, cols)
@@ -290,9 +290,8 @@ def _choose_storage(edit, ctx, g, rd, tied, limit, found: BlockCandidate, priced
                         f"cost {dense / choice.rows_cost:.2f} of one-row blocks, {rel}"}, None
     if found.block and costs["blocks"] <= min(choice.cost, choice.rows_cost):
         stats = _store_blocks(edit, ctx, g, found)
-        stats["note"] += (f", modeled cost {costs['blocks'] / choice.rows_cost:.2f} of one-row "
-                          f"blocks, dense {dense / choice.rows_cost:.2f}, best tiles "
-                          f"{choice.cost / choice.rows_cost:.2f}")
+        stats["note"] += (f", modeled cost {costs['blocks'] / dense:.2f} of dense, best tiles "
+                          f"{choice.cost / dense:.2f}")
         return stats, None
     if choice.rows == 0:
         return found.unblocked(), None
@@ -314,7 +313,7 @@ def _choose_storage(edit, ctx, g, rd, tied, limit, found: BlockCandidate, priced
         "note": f"row tiles {choice.rows}x{choice.cols}: {len(edges)} edges stored as "
                 f"{len(gather)} (padding {len(gather) / max(len(edges), 1) - 1:.0%}), modeled "
                 f"cost {choice.cost / choice.rows_cost:.2f} of one-row blocks"
-                + (f" (blocks {costs['blocks'] / choice.rows_cost:.2f})" if found.block else "")
+                + (f" (blocks {costs['blocks'] / choice.cost:.2f}x tiles)" if found.block else "")
     }, (choice.rows, choice.cols)
 
 
