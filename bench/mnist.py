@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -252,7 +251,8 @@ def run_prune_grow(args, data, np_train, results, start_circuit) -> None:
     trainer = Trainer(args, data, run, clock)
     trainer.epoch = hclt.get("epochs", 0)
     circuit = start_circuit
-    per_round = args.minutes * 60 / args.pg_rounds
+    per_round = 60 * (args.pg_minutes if args.pg_minutes is not None
+                      else args.minutes / args.pg_rounds)
     for r in range(1, args.pg_rounds + 1):
         clock.resume()
         t = time.perf_counter()
@@ -359,7 +359,8 @@ def write_markdown(results: dict, path: Path) -> None:
              f"(noise {a['pg_noise']}, block permutation search {'on' if a['pg_permute'] else 'off'}), EM " + (
                  f"piecewise linear over --pg-phases {a['pg_phases']}" if a.get("pg_phases") else
                  f"{a['pg_step_start']} -> {a['step_end']} over {a['pg_epochs']} epochs") +
-             f", {a['minutes']} min / {a['pg_rounds']} per round.", "",
+             (f", {a['pg_minutes']} min per round." if a.get("pg_minutes") is not None else
+              f", {a['minutes']} min / {a['pg_rounds']} per round."), "",
              "| run | sum edges | compile s | warm-up s | epochs | train s | test bpd | best test "
              "bpd | valid bpd | target bpd | train s to target |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -455,6 +456,9 @@ def parse_args(argv=None):
     p.add_argument("--full-batch-step", type=float, default=1.0,
                    help="step size of the full-batch updates (1.0 = plain EM)")
     p.add_argument("--pg-rounds", type=int, default=1)
+    p.add_argument("--pg-minutes", type=float, default=None,
+                   help="training minutes per prune-grow round (default: --minutes / --pg-rounds; "
+                        "a round restarts its step size, so a short round ends under-trained)")
     p.add_argument("--pg-keep", type=float, default=0.25)
     p.add_argument("--pg-factor", type=int, default=2)
     p.add_argument("--pg-noise", type=float, default=0.1)

@@ -94,11 +94,13 @@ def time_steps(step, batches: list[torch.Tensor], warmup: int, device: str) -> f
     return (time.perf_counter() - t) / max(len(batches) - warmup, 1)
 
 
-def time_ours(model, batches, args, tiles: bool = True, variant: str = "after"
-              ) -> tuple[dict, object]:
+def time_ours(model, batches, args, tiles: bool = True, variant: str = "after",
+              same_as: bytes | None = None) -> tuple[dict, object]:
     """variant: bench/step_model.py's code switches ('before': row tiles'
     node flows per pair and their dots in fp32, the code before 2026-12-07),
-    held while the circuit compiles, builds its plans and is timed."""
+    held while the circuit compiles, builds its plans and is timed.
+    same_as: the default's Layout bytes; a variant whose Layout is the same
+    is not timed (`same_layout`: a pass switch that changed nothing here)."""
     import pccompiler as pc
     from sparse_tiles import layout_work
     from step_model import variant as code_variant
@@ -111,9 +113,15 @@ def time_ours(model, batches, args, tiles: bool = True, variant: str = "after"
         circuit = pc.compile(model, backend=args.backend, device=args.device,
                              pass_options=options)
         compile_s = time.perf_counter() - t
+        if same_as is not None and layout_bytes(circuit) == same_as:
+            return {"compile_s": compile_s, "same_layout": True}, circuit
         per_step = time_steps(step, batches, args.warmup, args.device)
     return {"compile_s": compile_s, "step_s": per_step, "work": layout_work(circuit.layout)["work"],
             "epoch_s": per_step * EPOCH_SAMPLES / args.batch}, circuit
+
+
+def layout_bytes(circuit) -> bytes:
+    return circuit.layout.SerializeToString(deterministic=True)
 
 
 def profile_step(model, x: torch.Tensor, args, keep: float) -> None:
@@ -198,14 +206,19 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["", "Code variants, same run (bench/step_model.py `variant`: 'before' = row "
                   "tiles' node flows per (child block, parent row) pair and their dots in fp32, "
                   "the code before 2026-12-07; 'allruns' = tile flows for every run of small "
-                  "blocks; 'tiles16' = only runs of >= 16 rows); ratio to the dense circuit "
+                  "blocks; 'tiles16' = only runs of >= 16 rows; 'round2' = main before branch "
+                  "sparsefloor; 'unpriced' = main before branch sparseprice: blocks that pass "
+                  "the padding tolerance stored block-sparse unpriced); ratio to the dense circuit "
                   "(default code):", "", "| keep | variant | epoch s | ratio | default epoch s |",
                   "|---:|---|---:|---:|---:|"]
         for r in rows:
             for name, v in r.get("pcc_ab", {}).items():
+                default = f"{r.get('pcc', {}).get('epoch_s', float('nan')):.3f}"
+                if v.get("same_layout"):
+                    lines.append(f"| {r['keep']} | {name} | the default's Layout | - | {default} |")
+                    continue
                 lines.append(f"| {r['keep']} | {name} | {v['epoch_s']:.3f} | "
-                             f"{v['epoch_s'] / dense['pcc']['epoch_s']:.3f} | "
-                             f"{r.get('pcc', {}).get('epoch_s', float('nan')):.3f} |")
+                             f"{v['epoch_s'] / dense['pcc']['epoch_s']:.3f} | {default} |")
     lines += ["", "Where the edges are (sum groups by pattern/block size: groups, real edges, "
               "stored weights, density; layout partitions by block size/kernel: partitions, "
               "blocks, stored parameters):", ""]
@@ -245,7 +258,7 @@ def parse_args(argv=None):
                         "--no-pyjuice one: pcc's keeps first, so a timeout keeps them)")
     p.add_argument("--ab", default="",
                    help="also time each pruned circuit under these bench/step_model.py code "
-                        "variants (before, allruns, tiles16), same run")
+                        "variants (before, allruns, tiles16, round2, unpriced), same run")
     p.add_argument("--rows", action="store_true",
                    help="also time each pruned circuit with row tiles off (the one-row form)")
     p.add_argument("--no-permute", dest="permute", action="store_false",
@@ -295,14 +308,17 @@ def main(argv=None) -> int:
                 raise _SkipOurs
             row["pcc"], circuit = time_ours(pruned, batches, args)
             row["blocks"] = block_report(circuit)
+            default_layout = layout_bytes(circuit)
             del circuit
             if args.profile and args.device.startswith("cuda"):
                 profile_step(pruned, batches[0], args, keep)
             for name in (args.ab.split(",") if args.ab and keep != 1.0 else []):
-                ab, circuit = time_ours(pruned, batches, args, variant=name)
+                ab, circuit = time_ours(pruned, batches, args, variant=name,
+                                        same_as=default_layout)
                 row.setdefault("pcc_ab", {})[name] = ab
                 del circuit
-                print(f"keep {keep}: variant {name} epoch {ab['epoch_s']:.3f}s", flush=True)
+                print(f"keep {keep}: variant {name} " + ("has the default's Layout, not timed"
+                      if ab.get("same_layout") else f"epoch {ab['epoch_s']:.3f}s"), flush=True)
             if args.rows and keep != 1.0:
                 row["pcc_rows"], circuit = time_ours(pruned, batches, args, tiles=False)
                 del circuit

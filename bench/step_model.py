@@ -332,12 +332,24 @@ def variant(name: str, engine=None):
     'round2': the code of main before branch sparsefloor (`round2`: no unequal
     runs, tile flows always atomic, odd DENSE groups in blocks of their
     power-of-two divisor, the row-tile pass's union costs, one EM program per
-    one-row block); 'fusedr2': 'round2' with fuse_products. The pass switches
-    act at compile time: hold the variant while compiling."""
+    one-row block); 'fusedr2': 'round2' with fuse_products; 'unpriced': the
+    code before branch sparseprice (a pruned group whose blocks pass the
+    padding tolerance is stored block-sparse without pricing it against
+    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False). The pass
+    switches act at compile time: hold the variant while compiling."""
     from pccompiler.backends.triton import fusion, launch, plan
     if name in ("round2", "fusedr2"):
         with round2(), variant("fused" if name == "fusedr2" else "after", engine):
             yield
+        return
+    if name == "unpriced":
+        from pccompiler.passes import detect_block_sparsity as dbs
+        saved_price, dbs.PRICE_BLOCKS = dbs.PRICE_BLOCKS, False
+        try:
+            with variant("after", engine):
+                yield
+        finally:
+            dbs.PRICE_BLOCKS = saved_price
         return
     saved = (plan.TILE_FLOWS, launch.TILE_TF32, plan.TILE_MIN_ROWS)
     saved_fuse = (fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN,
@@ -383,6 +395,12 @@ def round2():
     finally:
         (plan.VARIABLE_RUNS, plan.TILE_STORE, blocks.RUN_BLOCK, row_tiles.READS_COSTS,
          dbs.DENSE_MARGIN, launch.EM_PACKED) = saved
+
+
+def block_report(circuit) -> dict:
+    """bench/sparse_speed.py's report: sum groups by storage, partitions by kernel."""
+    from sparse_speed import block_report as report
+    return report(circuit)
 
 
 def compile_triton(path: str, options: dict | None = None):
@@ -439,6 +457,15 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(f"| {c['name']} | {s['launches']} | {s['time_s'] * 1e3:.2f} | "
                      f"{s['time_s'] / dense_t:.2f} | {s['mac'] / 1e9:.1f} | "
                      f"{s['useful'] / 1e9:.2f} |")
+    lines += ["", "Sum groups by storage (pattern/block size: groups, real edges / stored "
+              "weights) and sum partitions by block size/kernel (partitions, blocks):", ""]
+    for c in results["circuits"]:
+        b = c.get("blocks", {})
+        groups = "; ".join(f"{k}: {v['groups']}, {v['real']:,} / {v['stored']:,}"
+                           for k, v in sorted(b.get("sum_groups", {}).items()))
+        parts = "; ".join(f"{k}: {v['partitions']}, {v['blocks']:,}"
+                          for k, v in sorted(b.get("partitions", {}).items()))
+        lines += [f"- {c['name']}: groups {groups}", f"  - partitions {parts}"]
     for c in results["circuits"]:
         lines += ["", f"## {c['name']}", "",
                   "| kernel | launches | programs | trips | dot GMAC | pad | exps M | MB | "
@@ -490,16 +517,16 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            own = name in ("round2", "fusedr2")     # pass switches: its own compile
+            own = name in ("round2", "fusedr2", "unpriced")   # pass switches: own compile
             c = circuit
             if own:
-                with round2():
+                with (variant(name) if name == "unpriced" else round2()):
                     c = compile_triton(path)
             with variant(name, c.engine):
                 c.engine._plan = c.engine._fast_plan = None    # rebuilt
                 s = summarize(step_launches(c, args.batch))
             label = f"{Path(path).stem} {name}"
-            results["circuits"].append({"name": label, "summary": s})
+            results["circuits"].append({"name": label, "summary": s, "blocks": block_report(c)})
             print(f"{label}: {s['launches']} launches, modeled {s['time_s'] * 1e3:.2f} ms "
                   f"({time.perf_counter() - t:.1f}s)", flush=True)
         del circuit

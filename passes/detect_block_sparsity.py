@@ -19,15 +19,23 @@ keeps them only if they reduce the padding; it skips that search where the
 rows' and columns' edge counts alone prove that no permutation reaches the
 tolerance (blocks.padding_floor).
 
-A group left sparse (pruned without structure) may instead get row tiles
+A sparse group (pruned without structure) may instead get row tiles
 (passes/helpers/row_tiles.py, `tiles=true`): rows reordered by a min-hash
 signature, cut into aligned tiles of R rows over the union of their
-children, pseudo-edges of weight 0 where an edge is missing; a cost model
-picks the one-row form or (R, bc) per group, and the choice is recorded in
-Model.metadata["row_tiles"] for layerize (kernel "row_tiles").
+children, pseudo-edges of weight 0 where an edge is missing; or be stored
+DENSE (`tile_dense=true`), zero weights for its missing edges. One function,
+`_choose_storage`, decides: it prices the block-sparse form found above (if
+any), the row tiles (R, bc), the one-row form and the DENSE store in the
+row-tile cost model's reads, so that small blocks (2, 4, 8 rows) that pass
+the padding tolerance but cost more than the dense group are stored dense.
+Tiles are recorded in Model.metadata["row_tiles"] for layerize (kernel
+"row_tiles").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -40,8 +48,8 @@ from pccompiler.passes.helpers.edit import ModelEdit, child_offsets, readers
 from pccompiler.passes.helpers.rewrites import apply_gather
 from pccompiler.passes.partition_blocks import effective_limit, set_block_sparse
 from pccompiler.passes.helpers.permute import apply_permutation, can_permute
-from pccompiler.passes.helpers.row_tiles import (ROW_TILES_KEY, choose_tiles, dense_cost, encode,
-                                                 tile_edges, tile_grid)
+from pccompiler.passes.helpers.row_tiles import (ROW_TILES_KEY, block_sparse_cost, choose_tiles,
+                                                 dense_cost, encode, tile_edges, tile_grid)
 from pccompiler.passes.registry import register
 from pccompiler.passes.tie_params import tie_classes
 
@@ -98,9 +106,9 @@ def _padding(edges: np.ndarray, block: int, cols: int) -> tuple[int, float]:
 def _find_permutation(edit, g, block, cols, rd, tied):
     """Co-cluster g's rows and its children's nodes at `block`.
 
-    Returns (padding after, apply) where apply() renumbers the nodes of g
-    and of its movable child groups (and every reader), or None when
-    nothing may move.
+    Returns (padding after, apply, edges after) where apply() renumbers the
+    nodes of g and of its movable child groups (and every reader), or None
+    when nothing may move.
     """
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
     offsets = child_offsets(edit.model, g)
@@ -123,7 +131,13 @@ def _find_permutation(edit, g, block, cols, rd, tied):
                                   rd)
         if row_ok:
             apply_permutation(edit, ctx, g.id, row_perm, rd)
-    return (blocks * block * block - len(edges)) / max(len(edges), 1), apply
+    inv_r, inv_c = np.arange(int(g.num_nodes)), np.arange(cols)
+    if row_ok:
+        inv_r[row_perm] = np.arange(len(row_perm))
+    moved = np.where(movable, col_perm, inv_c)
+    inv_c[moved] = np.arange(cols)
+    after = np.stack([inv_r[edges[:, 0]], inv_c[edges[:, 1]]], axis=1)
+    return (blocks * block * block - len(edges)) / max(len(edges), 1), apply, after
 
 
 @register("detect-block-sparsity", "classify sum groups dense / block-sparse / sparse; pad "
@@ -171,14 +185,11 @@ def detect_block_sparsity(model: pcir.Model, ctx) -> tuple[pcir.Model, bool]:
             if to_dense:
                 _to_dense(edit, ctx, g, cols)
         else:
-            stats[gid] = _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied)
-            if stats[gid]["class"] == "sparse" and use_tiles and gid not in tied:
-                tiled = _row_tiles(edit, ctx, edit.view(gid), rd, tied, limit)
-                if isinstance(tiled, dict):
-                    stats[gid] = tiled
-                elif tiled is not None:
-                    tiles[gid] = tiled[0]
-                    stats[gid] = tiled[1]
+            found = _block_candidate(edit, ctx, g, cols, limit, tol, rd, tied)
+            stats[gid], tiled = _choose_storage(edit, ctx, edit.view(gid), rd, tied, limit,
+                                                found, use_tiles and gid not in tied)
+            if tiled is not None:
+                tiles[gid] = tiled
         counts[stats[gid]["class"]] += 1
     ctx.note(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "row-tiles"))
     for gid, s in stats.items():
@@ -210,36 +221,80 @@ def _sparse_to_dense(edit: ModelEdit, ctx, g: pcir.Group, edges: np.ndarray, col
     _set_dense(edit, ctx, g, gather, cols)
 
 
-# DENSE wins ties up to this factor: tiles in a layer of DENSE groups cost a
-# partition of their own (three launches, ~6 us: more than a 128-row group's
-# reads at batch 512), for a union a few columns short of the dense group's.
+# DENSE wins ties up to this factor: tiles or blocks in a layer of DENSE groups
+# cost a partition of their own (three launches, ~6 us: more than a 128-row
+# group's reads at batch 512), for a union a few columns short of the dense group's.
 DENSE_MARGIN = 1.25
+# False: a group whose blocks pass the padding tolerance is stored block-sparse
+# unpriced (the code before branch sparseprice; bench/step_model.py `variant`)
+PRICE_BLOCKS = True
 
 
-def _row_tiles(edit, ctx, g, rd, tied, limit):
-    """((R, bc), stats) if the cost model prefers row tiles for sparse group
-    g (rows reordered and padded in `edit`); the stats alone if it prefers
-    the group DENSE (`dense_cost` at the layout's block sizes, option
-    tile_dense; converted in `edit`); else None."""
+@dataclass
+class BlockCandidate:
+    """The block-sparse form `_block_candidate` found for a sparse group
+    (block 0: none within the padding tolerance)."""
+    block: int = 0
+    blocks: int = 0             # (parent block, child block) pairs present
+    padding: float = 0.0
+    note: str = ""              # permutation found, if any
+    first_padding: float | None = None   # padding at the largest block tried
+    edges: np.ndarray | None = None      # the edges under the permutation, if any
+    permute: Callable | None = None      # apply(ctx): the permutation, in `edit`
+
+    def unblocked(self) -> dict:
+        """The stats of the group left SPARSE in the one-row form."""
+        out = {"class": "sparse", "block_fraction": 1.0, "fill": 1.0}
+        if self.first_padding is not None:
+            out["note"] = (f"sparse (padding at the largest block would be "
+                           f"{self.first_padding:.0%})")
+        return out
+
+
+def _choose_storage(edit, ctx, g, rd, tied, limit, found: BlockCandidate, priced: bool):
+    """(stats, (R, bc) or None): the one place that stores a sparse (pruned)
+    group. Candidates, in `run_cost`'s modeled reads: the block-sparse form
+    `found` (`block_sparse_cost`), row tiles and the one-row form
+    (`choose_tiles`), and DENSE (`dense_cost` at the layout's block sizes,
+    option tile_dense, up to dense_max_params weights), which wins ties by
+    DENSE_MARGIN; then the cheapest, blocks before tiles on a tie. Converts
+    the group in `edit`; the tiles' (R, bc) come back for the metadata.
+    Unpriced (`priced` False: no tiles, a tied group or a logic circuit;
+    or a block candidate under tile_dense=false or PRICE_BLOCKS False): the
+    blocks if found, else the one-row form."""
+    tile_dense = bool(ctx.opt("tile_dense", True))
+    if found.block and not (priced and tile_dense and PRICE_BLOCKS):
+        return _store_blocks(edit, ctx, g, found), None
+    if not priced:
+        return found.unblocked(), None
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
     may_permute = can_permute(edit, g.id, rd, tied)
+    macs = float(ctx.opt("macs_per_read", 64.0))
     choice = choose_tiles(edit.model, g, edges, may_permute,
                           _ints(ctx.opt("tile_rows", "1/16/32/64/128")),
-                          _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")),
-                          float(ctx.opt("macs_per_read", 64.0)))
+                          _ints(ctx.opt("tile_cols", "1/2/4/8/16/32/64/128")), macs)
     n, cols = int(g.num_nodes), int(child_offsets(edit.model, g)[-1])
+    costs = {"best tiles": choice.cost, "one-row blocks": choice.rows_cost}
+    if found.block:
+        block_edges = blockify(found.edges, None, found.block, cols)[0]
+        costs["blocks"] = block_sparse_cost(block_edges, found.block)
     bp, bc = dense_block_sizes(n, child_gcd(edit.model, g), limit)
-    dense = dense_cost(n, cols, bp, bc, float(ctx.opt("macs_per_read", 64.0)))
-    if (bool(ctx.opt("tile_dense", True))
-            and dense < DENSE_MARGIN * min(choice.cost, choice.rows_cost)
+    dense = dense_cost(n, cols, bp, bc, macs)
+    rel = f"best tiles {choice.cost / choice.rows_cost:.2f}" + (
+        f", blocks {costs['blocks'] / dense:.1f}x dense" if found.block else "")
+    if (tile_dense and dense < DENSE_MARGIN * min(costs.values())
             and n * cols <= int(ctx.opt("dense_max_params", 1 << 24))):
         _sparse_to_dense(edit, ctx, g, edges, cols)
         return {"class": "dense", "block_fraction": 1.0, "fill": len(edges) / (n * cols),
-                "note": f"dense: {len(edges)} edges stored as {n * cols}, modeled cost "
-                        f"{dense / choice.rows_cost:.2f} of one-row blocks, best tiles "
-                        f"{choice.cost / choice.rows_cost:.2f}"}
+                "note": f"dense: {len(edges)} edges stored as {n * cols}, modeled "
+                        f"cost {dense / choice.rows_cost:.2f} of one-row blocks, {rel}"}, None
+    if found.block and costs["blocks"] <= min(choice.cost, choice.rows_cost):
+        stats = _store_blocks(edit, ctx, g, found)
+        stats["note"] += (f", modeled cost {costs['blocks'] / dense:.2f} of dense, best tiles "
+                          f"{choice.cost / dense:.2f}")
+        return stats, None
     if choice.rows == 0:
-        return None
+        return found.unblocked(), None
     if choice.order is not None:
         apply_permutation(edit, ctx, g.id, choice.order, rd)
         g = edit.view(g.id)
@@ -253,45 +308,56 @@ def _row_tiles(edit, ctx, g, rd, tied, limit):
         w = edit.array(group.sum.weights)
         edit.set_array(group.sum.weights, apply_gather(w, gather, (len(gather),)))
         ctx.rewrites.record(group.sum.weights, gather)
-    return (choice.rows, choice.cols), {
+    return {
         "class": "row-tiles", "block_fraction": 1.0, "fill": len(edges) / max(len(gather), 1),
         "note": f"row tiles {choice.rows}x{choice.cols}: {len(edges)} edges stored as "
                 f"{len(gather)} (padding {len(gather) / max(len(edges), 1) - 1:.0%}), modeled "
-                f"cost {choice.cost / choice.rows_cost:.2f} of one-row blocks"}
+                f"cost {choice.cost / choice.rows_cost:.2f} of one-row blocks"
+                + (f" (blocks {costs['blocks'] / choice.cost:.2f}x tiles)" if found.block else "")
+    }, (choice.rows, choice.cols)
 
 
-def _sparse_group(edit, ctx, g, cols, limit, tol, rd, tied) -> dict:
+def _block_candidate(edit, ctx, g, cols, limit, tol, rd, tied) -> BlockCandidate:
     """Largest block b (from the candidate down to 2) at which the edges, as
-    they are or after a co-clustering permutation, pad by <= tol."""
+    they are or after a co-clustering permutation (applied only if the
+    blocks are stored), pad by <= tol; stored by `_store_blocks` or priced
+    by `_choose_storage`."""
     edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
-    n_edges = len(edges)
     may_permute = bool(ctx.opt("permute", True)) and g.id not in tied
     b = candidate_block(edit.model, g, limit)
     first_pad = None
     while b >= 2:
         _, pad = _padding(edges, b, cols)
         first_pad = pad if first_pad is None else first_pad
-        note = ""
         if pad > tol and may_permute and padding_floor(edges, b) <= tol:
             found = _find_permutation(edit, g, b, cols, rd, tied)
             if found is not None and found[0] <= tol:
-                found[1](ctx)
-                g = edit.view(g.id)
-                edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
-                note = f"permutation: padding {pad:.0%} -> {found[0]:.0%} at block {b}; "
-                _, pad = _padding(edges, b, cols)
+                blocks, after_pad = _padding(found[2], b, cols)
+                return BlockCandidate(b, blocks, after_pad, f"permutation: padding {pad:.0%} -> "
+                                      f"{found[0]:.0%} at block {b}; ", first_pad, found[2],
+                                      found[1])
         if pad <= tol:
             blocks, _ = _padding(edges, b, cols)
-            weights = edit.array(g.sum.weights) if g.sum.weights else None
-            block_edges, new_w, gather = blockify(edges, weights, b, cols)
-            set_block_sparse(edit, ctx, g.id, block_edges, b, new_w, gather)
-            total = (int(g.num_nodes) // b) * (cols // b)
-            return {"class": "block-sparse", "block_size": b, "block_fraction": blocks / total,
-                    "fill": n_edges / (blocks * b * b), "padding": pad,
-                    "note": note + f"block-sparse at {b}: {blocks}/{total} blocks, "
-                            f"padding {pad:.0%}"}
+            return BlockCandidate(b, blocks, pad, "", first_pad, edges)
         b //= 2
-    out = {"class": "sparse", "block_fraction": 1.0, "fill": 1.0}
-    if first_pad is not None:
-        out["note"] = f"sparse (padding at the largest block would be {first_pad:.0%})"
-    return out
+    return BlockCandidate(first_padding=first_pad)
+
+
+def _store_blocks(edit, ctx, g, found: BlockCandidate) -> dict:
+    """Sparse group g becomes BLOCK_SPARSE at found.block (after its
+    permutation, if any), missing edges of its present blocks as
+    zero-weight pseudo-edges."""
+    b = found.block
+    if found.permute is not None:
+        found.permute(ctx)
+        g = edit.view(g.id)
+    cols = int(child_offsets(edit.model, g)[-1])
+    edges = np.asarray(edit.array(g.sum.edges), dtype=np.int64)
+    weights = edit.array(g.sum.weights) if g.sum.weights else None
+    block_edges, new_w, gather = blockify(edges, weights, b, cols)
+    set_block_sparse(edit, ctx, g.id, block_edges, b, new_w, gather)
+    total = (int(g.num_nodes) // b) * (cols // b)
+    return {"class": "block-sparse", "block_size": b, "block_fraction": found.blocks / total,
+            "fill": len(edges) / (found.blocks * b * b), "padding": found.padding,
+            "note": found.note + f"block-sparse at {b}: {found.blocks}/{total} blocks, "
+                    f"padding {found.padding:.0%}"}

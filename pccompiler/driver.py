@@ -21,6 +21,8 @@ from pccompiler.errors import BackendError, LoadError
 from pccompiler.ir import pcir
 
 if TYPE_CHECKING:
+    import threading
+
     from pccompiler.backends import Backend
 
 
@@ -241,9 +243,10 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     if backend is None and torch.device(device).type not in impl.capabilities.devices:
         name, impl = "torch", compiling_backend("torch")
     entry = art.manifest.get("kernels") if kernels else None
+    hashing = None
     try:
         if entry is not None:
-            _use_kernels(entry, art.sections, os.fspath(path), name, device, kernels)
+            hashing = _use_kernels(entry, art.sections, os.fspath(path), name, device, kernels)
         circuit = compile_with_arrays(impl, art.mapped_model, art.layout,
                                       {"device": device,
                                        "dtype": dtype or target.get("dtype", "float32")},
@@ -252,6 +255,9 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     except BaseException:
         art.arrays.verify()      # a corrupt file is the first thing to report
         raise
+    finally:
+        if hashing is not None:
+            hashing.join()
     if entry is not None and backend is None:   # a re-save (pcc train) keeps them
         from pccompiler.backends.triton.aot.store import SECTION_PREFIX
         circuit.aot_kernels = (entry, {k: bytes(v) for k, v in art.sections.items()
@@ -260,20 +266,24 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
 
 
 def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
-                 kernels: bool | str) -> None:
+                 kernels: bool | str) -> threading.Thread | None:
     """The file's ahead-of-time kernels: each file checked against the
     manifest's sha256 (the section table's sha256 was checked by read_pcc);
     for triton on CUDA also put into Triton's cache (and, for "preload",
-    loaded into the GPU) when they were built for this GPU and Triton."""
+    loaded into the GPU) when they were built for this GPU and Triton.
+    Returns the thread hashing Triton's installation for its first launch
+    (aot/warm.py), which the caller joins, or None."""
     from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
     from pccompiler.backends.triton.aot.store import mismatch
-    from pccompiler.backends.triton.aot.warm import preload_kernels
+    from pccompiler.backends.triton.aot.warm import hash_triton_in_background, preload_kernels
     if name == "triton" and torch.device(device).type == "cuda":
+        hashing = hash_triton_in_background()
         restore_kernels(entry, sections, path)
         if kernels == "preload" and mismatch(entry) is None:
             preload_kernels(entry, path, torch.device(device))
-    else:
-        verify_kernels(entry, sections, path)
+        return hashing
+    verify_kernels(entry, sections, path)
+    return None
 
 
 def reads_backward(impl: "Backend") -> bool:

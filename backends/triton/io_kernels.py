@@ -38,6 +38,20 @@ def categorical_log_prob(params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs, offs_b,
     tl.atomic_min(bad_ptr + tl.zeros_like(key), key, mask=obs & ~ok)
     return out
 
+@triton.jit
+def bernoulli_log_prob(x_ptr, xoff, obs, p):
+    """log p or log(1 - p) of the observed entries `obs`, by x > 0.5."""
+    xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+    return tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
+
+
+@triton.jit
+def gaussian_log_prob(x_ptr, xoff, obs, mean, std):
+    """log N(x; mean, std) of the observed entries `obs` (0.918... = log sqrt(2 pi))."""
+    xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
+    z = (xv - mean[:, None]) / std[:, None]
+    return -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
+
 
 @triton.jit
 def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, node_ps_ptr,
@@ -90,12 +104,9 @@ def input_fwd_kernel(values_ptr, params_ptr, x_ptr, miss_ptr, node_vars_ptr, nod
             out = categorical_log_prob(params_ptr, x_ptr, bad_ptr, ps, var, xoff, obs, offs_b,
                                        CATS)
         elif DIST == 1:
-            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
-            out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
+            out = bernoulli_log_prob(x_ptr, xoff, obs, p)
         else:
-            xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
-            z = (xv - mean[:, None]) / std[:, None]
-            out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
+            out = gaussian_log_prob(x_ptr, xoff, obs, mean, std)
         if HAS_MISSING:
             if MODE_MAX:
                 out = tl.where(miss, best[:, None], out)

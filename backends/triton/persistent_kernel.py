@@ -44,7 +44,8 @@ import triton
 import triton.language as tl
 
 from pccompiler.backends.triton import persistent as tabs
-from pccompiler.backends.triton.io_kernels import categorical_log_prob
+from pccompiler.backends.triton.io_kernels import (bernoulli_log_prob, categorical_log_prob,
+                                                   gaussian_log_prob)
 
 
 @triton.jit
@@ -169,14 +170,11 @@ def _input_item(values_ptr, in_params_ptr, x_ptr, miss_ptr, bad_ptr, table_ptr, 
                                    offs_b + row0, cats)
     elif dist == 1:
         p = tl.load(in_params_ptr + ps, mask=n_mask, other=0.5)
-        xv = tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32)
-        out = tl.where(xv > 0.5, tl.log(p)[:, None], tl.log(1.0 - p)[:, None])
+        out = bernoulli_log_prob(x_ptr, xoff, obs, p)
     else:
         mean = tl.load(in_params_ptr + ps, mask=n_mask, other=0.0)
         std = tl.load(in_params_ptr + ps + 1, mask=n_mask, other=1.0)
-        z = (tl.load(x_ptr + xoff, mask=obs, other=0).to(tl.float32) - mean[:, None]) \
-            / std[:, None]
-        out = -0.5 * z * z - tl.log(std)[:, None] - 0.9189385332046727
+        out = gaussian_log_prob(x_ptr, xoff, obs, mean, std)
     if HAS_MISSING:
         out = tl.where(miss, 0.0, out)
     tl.store(values_ptr + (slot + offs_w)[:, None] * batch + offs_b[None, :], out, mask=mask)

@@ -25,9 +25,15 @@ tail -8 "$OUT/kernel_checks.txt"
     > "$OUT/conformance_tiles.txt" 2>&1
 rc2=$?
 tail -3 "$OUT/conformance_tiles.txt"
+# the leaf log-probability helpers shared by io_kernels and the persistent kernel
+(cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 120 python3 -m pytest -q -p no:cacheprovider \
+    tests/triton/test_io_kernels.py tests/triton/test_persistent.py --device cuda) \
+    > "$OUT/leaf_kernels.txt" 2>&1
+rc3=$?
+tail -3 "$OUT/leaf_kernels.txt"
 if [[ "${SPEED:-0}" == 1 ]]; then
     python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice-2.6.3*.whl
     PYTHONPATH=/tmp/pcc:/tmp/extra:bench timeout --signal=INT 150 python3 -u bench/sparse_speed.py \
         --latents 128 --keeps 1,0.1 --no-permute --ab before --no-pyjuice --out "$OUT" 2>&1 | tail -15
 fi
-[[ $rc -eq 0 && $rc2 -eq 0 ]]
+[[ $rc -eq 0 && $rc2 -eq 0 && $rc3 -eq 0 ]]

@@ -13,7 +13,7 @@ BLOCKS=${BLOCKS:-1000}
 CIRCUITS=$(cd shared/data/circuits 2>/dev/null && pwd) \
     || { echo "[$TAG] NO SHARED CIRCUITS (carry shared)"; exit 1; }
 export PYTHONPATH=/tmp/pcc:/tmp/extra:bench
-PREBUILT=$(ls shared/logic_cache/blocks${BLOCKS}_v20_s0.sdd.{xz,gz} 2>/dev/null | head -1)  # made off the device by logic_sdds.sdd_file
+PREBUILT=$(ls shared/logic_cache/blocks${BLOCKS}_v20_s0.sdd.{xz,gz} 2>/dev/null | head -1 || true)  # made off the device by logic_sdds.sdd_file
 if [ -n "$PREBUILT" ]; then
     echo "[$TAG] unpacking the prebuilt ${BLOCKS}-block SDD $PREBUILT $(date -u +%T)"
     mkdir -p /tmp/logic_cache

@@ -22,6 +22,8 @@ for script in "$@"; do
     else
         tail -5 "$OUT/$name/run.log"
     fi
+    # packed after every script, so a call cut by its time limit still brings the finished ones back
+    tar czf "$OUT/results.tgz" -C "$OUT" $(for s in "$@"; do [ -d "$OUT/${s%.sh}" ] && echo "${s%.sh}"; done)
 done
 tar czf "$OUT/results.tgz" -C "$OUT" $(for s in "$@"; do echo "${s%.sh}"; done)
 echo "=== [$(date -u +%T)] done; failed:${failed:- none}"

@@ -162,6 +162,41 @@ def dense_cost(n: int, cols: int, bp: int, bc: int,
     return cost
 
 
+def block_sparse_cost(block_edges: np.ndarray, block: int) -> float:
+    """Modeled work of a sum group stored BLOCK_SPARSE at `block` (its
+    (parent block, child block) pairs `block_edges`), in the units of
+    `run_cost`, as the triton kernels of a block-sparse part run it:
+
+    * forward and parameter flows: each parent block is a run of `block`
+      rows over the union of its child blocks (`run_cost`'s forward,
+      parameter-flow and dot terms; blocks under 16 rows dot in a masked
+      16-row tile on fp32 FMAs);
+    * node flows: the per-pair kernel (backends/triton/sum_backward.py): per
+      (child block, parent block) pair a [16+ x batch] tile of the parent
+      rows' log ratios and their [16+ x 16+] weights (per 32-sample batch
+      tile), one dependent trip each; per child block its values read and
+      flows written once.
+
+    So a block pays per pair for at least 16 parent rows: a group pruned by
+    flows whose blocks of 2, 4 or 8 rows pass the padding tolerance costs
+    tens of times its DENSE store (HCLT-128 at keep 0.25 on the H100:
+    bench/results/sparse_floor-h100-2026-12-07.md)."""
+    if len(block_edges) == 0:
+        return 0.0
+    parents = np.asarray(block_edges[:, 0], dtype=np.int64)
+    union = np.bincount(parents)[np.unique(parents)] * float(block)     # per parent block
+    rows = float(block)
+    fwd = (union * np.ceil(rows / RUN_ROWS) + rows + rows * union / BATCH_TILE).sum()
+    pflow = (np.ceil(rows / 32.0) * np.ceil(union / 64.0) * 96.0).sum()
+    tile = max(rows, DOT_ROWS)
+    mac = MAC_FMA if rows < DOT_ROWS else MAC_TF32
+    pairs = len(block_edges)
+    child_rows = len(np.unique(block_edges[:, 1])) * rows
+    flows = pairs * (tile + tile * tile / 32.0) + 2.0 * child_rows
+    dots = mac * (2.0 * tile * union.sum() + pairs * tile * tile)
+    return float(fwd + pflow + flows + dots)
+
+
 def pieces(length: int, size: int) -> np.ndarray:
     """Lengths of the pieces that cover `length` items: whole pieces of
     `size`, then the rest in descending powers of two (31 at 16: 16, 8, 4,

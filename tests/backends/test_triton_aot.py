@@ -253,3 +253,20 @@ def test_target_needs_the_triton_backend(tmp_path):
                           "--backend", "triton", "--target", "rocm:gfx90a"],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and "unknown GPU target 'rocm:gfx90a'" in bad.stderr
+
+
+def test_triton_key_is_hashed_on_a_thread_and_memoised():
+    """load() starts Triton's installation hash beside its own work
+    (aot/warm.py); after the join the first launch's call is a cache hit."""
+    from triton.runtime import cache
+
+    from pccompiler.backends.triton.aot.warm import hash_triton_in_background
+    cache.triton_key.cache_clear()
+    thread = hash_triton_in_background()
+    assert thread is not None and thread.daemon
+    thread.join()
+    info = cache.triton_key.cache_info()
+    assert (info.misses, info.currsize) == (1, 1)
+    key = cache.triton_key()
+    assert cache.triton_key.cache_info().hits == info.hits + 1
+    assert key.startswith(__import__("triton").__version__)

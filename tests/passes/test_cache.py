@@ -167,6 +167,9 @@ def _input_child_model(seed, unsorted=True):
 def test_hit_replays_composed_gathers_and_input_rows(tmp_path):
     from pccompiler.ir import pcir
     pipeline = passes.DEFAULT_PIPELINE.replace("verify,", "")   # ir.check wants sorted edges
+    # tile_dense=false: the permuted 16-row blocks, unpriced (priced, this small
+    # group would be stored DENSE with no permutation to replay)
+    pipeline = pipeline.replace("detect-block-sparsity", "detect-block-sparsity{tile_dense=false}")
     model = _input_child_model(0)
     cold = passes.compile_model(model, cache=tmp_path, pipeline=pipeline)
     assert cold.model.groups[1].sum.pattern == pcir.BLOCK_SPARSE

@@ -70,9 +70,12 @@ RECIPES = {
                          lambda: P.hmm_model(3, 2, 3, declare_ties=False), {"detect": True}),
     "partition-blocks": Recipe("two_level_model: a sparse sum made of complete 2x2 blocks "
                                "becomes block-sparse", _complete_blocks),
+    # tile_dense=false: priced, these 2x2 blocks cost more than the 8x8 group
+    # stored DENSE (row_tiles.block_sparse_cost), which test_row_tiles.py tests
     "detect-block-sparsity": Recipe("two_level_model: 2x2 blocks ~80% full, parent rows "
-                                    "shuffled: the permutation is found, blocks padded",
-                                    _shuffled_blocks),
+                                    "shuffled: the permutation is found, blocks padded "
+                                    "(tile_dense=false: blocks not priced against DENSE)",
+                                    _shuffled_blocks, {"tile_dense": False}),
     "layerize": Recipe("tests.factories.small_block_sparse_model(0)",
                        lambda: F.small_block_sparse_model(0)),
     "layout": Recipe("tests.factories.small_block_sparse_model(0)",

@@ -16,6 +16,7 @@ from pccompiler.backends import reference
 from pccompiler.data import load_debd
 from pccompiler.errors import PCError
 from pccompiler.ir import pcir
+from pccompiler.ir.tensors import from_numpy
 from pccompiler.passes.structure import grow_model, prune_edges
 from pccompiler.train import train_em
 from pccompiler.train.prune_grow import (edge_flows, grow, prune, prune_grow_train, recompile,
@@ -90,12 +91,18 @@ def test_tiny_keep_leaves_one_edge_per_live_sum_node(trained):
 
 
 def test_pruning_nothing_is_the_identity(trained):
-    """keep=1 returns a Model equal (protobuf ==) to the input, for dense
-    groups and for the sparse groups of an already pruned circuit."""
-    circuit, train, _ = trained
+    """keep=1 returns a Model equal (protobuf ==) to the input. A recompiled
+    pruned circuit gives back the groups the passes stored dense with its
+    pruned edges as zero weights; keep=1 drops those (they are no edges)
+    and keeps the distribution and every real edge, round after round."""
+    circuit, train, valid = trained
     assert prune(circuit, train, 1.0) == circuit.to_model()
     sparse = recompile(prune(circuit, train, 0.5), circuit)
-    assert prune(sparse, train, 1.0) == sparse.to_model()
+    once = prune(sparse, train, 1.0)
+    assert sum_edge_count(once) == sum_edge_count(sparse.to_model())
+    np.testing.assert_allclose(reference.log_prob(once, valid),
+                               reference.log_prob(sparse.to_model(), valid), rtol=0, atol=1e-9)
+    assert sum_edge_count(prune(recompile(once, circuit), train, 1.0)) == sum_edge_count(once)
 
 
 @pytest.mark.parametrize("factor", [2, 3])
@@ -201,8 +208,11 @@ def test_the_prune_grow_loop_follows_its_schedule():
 
 def test_the_passes_find_blocks_again_after_a_structure_change(trained):
     """Grown and pruned groups are written SPARSE; recompiling classifies
-    them again: the grown HCLT's complete groups become DENSE and some
-    pruned groups BLOCK_SPARSE (detect-block-sparsity with permutations)."""
+    them again: the grown HCLT's complete groups become DENSE; some pruned
+    groups pad into blocks (detect-block-sparsity with permutations), which
+    the cost model prices above these small groups stored DENSE (2-row
+    blocks: row_tiles.block_sparse_cost), so every one is DENSE unless
+    tile_dense=false keeps the blocks unpriced."""
     circuit, train, _ = trained
     grown, pruned = grow(circuit, 2, noise=0.0), prune(circuit, train, 0.5)
     patterns = lambda m: [g.sum.pattern for g in m.groups if g.kind == pcir.SUM and  # noqa: E731
@@ -210,4 +220,39 @@ def test_the_passes_find_blocks_again_after_a_structure_change(trained):
     assert set(patterns(grown)) == {pcir.SPARSE}
     assert set(patterns(recompile(grown, circuit).model)) == {pcir.DENSE}
     assert pcir.SPARSE in patterns(pruned)
-    assert pcir.BLOCK_SPARSE in patterns(recompile(pruned, circuit).model)
+    assert set(patterns(recompile(pruned, circuit).model)) == {pcir.DENSE}
+    unpriced = pc.compile(pruned, backend="torch", device="cpu", dtype="float64",
+                          pass_options={"detect-block-sparsity": {"tile_dense": False}})
+    assert pcir.BLOCK_SPARSE in patterns(unpriced.model)
+
+
+def test_zero_weight_edges_are_not_ranked_counted_or_kept(trained):
+    """A dense-stored pruned group gives its pruned edges back as zero
+    weights; a second prune takes `keep` of the real edges only (the
+    2026-12-07 prune-grow run took 0.25 of the padded count instead)."""
+    circuit, train, valid = trained
+    model = circuit.to_model()
+    table = ir.tensor_table(model)
+    rng = np.random.default_rng(3)
+    scores, zeroed = {}, 0
+    for g in model.groups:
+        if g.kind != pcir.SUM:
+            continue
+        w = np.array(table[g.sum.weights], dtype=np.float64)
+        if w.ndim == 2 and w.shape[1] > 1:          # dense [n, C]: zero half of each row
+            dead = rng.random(w.shape) < 0.5
+            dead[np.arange(len(w)), np.argmax(w, axis=1)] = False
+            w[dead] = 0.0
+            w /= w.sum(axis=1, keepdims=True)
+            zeroed += int(dead.sum())
+            tensor = next(t for t in model.tensors if t.name == g.sum.weights)
+            tensor.CopyFrom(from_numpy(w.astype(table[g.sum.weights].dtype), tensor.name))
+        scores[g.id] = rng.random(w.shape) + 1.0
+    assert zeroed > 0
+    real = sum_edge_count(model)
+    pruned, stats = prune_edges(model, scores, 0.5)
+    assert stats.sum_edges_before == real
+    assert stats.ranked_kept == math.ceil(0.5 * real - 1e-9)
+    assert sum_edge_count(pruned) <= stats.ranked_kept + _sum_nodes(pruned)
+    ir.check(pruned)
+    _matches_reference(pruned, valid)

@@ -17,6 +17,7 @@ may never use.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
@@ -60,3 +61,26 @@ def preload_kernels(entry: Mapping[str, Any], path: str, device=None,
         warnings.warn(f"{path}: {len(errors)} stored kernel(s) not preloaded ({errors[0]}); "
                       f"they load on first use", KernelMismatchWarning, stacklevel=3)
     return loaded
+
+
+def hash_triton_in_background() -> threading.Thread | None:
+    """Start computing Triton's key of its own installation on a thread.
+
+    Every process pays `triton.runtime.cache.triton_key` once, inside its
+    first kernel launch, cache hit or not: a sha256 over Triton's compiler
+    and language sources and the whole libtriton shared library (0.37 s of
+    the 1.08 s from load to first log-likelihood of hclt32 on the H100 host,
+    `bench/results/load_checks-h100-2026-12-07.md`). hashlib releases the
+    GIL while it hashes large buffers, so on a thread started when the load
+    begins it runs beside the load's own work; Triton memoises the result,
+    so the first launch finds it. The caller joins the thread before the
+    circuit is returned (two concurrent first calls would hash twice).
+    None when this Triton has no such function.
+    """
+    from triton.runtime import cache
+    key = getattr(cache, "triton_key", None)
+    if key is None:
+        return None
+    thread = threading.Thread(target=key, name="pcc-triton-key", daemon=True)
+    thread.start()
+    return thread
