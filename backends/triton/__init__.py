@@ -22,6 +22,13 @@ mapping of `TritonBackend().compile`):
               log_prob / marginal (in chunks of 16 rows); off: never. Off
               by default: on the H100 it was no faster than the layer graph
               (bench/results/latency-h100-2026-12-07.md)
+  pflow       "layer" (default), "split", "fused" or "fused_split": how
+              parameter flows run (pflow_launch.py): their own kernel after
+              the node flows, the same with whole-block row tiles and a batch
+              split that fills the GPU, inside the node-flow kernel of plain
+              sum layers (bwd_pflow.py), or fused where a child block has few
+              parent tiles and split elsewhere. "layer" until a GPU A/B says
+              otherwise (bench/pflow_ab.py)
   autotune_batch  an int: time tile configurations of every sum partition
               shape at this batch size and record them in the Layout's
               kernel_options (backends/triton/autotune.py)
@@ -68,7 +75,8 @@ class TritonBackend(Backend):
                               cuda_graphs=bool(opts.extra.get("cuda_graphs", True)),
                               compact=bool(opts.extra.get("compact", True)), arrays=arrays,
                               fuse_products=opts.extra.get("fuse_products", False),
-                              persistent=opts.extra.get("persistent", "off"))
+                              persistent=opts.extra.get("persistent", "off"),
+                              pflow=opts.extra.get("pflow", "layer"))
         if opts.extra.get("autotune_batch"):
             from pccompiler.backends.triton.autotune import autotune
             autotune(engine, int(opts.extra["autotune_batch"]))

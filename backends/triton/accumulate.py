@@ -15,9 +15,13 @@ import triton.language as tl
 
 
 @triton.jit
-def accumulate(ptr, value, mask, ATOMIC: tl.constexpr):
-    """ptr[...] += value where mask (atomically when ATOMIC)."""
-    if ATOMIC:
+def accumulate(ptr, value, mask, ATOMIC: tl.constexpr, RELAXED: tl.constexpr = False):
+    """ptr[...] += value where mask (atomically when ATOMIC). RELAXED: the
+    atomics without ordering (Triton's default is acq_rel); a sum over
+    programs needs none, the kernel's end publishes it."""
+    if ATOMIC and RELAXED:
+        tl.atomic_add(ptr, value, mask=mask, sem="relaxed")
+    elif ATOMIC:
         tl.atomic_add(ptr, value, mask=mask)
     else:
         tl.store(ptr, tl.load(ptr, mask=mask, other=0.0) + value, mask=mask)

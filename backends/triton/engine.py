@@ -34,7 +34,7 @@ import torch
 from pccompiler import ir
 from pccompiler.backends.engine import Engine, em_update_continuous
 from pccompiler.backends.common.upload import upload
-from pccompiler.backends.triton import launch, soft_kernels
+from pccompiler.backends.triton import launch, pflow_launch, soft_kernels
 from pccompiler.backends.triton.compat import (
     check_fuse_products, check_precision, require_triton,
 )
@@ -67,7 +67,8 @@ class TritonEngine(Engine):
     def __init__(self, model: pcir.Model, layout: pcir.Layout,
                  device: torch.device | str = "cuda", dtype: torch.dtype = torch.float32,
                  precision: str = "tf32", cuda_graphs: bool = True, compact: bool = True,
-                 arrays=None, fuse_products: bool = False, persistent: str = "off"):
+                 arrays=None, fuse_products: bool = False, persistent: str = "off",
+                 pflow: str = "layer"):
         require_triton()
         if dtype != torch.float32:
             raise UnsupportedError(f"the triton backend computes in float32, not {dtype}")
@@ -78,6 +79,11 @@ class TritonEngine(Engine):
         self._fast_plan: TritonPlan | None = None
         self.compact = compact
         self.fuse_products = check_fuse_products(fuse_products)
+        # How parameter flows run (pflow_launch.py): "layer" (default), "split",
+        # "fused" into the node-flow launch or "fused_split"; per plan, which
+        # layers fuse.
+        self.pflow = pflow_launch.check_pflow(pflow)
+        self._fused_layers: dict[int, tuple[TritonPlan, list[bool]]] = {}
         # The one-launch forward of small batches (persistent.py), off by
         # default: on the H100 (2026-12-07) it was no faster than the layer
         # graph (batch 1: 446.9 / 445.5 us of GPU per replay). "auto" for
@@ -256,6 +262,7 @@ class TritonEngine(Engine):
         statistics, and no parameter flows are computed."""
         plan = plan or self.plan
         per_layer = plan.scratch_start is not None and soft_grad is None
+        fused = self.fused_layers(plan) if soft_grad is None else [False] * len(plan.layers)
         params_s, params_i = self.sum_params.data, self.input_params.data
         flows[plan.root_slot].fill_(1.0)
         for li in reversed(range(len(plan.layers))):
@@ -268,16 +275,20 @@ class TritonEngine(Engine):
                     if not part.ratio_by_writer:    # else its product wrote the ratios
                         launch.log_ratio_launch(part, values, flows)
             for part in layer.sum_backwards:
+                if fused[li]:        # node flows and this layer's parameter flows
+                    pflow_launch.backward_pflow_launch(part, values, flows, params_s,
+                                                       self.sum_param_flows, self.precision,
+                                                       ratio)
+                    continue
                 launch.sum_backward_launch(part, values, flows, params_s, self.precision, ratio,
                                            plan.ratio_rows if ratio and part.ratio_out else None)
             if layer.tile_zero_rows is not None:     # rows the row tiles write first
                 flows.index_fill_(0, layer.tile_zero_rows, 0.0)
             for part in layer.tile_flows:
                 launch.sum_tile_flows_launch(part, values, flows, params_s, self.precision, ratio)
-            if per_layer:
+            if per_layer and not fused[li]:
                 for part in layer.sums:
-                    launch.sum_param_flows_launch(part, values, flows, params_s,
-                                                  self.sum_param_flows, self.precision, ratio)
+                    self._param_flows(part, values, flows, ratio)
             if layer.zero_flow_rows is not None:     # unread rows of the scratch region
                 flows.index_fill_(0, layer.zero_flow_rows, 0.0)
             for part in layer.products:
@@ -292,9 +303,37 @@ class TritonEngine(Engine):
                                       None if part.dist == 0 else self._node_flows,
                                       x_t, miss_t, self.precision)
         if not per_layer and soft_grad is None:
+            if any(fused):        # the layers the fused launches did not serve, per part
+                for layer, done in zip(plan.layers, fused):
+                    for part in ([] if done else layer.sums):
+                        self._param_flows(part, values, flows, ratio)
+                return
             for part in plan.merged_sums:      # every flow is final: one launch per shape
-                launch.sum_param_flows_launch(part, values, flows, params_s,
-                                              self.sum_param_flows, self.precision, ratio)
+                self._param_flows(part, values, flows, ratio)
+
+    def _param_flows(self, part, values: torch.Tensor, flows: torch.Tensor,
+                     ratio: bool) -> None:
+        """One sum part's parameter flows by the "layer" or "split" launch."""
+        launch.sum_param_flows_launch(part, values, flows, self.sum_params.data,
+                                      self.sum_param_flows, self.precision, ratio,
+                                      split=self.pflow in ("split", "fused_split"))
+
+    def fused_layers(self, plan: TritonPlan) -> list[bool]:
+        """Per layer of `plan`, whether pflow="fused" / "fused_split" runs its
+        parameter flows inside the node-flow launches (pflow_launch.
+        fusable_layer; "fused_split" only where child blocks walk few parent
+        tiles); all False for the other modes. Decided once per plan, on the
+        first backward, which runs eagerly (graphs capture the second), so its
+        host syncs never fall inside a CUDA-graph capture."""
+        if self.pflow not in ("fused", "fused_split"):
+            return [False] * len(plan.layers)
+        key = id(plan)      # the plan is kept beside its flags, so its id stays its own
+        limit = pflow_launch.FUSE_MAX_PARENT_TILES if self.pflow == "fused_split" else None
+        if key not in self._fused_layers:
+            self._fused_layers[key] = (plan, [
+                pflow_launch.fusable_layer(lp.sums, lp.sum_backwards, lp.tile_flows, limit)
+                for lp in plan.layers])
+        return self._fused_layers[key][1]
 
     # ------------------------------------------------------------ Engine API
     @torch.no_grad()

@@ -31,7 +31,7 @@ from pccompiler.backends.triton.plan import (
     VAR_TILE, InputKernelPart, ProductKernelPart, SumBackwardKernelPart, SumKernelPart,
 )
 
-INT_KEYS = ("TILE_M", "TILE_K", "TILE_J", "TILE_I", "BLOCK_B", "num_warps")
+INT_KEYS = ("TILE_M", "TILE_K", "TILE_J", "TILE_I", "BLOCK_B", "num_warps", "MIN_TILES")
 
 
 ONE_HOT_MAX_CATS = 256   # one-hot counts cost 2*B*cats flops per node: atomics beyond
@@ -106,6 +106,23 @@ def choose_tiles(kind: str, block_size: int, fan_in: int, batch: int,
             cfg = dict(TILE_M=_clamp(next_pow2(block_size), 16, 32),
                        TILE_K=_clamp(next_pow2(fan_in), 16, 64),
                        BLOCK_B=16 if few_long else 32, num_warps=4)
+    elif kind == "sum_pflow_split":
+        # pflow="split" (pflow_launch.py): one row tile per block (each child
+        # exp once per block, not once per 32 rows), and the batch split
+        # until the grid fills the GPU twice (ranges of >= MIN_TILES batch
+        # tiles: a small layer's programs each take one, so its serial chain
+        # is one trip, at one atomic add per weight and 32 samples).
+        tm = _clamp(next_pow2(block_size), 16, 128)
+        tk = _clamp(next_pow2(fan_in), 16, 64)
+        cfg = dict(TILE_M=tm, TILE_K=tk, BLOCK_B=32, num_warps=8 if tm * tk >= 4096 else 4,
+                   MIN_TILES=1)
+    elif kind == "sum_bwd_pflow":
+        # pflow="fused" (bwd_pflow.py): block_size = child block, other =
+        # parent block. Registers: W, P ([J x I]) and A, E, W @ A ([x B]).
+        tj = _clamp(next_pow2(block_size), 16, 64)
+        ti = _clamp(next_pow2(other_block_size), 16, 64)
+        cfg = dict(TILE_J=tj, TILE_I=ti, BLOCK_B=32, num_warps=8 if tj * ti >= 4096 else 4,
+                   MIN_TILES=1)
     elif kind == "sum_bwd":
         # fan_in = parents per child block; num_rows = child rows. Narrow
         # batch tiles win everywhere (more programs, same dot shapes); a grid
@@ -189,11 +206,12 @@ def io_precision(precision: str) -> str:
     return "tf32" if precision == "bf16" else precision
 
 
-def batch_per_program(programs: int, batch: int, block_b: int, min_tiles: int) -> int:
+def batch_per_program(programs: int, batch: int, block_b: int, min_tiles: int,
+                      target: int = MIN_PROGRAMS) -> int:
     """Samples each program walks in kernels that loop over the batch: the
-    whole batch, unless `programs` would not fill the GPU, then ranges of at
-    least `min_tiles` batch tiles spread over more programs."""
-    splits = _clamp(MIN_PROGRAMS // programs, 1, cdiv(batch, min_tiles * block_b))
+    whole batch, unless `programs` would not reach `target`, then ranges of
+    at least `min_tiles` batch tiles spread over more programs."""
+    splits = _clamp(target // programs, 1, cdiv(batch, min_tiles * block_b))
     return cdiv(cdiv(batch, splits), block_b) * block_b
 
 
@@ -374,20 +392,29 @@ def sum_tile_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torc
 
 def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: torch.Tensor,
                            params: torch.Tensor, param_flows: torch.Tensor,
-                           precision: str = "tf32", ratio: bool = False) -> None:
+                           precision: str = "tf32", ratio: bool = False,
+                           split: bool = False) -> None:
+    """split (pflow="split", pflow_launch.py): the "sum_pflow_split" tiles and
+    a batch split up to two waves; autotuned "pflow." options are for the
+    default tiles and are not read then."""
     batch = values.shape[1]
     if part.num_blocks == 0 or batch == 0:
         return
-    c = choose_tiles("sum_pflow", part.rows, tile_fan_in(part), batch,
-                     options={k[len("pflow."):]: v for k, v in part.options.items()
-                              if k.startswith("pflow.")},
-                     num_rows=part.num_blocks * part.block_size)
+    if split:
+        c = choose_tiles("sum_pflow_split", part.rows, tile_fan_in(part), batch)
+    else:
+        c = choose_tiles("sum_pflow", part.rows, tile_fan_in(part), batch,
+                         options={k[len("pflow."):]: v for k, v in part.options.items()
+                                  if k.startswith("pflow.")},
+                         num_rows=part.num_blocks * part.block_size)
     num_m = cdiv(part.rows, c["TILE_M"])
     num_kt = cdiv(part.max_children, c["TILE_K"])
     programs = part.num_runs * num_m * num_kt
     # A few big blocks (one HMM step: 1 block, 16 tiles) would walk the whole
     # batch on a handful of SMs: split the batch and add the parts atomically.
-    per_prog = batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4)
+    per_prog = (batch_per_program(programs, batch, c["BLOCK_B"], c["MIN_TILES"],
+                                  target=2 * MIN_PROGRAMS) if split
+                else batch_per_program(programs, batch, c["BLOCK_B"], min_tiles=4))
     grid = (programs, cdiv(batch, per_prog))
     sum_backward.sum_param_flow_kernel[grid](
         values, flows, params, param_flows, part.block_slots, part.block_num_children,
@@ -396,7 +423,8 @@ def sum_param_flows_launch(part: SumKernelPart, values: torch.Tensor, flows: tor
         BS=part.block_size, NUM_M=num_m, NUM_KT=num_kt, TILE_M=c["TILE_M"], TILE_K=c["TILE_K"],
         BLOCK_B=c["BLOCK_B"], ATOMIC=part.atomic or grid[1] > 1,
         PREC=dot_precision(precision, dot_rows(part)), RATIO=ratio, GROUP=part.group,
-        num_warps=c["num_warps"], **fused_kwargs(part), **part.run_kwargs())
+        num_warps=c["num_warps"], **fused_kwargs(part), **part.run_kwargs(),
+        **({"RELAXED": True} if split else {}))
 
 
 def product_backward(part: ProductKernelPart, flows: torch.Tensor,

@@ -178,12 +178,13 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
                           ATOMIC: tl.constexpr, PREC: tl.constexpr,
                           RATIO: tl.constexpr = False, GROUP: tl.constexpr = 1,
                           grand_ptr=None, FUSED: tl.constexpr = 0, runs_ptr=None,
-                          RUNS: tl.constexpr = False):
+                          RUNS: tl.constexpr = False, RELAXED: tl.constexpr = False):
     """GROUP > 1: the blocks come in aligned runs of GROUP with the same
     children, walked as one block of GROUP * BS rows (each row keeps its own
     block's slot and parameter start), so a child tile is read once per run.
     FUSED = A > 0: child values through grand_ptr's [nb, K, A] grand slots.
-    RUNS: unequal runs (sum_forward.run_bounds)."""
+    RUNS: unequal runs (sum_forward.run_bounds). RELAXED: relaxed atomics
+    (pflow="split", launch.sum_param_flows_launch)."""
     pid = tl.program_id(0)
     blk = pid // (NUM_M * NUM_KT)
     rem = pid % (NUM_M * NUM_KT)
@@ -228,4 +229,4 @@ def sum_param_flow_kernel(values_ptr, flows_ptr, params_ptr, pflows_ptr, block_s
         pmask = m_mask[:, None] & k_mask[None, :]
         w = tl.load(params_ptr + pidx, mask=pmask, other=0.0)
         pf = acc * w
-        accumulate(pflows_ptr + pidx, pf, pmask, ATOMIC)
+        accumulate(pflows_ptr + pidx, pf, pmask, ATOMIC, RELAXED)

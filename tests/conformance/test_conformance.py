@@ -42,7 +42,14 @@ FUSE_TOKEN = "fuse"
 # every log_prob / marginal runs the one-launch forward in chunks of 16 rows;
 # circuits with non-categorical leaves record those two queries as refused.
 PERSISTENT_TOKEN = "persistent"
-OPTION_TOKENS = {FUSE_TOKEN: {"fuse_products": True}, PERSISTENT_TOKEN: {"persistent": "on"}}
+# `triton:pflow_split` / `triton:pflow_fused` / `triton:pflow_fused_split`: the
+# option pflow="split" / "fused" / "fused_split"
+# (backends/triton/pflow_launch.py): parameter flows under the split tiles, or
+# inside the node-flow kernel of plain sum layers; same tolerances as the default.
+PFLOW_TOKENS = {"pflow_split": {"pflow": "split"}, "pflow_fused": {"pflow": "fused"},
+                "pflow_fused_split": {"pflow": "fused_split"}}
+OPTION_TOKENS = {FUSE_TOKEN: {"fuse_products": True}, PERSISTENT_TOKEN: {"persistent": "on"},
+                 **PFLOW_TOKENS}
 
 
 def parse_backend(backend_name: str) -> tuple[str, str, dict]:
