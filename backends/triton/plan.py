@@ -378,6 +378,10 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     total = int(npar.sum())
     plain = (1, psl, pps, npar)
     real = np.arange(p)[None, :] < npar[:, None]
+    even = np.arange(0, nb - 1, 2)                   # G = 2 needs equal pairs (2i, 2i + 1)
+    sums = np.where(real, psl, 0).sum(axis=1)
+    if not ((npar[even] == npar[even + 1]) & (sums[even] == sums[even + 1])).all():
+        return plain                                 # (or a parent twice: plain as well)
     order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
     slots = np.take_along_axis(psl, order, axis=1)
     slots[~real] = -1                                # rows sorted, padding alike

@@ -86,12 +86,11 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
                                int(bp.child_block_size)))
     if not products:
         return None
-    first_store_layer = _first_store_layers(t, layers, num_slots)
     unread = max_sum_layer < 0                       # and no product reads them (below)
-    moved = np.zeros(num_slots, dtype=bool)
-    per_layer = np.zeros(len(layers), dtype=np.int64)
-    chosen: list[tuple[int, int, int]] = []
-    dead: dict[int, list[np.ndarray]] = {}
+    # Partitions whose readers allow the move; the first-writer test (a walk
+    # of every backward writer) runs only if moving all of them could save
+    # MIN_SAVED_FRACTION (a logic circuit's node layout: hardly any).
+    candidates: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
     for li, start, n in products:
         rows = np.arange(start, start + n)
         if read_by_product[rows].any():
@@ -100,8 +99,17 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
         if live.size == 0:
             continue
         nxt = li + 1
-        readers_ok = ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all()
-        if readers_ok and (first_store_layer[live] == nxt).all():
+        if ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all():
+            candidates.append((li, start, n, rows, live))
+    if sum(c[2] for c in candidates) < MIN_SAVED_FRACTION * num_slots:
+        return None                                  # saved <= the rows moved
+    first_store_layer = _first_store_layers(t, layers, num_slots)
+    moved = np.zeros(num_slots, dtype=bool)
+    per_layer = np.zeros(len(layers), dtype=np.int64)
+    chosen: list[tuple[int, int, int]] = []
+    dead: dict[int, list[np.ndarray]] = {}
+    for li, start, n, rows, live in candidates:
+        if (first_store_layer[live] == li + 1).all():
             moved[rows] = True
             per_layer[li] += n
             chosen.append((li, start, n))
