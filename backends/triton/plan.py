@@ -790,11 +790,14 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
                   for p in lp.products]
                for lp in plan.layers]
     refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731
-    fresh: list[list[np.ndarray]] = []
+    # rows first written by a tile part (only those are read below)
+    fresh: list[list[np.ndarray]] | None = [] if any(lp.tile_flows for lp in plan.layers) \
+        else None
     flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills, fresh)
     stored = np.zeros(plan.num_slots, dtype=bool)
     stored[plan.root_slot] = True
-    for lp, layer_writers, layer_flags, layer_fresh in zip(plan.layers, writers, flags, fresh):
+    for lp, layer_writers, layer_flags, layer_fresh in zip(plan.layers, writers, flags,
+                                                           fresh or [None] * len(flags)):
         nbw, ntf = len(lp.sum_backwards), len(lp.tile_flows)
         for part, (rows, _), store in zip(lp.sum_backwards + lp.products,
                                           layer_writers[:nbw] + layer_writers[nbw + ntf:],
