@@ -65,7 +65,7 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
     max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
     read_by_product = np.zeros(num_slots, dtype=bool)
     products: list[tuple[int, int, int]] = []          # (layer, start, n)
-    blocks: list[tuple[int, int]] = []                  # contiguous (start, size) ranges
+    blocks: list[tuple[np.ndarray, int]] = []           # block starts of one size > 1
     for li, layer in enumerate(layers):
         for pp in layer.product_partitions:
             n, k = int(pp.num_nodes), int(pp.num_children)
@@ -78,20 +78,19 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
             cs = cs[cs > 1]
             np.minimum.at(min_sum_layer, cs, li)
             np.maximum.at(max_sum_layer, cs, li)
-            bs = int(sp.block_size)
-            blocks += [(int(s), bs) for s in _arr(t, sp.block_slots, (nb,))]
+            if int(sp.block_size) > 1:
+                blocks.append((_arr(t, sp.block_slots, (nb,)), int(sp.block_size)))
         for bp in layer.sum_backward_partitions:
-            nb = int(bp.num_blocks)
-            cbs = int(bp.child_block_size)
-            blocks += [(int(s), cbs) for s in _arr(t, bp.cblock_slots, (nb,))]
+            if int(bp.child_block_size) > 1:
+                blocks.append((_arr(t, bp.cblock_slots, (int(bp.num_blocks),)),
+                               int(bp.child_block_size)))
     if not products:
         return None
-    first_store_layer = _first_store_layers(t, layers, num_slots)
     unread = max_sum_layer < 0                       # and no product reads them (below)
-    moved = np.zeros(num_slots, dtype=bool)
-    per_layer = np.zeros(len(layers), dtype=np.int64)
-    chosen: list[tuple[int, int, int]] = []
-    dead: dict[int, list[np.ndarray]] = {}
+    # Partitions whose readers allow the move; the first-writer test (a walk
+    # of every backward writer) runs only if moving all of them could save
+    # MIN_SAVED_FRACTION (a logic circuit's node layout: hardly any).
+    candidates: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
     for li, start, n in products:
         rows = np.arange(start, start + n)
         if read_by_product[rows].any():
@@ -100,8 +99,17 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
         if live.size == 0:
             continue
         nxt = li + 1
-        readers_ok = ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all()
-        if readers_ok and (first_store_layer[live] == nxt).all():
+        if ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all():
+            candidates.append((li, start, n, rows, live))
+    if sum(c[2] for c in candidates) < MIN_SAVED_FRACTION * num_slots:
+        return None                                  # saved <= the rows moved
+    first_store_layer = _first_store_layers(t, layers, num_slots)
+    moved = np.zeros(num_slots, dtype=bool)
+    per_layer = np.zeros(len(layers), dtype=np.int64)
+    chosen: list[tuple[int, int, int]] = []
+    dead: dict[int, list[np.ndarray]] = {}
+    for li, start, n, rows, live in candidates:
+        if (first_store_layer[live] == li + 1).all():
             moved[rows] = True
             per_layer[li] += n
             chosen.append((li, start, n))
@@ -118,9 +126,9 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
     for li, start, n in sorted(chosen, key=lambda c: (c[0], c[1])):
         remap[start:start + n] = kept.size + offset[li] + np.arange(n)
         offset[li] += n
-    for start, size in blocks:                       # every block stays one range
-        got = remap[start:start + size]
-        if size > 1 and not np.array_equal(got, got[0] + np.arange(size)):
+    for starts, size in blocks:                      # every block stays one range
+        got = remap[block_rows(starts, size).reshape(-1, size)]
+        if not np.array_equal(got - got[:, :1], np.broadcast_to(np.arange(size), got.shape)):
             return None
     scratch_layers = np.zeros(len(layers), dtype=bool)
     scratch_layers[[c[0] for c in chosen]] = True

@@ -28,7 +28,8 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
     root); `forget_before(li)`: rows whose earlier writes no longer count
     when layer li starts (a reused scratch region), or None. `fresh`, if
     given, receives per layer and writer the rows no earlier writer wrote
-    (those an adding writer must find zeroed)."""
+    (those an adding writer must find zeroed; a row the writer lists twice
+    comes twice: the caller takes the union of the writers it needs)."""
     written = np.zeros(num_slots, dtype=bool)
     written[list(written_first)] = True
     flags: list[list[bool]] = [[] for _ in writers]
@@ -40,7 +41,7 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
         for rows, may_store in writers[li]:
             flags[li].append(bool(may_store) and not written[rows].any())
             if fresh is not None:
-                new[li].append(np.unique(rows[~written[rows]]))
+                new[li].append(rows[~written[rows]])
             written[rows] = True
     if fresh is not None:
         fresh[:] = new

@@ -12,3 +12,12 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/klaycirc
     .whl/pysdd*.whl
 export PYTHONPATH=/tmp/pcc:/tmp/extra
 python3 -c "import klay, pysdd.sdd, pccompiler; print('[$TAG] imports ok')"
+
+# The folder of the four shared SDDs (carried as shared/data/circuits), or nothing.
+shared_circuits() {
+    local d
+    for d in shared/data/circuits ../shared/data/circuits /work/shared/data/circuits; do
+        if [ -f "$d/road_r.sdd" ]; then (cd "$d" && pwd); return 0; fi
+    done
+    return 0
+}

@@ -1,0 +1,55 @@
+"""The plan builder's fast paths give what the general code gives
+(bench/results/logic_fx-cpu-2026-12-07.md): parent unions of equal sets
+by one row sort, the compact remap's block check by one gather."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pccompiler.backends.triton import plan
+
+
+def _lists(rng, nb: int, p: int, run: int, share: float):
+    """[nb, p] parent lists (padded with 0 after npar entries, shuffled
+    within the row) where aligned runs of `run` blocks list one set with
+    probability `share`."""
+    psl = np.zeros((nb, p), dtype=np.int64)
+    pps = np.zeros((nb, p), dtype=np.int64)
+    npar = np.zeros(nb, dtype=np.int64)
+    for head in range(0, nb, run):
+        n = int(rng.integers(1, p + 1))
+        base = rng.choice(np.arange(2, 60), n, replace=False)
+        for b in range(head, min(head + run, nb)):
+            s = base if rng.random() < share else rng.choice(np.arange(2, 60), n,
+                                                              replace=False)
+            s = rng.permutation(s)
+            psl[b, :n], pps[b, :n], npar[b] = s, rng.integers(0, 1000, n), n
+    return psl, pps, npar
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_equal_set_runs_match_the_general_search(seed):
+    rng = np.random.default_rng(seed)
+    nb = int(rng.integers(2, 40))
+    run = int(rng.choice([1, 2, 4, 8, 16]))
+    psl, pps, npar = _lists(rng, nb, int(rng.integers(1, 6)), run, float(rng.choice([0.5, 1.0])))
+    if seed % 7 == 0:                       # a parent twice in one list
+        psl[0, :2] = 9 if npar[0] >= 2 else psl[0, :2]
+    bs = int(rng.choice([1, 2, 16]))
+    want = plan._parent_union_search(psl, pps, npar, bs, plan.GROUP_MAX_ROWS, False)
+    got = plan.parent_union(psl, pps, npar, bs)
+    assert got[0] == want[0]
+    for a, b in zip(got[1:], want[1:]):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_equal_set_runs_take_the_longest_run():
+    psl = np.array([[5, 7], [7, 5], [5, 7], [7, 5], [9, 0], [9, 0], [9, 0], [9, 0]])
+    pps = np.arange(16).reshape(8, 2)
+    npar = np.array([2, 2, 2, 2, 1, 1, 1, 1])
+    g, slots, starts, counts = plan.parent_union(psl, pps, npar, 1)
+    assert g == 4 and counts.tolist() == npar.tolist()
+    assert slots.tolist() == [[5, 7]] * 4 + [[9, 0]] * 4
+    assert starts.tolist() == [[0, 1], [3, 2], [4, 5], [7, 6]] + [[8, -1], [10, -1],
+                                                                   [12, -1], [14, -1]]
