@@ -184,7 +184,9 @@ def first_child(args, path: Path, imports: bool) -> dict:
         bench=str(Path(__file__).resolve().parent), path=str(path), device=args.device,
         imports=imports, cuda_init="torch.zeros(1, device='cuda'); torch.cuda.synchronize()"
         if args.device == "cuda" else "")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -P: the working directory's pccompiler/ folder (the repository root, which
+    # lacks ir/) must not shadow the installed package
+    res = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          env=os.environ.copy())
     if res.returncode:
         raise SystemExit(f"[fx] first-build child failed on {path}:\n{res.stderr[-3000:]}")

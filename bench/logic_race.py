@@ -101,6 +101,16 @@ def graphed(fn):
 
 
 # ------------------------------------------------------------------ systems
+def klay_version() -> str:
+    """The KLay package's version for the machine line (rows of different
+    KLay versions are not comparable: 0.1.2 ran 30-100x slower than 0.0.4)."""
+    from importlib import metadata
+    try:
+        return f"klaycircuits {metadata.version('klaycircuits')}"
+    except metadata.PackageNotFoundError:
+        return "klaycircuits not installed"
+
+
 def ours_build(path: Path, device: str, precision: str, form: str = "groups",
                verify: bool = False):
     sync()
@@ -281,7 +291,8 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench/logic_race.py needs a CUDA GPU (or --device cpu under the interpreter)")
     machine = (f"{torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'}, "
-               f"torch {torch.__version__}, python {platform.python_version()}")
+               f"torch {torch.__version__}, python {platform.python_version()}, "
+               f"{klay_version()}")
     rows, profiles, bad = [], [], []
     todo = circuits(args)
     small = min(todo, key=lambda c: c[1].stat().st_size) if todo else None
