@@ -253,11 +253,15 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
                                       art.arrays)
         art.arrays.verify()
     except BaseException:
-        art.arrays.verify()      # a corrupt file is the first thing to report
-        raise
-    finally:
         if hashing is not None:
             hashing.join()
+        art.arrays.verify()      # a corrupt file is the first thing to report
+        raise
+    if hashing is not None:
+        # joined before the first launch (after the lazily built plan), not
+        # here: the plan's build then runs beside the hash (aot/warm.py)
+        wait = getattr(circuit.engine, "wait_before_first_launch", None)
+        wait(hashing.join) if wait is not None else hashing.join()
     if entry is not None and backend is None:   # a re-save (pcc train) keeps them
         from pccompiler.backends.triton.aot.store import SECTION_PREFIX
         circuit.aot_kernels = (entry, {k: bytes(v) for k, v in art.sections.items()

@@ -93,6 +93,11 @@ class TritonEngine(Engine):
         self.persistent_tables: dict = {}
         self._persistent_runner = None
         self.graphs = GraphCache(enabled=cuda_graphs and torch.device(device).type == "cuda")
+        # Work started elsewhere that the first kernel launch needs finished
+        # (`pccompiler.load`'s thread hashing Triton's installation,
+        # aot/warm.py): waited for once a plan exists, so the plan's build
+        # runs beside it.
+        self._before_first_launch: list = []
         super().__init__(model, layout, device, dtype, arrays)
         self.precision = check_precision(precision)
         self.bad_entry = torch.full((1,), self.NO_BAD_ENTRY, dtype=torch.int64,
@@ -202,6 +207,7 @@ class TritonEngine(Engine):
         (forward / backward of every node). Built on first use."""
         if self._plan is None:
             self._plan = build_plan(self.layout, self.device)
+            self._finish_pending()
         return self._plan
 
     @property
@@ -217,7 +223,20 @@ class TritonEngine(Engine):
                                else build_plan(self.layout, self.device, slot_map,
                                                fuse=self.fuse_products))
             self.graphs.plan = self._fast_plan
+            self._finish_pending()
         return self._fast_plan
+
+    def wait_before_first_launch(self, wait) -> None:
+        """Call `wait()` (e.g. a Thread's join) once, before the first
+        kernel launch: every launch reads a plan, and the first plan's build
+        is where it runs. Immediately if a plan exists already."""
+        self._before_first_launch.append(wait)
+        if self._plan is not None or self._fast_plan is not None:
+            self._finish_pending()
+
+    def _finish_pending(self) -> None:
+        while self._before_first_launch:
+            self._before_first_launch.pop()()
 
     # ------------------------------------------------------------ passes
     def _forward_into(self, values: torch.Tensor, x_t: torch.Tensor,

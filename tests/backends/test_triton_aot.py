@@ -270,3 +270,22 @@ def test_triton_key_is_hashed_on_a_thread_and_memoised():
     key = cache.triton_key()
     assert cache.triton_key.cache_info().hits == info.hits + 1
     assert key.startswith(__import__("triton").__version__)
+
+
+def test_waits_registered_at_load_run_once_before_the_first_launch():
+    """load() hands its triton_key thread to the engine (driver.load): the
+    wait runs once, when the first plan is built (every launch reads one),
+    after the plan, and at once when a plan already exists."""
+    import pccompiler
+    from tests.factories import small_dense_model
+
+    engine = pccompiler.compile(small_dense_model(), backend="triton", device="cpu").engine
+    calls = []
+    engine.wait_before_first_launch(lambda: calls.append(engine._fast_plan is not None
+                                                         or engine._plan is not None))
+    assert calls == []
+    engine.fast_plan
+    engine.plan
+    assert calls == [True]
+    engine.wait_before_first_launch(lambda: calls.append("late"))
+    assert calls == [True, "late"]

@@ -73,8 +73,10 @@ def hash_triton_in_background() -> threading.Thread | None:
     `bench/results/load_checks-h100-2026-12-07.md`). hashlib releases the
     GIL while it hashes large buffers, so on a thread started when the load
     begins it runs beside the load's own work; Triton memoises the result,
-    so the first launch finds it. The caller joins the thread before the
-    circuit is returned (two concurrent first calls would hash twice).
+    so the first launch finds it. `pccompiler.load` has the engine join
+    the thread once its first plan is built, just before the first launch
+    (`TritonEngine.wait_before_first_launch`): the plan's build runs beside
+    the hash too, and two first calls never hash twice.
     None when this Triton has no such function.
     """
     from triton.runtime import cache
