@@ -396,10 +396,10 @@ def write_markdown(results: dict, path: Path) -> None:
               f"- Sparse PC (prune and grow): {SPARSE_PC_PAPER_BPD} bpd on MNIST. M. Dang, A. "
               "Liu, G. Van den Broeck, \"Sparse Probabilistic Circuits via Pruning and "
               "Growing\", NeurIPS 2022, arXiv 2211.12551, density-estimation table (MNIST "
-              "family). NOT verified from the paper's text here: the stored search corpora hold "
-              "only its abstract (huggingface.co/papers/2211.12551, proceedings.neurips.cc "
-              "abstract page, github.com/UCLA-StarAI/SparsePC README); check the table before "
-              "quoting this figure.", ""]
+              "family). Verified from the paper's text (its NeurIPS submission version, "
+              "Table 1, \"Density estimation performance on MNIST-family datasets in test "
+              "set bpd\": MNIST Sparse PC 1.14, HCLT 1.20, RatSPN 1.67; 5% of the training "
+              "set held out for validation; HCLTs of 16-128 latents pruned 75% and grown).", ""]
     path.write_text("\n".join(lines))
 
 
@@ -416,7 +416,7 @@ def plot(json_path: Path, png: Path) -> None:
             ax.plot(t, b, marker=".", label=label)
     ax.axhline(HCLT_PUBLISHED_BPD, color="gray", ls="--", lw=1, label="HCLT published (1.20)")
     ax.axhline(SPARSE_PC_PAPER_BPD, color="gray", ls=":", lw=1,
-               label=f"sparse PC paper ({SPARSE_PC_PAPER_BPD}, unverified)")
+               label=f"sparse PC paper ({SPARSE_PC_PAPER_BPD})")
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("test bits per dimension")
     ax.set_title(f"MNIST: {results['machine'].split(';')[0]}")
