@@ -19,7 +19,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_groups import TAUT, GroupSink
 from pccompiler.frontend.logic_text import Records
-from pccompiler.ir.nodes import CHUNK, chunk_bounds, concat_ranges, sort_low_by_key, stable_argsort
+from pccompiler.ir.nodes import CHUNK, chunk_bounds, concat_ranges, stable_argsort, stable_order
 
 pcir = ir.pcir
 F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
@@ -284,11 +284,10 @@ def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, each key's index among them, the position
     of the first key of each value). Keys are ordered by
-    ir.nodes.stable_argsort where key and position pack into 62 bits, else
-    by np.argsort's unstable sort (faster than the stable merge sort of
-    wide keys; the first position of a value is then the least of its run)."""
-    o = sort_low_by_key(key, np.arange(len(key), dtype=np.int64), len(key) - 1) \
-        if len(key) else np.zeros(0, dtype=np.int64)
+    ir.nodes.stable_order (radix or packed sorts) where one fits, else by
+    np.argsort's unstable sort (faster than the stable merge sort of wide
+    keys; the first position of a value is then the least of its run)."""
+    o = stable_order(key)
     stable = o is not None
     if not stable:
         o = np.argsort(key)

@@ -1,0 +1,58 @@
+"""The importer's sorts (ir.nodes.radix_argsort, stable_order, and
+frontend/sdd_groups.unique_sorted on top of them) give numpy's answers at
+every key width, on each side of the widths where they change method
+(16 / 24 bits: radix; packable with the positions: packed sort; up to 48
+bits: radix again; wider: argsort)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pccompiler.frontend.sdd_groups import unique_rows, unique_sorted
+from pccompiler.ir.nodes import radix_argsort, stable_order
+
+
+@pytest.mark.parametrize("bits", [1, 8, 9, 16, 17, 24, 25, 32, 33, 40, 47, 48])
+@pytest.mark.parametrize("n", [1, 2, 777])
+def test_radix_argsort_is_the_stable_order(bits, n):
+    rng = np.random.default_rng(bits * 1000 + n)
+    keys = rng.integers(0, 2 ** bits, size=n)
+    keys[::3] = keys[0]                                   # ties: the stable order matters
+    np.testing.assert_array_equal(radix_argsort(keys, bits), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("n, bits, stable", [(0, 5, True), (1000, 12, True), (1000, 20, True),
+                                             (1000, 30, True), (1 << 17, 46, True),
+                                             (1000, 61, False), (300, 63, False)])
+def test_unique_sorted_is_numpys_unique(n, bits, stable):
+    """(values, inverse, first position) as np.unique gives them; with 2^17
+    keys of 46 bits the positions do not pack and the 48-bit radix runs;
+    61 and 63 bits fit no stable fast method (`stable` False): the
+    unstable argsort."""
+    rng = np.random.default_rng(n + bits)
+    keys = rng.integers(0, 2 ** bits, size=n)
+    if n:
+        keys[rng.integers(0, n, size=n // 2)] = keys[rng.integers(0, n, size=n // 2)]
+    values, inv, first = unique_sorted(keys)
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(inv, want_inv)
+    np.testing.assert_array_equal(first, want_first)
+    assert (stable_order(keys) is not None) == stable
+
+
+def test_unique_rows_wide_keys():
+    """Three columns whose mixed-radix key needs 46 bits (as the elements
+    (vtree, prime, sub) of a 10^5-node SDD): the distinct rows, in order."""
+    rng = np.random.default_rng(7)
+    cols = [rng.integers(0, 4000, 50000), rng.integers(0, 110000, 50000),
+            rng.integers(0, 110000, 50000)]
+    cols[1][::2], cols[2][::2] = cols[1][0], cols[2][0]
+    cols[0][::2] = cols[0][0]
+    rows, inv, first = unique_rows(*cols, first=True)
+    want, want_first, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                           return_inverse=True)
+    np.testing.assert_array_equal(np.stack(rows, axis=1), want)
+    np.testing.assert_array_equal(inv, want_inv.reshape(-1))
+    np.testing.assert_array_equal(first, want_first)
