@@ -2,7 +2,8 @@
 `_scopes_hold`) decide exactly what its per-edge rules decide: on real node
 circuits and on many one-entry corruptions of them, the screened check and
 the exact one (screen=False) both pass or raise the same rule and message,
-with one chunk and with chunks of a few rows."""
+with one chunk and with chunks of a few rows; the verify pass hands the
+tensors it decoded to the node passes of the Model it checked."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pccompiler import ir
 from pccompiler.errors import CheckError
 from pccompiler.ir.checker import _Tensors, is_logic
 from pccompiler.ir.node_checker import check_node_model
-from pccompiler.ir.nodes import PRODUCT, node_arrays, set_nodes
+from pccompiler.ir.nodes import PRODUCT, TENSOR_FIELDS, node_arrays, set_nodes
 
 from tests.logic.circuits import random_cnf_sdd, shared_sdd
 
@@ -102,3 +103,23 @@ def test_products_with_children_out_of_scope_order_pass(tmp_path):
     flipped = _with_arrays(model, replace(arrays, child_ids=kids))
     assert _outcome(flipped, True) is None
     ir.check(flipped)
+
+
+def test_verify_hands_its_decoded_tensors_to_the_node_passes_of_that_model_only():
+    """The verify pass keeps the checker's decoded tensors for the Model it
+    checked: the node passes read them (equal to a fresh decode), and a
+    different Model gets None (it decodes its own)."""
+    from pccompiler.passes.manager import PassContext
+    from pccompiler.passes.node_layout import model_arrays
+    from pccompiler.passes.verify import checked_tensors, verify
+
+    model = pc.from_sdd(shared_sdd("road_r"), form="nodes")
+    other = pc.from_sdd(shared_sdd("road_r"), form="nodes")
+    ctx = PassContext(model=model)
+    verify(model, ctx)
+    held = checked_tensors(model, ctx)
+    assert held is not None and checked_tensors(other, ctx) is None
+    fresh, reused = node_arrays(model), model_arrays(model, ctx)
+    for field in TENSOR_FIELDS:
+        np.testing.assert_array_equal(getattr(reused, field), getattr(fresh, field))
+        assert np.shares_memory(getattr(reused, field), held[getattr(model.nodes, field)])
