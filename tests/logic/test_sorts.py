@@ -56,3 +56,17 @@ def test_unique_rows_wide_keys():
     np.testing.assert_array_equal(np.stack(rows, axis=1), want)
     np.testing.assert_array_equal(inv, want_inv.reshape(-1))
     np.testing.assert_array_equal(first, want_first)
+
+
+def test_many_unpackable_keys_take_the_argsort(monkeypatch):
+    """Above RADIX_WIDE_MAX keys the three-pass radix gives way to argsort
+    (stable_order None), and unique_sorted still gives np.unique's answer."""
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_WIDE_MAX", 1000)
+    keys = np.random.default_rng(2).integers(0, 2 ** 46, size=1 << 17)
+    keys[::5] = keys[1]
+    assert stable_order(keys) is None
+    values, inv, first = unique_sorted(keys)
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(inv, want_inv)
+    np.testing.assert_array_equal(first, want_first)
