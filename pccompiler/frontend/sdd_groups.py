@@ -274,6 +274,42 @@ def unique_rows(*cols: np.ndarray, first: bool = False):
     return (rows, inv, o[new]) if first else (rows, inv)       # lexsort is stable
 
 
+def unique_few(key: np.ndarray, slots_log2: int = 20):
+    """unique_sorted(key) for non-negative int64 keys of few distinct
+    values (the element products' signatures: 45k distinct among 11.5M
+    keys at 10^6 SDD nodes), by one round of a hash table instead of a sort
+    of every key (0.2 s against 1.0 s there): each key's slot (Fibonacci
+    hashing) keeps its first position (np.minimum.at); a key equal to its
+    slot's first key has found its first occurrence; the keys of collided
+    slots (all occurrences of a key share its slot) go through np.unique.
+    None when over 1/8 of the keys collide (many distinct values: the
+    caller sorts)."""
+    n = len(key)
+    if not n:
+        return unique_sorted(key)
+    key = np.ascontiguousarray(key, dtype=np.int64)
+    slot = key.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    slot >>= np.uint64(64 - slots_log2)
+    slot = slot.view(np.int64)
+    table = np.full(1 << slots_log2, n, dtype=np.int64)
+    np.minimum.at(table, slot, np.arange(n))
+    rep = table[slot]
+    del slot, table
+    miss = np.flatnonzero(key[rep] != key)
+    if len(miss) > n // 8:
+        return None
+    if len(miss):
+        _, first, inv = np.unique(key[miss], return_index=True, return_inverse=True)
+        rep[miss] = miss[first][inv.reshape(-1)]
+    is_rep = np.zeros(n, dtype=bool)
+    is_rep[rep] = True
+    reps = np.flatnonzero(is_rep)                # first positions, in position order
+    o = np.argsort(key[reps])
+    rank = np.empty(n, dtype=np.int64)
+    rank[reps[o]] = np.arange(len(reps))
+    return key[reps[o]], rank[rep], reps[o]
+
+
 def unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(key, return_inverse=True) for non-negative int64 keys,
     through numpy's vectorised sort (see unique_sorted)."""

@@ -30,7 +30,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, \
-    fold_false, sibling_paths, unique_rows, unique_sorted
+    fold_false, sibling_paths, unique_few, unique_rows, unique_sorted
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
                                   index_dtype, set_nodes, stable_argsort)
@@ -160,7 +160,7 @@ def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
             else:
                 np.multiply(h, sig_scale, out=key[a:b])
             out[a:b] = np.where(true, taut[top], node_of[c])
-    sigs, sig_of, rep = unique_sorted(key)
+    sigs, sig_of, rep = unique_few(key) or unique_sorted(key)
     sig_w = u_w[rep]
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])

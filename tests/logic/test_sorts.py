@@ -2,14 +2,15 @@
 frontend/sdd_groups.unique_sorted on top of them) give numpy's answers at
 every key width, on each side of the widths where they change method
 (16 / 24 bits: radix; packable with the positions: packed sort; up to 48
-bits: radix again; wider: argsort)."""
+bits: radix again; wider: argsort), and unique_few's hash table gives
+unique_sorted's answer or declines."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pccompiler.frontend.sdd_groups import unique_rows, unique_sorted
+from pccompiler.frontend.sdd_groups import unique_few, unique_rows, unique_sorted
 from pccompiler.ir.nodes import radix_argsort, stable_order
 
 
@@ -70,3 +71,21 @@ def test_many_unpackable_keys_take_the_argsort(monkeypatch):
     np.testing.assert_array_equal(values, want)
     np.testing.assert_array_equal(inv, want_inv)
     np.testing.assert_array_equal(first, want_first)
+
+
+@pytest.mark.parametrize("n, distinct, slots_log2, declines", [
+    (1, 1, 20, False), (5000, 40, 20, False), (5000, 1000, 14, False),
+    (20000, 20000, 20, False), (5000, 40, 3, True), (20000, 3000, 8, True)])
+def test_unique_few_is_numpys_unique_or_declines(n, distinct, slots_log2, declines):
+    """unique_few gives np.unique's (values, inverse, first); the cases
+    with 2^14 and 2^20 slots have keys of collided slots (152 and 116 of
+    them: np.unique sorts those); with 8 or 256 slots over 1/8 of the keys
+    collide and it declines (None: unique_sorted runs)."""
+    rng = np.random.default_rng(distinct + slots_log2)
+    values = rng.choice(2 ** 40, size=distinct, replace=False)
+    keys = values[rng.integers(0, distinct, size=n)]
+    got = unique_few(keys, slots_log2)
+    assert (got is None) == declines
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    for a, b in zip(got or unique_sorted(keys), (want, want_inv, want_first)):
+        np.testing.assert_array_equal(a, b)
