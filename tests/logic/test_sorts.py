@@ -89,3 +89,25 @@ def test_unique_few_is_numpys_unique_or_declines(n, distinct, slots_log2, declin
     want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
     for a, b in zip(got or unique_sorted(keys), (want, want_inv, want_first)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+def test_distinct_pairs_sort_only_the_decisions_out_of_order(monotone):
+    """_distinct_pairs gives np.unique's sorted (decision, product) pairs
+    whether it sorts the keys of a few decisions (decision nodes rising
+    with the elements, as the importer numbers them) or all of them (a
+    step down between decisions)."""
+    from pccompiler.frontend.sdd_nodes import _distinct_pairs
+
+    rng = np.random.default_rng(11)
+    decisions = 300
+    dec = np.repeat(np.arange(decisions), rng.integers(1, 6, size=decisions))
+    node_of = 1000 + np.arange(decisions) * 3
+    if not monotone:
+        node_of = rng.permutation(node_of)
+    prod_id = rng.permutation(5000)
+    inv = rng.integers(0, 5000, size=len(dec))
+    inv[::7] = np.r_[inv[1:], inv[:1]][::7]                     # some repeated pairs
+    got = _distinct_pairs(node_of, dec, prod_id, inv)
+    want = np.unique(np.stack([node_of[dec], prod_id[inv]], axis=1), axis=0)
+    np.testing.assert_array_equal(np.stack(got, axis=1), want)
