@@ -279,7 +279,8 @@ def unique_few(key: np.ndarray, slots_log2: int = 20):
     values (the element products' signatures: 45k distinct among 11.5M
     keys at 10^6 SDD nodes), by one round of a hash table instead of a sort
     of every key (0.2 s against 1.0 s there): each key's slot (Fibonacci
-    hashing) keeps its first position (np.minimum.at); a key equal to its
+    hashing into 2^slots_log2 slots, at most 2n) keeps its first position
+    (np.minimum.at); a key equal to its
     slot's first key has found its first occurrence; the keys of collided
     slots (all occurrences of a key share its slot) go through np.unique.
     None when over 1/8 of the keys collide (many distinct values: the
@@ -288,6 +289,7 @@ def unique_few(key: np.ndarray, slots_log2: int = 20):
     if not n:
         return unique_sorted(key)
     key = np.ascontiguousarray(key, dtype=np.int64)
+    slots_log2 = min(slots_log2, n.bit_length() + 1)    # a small circuit: a small table
     slot = key.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     slot >>= np.uint64(64 - slots_log2)
     slot = slot.view(np.int64)

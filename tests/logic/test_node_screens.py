@@ -76,6 +76,7 @@ def _circuits(tmp_path):
 
 @pytest.mark.parametrize("chunk", [None, 5])
 def test_screened_check_equals_the_exact_rules(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr("pccompiler.ir.node_checker.SCREEN_MIN_EDGES", 0)   # small circuits too
     if chunk:
         monkeypatch.setattr("pccompiler.ir.nodes.CHUNK", chunk)
     rng = np.random.default_rng(0)
@@ -92,9 +93,10 @@ def test_screened_check_equals_the_exact_rules(tmp_path, monkeypatch, chunk):
     assert failed >= 40 and kept >= 20          # both sides of the screens were reached
 
 
-def test_products_with_children_out_of_scope_order_pass(tmp_path):
+def test_products_with_children_out_of_scope_order_pass(monkeypatch):
     """Every product's children reversed: the chain fails everywhere, the
     exact sorted rule on those products passes them."""
+    monkeypatch.setattr("pccompiler.ir.node_checker.SCREEN_MIN_EDGES", 0)
     model = pc.from_sdd(shared_sdd("sudoku_4"), form="nodes")
     arrays = node_arrays(model)
     kids, off, fan = arrays.child_ids.copy(), arrays.child_offsets, arrays.fan_in()
