@@ -41,6 +41,10 @@ first forward without the index.
 pc.from_sdd(form="nodes") then pc.compile(model, backend="torch"), which
 runs the `verify` pass (the checker) on the Model; best of --repeat runs
 by the sum, with the passes' seconds from the compile report.
+--digests prints what a change must leave alone: sha256 (16 hex) of the
+node-form Model bytes, of the Layout of that default compile and of the
+float32 log WMC of 8 rows, and the exact model count of circuits of at
+most 600 variables.
 """
 
 from __future__ import annotations
@@ -225,6 +229,26 @@ def compile_table(paths: list[Path], repeat: int) -> list[str]:
     return lines
 
 
+def digests(path: Path) -> str:
+    """One --digests row (see the module docstring)."""
+    import hashlib
+
+    from pccompiler.logic import model_count, wmc
+
+    def h(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()[:16]
+    model = pc.from_sdd(path, form="nodes")
+    circuit = pc.compile(model, backend="torch")
+    weights = torch.from_numpy(np.random.default_rng(0).uniform(
+        0.05, 0.95, size=(8, len(model.variables))).astype(np.float32))
+    with torch.no_grad():
+        answer = wmc(circuit, weights).numpy()
+    count = model_count(model)[0] if len(model.variables) <= 600 else "-"
+    return (f"| {path.name} | {h(model.SerializeToString(deterministic=True))} | "
+            f"{h(circuit.layout.SerializeToString(deterministic=True))} | "
+            f"{h(answer.tobytes())} | {count} |")
+
+
 def profiled(fn, *a):
     prof = cProfile.Profile()
     prof.enable()
@@ -277,6 +301,8 @@ def main(argv=None) -> None:
     ap.add_argument("--compile", action="store_true",
                     help="file -> circuit with pc.compile's defaults (torch, check on): import, "
                          "verify, layerize, layout, rest; best of --repeat")
+    ap.add_argument("--digests", action="store_true",
+                    help="sha256 of the Model, Layout and WMC bytes, and model counts")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per circuit and form; the run of least total (or import) is kept")
     ap.add_argument("--out", default="", help="also write the table to this file")
@@ -292,6 +318,9 @@ def main(argv=None) -> None:
         lines += stage_table(circuits(args), args.repeat)
     elif args.compile:
         lines += compile_table(circuits(args), args.repeat)
+    elif args.digests:
+        lines += ["| circuit | Model | Layout | WMC | model count |", "|---|---|---|---|---|"]
+        lines += [digests(p) for p in circuits(args)]
     elif args.import_only:
         lines += ["| circuit | SDD nodes | form | import s | us / SDD node |", "|---|---|---|---|---|"]
         lines += [import_only(p, args.repeat, forms) for p in circuits(args)]
