@@ -111,3 +111,28 @@ def test_distinct_pairs_sort_only_the_decisions_out_of_order(monotone):
     got = _distinct_pairs(node_of, dec, prod_id, inv)
     want = np.unique(np.stack([node_of[dec], prod_id[inv]], axis=1), axis=0)
     np.testing.assert_array_equal(np.stack(got, axis=1), want)
+
+
+def _pairs_by_np_unique(node_of, dec, prod_id, inv):
+    """_distinct_pairs as it was: every element key sorted (np.unique)."""
+    width = int(prod_id.max(initial=0)) + 1
+    return np.divmod(np.unique(node_of[dec] * width + prod_id[inv]), width)
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "4-grid", "seq_fun", "road_r", "random"])
+def test_fast_paths_import_the_models_of_the_old_paths(name, tmp_path, monkeypatch):
+    """The node-form Model bytes are the same with the radix sorts, the
+    signature hash table and the partial sort of decision children as with
+    the sorts they replaced (packed sort / argsort, unique_sorted, one sort
+    of every pair), on the shared SDDs and a random PySDD one."""
+    import pccompiler as pc
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+
+    path = random_cnf_sdd(tmp_path, np.random.default_rng(8), 12, 30)[0] if name == "random" \
+        else shared_sdd(name)
+    fast = pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True)
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_BITS", 0)
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_WIDE_MAX", 0)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes.unique_few", lambda key: None)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes._distinct_pairs", _pairs_by_np_unique)
+    assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == fast
