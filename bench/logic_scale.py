@@ -37,6 +37,14 @@ torch's lazy setup). --import-only times pc.from_sdd alone (best of
 node arrays and the Model), each pass (the PassReport's seconds), backend,
 index (the torch engine's LayoutIndex, decoded on first use) and the
 first forward without the index.
+--compile times file -> circuit as a user gets it by default:
+pc.from_sdd(form="nodes") then pc.compile(model, backend="torch"), which
+runs the `verify` pass (the checker) on the Model; best of --repeat runs
+by the sum, with the passes' seconds from the compile report.
+--digests prints what a change must leave alone: sha256 (16 hex) of the
+node-form Model bytes, of the Layout of that default compile and of the
+float32 log WMC of 8 rows, and the exact model count of circuits of at
+most 600 variables.
 """
 
 from __future__ import annotations
@@ -189,6 +197,58 @@ def stage_table(paths: list[Path], repeat: int) -> list[str]:
     return lines
 
 
+COMPILE = ("import", "verify", "layerize", "layout", "rest")
+
+
+def default_compile(path: Path) -> dict:
+    """Seconds of pc.from_sdd(form="nodes") + pc.compile(model, backend=
+    "torch") with its defaults (check on): import, the passes, and the rest
+    of pc.compile (backend, cache look-up, bookkeeping)."""
+    model, t_import = timed(pc.from_sdd, path, form="nodes")
+    circuit, t_compile = timed(pc.compile, model, backend="torch")
+    seconds = {r.name: r.seconds for r in circuit.compile_report.records}
+    out = {"import": t_import, **{p: seconds.get(p, 0.0) for p in COMPILE[1:4]}}
+    out["rest"] = t_compile - sum(out[p] for p in COMPILE[1:4])
+    return out
+
+
+def compile_table(paths: list[Path], repeat: int) -> list[str]:
+    """The --compile table: the run of least total of `repeat`, in ms, and
+    SDD nodes per second of that total."""
+    lines = ["| circuit | SDD nodes | " + " | ".join(f"{s} ms" for s in COMPILE)
+             + " | total ms | SDD nodes / s |", "|---" * (len(COMPILE) + 4) + "|"]
+    if paths:                          # warm (imports, torch's lazy setup) on the smallest file
+        default_compile(min(paths, key=lambda p: p.stat().st_size))
+    for path in paths:
+        best = min((default_compile(path) for _ in range(max(repeat, 1))),
+                   key=lambda r: sum(r.values()))
+        total, n = sum(best.values()), sdd_nodes(path)
+        cells = " | ".join(f"{best[s] * 1e3:.1f}" for s in COMPILE)
+        lines.append(f"| {path.name} | {n:,} | {cells} | {total * 1e3:.1f} | {n / total:,.0f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def digests(path: Path) -> str:
+    """One --digests row (see the module docstring)."""
+    import hashlib
+
+    from pccompiler.logic import model_count, wmc
+
+    def h(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()[:16]
+    model = pc.from_sdd(path, form="nodes")
+    circuit = pc.compile(model, backend="torch")
+    weights = torch.from_numpy(np.random.default_rng(0).uniform(
+        0.05, 0.95, size=(8, len(model.variables))).astype(np.float32))
+    with torch.no_grad():
+        answer = wmc(circuit, weights).numpy()
+    count = model_count(model)[0] if len(model.variables) <= 600 else "-"
+    return (f"| {path.name} | {h(model.SerializeToString(deterministic=True))} | "
+            f"{h(circuit.layout.SerializeToString(deterministic=True))} | "
+            f"{h(answer.tobytes())} | {count} |")
+
+
 def profiled(fn, *a):
     prof = cProfile.Profile()
     prof.enable()
@@ -238,6 +298,11 @@ def main(argv=None) -> None:
     ap.add_argument("--stages", action="store_true",
                     help="the node form's finer stages (parse, nodes, layerize, layout, "
                          "backend, index, forward), best of --repeat")
+    ap.add_argument("--compile", action="store_true",
+                    help="file -> circuit with pc.compile's defaults (torch, check on): import, "
+                         "verify, layerize, layout, rest; best of --repeat")
+    ap.add_argument("--digests", action="store_true",
+                    help="sha256 of the Model, Layout and WMC bytes, and model counts")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per circuit and form; the run of least total (or import) is kept")
     ap.add_argument("--out", default="", help="also write the table to this file")
@@ -251,6 +316,11 @@ def main(argv=None) -> None:
     lines = [f"machine: {machine}", ""]
     if args.stages:
         lines += stage_table(circuits(args), args.repeat)
+    elif args.compile:
+        lines += compile_table(circuits(args), args.repeat)
+    elif args.digests:
+        lines += ["| circuit | Model | Layout | WMC | model count |", "|---|---|---|---|---|"]
+        lines += [digests(p) for p in circuits(args)]
     elif args.import_only:
         lines += ["| circuit | SDD nodes | form | import s | us / SDD node |", "|---|---|---|---|---|"]
         lines += [import_only(p, args.repeat, forms) for p in circuits(args)]

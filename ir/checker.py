@@ -28,8 +28,8 @@ from pccompiler.ir import version as _version
 from pccompiler.ir.group_screen import screen_groups
 from pccompiler.ir.helpers import params_per_node
 from pccompiler.ir.node_checker import check_node_model
-from pccompiler.ir.tensors import (FLOAT_DTYPES, INT_DTYPES, dtype_name, itemsize, nbytes,
-                                   to_numpy)
+from pccompiler.ir.tensors import (FLOAT_DTYPES, INT_DTYPES, dtype_name, from_checked_bytes,
+                                   itemsize, nbytes, to_numpy)
 
 # Largest num_nodes a group may claim (2**40 nodes is far beyond any GPU).
 MAX_NODES = 2 ** 40
@@ -51,14 +51,19 @@ class _Tensors:
 
     The model-wide pass ("tensor-bytes") has already compared every tensor's
     byte count with its dims, so decoding here allocates only what exists.
+    `shapes`: that pass's name -> (dtype, dims, inline bytes), whose bytes
+    are decoded as they are (upb copies a tensor's bytes on every read: for
+    the 10^7-entry arrays of a large node circuit, a second copy costs
+    about as much as the node checks).
     """
 
-    def __init__(self, tensors, arrays=None):
+    def __init__(self, tensors, arrays=None, shapes: dict | None = None):
         self.protos = {}
         for t in tensors:
             self.protos.setdefault(t.name, t)
         self.cache: dict[str, np.ndarray] = {}
         self.arrays = arrays or {}
+        self.shapes = shapes or {}
 
     def get(self, name: str, what: str, group: pcir.Group | None = None,
             dtypes: frozenset = FLOAT_DTYPES, ndim: int | None = None) -> np.ndarray:
@@ -75,6 +80,9 @@ class _Tensors:
             raise CheckError("tensor-shape", f"{what} tensor {name!r} has shape "
                              f"{list(proto.dims)}, expected {ndim} dimensions", gid, gname)
         array = self.cache.get(name)
+        held = self.shapes.get(name)
+        if array is None and held is not None and held[2] is not None:
+            array = self.cache[name] = from_checked_bytes(*held)
         if array is None:
             try:
                 array = to_numpy(proto) if name not in self.arrays else \
@@ -578,12 +586,16 @@ def _check_groups(model: pcir.Model, table: _Tensors, ties: dict[int, int],
     return header_ok
 
 
-def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckError]:
+def check(model: pcir.Model, collect: bool = False, arrays=None,
+          decoded: dict | None = None) -> list[CheckError]:
     """Check every invariant of `model` (see ir/pcir.proto).
 
     Raises the first CheckError, or with `collect=True` returns the list of
     violations (empty when the model is valid). `arrays`: name -> numpy of
     tensors held outside the message (a mapped .pcc's parameters).
+    `decoded`: receives name -> read-only numpy of the tensors the checks
+    decoded, when the model is valid (the verify pass hands them to the
+    node passes, which would decode them again).
     """
     errors: list[CheckError] | None = [] if collect else None
     _run(lambda: check_version(model.ir_version), errors)
@@ -596,11 +608,13 @@ def check(model: pcir.Model, collect: bool = False, arrays=None) -> list[CheckEr
     def tie_rules():
         ties.update(_tie_map(model))
     ties_ok = _run(tie_rules, errors)
-    table = _Tensors(model.tensors, arrays)
+    table = _Tensors(model.tensors, arrays, shapes if tensors_ok else None)
     if not tensors_ok:     # byte counts are wrong somewhere: decode nothing
         table.protos = {}
     if model.HasField("nodes"):
         _run(lambda: check_node_model(model, table, is_logic(model)), errors)
+        if decoded is not None and not errors:
+            decoded.update(table.cache)
         return errors or []
     header_ok = _check_groups(model, table, ties, shapes if tensors_ok else None, errors)
     if ties_ok:

@@ -35,12 +35,13 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.ir import pcir
-from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, gather_ranges, node_arrays,
-                                  stable_argsort)
+from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, TENSOR_FIELDS, NodeArrays, gather_ranges,
+                                  node_arrays, stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
 from pccompiler.passes.helpers.node_tables import layer_classes, padded_tables
 from pccompiler.passes.node_backward import DEFERRED, DEFERRED_KEY, add_partitions, sum_edges
+from pccompiler.passes.verify import checked_tensors
 from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
@@ -89,9 +90,17 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
                     a.kind[first_nodes].astype(np.int64), lkeys // 2, weight_start)
 
 
+def model_arrays(model: pcir.Model, ctx) -> NodeArrays:
+    """The Model's node arrays: the tensors the verify pass of this compile
+    decoded, when it checked this Model, else decoded here."""
+    table = checked_tensors(model, ctx)
+    names = {getattr(model.nodes, field) for field in TENSOR_FIELDS}
+    return node_arrays(model, table if table is not None and names <= table.keys() else None)
+
+
 def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
     """The layerize pass on a node-form Model."""
-    plan = plan_nodes(node_arrays(model))
+    plan = plan_nodes(model_arrays(model, ctx))
     ctx.analysis["node_plan"] = plan
     a, fan = plan.a, plan.a.fan_in()
     layout = pcir.Layout(ir_version=ir.IR_VERSION, pipeline=ctx.pipeline,
@@ -132,7 +141,7 @@ class _Tensors:
 
 def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
     """The layout pass on a node-form Model (slots, index tensors, placement)."""
-    plan = ctx.analysis.get("node_plan") or plan_nodes(node_arrays(model))
+    plan = ctx.analysis.get("node_plan") or plan_nodes(model_arrays(model, ctx))
     a = plan.a
     layout = pcir.Layout()
     layout.CopyFrom(skeleton)

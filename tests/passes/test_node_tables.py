@@ -95,7 +95,9 @@ def test_compile_without_verify_gives_the_same_layout(tmp_path):
     ir.check_layout(b.layout, model, deep=True)
 
 
-@pytest.mark.parametrize("n, high", [(0, 1), (1, 0), (1000, 3), (5000, 10 ** 6), (300, 2 ** 60)])
+@pytest.mark.parametrize("n, high", [(0, 1), (1, 0), (1000, 3), (5000, 10 ** 6), (300, 2 ** 60),
+                                     (3000, 2 ** 16), (3000, 2 ** 24 - 1), (3000, 2 ** 24),
+                                     (3000, 2 ** 40), (1 << 18, 2 ** 46)])
 def test_stable_argsort_is_numpys_stable_order(n, high):
     keys = np.random.default_rng(n).integers(0, high + 1, size=n)
     np.testing.assert_array_equal(stable_argsort(keys), np.argsort(keys, kind="stable"))

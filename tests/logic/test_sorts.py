@@ -1,0 +1,138 @@
+"""The importer's sorts (ir.nodes.radix_argsort, stable_order, and
+frontend/sdd_groups.unique_sorted on top of them) give numpy's answers at
+every key width, on each side of the widths where they change method
+(16 / 24 bits: radix; packable with the positions: packed sort; up to 48
+bits: radix again; wider: argsort), and unique_few's hash table gives
+unique_sorted's answer or declines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pccompiler.frontend.sdd_groups import unique_few, unique_rows, unique_sorted
+from pccompiler.ir.nodes import radix_argsort, stable_order
+
+
+@pytest.mark.parametrize("bits", [1, 8, 9, 16, 17, 24, 25, 32, 33, 40, 47, 48])
+@pytest.mark.parametrize("n", [1, 2, 777])
+def test_radix_argsort_is_the_stable_order(bits, n):
+    rng = np.random.default_rng(bits * 1000 + n)
+    keys = rng.integers(0, 2 ** bits, size=n)
+    keys[::3] = keys[0]                                   # ties: the stable order matters
+    np.testing.assert_array_equal(radix_argsort(keys, bits), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("n, bits, stable", [(0, 5, True), (1000, 12, True), (1000, 20, True),
+                                             (1000, 30, True), (1 << 17, 46, True),
+                                             (1000, 61, False), (300, 63, False)])
+def test_unique_sorted_is_numpys_unique(n, bits, stable):
+    """(values, inverse, first position) as np.unique gives them; with 2^17
+    keys of 46 bits the positions do not pack and the 48-bit radix runs;
+    61 and 63 bits fit no stable fast method (`stable` False): the
+    unstable argsort."""
+    rng = np.random.default_rng(n + bits)
+    keys = rng.integers(0, 2 ** bits, size=n)
+    if n:
+        keys[rng.integers(0, n, size=n // 2)] = keys[rng.integers(0, n, size=n // 2)]
+    values, inv, first = unique_sorted(keys)
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(inv, want_inv)
+    np.testing.assert_array_equal(first, want_first)
+    assert (stable_order(keys) is not None) == stable
+
+
+def test_unique_rows_wide_keys():
+    """Three columns whose mixed-radix key needs 46 bits (as the elements
+    (vtree, prime, sub) of a 10^5-node SDD): the distinct rows, in order."""
+    rng = np.random.default_rng(7)
+    cols = [rng.integers(0, 4000, 50000), rng.integers(0, 110000, 50000),
+            rng.integers(0, 110000, 50000)]
+    cols[1][::2], cols[2][::2] = cols[1][0], cols[2][0]
+    cols[0][::2] = cols[0][0]
+    rows, inv, first = unique_rows(*cols, first=True)
+    want, want_first, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                           return_inverse=True)
+    np.testing.assert_array_equal(np.stack(rows, axis=1), want)
+    np.testing.assert_array_equal(inv, want_inv.reshape(-1))
+    np.testing.assert_array_equal(first, want_first)
+
+
+def test_many_unpackable_keys_take_the_argsort(monkeypatch):
+    """Above RADIX_WIDE_MAX keys the three-pass radix gives way to argsort
+    (stable_order None), and unique_sorted still gives np.unique's answer."""
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_WIDE_MAX", 1000)
+    keys = np.random.default_rng(2).integers(0, 2 ** 46, size=1 << 17)
+    keys[::5] = keys[1]
+    assert stable_order(keys) is None
+    values, inv, first = unique_sorted(keys)
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(values, want)
+    np.testing.assert_array_equal(inv, want_inv)
+    np.testing.assert_array_equal(first, want_first)
+
+
+@pytest.mark.parametrize("n, distinct, slots_log2, declines", [
+    (1, 1, 20, False), (5000, 40, 20, False), (5000, 1000, 14, False),
+    (20000, 20000, 20, False), (5000, 40, 3, True), (20000, 3000, 8, True)])
+def test_unique_few_is_numpys_unique_or_declines(n, distinct, slots_log2, declines):
+    """unique_few gives np.unique's (values, inverse, first); the cases
+    with 2^14 and 2^20 slots have keys of collided slots (152 and 116 of
+    them: np.unique sorts those); with 8 or 256 slots over 1/8 of the keys
+    collide and it declines (None: unique_sorted runs)."""
+    rng = np.random.default_rng(distinct + slots_log2)
+    values = rng.choice(2 ** 40, size=distinct, replace=False)
+    keys = values[rng.integers(0, distinct, size=n)]
+    got = unique_few(keys, slots_log2)
+    assert (got is None) == declines
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    for a, b in zip(got or unique_sorted(keys), (want, want_inv, want_first)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+def test_distinct_pairs_sort_only_the_decisions_out_of_order(monotone):
+    """_distinct_pairs gives np.unique's sorted (decision, product) pairs
+    whether it sorts the keys of a few decisions (decision nodes rising
+    with the elements, as the importer numbers them) or all of them (a
+    step down between decisions)."""
+    from pccompiler.frontend.sdd_nodes import _distinct_pairs
+
+    rng = np.random.default_rng(11)
+    decisions = 300
+    dec = np.repeat(np.arange(decisions), rng.integers(1, 6, size=decisions))
+    node_of = 1000 + np.arange(decisions) * 3
+    if not monotone:
+        node_of = rng.permutation(node_of)
+    prod_id = rng.permutation(5000)
+    inv = rng.integers(0, 5000, size=len(dec))
+    inv[::7] = np.r_[inv[1:], inv[:1]][::7]                     # some repeated pairs
+    got = _distinct_pairs(node_of, dec, prod_id, inv)
+    want = np.unique(np.stack([node_of[dec], prod_id[inv]], axis=1), axis=0)
+    np.testing.assert_array_equal(np.stack(got, axis=1), want)
+
+
+def _pairs_by_np_unique(node_of, dec, prod_id, inv):
+    """_distinct_pairs as it was: every element key sorted (np.unique)."""
+    width = int(prod_id.max(initial=0)) + 1
+    return np.divmod(np.unique(node_of[dec] * width + prod_id[inv]), width)
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "4-grid", "seq_fun", "road_r", "random"])
+def test_fast_paths_import_the_models_of_the_old_paths(name, tmp_path, monkeypatch):
+    """The node-form Model bytes are the same with the radix sorts, the
+    signature hash table and the partial sort of decision children as with
+    the sorts they replaced (packed sort / argsort, unique_sorted, one sort
+    of every pair), on the shared SDDs and a random PySDD one."""
+    import pccompiler as pc
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+
+    path = random_cnf_sdd(tmp_path, np.random.default_rng(8), 12, 30)[0] if name == "random" \
+        else shared_sdd(name)
+    fast = pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True)
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_BITS", 0)
+    monkeypatch.setattr("pccompiler.ir.nodes.RADIX_WIDE_MAX", 0)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes.unique_few", lambda key: None)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes._distinct_pairs", _pairs_by_np_unique)
+    assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == fast
