@@ -56,8 +56,10 @@ def _arr(table: dict, name: str, shape: tuple) -> np.ndarray:
     return np.asarray(table[name], dtype=np.int64).reshape(shape)
 
 
-def compact_remap(layout: pcir.Layout) -> SlotMap | None:
-    t = ir.tensor_table(layout)
+def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> SlotMap | None:
+    """The SlotMap of `layout`'s compact plan, or None when it saves too
+    little (module docstring). `table`: its tensors decoded already."""
+    t = ir.tensor_table(layout) if table is None else table
     num_slots = int(layout.num_slots)
     layers = list(layout.layers)
     big = np.iinfo(np.int64).max

@@ -1,12 +1,15 @@
 """The plan builder's fast paths give what the general code gives
 (bench/results/logic_fx-cpu-2026-12-07.md): parent unions of equal sets
-by one row sort, the compact remap's block check by one gather."""
+by one row sort, the compact remap's block check by one gather, run
+tables that skip the run search when list changes alone rule runs out,
+tie flags from one np.unique."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from pccompiler.backends.common.block_runs import variable_runs
 from pccompiler.backends.triton import plan
 
 
@@ -53,3 +56,48 @@ def test_equal_set_runs_take_the_longest_run():
     assert slots.tolist() == [[5, 7]] * 4 + [[9, 0]] * 4
     assert starts.tolist() == [[0, 1], [3, 2], [4, 5], [7, 6]] + [[8, -1], [10, -1],
                                                                    [12, -1], [14, -1]]
+
+
+def _run_table_general(lists, counts, block_size, group):
+    """run_table without its shortcut: variable_runs always."""
+    if lists.shape[0] < 2:
+        return group, None
+    starts = variable_runs(lists, counts, block_size, plan.GROUP_MAX_ROWS)
+    if lists.shape[0] / (starts.size - 1) < plan.RUN_GAIN * group:
+        return group, None
+    return 1 << (int(np.diff(starts).max()) - 1).bit_length(), starts
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_run_table_shortcut_matches_variable_runs(seed):
+    """run_table skips variable_runs when the changes of child list alone
+    make too many runs; it must answer what the full search answers."""
+    rng = np.random.default_rng(seed)
+    nb, k = int(rng.integers(1, 60)), int(rng.integers(1, 4))
+    heads = rng.random(nb) < float(rng.choice([0.05, 0.3, 0.6, 1.0]))
+    ids = np.cumsum(heads)                      # blocks of one id share one list
+    lists = rng.integers(2, 9, size=(int(ids.max()) + 2, k))[ids]
+    counts = rng.integers(1, k + 1, size=int(ids.max()) + 2)[ids]
+    bs = int(rng.choice([1, 2, 16]))
+    group = int(rng.choice([1, 2, 4]))
+    got, want = plan.run_table(lists, counts, bs, group), _run_table_general(lists, counts, bs,
+                                                                              group)
+    assert got[0] == want[0]
+    assert (got[1] is None) == (want[1] is None)
+    if got[1] is not None:
+        assert np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_first_occurrence_flags_ties_as_isin_does(seed):
+    """build_plan's tie flag per partition, from one np.unique, against
+    np.isin of each partition's keys in the repeated ones."""
+    rng = np.random.default_rng(seed)
+    keys = [rng.integers(0, 40, size=int(rng.integers(0, 8))) for _ in range(int(rng.integers(1, 9)))]
+    firsts, shares = plan._first_occurrence(keys)
+    allk = np.concatenate(keys)
+    uniq, first, counts = np.unique(allk, return_index=True, return_counts=True)
+    want_first = np.zeros(allk.size, dtype=bool)
+    want_first[first] = True
+    assert np.array_equal(np.concatenate(firsts), want_first)
+    assert shares == [bool(np.isin(k, uniq[counts > 1]).any()) for k in keys]
