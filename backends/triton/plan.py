@@ -686,9 +686,10 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         lp.products.sort(key=lambda p: p.slot_start)
         lp.sums = sums_by_layer[li]
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
-        tiled = np.zeros(num_slots, dtype=bool)
-        for part in lp.tile_flows:
-            tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
+        if lp.tile_flows:
+            tiled = np.zeros(num_slots, dtype=bool)
+            for part in lp.tile_flows:
+                tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
             raw_c, npar = arr(bp.cblock_slots, (nb,)), arr(bp.cblock_num_parents, (nb,))

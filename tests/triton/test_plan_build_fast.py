@@ -2,7 +2,8 @@
 (bench/results/logic_fx-cpu-2026-12-07.md): parent unions of equal sets
 by one row sort, the compact remap's block check by one gather, run
 tables that skip the run search when list changes alone rule runs out,
-tie flags from one np.unique."""
+tie flags from one np.unique, the remap's readers' rule for all product
+partitions at once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from pccompiler.backends.common.block_runs import variable_runs
-from pccompiler.backends.triton import plan
+from pccompiler.backends.triton import plan, scratch
 
 
 def _lists(rng, nb: int, p: int, run: int, share: float):
@@ -101,3 +102,41 @@ def test_first_occurrence_flags_ties_as_isin_does(seed):
     want_first[first] = True
     assert np.array_equal(np.concatenate(firsts), want_first)
     assert shares == [bool(np.isin(k, uniq[counts > 1]).any()) for k in keys]
+
+
+def _moves_per_partition(products, read_by_product, unread, min_layer, max_layer):
+    """The compact remap's readers' rule, one partition at a time."""
+    out = []
+    for li, start, n in products:
+        rows = np.arange(start, start + n)
+        if read_by_product[rows].any():
+            continue
+        live = rows[~unread[rows]]
+        if live.size and ((min_layer[live] == li + 1) & (max_layer[live] == li + 1)).all():
+            out.append((li, start, n, rows, live))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_readable_moves_match_the_per_partition_rule(seed):
+    rng = np.random.default_rng(seed)
+    num_slots, layers = 200, 6
+    products, cursor = [], 2
+    for _ in range(int(rng.integers(1, 12))):
+        n = int(rng.integers(0, 15))
+        products.append((int(rng.integers(0, layers)), cursor, n))
+        cursor += n + int(rng.integers(0, 4))
+    read_by_product = rng.random(num_slots) < float(rng.choice([0.0, 0.02, 0.2]))
+    max_layer = np.where(rng.random(num_slots) < 0.2, -1, rng.integers(0, layers + 1, num_slots))
+    min_layer = np.where(rng.random(num_slots) < 0.8, max_layer,
+                         rng.integers(0, layers + 1, num_slots))
+    unread = max_layer < 0
+    if seed % 2:       # mostly movable: every read row read by the next layer only
+        for li, start, n in products:
+            keep = ~unread[start:start + n]
+            min_layer[start:start + n][keep] = max_layer[start:start + n][keep] = li + 1
+    got = scratch._readable_moves(products, read_by_product, unread, min_layer, max_layer)
+    want = _moves_per_partition(products, read_by_product, unread, min_layer, max_layer)
+    assert [g[:3] for g in got] == [w[:3] for w in want]
+    for g, w in zip(got, want):
+        assert np.array_equal(g[3], w[3]) and np.array_equal(g[4], w[4])
