@@ -94,7 +94,12 @@ def test_first_occurrence_flags_ties_as_isin_does(seed):
     """build_plan's tie flag per partition, from one np.unique, against
     np.isin of each partition's keys in the repeated ones."""
     rng = np.random.default_rng(seed)
-    keys = [rng.integers(0, 40, size=int(rng.integers(0, 8))) for _ in range(int(rng.integers(1, 9)))]
+    sizes = rng.integers(0, 8, size=int(rng.integers(1, 9)))
+    if seed % 2:        # distinct keys (no ties: the shortcut), else many repeats
+        values = rng.permutation(1000)[:int(sizes.sum())]
+        keys = np.split(values, np.cumsum(sizes)[:-1])
+    else:
+        keys = [rng.integers(0, 40, size=int(n)) for n in sizes]
     firsts, shares = plan._first_occurrence(keys)
     allk = np.concatenate(keys)
     uniq, first, counts = np.unique(allk, return_index=True, return_counts=True)
