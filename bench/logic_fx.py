@@ -23,6 +23,10 @@ inside another wrapped one is counted in both):
 KLay (klaycircuits, if importable): add_sdd_from_file + remove_unused_nodes
 + to_torch_module(semiring="log").to(device) + torch.vmap, as logic_race.py.
 
+`--plans` instead times the engine's remap + plan alone (min of 7 x 20),
+on the CPU and on torch's "meta" device, whose dispatch runs the device
+path (one packed upload, its views) without a GPU.
+
 `--hashes FILE` instead writes, per circuit, the sha256 of the Layout
 bytes, of both kernel plans (every field of every part, tensors as dtype,
 shape and bytes) and of the log WMC and its gradient for fixed literal
@@ -187,6 +191,47 @@ def hash_table(args) -> list[str]:
 KEYS = ("layout", "fast_plan", "plan", "wmc", "grad")
 
 
+def plan_seconds(path: Path, device: str, reps: int = 20, rounds: int = 7) -> float:
+    """Min over `rounds` of the mean seconds of the engine's remap + plan
+    (one decoded tensor table, compact_remap, build_plan) of `path`'s Layout
+    for `device`: "meta" runs the device path (the packed upload and its
+    views) without a GPU. Older code without the `table` argument decodes
+    the Layout in each call, as its engine did."""
+    import logic_race
+    from pccompiler import ir
+    from pccompiler.backends.triton.plan import build_plan
+    from pccompiler.backends.triton.scratch import compact_remap
+    layout = logic_race.ours_build(path, "cpu", "ieee", form="nodes")[0].engine.layout
+    shared = "table" in build_plan.__code__.co_varnames
+
+    def once():
+        if not shared:
+            build_plan(layout, device, compact_remap(layout))
+            return
+        table = ir.tensor_table(layout)
+        build_plan(layout, device, compact_remap(layout, table), table=table)
+    once()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            once()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+def plan_table(args) -> list[str]:
+    """`--plans`: remap + plan ms per circuit on the CPU and on "meta"."""
+    lines = ["| circuit | remap + plan, cpu ms | remap + plan, meta (device path) ms |",
+             "|---|---|---|"]
+    for name, path in circuits(args):
+        row = (f"| {name} | {plan_seconds(path, 'cpu') * 1e3:.2f} | "
+               f"{plan_seconds(path, 'meta') * 1e3:.2f} |")
+        lines.append(row)
+        print(row, flush=True)
+    return lines
+
+
 def have_klay() -> bool:
     try:
         import klay  # noqa: F401
@@ -308,6 +353,8 @@ def main(argv=None) -> int:
     ap.add_argument("--hashes", default="", help="write the build's hashes (json) here "
                     "instead of timing")
     ap.add_argument("--compare", default="", help="with --hashes: an earlier hashes file")
+    ap.add_argument("--plans", action="store_true", help="time the engine's remap + plan "
+                    "alone, for the CPU and torch's meta device (the device path)")
     ap.add_argument("--out", default="")
     ap.add_argument("--name", default="logic_fx.md")
     args = ap.parse_args(argv)
@@ -335,6 +382,8 @@ def main(argv=None) -> int:
     lines = [f"Machine: {machine}", "", f"Command: `{cmd}`", ""]
     if args.hashes:
         lines += hash_table(args)
+    elif args.plans:
+        lines += plan_table(args)
     else:
         lines += first_table(args) if args.first else stage_table(args, klay)
     text = "\n".join(lines) + "\n"
