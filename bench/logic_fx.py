@@ -23,6 +23,16 @@ inside another wrapped one is counted in both):
 KLay (klaycircuits, if importable): add_sdd_from_file + remove_unused_nodes
 + to_torch_module(semiring="log").to(device) + torch.vmap, as logic_race.py.
 
+`--plans` instead times the engine's remap + plan alone (min of 7 x 20),
+on the CPU and on torch's "meta" device, whose dispatch runs the device
+path (one packed upload, its views) without a GPU.
+
+`--hashes FILE` instead writes, per circuit, the sha256 of the Layout
+bytes, of both kernel plans (every field of every part, tensors as dtype,
+shape and bytes) and of the log WMC and its gradient for fixed literal
+weights; `--compare FILE` says which differ from an earlier run: a build
+speed-up must leave all of them identical.
+
 Every circuit is built once untimed first (so the table is warm: imports,
 lazy setup); `--first` instead reports the first build of a fresh process
 per circuit (a subprocess each) and what it spends on module imports.
@@ -108,6 +118,118 @@ def klay_build(path: Path, device: str) -> float:
     """Seconds of logic_race.klay_build (file to a vmapped torch module)."""
     import logic_race
     return logic_race.klay_build(path, False, device)[1]
+
+
+def _digest(value, h) -> None:
+    """Feed `value` (a plan: dataclasses, lists, tuples, dicts, tensors,
+    numbers) into the hash `h` in a fixed order: field names, then values;
+    a tensor as its dtype, shape and bytes."""
+    import dataclasses
+    import torch
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(type(value).__name__.encode())
+        for f in dataclasses.fields(value):
+            h.update(f.name.encode())
+            _digest(getattr(value, f.name), h)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for item in value:
+            _digest(item, h)
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}".encode())
+        for k in sorted(value):
+            h.update(repr(k).encode())
+            _digest(value[k], h)
+    else:
+        h.update(f"{type(value).__name__}:{value!r}".encode())
+
+
+def build_hashes(path: Path, device: str) -> dict:
+    """sha256 of the Layout, of `plan` and `fast_plan`, and of the log WMC of
+    4 rows of fixed literal weights and its gradient (ours_build's circuit)."""
+    import hashlib
+    import numpy as np
+    import torch
+    import logic_race
+    from pccompiler.logic import wmc
+    circuit, num_vars, _ = logic_race.ours_build(path, device, "ieee", form="nodes")
+    engine = circuit.engine
+    out = {"layout": hashlib.sha256(engine.layout.SerializeToString(deterministic=True)).hexdigest()}
+    for name in ("fast_plan", "plan"):
+        h = hashlib.sha256()
+        _digest(getattr(engine, name), h)
+        out[name] = h.hexdigest()
+    rng = np.random.default_rng(0)
+    w = torch.tensor(rng.uniform(0.05, 0.95, size=(4, num_vars)), dtype=torch.float32,
+                     device=device, requires_grad=True)
+    value = wmc(circuit, w)
+    (value * torch.tensor([1.0, -0.5, 0.25, 2.0], device=device)).sum().backward()
+    for name, t in (("wmc", value), ("grad", w.grad)):
+        out[name] = hashlib.sha256(t.detach().cpu().numpy().tobytes()).hexdigest()
+    return out
+
+
+def hash_table(args) -> list[str]:
+    """`--hashes`: the hashes per circuit, written to args.hashes as json;
+    with --compare, which differ from that file's."""
+    got = {name: build_hashes(path, args.device) for name, path in circuits(args)}
+    Path(args.hashes).write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    want = json.loads(Path(args.compare).read_text()) if args.compare else {}
+    lines = ["| circuit | " + " | ".join(KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
+    for name, hashes in got.items():
+        old = want.get(name, {})
+        lines.append(f"| {name} | " + " | ".join(
+            hashes[k][:12] + ("" if not old else " same" if old.get(k) == hashes[k]
+                              else " DIFFERS") for k in KEYS) + " |")
+    return lines
+
+
+KEYS = ("layout", "fast_plan", "plan", "wmc", "grad")
+
+
+def plan_seconds(path: Path, device: str, reps: int = 20, rounds: int = 7) -> float:
+    """Min over `rounds` of the mean seconds of the engine's remap + plan
+    (one decoded tensor table, compact_remap, build_plan) of `path`'s Layout
+    for `device`: "meta" runs the device path (the packed upload and its
+    views) without a GPU. Older code without the `table` argument decodes
+    the Layout in each call, as its engine did."""
+    import logic_race
+    from pccompiler import ir
+    from pccompiler.backends.triton.plan import build_plan
+    from pccompiler.backends.triton.scratch import compact_remap
+    layout = logic_race.ours_build(path, "cpu", "ieee", form="nodes")[0].engine.layout
+    shared = "table" in build_plan.__code__.co_varnames
+
+    def once():
+        if not shared:
+            build_plan(layout, device, compact_remap(layout))
+            return
+        table = ir.tensor_table(layout)
+        build_plan(layout, device, compact_remap(layout, table), table=table)
+    once()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            once()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+def plan_table(args) -> list[str]:
+    """`--plans`: remap + plan ms per circuit on the CPU and on "meta"."""
+    lines = ["| circuit | remap + plan, cpu ms | remap + plan, meta (device path) ms |",
+             "|---|---|---|"]
+    for name, path in circuits(args):
+        row = (f"| {name} | {plan_seconds(path, 'cpu') * 1e3:.2f} | "
+               f"{plan_seconds(path, 'meta') * 1e3:.2f} |")
+        lines.append(row)
+        print(row, flush=True)
+    return lines
 
 
 def have_klay() -> bool:
@@ -230,6 +352,11 @@ def main(argv=None) -> int:
     ap.add_argument("--first", action="store_true",
                     help="the first build of a fresh process per circuit instead")
     ap.add_argument("--no-klay", action="store_true")
+    ap.add_argument("--hashes", default="", help="write the build's hashes (json) here "
+                    "instead of timing")
+    ap.add_argument("--compare", default="", help="with --hashes: an earlier hashes file")
+    ap.add_argument("--plans", action="store_true", help="time the engine's remap + plan "
+                    "alone, for the CPU and torch's meta device (the device path)")
     ap.add_argument("--out", default="")
     ap.add_argument("--name", default="logic_fx.md")
     args = ap.parse_args(argv)
@@ -255,7 +382,12 @@ def main(argv=None) -> int:
     cmd = "bench/logic_fx.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"[fx] {machine}", flush=True)
     lines = [f"Machine: {machine}", "", f"Command: `{cmd}`", ""]
-    lines += first_table(args) if args.first else stage_table(args, klay)
+    if args.hashes:
+        lines += hash_table(args)
+    elif args.plans:
+        lines += plan_table(args)
+    else:
+        lines += first_table(args) if args.first else stage_table(args, klay)
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)

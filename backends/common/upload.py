@@ -36,29 +36,49 @@ def _offsets(tensors: Sequence[torch.Tensor]) -> tuple[list[int], int]:
     return offsets, total
 
 
+def _host_bytes(t: torch.Tensor) -> np.ndarray:
+    """A host tensor's bytes, flat (no copy for a contiguous one)."""
+    if t.requires_grad or not t.is_contiguous():
+        t = t.detach().contiguous()
+    return t.numpy().reshape(-1).view(np.uint8)
+
+
 def _stage(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
     """One uint8 host buffer holding every tensor's bytes at its offset."""
     offsets, total = _offsets(tensors)
     buffer = torch.empty(total, dtype=torch.uint8)
     flat = buffer.numpy()
     for t, off in zip(tensors, offsets):
-        data = t.detach().contiguous().numpy().reshape(-1).view(np.uint8)
+        data = _host_bytes(t)
         flat[off:off + data.size] = data
     return buffer, offsets
 
 
 def _views(buffer: torch.Tensor, tensors: Sequence[torch.Tensor],
            offsets: list[int]) -> list[torch.Tensor]:
-    """Each tensor's dtype and shape over its bytes of `buffer`."""
+    """Each tensor's dtype and shape over its bytes of `buffer`: one
+    as_strided per tensor over the buffer seen as its dtype (a slice and a
+    view cost twice that, and a plan holds hundreds of small tensors)."""
     typed: dict[torch.dtype, torch.Tensor] = {}     # `buffer` as each dtype (ALIGN divides it)
     out = []
     for t, off in zip(tensors, offsets):
         whole = typed.get(t.dtype)
         if whole is None:
             whole = typed[t.dtype] = buffer.view(t.dtype)
-        start = off // t.element_size()
-        out.append(whole[start:start + t.numel()].view(t.shape))
+        out.append(whole.as_strided(t.shape, _contiguous_strides(t.shape),
+                                    whole.storage_offset() + off // t.element_size()))
     return out
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of `shape` (in elements)."""
+    if len(shape) == 1:
+        return (1,)
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(int(size), 1)
+    return tuple(reversed(strides))
 
 
 def upload(tensors: Sequence[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
@@ -74,6 +94,9 @@ def upload(tensors: Sequence[torch.Tensor], device: torch.device | str) -> list[
     return _views(host.to(device), tensors, offsets)
 
 
+_LEAVES = frozenset({int, float, bool, str, bytes, dict, type(None)})   # hold no tensor to move
+
+
 def _tensor_fields(value: object, owners: list[tuple[object, str]],
                    tensors: dict[int, torch.Tensor], seen: set[int]) -> None:
     """Collect (object, field name) of every dataclass field reachable from
@@ -87,6 +110,8 @@ def _tensor_fields(value: object, owners: list[tuple[object, str]],
         return
     seen.add(id(value))
     for name, item in vars(value).items():
+        if type(item) in _LEAVES:          # most fields: one set lookup
+            continue
         if isinstance(item, torch.Tensor):
             owners.append((value, name))
             tensors[id(item)] = item

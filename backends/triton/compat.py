@@ -15,6 +15,7 @@ kernels themselves stay version-free:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
@@ -49,10 +50,16 @@ def require_triton() -> None:
     if not HAVE_TRITON:
         raise BackendError("the triton backend needs the `triton` package "
                            "(Linux x86_64 wheels only); use backend='torch' instead")
-    params = inspect.signature(tl.dot).parameters
-    if "input_precision" not in params:
+    if not _dot_takes_input_precision():
         raise BackendError(f"triton {triton.__version__} is too old: tl.dot has no "
                            "`input_precision` (need triton >= 3.0)")
+
+
+@functools.cache
+def _dot_takes_input_precision() -> bool:
+    """Whether tl.dot has `input_precision`: a fact of the process's Triton,
+    read once (inspect.signature costs ~50 us, every engine asked again)."""
+    return "input_precision" in inspect.signature(tl.dot).parameters
 
 
 def check_precision(precision: str) -> str:

@@ -45,14 +45,27 @@ from pccompiler.ir import pcir
 DIST_CODES = {pcir.CATEGORICAL_DIST: 0, pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
 
 
+def _on(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """t (a fresh host tensor) on `device`; build_plan builds on the host,
+    where a `.to` call is pure overhead (hundreds of parts)."""
+    return t if device is _HOST else t.to(device)
+
+
+_HOST = torch.device("cpu")
+
+
 def _i32(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    a = np.asarray(a, dtype=np.int64)
-    wide = a.size and (a.max() >= 2**31 or a.min() < -2**31)
-    return torch.from_numpy(np.array(a, dtype=np.int64 if wide else np.int32)).to(device)
+    """int32 copy of `a`, or int64 when some value does not fit."""
+    a = np.asarray(a)
+    if a.dtype != np.int32:             # int32 input fits by construction
+        a = np.asarray(a, dtype=np.int64)
+        if a.size and (a.max() >= 2**31 or a.min() < -2**31):
+            return _on(torch.from_numpy(a.copy()), device)
+    return _on(torch.from_numpy(a.astype(np.int32)), device)
 
 
 def _i64(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.array(a, dtype=np.int64)).to(device)
+    return _on(torch.from_numpy(np.array(a, dtype=np.int64)), device)
 
 
 @dataclass
@@ -254,7 +267,7 @@ def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device
     cs = np.asarray(child_slots, dtype=np.int64)
     n, k = cs.shape
     atomic = _has_duplicates(cs[cs != 1])
-    return ProductKernelPart(int(slot_start), n, k, _i32(cs, device), atomic)
+    return ProductKernelPart(int(slot_start), n, k, _i32(child_slots, device), atomic)
 
 
 GROUP_MAX_ROWS = 128   # a program group of blocks that share their children spans at most this
@@ -288,7 +301,13 @@ def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
     one-row blocks that no aligned run takes (its rows number 126, say):
     one run of all its rows reads each child once instead of once per row,
     and its node flows can go through the tile (`is_tile_part`)."""
-    if not VARIABLE_RUNS or lists.shape[0] < 2:
+    nb = lists.shape[0]
+    if not VARIABLE_RUNS or nb < 2:
+        return group, None
+    # variable_runs yields at least one run per block unlike its predecessor:
+    # when those alone are too many, skip it (a logic circuit's parts, mostly)
+    same = (lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])
+    if nb < RUN_GAIN * group * (nb - int(same.sum())):
         return group, None
     starts = variable_runs(lists, counts, block_size, GROUP_MAX_ROWS)
     runs = starts.size - 1
@@ -309,12 +328,14 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     cs = np.asarray(child_slots, dtype=np.int64)
     nb, k = cs.shape
     num_children = np.asarray(block_num_children, dtype=np.int64)
-    owners = np.arange(nb) if owner_mask is None else np.flatnonzero(owner_mask)
+    # int32 where the input is (_i32 then skips its range check)
+    owners = np.arange(nb, dtype=np.int32) if owner_mask is None else \
+        np.flatnonzero(owner_mask).astype(np.int32)
     mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
     group, runs = run_table(cs, num_children, int(block_size),
                             shared_run(cs, num_children, int(block_size)))
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
-                         _i32(num_children, device), _i32(cs, device),
+                         _i32(block_num_children, device), _i32(child_slots, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
                          dict(options or {}), group=group, mean_children=mean,
                          grand_slots=None if grand_slots is None else _i32(grand_slots, device),
@@ -377,10 +398,13 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     nb, p = psl.shape
     total = int(npar.sum())
     plain = (1, psl, pps, npar)
+    # G = 2 needs equal pairs (2i, 2i + 1): their counts first (cheap), then sums
+    if not (npar[0:nb - 1:2] == npar[1:nb:2]).all():
+        return plain
     real = np.arange(p)[None, :] < npar[:, None]
-    even = np.arange(0, nb - 1, 2)                   # G = 2 needs equal pairs (2i, 2i + 1)
+    even = np.arange(0, nb - 1, 2)
     sums = np.where(real, psl, 0).sum(axis=1)
-    if not ((npar[even] == npar[even + 1]) & (sums[even] == sums[even + 1])).all():
+    if not (sums[even] == sums[even + 1]).all():
         return plain                                 # (or a parent twice: plain as well)
     order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
     slots = np.take_along_axis(psl, order, axis=1)
@@ -500,6 +524,8 @@ def sum_backward_part(child_block_size: int, parent_block_size: int, cblock_slot
     rows (fusion.py)."""
     g, slots, starts, num_parents = parent_union(parent_slots, parent_param_starts,
                                                  cblock_num_parents, int(child_block_size))
+    if g == 1:      # the lists as given (int32 ones then skip _i32's range check)
+        slots, num_parents = np.asarray(parent_slots), np.asarray(cblock_num_parents)
     nb, p = slots.shape
     return SumBackwardKernelPart(int(child_block_size), int(parent_block_size), nb, p,
                                  _i32(cblock_slots, device), _i32(num_parents, device),
@@ -550,24 +576,30 @@ def input_part(dist: int, slot_start: int, params_per_node: int, node_vars: np.n
                            _i64(owners, device), tiles)
 
 
-def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], list[bool]]:
     """Per array, a mask of entries whose key appears for the first time in
-    the concatenation; and the set of keys that occur more than once."""
+    the concatenation; and whether the array holds a key that occurs more
+    than once there (a tie: one np.unique for all, no np.isin per array)."""
     if not keys:
-        return [], np.zeros(0, dtype=np.int64)
-    allk = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    uniq, first, counts = np.unique(allk, return_index=True, return_counts=True)
+        return [], []
+    allk = np.concatenate(keys)
+    ordered = np.sort(allk)
+    if not (ordered[1:] == ordered[:-1]).any():     # no key twice (no ties): the usual case
+        return [np.ones(k.size, dtype=bool) for k in keys], [False] * len(keys)
+    uniq, first, inverse, counts = np.unique(allk, return_index=True, return_inverse=True,
+                                             return_counts=True)
     is_first = np.zeros(allk.size, dtype=bool)
     is_first[first] = True
-    out, pos = [], 0
-    for k in keys:
-        out.append(is_first[pos:pos + k.size])
-        pos += k.size
-    return out, uniq[counts > 1]
+    bounds = np.cumsum([0] + [k.size for k in keys])
+    repeated = np.concatenate([[0], np.cumsum(counts[inverse.reshape(-1)] > 1)])
+    shares = repeated[bounds[1:]] > repeated[bounds[:-1]]
+    out = [is_first[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return out, [bool(x) for x in shares]
 
 
 def build_plan(layout: pcir.Layout, device: torch.device | str,
-               slot_map: SlotMap | None = None, fuse: bool = False) -> TritonPlan:
+               slot_map: SlotMap | None = None, fuse: bool = False,
+               table: ir.TensorTable | None = None) -> TritonPlan:
     """Decode `layout` into a TritonPlan on `device` (a loop over partitions
     only). With `slot_map` (scratch.compact_remap) every slot index goes
     through the map: the plan of the engine's compact fast path. With
@@ -578,10 +610,15 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     their index arrays for free, and then moved in one copy
     (common/upload.py): a partition's arrays one `.to(device)` at a time
     are hundreds of small synchronous copies on a GPU. The merged sums are
-    concatenated after that, on the device."""
-    host = torch.device("cpu")
-    t = ir.tensor_table(layout)
-    arr = lambda name, shape: np.asarray(t[name], dtype=np.int64).reshape(shape)  # noqa: E731
+    concatenated on the host too and travel in the same copy (a torch.cat
+    per field on the device is a launch each, and their run tables a
+    synchronous copy). `table`: the Layout's tensors decoded already (an
+    engine decodes them once for both plans and the compact remap)."""
+    host = _HOST
+    t = ir.tensor_table(layout) if table is None else table
+    # the Layout's own dtype (int32 slots stay int32: cheaper to copy); every
+    # analysis below converts to int64 where it computes
+    arr = lambda name, shape: t[name].reshape(shape)  # noqa: E731
     if slot_map is None:
         slot = lambda a: a  # noqa: E731
     else:
@@ -594,7 +631,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         for ip in layer.input_partitions:
             in_keys.append(arr(ip.node_param_starts, (int(ip.num_nodes),)))
     sum_first, sum_shared = _first_occurrence(sum_keys)
-    in_first, in_shared = _first_occurrence(in_keys)
+    in_first, in_shared = _first_occurrence(in_keys)   # shared: per partition, a tie
     num_slots = int(layout.num_slots) if slot_map is None else int(slot_map.num_slots)
     # Sum parts first: which products the row-tile parts among them read
     # decides the fusion (fusion.plan_fusion, Fusion.fuse_backward).
@@ -606,7 +643,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             ps = sum_keys[si]
-            tied = bool(sp.has_ties) or bool(np.isin(ps, sum_shared).any())
+            tied = bool(sp.has_ties) or sum_shared[si]
             raw_children.append(arr(sp.child_slots, (nb, k)))
             sums_by_layer[-1].append(sum_part(
                 int(sp.block_size), slot(arr(sp.block_slots, (nb,))),
@@ -632,7 +669,7 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         for ip in layer.input_partitions:
             n = int(ip.num_nodes)
             ps = in_keys[ii]
-            tied = bool(ip.has_ties) or bool(np.isin(ps, in_shared).any())
+            tied = bool(ip.has_ties) or in_shared[ii]
             lp.inputs.append(input_part(DIST_CODES[ip.dist], int(slot(int(ip.slot_start))),
                                         int(ip.params_per_node), arr(ip.node_vars, (n,)), ps,
                                         host, tied, in_first[ii]))
@@ -652,9 +689,10 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         lp.products.sort(key=lambda p: p.slot_start)
         lp.sums = sums_by_layer[li]
         lp.tile_flows = [part for part in lp.sums if is_tile_part(part)]
-        tiled = np.zeros(num_slots, dtype=bool)
-        for part in lp.tile_flows:
-            tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
+        if lp.tile_flows:
+            tiled = np.zeros(num_slots, dtype=bool)
+            for part in lp.tile_flows:
+                tiled[block_rows(part.block_slots.numpy(), part.block_size)] = True
         for bp in layer.sum_backward_partitions:
             nb, p = int(bp.num_blocks), int(bp.max_parents)
             raw_c, npar = arr(bp.cblock_slots, (nb,)), arr(bp.cblock_num_parents, (nb,))
@@ -684,8 +722,8 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
         for li, rows in slot_map.zero_rows.items():
             layers[li].zero_flow_rows = torch.from_numpy(rows)
     mark_first_writers(plan, host)
-    upload_fields(plan, device)
     plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
+    upload_fields(plan, device)
     return plan
 
 
@@ -705,8 +743,7 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
             continue
         offsets = np.cumsum([0] + [m.num_blocks for m in members[:-1]])
         cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
-        owners = torch.cat([m.owner_blocks.to(torch.int64) + int(off)
-                            for m, off in zip(members, offsets)]).to(members[0].owner_blocks.dtype)
+        owners = _shifted_cat([m.owner_blocks for m in members], offsets)
         total = sum(m.num_blocks for m in members)
         runs = None
         if members[0].runs is not None:     # run starts shifted into the concatenation
@@ -721,6 +758,16 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
                                     dict(members[0].options), group=g, runs=runs,
                                     **_merged_grand(members)))
     return merged
+
+
+def _shifted_cat(tensors: list[torch.Tensor], offsets: np.ndarray) -> torch.Tensor:
+    """torch.cat of `tensors` with offsets[i] added to the i-th (in int64,
+    back to the first one's dtype): one add for all, not one per member."""
+    first = tensors[0]
+    # numpy's repeat: torch.repeat_interleave took ~7 ms a call on the CPU
+    shift = np.repeat(np.asarray(offsets, dtype=np.int64), [t.numel() for t in tensors])
+    return (torch.cat(tensors).to(torch.int64) + torch.from_numpy(shift).to(first.device)
+            ).to(first.dtype)
 
 
 def _merged_grand(members: list[SumKernelPart]) -> dict:

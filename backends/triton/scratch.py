@@ -56,8 +56,10 @@ def _arr(table: dict, name: str, shape: tuple) -> np.ndarray:
     return np.asarray(table[name], dtype=np.int64).reshape(shape)
 
 
-def compact_remap(layout: pcir.Layout) -> SlotMap | None:
-    t = ir.tensor_table(layout)
+def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> SlotMap | None:
+    """The SlotMap of `layout`'s compact plan, or None when it saves too
+    little (module docstring). `table`: its tensors decoded already."""
+    t = ir.tensor_table(layout) if table is None else table
     num_slots = int(layout.num_slots)
     layers = list(layout.layers)
     big = np.iinfo(np.int64).max
@@ -66,41 +68,39 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
     read_by_product = np.zeros(num_slots, dtype=bool)
     products: list[tuple[int, int, int]] = []          # (layer, start, n)
     blocks: list[tuple[np.ndarray, int]] = []           # block starts of one size > 1
+    sum_children: list[np.ndarray] = []                 # children read by sums, and their layer
+    sum_layers: list[np.ndarray] = []
+    product_children: list[np.ndarray] = []
     for li, layer in enumerate(layers):
         for pp in layer.product_partitions:
             n, k = int(pp.num_nodes), int(pp.num_children)
-            cs = _arr(t, pp.child_slots, (n * k,))
-            read_by_product[cs[cs > 1]] = True
+            product_children.append(_arr(t, pp.child_slots, (n * k,)))
             products.append((li, int(pp.slot_start), n))
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
-            cs = _arr(t, sp.child_slots, (nb * k,))
-            cs = cs[cs > 1]
-            np.minimum.at(min_sum_layer, cs, li)
-            np.maximum.at(max_sum_layer, cs, li)
+            sum_children.append(_arr(t, sp.child_slots, (nb * k,)))
+            sum_layers.append(np.full(nb * k, li, dtype=np.int64))
             if int(sp.block_size) > 1:
                 blocks.append((_arr(t, sp.block_slots, (nb,)), int(sp.block_size)))
         for bp in layer.sum_backward_partitions:
             if int(bp.child_block_size) > 1:
                 blocks.append((_arr(t, bp.cblock_slots, (int(bp.num_blocks),)),
                                int(bp.child_block_size)))
+    if sum_children:        # first and last sum layer reading each row: one pass for all
+        cs, lis = np.concatenate(sum_children), np.concatenate(sum_layers)
+        real = cs > 1
+        np.minimum.at(min_sum_layer, cs[real], lis[real])
+        np.maximum.at(max_sum_layer, cs[real], lis[real])
     if not products:
         return None
+    cs = np.concatenate(product_children)
+    read_by_product[cs[cs > 1]] = True
     unread = max_sum_layer < 0                       # and no product reads them (below)
     # Partitions whose readers allow the move; the first-writer test (a walk
     # of every backward writer) runs only if moving all of them could save
     # MIN_SAVED_FRACTION (a logic circuit's node layout: hardly any).
-    candidates: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
-    for li, start, n in products:
-        rows = np.arange(start, start + n)
-        if read_by_product[rows].any():
-            continue
-        live = rows[~unread[rows]]
-        if live.size == 0:
-            continue
-        nxt = li + 1
-        if ((min_sum_layer[live] == nxt) & (max_sum_layer[live] == nxt)).all():
-            candidates.append((li, start, n, rows, live))
+    candidates = _readable_moves(products, read_by_product, unread, min_sum_layer,
+                                 max_sum_layer)
     if sum(c[2] for c in candidates) < MIN_SAVED_FRACTION * num_slots:
         return None                                  # saved <= the rows moved
     first_store_layer = _first_store_layers(t, layers, num_slots)
@@ -134,6 +134,32 @@ def compact_remap(layout: pcir.Layout) -> SlotMap | None:
     scratch_layers[[c[0] for c in chosen]] = True
     zero_rows = {li: remap[np.concatenate(r)] for li, r in dead.items()}
     return SlotMap(remap, kept.size + region, kept.size, scratch_layers, zero_rows)
+
+
+def _readable_moves(products: list[tuple[int, int, int]], read_by_product: np.ndarray,
+                    unread: np.ndarray, min_sum_layer: np.ndarray, max_sum_layer: np.ndarray
+                    ) -> list[tuple[int, int, int, np.ndarray, np.ndarray]]:
+    """(layer, start, n, rows, live rows) of each product partition that no
+    product reads, that some sum reads, and whose read rows only the next
+    layer's sums read: the readers' rule of the module docstring, tested
+    for every partition at once over their concatenated rows (a logic
+    circuit's node layout has a partition per layer, and a numpy call per
+    partition and test cost more than the whole test)."""
+    li, start, n = (np.array(col, dtype=np.int64) for col in zip(*products))
+    first = np.cumsum(n) - n                            # each partition's first row below
+    rows = np.repeat(start - first, n) + np.arange(int(n.sum()))
+    nxt = np.repeat(li + 1, n)
+    live = ~unread[rows]
+    bad = read_by_product[rows] | (live & ((min_sum_layer[rows] != nxt)
+                                           | (max_sum_layer[rows] != nxt)))
+    bounds = np.append(first, rows.size)
+    count = lambda flags: np.diff(np.concatenate([[0], np.cumsum(flags)])[bounds])  # noqa: E731
+    ok = (count(bad) == 0) & (count(live) > 0)
+    out = []
+    for p in np.flatnonzero(ok):
+        r = rows[first[p]:first[p] + n[p]]
+        out.append((int(li[p]), int(start[p]), int(n[p]), r, r[~unread[r]]))
+    return out
 
 
 def _first_store_layers(t: dict, layers: list, num_slots: int) -> np.ndarray:

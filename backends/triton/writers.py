@@ -50,6 +50,8 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
 
 def block_rows(starts: np.ndarray, size: int) -> np.ndarray:
     """The rows of blocks of `size` rows starting at `starts`, flattened."""
+    if size == 1:                   # one-row blocks (logic circuits): the starts themselves
+        return np.array(starts, dtype=np.int64).reshape(-1)
     starts = np.asarray(starts, dtype=np.int64)
     return (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
 

@@ -1,13 +1,17 @@
 """The plan builder's fast paths give what the general code gives
 (bench/results/logic_fx-cpu-2026-12-07.md): parent unions of equal sets
-by one row sort, the compact remap's block check by one gather."""
+by one row sort, the compact remap's block check by one gather, run
+tables that skip the run search when list changes alone rule runs out,
+tie flags from one np.unique, the remap's readers' rule for all product
+partitions at once."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pccompiler.backends.triton import plan
+from pccompiler.backends.common.block_runs import variable_runs
+from pccompiler.backends.triton import plan, scratch
 
 
 def _lists(rng, nb: int, p: int, run: int, share: float):
@@ -53,3 +57,91 @@ def test_equal_set_runs_take_the_longest_run():
     assert slots.tolist() == [[5, 7]] * 4 + [[9, 0]] * 4
     assert starts.tolist() == [[0, 1], [3, 2], [4, 5], [7, 6]] + [[8, -1], [10, -1],
                                                                    [12, -1], [14, -1]]
+
+
+def _run_table_general(lists, counts, block_size, group):
+    """run_table without its shortcut: variable_runs always."""
+    if lists.shape[0] < 2:
+        return group, None
+    starts = variable_runs(lists, counts, block_size, plan.GROUP_MAX_ROWS)
+    if lists.shape[0] / (starts.size - 1) < plan.RUN_GAIN * group:
+        return group, None
+    return 1 << (int(np.diff(starts).max()) - 1).bit_length(), starts
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_run_table_shortcut_matches_variable_runs(seed):
+    """run_table skips variable_runs when the changes of child list alone
+    make too many runs; it must answer what the full search answers."""
+    rng = np.random.default_rng(seed)
+    nb, k = int(rng.integers(1, 60)), int(rng.integers(1, 4))
+    heads = rng.random(nb) < float(rng.choice([0.05, 0.3, 0.6, 1.0]))
+    ids = np.cumsum(heads)                      # blocks of one id share one list
+    lists = rng.integers(2, 9, size=(int(ids.max()) + 2, k))[ids]
+    counts = rng.integers(1, k + 1, size=int(ids.max()) + 2)[ids]
+    bs = int(rng.choice([1, 2, 16]))
+    group = int(rng.choice([1, 2, 4]))
+    got, want = plan.run_table(lists, counts, bs, group), _run_table_general(lists, counts, bs,
+                                                                              group)
+    assert got[0] == want[0]
+    assert (got[1] is None) == (want[1] is None)
+    if got[1] is not None:
+        assert np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_first_occurrence_flags_ties_as_isin_does(seed):
+    """build_plan's tie flag per partition, from one np.unique, against
+    np.isin of each partition's keys in the repeated ones."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 8, size=int(rng.integers(1, 9)))
+    if seed % 2:        # distinct keys (no ties: the shortcut), else many repeats
+        values = rng.permutation(1000)[:int(sizes.sum())]
+        keys = np.split(values, np.cumsum(sizes)[:-1])
+    else:
+        keys = [rng.integers(0, 40, size=int(n)) for n in sizes]
+    firsts, shares = plan._first_occurrence(keys)
+    allk = np.concatenate(keys)
+    uniq, first, counts = np.unique(allk, return_index=True, return_counts=True)
+    want_first = np.zeros(allk.size, dtype=bool)
+    want_first[first] = True
+    assert np.array_equal(np.concatenate(firsts), want_first)
+    assert shares == [bool(np.isin(k, uniq[counts > 1]).any()) for k in keys]
+
+
+def _moves_per_partition(products, read_by_product, unread, min_layer, max_layer):
+    """The compact remap's readers' rule, one partition at a time."""
+    out = []
+    for li, start, n in products:
+        rows = np.arange(start, start + n)
+        if read_by_product[rows].any():
+            continue
+        live = rows[~unread[rows]]
+        if live.size and ((min_layer[live] == li + 1) & (max_layer[live] == li + 1)).all():
+            out.append((li, start, n, rows, live))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_readable_moves_match_the_per_partition_rule(seed):
+    rng = np.random.default_rng(seed)
+    num_slots, layers = 200, 6
+    products, cursor = [], 2
+    for _ in range(int(rng.integers(1, 12))):
+        n = int(rng.integers(0, 15))
+        products.append((int(rng.integers(0, layers)), cursor, n))
+        cursor += n + int(rng.integers(0, 4))
+    read_by_product = rng.random(num_slots) < float(rng.choice([0.0, 0.02, 0.2]))
+    max_layer = np.where(rng.random(num_slots) < 0.2, -1, rng.integers(0, layers + 1, num_slots))
+    min_layer = np.where(rng.random(num_slots) < 0.8, max_layer,
+                         rng.integers(0, layers + 1, num_slots))
+    unread = max_layer < 0
+    if seed % 2:       # mostly movable: every read row read by the next layer only
+        for li, start, n in products:
+            keep = ~unread[start:start + n]
+            min_layer[start:start + n][keep] = max_layer[start:start + n][keep] = li + 1
+    got = scratch._readable_moves(products, read_by_product, unread, min_layer, max_layer)
+    want = _moves_per_partition(products, read_by_product, unread, min_layer, max_layer)
+    assert [g[:3] for g in got] == [w[:3] for w in want]
+    for g, w in zip(got, want):
+        assert np.array_equal(g[3], w[3]) and np.array_equal(g[4], w[4])
