@@ -23,6 +23,9 @@ def checked_tensors(model: pcir.Model, ctx) -> dict | None:
     """name -> numpy of `model`'s tensors as the verify pass of this compile
     decoded them, or None (no verify ran, or it checked another Model): a
     node pass reads them instead of decoding the Model's tensors again (a
-    copy of every array: ~0.5 GB for a 10^6-node SDD)."""
+    copy of every array: ~0.5 GB for a 10^6-node SDD). Keyed by the Model
+    object: a pass that edits that Model in place between verify and its
+    reader would leave them stale (none does: the node pipeline is
+    verify, layerize, layout)."""
     held = ctx.analysis.get("checked_tensors")
     return held[1] if held is not None and held[0] is model else None
