@@ -61,6 +61,32 @@ def _safe_max(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)     # one op, not three
 
 
+# exp(x) is finite in float32 up to x = 88.7; the margin covers the batch sums.
+FLOAT32_EXP_SAFE = 80.0
+
+
+def _overflows(m: torch.Tensor, v: torch.Tensor, f: torch.Tensor) -> bool:
+    """Whether exp(m - v) overflows float32 for a parent with flow (float64
+    has the range: a log-likelihood gap of 700 nats inside one block)."""
+    return v.dtype == torch.float32 and bool(((m - v > FLOAT32_EXP_SAFE) & (f > 0)).any())
+
+
+def _sum_flow_terms(f: torch.Tensor, v: torch.Tensor, w: torch.Tensor, cv: torch.Tensor,
+                    m: torch.Tensor, zero_guard: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Child flows [nc, K, B] and parameter flows [nc, K, bs] of sum blocks:
+    w * f(parent) * p(child) / p(parent), shifted by the block's largest
+    child m. zero_guard: a zero weight gets zero parameter flow even where
+    its pair's ratio is huge (inf * 0 would be NaN)."""
+    e = torch.exp(cv - m)
+    r = torch.where(f > 0, f * torch.exp(m - v), torch.zeros_like(f))
+    child = e * torch.bmm(w, r)                                             # [nc, K, B]
+    pflow = w * torch.bmm(e, r.transpose(1, 2))                             # [nc, K, bs]
+    if zero_guard:
+        pflow = torch.where(w != 0, pflow, torch.zeros_like(pflow))
+    return child, pflow
+
+
 class TorchEngine(Engine):
     """Engine over torch ops; see the module docstring."""
 
@@ -187,11 +213,16 @@ class TorchEngine(Engine):
             w = self.sum_params.detach()[sp.weight_index[c]]                # [nc, K, bs]
             cv = values[sp.child_slots[c]]                                  # [nc, K, B]
             m = _safe_max(cv, 1)
-            e = torch.exp(cv - m)
-            r = torch.where(f > 0, f * torch.exp(m - v), torch.zeros_like(f))
-            child = e * torch.bmm(w, r)                                     # [nc, K, B]
+            if _overflows(m, v, f):
+                # exp(m - v) would overflow: a parent far below the block's
+                # largest child, which reaches it only through zero weights
+                # (a pruned block stored dense). float64 has the range.
+                child, pflow = _sum_flow_terms(f.double(), v.double(), w.double(),
+                                               cv.double(), m.double(), zero_guard=True)
+                child, pflow = child.to(flows.dtype), pflow.to(flows.dtype)
+            else:
+                child, pflow = _sum_flow_terms(f, v, w, cv, m)
             flows.index_add_(0, sp.child_slots[c].reshape(-1), child.reshape(-1, B))
-            pflow = w * torch.bmm(e, r.transpose(1, 2))                     # [nc, K, bs]
             self.sum_param_flows.index_add_(0, sp.weight_index[c].reshape(-1), pflow.reshape(-1))
 
     # ------------------------------------------------------------ passes

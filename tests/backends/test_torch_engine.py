@@ -182,3 +182,30 @@ def test_capability_error_names_the_first_unsupported_group():
         name = "wide"
         capabilities = Capabilities(distributions=frozenset(dists))
     Wide().check(model)
+
+
+def test_sum_flows_of_a_parent_far_below_its_blocks_largest_child_stay_finite():
+    """A pruned block stored dense: parent 0 reads child 0 only, parent 1
+    child 1 only, 200 nats apart. exp(max child - parent 1) overflows
+    float32 (it made NaN parameters in the prune-grow check, branch
+    pgcheck); the flows must be the exact ones."""
+    from types import SimpleNamespace
+
+    from pccompiler.backends.torch.engine import TorchEngine
+
+    B = 3
+    values = torch.zeros(6, B)
+    values[4], values[5] = 0.0, -200.0            # children
+    values[2], values[3] = 0.0, -200.0            # parents: log(1 * e^child)
+    flows = torch.zeros(6, B)
+    flows[2], flows[3] = 0.25, 0.75
+    # weight w[k, p] of child k for parent p at sum_params[weight_index[0, k, p]]
+    engine = SimpleNamespace(sum_params=torch.tensor([1.0, 0.0, 0.0, 1.0]),
+                             sum_param_flows=torch.zeros(4))
+    sp = SimpleNamespace(num_blocks=1, max_children=2, block_size=2,
+                         parent_slots=torch.tensor([[2, 3]]), child_slots=torch.tensor([[4, 5]]),
+                         weight_index=torch.tensor([[[0, 1], [2, 3]]]))
+    TorchEngine._sum_backward(engine, sp, values, flows)
+    assert torch.equal(flows[4], torch.full((B,), 0.25))
+    assert torch.allclose(flows[5], torch.full((B,), 0.75))
+    assert torch.allclose(engine.sum_param_flows, torch.tensor([0.25 * B, 0.0, 0.0, 0.75 * B]))
