@@ -138,8 +138,9 @@ def pruned_flow(circuit, train: np.ndarray, keep: float) -> float:
     from pccompiler import ir
     model = circuit.to_model()
     table = ir.tensor_table(model)
+    flows = edge_flows(circuit, train)
     weights = {g.id: np.asarray(table[ir.param_tensor_name(model, g)]).reshape(-1)
-               for g in model.groups if g.id in (flows := edge_flows(circuit, train))}
+               for g in model.groups if g.id in flows}
     f = np.concatenate([flows[g].reshape(-1)[weights[g] != 0] for g in flows])
     k = math.ceil(keep * len(f))
     return float(np.sort(f)[::-1][k:].sum() / len(train))
