@@ -61,10 +61,15 @@ def build(args, train: np.ndarray):
     return pc.lower(root)
 
 
+DTYPE = {"value": "float32"}
+
+
 def compile_torch(model):
-    """Torch on the CPU, no permutation search (the GPU driver's recompile)."""
+    """Torch on the CPU, no permutation search (the GPU driver's recompile);
+    `--dtype float64`: the torch engine's float32 flows of a pruned circuit
+    overflow to NaN (its per-block max includes zero-weight pseudo-edges)."""
     import pccompiler as pc
-    return pc.compile(model, backend="torch", device="cpu",
+    return pc.compile(model, backend="torch", device="cpu", dtype=DTYPE["value"],
                       pass_options={"detect-block-sparsity": {"permute": False}})
 
 
@@ -206,6 +211,7 @@ def parse_args(argv=None):
     p.add_argument("--factor", type=int, default=2)
     p.add_argument("--noise", default="0,0.1", help="comma-separated grow noises")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--out", required=True, help="results JSON")
     return p.parse_args(argv)
 
@@ -213,6 +219,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     import torch
     args = parse_args(argv)
+    DTYPE["value"] = args.dtype
     torch.manual_seed(args.seed)
     log = lambda s: print(s, flush=True)  # noqa: E731
     data = load(args)
