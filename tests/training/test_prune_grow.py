@@ -256,3 +256,34 @@ def test_zero_weight_edges_are_not_ranked_counted_or_kept(trained):
     assert sum_edge_count(pruned) <= stats.ranked_kept + _sum_nodes(pruned)
     ir.check(pruned)
     _matches_reference(pruned, valid)
+
+
+def _copy_gap(model: pcir.Model, factor: int) -> float:
+    """Largest difference between copy 0 and copy 1 of any categorical leaf
+    of a grown Model (copy k of node i is node k*n + i)."""
+    table = ir.tensor_table(model)
+    gaps = [0.0]
+    for g in model.groups:
+        if g.kind == pcir.INPUT:
+            p = np.asarray(table[g.input.params], np.float64)
+            n = len(p) // factor
+            gaps.append(float(np.abs(p[:n] - p[n:2 * n]).max()))
+    return max(gaps)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.2])
+def test_grown_copies_separate_under_em_only_with_noise(trained, noise):
+    """At noise 0 every copy gets the same flows, so EM keeps the copies
+    identical: the grown circuit stays the pruned one (and fine-tuning it is
+    fine-tuning the pruned circuit). Noise breaks the tie and the copies
+    move apart during EM: why prune-grow needs noise > 0."""
+    circuit, train, _ = trained
+    grown = grow(prune(circuit, train, 0.25), 2, noise=noise, seed=3)
+    tuned = pc.compile(grown, backend="torch", device="cpu", dtype="float64")
+    start = _copy_gap(grown, 2)
+    train_em(tuned, train, epochs=3, batch_size=500, step_size=0.5)
+    end = _copy_gap(tuned.to_model(), 2)
+    if noise == 0:
+        assert start == 0 and end < 1e-12
+    else:
+        assert end > start > 0
