@@ -29,22 +29,14 @@ rm -rf /tmp/pcc
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/pcc . || exit 1
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 status=0
-verdict() {     # $1 = stage, $2 = exit status of its timeout'd command
-    if [[ $2 -eq 124 ]]; then
-        echo "!! $1 TIMED OUT (slow kernel compiles, not a wrong result): rerun STAGES=$1"
-        status=1
-    elif [[ $2 -ne 0 ]]; then
-        echo "!! $1 FAILED: keep fuse_products off"
-        status=1
-    fi
-}
+source "$(dirname "$0")/verdict.sh"
 if [[ ",$STAGES," == *",tests,"* ]]; then
     echo "== tests/triton/test_fuse_products.py (cuda)"
     (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 90 python3 -m pytest -q -p no:cacheprovider -rs \
         tests/triton/test_fuse_products.py --device cuda) > "$OUT/fuse_tests.txt" 2>&1
     rc=$?
     tail -5 "$OUT/fuse_tests.txt"
-    verdict tests "$rc"
+    verdict tests "$rc" "keep fuse_products off"
 fi
 if [[ ",$STAGES," == *",conformance,"* ]]; then
     echo "== conformance, --backend triton:fuse (cuda)"
@@ -53,7 +45,7 @@ if [[ ",$STAGES," == *",conformance,"* ]]; then
         > "$OUT/conformance_fuse.txt" 2>&1
     rc=$?
     tail -5 "$OUT/conformance_fuse.txt"
-    verdict conformance "$rc"
+    verdict conformance "$rc" "keep fuse_products off"
 fi
 if [[ ",$STAGES," == *",ab,"* ]]; then
     echo "== A/B: cases '${CASES}', pruned keep ${PRUNED_KEEP:-0}"
@@ -62,6 +54,6 @@ if [[ ",$STAGES," == *",ab,"* ]]; then
         ${TILE_CHILDREN:+--fuse-tile-children} --out "$OUT" 2>&1 | tee "$OUT/fuse_ab.log"
     rc=${PIPESTATUS[0]}
     [[ $rc -eq 130 ]] && rc=124       # timeout --signal=INT: the cases done are saved
-    verdict ab "$rc"
+    verdict ab "$rc" "keep fuse_products off"
 fi
 exit "$status"

@@ -34,22 +34,14 @@ rm -rf "$PCC"
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target "$PCC" . || exit 1
 rm -rf "$TDIR" && mkdir -p "$TDIR" && cp -r tests "$TDIR/"
 status=0
-verdict() {     # $1 = stage, $2 = exit status of its timeout'd command
-    if [[ $2 -eq 124 ]]; then
-        echo "!! $1 TIMED OUT (slow kernel compiles, not a wrong result): rerun STAGES=$1"
-        status=1
-    elif [[ $2 -ne 0 ]]; then
-        echo "!! $1 FAILED: keep pflow='layer'"
-        status=1
-    fi
-}
+source "$(dirname "$0")/verdict.sh"
 if [[ ",$STAGES," == *",tests,"* ]]; then
     echo "== tests/triton/test_pflow.py ($DEVICE)"
     (cd "$TDIR" && PYTHONPATH="$PCC" timeout "${TEST_TIMEOUT:-60}" python3 -m pytest -q -p no:cacheprovider -rs \
         tests/triton/test_pflow.py --device "$DEVICE") > "$OUT/pflow_tests.txt" 2>&1
     rc=$?
     tail -5 "$OUT/pflow_tests.txt"
-    verdict tests "$rc"
+    verdict tests "$rc" "keep pflow='layer'"
 fi
 if [[ ",$STAGES," == *",conformance,"* ]]; then
     echo "== conformance EM, --backend triton:pflow_split,triton:pflow_fused,triton:pflow_fused_split ($DEVICE)"
@@ -58,7 +50,7 @@ if [[ ",$STAGES," == *",conformance,"* ]]; then
         > "$OUT/conformance_pflow.txt" 2>&1
     rc=$?
     tail -5 "$OUT/conformance_pflow.txt"
-    verdict conformance "$rc"
+    verdict conformance "$rc" "keep pflow='layer'"
 fi
 if [[ ",$STAGES," == *",ab,"* ]]; then
     echo "== A/B: cases '${CASES}', variants '${VARIANTS}'"
@@ -67,7 +59,7 @@ if [[ ",$STAGES," == *",ab,"* ]]; then
         | tee "$OUT/pflow_ab.log"
     rc=${PIPESTATUS[0]}
     [[ $rc -eq 130 ]] && rc=124       # timeout --signal=INT: the cases done are saved
-    verdict ab "$rc"
+    verdict ab "$rc" "keep pflow='layer'"
 fi
 {
     echo "# pflow on cuda: tests, conformance, training-step A/B (bench/gpu/pflow.sh)"
