@@ -21,6 +21,13 @@ Paths compared per case (bench/race_cases.py):
 
     PYTHONPATH=/tmp/pcc:bench python3 bench/aot.py --cases hclt32,pd128 --out OUT.md
 
+`--cpu-proxy` (no GPU needed): the same two aot_host arms on this CPU, for a
+case's sm_90 artifact cross-compiled here, up to the first log-likelihood,
+whose launches run the JIT's own path to the no-op launches of the stand-in
+driver (aot/target.py): what the install saves on the host, not GPU time.
+
+    .venv/bin/python bench/aot.py --cpu-proxy --cases hclt32 --repeats 7
+
 Each timed run is a subprocess (`--child ...`); CUDA is initialised before
 the clock starts in every path, so the numbers leave out context creation.
 The batch is `--batch` uniform random categories (seed 0).
@@ -32,6 +39,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +55,8 @@ def _data(num_cats: int, num_vars: int, batch: int):
     return torch.randint(0, num_cats, (batch, num_vars), generator=gen).cuda()
 
 
-def child_build(case_name: str, path: str, batch: int) -> dict:
+def child_build(case_name: str, path: str, batch: int, target: str | None = None) -> dict:
+    """The case's artifact with kernels for `target` (default: this GPU)."""
     import pccompiler
     from pccompiler.backends.triton.aot.target import current_target, target_name
     from race_cases import all_cases
@@ -55,7 +64,8 @@ def child_build(case_name: str, path: str, batch: int) -> dict:
     t0 = time.perf_counter()
     model = case.build()
     t1 = time.perf_counter()
-    circuit = pccompiler.compile(model, backend="triton", target=target_name(current_target()),
+    circuit = pccompiler.compile(model, backend="triton",
+                                 target=target or target_name(current_target()),
                                  batch_sizes=[batch], data_dtypes=["int64"])
     t2 = time.perf_counter()
     circuit.save(path)
@@ -94,6 +104,81 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
     return {"load_s": t_load - t0, "ll_s": t_ll - t0, "em_s": t_em - t0,
             "mean_ll": float(ll.double().mean()), "compiled": len(counter.compiled),
             "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits}
+
+
+def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
+    """CPU stand-in for one aot_host load -> first LL (`--cpu-proxy`): the
+    load's kernel work as `pccompiler.load` does it for each mode ("1":
+    verify and install, aot/install.py; "cache": triton_key on a thread,
+    verify and write into Triton's cache, the thread joined before the
+    first launch), the engine build, its plan and first log-likelihood."""
+    import torch
+    from triton.runtime import cache as triton_cache
+    from pccompiler.backends.triton.aot import CompileCounter, store
+    from pccompiler.backends.triton.aot.install import install_kernels
+    from pccompiler.backends.triton.aot.record import all_kernels
+    from pccompiler.backends.triton.aot.target import cross_driver, parse_target
+    from pccompiler.backends.triton.aot.warm import hash_triton_in_background
+    from pccompiler.backends.triton.engine import TritonEngine
+    from pccompiler.ir.artifact import read_pcc
+    x = torch.zeros(batch, num_vars, dtype=torch.int64)
+    with cross_driver(parse_target("cuda:sm_90"), all_kernels()), CompileCounter() as counter:
+        t0 = time.perf_counter()
+        hashing = hash_triton_in_background() if mode == "cache" else None
+        art = read_pcc(path, defer_hash=True)
+        entry = art.manifest["kernels"]
+        kernels = store.verify_kernels(entry, art.sections, path)
+        store.write_to_cache(install_kernels(entry, kernels) if mode == "1" else kernels, path)
+        t_kernels = time.perf_counter()
+        engine = TritonEngine(art.mapped_model, art.layout, device="cpu", cuda_graphs=False,
+                              arrays=art.arrays)
+        art.arrays.verify()
+        engine.fast_plan
+        if hashing is not None:
+            hashing.join()
+        t_engine = time.perf_counter()
+        engine.root_log_prob(x)
+        t_ll = time.perf_counter()
+    return {"kernels_s": t_kernels - t0, "engine_s": t_engine - t_kernels,
+            "first_ll_s": t_ll - t_engine, "ll_s": t_ll - t0, "hits": counter.hits,
+            "compiled": len(counter.compiled),
+            "triton_key": triton_cache.triton_key.cache_info().currsize > 0,
+            "gluon": "triton.experimental.gluon" in sys.modules}
+
+
+def run_cpu_proxy(name: str, batch: int, work: str, repeats: int) -> dict:
+    """`--cpu-proxy` for one case: build its sm_90 artifact here, then both
+    aot_host arms `repeats` times, alternating, each in a fresh process."""
+    path = os.path.join(work, f"{name}.pcc")
+    build = _spawn(["build", name, path, str(batch), "cuda:sm_90"],
+                   tempfile.mkdtemp(dir=work, prefix="cache-"))
+    runs: dict[str, list[dict]] = {key: [] for key in HOST_ARMS}
+    for _ in range(repeats):
+        for key, mode in HOST_ARMS.items():
+            runs[key].append(_spawn(["cpu_load", path, str(batch), str(build["num_vars"]), mode],
+                                    tempfile.mkdtemp(dir=work, prefix="cache-")))
+    return {"case": name, "build": build, **runs}
+
+
+def cpu_table(rows: list[dict], command: str, machine: str) -> str:
+    """Median (min) seconds of each phase of the `--cpu-proxy` runs."""
+    phases = ("kernels_s", "engine_s", "first_ll_s", "ll_s")
+    out = [f"# CPU stand-in: load -> first LL, kernels install vs file cache", "",
+           f"Command: `{command}`", "", f"Machine: {machine}", "",
+           "| case | arm | runs | kernels s | engine + plan s | first LL s | total s | "
+           "cache hits | triton_key hashed |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for key in HOST_ARMS:
+            runs = row[key]
+            cells = [f"{statistics.median(r[p] for r in runs):.3f} "
+                     f"({min(r[p] for r in runs):.3f})" for p in phases]
+            out.append(f"| {row['case']} | {key} | {len(runs)} | " + " | ".join(cells)
+                       + f" | {runs[0]['hits']} | {runs[0]['triton_key']} |")
+    out += ["", "median (min) of the runs; kernels: read_pcc + verify + install or write to "
+            "Triton's cache; engine + plan: TritonEngine, its compact plan and (cache arm) the "
+            "join of the triton_key thread; first LL: the forward's launches through the JIT "
+            "to no-op launches (aot/target.py's stand-in driver)."]
+    return "\n".join(out) + "\n"
 
 
 def _write_profile(profiler, path: str, load_s: float, ll_s: float) -> None:
@@ -232,7 +317,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, rest = sys.argv[2], sys.argv[3:]
         if kind == "build":
-            out = child_build(rest[0], rest[1], int(rest[2]))
+            out = child_build(rest[0], rest[1], int(rest[2]), *rest[3:])
+        elif kind == "cpu_load":
+            out = child_cpu_load(rest[0], int(rest[1]), int(rest[2]), rest[3])
         elif kind == "load":
             mode = {"0": False, "1": True}.get(rest[4], rest[4])
             out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode)
@@ -251,12 +338,17 @@ def main() -> None:
                          "per case (cProfile tables written to DIR/profile_<case>_<arm>.txt)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each aot_host arm per case, alternating (median reported)")
+    ap.add_argument("--cpu-proxy", action="store_true",
+                    help="no GPU: time the aot_host arms' host work on this CPU (see above)")
     args = ap.parse_args()
+    command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
+    if args.cpu_proxy:
+        main_cpu_proxy(args, command)
+        return
     import torch
     machine = (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
                f"triton {__import__('triton').__version__}")
     rows: list[dict] = []
-    command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="aot-bench-") as work:
         for name in args.cases.split(","):
             rows.append(run_case(name.strip(), args.batch, work, args.pyjuice, args.profile,
@@ -266,6 +358,24 @@ def main() -> None:
                 Path(args.out).write_text(text)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
+    print(text)
+
+
+def main_cpu_proxy(args, command: str) -> None:
+    import platform
+    import triton
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load "
+               f"average {os.getloadavg()[0]:.2f} at start; torch "
+               f"{__import__('torch').__version__}, triton {triton.__version__}")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="aot-cpu-") as work:
+        for name in args.cases.split(","):
+            rows.append(run_cpu_proxy(name.strip(), args.batch, work, args.repeats))
+    text = cpu_table(rows, command, machine + f"; {os.getloadavg()[0]:.2f} at the end")
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     print(text)
 
 
