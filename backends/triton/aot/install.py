@@ -139,7 +139,13 @@ def install_kernels(entry: Mapping[str, Any], kernels: list[tuple[str, str, dict
     specs = {k.get("hash"): k.get("spec") for k in entry.get("kernels", [])}
     by_name = {k.fn.__name__: k for k in all_kernels()}
     left, failures = [], []
-    with tempfile.TemporaryDirectory(prefix="pcc-kernels-") as folder:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="pcc-kernels-", ignore_cleanup_errors=True)
+    except OSError as exc:       # no writable temporary folder: today's path for all
+        log.debug("stored kernels: no temporary folder (%s); all %d load through "
+                  "triton.compile", exc, len(kernels))
+        return list(kernels)
+    with scratch as folder:
         for name, khash, files in kernels:
             try:
                 if name not in by_name:
