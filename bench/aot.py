@@ -128,7 +128,7 @@ def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
         art = read_pcc(path, defer_hash=True)
         entry = art.manifest["kernels"]
         kernels = store.verify_kernels(entry, art.sections, path)
-        store.write_to_cache(install_kernels(entry, kernels) if mode == "1" else kernels, path)
+        store.write_to_cache(install_kernels(entry, kernels)[1] if mode == "1" else kernels, path)
         t_kernels = time.perf_counter()
         engine = TritonEngine(art.mapped_model, art.layout, device="cpu", cuda_graphs=False,
                               arrays=art.arrays)

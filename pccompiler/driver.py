@@ -222,10 +222,9 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     against the container's section table, like every section of the file);
     kernels="cache" only puts them into Triton's cache, where each first
     launch's `triton.compile` finds them (the path before install.py, kept
-    to compare); kernels="preload" does that and also loads them all into
-    the GPU at once, on a thread pool (backends/triton/aot/warm.py: a cold
-    machine builds Triton's launchers in parallel instead of one per first
-    launch).
+    to compare); kernels="preload" also loads them all into the GPU at
+    once, on a thread pool (backends/triton/aot/warm.py: a cold machine
+    builds Triton's launchers in parallel instead of one per first launch).
     """
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
@@ -285,9 +284,10 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
     """The file's ahead-of-time kernels: each file checked against the
     manifest's sha256 (the section table's sha256 was checked by read_pcc);
     for triton on CUDA, when they were built for this GPU and Triton, also
-    (kernels=True) built straight into the JIT's in-memory cache
-    (aot/install.py), or (kernels="cache" / "preload", and any kernel the
-    install leaves) put into Triton's cache. Returns the thread hashing
+    (kernels=True / "preload") built straight into the JIT's in-memory
+    cache (aot/install.py), or (kernels="cache", and any kernel the install
+    leaves) put into Triton's cache; "preload" loads them into the GPU too.
+    Returns the thread hashing
     Triton's installation for a first launch that goes through
     `triton.compile` (aot/warm.py), which the caller joins, or None when no
     launch will."""
@@ -297,8 +297,9 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
         return None
     from pccompiler.backends.triton.aot.install import compiled_kernel_class
     from pccompiler.backends.triton.aot.warm import hash_triton_in_background
-    if kernels is True and compiled_kernel_class() is not None:
-        if _install_kernels(entry, sections, path, torch.device(device)):
+    if kernels in (True, "preload") and compiled_kernel_class() is not None:
+        if _install_kernels(entry, sections, path, torch.device(device),
+                            preload=kernels == "preload"):
             return None
         return hash_triton_in_background()
     hashing = hash_triton_in_background()
@@ -306,29 +307,35 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
     return hashing
 
 
-def _install_kernels(entry: Any, sections: Any, path: str, device: torch.device) -> bool:
+def _install_kernels(entry: Any, sections: Any, path: str, device: torch.device,
+                     preload: bool) -> bool:
     """Verify the kernels and install them in the JIT's in-memory cache of
-    `device`; those that fail go into Triton's cache (today's path). True
-    when every one was installed."""
+    `device` (with `preload`, also load them into the GPU at once); those
+    that fail go into Triton's cache (today's path). True when every one
+    was installed."""
     from pccompiler.backends.triton.aot import verify_kernels
     from pccompiler.backends.triton.aot.install import install_kernels
     from pccompiler.backends.triton.aot.store import mismatch, warn_mismatch, write_to_cache
+    from pccompiler.backends.triton.aot.warm import load_installed
     kernels = verify_kernels(entry, sections, path)
     why = mismatch(entry)
     if why is not None:
         warn_mismatch(path, why)
         return False
     with torch.cuda.device(device):       # the device Triton's launches ask for
-        left = install_kernels(entry, kernels)
+        installed, left = install_kernels(entry, kernels)
+    if preload:
+        load_installed(installed, path, device)
     if left:
         write_to_cache(left, path)
     return not left
 
 
 def _restore_kernels(entry: Any, sections: Any, path: str, device: str, preload: bool) -> None:
-    """Today's path (kernels="cache" / "preload"): the kernels go into
-    Triton's cache, where the first launches' `triton.compile` finds them;
-    "preload" also loads them all into the GPU on a thread pool."""
+    """The file-cache path (kernels="cache", or a Triton without the API
+    aot/install.py uses): the kernels go into Triton's cache, where the
+    first launches' `triton.compile` finds them; "preload" also loads them
+    all into the GPU on a thread pool."""
     from pccompiler.backends.triton.aot import restore_kernels
     from pccompiler.backends.triton.aot.store import mismatch
     from pccompiler.backends.triton.aot.warm import preload_kernels

@@ -8,8 +8,9 @@ hit or a run of the compiler stages. Any miss is printed with its kernel
 name and cache hash, so a specialization the dry run did not predict shows.
 With the default kernels=True every stored kernel is in the JIT's in-memory
 cache when load returns (aot/install.py), so there is no `triton.compile`
-call at all, not even a cache hit; kernels="cache" (the file-cache path)
-has one hit per kernel launched.
+call at all, not even a cache hit, and kernels="preload" has them loaded
+into the GPU as well; kernels="cache" (the file-cache path) has one hit
+per kernel launched.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ x = torch.randint(0, 3, (batch, 4), generator=torch.Generator().manual_seed(0)).
 with CompileCounter() as c:
     circuit = pccompiler.load(path, kernels=kernels)
     dev = torch.cuda.current_device()     # .get: reading must not create a cache
-    in_memory = sum(len(fn.device_caches.get(dev, ({},))[0]) for fn in all_kernels())
+    at_load = [k for fn in all_kernels() for k in fn.device_caches.get(dev, ({},))[0].values()]
+    in_memory = len(at_load)
+    loaded = sum(getattr(k, "function", None) is not None for k in at_load)  # on the GPU
     ll = circuit.log_prob(x)
     circuit.em_step(x, step_size=0.5)
     ll2 = circuit.log_prob(x)
     circuit.flows(x)
     torch.cuda.synchronize()
 print("RESULT " + json.dumps({"compiled": c.compiled, "hits": c.hits, "in_memory": in_memory,
+                              "loaded": loaded,
                               "ll": ll.double().cpu().tolist(), "ll2": ll2.double().cpu().tolist()}))
 """
 
@@ -75,11 +79,13 @@ def test_aot_artifact_loads_with_zero_compilations(make, tmp_path):
         print("not predicted (kernel, cache hash):", *aot["compiled"], sep="\n  ")
     # in memory at load: no triton.compile call, not even a cache hit
     assert aot["compiled"] == [] and aot["hits"] == 0 and aot["in_memory"] == stored
+    assert aot["loaded"] == 0            # each is loaded into the GPU by its first launch
     cached = _run(path, batch, "cache", str(tmp_path / "cache_file"))
     assert cached["compiled"] == [] and 0 < cached["hits"] <= stored
     assert cached["in_memory"] == 0
-    pre = _run(path, batch, "preload", str(tmp_path / "cache_pre"))
-    assert pre["compiled"] == [] and pre["hits"] == stored >= cached["hits"]
+    pre = _run(path, batch, "preload", str(tmp_path / "cache_pre"))   # all loaded at load
+    assert pre["compiled"] == [] and pre["hits"] == 0
+    assert pre["in_memory"] == pre["loaded"] == stored
     jit = _run(path, batch, False, str(tmp_path / "cache_jit"))
     assert len(jit["compiled"]) > 0 and jit["hits"] == 0
     for run in (aot, cached):

@@ -125,37 +125,38 @@ def _write_files(folder: str, khash: str, files: Mapping[str, bytes]) -> dict[st
 
 
 def install_kernels(entry: Mapping[str, Any], kernels: list[tuple[str, str, dict[str, bytes]]]
-                    ) -> list[tuple[str, str, dict[str, bytes]]]:
+                    ) -> tuple[list, list[tuple[str, str, dict[str, bytes]]]]:
     """Install the verified `kernels` of `entry` (`store.verify_kernels`'
     list, for a matching machine) into the JIT's in-memory cache for
-    Triton's current device; returns those left to today's path (one debug
-    line says how many and why)."""
+    Triton's current device; returns (the CompiledKernels installed, the
+    kernels left to today's path; one debug line says how many and why)."""
     from pccompiler.backends.triton.aot.record import all_kernels
     compiled_kernel = compiled_kernel_class()
     if compiled_kernel is None:
         log.debug("stored kernels: triton.compiler.CompiledKernel(%s) not found; all %d "
                   "load through triton.compile", ", ".join(COMPILED_KERNEL_PARAMS), len(kernels))
-        return list(kernels)
+        return [], list(kernels)
     specs = {k.get("hash"): k.get("spec") for k in entry.get("kernels", [])}
     by_name = {k.fn.__name__: k for k in all_kernels()}
-    left, failures = [], []
+    installed, left, failures = [], [], []
     try:
         scratch = tempfile.TemporaryDirectory(prefix="pcc-kernels-", ignore_cleanup_errors=True)
     except OSError as exc:       # no writable temporary folder: today's path for all
         log.debug("stored kernels: no temporary folder (%s); all %d load through "
                   "triton.compile", exc, len(kernels))
-        return list(kernels)
+        return [], list(kernels)
     with scratch as folder:
         for name, khash, files in kernels:
             try:
                 if name not in by_name:
                     raise _NotInstalled("no such kernel")
-                _install_one(by_name[name], specs[khash], _write_files(folder, khash, files),
-                             khash, compiled_kernel)
+                installed.append(_install_one(by_name[name], specs[khash],
+                                              _write_files(folder, khash, files), khash,
+                                              compiled_kernel))
             except Exception as exc:   # any failure: this kernel takes today's path
                 left.append((name, khash, files))
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
     if failures:
         log.debug("stored kernels: %d of %d left to triton.compile (first: %s)",
                   len(failures), len(kernels), failures[0])
-    return left
+    return installed, left
