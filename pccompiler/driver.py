@@ -349,13 +349,21 @@ def reads_backward(impl: "Backend") -> bool:
     return bool(getattr(impl, "reads_backward_partitions", True))
 
 
+def _backward_deferred(layout: pcir.Layout) -> bool:
+    """Whether `layout` still lacks its backward partitions: asked before
+    importing the passes package (~20 ms of a load that needs none of it;
+    a .pcc's Layout has them)."""
+    from pccompiler.ir.layout_rules_deep import is_backward_deferred
+    return is_backward_deferred(layout)
+
+
 def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
                         options: dict, arrays: Any):
     """impl.compile(model, layout, options, arrays=arrays); a backend whose
     compile takes no `arrays` gets a self-contained Model instead. A node
     Layout whose backward partitions were deferred gets them first (in
     place) when the backend reads them."""
-    if reads_backward(impl):
+    if reads_backward(impl) and _backward_deferred(layout):
         from pccompiler.passes.node_backward import add_backward
         add_backward(layout)
     if not arrays:
