@@ -65,6 +65,11 @@ by_name = {k.fn.__name__: k for k in all_kernels()}
 if mode == "one_preload_fails":       # a Triton whose preload fails for one kernel
     broken = by_name[kernels[0][0]]
     broken.preload = lambda spec: (_ for _ in ()).throw(RuntimeError("no preload here"))
+if mode == "bad_signature":           # a manifest whose first kernel's types disagree with its key
+    spec = json.loads(entry["kernels"][0]["spec"])
+    first = next(iter(spec["signature"]))
+    spec["signature"][first] = "i64"
+    entry["kernels"][0]["spec"] = json.dumps(spec)
 out = {"stored": len(kernels)}
 engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
 with cross_driver(parse_target(entry["target"]), all_kernels()), \
@@ -164,6 +169,19 @@ def test_a_kernel_that_fails_to_install_alone_takes_the_cache_path(artifact, tmp
     assert f"{len(broken)} of {out['stored']} left to triton.compile" in out["debug"][0][1]
     assert "no preload here" in out["debug"][0][1]
     assert out["compiled"] == [] and out["hits"] == len(broken)
+
+
+def test_a_signature_that_disagrees_with_its_key_is_not_installed(artifact, tmp_path):
+    """The launcher's argument types come from the stored signature, the
+    lookup from the stored key: a manifest where they differ (edited by
+    hand) leaves that kernel to the file-cache path, whose launch builds
+    both from the actual arguments."""
+    out = _scenario(artifact, "bad_signature", tmp_path)
+    first = read_pcc(str(artifact)).manifest["kernels"]["kernels"][0]
+    assert out["left"] == [first["name"]] and first["hash"] not in out["installed"]
+    assert len(out["installed"]) == out["stored"] - 1
+    assert "stored signature and key disagree" in out["debug"][0][1]
+    assert out["compiled"] == [] and out["hits"] == 1
 
 
 def test_tampered_kernel_byte_is_refused_before_any_install(artifact, tmp_path):

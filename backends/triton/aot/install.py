@@ -36,6 +36,7 @@ before the circuit exists.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import logging
@@ -80,13 +81,43 @@ def _kernel_cache(fn) -> dict:
     return entry[0]
 
 
+def _key_types(key: str) -> list | None:
+    """The argument types of a JIT cache key, `str(specialization)` +
+    `str(options)` in Triton 3.2 .. 3.9 (specialization: a list of (type,
+    value) tuples, one per argument): None when it does not read so."""
+    for end in (i for i, c in enumerate(key) if c == "]"):
+        try:
+            spec = ast.literal_eval(key[:end + 1])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(spec, list) and all(isinstance(t, tuple) and t for t in spec):
+            return [t[0] for t in spec]
+        return None
+    return None
+
+
+def _check_signature(fn, signature: Any, key: str) -> None:
+    """The launcher Triton builds for an installed kernel takes its argument
+    types from the stored signature, the launch finds the kernel by its key:
+    both come from the manifest, so they must agree with each other and
+    with the kernel's parameters, else a launch could read its arguments as
+    other types (the JIT's own path takes both from the launch)."""
+    names = list(getattr(fn, "arg_names", []))
+    types = _key_types(key)
+    if not isinstance(signature, dict) or list(signature) != names or types is None \
+            or [signature[n] for n in names] != types:
+        raise _NotInstalled("stored signature and key disagree with the kernel's parameters")
+
+
 def _install_one(fn, spec: str, group: Mapping[str, str], khash: str, compiled_kernel) -> Any:
     """Build the CompiledKernel of one stored specialization from its
     restored `group` and put it in `fn`'s in-memory cache; returns it."""
     kernel_cache = _kernel_cache(fn)
-    key = json.loads(spec).get("key")
+    data = json.loads(spec)
+    key = data.get("key")
     if not isinstance(key, str):
         raise _NotInstalled("no key in the specialization")
+    _check_signature(fn, data.get("signature"), key)
     if key in kernel_cache:          # an earlier load in this process put it there
         return kernel_cache[key]
     built = []
