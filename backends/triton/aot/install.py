@@ -27,11 +27,12 @@ whose install fails a check stays on today's path (the caller writes it
 to Triton's cache), with one debug-level log line for all of them.
 Nothing here reads host code from the artifact: Triton's CompiledKernel
 reads the metadata JSON and the GPU binaries only (sha256-checked by
-`store.verify_kernels` first). The stored specialization, which the file-cache
-path does not read (its launches specialize from their own arguments),
-here gives the argument types of the launcher Triton builds: it must agree with the key the
-launch looks the kernel up by and with the kernel's parameters
-(`_check_signature`), so a launch never reads its arguments as other types.
+`store.verify_kernels` first). The stored specialization, which the
+file-cache path does not read (its launches specialize from their own
+arguments), here gives the argument types of the launcher Triton builds:
+it must agree with the key the launch looks the kernel up by and with the
+kernel's parameters (`_check_signature`), so a launch never reads its
+arguments as other types.
 
 Switch: `pccompiler.load(..., kernels="cache")` skips this (today's path).
 Not thread-safe against launches of the same kernels on other threads
