@@ -70,12 +70,31 @@ if mode == "bad_signature":           # a manifest whose first kernel's types di
     first = next(iter(spec["signature"]))
     spec["signature"][first] = "i64"
     entry["kernels"][0]["spec"] = json.dumps(spec)
+if mode == "other_thread_compiles":   # a launch on another thread compiles during a swap
+    import threading
+    victim = by_name[kernels[0][0]]
+    seen = []
+    real_preload = victim.preload
+
+    def preload_beside_a_compile(spec):
+        if not seen:
+            t = threading.Thread(target=lambda: seen.append(victim.compile("other thread's src")))
+            t.start()
+            t.join()
+        return real_preload(spec)
+    victim.preload = preload_beside_a_compile
 out = {"stored": len(kernels)}
 engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
 with cross_driver(parse_target(entry["target"]), all_kernels()), \
         warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
+    if mode == "other_thread_compiles":    # Triton's compile stands in as a recorder
+        victim.device_caches[AOT_DEVICE]
+        victim.compile = lambda src, *a, **k: f"triton's compile of {src}"
     left = install.install_kernels(entry, kernels)[1] if mode != "cache" else kernels
+    if mode == "other_thread_compiles":
+        out["other_thread"] = seen
+        out["compile_restored"] = victim.compile("x") == "triton's compile of x"
     out["left"] = [name for name, _, _ in left]
     store.write_to_cache(left, path)
     installed = {}
@@ -182,6 +201,15 @@ def test_a_signature_that_disagrees_with_its_key_is_not_installed(artifact, tmp_
     assert len(out["installed"]) == out["stored"] - 1
     assert "stored signature and key disagree" in out["debug"][0][1]
     assert out["compiled"] == [] and out["hits"] == 1
+
+
+def test_a_compile_on_another_thread_during_a_swap_goes_to_triton(artifact, tmp_path):
+    """While install swaps a JITFunction's compile, a launch on another
+    thread that compiles must get Triton's compile, not the stored files."""
+    out = _scenario(artifact, "other_thread_compiles", tmp_path)
+    assert out["other_thread"] == ["triton's compile of other thread's src"]
+    assert out["left"] == [] and len(out["installed"]) == out["stored"]
+    assert out["compile_restored"]
 
 
 def test_tampered_kernel_byte_is_refused_before_any_install(artifact, tmp_path):

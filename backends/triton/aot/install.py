@@ -35,9 +35,11 @@ kernel's parameters (`_check_signature`), so a launch never reads its
 arguments as other types.
 
 Switch: `pccompiler.load(..., kernels="cache")` skips this (today's path).
-Not thread-safe against launches of the same kernels on other threads
-while it runs (it swaps an attribute of the JITFunctions): load runs it
-before the circuit exists.
+Threads: swaps are made under one lock, and a compile that another thread's
+launch starts while a swap is in place goes to Triton's own `compile`.
+Kernels are installed for Triton's current device, the one the loaded
+circuit's launches use; a launch on another device compiles as without an
+artifact (kernels="cache" also serves other devices from the file cache).
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
+
+#: Held while a JITFunction's `compile` is swapped: two loads installing at
+#: once restore each swap in order.
+_SWAP = threading.Lock()
 
 #: CompiledKernel's constructor as Triton 3.2 .. 3.9 define it: the kernel's
 #: source object, its cache group {file name: path} and its cache hash.
@@ -127,17 +134,21 @@ def _install_one(fn, spec: str, group: Mapping[str, str], khash: str, compiled_k
     if key in kernel_cache:          # an earlier load in this process put it there
         return kernel_cache[key]
     built = []
+    installer = threading.get_ident()
 
-    def from_files(src, target=None, options=None, _env_vars=None):
+    def from_files(src, *args, **kwargs):
+        if threading.get_ident() != installer:   # another thread's launch compiles meanwhile
+            return saved(src, *args, **kwargs)
         built.append(compiled_kernel(src, dict(group), khash))
         return built[-1]
 
-    saved = vars(fn)["compile"]
-    fn.compile = from_files
-    try:
-        kernel = fn.preload(spec)
-    finally:
-        fn.compile = saved
+    with _SWAP:
+        saved = vars(fn)["compile"]
+        fn.compile = from_files
+        try:
+            kernel = fn.preload(spec)
+        finally:
+            fn.compile = saved
     if not built or kernel is not built[0] or kernel_cache.get(key) is not kernel:
         if built and kernel_cache.get(key) is built[0]:
             del kernel_cache[key]
