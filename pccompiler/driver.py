@@ -215,9 +215,9 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     with the torch backend. kernels: use the Triton kernels the file holds
     (compiled with `target=`): their sha256 are checked (LoadError if one
     differs) and, for triton on a matching GPU + Triton version, they go into
-    the JIT's in-memory cache, so the first launches call no compiler code
-    (backends/triton/aot/install.py);
-    on another GPU or Triton version one KernelMismatchWarning says what
+    the JIT's in-memory cache for the device loaded on, so the first
+    launches call no compiler code (backends/triton/aot/install.py); on
+    another GPU or Triton version one KernelMismatchWarning says what
     differs. kernels=False ignores them (their sections are still checked
     against the container's section table, like every section of the file);
     kernels="cache" only puts them into Triton's cache, where each first
@@ -287,10 +287,9 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
     (kernels=True / "preload") built straight into the JIT's in-memory
     cache (aot/install.py), or (kernels="cache", and any kernel the install
     leaves) put into Triton's cache; "preload" loads them into the GPU too.
-    Returns the thread hashing
-    Triton's installation for a first launch that goes through
-    `triton.compile` (aot/warm.py), which the caller joins, or None when no
-    launch will."""
+    Returns the thread hashing Triton's installation for a first launch
+    that goes through `triton.compile` (aot/warm.py), which the caller
+    joins, or None when no launch will."""
     from pccompiler.backends.triton.aot import verify_kernels
     if name != "triton" or torch.device(device).type != "cuda":
         verify_kernels(entry, sections, path)
