@@ -12,8 +12,10 @@ Paths compared per case (bench/race_cases.py):
              artifact costs on the same machine (issue #16's <= 0.5 s row)
   aot_host_cache  as aot_host with load(kernels="cache"): the kernels go into
              Triton's file cache and each first launch's triton.compile finds
-             them there (the path before aot/install.py); aot_host and
-             aot_host_cache alternate `--repeats` times, medians reported
+             them there (the path before aot/install.py)
+  aot_host_pre  as aot_host with load(kernels="preload"): every stored kernel
+             also loaded into the GPU at load, on a thread pool; the three
+             aot_host arms alternate `--repeats` times, medians reported
   aot_pre    as aot (empty cache), loaded with kernels="preload": every
              stored kernel and its launcher loaded at once on a thread pool
   pyjuice    (--pyjuice) the PyJuice bridge + juice.compile + first forward
@@ -152,11 +154,9 @@ def run_cpu_proxy(name: str, batch: int, work: str, repeats: int) -> dict:
     path = os.path.join(work, f"{name}.pcc")
     build = _spawn(["build", name, path, str(batch), "cuda:sm_90"],
                    tempfile.mkdtemp(dir=work, prefix="cache-"))
-    runs: dict[str, list[dict]] = {key: [] for key in HOST_ARMS}
-    for _ in range(repeats):
-        for key, mode in HOST_ARMS.items():
-            runs[key].append(_spawn(["cpu_load", path, str(batch), str(build["num_vars"]), mode],
-                                    tempfile.mkdtemp(dir=work, prefix="cache-")))
+    runs = _alternate(CPU_ARMS, repeats, lambda mode: _spawn(
+        ["cpu_load", path, str(batch), str(build["num_vars"]), mode],
+        tempfile.mkdtemp(dir=work, prefix="cache-")))
     return {"case": name, "build": build, **runs}
 
 
@@ -168,7 +168,7 @@ def cpu_table(rows: list[dict], command: str, machine: str) -> str:
            "| case | arm | runs | kernels s | engine + plan s | first LL s | total s | "
            "cache hits | triton_key hashed |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        for key in HOST_ARMS:
+        for key in CPU_ARMS:
             runs = row[key]
             cells = [f"{statistics.median(r[p] for r in runs):.3f} "
                      f"({min(r[p] for r in runs):.3f})" for p in phases]
@@ -238,18 +238,29 @@ def _keep_host_code(cache: str) -> None:
 
 
 #: The load modes timed with Triton's launchers already built, by column.
-HOST_ARMS = {"aot_host": "1", "aot_host_cache": "cache"}
+HOST_ARMS = {"aot_host": "1", "aot_host_cache": "cache", "aot_host_pre": "preload"}
+#: Those `--cpu-proxy` stands in for (preload's GPU loads are no-ops there).
+CPU_ARMS = {"aot_host": "1", "aot_host_cache": "cache"}
+
+
+def _alternate(arms: dict[str, str], repeats: int, run) -> dict[str, list[dict]]:
+    """{arm: [run(mode) for each repeat]}, the arms taking turns."""
+    runs: dict[str, list[dict]] = {key: [] for key in arms}
+    for _ in range(repeats):
+        for key, mode in arms.items():
+            runs[key].append(run(mode))
+    return runs
 
 
 def _host_arms(load_args: list[str], warm: str, repeats: int) -> dict:
     """Each HOST_ARMS mode `repeats` times, alternating, every run in a
     fresh process on the cache `warm` emptied of kernels; per arm the run
     of median load -> first LL, with every run's time in `ll_s_all`."""
-    runs: dict[str, list[dict]] = {key: [] for key in HOST_ARMS}
-    for _ in range(repeats):
-        for key, mode in HOST_ARMS.items():
-            _keep_host_code(warm)
-            runs[key].append(_spawn(["load", *load_args, mode], warm))
+    def run(mode: str) -> dict:
+        _keep_host_code(warm)
+        return _spawn(["load", *load_args, mode], warm)
+
+    runs = _alternate(HOST_ARMS, repeats, run)
     out = {}
     for key, arm in runs.items():
         arm.sort(key=lambda r: r["ll_s"])
@@ -291,25 +302,27 @@ def table(rows: list[dict], batch: int, command: str, machine: str) -> str:
     out = [f"# Cold start: load -> first LL / first EM step (batch {batch}, fresh process, "
            "empty Triton cache)", "", f"Command: `{command}`", "", f"Machine: {machine}", "",
            "| case | kernels | jit LL s | jit EM s | aot LL s | aot EM s | aot compiled | "
-           "aot_pre LL s | aot_pre EM s | aot_host LL s | aot_host EM s | "
-           "aot_host_cache LL s | aot_host_cache EM s | pyjuice LL s | pyjuice EM s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "aot_pre LL s | aot_pre EM s | "
+           + "".join(f"{key} LL s | {key} EM s | " for key in HOST_ARMS)
+           + "pyjuice LL s | pyjuice EM s |", "|---" * (11 + 2 * len(HOST_ARMS)) + "|"]
     f = lambda r, k: f"{r[k]:.2f}" if r else "-"   # noqa: E731
     for row in rows:
         pj = row.get("pyjuice")
         out.append(f"| {row['case']} | {row['build']['kernels']} | {f(row['jit'], 'll_s')} | "
                    f"{f(row['jit'], 'em_s')} | {f(row['aot'], 'll_s')} | {f(row['aot'], 'em_s')} | "
                    f"{row['aot']['compiled']} | {f(row['aot_pre'], 'll_s')} | "
-                   f"{f(row['aot_pre'], 'em_s')} | {f(row['aot_host'], 'll_s')} | "
-                   f"{f(row['aot_host'], 'em_s')} | {f(row['aot_host_cache'], 'll_s')} | "
-                   f"{f(row['aot_host_cache'], 'em_s')} | {f(pj, 'll_s')} | {f(pj, 'em_s')} |")
+                   f"{f(row['aot_pre'], 'em_s')} | "
+                   + "".join(f"{f(row[key], 'll_s')} | {f(row[key], 'em_s')} | "
+                             for key in HOST_ARMS)
+                   + f"{f(pj, 'll_s')} | {f(pj, 'em_s')} |")
     out += ["", "aot: kernels from the artifact, Triton's launchers built in the empty cache; "
             "aot_pre: the same with load(kernels=\"preload\") (all kernels and launchers at "
             "load, in parallel); aot_host: launchers already built on this machine (kernels "
             "deleted from the cache), kernels built into the JIT's memory at load "
             "(aot/install.py); aot_host_cache: the same with load(kernels=\"cache\"), the "
-            "file-cache path before it. aot_host columns: the run of median LL of the "
-            "repeats (all runs' LL s in the JSON, `ll_s_all`)."]
+            "file-cache path before it; aot_host_pre: the same with load(kernels=\"preload\"). "
+            "aot_host columns: the run of median LL of the repeats (all runs' LL s in the "
+            "JSON, `ll_s_all`)."]
     return "\n".join(out) + "\n"
 
 
@@ -334,8 +347,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="markdown results file")
     ap.add_argument("--json", default=None, help="raw results file")
     ap.add_argument("--profile", default=None, metavar="DIR",
-                    help="also profile one aot_host and one aot_host_cache load -> first LL "
-                         "per case (cProfile tables written to DIR/profile_<case>_<arm>.txt)")
+                    help="also profile one load -> first LL of each aot_host arm per case "
+                         "(cProfile tables written to DIR/profile_<case>_<arm>.txt)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each aot_host arm per case, alternating (median reported)")
     ap.add_argument("--cpu-proxy", action="store_true",

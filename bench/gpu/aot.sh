@@ -13,8 +13,8 @@
 #   4. bench/aot.py cold-start table for hclt32 (AOT_ALL=1: pd128, hmm1024, bsp050 too;
 #      AOT_HCLT512=1 adds hclt512, AOT_PYJUICE=1 PyJuice; each case costs a minute or more,
 #      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3;
-#      AOT_PROFILE=1 writes a cProfile of one aot_host and one aot_host_cache load -> first LL
-#      per case; AOT_REPEATS=N (default 3) alternating runs of those two arms, medians)
+#      AOT_PROFILE=1 writes a cProfile of one load -> first LL of each aot_host arm (install,
+#      "cache", "preload") per case; AOT_REPEATS=N (default 3) alternating runs of those arms)
 # Usage (repo root): OUT=/some/dir bash bench/gpu/aot.sh      (about 3-4 minutes)
 #   second call:    OUT=... AOT_BENCH_ONLY=1 AOT_ALL=1 AOT_PYJUICE=1 AOT_BENCH_TIMEOUT=540 bash bench/gpu/aot.sh
 # The table is rewritten after every case, so a timeout still returns the finished rows.
@@ -118,7 +118,7 @@ if [ "${AOT_PYJUICE:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice*.whl
   export PYTHONPATH=$PYTHONPATH:/tmp/extra; EXTRA=--pyjuice
 fi
-# AOT_PROFILE=1: one more aot_host and aot_host_cache load -> first LL per case under cProfile ($OUT/profile_*.txt)
+# AOT_PROFILE=1: one more load -> first LL per aot_host arm and case under cProfile ($OUT/profile_*.txt)
 [ "${AOT_PROFILE:-0}" = 1 ] && EXTRA="$EXTRA --profile $OUT"
 timeout ${AOT_BENCH_TIMEOUT:-240} python3 bench/aot.py --cases "$CASES" --batch 512 \
     --repeats "${AOT_REPEATS:-3}" $EXTRA \
