@@ -9,13 +9,26 @@ Paths compared per case (bench/race_cases.py):
              Triton's host-side launchers (C, once per machine)
   aot_host   as aot, but the cache already holds those launchers from an
              earlier run (every kernel deleted from it): what a second
-             artifact costs on the same machine
+             artifact costs on the same machine (issue #16's <= 0.5 s row)
+  aot_host_cache  as aot_host with load(kernels="cache"): the kernels go into
+             Triton's file cache and each first launch's triton.compile finds
+             them there (the path before aot/install.py)
+  aot_host_pre  as aot_host with load(kernels="preload"): every stored kernel
+             also loaded into the GPU at load, on a thread pool; the three
+             aot_host arms alternate `--repeats` times, medians reported
   aot_pre    as aot (empty cache), loaded with kernels="preload": every
              stored kernel and its launcher loaded at once on a thread pool
   pyjuice    (--pyjuice) the PyJuice bridge + juice.compile + first forward
              and first MiniBatchEM step (forward, backward, opt.step)
 
     PYTHONPATH=/tmp/pcc:bench python3 bench/aot.py --cases hclt32,pd128 --out OUT.md
+
+`--cpu-proxy` (no GPU needed): the same two aot_host arms on this CPU, for a
+case's sm_90 artifact cross-compiled here, up to the first log-likelihood,
+whose launches run the JIT's own path to the no-op launches of the stand-in
+driver (aot/target.py): what the install saves on the host, not GPU time.
+
+    .venv/bin/python bench/aot.py --cpu-proxy --cases hclt32 --repeats 7
 
 Each timed run is a subprocess (`--child ...`); CUDA is initialised before
 the clock starts in every path, so the numbers leave out context creation.
@@ -28,6 +41,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +57,8 @@ def _data(num_cats: int, num_vars: int, batch: int):
     return torch.randint(0, num_cats, (batch, num_vars), generator=gen).cuda()
 
 
-def child_build(case_name: str, path: str, batch: int) -> dict:
+def child_build(case_name: str, path: str, batch: int, target: str | None = None) -> dict:
+    """The case's artifact with kernels for `target` (default: this GPU)."""
     import pccompiler
     from pccompiler.backends.triton.aot.target import current_target, target_name
     from race_cases import all_cases
@@ -51,7 +66,8 @@ def child_build(case_name: str, path: str, batch: int) -> dict:
     t0 = time.perf_counter()
     model = case.build()
     t1 = time.perf_counter()
-    circuit = pccompiler.compile(model, backend="triton", target=target_name(current_target()),
+    circuit = pccompiler.compile(model, backend="triton",
+                                 target=target or target_name(current_target()),
                                  batch_sizes=[batch], data_dtypes=["int64"])
     t2 = time.perf_counter()
     circuit.save(path)
@@ -90,6 +106,79 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
     return {"load_s": t_load - t0, "ll_s": t_ll - t0, "em_s": t_em - t0,
             "mean_ll": float(ll.double().mean()), "compiled": len(counter.compiled),
             "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits}
+
+
+def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
+    """CPU stand-in for one aot_host load -> first LL (`--cpu-proxy`): the
+    load's kernel work as `pccompiler.load` does it for each mode ("1":
+    verify and install, aot/install.py; "cache": triton_key on a thread,
+    verify and write into Triton's cache, the thread joined before the
+    first launch), the engine build, its plan and first log-likelihood."""
+    import torch
+    from triton.runtime import cache as triton_cache
+    from pccompiler.backends.triton.aot import CompileCounter, store
+    from pccompiler.backends.triton.aot.install import install_kernels
+    from pccompiler.backends.triton.aot.record import all_kernels
+    from pccompiler.backends.triton.aot.target import cross_driver, parse_target
+    from pccompiler.backends.triton.aot.warm import hash_triton_in_background
+    from pccompiler.backends.triton.engine import TritonEngine
+    from pccompiler.ir.artifact import read_pcc
+    x = torch.zeros(batch, num_vars, dtype=torch.int64)
+    with cross_driver(parse_target("cuda:sm_90"), all_kernels()), CompileCounter() as counter:
+        t0 = time.perf_counter()
+        hashing = hash_triton_in_background() if mode == "cache" else None
+        art = read_pcc(path, defer_hash=True)
+        entry = art.manifest["kernels"]
+        kernels = store.verify_kernels(entry, art.sections, path)
+        store.write_to_cache(install_kernels(entry, kernels)[1] if mode == "1" else kernels, path)
+        t_kernels = time.perf_counter()
+        engine = TritonEngine(art.mapped_model, art.layout, device="cpu", cuda_graphs=False,
+                              arrays=art.arrays)
+        art.arrays.verify()
+        engine.fast_plan
+        if hashing is not None:
+            hashing.join()
+        t_engine = time.perf_counter()
+        engine.root_log_prob(x)
+        t_ll = time.perf_counter()
+    return {"kernels_s": t_kernels - t0, "engine_s": t_engine - t_kernels,
+            "first_ll_s": t_ll - t_engine, "ll_s": t_ll - t0, "hits": counter.hits,
+            "compiled": len(counter.compiled),
+            "triton_key": triton_cache.triton_key.cache_info().currsize > 0,
+            "gluon": "triton.experimental.gluon" in sys.modules}
+
+
+def run_cpu_proxy(name: str, batch: int, work: str, repeats: int) -> dict:
+    """`--cpu-proxy` for one case: build its sm_90 artifact here, then both
+    aot_host arms `repeats` times, alternating, each in a fresh process."""
+    path = os.path.join(work, f"{name}.pcc")
+    build = _spawn(["build", name, path, str(batch), "cuda:sm_90"],
+                   tempfile.mkdtemp(dir=work, prefix="cache-"))
+    runs = _alternate(CPU_ARMS, repeats, lambda mode: _spawn(
+        ["cpu_load", path, str(batch), str(build["num_vars"]), mode],
+        tempfile.mkdtemp(dir=work, prefix="cache-")))
+    return {"case": name, "build": build, **runs}
+
+
+def cpu_table(rows: list[dict], command: str, machine: str) -> str:
+    """Median (min) seconds of each phase of the `--cpu-proxy` runs."""
+    phases = ("kernels_s", "engine_s", "first_ll_s", "ll_s")
+    out = [f"# CPU stand-in: load -> first LL, kernels install vs file cache", "",
+           f"Command: `{command}`", "", f"Machine: {machine}", "",
+           "| case | arm | runs | kernels s | engine + plan s | first LL s | total s | "
+           "cache hits | triton_key hashed |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        for key in CPU_ARMS:
+            runs = row[key]
+            cells = [f"{statistics.median(r[p] for r in runs):.3f} "
+                     f"({min(r[p] for r in runs):.3f})" for p in phases]
+            out.append(f"| {row['case']} | {key} | {len(runs)} | " + " | ".join(cells)
+                       + f" | {runs[0]['hits']} | {runs[0]['triton_key']} |")
+    out += ["", "median (min) of the runs; kernels: read_pcc + verify + install or write to "
+            "Triton's cache; engine + plan: TritonEngine, its compact plan and (cache arm) the "
+            "join of the triton_key thread; first LL: the forward's launches through the JIT "
+            "to no-op launches (aot/target.py's stand-in driver)."]
+    return "\n".join(out) + "\n"
 
 
 def _write_profile(profiler, path: str, load_s: float, ll_s: float) -> None:
@@ -148,8 +237,39 @@ def _keep_host_code(cache: str) -> None:
             shutil.rmtree(d)
 
 
+#: The load modes timed with Triton's launchers already built, by column.
+HOST_ARMS = {"aot_host": "1", "aot_host_cache": "cache", "aot_host_pre": "preload"}
+#: Those `--cpu-proxy` stands in for (preload's GPU loads are no-ops there).
+CPU_ARMS = {"aot_host": "1", "aot_host_cache": "cache"}
+
+
+def _alternate(arms: dict[str, str], repeats: int, run) -> dict[str, list[dict]]:
+    """{arm: [run(mode) for each repeat]}, the arms taking turns."""
+    runs: dict[str, list[dict]] = {key: [] for key in arms}
+    for _ in range(repeats):
+        for key, mode in arms.items():
+            runs[key].append(run(mode))
+    return runs
+
+
+def _host_arms(load_args: list[str], warm: str, repeats: int) -> dict:
+    """Each HOST_ARMS mode `repeats` times, alternating, every run in a
+    fresh process on the cache `warm` emptied of kernels; per arm the run
+    of median load -> first LL, with every run's time in `ll_s_all`."""
+    def run(mode: str) -> dict:
+        _keep_host_code(warm)
+        return _spawn(["load", *load_args, mode], warm)
+
+    runs = _alternate(HOST_ARMS, repeats, run)
+    out = {}
+    for key, arm in runs.items():
+        arm.sort(key=lambda r: r["ll_s"])
+        out[key] = dict(arm[(len(arm) - 1) // 2], ll_s_all=[r["ll_s"] for r in arm])
+    return out
+
+
 def run_case(name: str, batch: int, work: str, pyjuice: bool,
-             profile_dir: str | None = None) -> dict:
+             profile_dir: str | None = None, repeats: int = 3) -> dict:
     path = os.path.join(work, f"{name}.pcc")
     fresh = lambda: tempfile.mkdtemp(dir=work, prefix="cache-")  # noqa: E731
     row = {"case": name, "build": _spawn(["build", name, path, str(batch)], fresh())}
@@ -162,15 +282,15 @@ def run_case(name: str, batch: int, work: str, pyjuice: bool,
     row["aot_pre"] = _spawn(["load", *load_args, "preload"], fresh())
     warm = fresh()
     _spawn(["load", *load_args, "1"], warm)
-    _keep_host_code(warm)
-    row["aot_host"] = _spawn(["load", *load_args, "1"], warm)
-    if profile_dir:   # one more aot_host run under cProfile, beside the timed one
-        _keep_host_code(warm)
-        _spawn(["load", *load_args, "1"], warm,
-               profile_to=os.path.join(profile_dir, f"profile_{name}_aot_host.txt"))
+    row.update(_host_arms(load_args, warm, repeats))
+    if profile_dir:     # one more run per arm under cProfile, beside the timed ones
+        for key, mode in HOST_ARMS.items():
+            _keep_host_code(warm)
+            _spawn(["load", *load_args, mode], warm,
+                   profile_to=os.path.join(profile_dir, f"profile_{name}_{key}.txt"))
     if pyjuice:
         row["pyjuice"] = _spawn(["pyjuice", name, str(batch)], fresh())
-    for key in ("jit", "aot", "aot_pre", "aot_host", "pyjuice"):
+    for key in ("jit", "aot", "aot_pre", *HOST_ARMS, "pyjuice"):
         if key in row:
             r = row[key]
             print(f"  {name} {key:<8} LL {r['ll_s']:7.2f} s  EM {r['em_s']:7.2f} s"
@@ -182,20 +302,27 @@ def table(rows: list[dict], batch: int, command: str, machine: str) -> str:
     out = [f"# Cold start: load -> first LL / first EM step (batch {batch}, fresh process, "
            "empty Triton cache)", "", f"Command: `{command}`", "", f"Machine: {machine}", "",
            "| case | kernels | jit LL s | jit EM s | aot LL s | aot EM s | aot compiled | "
-           "aot_pre LL s | aot_pre EM s | aot_host LL s | aot_host EM s | pyjuice LL s | "
-           "pyjuice EM s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "aot_pre LL s | aot_pre EM s | "
+           + "".join(f"{key} LL s | {key} EM s | " for key in HOST_ARMS)
+           + "pyjuice LL s | pyjuice EM s |", "|---" * (11 + 2 * len(HOST_ARMS)) + "|"]
     f = lambda r, k: f"{r[k]:.2f}" if r else "-"   # noqa: E731
     for row in rows:
         pj = row.get("pyjuice")
         out.append(f"| {row['case']} | {row['build']['kernels']} | {f(row['jit'], 'll_s')} | "
                    f"{f(row['jit'], 'em_s')} | {f(row['aot'], 'll_s')} | {f(row['aot'], 'em_s')} | "
                    f"{row['aot']['compiled']} | {f(row['aot_pre'], 'll_s')} | "
-                   f"{f(row['aot_pre'], 'em_s')} | {f(row['aot_host'], 'll_s')} | "
-                   f"{f(row['aot_host'], 'em_s')} | {f(pj, 'll_s')} | {f(pj, 'em_s')} |")
+                   f"{f(row['aot_pre'], 'em_s')} | "
+                   + "".join(f"{f(row[key], 'll_s')} | {f(row[key], 'em_s')} | "
+                             for key in HOST_ARMS)
+                   + f"{f(pj, 'll_s')} | {f(pj, 'em_s')} |")
     out += ["", "aot: kernels from the artifact, Triton's launchers built in the empty cache; "
             "aot_pre: the same with load(kernels=\"preload\") (all kernels and launchers at "
             "load, in parallel); aot_host: launchers already built on this machine (kernels "
-            "deleted from the cache)."]
+            "deleted from the cache), kernels built into the JIT's memory at load "
+            "(aot/install.py); aot_host_cache: the same with load(kernels=\"cache\"), the "
+            "file-cache path before it; aot_host_pre: the same with load(kernels=\"preload\"). "
+            "aot_host columns: the run of median LL of the repeats (all runs' LL s in the "
+            "JSON, `ll_s_all`)."]
     return "\n".join(out) + "\n"
 
 
@@ -203,7 +330,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, rest = sys.argv[2], sys.argv[3:]
         if kind == "build":
-            out = child_build(rest[0], rest[1], int(rest[2]))
+            out = child_build(rest[0], rest[1], int(rest[2]), *rest[3:])
+        elif kind == "cpu_load":
+            out = child_cpu_load(rest[0], int(rest[1]), int(rest[2]), rest[3])
         elif kind == "load":
             mode = {"0": False, "1": True}.get(rest[4], rest[4])
             out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode)
@@ -218,22 +347,48 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="markdown results file")
     ap.add_argument("--json", default=None, help="raw results file")
     ap.add_argument("--profile", default=None, metavar="DIR",
-                    help="also profile one aot_host load -> first LL per case (cProfile "
-                         "tables written to DIR/profile_<case>_aot_host.txt)")
+                    help="also profile one load -> first LL of each aot_host arm per case "
+                         "(cProfile tables written to DIR/profile_<case>_<arm>.txt)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each aot_host arm per case, alternating (median reported)")
+    ap.add_argument("--cpu-proxy", action="store_true",
+                    help="no GPU: time the aot_host arms' host work on this CPU (see above)")
     args = ap.parse_args()
+    command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
+    if args.cpu_proxy:
+        main_cpu_proxy(args, command)
+        return
     import torch
     machine = (f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, "
                f"triton {__import__('triton').__version__}")
     rows: list[dict] = []
-    command = "python3 bench/aot.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="aot-bench-") as work:
         for name in args.cases.split(","):
-            rows.append(run_case(name.strip(), args.batch, work, args.pyjuice, args.profile))
+            rows.append(run_case(name.strip(), args.batch, work, args.pyjuice, args.profile,
+                                 args.repeats))
             text = table(rows, args.batch, command, machine)   # written after every case
             if args.out:
                 Path(args.out).write_text(text)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
+    print(text)
+
+
+def main_cpu_proxy(args, command: str) -> None:
+    import platform
+    import triton
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, load "
+               f"average {os.getloadavg()[0]:.2f} at start; torch "
+               f"{__import__('torch').__version__}, triton {triton.__version__}")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="aot-cpu-") as work:
+        for name in args.cases.split(","):
+            rows.append(run_cpu_proxy(name.strip(), args.batch, work, args.repeats))
+    text = cpu_table(rows, command, machine + f"; {os.getloadavg()[0]:.2f} at the end")
+    if args.out:
+        Path(args.out).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     print(text)
 
 

@@ -201,6 +201,11 @@ def _int_list(batch_sizes: Any) -> list[int]:
     return out
 
 
+#: load(kernels=...): use them (in-memory install), ignore them, today's
+#: file-cache path, or that path plus loading every kernel at once.
+KERNEL_MODES = (True, False, "cache", "preload")
+
+
 def load(path: str | os.PathLike, device: str | None = None, backend: str | None = None,
          dtype: str | None = None, kernels: bool | str = True):
     """Run a .pcc file: its Model and Layout go straight to the backend.
@@ -210,17 +215,22 @@ def load(path: str | os.PathLike, device: str | None = None, backend: str | None
     with the torch backend. kernels: use the Triton kernels the file holds
     (compiled with `target=`): their sha256 are checked (LoadError if one
     differs) and, for triton on a matching GPU + Triton version, they go into
-    Triton's cache so no kernel compiles; on another GPU or Triton version
-    one KernelMismatchWarning says what differs. kernels=False ignores them
-    (their sections are still checked against the container's section table,
-    like every section of the file);
-    kernels="preload" also loads them all into the GPU at once, on a thread
-    pool (backends/triton/aot/warm.py: a cold machine builds Triton's
-    launchers in parallel instead of one per first launch).
+    the JIT's in-memory cache for the device loaded on, so the first
+    launches call no compiler code (backends/triton/aot/install.py); on
+    another GPU or Triton version one KernelMismatchWarning says what
+    differs. kernels=False ignores them (their sections are still checked
+    against the container's section table, like every section of the file);
+    kernels="cache" only puts them into Triton's cache, where each first
+    launch's `triton.compile` finds them (the path before install.py, kept
+    to compare); kernels="preload" also loads them all into the GPU at
+    once, on a thread pool (backends/triton/aot/warm.py: a cold machine
+    builds Triton's launchers in parallel instead of one per first launch).
     """
     from pccompiler.ir.artifact import read_pcc
     if device is not None:
         device = check_device(device)
+    if not (isinstance(kernels, bool) or kernels in KERNEL_MODES):
+        raise BackendError(f"kernels={kernels!r}: expected True, False, 'cache' or 'preload'")
     # The parameters stay in the file's memory map and reach the backend by
     # reference; their sha256 is computed on a thread while the backend
     # packs them and checked before the circuit is returned (a mismatch
@@ -273,26 +283,77 @@ def _use_kernels(entry: Any, sections: Any, path: str, name: str, device: str,
                  kernels: bool | str) -> threading.Thread | None:
     """The file's ahead-of-time kernels: each file checked against the
     manifest's sha256 (the section table's sha256 was checked by read_pcc);
-    for triton on CUDA also put into Triton's cache (and, for "preload",
-    loaded into the GPU) when they were built for this GPU and Triton.
-    Returns the thread hashing Triton's installation for its first launch
-    (aot/warm.py), which the caller joins, or None."""
-    from pccompiler.backends.triton.aot import restore_kernels, verify_kernels
+    for triton on CUDA, when they were built for this GPU and Triton, also
+    (kernels=True / "preload") built straight into the JIT's in-memory
+    cache (aot/install.py), or (kernels="cache", and any kernel the install
+    leaves) put into Triton's cache; "preload" loads them into the GPU too.
+    Returns the thread hashing Triton's installation for a first launch
+    that goes through `triton.compile` (aot/warm.py), which the caller
+    joins, or None when no launch will."""
+    from pccompiler.backends.triton.aot import verify_kernels
+    if name != "triton" or torch.device(device).type != "cuda":
+        verify_kernels(entry, sections, path)
+        return None
+    from pccompiler.backends.triton.aot.install import compiled_kernel_class
+    from pccompiler.backends.triton.aot.warm import hash_triton_in_background
+    if kernels in (True, "preload") and compiled_kernel_class() is not None:
+        if _install_kernels(entry, sections, path, torch.device(device),
+                            preload=kernels == "preload"):
+            return None
+        return hash_triton_in_background()
+    hashing = hash_triton_in_background()
+    _restore_kernels(entry, sections, path, device, preload=kernels == "preload")
+    return hashing
+
+
+def _install_kernels(entry: Any, sections: Any, path: str, device: torch.device,
+                     preload: bool) -> bool:
+    """Verify the kernels and install them in the JIT's in-memory cache of
+    `device` (with `preload`, also load them into the GPU at once); those
+    that fail go into Triton's cache (today's path). True when every one
+    was installed."""
+    from pccompiler.backends.triton.aot import verify_kernels
+    from pccompiler.backends.triton.aot.install import install_kernels
+    from pccompiler.backends.triton.aot.store import mismatch, warn_mismatch, write_to_cache
+    from pccompiler.backends.triton.aot.warm import load_installed
+    kernels = verify_kernels(entry, sections, path)
+    why = mismatch(entry)
+    if why is not None:
+        warn_mismatch(path, why)
+        return False
+    with torch.cuda.device(device):       # the device Triton's launches ask for
+        installed, left = install_kernels(entry, kernels)
+    if preload:
+        load_installed(installed, path, device)
+    if left:
+        write_to_cache(left, path)
+    return not left
+
+
+def _restore_kernels(entry: Any, sections: Any, path: str, device: str, preload: bool) -> None:
+    """The file-cache path (kernels="cache", or a Triton without the API
+    aot/install.py uses): the kernels go into Triton's cache, where the
+    first launches' `triton.compile` finds them; "preload" also loads them
+    all into the GPU on a thread pool."""
+    from pccompiler.backends.triton.aot import restore_kernels
     from pccompiler.backends.triton.aot.store import mismatch
-    from pccompiler.backends.triton.aot.warm import hash_triton_in_background, preload_kernels
-    if name == "triton" and torch.device(device).type == "cuda":
-        hashing = hash_triton_in_background()
-        restore_kernels(entry, sections, path)
-        if kernels == "preload" and mismatch(entry) is None:
-            preload_kernels(entry, path, torch.device(device))
-        return hashing
-    verify_kernels(entry, sections, path)
-    return None
+    from pccompiler.backends.triton.aot.warm import preload_kernels
+    restore_kernels(entry, sections, path)
+    if preload and mismatch(entry) is None:
+        preload_kernels(entry, path, torch.device(device))
 
 
 def reads_backward(impl: "Backend") -> bool:
     """Whether backend `impl` reads a Layout's backward sum partitions."""
     return bool(getattr(impl, "reads_backward_partitions", True))
+
+
+def _backward_deferred(layout: pcir.Layout) -> bool:
+    """Whether `layout` still lacks its backward partitions: asked before
+    importing the passes package (~20 ms of a load that needs none of it;
+    a .pcc's Layout has them)."""
+    from pccompiler.ir.layout_rules_deep import is_backward_deferred
+    return is_backward_deferred(layout)
 
 
 def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
@@ -301,7 +362,7 @@ def compile_with_arrays(impl: "Backend", model: pcir.Model, layout: pcir.Layout,
     compile takes no `arrays` gets a self-contained Model instead. A node
     Layout whose backward partitions were deferred gets them first (in
     place) when the backend reads them."""
-    if reads_backward(impl):
+    if reads_backward(impl) and _backward_deferred(layout):
         from pccompiler.passes.node_backward import add_backward
         add_backward(layout)
     if not arrays:

@@ -2,7 +2,9 @@
 # Issue #16 A on the H100 (triton 3.6): AOT kernels in the .pcc, zero JIT compilations.
 #   1. build an sm_90 artifact here, then load it in a fresh process with an
 #      empty Triton cache: forward / backward / EM, printing the compilations
-#      (must be 0, else each one with its kernel name and cache hash) and times
+#      (must be 0, else each one with its kernel name and cache hash) and times,
+#      for kernels=True (built into the JIT's memory at load: 0 cache hits too),
+#      "cache" (the file-cache path before aot/install.py) and "preload"
 #   2. the mismatch path: bench/gpu/data/aot_dense_sm90_triton390.pcc was
 #      cross-compiled with triton 3.9 on a CPU machine: one warning, still runs
 #      (regenerate it after a container-format change, on the CPU machine, with
@@ -11,7 +13,8 @@
 #   4. bench/aot.py cold-start table for hclt32 (AOT_ALL=1: pd128, hmm1024, bsp050 too;
 #      AOT_HCLT512=1 adds hclt512, AOT_PYJUICE=1 PyJuice; each case costs a minute or more,
 #      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3;
-#      AOT_PROFILE=1 writes a cProfile of one aot_host load -> first LL per case)
+#      AOT_PROFILE=1 writes a cProfile of one load -> first LL of each aot_host arm (install,
+#      "cache", "preload") per case; AOT_REPEATS=N (default 3) alternating runs of those arms)
 # Usage (repo root): OUT=/some/dir bash bench/gpu/aot.sh      (about 3-4 minutes)
 #   second call:    OUT=... AOT_BENCH_ONLY=1 AOT_ALL=1 AOT_PYJUICE=1 AOT_BENCH_TIMEOUT=540 bash bench/gpu/aot.sh
 # The table is rewritten after every case, so a timeout still returns the finished rows.
@@ -53,24 +56,28 @@ kernel_sections = [e for e in m["sections"] if e["name"].startswith("kernels/")]
 print(f"container v{m['container_version']}: {len(m['sections'])} sections, "
       f"{len(kernel_sections)} of them kernel files")
 PY
-for MODE in int64:1 uint8:1 int64:preload; do
+for MODE in int64:1 uint8:1 int64:cache int64:preload; do
 DT=${MODE%%:*}; KM=${MODE##*:}
 TRITON_CACHE_DIR="$WORK/cache_${DT}_$KM" python3 - "$WORK/hclt32.pcc" "$DT" "$KM" <<'PY' 2>&1 | tee -a "$OUT/aot_load.txt"
 import sys, time, torch, pccompiler
 from pccompiler.backends.triton.aot import CompileCounter
 dtype = getattr(torch, sys.argv[2])
+from pccompiler.backends.triton.aot.record import all_kernels
 kernels = True if sys.argv[3] == "1" else sys.argv[3]
 x = torch.randint(0, 256, (512, 784), generator=torch.Generator().manual_seed(0)).to(dtype).cuda()
 torch.cuda.synchronize()
 with CompileCounter() as c:
     t0 = time.perf_counter(); circuit = pccompiler.load(sys.argv[1], kernels=kernels)
     t_load = time.perf_counter()
+    dev = torch.cuda.current_device()
+    in_memory = sum(len(fn.device_caches.get(dev, ({},))[0]) for fn in all_kernels())
     ll = circuit.log_prob(x); torch.cuda.synchronize(); t1 = time.perf_counter()
     circuit.em_step(x, step_size=0.1, pseudocount=0.1); torch.cuda.synchronize(); t2 = time.perf_counter()
     circuit.flows(x); torch.cuda.synchronize()
 print(f"data {sys.argv[2]}, kernels={kernels}: load {t_load - t0:.2f} s, load->LL {t1 - t0:.2f} s, "
       f"load->EM {t2 - t0:.2f} s, mean LL {ll.mean():.3f}; "
-      f"compilations {len(c.compiled)} (cache hits {c.hits})")
+      f"compilations {len(c.compiled)} (cache hits {c.hits}, in the JIT's memory at load "
+      f"{in_memory})")
 for name, h in c.compiled:
     print(f"  NOT PREDICTED: {name} {h}")
 PY
@@ -111,8 +118,9 @@ if [ "${AOT_PYJUICE:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice*.whl
   export PYTHONPATH=$PYTHONPATH:/tmp/extra; EXTRA=--pyjuice
 fi
-# AOT_PROFILE=1: one more aot_host load -> first LL per case under cProfile ($OUT/profile_*.txt)
+# AOT_PROFILE=1: one more load -> first LL per aot_host arm and case under cProfile ($OUT/profile_*.txt)
 [ "${AOT_PROFILE:-0}" = 1 ] && EXTRA="$EXTRA --profile $OUT"
-timeout ${AOT_BENCH_TIMEOUT:-150} python3 bench/aot.py --cases "$CASES" --batch 512 $EXTRA \
+timeout ${AOT_BENCH_TIMEOUT:-240} python3 bench/aot.py --cases "$CASES" --batch 512 \
+    --repeats "${AOT_REPEATS:-3}" $EXTRA \
     --out "$OUT/aot-h100.md" --json "$OUT/aot-h100.json" 2>&1 | tail -30 || echo "FAIL: bench/aot.py"
 step "done"

@@ -38,7 +38,7 @@ fi
 if [ "${LOAD_CHECKS_SKIP_GPU:-0}" != 1 ]; then
     say "2/3 load -> first log-likelihood on the GPU (aot.sh, bench only, hclt32)"
     mkdir -p "$OUT/aot"
-    OUT="$OUT/aot" AOT_BENCH_ONLY=1 timeout 100 bash bench/gpu/aot.sh 2>&1 | tail -40
+    OUT="$OUT/aot" AOT_BENCH_ONLY=1 timeout 260 bash bench/gpu/aot.sh 2>&1 | tail -40
     failed "${PIPESTATUS[0]}" "aot.sh"
 fi
 

@@ -106,9 +106,20 @@ def restore_kernels(entry: Mapping[str, Any], sections: Mapping[str, Any], path:
     kernels = verify_kernels(entry, sections, path)
     why = mismatch(entry)
     if why is not None:
-        warnings.warn(f"{path}: stored Triton kernels not used ({why}); compiling them once "
-                      f"on first use", KernelMismatchWarning, stacklevel=3)
+        warn_mismatch(path, why)
         return 0
+    return write_to_cache(kernels, path)
+
+
+def warn_mismatch(path: str, why: str) -> None:
+    """The one warning of kernels built for another GPU or Triton."""
+    warnings.warn(f"{path}: stored Triton kernels not used ({why}); compiling them once "
+                  f"on first use", KernelMismatchWarning, stacklevel=4)
+
+
+def write_to_cache(kernels: list[tuple[str, str, dict[str, bytes]]], path: str) -> int:
+    """Put verified kernels (`verify_kernels`' list) into Triton's cache;
+    returns how many groups were written (those already there are kept)."""
     from triton.runtime.cache import get_cache_manager
     written = 0
     try:
@@ -123,7 +134,7 @@ def restore_kernels(entry: Mapping[str, Any], sections: Mapping[str, Any], path:
     except (OSError, RuntimeError) as exc:   # an unwritable cache costs compiles, not the load
         warnings.warn(f"{path}: stored Triton kernels not restored (cannot write Triton's cache: "
                       f"{exc}); compiling them once on first use", KernelMismatchWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     return written
 
 

@@ -11,23 +11,29 @@ puts each kernel in the JIT's in-memory cache under the key the launch will
 look up: the first launches then find their kernels without touching the
 file cache. Opt-in (`pccompiler.load(..., kernels="preload")`): on a
 machine whose launchers are built it loads kernels of batch sizes a run
-may never use.
+may never use. Where aot/install.py has put the kernels in the JIT's
+memory already, `load_installed` does the same loading for them without
+`triton.compile`; `preload_kernels` is the path for the others.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pccompiler.backends.triton.aot.store import KernelMismatchWarning
 
 
 def _load_one(kernel, spec: str) -> None:
-    ck = kernel.preload(spec)
-    init = getattr(ck, "_init_handles", None)      # private in Triton 3.x: launcher + cubin
+    _init_handles(kernel.preload(spec))
+
+
+def _init_handles(compiled) -> None:
+    init = getattr(compiled, "_init_handles", None)  # private in Triton 3.x: launcher + cubin
     if init is not None:
         init()
 
@@ -37,29 +43,45 @@ def preload_kernels(entry: Mapping[str, Any], path: str, device=None,
     """Preload every stored kernel of `entry` (already restored and matching
     this machine) for the CUDA `device`; returns how many loaded. Failures
     cost one warning: those kernels load on first use as usual."""
-    import torch
     from pccompiler.backends.triton.aot.record import all_kernels
+    by_name = {k.fn.__name__: k for k in all_kernels()}
+    return _on_pool([(k["name"], functools.partial(_load_one, by_name[k["name"]], k["spec"]))
+                     for k in entry["kernels"] if k.get("name") in by_name],
+                    path, device, workers)
+
+
+def load_installed(kernels: list, path: str, device=None, workers: int | None = None) -> int:
+    """Load CompiledKernels already in the JIT's memory (aot/install.py)
+    into the GPU at once: launcher and cubin of each, on a thread pool, as
+    `preload_kernels` does without going through `triton.compile`."""
+    return _on_pool([(getattr(k, "name", "?"), functools.partial(_init_handles, k))
+                     for k in kernels], path, device, workers)
+
+
+def _on_pool(jobs: list[tuple[str, Callable[[], None]]], path: str, device,
+             workers: int | None) -> int:
+    """Run each (kernel name, job) on a thread pool with the CUDA `device`
+    current; returns how many succeeded, one warning for the failures."""
+    import torch
     index = torch.device(device if device is not None else "cuda").index
     index = torch.cuda.current_device() if index is None else index
     torch.cuda.synchronize(index)        # the CUDA context exists before the workers start
-    by_name = {k.fn.__name__: k for k in all_kernels()}
-    jobs = [(by_name[k["name"]], k["spec"]) for k in entry["kernels"] if k.get("name") in by_name]
     errors: list[str] = []
 
     def run(job) -> bool:
         try:
             torch.cuda.set_device(index)     # Triton asks torch for the thread's device
-            _load_one(*job)
+            job[1]()
             return True
         except Exception as exc:  # the first launch redoes this and reports real errors
-            errors.append(f"{job[0].fn.__name__}: {type(exc).__name__}: {exc}")
+            errors.append(f"{job[0]}: {type(exc).__name__}: {exc}")
             return False
 
     with ThreadPoolExecutor(max_workers=workers or min(32, os.cpu_count() or 1)) as pool:
         loaded = sum(pool.map(run, jobs))
     if errors:
         warnings.warn(f"{path}: {len(errors)} stored kernel(s) not preloaded ({errors[0]}); "
-                      f"they load on first use", KernelMismatchWarning, stacklevel=3)
+                      f"they load on first use", KernelMismatchWarning, stacklevel=4)
     return loaded
 
 
