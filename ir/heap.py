@@ -20,6 +20,8 @@ rule reaches in a process that frees large arrays (mmap threshold 32 MiB,
 trim threshold 64 MiB): glibc has no call to read the previous values
 back, and setting any of them stops that rule, so these are stated here
 once. Blocks nest (a caller may hold one over from_sdd and compile).
+from_sdd leaves its free pages for the compile that follows (release=False);
+compile_model returns them.
 
 Process-wide while it lasts: other threads' allocations in the main arena
 are served the same way (correct, only not returned to the kernel until
@@ -63,9 +65,13 @@ def worth_it(nbytes: int) -> bool:
 
 
 @contextlib.contextmanager
-def retained_heap(enabled: bool = True):
+def retained_heap(enabled: bool = True, release: bool = True):
     """Inside: freed memory stays in the process for the next allocation
-    (see the module docstring); `enabled=False` is a plain block."""
+    (see the module docstring); `enabled=False` is a plain block.
+    release=False leaves the free pages in the heap at the end (only the
+    parameters are set back), for a large step that usually follows:
+    from_sdd's for the compile of its Model, which reuses them and
+    releases them when it ends (or call `release()`)."""
     global _depth
     libc = _libc() if enabled else None
     if libc is None:
@@ -84,7 +90,16 @@ def retained_heap(enabled: bool = True):
             if _depth == 0:
                 for param, value in _AFTER.items():
                     libc.mallopt(param, value)
-                libc.malloc_trim(0)
+                if release:
+                    libc.malloc_trim(0)
+
+
+def release() -> None:
+    """Return the heap's free pages to the kernel now (malloc_trim), e.g.
+    after a from_sdd whose Model is not compiled."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def holding() -> bool:

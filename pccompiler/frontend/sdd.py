@@ -177,7 +177,7 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     if form not in FORMS:
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
-    with retained_heap(heap.worth_it(_file_bytes(path))):   # 10^7-entry arrays: ir/heap.py
+    with retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
         return _import(path, vtree, name, form)
 
 

@@ -1,7 +1,8 @@
 """ir.heap.retained_heap: inside a block, memory freed by one large array
 is reused by the next without page faults; blocks nest; leaving the
 outermost one (also through an exception) ends the hold; the large SDD
-import and node compile enter it, small ones do not."""
+import (leaving its pages to the compile) and node compile enter it,
+small ones do not."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def test_blocks_nest_and_end_on_errors():
     assert not holding()
     with retained_heap(enabled=False):
         assert not holding()
+    with retained_heap(release=False):
+        assert holding()
+    assert not holding()
+    heap.release()
 
 
 def test_turned_off_by_the_environment(monkeypatch):
@@ -69,10 +74,10 @@ def test_who_enters_it(monkeypatch):
     if not path.exists():
         pytest.skip("shared circuits missing")
     seen = []
-    monkeypatch.setattr(heap, "retained_heap",
-                        lambda enabled=True: seen.append(enabled) or retained_heap(enabled))
+    monkeypatch.setattr(heap, "retained_heap", lambda enabled=True, release=True: seen.append(
+        (enabled, release)) or retained_heap(enabled, release))
     monkeypatch.setattr(sdd, "retained_heap", heap.retained_heap)
     model = pc.from_sdd(path, form="nodes")
     pc.compile(model, backend="torch")
-    assert seen == [False, False]
+    assert seen == [(False, False), (False, True)]   # the import leaves its pages to compile
     assert heap.worth_it(heap.MIN_BYTES) and not heap.worth_it(heap.MIN_BYTES - 1)
