@@ -26,8 +26,9 @@ compile_model returns them.
 Process-wide while it lasts: other threads' allocations in the main arena
 are served the same way (correct, only not returned to the kernel until
 the block ends). It does nothing outside glibc (macOS, musl, Windows), and
-callers enter it only for inputs whose arrays pass 32 MiB (`worth_it`),
-where the default already reuses memory. PCC_RETAIN_HEAP=0 turns it off.
+callers enter it only for inputs whose arrays pass 32 MiB (`worth_it`):
+below that glibc's default already reuses the memory, and a small import
+or compile changes no setting. PCC_RETAIN_HEAP=0 turns it off.
 """
 
 from __future__ import annotations
