@@ -1,6 +1,6 @@
 """Keep freed memory in the process while one large import or compile runs.
 
-Why. The import and compile of a 10^6-node SDD allocate and free about 15
+Why. The import and compile of a 10^6-node SDD allocate and free about 13
 GB of 10^7-entry numpy temporaries (100 MB each) while never holding more
 than 2.6 GB. glibc's malloc hands every block above its mmap threshold (at
 most 32 MiB) straight back to the kernel when it is freed, so each new
