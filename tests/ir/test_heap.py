@@ -20,8 +20,9 @@ ENTRIES = 8 << 20                        # 64 MiB of float64: above any mmap thr
 
 def _faults_of_second_array(block) -> int:
     """Minor page faults of filling a 64 MiB array right after an equal one
-    was freed, inside `block` (free heap pages left by earlier tests are
-    returned first: reusing them would fault too, but say nothing)."""
+    was freed, inside `block` (free heap pages that earlier tests left
+    resident are returned first: reusing them would not fault, outside a
+    block too)."""
     heap.release()
     with block:
         first = np.ones(ENTRIES)
