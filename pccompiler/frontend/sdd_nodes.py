@@ -33,7 +33,7 @@ from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, 
     fold_false, sibling_paths, unique_few, unique_rows, unique_sorted
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
-                                  index_dtype, set_nodes, stable_argsort)
+                                  index_dtype, set_nodes)
 
 pcir = ir.pcir
 
