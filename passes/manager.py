@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from pccompiler import ir
 from pccompiler.errors import PassError
-from pccompiler.ir import pcir
+from pccompiler.ir import heap, pcir
 from pccompiler.ir.nodes import is_node_model
 from pccompiler.passes.node_layout import NODE_PIPELINE
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
@@ -289,9 +289,11 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
                 stage_dump.write("cache-hit-layout", layout)
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]
-    layout = run_pipeline(model, run_items, ctx, check_each=check_each,
-                          print_after=print_after, printer=printer,
-                          stage_dump=stage_dump)
+    large = is_node_model(model) and heap.worth_it(8 * model.nodes.num_nodes)
+    with heap.retained_heap(large):          # 10^7-entry arrays: see ir/heap.py
+        layout = run_pipeline(model, run_items, ctx, check_each=check_each,
+                              print_after=print_after, printer=printer,
+                              stage_dump=stage_dump)
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())

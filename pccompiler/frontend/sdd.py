@@ -34,6 +34,8 @@ import numpy as np
 from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
+from pccompiler.ir import heap
+from pccompiler.ir.heap import retained_heap
 from pccompiler.ir.nodes import chunk_bounds, gather_ranges
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
 from pccompiler.frontend.sdd_nodes import build_nodes
@@ -175,6 +177,20 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     if form not in FORMS:
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
+    with retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
+        return _import(path, vtree, name, form)
+
+
+def _file_bytes(path: Path) -> int:
+    """The file's size (0 when it cannot be read: the reader says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.Model:
+    """from_sdd's work (the reader, the checks, the chosen form's builder)."""
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
     rec = read_records(path, "sdd", b"FTLD")
     for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):

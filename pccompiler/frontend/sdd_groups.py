@@ -254,8 +254,10 @@ def unique_rows(*cols: np.ndarray, first: bool = False):
     """The distinct rows of non-negative int64 columns, sorted (first column
     major), and each input row's index among them (with `first`, also the
     position of each distinct row's first occurrence): one sort of a mixed
-    radix key when it fits in int64 (the distinct rows are gathered from a
-    row of each, not decoded from the keys: no integer divisions), else a
+    radix key when it fits in int64 (the distinct rows decoded from the
+    distinct keys by division by a scalar, which numpy does without a
+    hardware divide: 0.1 s for 11.5M keys of 3 columns, where gathering
+    them from a row of each, at random positions, took 0.4-1.2 s), else a
     lexsort."""
     span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
     if math.prod(span) < 2 ** 62:
@@ -263,8 +265,10 @@ def unique_rows(*cols: np.ndarray, first: bool = False):
         for c, n in zip(cols[1:], span[1:]):
             key *= n
             key += c
-        _, inv, rep = unique_sorted(key)
-        return ([c[rep] for c in cols], inv, rep) if first else ([c[rep] for c in cols], inv)
+        values, inv, rep = unique_sorted(key)
+        del key
+        rows = [r.astype(c.dtype, copy=False) for r, c in zip(_unpack(values, span), cols)]
+        return (rows, inv, rep) if first else (rows, inv)
     o = np.lexsort(cols[::-1])
     cols = [c[o] for c in cols]
     new = np.r_[True, np.any([c[1:] != c[:-1] for c in cols], axis=0)]
@@ -272,6 +276,16 @@ def unique_rows(*cols: np.ndarray, first: bool = False):
     inv[o] = np.cumsum(new) - 1
     rows = [c[new] for c in cols]
     return (rows, inv, o[new]) if first else (rows, inv)       # lexsort is stable
+
+
+def _unpack(key: np.ndarray, span: list[int]) -> list[np.ndarray]:
+    """The columns of mixed radix keys (unique_rows' packing: the last
+    column least significant, column i below span[i])."""
+    cols = []
+    for n in span[:0:-1]:
+        key, c = np.divmod(key, n)
+        cols.append(c)
+    return [key, *cols[::-1]]
 
 
 def unique_few(key: np.ndarray, slots_log2: int = 20):

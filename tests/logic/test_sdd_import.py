@@ -4,6 +4,7 @@ on the shared KLay circuits, and its errors on bad files."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,27 @@ def test_plain_reader_chunks_refuse_a_bad_byte(tmp_path, monkeypatch):
     path = write(tmp_path, sdd=SDD.replace("L 2 0 -1", "L 2 0 -x"))
     with pytest.raises(LoadError, match=r"'-x' is not an integer"):
         from_sdd(path)
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_mapped_file_reads_the_same_records_as_its_bytes(name, tmp_path, monkeypatch):
+    """read_records maps the file (logic_text._file_data) where it can: the
+    same records as from the file's bytes read into memory; an empty file
+    (which cannot be mapped) and a folder are read or refused as before."""
+    import mmap
+
+    from pccompiler.frontend import logic_text
+    path = shared_sdd(name)
+    assert isinstance(logic_text._file_data(path), mmap.mmap)
+    mapped = logic_text.read_records(path, "sdd", b"FTLD")
+    monkeypatch.setattr(logic_text, "_file_data", lambda p: Path(p).read_bytes())
+    read = logic_text.read_records(path, "sdd", b"FTLD")
+    monkeypatch.undo()
+    for field in ("header_ints", "lines", "keys", "starts", "counts", "ints"):
+        assert np.array_equal(getattr(mapped, field), getattr(read, field)), field
+    (tmp_path / "e.sdd").write_bytes(b"")
+    assert logic_text._file_data(tmp_path / "e.sdd") == b""
+    with pytest.raises(LoadError, match="empty file"):
+        logic_text.read_records(tmp_path / "e.sdd", "sdd", b"FTLD")
+    with pytest.raises(LoadError, match="cannot read"):
+        logic_text.read_records(tmp_path, "sdd", b"FTLD")

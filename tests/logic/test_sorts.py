@@ -136,3 +136,37 @@ def test_fast_paths_import_the_models_of_the_old_paths(name, tmp_path, monkeypat
     monkeypatch.setattr("pccompiler.frontend.sdd_nodes.unique_few", lambda key: None)
     monkeypatch.setattr("pccompiler.frontend.sdd_nodes._distinct_pairs", _pairs_by_np_unique)
     assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == fast
+
+
+def _new_ids_by_sort(first, inv, erec, dec_rec, base):
+    """sdd_nodes._new_ids as it was: one stable sort of (record, kind) keys."""
+    first_rec = erec[first]
+    key = np.r_[2 * first_rec, 2 * dec_rec + 1]
+    new_id = np.empty(len(key), dtype=np.int64)
+    new_id[np.argsort(key, kind="stable")] = base + np.arange(len(key))
+    return new_id[:len(first_rec)], new_id[len(first_rec):]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_new_ids_count_what_the_sort_gave(seed):
+    """_new_ids numbers products and decisions as the stable sort of
+    (record, product before decision, row) did: rows of a record in and out
+    of order, rows reused by later records, records without a decision."""
+    from pccompiler.frontend.sdd_nodes import _new_ids
+
+    rng = np.random.default_rng(seed)
+    records = 200
+    erec = np.repeat(np.arange(records), rng.integers(0, 7, size=records))
+    rows = 1 + len(erec) // 2
+    inv = rng.integers(0, rows, size=len(erec))
+    if seed % 2:
+        inv = np.sort(inv)                    # products in order: no record is sorted
+    used = np.unique(inv)
+    inv = np.searchsorted(used, inv)         # every row used
+    first = np.full(len(used), len(erec))
+    np.minimum.at(first, inv, np.arange(len(erec)))
+    dec_rec = np.flatnonzero(rng.random(records) < 0.8)
+    got = _new_ids(first, inv, erec, dec_rec, 77)
+    want = _new_ids_by_sort(first, inv, erec, dec_rec, 77)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
