@@ -125,32 +125,43 @@ def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
     Most children of a logic circuit have one parent in a layer (11.5M of
     11.6M (layer, child) groups at 10^6 SDD nodes), so class 0: only the
     groups of several parents are classified (`_lifted`) and moved behind
-    their layer's class-0 groups (`_class_order`), and every edge array is
-    gathered once, through the composed order."""
+    their layer's class-0 groups (`_move_lifted`), the partitions come from
+    per-layer counts (`_partitions`), and every edge array is gathered once,
+    through the composed order. Fresh 10^7-entry arrays cost more in page
+    faults than in arithmetic on a VM (~3 ms per MB inside a compile), so
+    none is made that the tables do not need."""
     layer = np.asarray(layer, dtype=np.int64)
-    order = _edge_order(layer * num_slots + cslot)
+    n = len(layer)
+    key = layer * num_slots
+    key += cslot
+    order = _edge_order(key)
+    del key
     child = np.asarray(cslot)[order]          # the sort keeps `layer` as it is
-    if len(order):
-        first = np.flatnonzero(np.r_[True, (child[1:] != child[:-1]) | (layer[1:] != layer[:-1])])
-    else:
-        first = np.zeros(0, dtype=np.int64)
-    counts = np.diff(np.r_[first, len(order)])
-    glayer, uniq = layer[first], child[first]
-    lifted, lifted_cls = _lifted(glayer, counts)
-    gkey = glayer * 64
-    gkey[lifted] += lifted_cls
+    edge_cuts = np.searchsorted(layer, np.arange(int(layer[-1]) + 2 if n else 1))
+    starts = np.ones(n, dtype=bool)
+    np.not_equal(child[1:], child[:-1], out=starts[1:])
+    starts[edge_cuts[:-1]] = True                  # a layer's first edge starts a group
+    first = np.flatnonzero(starts)
+    del starts
+    counts = np.empty(len(first), dtype=np.int64)
+    np.subtract(first[1:], first[:-1], out=counts[:-1])
+    counts[-1:] = n - first[-1:]
+    group_cuts = np.searchsorted(first, edge_cuts)
+    multi = np.flatnonzero(counts > 1)
+    lifted, lifted_cls = _lifted(layer[first[multi]], multi, counts, group_cuts)
+    uniq = child[first].astype(sdt, copy=False)
+    lifted_layer = layer[first[lifted]]
     if len(lifted):
-        g, edges = _class_order(layer, glayer, first, counts, lifted, lifted_cls)
-        order, uniq, counts, gkey = order[edges], uniq[g], counts[g], gkey[g]
-    pstart = np.flatnonzero(np.r_[True, gkey[1:] != gkey[:-1]]) if len(gkey) else first
-    plen = np.diff(np.r_[pstart, len(gkey)])
-    width = np.maximum.reduceat(counts, pstart) if len(gkey) else counts
+        order, uniq, counts = _move_lifted(order, uniq, counts, first, lifted, lifted_layer,
+                                           lifted_cls, edge_cuts, group_cuts)
+    pstart, pkey = _partitions(group_cuts, lifted_layer, lifted_cls)
+    plen = np.diff(np.r_[pstart, len(counts)])
+    width = np.maximum.reduceat(counts, pstart) if len(counts) else counts
     zero = np.zeros(len(pstart), dtype=np.int64)
-    cuts = np.r_[pstart, len(gkey)].tolist()
-    uniq = uniq.astype(sdt)
+    cuts = np.r_[pstart, len(counts)].tolist()
     return BackwardTables(
-        layer=gkey[pstart] // 64,
-        min_parents=np.minimum.reduceat(counts, pstart) if len(gkey) else counts,
+        layer=pkey // 64,
+        min_parents=np.minimum.reduceat(counts, pstart) if len(counts) else counts,
         max_parents=width,
         cblock_slots=[uniq[a:b] for a, b in zip(cuts[:-1], cuts[1:])],
         num_parents=[counts[a:b] for a, b in zip(cuts[:-1], cuts[1:])],
@@ -175,59 +186,78 @@ def _edge_order(key: np.ndarray) -> np.ndarray:
     return stable_argsort(key)
 
 
-def _lifted(glayer: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _lifted(multi_layer: np.ndarray, multi: np.ndarray, counts: np.ndarray,
+            group_cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows, classes): the (layer, child) groups whose class under
-    layer_classes(glayer, counts) is not 0, and those classes, computed
-    from the groups of two or more parents alone (a group of one parent
-    is class 0, and so is every group of a layer merged into one partition);
-    the same per-layer counts, totals and merge rule as layer_classes."""
-    multi = np.flatnonzero(counts > 1)
+    layer_classes(group layers, counts) is not 0, and those classes,
+    computed from the groups of two or more parents alone (`multi`, of
+    layers `multi_layer`): a group of one parent is class 0, and so is
+    every group of a layer merged into one partition. The same per-layer
+    counts, totals and merge rule as layer_classes (`group_cuts`: the
+    first group of each layer, and the group count)."""
     if not len(multi):
         return multi, multi
-    layers = int(glayer[-1]) + 1
-    rows = np.diff(np.searchsorted(glayer, np.arange(layers + 1)))
-    cls, mlayer = fan_class(counts[multi]), glayer[multi]
-    count = np.bincount(mlayer * 64 + cls, minlength=layers * 64).reshape(layers, 64)
-    count[:, 0] += rows - np.bincount(mlayer, minlength=layers)
-    total = rows + np.bincount(mlayer, weights=counts[multi] - 1, minlength=layers)
+    layers = int(multi_layer[-1]) + 1
+    rows = np.diff(group_cuts[:layers + 1])
+    cls = fan_class(counts[multi])
+    count = np.bincount(multi_layer * 64 + cls, minlength=layers * 64).reshape(layers, 64)
+    count[:, 0] += rows - np.bincount(multi_layer, minlength=layers)
+    total = rows + np.bincount(multi_layer, weights=counts[multi] - 1, minlength=layers)
     top = 63 - np.argmax(count[:, ::-1] > 0, axis=1)             # highest class present
     small = count.sum(axis=1) * 2.0 ** top - total <= MERGE_PADDING
-    keep = ~small[mlayer]
+    keep = ~small[multi_layer]
     return multi[keep], cls[keep]
 
 
-def _class_order(layer: np.ndarray, glayer: np.ndarray, first: np.ndarray,
-                 counts: np.ndarray, lifted: np.ndarray, lifted_cls: np.ndarray):
-    """(groups, edges): the groups in the stable order of (layer, class),
-    i.e. per layer its class-0 groups as they are, then its `lifted` groups
-    by class, and the positions of their edges in the (layer, child) order
-    (`layer`: each edge's layer in that order, `first`, `counts`: each
-    group's first edge and edge count)."""
-    lifted = lifted[np.argsort(glayer[lifted] * 64 + lifted_cls, kind="stable")]
-    lifted_edges = concat_ranges(first[lifted], counts[lifted])
-    rows0 = _complement(lifted, len(glayer))
-    edges0 = _complement(lifted_edges, len(layer))
-    layers = np.arange(int(glayer[-1]) + 2)
-    cut_l = np.searchsorted(glayer[lifted], layers)
-    cut_le = np.r_[0, np.cumsum(counts[lifted])][cut_l]
-    cut_0 = np.searchsorted(rows0, np.searchsorted(glayer, layers))
-    cut_e0 = np.searchsorted(edges0, np.searchsorted(layer, layers))
-    return (_interleave(rows0, cut_0, lifted, cut_l),
-            _interleave(edges0, cut_e0, lifted_edges, cut_le))
-
-
-def _complement(taken: np.ndarray, n: int) -> np.ndarray:
-    """The ascending indices below n that are not in `taken`."""
-    keep = np.ones(n, dtype=bool)
-    keep[taken] = False
-    return np.flatnonzero(keep)
+def _move_lifted(order, uniq, counts, first, lifted, lifted_layer, lifted_cls, edge_cuts,
+                 group_cuts):
+    """(order, uniq, counts) with the groups in the stable order of (layer,
+    class): per layer its class-0 groups as they are, then its `lifted`
+    groups by class; `order` (the edges' positions in the input) with
+    them. The class-0 parts are compressed by masks (no index arrays)."""
+    by = np.argsort(lifted_layer * 64 + lifted_cls, kind="stable")
+    moved = lifted[by]
+    moved_edges = concat_ranges(first[moved], counts[moved])
+    keep_edges = np.ones(len(order), dtype=bool)
+    keep_edges[moved_edges] = False
+    keep_groups = np.ones(len(counts), dtype=bool)
+    keep_groups[lifted] = False
+    layers = np.arange(len(edge_cuts))
+    lifted_cut = np.searchsorted(lifted_layer[by], layers)
+    edges_cut = np.r_[0, np.cumsum(counts[moved])][lifted_cut]
+    return (_interleave(order[keep_edges], edge_cuts - edges_cut, order[moved_edges], edges_cut),
+            _interleave(uniq[keep_groups], group_cuts - lifted_cut, uniq[moved], lifted_cut),
+            _interleave(counts[keep_groups], group_cuts - lifted_cut, counts[moved], lifted_cut))
 
 
 def _interleave(a: np.ndarray, cut_a: np.ndarray, b: np.ndarray, cut_b: np.ndarray
                 ) -> np.ndarray:
     """a's segment i, then b's segment i, for every i (segments between
-    consecutive cuts; one loop step per layer)."""
-    parts = []
+    consecutive cuts; one loop step per layer), into one fresh array."""
+    out = np.empty(len(a) + len(b), dtype=a.dtype)
+    pos = 0
     for i in range(len(cut_a) - 1):
-        parts += [a[cut_a[i]:cut_a[i + 1]], b[cut_b[i]:cut_b[i + 1]]]
-    return np.concatenate(parts)
+        for src, lo, hi in ((a, cut_a[i], cut_a[i + 1]), (b, cut_b[i], cut_b[i + 1])):
+            out[pos:pos + hi - lo] = src[lo:hi]
+            pos += hi - lo
+    return out
+
+
+def _partitions(group_cuts: np.ndarray, lifted_layer: np.ndarray, lifted_cls: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(first group, layer * 64 + class) of every partition, the groups in
+    (layer, class) order: per layer with groups one class-0 partition
+    unless all its groups are lifted, then one per class of its lifted
+    groups (`lifted_layer`, `lifted_cls`: any order)."""
+    layers = len(group_cuts) - 1
+    key = np.sort(lifted_layer * 64 + lifted_cls)
+    lifted_cut = np.searchsorted(key, np.arange(layers + 1) * 64)
+    rows0 = np.diff(group_cuts) - np.diff(lifted_cut)          # class-0 groups per layer
+    has0 = np.flatnonzero(rows0 > 0)
+    new = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else lifted_cut[:0]
+    new_layer = key[new] // 64
+    starts = np.r_[group_cuts[has0],
+                   group_cuts[new_layer] + rows0[new_layer] + new - lifted_cut[new_layer]]
+    keys = np.r_[has0 * 64, key[new]]
+    by = np.argsort(starts, kind="stable")
+    return starts[by].astype(np.int64), keys[by].astype(np.int64)

@@ -65,10 +65,28 @@ def _edges(rng, layers: int, sorted_children: bool):
     return layer, pslot, cslot, rng.integers(0, 10 ** 6, size=len(rows))
 
 
+def _all_shared_layer(rng, li: int, parents: int = 3000):
+    """A large layer whose every child has 2-9 parents: no class-0 group,
+    so its first partition is a lifted class."""
+    kids = np.arange(50, 50 + parents // 2)
+    rows = [(li, 20000 + p, int(k)) for p in range(parents)
+            for k in np.sort(rng.choice(kids, size=3, replace=False))]
+    rows += [(li, 20000 + p, int(k)) for p, k in zip(range(0, 2 * len(kids), 2), kids)]
+    rows += [(li, 20001 + p, int(k)) for p, k in zip(range(0, 2 * len(kids), 2), kids)]
+    rows.sort(key=lambda r: r[1])
+    layer, pslot, cslot = (np.array(x, dtype=np.int64) for x in zip(*rows))
+    return layer, pslot, cslot, rng.integers(0, 10 ** 6, size=len(rows))
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_backward_tables_equal_the_general_construction(seed):
     rng = np.random.default_rng(seed)
     layer, pslot, cslot, param = _edges(rng, int(rng.integers(1, 6)), seed % 3 != 0)
+    if seed % 5 == 2:                          # empty layers between, and one all shared
+        extra = _all_shared_layer(rng, 2 * int(layer[-1]) + 3)
+        layer, pslot, cslot, param = (np.r_[a * (2 if i == 0 else 1), b]
+                                      for i, (a, b) in enumerate(zip((layer, pslot, cslot, param),
+                                                                     extra)))
     if seed % 4 == 1:                          # a random edge order: the other sort
         keep = np.argsort(layer, kind="stable")
         cslot = cslot[keep][rng.permutation(len(keep))]
