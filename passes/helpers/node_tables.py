@@ -214,33 +214,34 @@ def _move_lifted(order, uniq, counts, first, lifted, lifted_layer, lifted_cls, e
     """(order, uniq, counts) with the groups in the stable order of (layer,
     class): per layer its class-0 groups as they are, then its `lifted`
     groups by class; `order` (the edges' positions in the input) with
-    them. The class-0 parts are compressed by masks (no index arrays)."""
+    them. In place, layer by layer, and only in layers with lifted groups:
+    no fresh array of the whole length."""
     by = np.argsort(lifted_layer * 64 + lifted_cls, kind="stable")
     moved = lifted[by]
     moved_edges = concat_ranges(first[moved], counts[moved])
+    moved_counts = counts[moved]
     keep_edges = np.ones(len(order), dtype=bool)
     keep_edges[moved_edges] = False
     keep_groups = np.ones(len(counts), dtype=bool)
     keep_groups[lifted] = False
-    layers = np.arange(len(edge_cuts))
-    lifted_cut = np.searchsorted(lifted_layer[by], layers)
-    edges_cut = np.r_[0, np.cumsum(counts[moved])][lifted_cut]
-    return (_interleave(order[keep_edges], edge_cuts - edges_cut, order[moved_edges], edges_cut),
-            _interleave(uniq[keep_groups], group_cuts - lifted_cut, uniq[moved], lifted_cut),
-            _interleave(counts[keep_groups], group_cuts - lifted_cut, counts[moved], lifted_cut))
+    lifted_cut = np.searchsorted(lifted_layer[by], np.arange(len(edge_cuts)))
+    edges_cut = np.r_[0, np.cumsum(moved_counts)][lifted_cut]
+    _to_layer_ends(order, keep_edges, edge_cuts, order[moved_edges], edges_cut)
+    _to_layer_ends(uniq, keep_groups, group_cuts, uniq[moved], lifted_cut)
+    _to_layer_ends(counts, keep_groups, group_cuts, moved_counts, lifted_cut)
+    return order, uniq, counts
 
 
-def _interleave(a: np.ndarray, cut_a: np.ndarray, b: np.ndarray, cut_b: np.ndarray
-                ) -> np.ndarray:
-    """a's segment i, then b's segment i, for every i (segments between
-    consecutive cuts; one loop step per layer), into one fresh array."""
-    out = np.empty(len(a) + len(b), dtype=a.dtype)
-    pos = 0
-    for i in range(len(cut_a) - 1):
-        for src, lo, hi in ((a, cut_a[i], cut_a[i + 1]), (b, cut_b[i], cut_b[i + 1])):
-            out[pos:pos + hi - lo] = src[lo:hi]
-            pos += hi - lo
-    return out
+def _to_layer_ends(values: np.ndarray, keep: np.ndarray, cuts: np.ndarray, moved: np.ndarray,
+                   moved_cuts: np.ndarray) -> None:
+    """In each segment i of `values` (between consecutive `cuts`) that has
+    moved entries, the kept entries (`keep`) in order, then `moved`'s
+    segment i (between consecutive `moved_cuts`), in place."""
+    for i in np.flatnonzero(np.diff(moved_cuts)).tolist():
+        lo, hi = int(cuts[i]), int(cuts[i + 1])
+        kept = values[lo:hi][keep[lo:hi]]
+        values[lo:lo + len(kept)] = kept
+        values[lo + len(kept):hi] = moved[moved_cuts[i]:moved_cuts[i + 1]]
 
 
 def _partitions(group_cuts: np.ndarray, lifted_layer: np.ndarray, lifted_cls: np.ndarray
