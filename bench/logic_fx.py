@@ -30,8 +30,10 @@ path (one packed upload, its views) without a GPU.
 `--hashes FILE` instead writes, per circuit, the sha256 of the Layout
 bytes, of both kernel plans (every field of every part, tensors as dtype,
 shape and bytes) and of the log WMC and its gradient for fixed literal
-weights; `--compare FILE` says which differ from an earlier run: a build
-speed-up must leave all of them identical.
+weights (`--no-wmc`: Layout and plans only, for the 10^5-10^6-node SDDs,
+whose WMC the interpreter takes many minutes over); `--compare FILE` says
+which differ from an earlier run: a build speed-up must leave all of them
+identical.
 
 Every circuit is built once untimed first (so the table is warm: imports,
 lazy setup); `--first` instead reports the first build of a fresh process
@@ -148,9 +150,10 @@ def _digest(value, h) -> None:
         h.update(f"{type(value).__name__}:{value!r}".encode())
 
 
-def build_hashes(path: Path, device: str) -> dict:
-    """sha256 of the Layout, of `plan` and `fast_plan`, and of the log WMC of
-    4 rows of fixed literal weights and its gradient (ours_build's circuit)."""
+def build_hashes(path: Path, device: str, with_wmc: bool = True) -> dict:
+    """sha256 of the Layout, of `plan` and `fast_plan`, and (`with_wmc`) of
+    the log WMC of 4 rows of fixed literal weights and its gradient
+    (ours_build's circuit)."""
     import hashlib
     import numpy as np
     import torch
@@ -163,6 +166,8 @@ def build_hashes(path: Path, device: str) -> dict:
         h = hashlib.sha256()
         _digest(getattr(engine, name), h)
         out[name] = h.hexdigest()
+    if not with_wmc:
+        return out
     rng = np.random.default_rng(0)
     w = torch.tensor(rng.uniform(0.05, 0.95, size=(4, num_vars)), dtype=torch.float32,
                      device=device, requires_grad=True)
@@ -176,7 +181,7 @@ def build_hashes(path: Path, device: str) -> dict:
 def hash_table(args) -> list[str]:
     """`--hashes`: the hashes per circuit, written to args.hashes as json;
     with --compare, which differ from that file's."""
-    got = {name: build_hashes(path, args.device) for name, path in circuits(args)}
+    got = {name: build_hashes(path, args.device, not args.no_wmc) for name, path in circuits(args)}
     Path(args.hashes).write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     want = json.loads(Path(args.compare).read_text()) if args.compare else {}
     lines = ["| circuit | " + " | ".join(KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
@@ -184,7 +189,7 @@ def hash_table(args) -> list[str]:
         old = want.get(name, {})
         lines.append(f"| {name} | " + " | ".join(
             hashes[k][:12] + ("" if not old else " same" if old.get(k) == hashes[k]
-                              else " DIFFERS") for k in KEYS) + " |")
+                              else " DIFFERS") if k in hashes else "-" for k in KEYS) + " |")
     return lines
 
 
@@ -355,6 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--hashes", default="", help="write the build's hashes (json) here "
                     "instead of timing")
     ap.add_argument("--compare", default="", help="with --hashes: an earlier hashes file")
+    ap.add_argument("--no-wmc", action="store_true", help="with --hashes: Layout and plans "
+                    "only (the interpreter's WMC of a 10^6-node SDD takes many minutes)")
     ap.add_argument("--plans", action="store_true", help="time the engine's remap + plan "
                     "alone, for the CPU and torch's meta device (the device path)")
     ap.add_argument("--out", default="")

@@ -36,20 +36,25 @@ def sum_edges(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndar
               num_slots: int, sdt) -> BackwardTables:
     """The backward tables of the sum partitions `parts`, given in layout
     order as (layer index, block slots [nb], num children [nb], child slots
-    [nb, K], param starts [nb]); block size 1 (node layouts)."""
-    layers, pslots, cslots, params = [], [], [], []
-    for li, block_slots, num_children, child_slots, starts in parts:
+    [nb, K], param starts [nb]); block size 1 (node layouts). The edge
+    arrays are filled partition by partition into arrays made once (a
+    concatenation of per-partition pieces cost 0.5 s of fresh memory at
+    10^7 edges)."""
+    counts = [np.asarray(num_children, dtype=np.int64) for _, _, num_children, _, _ in parts]
+    total = int(sum(int(c.sum()) for c in counts))
+    layers, params = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    pslots, cslots = np.empty(total, dtype=sdt), np.empty(total, dtype=sdt)
+    pos = 0
+    for (li, block_slots, _, child_slots, starts), count in zip(parts, counts):
         k = np.arange(child_slots.shape[1], dtype=np.int64)
-        real = k[None, :] < num_children[:, None]
-        count = np.asarray(num_children, dtype=np.int64)
-        layers.append(np.full(int(count.sum()), li, dtype=np.int64))
-        pslots.append(np.repeat(block_slots, count))
-        cslots.append(child_slots[real])
-        params.append((np.asarray(starts, dtype=np.int64)[:, None] + k[None, :])[real])
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs
-           else np.zeros(0, dtype=dt))
-    return backward_tables(cat(layers, np.int64), cat(pslots, sdt), cat(cslots, sdt),
-                           cat(params, np.int64), num_slots, sdt)
+        real = k[None, :] < count[:, None]
+        end = pos + int(count.sum())
+        layers[pos:end] = li
+        pslots[pos:end] = np.repeat(block_slots, count)
+        cslots[pos:end] = child_slots[real]
+        params[pos:end] = (np.asarray(starts, dtype=np.int64)[:, None] + k[None, :])[real]
+        pos = end
+    return backward_tables(layers, pslots, cslots, params, num_slots, sdt)
 
 
 def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sdt) -> None:

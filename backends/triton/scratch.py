@@ -56,6 +56,12 @@ def _arr(table: dict, name: str, shape: tuple) -> np.ndarray:
     return np.asarray(table[name], dtype=np.int64).reshape(shape)
 
 
+def _raw(table: dict, name: str, shape: tuple) -> np.ndarray:
+    """The tensor as stored (int32 slots stay int32: no int64 copy of
+    10^7 child slots for a remap that then declines)."""
+    return np.asarray(table[name]).reshape(shape)
+
+
 def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> SlotMap | None:
     """The SlotMap of `layout`'s compact plan, or None when it saves too
     little (module docstring). `table`: its tensors decoded already."""
@@ -69,31 +75,33 @@ def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> S
     products: list[tuple[int, int, int]] = []          # (layer, start, n)
     blocks: list[tuple[np.ndarray, int]] = []           # block starts of one size > 1
     sum_children: list[np.ndarray] = []                 # children read by sums, and their layer
-    sum_layers: list[np.ndarray] = []
+    sum_layers: list[int] = []
     product_children: list[np.ndarray] = []
     for li, layer in enumerate(layers):
         for pp in layer.product_partitions:
             n, k = int(pp.num_nodes), int(pp.num_children)
-            product_children.append(_arr(t, pp.child_slots, (n * k,)))
+            product_children.append(_raw(t, pp.child_slots, (n * k,)))
             products.append((li, int(pp.slot_start), n))
         for sp in layer.sum_partitions:
             nb, k = int(sp.num_blocks), int(sp.max_children)
-            sum_children.append(_arr(t, sp.child_slots, (nb * k,)))
-            sum_layers.append(np.full(nb * k, li, dtype=np.int64))
+            sum_children.append(_raw(t, sp.child_slots, (nb * k,)))
+            sum_layers.append(li)
             if int(sp.block_size) > 1:
                 blocks.append((_arr(t, sp.block_slots, (nb,)), int(sp.block_size)))
         for bp in layer.sum_backward_partitions:
             if int(bp.child_block_size) > 1:
                 blocks.append((_arr(t, bp.cblock_slots, (int(bp.num_blocks),)),
                                int(bp.child_block_size)))
+    if not products or not _may_save(products, sum_children, sum_layers, product_children,
+                                     num_slots, len(layers)):
+        return None
     if sum_children:        # first and last sum layer reading each row: one pass for all
-        cs, lis = np.concatenate(sum_children), np.concatenate(sum_layers)
+        cs = np.concatenate(sum_children).astype(np.int64)
+        lis = np.repeat(sum_layers, [c.size for c in sum_children]).astype(np.int64)
         real = cs > 1
         np.minimum.at(min_sum_layer, cs[real], lis[real])
         np.maximum.at(max_sum_layer, cs[real], lis[real])
-    if not products:
-        return None
-    cs = np.concatenate(product_children)
+    cs = np.concatenate(product_children).astype(np.int64)
     read_by_product[cs[cs > 1]] = True
     unread = max_sum_layer < 0                       # and no product reads them (below)
     # Partitions whose readers allow the move; the first-writer test (a walk
@@ -134,6 +142,51 @@ def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> S
     scratch_layers[[c[0] for c in chosen]] = True
     zero_rows = {li: remap[np.concatenate(r)] for li, r in dead.items()}
     return SlotMap(remap, kept.size + region, kept.size, scratch_layers, zero_rows)
+
+
+def _may_save(products: list[tuple[int, int, int]], sum_children: list[np.ndarray],
+              sum_layers: list[int], product_children: list[np.ndarray], num_slots: int,
+              num_layers: int) -> bool:
+    """Whether the product partitions that pass the readers' rule
+    (`readable_partitions`) hold MIN_SAVED_FRACTION of the slots: the rows
+    any move could save. When they do not (a logic circuit's node layout:
+    140 of 13M rows at 10^6 SDD nodes), the remap is None without the
+    per-row layer arrays, _readable_moves and the first-writer walk."""
+    ok = readable_partitions(products, sum_children, sum_layers, product_children,
+                             num_slots, num_layers)
+    rows = np.array([n for _, _, n in products], dtype=np.int64)
+    return int(rows[ok].sum()) >= MIN_SAVED_FRACTION * num_slots
+
+
+def readable_partitions(products: list[tuple[int, int, int]], sum_children: list[np.ndarray],
+                        sum_layers: list[int], product_children: list[np.ndarray],
+                        num_slots: int, num_layers: int) -> np.ndarray:
+    """bool per product partition (layer, start, n): the readers' rule of
+    _readable_moves (no product reads a row of it, some sum reads one, and
+    only sums of the next layer do), from the reads of each partition
+    counted per reading layer through a row -> partition map: one gather
+    and one bincount per layer of child slots, no per-row arrays.
+    `sum_children[i]`: the child slots (padding included) of a sum
+    partition of layer `sum_layers[i]` (ascending); `product_children`:
+    those of every product partition. Slots 0 and 1 (padding) belong to
+    no partition."""
+    count = len(products)
+    owner = np.full(num_slots, count, dtype=np.int32)        # `count`: no product partition
+    for p, (_, start, n) in enumerate(products):
+        owner[start:start + n] = p
+    owner[:2] = count
+    layer_of = np.array([li for li, _, _ in products], dtype=np.int64)
+    reads = np.zeros((num_layers + 1, count + 1), dtype=np.int64)   # [reading layer, partition]
+    cuts = np.searchsorted(sum_layers, np.arange(num_layers + 1)).tolist()  # layers ascend
+    for li in range(num_layers):
+        if cuts[li + 1] > cuts[li]:
+            kids = np.concatenate(sum_children[cuts[li]:cuts[li + 1]])
+            reads[li] = np.bincount(owner[kids], minlength=count + 1)
+    by_products = np.bincount(owner[np.concatenate(product_children)], minlength=count + 1) \
+        if product_children else np.zeros(count + 1, dtype=np.int64)
+    by_next = reads[layer_of + 1, np.arange(count)]
+    by_sums = reads[:, :count].sum(axis=0)
+    return (by_products[:count] == 0) & (by_next > 0) & (by_sums == by_next)
 
 
 def _readable_moves(products: list[tuple[int, int, int]], read_by_product: np.ndarray,

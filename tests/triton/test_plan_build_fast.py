@@ -3,7 +3,8 @@
 by one row sort, the compact remap's block check by one gather, run
 tables that skip the run search when list changes alone rule runs out,
 tie flags from one np.unique, the remap's readers' rule for all product
-partitions at once."""
+partitions at once, and its early rejection from read counts per
+partition (bench/results/logic_plan-cpu-2026-12-07.md)."""
 
 from __future__ import annotations
 
@@ -122,15 +123,22 @@ def _moves_per_partition(products, read_by_product, unread, min_layer, max_layer
     return out
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_readable_moves_match_the_per_partition_rule(seed):
-    rng = np.random.default_rng(seed)
-    num_slots, layers = 200, 6
+def _products(rng, layers: int) -> tuple[list[tuple[int, int, int]], int]:
+    """Product partitions (layer, start, n) from slot 2 on, gaps between
+    them, and the first slot after the last."""
     products, cursor = [], 2
     for _ in range(int(rng.integers(1, 12))):
         n = int(rng.integers(0, 15))
         products.append((int(rng.integers(0, layers)), cursor, n))
         cursor += n + int(rng.integers(0, 4))
+    return products, cursor
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_readable_moves_match_the_per_partition_rule(seed):
+    rng = np.random.default_rng(seed)
+    num_slots, layers = 200, 6
+    products, cursor = _products(rng, layers)
     read_by_product = rng.random(num_slots) < float(rng.choice([0.0, 0.02, 0.2]))
     max_layer = np.where(rng.random(num_slots) < 0.2, -1, rng.integers(0, layers + 1, num_slots))
     min_layer = np.where(rng.random(num_slots) < 0.8, max_layer,
@@ -145,3 +153,41 @@ def test_readable_moves_match_the_per_partition_rule(seed):
     assert [g[:3] for g in got] == [w[:3] for w in want]
     for g, w in zip(got, want):
         assert np.array_equal(g[3], w[3]) and np.array_equal(g[4], w[4])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed):
+    """scratch.readable_partitions (reads counted per partition through a
+    row -> partition map, the remap's early rejection) passes the product
+    partitions that _readable_moves passes over per-row first and last
+    sum reader layers, as compact_remap builds them."""
+    rng = np.random.default_rng(seed)
+    num_slots, layers = 300, 6
+    products, cursor = _products(rng, layers)
+    sum_layers = sorted(int(x) for x in rng.integers(0, layers, int(rng.integers(0, 9))))
+    if seed % 2:      # mostly movable: each sum reads only the previous layer's products
+        rows_of = {li: np.concatenate([np.arange(s, s + n) for pl, s, n in products if pl == li]
+                                      + [np.zeros(1, dtype=np.int64)]) for li in range(layers)}
+        sum_children = [rng.choice(rows_of[max(li - 1, 0)], size=int(rng.integers(1, 30)))
+                        for li in sum_layers]
+    else:
+        sum_children = [rng.integers(0, cursor + 5, int(rng.integers(1, 30))) for _ in sum_layers]
+    sum_children = [c.astype(np.int32 if seed % 3 else np.int64) for c in sum_children]
+    share = float(rng.choice([0.0, 0.05]))       # product children that are product rows
+    product_children = [np.where(rng.random(m) < share, rng.integers(2, cursor, m),
+                                 rng.integers(0, 2, m))       # else padding / inputs' slots 0, 1
+                        for m in rng.integers(0, 20, len(products))]
+    min_layer = np.full(num_slots, np.iinfo(np.int64).max, dtype=np.int64)
+    max_layer = np.full(num_slots, -1, dtype=np.int64)
+    if sum_children:
+        cs = np.concatenate(sum_children).astype(np.int64)
+        lis = np.repeat(sum_layers, [c.size for c in sum_children]).astype(np.int64)
+        np.minimum.at(min_layer, cs[cs > 1], lis[cs > 1])
+        np.maximum.at(max_layer, cs[cs > 1], lis[cs > 1])
+    pc = np.concatenate(product_children)
+    read_by_product = np.zeros(num_slots, dtype=bool)
+    read_by_product[pc[pc > 1]] = True
+    want = scratch._readable_moves(products, read_by_product, max_layer < 0, min_layer, max_layer)
+    ok = scratch.readable_partitions(products, sum_children, sum_layers, product_children,
+                                     num_slots, layers)
+    assert [p for p, keep in zip(products, ok) if keep] == [w[:3] for w in want]
