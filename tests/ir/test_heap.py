@@ -20,7 +20,7 @@ ENTRIES = 8 << 20                        # 64 MiB of float64: above any mmap thr
 
 
 _FAULTS_SCRIPT = """
-import resource, sys
+import resource
 import numpy as np
 from pccompiler.ir import heap
 from pccompiler.ir.heap import retained_heap
