@@ -36,7 +36,7 @@ from factories import small_dense_model
 import pccompiler
 from triton import knobs
 from pccompiler.backends.triton.aot import CompileCounter, restore_kernels, store
-from pccompiler.backends.triton.aot.record import all_kernels, exercise
+from pccompiler.backends.triton.aot.record import all_kernels, exercise, kernels_by_name
 from pccompiler.backends.triton.aot.target import cross_driver, parse_target
 from pccompiler.backends.triton.engine import TritonEngine
 from pccompiler.ir.artifact import read_pcc
@@ -71,7 +71,7 @@ with tempfile.TemporaryDirectory() as restored:
     from pccompiler.backends.triton.aot import warm
     knobs.cache.dir = restored
     restore_kernels(entry, art.sections, sys.argv[1])
-    by_name = {k.fn.__name__: k for k in all_kernels()}
+    by_name = kernels_by_name()
     engine = TritonEngine(art.model, art.layout, device="cpu", cuda_graphs=False)
     with cross_driver(parse_target(entry["target"]), all_kernels()), CompileCounter() as c:
         for k in entry["kernels"]:

@@ -42,7 +42,7 @@ import triton
 from triton import knobs
 from triton.runtime import cache as triton_cache
 from pccompiler.backends.triton.aot import CompileCounter, install, store
-from pccompiler.backends.triton.aot.record import all_kernels, exercise
+from pccompiler.backends.triton.aot.record import all_kernels, exercise, kernels_by_name
 from pccompiler.backends.triton.aot.target import AOT_DEVICE, cross_driver, parse_target
 from pccompiler.backends.triton.engine import TritonEngine
 from pccompiler.ir.artifact import read_pcc
@@ -61,7 +61,7 @@ if mode == "no_compiled_kernel":      # a Triton whose CompiledKernel takes othe
         def __init__(self, src, metadata_group, hash, extra):
             pass
     triton.compiler.CompiledKernel = CompiledKernel
-by_name = {k.fn.__name__: k for k in all_kernels()}
+by_name = kernels_by_name()
 if mode == "one_preload_fails":       # a Triton whose preload fails for one kernel
     broken = by_name[kernels[0][0]]
     broken.preload = lambda spec: (_ for _ in ()).throw(RuntimeError("no preload here"))

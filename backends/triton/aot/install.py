@@ -178,14 +178,14 @@ def install_kernels(entry: Mapping[str, Any], kernels: list[tuple[str, str, dict
     list, for a matching machine) into the JIT's in-memory cache for
     Triton's current device; returns (the CompiledKernels installed, the
     kernels left to today's path; one debug line says how many and why)."""
-    from pccompiler.backends.triton.aot.record import all_kernels
+    from pccompiler.backends.triton.aot.record import kernels_by_name
     compiled_kernel = compiled_kernel_class()
     if compiled_kernel is None:
         log.debug("stored kernels: triton.compiler.CompiledKernel(%s) not found; all %d "
                   "load through triton.compile", ", ".join(COMPILED_KERNEL_PARAMS), len(kernels))
         return [], list(kernels)
     specs = {k.get("hash"): k.get("spec") for k in entry.get("kernels", [])}
-    by_name = {k.fn.__name__: k for k in all_kernels()}
+    by_name = kernels_by_name()
     installed, left, failures = [], [], []
     try:
         scratch = tempfile.TemporaryDirectory(prefix="pcc-kernels-", ignore_cleanup_errors=True)

@@ -47,6 +47,12 @@ def all_kernels() -> list:
             for obj in vars(mod).values() if isinstance(obj, JITFunction)]
 
 
+def kernels_by_name() -> dict:
+    """all_kernels() by kernel name, the name an artifact's manifest stores
+    for each specialization."""
+    return {k.fn.__name__: k for k in all_kernels()}
+
+
 @contextlib.contextmanager
 def _recording(seen: dict[tuple[int, str], Specialization]) -> Iterator[None]:
     from triton import knobs

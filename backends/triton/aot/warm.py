@@ -43,8 +43,8 @@ def preload_kernels(entry: Mapping[str, Any], path: str, device=None,
     """Preload every stored kernel of `entry` (already restored and matching
     this machine) for the CUDA `device`; returns how many loaded. Failures
     cost one warning: those kernels load on first use as usual."""
-    from pccompiler.backends.triton.aot.record import all_kernels
-    by_name = {k.fn.__name__: k for k in all_kernels()}
+    from pccompiler.backends.triton.aot.record import kernels_by_name
+    by_name = kernels_by_name()
     return _on_pool([(k["name"], functools.partial(_load_one, by_name[k["name"]], k["spec"]))
                      for k in entry["kernels"] if k.get("name") in by_name],
                     path, device, workers)
