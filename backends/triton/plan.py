@@ -45,13 +45,13 @@ from pccompiler.ir import pcir
 DIST_CODES = {pcir.CATEGORICAL_DIST: 0, pcir.BERNOULLI_DIST: 1, pcir.GAUSSIAN_DIST: 2}
 
 
+_HOST = torch.device("cpu")
+
+
 def _on(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """t (a fresh host tensor) on `device`; build_plan builds on the host,
     where a `.to` call is pure overhead (hundreds of parts)."""
     return t if device is _HOST else t.to(device)
-
-
-_HOST = torch.device("cpu")
 
 
 def _i32(a: np.ndarray, device: torch.device) -> torch.Tensor:

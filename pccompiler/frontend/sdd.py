@@ -35,7 +35,6 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
 from pccompiler.ir import heap
-from pccompiler.ir.heap import retained_heap
 from pccompiler.ir.nodes import chunk_bounds, gather_ranges
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
 from pccompiler.frontend.sdd_nodes import build_nodes
@@ -177,7 +176,7 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
     if form not in FORMS:
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
-    with retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
+    with heap.retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
         return _import(path, vtree, name, form)
 
 
