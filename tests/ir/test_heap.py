@@ -92,7 +92,6 @@ def test_who_enters_it(monkeypatch):
     """from_sdd and compile_model enter a block for inputs whose arrays
     pass 32 MiB only."""
     import pccompiler as pc
-    from pccompiler.frontend import sdd
     from pccompiler.data.locate import SHARED_DATA_DIR
     path = SHARED_DATA_DIR / "circuits" / "sudoku_4.sdd"
     if not path.exists():
@@ -100,7 +99,6 @@ def test_who_enters_it(monkeypatch):
     seen = []
     monkeypatch.setattr(heap, "retained_heap", lambda enabled=True, release=True: seen.append(
         (enabled, release)) or retained_heap(enabled, release))
-    monkeypatch.setattr(sdd, "retained_heap", heap.retained_heap)
     model = pc.from_sdd(path, form="nodes")
     pc.compile(model, backend="torch")
     assert seen == [(False, False), (False, True)]   # the import leaves its pages to compile
