@@ -35,7 +35,7 @@ timeout 45 python3 bench/cached_compile_profile.py --cases hclt32,hmm1024,bsp010
 failed "${PIPESTATUS[0]}" "cached_compile_profile"
 
 step "3/3 packing tests on cuda"
-rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
+rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests bench /tmp/t/   # tests import bench/race_cases
 (cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 40 python3 -m pytest -q -p no:cacheprovider \
     tests/test_packing_batched.py --backend triton --device cuda 2>&1) | tee "$OUT/tests.txt"
 failed "${PIPESTATUS[0]}" "tests"
