@@ -335,11 +335,16 @@ def variant(name: str, engine=None):
     one-row block); 'fusedr2': 'round2' with fuse_products; 'unpriced': the
     code before branch sparseprice (a pruned group whose blocks pass the
     padding tolerance is stored block-sparse without pricing it against
-    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False). The pass
+    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False); 'alldense',
+    'nodense', 'runsN': the storage A/B of `storage_variant`. The pass
     switches act at compile time: hold the variant while compiling."""
     from pccompiler.backends.triton import fusion, launch, plan
     if name in ("round2", "fusedr2"):
         with round2(), variant("fused" if name == "fusedr2" else "after", engine):
+            yield
+        return
+    if name in PASS_VARIANTS or name.startswith("runs"):
+        with storage_variant(name), variant("after", engine):
             yield
         return
     if name == "unpriced":
@@ -378,6 +383,43 @@ def variant(name: str, engine=None):
         fusion.FUSE_BACKWARD, fusion.FUSE_TILE_CHILDREN = saved_fuse[:2]
         if engine is not None:
             engine.fuse_products = saved_fuse[2]
+
+
+# Storage A/B of the pass (compiled under the switch, bench/results/sparse_big-cpu-2026-12-07.md):
+# 'alldense' every pruned group DENSE (DENSE_MARGIN unbounded), 'nodense' none
+# (detect-block-sparsity{tile_dense=false}: row tiles, one-row or blocks).
+PASS_VARIANTS = {"alldense": {}, "nodense": {"tile_dense": False}}
+
+
+@contextlib.contextmanager
+def storage_variant(name: str):
+    """'alldense' / 'nodense' (PASS_VARIANTS), or 'runsN': the triton plan's
+    unequal runs (plan.run_table: one-row blocks with one child list, a
+    pruned group stored DENSE at an odd size) of up to N rows instead of
+    plan.GROUP_MAX_ROWS (128; aligned runs keep it), and the pass prices
+    and sizes blocks for them (blocks.RUN_ROWS): a pruned HCLT-256 group of
+    129..256 rows is then one run, its node flows stored through the tile
+    instead of added atomically by two runs. Hold it while compiling
+    (`pass_options` gives the options)."""
+    from pccompiler.backends.triton import plan
+    from pccompiler.passes import detect_block_sparsity as dbs
+    from pccompiler.passes.helpers import blocks
+    saved = (plan.variable_runs, blocks.RUN_ROWS, dbs.DENSE_MARGIN)
+    if name == "alldense":
+        dbs.DENSE_MARGIN = float("inf")
+    elif name.startswith("runs"):
+        rows = int(name[4:])
+        blocks.RUN_ROWS = rows
+        plan.variable_runs = lambda lists, counts, bs, _cap: saved[0](lists, counts, bs, rows)
+    try:
+        yield
+    finally:
+        plan.variable_runs, blocks.RUN_ROWS, dbs.DENSE_MARGIN = saved
+
+
+def pass_options(name: str) -> dict:
+    """detect-block-sparsity's options for variant `name` (compile_triton)."""
+    return {"detect-block-sparsity": {"permute": False, **PASS_VARIANTS.get(name, {})}}
 
 
 @contextlib.contextmanager
@@ -497,7 +539,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--variants", default="before,after",
                    help="'before' (tile flows and tile tf32 off), 'after' (the defaults), "
-                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`)")
+                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`), "
+                        "'alldense' / 'nodense' / 'runs256' (storage A/B, `storage_variant`)")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -517,11 +560,12 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            own = name in ("round2", "fusedr2", "unpriced")   # pass switches: own compile
+            own = (name in ("round2", "fusedr2", "unpriced") or name in PASS_VARIANTS
+                   or name.startswith("runs"))      # pass switches: own compile
             c = circuit
             if own:
-                with (variant(name) if name == "unpriced" else round2()):
-                    c = compile_triton(path)
+                with (round2() if name in ("round2", "fusedr2") else variant(name)):
+                    c = compile_triton(path, pass_options(name))
             with variant(name, c.engine):
                 c.engine._plan = c.engine._fast_plan = None    # rebuilt
                 s = summarize(step_launches(c, args.batch))
