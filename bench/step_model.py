@@ -454,19 +454,42 @@ def compile_triton(path: str, options: dict | None = None):
                       pass_options=options or {"detect-block-sparsity": {"permute": False}})
 
 
+CENTRE_PIXEL = 14 * 28 + 14
+
+
+def sub_tree(tree, num_vars: int):
+    """(tree over 0..num_vars-1, its pixels): the first `num_vars` pixels of a
+    breadth-first walk of the Chow-Liu tree from the centre pixel, relabelled.
+    An HCLT over it has the full circuit's per-variable shape (K inputs, K
+    products, one K x K sum group per variable) at a fraction of its memory:
+    the HCLT-512 proxy of bench/results/sparse_big-cpu-2026-12-07.md."""
+    import networkx as nx
+    pixels = [CENTRE_PIXEL] + [v for _, v in nx.bfs_edges(tree, CENTRE_PIXEL)][:num_vars - 1]
+    sub = tree.subgraph(pixels).copy()
+    return nx.relabel_nodes(sub, {v: i for i, v in enumerate(pixels)}), pixels
+
+
 def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float],
-               out: Path) -> list[str]:
+               out: Path, num_vars: int = 0) -> list[str]:
     """The circuits of bench/sparse_speed.py on the CPU: HCLT (`latents`, MNIST
-    784 x 256, the shipped Chow-Liu tree) after `train_steps` mini-batch EM
-    steps (batch 512, step 0.5, torch backend), pruned by flows over
-    `flow_rows` train images to each keep; written as .pcir into `out`."""
+    784 x 256, the shipped Chow-Liu tree; `num_vars` > 0: over its `sub_tree`
+    of that many pixels) after `train_steps` mini-batch EM steps (batch 512,
+    step 0.5, torch backend), pruned by flows over `flow_rows` train images
+    to each keep; written as .pcir into `out`."""
     import pccompiler as pc
     from mnist_common import hclt_tree, mnist_split
     from pccompiler.train.prune_grow import prune
     train = mnist_split(None)["train"]
-    x = torch.from_numpy(np.ascontiguousarray(train))
+    tree = hclt_tree(train, [])
+    stem = f"L{latents}"
+    if num_vars:
+        tree, pixels = sub_tree(tree, num_vars)
+        train = train[:, pixels]
+        stem = f"S{num_vars}L{latents}"
+    train = np.ascontiguousarray(train)
+    x = torch.from_numpy(train)
     gen = torch.Generator().manual_seed(0)
-    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=hclt_tree(train, []), seed=0))
+    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=tree, seed=0))
     dense = pc.compile(model, backend="torch", device="cpu")
     for _ in range(train_steps):
         dense.em_step(x[torch.randint(0, len(x), (512,), generator=gen)], step_size=0.5,
@@ -474,7 +497,7 @@ def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float
     paths = []
     for keep in keeps:
         m = dense.to_model() if keep == 1.0 else prune(dense, train[:flow_rows], keep)
-        paths.append(str(out / f"L{latents}_k{keep}.pcir"))
+        paths.append(str(out / f"{stem}_k{keep}.pcir"))
         Path(paths[-1]).write_bytes(m.SerializeToString())
     return paths
 
@@ -534,6 +557,8 @@ def main(argv=None) -> int:
                    help="instead: bench/race_cases.py cases (e.g. pd32,pd128), built and "
                         "written as .pcir into --out")
     p.add_argument("--keeps", default="1,0.5,0.25,0.1")
+    p.add_argument("--vars", type=int, default=0,
+                   help="with --hclt: over a sub-tree of this many pixels (`sub_tree`)")
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--flow-rows", type=int, default=2000)
     p.add_argument("--batch", type=int, default=512)
@@ -550,7 +575,7 @@ def main(argv=None) -> int:
     paths = [c for c in args.circuits.split(",") if c]
     if args.hclt:
         paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
-                           [float(k) for k in args.keeps.split(",")], out)
+                           [float(k) for k in args.keeps.split(",")], out, args.vars)
     for case in (race_cases(args.race) if args.race else []):
         paths.append(str(out / f"{case.name}.pcir"))
         Path(paths[-1]).write_bytes(case.build().SerializeToString())
