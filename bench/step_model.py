@@ -394,9 +394,9 @@ PASS_VARIANTS = {"alldense": {}, "nodense": {"tile_dense": False}}
 @contextlib.contextmanager
 def storage_variant(name: str):
     """'alldense' / 'nodense' (PASS_VARIANTS), or 'runsN': the triton plan's
-    unequal runs (plan.run_table: one-row blocks with one child list, a
-    pruned group stored DENSE at an odd size) of up to N rows instead of
-    plan.GROUP_MAX_ROWS (128; aligned runs keep it), and the pass prices
+    unequal runs of one-row blocks (plan.run_table: a pruned group stored
+    DENSE at an odd size) of up to N rows instead of plan.GROUP_MAX_ROWS
+    (128; aligned runs and larger blocks keep it), and the pass prices
     and sizes blocks for them (blocks.RUN_ROWS): a pruned HCLT-256 group of
     129..256 rows is then one run, its node flows stored through the tile
     instead of added atomically by two runs. Hold it while compiling
@@ -410,7 +410,8 @@ def storage_variant(name: str):
     elif name.startswith("runs"):
         rows = int(name[4:])
         blocks.RUN_ROWS = rows
-        plan.variable_runs = lambda lists, counts, bs, _cap: saved[0](lists, counts, bs, rows)
+        plan.variable_runs = lambda lists, counts, bs, cap: saved[0](lists, counts, bs,
+                                                                     rows if bs == 1 else cap)
     try:
         yield
     finally:

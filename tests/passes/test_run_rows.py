@@ -36,7 +36,8 @@ def _long_runs(mp, rows: int) -> None:
     from pccompiler.backends.triton import plan
     cap = plan.variable_runs
     mp.setattr(blocks, "RUN_ROWS", rows)
-    mp.setattr(plan, "variable_runs", lambda lists, counts, bs, _cap: cap(lists, counts, bs, rows))
+    mp.setattr(plan, "variable_runs",
+               lambda lists, counts, bs, old: cap(lists, counts, bs, rows if bs == 1 else old))
 
 
 def test_dense_cost_counts_runs_by_run_rows_and_tiles_by_program_rows(monkeypatch):
