@@ -258,7 +258,7 @@ def parse_args(argv=None):
                         "--no-pyjuice one: pcc's keeps first, so a timeout keeps them)")
     p.add_argument("--ab", default="",
                    help="also time each pruned circuit under these bench/step_model.py code "
-                        "variants (before, allruns, tiles16, round2, unpriced), same run")
+                        "variants (before, allruns, tiles16, round2, unpriced, runs256), same run")
     p.add_argument("--rows", action="store_true",
                    help="also time each pruned circuit with row tiles off (the one-row form)")
     p.add_argument("--no-permute", dest="permute", action="store_false",

@@ -19,6 +19,17 @@ states, as fractions of the dense step:
   and child values in), batch x 4 bytes at the model's bandwidth, plus three
   launches per sum layer: what a sum kernel costs with no weight at all.
 
+With --pruned (pruned circuits whose 'after' rows are in --model), per
+circuit the step of an EDGE-PROPORTIONAL sum kernel, one that no storage
+or kernel of this compiler has (bench/results/sparse_big-cpu-2026-12-07.md):
+its own products + inputs (dead nodes gone), its sum layers' node I/O as
+above (its own rows and children), plus per real edge: the weight read once
+per 64-sample batch tile in each of the three passes, 20 EM bytes, and one
+gather of a child value (forward, parameter flows) or parent ratio (node
+flows) per sample and pass from shared memory at R_GATHER, the
+CSR-in-shared-memory form (children of a batch tile loaded once, each row's
+real edges gathered): what pruning could save at best with such a kernel.
+
 Writes step_floor.md into --out.
 """
 
@@ -32,6 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from step_model import BW, LAUNCH_S, compile_triton
+
+R_GATHER = 7.4e12   # 4-byte shared-memory loads/s (H100: 132 SMs x 32 banks x 1.755 GHz)
+BATCH_TILE = 64     # samples per program: each weight read once per tile and pass
 
 FLOOR_KERNELS = ("product_fwd_kernel", "product_bwd_kernel", "input_fwd_kernel",
                  "input_bwd_kernel", "categorical_flow_dot_kernel", "categorical_em_kernel")
@@ -63,10 +77,51 @@ def sum_io_ms(path: str, batch: int) -> tuple[float, int, int, int]:
     return (reads * batch * 4 / BW + 3 * layers * LAUNCH_S) * 1e3, rows, children, layers
 
 
+def real_edges(path: str) -> int:
+    """Sum edges with a non-zero weight of a .pcir (padding excluded)."""
+    from pccompiler.ir import pcir
+    from pccompiler.train.prune_grow import sum_edge_count
+    model = pcir.Model()
+    model.ParseFromString(Path(path).read_bytes())
+    return sum_edge_count(model)
+
+
+def edge_ms(edges: int, batch: int) -> float:
+    """The per-edge part of the edge-proportional sum kernel (module docstring):
+    weight reads (3 passes, once per batch tile) and EM bytes at BW, or the
+    3 x batch shared-memory gathers per edge at R_GATHER, whichever is longer."""
+    weight_bytes = 3 * edges * 4 * -(-batch // BATCH_TILE)
+    gathers = 3 * edges * batch
+    return (max(weight_bytes / BW, gathers / R_GATHER) + edges * 20 / BW) * 1e3
+
+
+def ideal_rows(res: dict, pruned: list[str], dense: float) -> list[str]:
+    """Per pruned circuit: the step with an edge-proportional sum kernel."""
+    after = {c["name"]: c["summary"] for c in res["circuits"]}
+    lines = ["", "Edge-proportional sum kernel (not built; module docstring), per circuit:", "",
+             "| circuit | real sum edges | products + inputs ms | sum node I/O ms | "
+             "per-edge ms | step ms | x dense | today ms | x dense |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in pruned:
+        s = after[f"{Path(path).stem} after"]
+        prod_in = kernel_ms(s, FLOOR_KERNELS)
+        io = sum_io_ms(path, res["batch"])[0]
+        e = real_edges(path)
+        per_edge = edge_ms(e, res["batch"])
+        step = prod_in + io + per_edge
+        lines.append(f"| {Path(path).stem} | {e:,} | {prod_in:.2f} | {io:.2f} | {per_edge:.2f} | "
+                     f"{step:.2f} | {step / dense:.2f} | {s['time_s'] * 1e3:.2f} | "
+                     f"{s['time_s'] * 1e3 / dense:.2f} |")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="step_model.json: dense 'after', 'fused' first")
     p.add_argument("--dense", required=True, help="the dense circuit's .pcir")
+    p.add_argument("--pruned", default="",
+                   help="comma-separated pruned .pcir files ('<stem> after' in --model): "
+                        "their step with an edge-proportional sum kernel")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     res = json.loads(Path(args.model).read_text())
@@ -91,6 +146,9 @@ def main(argv=None) -> int:
         lines.append(f"- {c['name']}: {s['time_s'] * 1e3:.2f} ms = {s['time_s'] * 1e3 / dense:.2f}x "
                      f"dense; products + inputs {kernel_ms(s, FLOOR_KERNELS):.2f} ms, sum kernels "
                      f"{sum_ms(s):.2f} ms, {s['launches']} launches")
+    pruned = [c for c in args.pruned.split(",") if c]
+    if pruned:
+        lines += ideal_rows(res, pruned, dense)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "step_floor.md").write_text("\n".join(lines) + "\n")

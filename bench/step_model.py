@@ -335,11 +335,16 @@ def variant(name: str, engine=None):
     one-row block); 'fusedr2': 'round2' with fuse_products; 'unpriced': the
     code before branch sparseprice (a pruned group whose blocks pass the
     padding tolerance is stored block-sparse without pricing it against
-    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False). The pass
+    DENSE and tiles: detect_block_sparsity.PRICE_BLOCKS False); 'alldense',
+    'nodense', 'runsN': the storage A/B of `storage_variant`. The pass
     switches act at compile time: hold the variant while compiling."""
     from pccompiler.backends.triton import fusion, launch, plan
     if name in ("round2", "fusedr2"):
         with round2(), variant("fused" if name == "fusedr2" else "after", engine):
+            yield
+        return
+    if name in PASS_VARIANTS or name.startswith("runs"):
+        with storage_variant(name), variant("after", engine):
             yield
         return
     if name == "unpriced":
@@ -380,6 +385,44 @@ def variant(name: str, engine=None):
             engine.fuse_products = saved_fuse[2]
 
 
+# Storage A/B of the pass (compiled under the switch, bench/results/sparse_big-cpu-2026-12-07.md):
+# 'alldense' every pruned group DENSE (DENSE_MARGIN unbounded), 'nodense' none
+# (detect-block-sparsity{tile_dense=false}: row tiles, one-row or blocks).
+PASS_VARIANTS = {"alldense": {}, "nodense": {"tile_dense": False}}
+
+
+@contextlib.contextmanager
+def storage_variant(name: str):
+    """'alldense' / 'nodense' (PASS_VARIANTS), or 'runsN': the triton plan's
+    unequal runs of one-row blocks (plan.run_table: a pruned group stored
+    DENSE at an odd size) of up to N rows instead of plan.GROUP_MAX_ROWS
+    (128; aligned runs and larger blocks keep it), and the pass prices
+    and sizes blocks for them (blocks.RUN_ROWS): a pruned HCLT-256 group of
+    129..256 rows is then one run, its node flows stored through the tile
+    instead of added atomically by two runs. Hold it while compiling
+    (`pass_options` gives the options)."""
+    from pccompiler.backends.triton import plan
+    from pccompiler.passes import detect_block_sparsity as dbs
+    from pccompiler.passes.helpers import blocks
+    saved = (plan.variable_runs, blocks.RUN_ROWS, dbs.DENSE_MARGIN)
+    if name == "alldense":
+        dbs.DENSE_MARGIN = float("inf")
+    elif name.startswith("runs"):
+        rows = int(name[4:])
+        blocks.RUN_ROWS = rows
+        plan.variable_runs = lambda lists, counts, bs, cap: saved[0](lists, counts, bs,
+                                                                     rows if bs == 1 else cap)
+    try:
+        yield
+    finally:
+        plan.variable_runs, blocks.RUN_ROWS, dbs.DENSE_MARGIN = saved
+
+
+def pass_options(name: str) -> dict:
+    """detect-block-sparsity's options for variant `name` (compile_triton)."""
+    return {"detect-block-sparsity": {"permute": False, **PASS_VARIANTS.get(name, {})}}
+
+
 @contextlib.contextmanager
 def round2():
     """The switches of branch sparsefloor off (see `variant`)."""
@@ -412,19 +455,42 @@ def compile_triton(path: str, options: dict | None = None):
                       pass_options=options or {"detect-block-sparsity": {"permute": False}})
 
 
+CENTRE_PIXEL = 14 * 28 + 14
+
+
+def sub_tree(tree, num_vars: int):
+    """(tree over 0..num_vars-1, its pixels): the first `num_vars` pixels of a
+    breadth-first walk of the Chow-Liu tree from the centre pixel, relabelled.
+    An HCLT over it has the full circuit's per-variable shape (K inputs, K
+    products, one K x K sum group per variable) at a fraction of its memory:
+    the HCLT-512 proxy of bench/results/sparse_big-cpu-2026-12-07.md."""
+    import networkx as nx
+    pixels = [CENTRE_PIXEL] + [v for _, v in nx.bfs_edges(tree, CENTRE_PIXEL)][:num_vars - 1]
+    sub = tree.subgraph(pixels).copy()
+    return nx.relabel_nodes(sub, {v: i for i, v in enumerate(pixels)}), pixels
+
+
 def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float],
-               out: Path) -> list[str]:
+               out: Path, num_vars: int = 0) -> list[str]:
     """The circuits of bench/sparse_speed.py on the CPU: HCLT (`latents`, MNIST
-    784 x 256, the shipped Chow-Liu tree) after `train_steps` mini-batch EM
-    steps (batch 512, step 0.5, torch backend), pruned by flows over
-    `flow_rows` train images to each keep; written as .pcir into `out`."""
+    784 x 256, the shipped Chow-Liu tree; `num_vars` > 0: over its `sub_tree`
+    of that many pixels) after `train_steps` mini-batch EM steps (batch 512,
+    step 0.5, torch backend), pruned by flows over `flow_rows` train images
+    to each keep; written as .pcir into `out`."""
     import pccompiler as pc
     from mnist_common import hclt_tree, mnist_split
     from pccompiler.train.prune_grow import prune
     train = mnist_split(None)["train"]
-    x = torch.from_numpy(np.ascontiguousarray(train))
+    tree = hclt_tree(train, [])
+    stem = f"L{latents}"
+    if num_vars:
+        tree, pixels = sub_tree(tree, num_vars)
+        train = train[:, pixels]
+        stem = f"S{num_vars}L{latents}"
+    train = np.ascontiguousarray(train)
+    x = torch.from_numpy(train)
     gen = torch.Generator().manual_seed(0)
-    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=hclt_tree(train, []), seed=0))
+    model = pc.lower(pc.hclt(None, latents, num_cats=256, tree=tree, seed=0))
     dense = pc.compile(model, backend="torch", device="cpu")
     for _ in range(train_steps):
         dense.em_step(x[torch.randint(0, len(x), (512,), generator=gen)], step_size=0.5,
@@ -432,7 +498,7 @@ def build_hclt(latents: int, train_steps: int, flow_rows: int, keeps: list[float
     paths = []
     for keep in keeps:
         m = dense.to_model() if keep == 1.0 else prune(dense, train[:flow_rows], keep)
-        paths.append(str(out / f"L{latents}_k{keep}.pcir"))
+        paths.append(str(out / f"{stem}_k{keep}.pcir"))
         Path(paths[-1]).write_bytes(m.SerializeToString())
     return paths
 
@@ -492,12 +558,15 @@ def main(argv=None) -> int:
                    help="instead: bench/race_cases.py cases (e.g. pd32,pd128), built and "
                         "written as .pcir into --out")
     p.add_argument("--keeps", default="1,0.5,0.25,0.1")
+    p.add_argument("--vars", type=int, default=0,
+                   help="with --hclt: over a sub-tree of this many pixels (`sub_tree`)")
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--flow-rows", type=int, default=2000)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--variants", default="before,after",
                    help="'before' (tile flows and tile tf32 off), 'after' (the defaults), "
-                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`)")
+                        "'fused' / 'fusedfwd' / 'fusedtiles' (fuse_products, see `variant`), "
+                        "'alldense' / 'nodense' / 'runs256' (storage A/B, `storage_variant`)")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -507,7 +576,7 @@ def main(argv=None) -> int:
     paths = [c for c in args.circuits.split(",") if c]
     if args.hclt:
         paths = build_hclt(args.hclt, args.train_steps, args.flow_rows,
-                           [float(k) for k in args.keeps.split(",")], out)
+                           [float(k) for k in args.keeps.split(",")], out, args.vars)
     for case in (race_cases(args.race) if args.race else []):
         paths.append(str(out / f"{case.name}.pcir"))
         Path(paths[-1]).write_bytes(case.build().SerializeToString())
@@ -517,11 +586,12 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         circuit = compile_triton(path)
         for name in args.variants.split(","):
-            own = name in ("round2", "fusedr2", "unpriced")   # pass switches: own compile
+            own = (name in ("round2", "fusedr2", "unpriced") or name in PASS_VARIANTS
+                   or name.startswith("runs"))      # pass switches: own compile
             c = circuit
             if own:
-                with (variant(name) if name == "unpriced" else round2()):
-                    c = compile_triton(path)
+                with (round2() if name in ("round2", "fusedr2") else variant(name)):
+                    c = compile_triton(path, pass_options(name))
             with variant(name, c.engine):
                 c.engine._plan = c.engine._fast_plan = None    # rebuilt
                 s = summarize(step_launches(c, args.batch))

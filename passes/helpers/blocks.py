@@ -25,6 +25,9 @@ def pow2_divisor(n: int, limit: int) -> int:
 
 RUN_BLOCK = 16     # DENSE groups of >= 16 rows whose power-of-two block is smaller take 1
 RUN_ROWS = 128     # rows of one run of the triton plan (plan.GROUP_MAX_ROWS)
+# rows of one program's row tile (the kernels' TILE_M, at most 128): a run
+# longer than this reads its children once per tile (row_tiles.run_cost)
+PROGRAM_ROWS = 128
 
 
 def dense_block_sizes(n: int, child_gcd: int, limit: int) -> tuple[int, int]:

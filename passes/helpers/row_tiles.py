@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from pccompiler.ir import pcir
-from pccompiler.passes.helpers.blocks import RUN_ROWS
+from pccompiler.passes.helpers import blocks
 
 ROW_TILES_KEY = "row_tiles"
 DOT_ROWS = 16           # tl.dot's smallest M: a one-row block runs in a masked 16-row tile
@@ -90,8 +90,9 @@ def run_cost(rows, union, atomic) -> np.ndarray:
     `union` children through all three passes of a training step, as the
     triton kernels of a run do them (arrays broadcast):
 
-    * forward: the children once per 128-row tile, the rows written, the
-      [rows x union] weights once per 64-sample batch tile;
+    * forward: the children once per 128-row tile (blocks.PROGRAM_ROWS),
+      the rows written, the [rows x union] weights once per 64-sample
+      batch tile;
     * node flows through the tile (backends/triton/tile_flows.py): the
       rows' log ratios once per 64-child chunk, the weights, the children's
       values, and their flows stored, or added atomically (`ATOMIC_READS`
@@ -104,7 +105,7 @@ def run_cost(rows, union, atomic) -> np.ndarray:
     union and its rows, not for its stored weights."""
     rows = np.asarray(rows, dtype=np.float64)
     union = np.asarray(union, dtype=np.float64)
-    fwd = union * np.ceil(rows / RUN_ROWS) + rows + rows * union / BATCH_TILE
+    fwd = union * np.ceil(rows / blocks.PROGRAM_ROWS) + rows + rows * union / BATCH_TILE
     flows = (rows * np.ceil(union / 64.0) + rows * union / BATCH_TILE
              + union * (2.0 + np.where(atomic, ATOMIC_READS, 1.0)))
     pflow = np.ceil(rows / 32.0) * np.ceil(union / 64.0) * 96.0
@@ -151,7 +152,7 @@ def dense_cost(n: int, cols: int, bp: int, bc: int,
     (bench/step_model.py, HCLT-128 keep 0.1)."""
     if not READS_COSTS:
         return _union_dense_cost(n, cols, bp, bc, macs_per_read)
-    runs = -(-n // RUN_ROWS)
+    runs = -(-n // blocks.RUN_ROWS)
     rows = n / runs
     cost = float(runs * run_cost(rows, cols, runs > 1))
     if bp >= DOT_ROWS:      # per-pair node flows in place of the tile's
@@ -186,7 +187,7 @@ def block_sparse_cost(block_edges: np.ndarray, block: int) -> float:
     parents = np.asarray(block_edges[:, 0], dtype=np.int64)
     union = np.bincount(parents)[np.unique(parents)] * float(block)     # per parent block
     rows = float(block)
-    fwd = (union * np.ceil(rows / RUN_ROWS) + rows + rows * union / BATCH_TILE).sum()
+    fwd = (union * np.ceil(rows / blocks.PROGRAM_ROWS) + rows + rows * union / BATCH_TILE).sum()
     pflow = (np.ceil(rows / 32.0) * np.ceil(union / 64.0) * 96.0).sum()
     tile = max(rows, DOT_ROWS)
     mac = MAC_FMA if rows < DOT_ROWS else MAC_TF32
