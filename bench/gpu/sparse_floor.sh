@@ -26,11 +26,10 @@ PCC_TIMEOUT=${PCC_TIMEOUT:-200}
 if [ "$LATENTS" -ge 256 ]; then AB=${AB-runs256}; else AB=${AB-unpriced}; fi
 rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 echo "== [$(date -u +%T)] GPU tests: priced blocks, unequal runs, tile flows (triton, cuda)"
-(cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 60 python3 -m pytest -q -p no:cacheprovider \
+(cd /tmp/t && PYTHONPATH=/tmp/pcc timeout 60 python3 -m pytest -v -p no:cacheprovider \
     tests/passes/test_storage_price.py tests/passes/test_run_rows.py \
     tests/triton/test_unequal_runs.py tests/triton/test_tile_flows.py \
-    --backend triton --device cuda 2>&1 | tail -8 \
-    | tee "$OUT/floor_tests.log") || true
+    --backend triton --device cuda > "$OUT/floor_tests.log" 2>&1; tail -8 "$OUT/floor_tests.log") || true
 echo "== [$(date -u +%T)] sparse speed, latents $LATENTS, keeps $KEEPS: default vs ${AB:-nothing}"
 status=0
 timeout --signal=INT "$PCC_TIMEOUT" python3 -u bench/sparse_speed.py --latents "$LATENTS" \
