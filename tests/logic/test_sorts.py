@@ -2,7 +2,7 @@
 frontend/sdd_groups.unique_sorted on top of them) give numpy's answers at
 every key width, on each side of the widths where they change method
 (16 / 24 bits: radix; packable with the positions: packed sort; up to 48
-bits: radix again; wider: argsort), and unique_few's hash table gives
+bits: radix again; wider: numpy's stable argsort), and unique_few's hash table gives
 unique_sorted's answer or declines."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def test_radix_argsort_is_the_stable_order(bits, n):
 def test_unique_sorted_is_numpys_unique(n, bits, stable):
     """(values, inverse, first position) as np.unique gives them; with 2^17
     keys of 46 bits the positions do not pack and the 48-bit radix runs;
-    61 and 63 bits fit no stable fast method (`stable` False): the
-    unstable argsort."""
+    61 and 63 bits fit no radix or packed method (`stable` False):
+    numpy's stable argsort (a timsort)."""
     rng = np.random.default_rng(n + bits)
     keys = rng.integers(0, 2 ** bits, size=n)
     if n:
