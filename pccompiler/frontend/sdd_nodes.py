@@ -30,7 +30,7 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, \
-    fold_false, sibling_paths, unique_few, unique_rows, unique_sorted
+    fold_false, sibling_paths, unique_few, unique_rows_taken, unique_sorted
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
                                   index_dtype, set_nodes)
@@ -57,14 +57,13 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
-    keep = ~(false[prime] | false[sub])
-    dec, p, s, erec = (e_dec, prime, sub, e_rec) if keep.all() else \
-        (e_dec[keep], prime[keep], sub[keep], e_rec[keep])      # no copies when all live
-    del e_dec, prime, sub, e_rec, keep
+    dec, p, s, erec = _live(~(false[prime] | false[sub]), [e_dec, prime, sub, e_rec])
+    del e_dec, prime, sub, e_rec
     w = home[dec]
     element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
-    (u_w, u_p, u_s), inv, first = unique_rows(w, p, s, first=True)
+    rows = [w, p, s]                       # unique_rows_taken frees each once packed
     del w, p, s
+    (u_w, u_p, u_s), inv, first = unique_rows_taken(rows, first=True)
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
     prod_id, dec_id = _new_ids(first, inv, erec, rec_of[decs], base)
@@ -73,12 +72,17 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
     node_of[decs] = dec_id
-    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
-    del u_p, u_s
     # Decision children: its distinct element products (elements come grouped
-    # by decision, in file order, so the pairs are sorted but for the products).
+    # by decision, in file order, so the pairs are sorted but for the products);
+    # made before the products' children, so the elements' arrays are gone
+    # by then (a lower peak of memory).
     d_par, d_kid = _distinct_pairs(node_of, dec, prod_id, inv)
     del dec, inv
+    d_par -= base
+    dec_fan = np.bincount(d_par, minlength=len(prod_id) + len(dec_id))[dec_id - base]
+    del d_par
+    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
+    del u_p, u_s
     n = base + len(prod_id) + len(dec_id)
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int64)
@@ -96,8 +100,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
     del u_w, prod_fan
     kinds[dec_id] = SUM
-    fan[dec_id] = np.bincount(d_par - base, minlength=n - base)[dec_id - base]
-    del d_par
+    fan[dec_id] = dec_fan
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(fan, out=offsets[1:])
@@ -125,6 +128,27 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
     return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name, sum_edges)
+
+
+def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """[a[keep] for a in arrays], written over the fronts of the arrays
+    themselves a chunk at a time (views of them; `arrays` is emptied, the
+    caller holds no other reference): no four fresh arrays of 10^7
+    entries when some elements are false, and nothing done when all live.
+    Safe in place: a chunk's kept entries are read out before they are
+    written, to positions no later chunk reads."""
+    arrays, taken = list(arrays), arrays
+    taken.clear()
+    if keep.all():
+        return arrays
+    done = 0
+    for a, b in chunk_bounds(len(keep)):
+        at = np.flatnonzero(keep[a:b])
+        at += a
+        for array in arrays:
+            array[done:done + len(at)] = array[at]
+        done += len(at)
+    return [array[:done] for array in arrays]
 
 
 def _new_ids(first: np.ndarray, inv: np.ndarray, erec: np.ndarray, dec_rec: np.ndarray,

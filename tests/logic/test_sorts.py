@@ -170,3 +170,45 @@ def test_new_ids_count_what_the_sort_gave(seed):
     want = _new_ids_by_sort(first, inv, erec, dec_rec, 77)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("own", [True, False])
+@pytest.mark.parametrize("wide", [False, True])
+def test_unique_rows_taken_is_unique_rows(own, wide):
+    """unique_rows_taken gives unique_rows' answer whether it packs the key
+    into the first column's own buffer (own) or a copy, and through the
+    lexsort when the key does not fit in int64 (wide); it empties the list."""
+    from pccompiler.frontend.sdd_groups import unique_rows_taken
+
+    rng = np.random.default_rng(5 + wide)
+    top = 2 ** 40 if wide else 3000
+    cols = [rng.integers(0, 50, 4000), rng.integers(0, top, 4000), rng.integers(0, top, 4000)]
+    cols[1][::3], cols[2][::3] = cols[1][0], cols[2][0]
+    want = unique_rows(*cols, first=True)
+    kept = [c.copy() for c in cols]
+    taken = [c.copy() for c in cols] if own else list(cols)
+    got = unique_rows_taken(taken, first=True, own=own)
+    assert taken == []
+    for a, b in zip([*got[0], *got[1:]], [*want[0], *want[1:]]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(cols, kept):                        # not own: the caller's columns kept
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("live", [1.0, 0.9, 0.3, 0.0])
+def test_live_elements_are_the_masked_arrays(live, monkeypatch):
+    """sdd_nodes._live compacts the element arrays in place, chunk by chunk
+    (chunks of 1000 here), to exactly a[keep] for each array."""
+    from pccompiler.frontend import sdd_nodes
+
+    monkeypatch.setattr(sdd_nodes, "chunk_bounds",
+                        lambda n, step=None: [(i, min(n, i + 1000)) for i in range(0, n, 1000)])
+    rng = np.random.default_rng(int(live * 10))
+    arrays = [rng.integers(0, 10 ** 6, 5500) for _ in range(4)]
+    keep = rng.random(5500) < live
+    want = [a[keep] for a in arrays]
+    given = [a.copy() for a in arrays]
+    got = sdd_nodes._live(keep, given)
+    assert given == []
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
