@@ -266,15 +266,33 @@ def unique_rows_taken(cols: list, first: bool = False, own: bool = True):
     """unique_rows of the columns in the list `cols`, which it empties.
     own=True: the caller holds no other reference to them, so the first
     column's buffer (when int64) becomes the key and each column is freed
-    once packed into it (the element rows of a 10^6-node SDD are three
-    columns of 12M entries: no fourth array beside them, and 190 MB less
-    at the import's peak, paid in page faults on a small VM)."""
-    span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+    once packed into it (see pack_rows)."""
     dtypes = [c.dtype for c in cols]
-    if math.prod(span) >= 2 ** 62:
+    packed = pack_rows(cols, own)
+    if packed is None:
         whole = list(cols)
         cols.clear()
         return _unique_rows_lexsort(whole, first)
+    key, span = packed
+    values, inv, rep = unique_sorted(key)
+    del key, packed
+    rows = [r.astype(t, copy=False) for r, t in zip(unpack_rows(values, span), dtypes)]
+    return (rows, inv, rep) if first else (rows, inv)
+
+
+def pack_rows(cols: list, own: bool = True) -> tuple[np.ndarray, list[int]] | None:
+    """(the mixed radix int64 key of each row of the non-negative integer
+    columns in the list `cols`, first column most significant; each
+    column's span), emptying the list; None, the list untouched, when the
+    key does not fit in 62 bits. own=True: the caller holds no other
+    reference to the columns, so the first column's buffer (when int64)
+    becomes the key and each column is freed once packed into it (the
+    element rows of a 10^6-node SDD are three columns of 12M entries: no
+    fourth array beside them, 190 MB less at the import's peak, paid in
+    page faults on a small VM)."""
+    span = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+    if math.prod(span) >= 2 ** 62:
+        return None
     key = cols[0] if own and cols[0].dtype == np.int64 else cols[0].astype(np.int64)
     cols[0] = None
     for i, n in enumerate(span[1:], 1):
@@ -282,10 +300,7 @@ def unique_rows_taken(cols: list, first: bool = False, own: bool = True):
         key += cols[i]
         cols[i] = None
     cols.clear()
-    values, inv, rep = unique_sorted(key)
-    del key
-    rows = [r.astype(t, copy=False) for r, t in zip(_unpack(values, span), dtypes)]
-    return (rows, inv, rep) if first else (rows, inv)
+    return key, span
 
 
 def _unique_rows_lexsort(cols: list, first: bool):
@@ -299,8 +314,8 @@ def _unique_rows_lexsort(cols: list, first: bool):
     return (rows, inv, o[new]) if first else (rows, inv)       # lexsort is stable
 
 
-def _unpack(key: np.ndarray, span: list[int]) -> list[np.ndarray]:
-    """The columns of mixed radix keys (unique_rows' packing: the last
+def unpack_rows(key: np.ndarray, span: list[int]) -> list[np.ndarray]:
+    """The columns of mixed radix keys (pack_rows' packing: the last
     column least significant, column i below span[i])."""
     cols = []
     for n in span[:0:-1]:

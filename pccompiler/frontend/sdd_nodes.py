@@ -30,10 +30,11 @@ from pccompiler import ir
 from pccompiler.errors import LoadError
 from pccompiler.frontend.logic_text import Records
 from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, \
-    fold_false, sibling_paths, unique_few, unique_rows_taken, unique_sorted
+    fold_false, pack_rows, sibling_paths, unique_few, unique_rows_taken, unique_sorted, \
+    unpack_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
-                                  index_dtype, set_nodes)
+                                  index_dtype, set_nodes, stable_argsort)
 
 pcir = ir.pcir
 
@@ -61,13 +62,14 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     del e_dec, prime, sub, e_rec
     w = home[dec]
     element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
-    rows = [w, p, s]                       # unique_rows_taken frees each once packed
+    rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
-    (u_w, u_p, u_s), inv, first = unique_rows_taken(rows, first=True)
+    inv, (u_w, u_p, u_s), row_key, row_rec = _element_rows(rows, erec)
+    del erec
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
-    prod_id, dec_id = _new_ids(first, inv, erec, rec_of[decs], base)
-    del erec, first
+    prod_id, dec_id = _new_ids(row_key, row_rec, rec_of[decs], base)
+    del row_key, row_rec
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
@@ -151,39 +153,82 @@ def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [array[:done] for array in arrays]
 
 
-def _new_ids(first: np.ndarray, inv: np.ndarray, erec: np.ndarray, dec_rec: np.ndarray,
+def _element_rows(rows: list, erec: np.ndarray):
+    """(each element's product row, the rows' (w, p, s) columns, each
+    row's key, each row's record) of the element rows [w, p, s] (the list
+    is emptied): see _product_rows. The key is the rows' packed int64 key,
+    or where that does not fit, the rank of each row among the sorted
+    distinct rows (the same order and equality)."""
+    packed = pack_rows(rows)
+    if packed is not None:
+        key, span = packed
+        del packed
+        inv, row_key, row_rec = _product_rows(key, erec)
+        del key
+        return inv, unpack_rows(row_key, span), row_key, row_rec
+    distinct, rank = unique_rows_taken(rows)
+    inv, row_key, row_rec = _product_rows(rank, erec)
+    return inv, [c[row_key] for c in distinct], row_key, row_rec
+
+
+def _product_rows(key: np.ndarray, erec: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The element products: the distinct element keys, as rows numbered
+    in the order of their first elements (file order, so by record), and
+    (each element's row, each row's key, each row's record). Of the stable
+    order of the keys only the repeats are used: an element whose key
+    equals its predecessor's in that order takes the row of the first
+    element of its run; all others (97% in the block SDDs) start a row,
+    counted in position order. No scatter through the whole order and no
+    sorted list of rows: downstream, rows in this order reach the product
+    ids, the child array and the node arrays almost in sequence."""
+    n = len(key)
+    order = stable_argsort(key)
+    same = np.zeros(n, dtype=bool)
+    for a, b in chunk_bounds(n - 1 if n else 0):      # same[i]: sorted key i repeats i - 1
+        np.equal(key[order[a + 1:b + 1]], key[order[a:b]], out=same[a + 1:b + 1])
+    repeat = np.flatnonzero(same)
+    run_start = np.flatnonzero(~same)
+    first_of = order[run_start[np.searchsorted(run_start, repeat, side="right") - 1]]
+    repeat = order[repeat]                            # positions of the repeats
+    del order, same, run_start
+    at_first = np.ones(n, dtype=bool)
+    at_first[repeat] = False
+    inv = np.cumsum(at_first)
+    inv -= 1
+    inv[repeat] = inv[first_of]
+    return inv, key[at_first], erec[at_first]
+
+
+def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
              base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of the element products (by row index; `first`: each row's first
-    element, `inv`: each element's row, `erec`: each element's record,
-    non-decreasing) and of the live decisions (records `dec_rec`): by SDD
-    record, each record's new products (first used there), in row order,
-    right before it. Counted, not sorted (a stable sort of the 12M keys
-    took 1 s at 10^6 SDD nodes): the first elements in position order list
-    the products by record already, and only the records whose products
-    are out of row order (a fifth of them in the block SDDs) are sorted."""
-    at_first = np.zeros(len(erec), dtype=bool)
-    at_first[first] = True
-    pos = np.flatnonzero(at_first)
-    del at_first
-    rows, recs = inv[pos], erec[pos]                  # products by record, then by position
-    del pos
-    down = np.flatnonzero(rows[1:] < rows[:-1])
-    down = down[recs[down] == recs[down + 1]]         # within one record
+    """Ids of the element products (rows of _product_rows: by first
+    element, so by record `row_rec`, non-decreasing) and of the live
+    decisions (records `dec_rec`): by SDD record, each record's new
+    products in key order, right before it. Counted, not sorted: only the
+    records whose rows are out of key order (a fifth of them in the block
+    SDDs) are sorted (lexsort by record, then key)."""
+    down = np.flatnonzero(row_key[1:] < row_key[:-1])
+    down = down[row_rec[down] == row_rec[down + 1]]   # within one record
+    rows = None                                       # rows in product order (None: as they are)
     if len(down):
-        out_of_order = np.zeros(int(recs[-1]) + 1, dtype=bool)
-        out_of_order[recs[down]] = True
-        at = np.flatnonzero(out_of_order[recs])       # whole records, in record order
-        width = len(rows)
-        part = recs[at] * width + rows[at]
-        part.sort()
-        rows[at] = part % width
-    num_recs = int(max(recs[-1] if len(recs) else 0, dec_rec.max(initial=0))) + 1
+        out_of_order = np.zeros(int(row_rec[-1]) + 1, dtype=bool)
+        out_of_order[row_rec[down]] = True
+        at = np.flatnonzero(out_of_order[row_rec])    # whole records, in record order
+        rows = np.arange(len(row_key))
+        rows[at] = at[np.lexsort((row_key[at], row_rec[at]))]
+    num_recs = int(max(row_rec[-1] if len(row_rec) else 0, dec_rec.max(initial=0))) + 1
     decs_before = np.zeros(num_recs + 1, dtype=np.int64)   # live decisions before a record
     decs_before[dec_rec + 1] = 1
     np.cumsum(decs_before, out=decs_before)
-    prod_id = np.empty(len(rows), dtype=np.int64)
-    prod_id[rows] = np.arange(base, base + len(rows)) + decs_before[recs]
-    prods_upto = np.cumsum(np.bincount(recs, minlength=num_recs))   # products of records <= r
+    ids = np.arange(base, base + len(row_key))
+    ids += decs_before[row_rec]                       # row_rec[rows] is row_rec
+    if rows is None:
+        prod_id = ids
+    else:
+        prod_id = np.empty(len(row_key), dtype=np.int64)
+        prod_id[rows] = ids
+    prods_upto = np.cumsum(np.bincount(row_rec, minlength=num_recs))   # products of records <= r
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
 

@@ -151,7 +151,7 @@ def _new_ids_by_sort(first, inv, erec, dec_rec, base):
 def test_new_ids_count_what_the_sort_gave(seed):
     """_new_ids numbers products and decisions as the stable sort of
     (record, product before decision, row) did: rows of a record in and out
-    of order, rows reused by later records, records without a decision."""
+    of key order, rows reused by later records, records without a decision."""
     from pccompiler.frontend.sdd_nodes import _new_ids
 
     rng = np.random.default_rng(seed)
@@ -166,10 +166,11 @@ def test_new_ids_count_what_the_sort_gave(seed):
     first = np.full(len(used), len(erec))
     np.minimum.at(first, inv, np.arange(len(erec)))
     dec_rec = np.flatnonzero(rng.random(records) < 0.8)
-    got = _new_ids(first, inv, erec, dec_rec, 77)
+    by_first = np.argsort(first)             # _product_rows' numbering: rows by first element,
+    got = _new_ids(by_first, erec[first[by_first]], dec_rec, 77)   # keyed by their sorted rank
     want = _new_ids_by_sort(first, inv, erec, dec_rec, 77)
-    for a, b in zip(got, want):
-        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[0], want[0][by_first])
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("own", [True, False])
@@ -212,3 +213,40 @@ def test_live_elements_are_the_masked_arrays(live, monkeypatch):
     assert given == []
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bits", [12, 57])
+def test_product_rows_number_distinct_keys_by_first_element(bits):
+    """sdd_nodes._product_rows: each element's row is its key's rank among
+    the distinct keys ordered by first occurrence (np.unique's first
+    positions, sorted), with each row's key and record; at 12 bits the
+    radix sort orders the keys, at 57 bits numpy's stable argsort."""
+    from pccompiler.frontend.sdd_nodes import _product_rows
+
+    rng = np.random.default_rng(bits)
+    keys = rng.integers(0, 2 ** bits, size=6000)
+    keys[rng.integers(0, 6000, 2000)] = keys[rng.integers(0, 6000, 2000)]
+    erec = np.sort(rng.integers(0, 900, size=6000))
+    inv, row_key, row_rec = _product_rows(keys, erec)
+    _, first, u_inv = np.unique(keys, return_index=True, return_inverse=True)
+    by_first = np.argsort(first)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_first] = np.arange(len(first))
+    np.testing.assert_array_equal(inv, rank[u_inv])
+    np.testing.assert_array_equal(row_key, keys[np.sort(first)])
+    np.testing.assert_array_equal(row_rec, erec[np.sort(first)])
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "seq_fun"])
+def test_unpackable_element_rows_import_the_same_model(name, monkeypatch):
+    """When the (vtree, prime, sub) key does not fit in int64, the element
+    rows are keyed by their rank among the sorted distinct rows (lexsort):
+    the node-form Model bytes are those of the packed key."""
+    import pccompiler as pc
+    from tests.logic.circuits import shared_sdd
+
+    path = shared_sdd(name)
+    packed = pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes.pack_rows", lambda cols: None)
+    monkeypatch.setattr("pccompiler.frontend.sdd_groups.pack_rows", lambda cols, own: None)
+    assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == packed
