@@ -164,8 +164,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
     pos = 0
     cuts = [n] if n <= _BYTES else np.unique(np.r_[np.minimum(
         ends[np.searchsorted(ends, np.arange(_BYTES, n, _BYTES))] + 1, n), n]).tolist()
-    if len(cuts) > 1:                                    # chunk ends: after a newline
-        blank.sort()
+    if len(cuts) > 1 and (blank[1:] < blank[:-1]).any():   # chunk ends: after a newline
+        blank.sort()                                     # (ascending already when comments lead)
     for a, b in zip([0, *cuts[:-1]], cuts):
         ch = buf[a:b].copy()
         if len(cuts) > 1:

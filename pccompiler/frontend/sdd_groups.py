@@ -316,12 +316,16 @@ def _unique_rows_lexsort(cols: list, first: bool):
 
 def unpack_rows(key: np.ndarray, span: list[int]) -> list[np.ndarray]:
     """The columns of mixed radix keys (pack_rows' packing: the last
-    column least significant, column i below span[i])."""
-    cols = []
-    for n in span[:0:-1]:
-        key, c = np.divmod(key, n)
-        cols.append(c)
-    return [key, *cols[::-1]]
+    column least significant, column i below span[i]), decoded a chunk at
+    a time into the int64 columns (no quotient arrays of the whole length
+    beside them: 180 MB less at the import's peak for 11.5M rows)."""
+    cols = [np.empty(len(key), dtype=np.int64) for _ in span]
+    for a, b in chunk_bounds(len(key)):
+        rest = key[a:b]
+        for i in range(len(span) - 1, 0, -1):
+            rest, cols[i][a:b] = np.divmod(rest, span[i])
+        cols[0][a:b] = rest
+    return cols
 
 
 def unique_few(key: np.ndarray, slots_log2: int = 20):

@@ -116,7 +116,8 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     del fill_products, prod_id
     # every live decision's children, in id order (d_par ascends), copied
     # to the decisions' child ranges a chunk at a time
-    dsorted = np.sort(dec_id)
+    ascending = not (dec_id[1:] < dec_id[:-1]).any()           # as records in file order
+    dsorted = dec_id if ascending else np.sort(dec_id)
     d_fan = fan[dsorted]
     gather_ranges(d_kid, np.cumsum(d_fan) - d_fan, d_fan, out=kids, dest=offsets[dsorted])
     del d_kid
@@ -221,13 +222,14 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     decs_before = np.zeros(num_recs + 1, dtype=np.int64)   # live decisions before a record
     decs_before[dec_rec + 1] = 1
     np.cumsum(decs_before, out=decs_before)
-    ids = np.arange(base, base + len(row_key))
-    ids += decs_before[row_rec]                       # row_rec[rows] is row_rec
-    if rows is None:
-        prod_id = ids
-    else:
-        prod_id = np.empty(len(row_key), dtype=np.int64)
-        prod_id[rows] = ids
+    prod_id = np.empty(len(row_key), dtype=np.int64)
+    for a, b in chunk_bounds(len(row_key)):           # row_rec[rows] is row_rec
+        ids = np.arange(base + a, base + b)
+        ids += decs_before[row_rec[a:b]]
+        if rows is None:
+            prod_id[a:b] = ids
+        else:
+            prod_id[rows[a:b]] = ids
     prods_upto = np.cumsum(np.bincount(row_rec, minlength=num_recs))   # products of records <= r
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
