@@ -64,12 +64,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
     rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
-    inv, (u_w, u_p, u_s), row_key, row_rec = _element_rows(rows, erec)
+    inv, columns, row_key, row_rec = _element_rows(rows, erec)
     del erec
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
     prod_id, dec_id = _new_ids(row_key, row_rec, rec_of[decs], base)
-    del row_key, row_rec
+    del row_key, row_rec                   # (`columns` keeps the keys)
     node_of = np.full(len(kind), -1, dtype=np.int64)
     lits = np.flatnonzero(kind == L)
     node_of[lits] = 2 * (vt.var[home[lits]] - 1) + idx[lits]
@@ -83,11 +83,11 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     d_par -= base
     dec_fan = np.bincount(d_par, minlength=len(prod_id) + len(dec_id))[dec_id - base]
     del d_par
-    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s)
-    del u_p, u_s
     n = base + len(prod_id) + len(dec_id)
+    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, columns,
+                                                len(prod_id), index_dtype(n))
     kinds = np.empty(n, dtype=np.uint8)
-    fan = np.zeros(n, dtype=np.int64)
+    fan = np.zeros(n, dtype=np.int32)                  # fan-ins < 2^31: half the bytes
     lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
     var_pos = np.empty(nv, dtype=np.int64)
     var_pos[vt.order] = np.arange(nv)
@@ -99,13 +99,15 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     fan[2 * nv:base] = 2
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
     kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
-    lo[prod_id], hi[prod_id] = vt.lo[u_w], vt.hi[u_w]
-    del u_w, prod_fan
+    for a, b in chunk_bounds(len(prod_id)):
+        w = columns(slice(a, b))[0]
+        lo[prod_id[a:b]], hi[prod_id[a:b]] = vt.lo[w], vt.hi[w]
+    del columns, prod_fan
     kinds[dec_id] = SUM
     fan[dec_id] = dec_fan
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(fan, out=offsets[1:])
+    np.cumsum(fan, dtype=np.int64, out=offsets[1:])
     kids = np.empty(int(offsets[-1]), dtype=index_dtype(n))
     tw = post[~leaf]
     kids[offsets[2 * nv:base][leaf][:, None] + np.arange(2)] = \
@@ -130,7 +132,13 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         lo, hi = np.r_[lo, np.int32(0)], np.r_[hi, np.int32(nv)]
         offsets = np.r_[offsets, offsets[-1] + len(extra)]
         kids = np.r_[kids, np.asarray(extra, dtype=kids.dtype)]
-    return _model(nv, vt.order, kinds, offsets, kids, lo, hi, root_id, name, sum_edges)
+    arrays = NodeArrays(
+        kind=kinds, child_offsets=offsets, child_ids=kids, sum_weights=None,
+        input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
+        input_params=np.tile(np.eye(2), (nv, 1)), variable_order=vt.order.astype(np.int32),
+        scope_lo=lo, scope_hi=hi, roots=np.array([root_id]))
+    del kinds, offsets, kids, lo, hi       # the Model takes them one by one (_model)
+    return _model(nv, arrays, name, sum_edges)
 
 
 def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -155,21 +163,23 @@ def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _element_rows(rows: list, erec: np.ndarray):
-    """(each element's product row, the rows' (w, p, s) columns, each
-    row's key, each row's record) of the element rows [w, p, s] (the list
-    is emptied): see _product_rows. The key is the rows' packed int64 key,
-    or where that does not fit, the rank of each row among the sorted
-    distinct rows (the same order and equality)."""
+    """(each element's product row, columns, each row's key, each row's
+    record) of the element rows [w, p, s] (the list is emptied): see
+    _product_rows. columns(sel) gives the (w, p, s) columns of the rows
+    `sel` (a slice or index array), decoded from the keys when asked (no
+    three columns of 10^7 rows held beside the keys). The key is the rows'
+    packed int64 key, or where that does not fit, the rank of each row
+    among the sorted distinct rows (the same order and equality)."""
     packed = pack_rows(rows)
     if packed is not None:
         key, span = packed
         del packed
         inv, row_key, row_rec = _product_rows(key, erec)
         del key
-        return inv, unpack_rows(row_key, span), row_key, row_rec
+        return inv, lambda sel: unpack_rows(row_key[sel], span), row_key, row_rec
     distinct, rank = unique_rows_taken(rows)
     inv, row_key, row_rec = _product_rows(rank, erec)
-    return inv, [c[row_key] for c in distinct], row_key, row_rec
+    return inv, lambda sel: [c[row_key[sel]] for c in distinct], row_key, row_rec
 
 
 def _product_rows(key: np.ndarray, erec: np.ndarray
@@ -234,7 +244,7 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
 
-def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
+def _product_children(vt, kind, home, taut, node_of, columns, num_rows: int, dtype):
     """(fan-in of every element product, fill(kids, starts): writes each
     product's children [prime, sibling tautologies..., sub, sibling
     tautologies...] into the child array at its start), the sibling paths
@@ -242,13 +252,13 @@ def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
     signature keys and prime / sub nodes come from one pass over them in
     chunks (a true prime covers left(w), a true sub right(w))."""
     nvt = len(vt.left)
-    key = np.empty(len(u_w), dtype=np.int64)
-    pnode = np.empty(len(u_w), dtype=np.int64)
-    snode = np.empty(len(u_w), dtype=np.int64)
-    for a, b in chunk_bounds(len(u_w)):
-        w = u_w[a:b]
-        for side, child, out, sig_scale in ((vt.left, u_p, pnode, nvt), (vt.right, u_s, snode, 1)):
-            c, top = child[a:b], side[w]
+    key = np.empty(num_rows, dtype=np.int64)
+    pnode = np.empty(num_rows, dtype=dtype)           # node ids (the child array's dtype)
+    snode = np.empty(num_rows, dtype=dtype)
+    for a, b in chunk_bounds(num_rows):
+        w, p, s = columns(slice(a, b))
+        for side, c, out, sig_scale in ((vt.left, p, pnode, nvt), (vt.right, s, snode, 1)):
+            top = side[w]
             true = kind[c] == T
             h = np.where(true, top, home[c])
             if sig_scale == 1:
@@ -257,7 +267,7 @@ def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
                 np.multiply(h, sig_scale, out=key[a:b])
             out[a:b] = np.where(true, taut[top], node_of[c])
     sigs, sig_of, rep = unique_few(key) or unique_sorted(key)
-    sig_w = u_w[rep]
+    sig_w = columns(rep)[0]
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
     width = 2 + lp_n + ls_n
@@ -267,23 +277,19 @@ def _product_children(vt, kind, home, taut, node_of, u_w, u_p, u_s):
     return width[sig_of], fill
 
 
-def _model(nv: int, order: np.ndarray, kinds, offsets, kids, lo, hi, root: int,
-           name: str, sum_edges: int) -> pcir.Model:
+def _model(nv: int, arrays: NodeArrays, name: str, sum_edges: int) -> pcir.Model:
     """The logic-circuit Model holding the node arrays (indicator inputs,
-    weight-1 sums, binary variables x1..xn; `sum_edges` edges of sums)."""
-    arrays = NodeArrays(
-        kind=kinds, child_offsets=offsets, child_ids=kids,
-        sum_weights=np.ones(sum_edges),
-        input_vars=np.repeat(np.arange(nv, dtype=np.int32), 2),
-        input_params=np.tile(np.eye(2), (nv, 1)),
-        variable_order=order.astype(np.int32), scope_lo=lo.astype(np.int32),
-        scope_hi=hi.astype(np.int32), roots=np.array([root]))
+    weight-1 sums, binary variables x1..xn; `sum_edges` edges of sums).
+    The caller holds no other reference to `arrays`: each array is dropped
+    once its tensor is written (the tensors are copies; 200-300 MB less at
+    the import's peak for a 10^6-node SDD)."""
     model = ir.make_model([], [], [], name=name,
                           metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
     add = model.variables.add           # in place: half the cost of made messages
     for v in range(1, nv + 1):
         add(name=f"x{v}", kind=pcir.CATEGORICAL, num_cats=2)
-    set_nodes(model, arrays)
+    set_nodes(model, arrays, release=True,
+              later={"sum_weights": lambda: np.ones(sum_edges)})
     return model
 
 
