@@ -228,23 +228,23 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.
     home[ids[dsel]] = dvt
     k = column(rec, dsel, 2)
     e_dec = np.repeat(ids[dsel], k)
-    e_rec = np.repeat(dsel, k)
     prime, sub = _prime_sub(rec, dsel, len(e_dec))
     for child, what in ((prime, "prime"), (sub, "sub")):
-        if _earlier_nodes(child, kind, rec_of, e_rec):
+        if _earlier_nodes(child, kind, rec_of, e_dec):
             continue                    # the usual case, checked in chunks
+        e_rec = rec_of[e_dec]           # each element's record
         bad = (child < 0) | (child >= n)
         bad[~bad] = (kind[child[~bad]] == 0) | (rec_of[child[~bad]] >= e_rec[~bad])
         raise rec.fail(e_rec[np.argmax(bad)], f"{what} {int(child[np.argmax(bad)])} is not "
                                               "a node defined on an earlier line")
     if form == "nodes":
-        elements = [e_dec, e_rec, prime, sub]     # build_nodes drops each once used
-        del e_dec, e_rec, prime, sub
+        elements = [e_dec, prime, sub]            # build_nodes drops each once used
+        del e_dec, prime, sub
         rec.header_ints = rec.header_ints.copy()  # read: only the line numbers are used now,
         rec.ints = np.zeros(0, dtype=rec.ints.dtype)   # so the integers go (no view keeps them)
         return build_nodes(vt, rec, kind, home, idx, rec_of, elements, int(ids[-1]),
                            name or path.stem, str(path))
-    return build(vt, rec, kind, home, idx, e_dec, e_rec, prime, sub, int(ids[-1]),
+    return build(vt, rec, kind, home, idx, rec_of, e_dec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 
 
@@ -276,14 +276,14 @@ def _prime_sub(rec: Records, dsel: np.ndarray, total: int) -> tuple[np.ndarray, 
 
 
 def _earlier_nodes(child: np.ndarray, kind: np.ndarray, rec_of: np.ndarray,
-                   e_rec: np.ndarray) -> bool:
+                   e_dec: np.ndarray) -> bool:
     """Whether every child id names a node defined on a line before its
     element's record (chunk by chunk: no 10^7-entry temporaries)."""
     n = len(kind)
     for a, b in chunk_bounds(len(child)):
         c = child[a:b]
         if (c < 0).any() or (c >= n).any() or not kind[c].all() or \
-                (rec_of[c] >= e_rec[a:b]).any():
+                (rec_of[c] >= rec_of[e_dec[a:b]]).any():
             return False
     return True
 

@@ -26,7 +26,7 @@ F, T, L, D = 1, 2, 3, 4          # node kinds (sdd.py's codes)
 
 
 def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
-          e_dec: np.ndarray, e_rec: np.ndarray, prime: np.ndarray, sub: np.ndarray,
+          rec_of: np.ndarray, e_dec: np.ndarray, prime: np.ndarray, sub: np.ndarray,
           root: int, name: str, source: str) -> pcir.Model:
     """The logic-circuit Model of the SDD (see sdd.py for the mapping)."""
     nvt = len(vt.left)
@@ -41,7 +41,7 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
     idx[dec] = np.arange(len(dec)) - (np.cumsum(nd) - nd)[home[dec]]
     inner = vt.left >= 0
     taut = np.where(inner, nd, TAUT)
-    el = _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub)
+    el = _elements(vt, rec, kind, home, idx, taut, nd, pos, false, rec_of, e_dec, prime, sub)
     w, ph, sh, pi, si, par = el
     # Product rows: distinct (signature, prime index, sub index), sorted by
     # vtree position, signature, prime, sub. (ph, sh) fixes w (their lca).
@@ -105,16 +105,16 @@ def fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
     return false
 
 
-def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prime, sub):
+def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, rec_of, e_dec, prime, sub):
     """(w, prime vtree, sub vtree, prime index, sub index, parent index) of
     every element whose prime and sub are not false, then one tautology
     element (taut(left), taut(right)) per internal vtree node."""
     keep = ~(false[prime] | false[sub])
-    dec, p, s, erec = e_dec[keep], prime[keep], sub[keep], e_rec[keep]
+    dec, p, s = e_dec[keep], prime[keep], sub[keep]
     w = home[dec]
     lw, rw = vt.left[w], vt.right[w]
     pt, st = kind[p] == T, kind[s] == T
-    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+    ph, sh = element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)
     iw = np.flatnonzero(vt.left >= 0)
     li, ri = vt.left[iw], vt.right[iw]
     return (np.r_[w, iw], np.r_[ph, li], np.r_[sh, ri],
@@ -122,7 +122,7 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, e_dec, e_rec, prim
             np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
 
 
-def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep: bool = True):
+def element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep: bool = True):
     """The vtree nodes (ph, sh) the primes p and subs s of elements at w
     cover (a true prime covers left(w), a true sub right(w)); a prime not
     under left(w) or a sub not under right(w) is refused, naming the first
@@ -140,7 +140,7 @@ def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep: bool = Tru
     if fine:
         return ph, sh
     if not keep:                            # the homes, to name the first bad element
-        return element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s)
+        return element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)
     lw, rw = vt.left[w], vt.right[w]
     bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
     bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
@@ -149,7 +149,7 @@ def element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep: bool = Tru
     bad, h, top, child, what = ((bad_p, ph, lw, p, "prime") if (bad_p & at).any()
                                 else (bad_s, sh, rw, s, "sub"))
     i = int(np.argmax(bad & at))
-    raise rec.fail(int(erec[i]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
+    raise rec.fail(int(rec_of[dec[i]]), f"node {int(dec[i])}: {what} {int(child[i])} lies under "
                                  f"vtree {int(h[i])}, not under vtree {int(top[i])} "
                                  f"(the circuit is not decomposable)")
 

@@ -43,11 +43,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
                 rec_of: np.ndarray, elements: list[np.ndarray], root: int, name: str,
                 source: str) -> pcir.Model:
     """The node-form logic-circuit Model of the SDD (see the module docstring).
-    `elements` = [decision, record, prime, sub] of every element; the list
+    `elements` = [decision, prime, sub] of every element (an element's
+    record is rec_of[decision]: no fourth array); the list
     is emptied, and each array is dropped once used: the import of a
     10^6-node SDD holds about 15 arrays of 10^7 entries, and every GB of
     peak memory costs seconds of page faults on a small VM."""
-    e_dec, e_rec, prime, sub = elements
+    e_dec, prime, sub = elements
     elements.clear()
     nv, nvt = vt.num_vars, len(vt.left)
     post = np.asarray(vt.post, dtype=np.int64)
@@ -58,14 +59,13 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
-    dec, p, s, erec = _live(~(false[prime] | false[sub]), [e_dec, prime, sub, e_rec])
-    del e_dec, prime, sub, e_rec
+    dec, p, s = _live(~(false[prime] | false[sub]), [e_dec, prime, sub])
+    del e_dec, prime, sub
     w = home[dec]
-    element_homes(vt, rec, kind, home, pos, w, dec, erec, p, s, keep=False)   # the check
+    element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep=False)   # the check
     rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
-    inv, columns, row_key, row_rec = _element_rows(rows, erec)
-    del erec
+    inv, columns, row_key, row_rec = _element_rows(rows, rec_of, dec)
     decs = np.flatnonzero((kind == D) & ~false)
     base = 2 * nv + nvt
     prod_id, dec_id = _new_ids(row_key, row_rec, rec_of[decs], base)
@@ -162,7 +162,7 @@ def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [array[:done] for array in arrays]
 
 
-def _element_rows(rows: list, erec: np.ndarray):
+def _element_rows(rows: list, rec_of: np.ndarray, dec: np.ndarray):
     """(each element's product row, columns, each row's key, each row's
     record) of the element rows [w, p, s] (the list is emptied): see
     _product_rows. columns(sel) gives the (w, p, s) columns of the rows
@@ -174,19 +174,20 @@ def _element_rows(rows: list, erec: np.ndarray):
     if packed is not None:
         key, span = packed
         del packed
-        inv, row_key, row_rec = _product_rows(key, erec)
+        inv, row_key, row_rec = _product_rows(key, rec_of, dec)
         del key
         return inv, lambda sel: unpack_rows(row_key[sel], span), row_key, row_rec
     distinct, rank = unique_rows_taken(rows)
-    inv, row_key, row_rec = _product_rows(rank, erec)
+    inv, row_key, row_rec = _product_rows(rank, rec_of, dec)
     return inv, lambda sel: [c[row_key[sel]] for c in distinct], row_key, row_rec
 
 
-def _product_rows(key: np.ndarray, erec: np.ndarray
+def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The element products: the distinct element keys, as rows numbered
     in the order of their first elements (file order, so by record), and
-    (each element's row, each row's key, each row's record). Of the stable
+    (each element's row, each row's key, each row's record: rec_of of its
+    first element's decision `dec`). Of the stable
     order of the keys only the repeats are used: an element whose key
     equals its predecessor's in that order takes the row of the first
     element of its run; all others (97% in the block SDDs) start a row,
@@ -208,7 +209,7 @@ def _product_rows(key: np.ndarray, erec: np.ndarray
     inv = np.cumsum(at_first)
     inv -= 1
     inv[repeat] = inv[first_of]
-    return inv, key[at_first], erec[at_first]
+    return inv, key[at_first], rec_of[dec[at_first]]
 
 
 def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,

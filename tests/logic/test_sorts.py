@@ -227,7 +227,7 @@ def test_product_rows_number_distinct_keys_by_first_element(bits):
     keys = rng.integers(0, 2 ** bits, size=6000)
     keys[rng.integers(0, 6000, 2000)] = keys[rng.integers(0, 6000, 2000)]
     erec = np.sort(rng.integers(0, 900, size=6000))
-    inv, row_key, row_rec = _product_rows(keys, erec)
+    inv, row_key, row_rec = _product_rows(keys, np.arange(900), erec)   # record = decision
     _, first, u_inv = np.unique(keys, return_index=True, return_inverse=True)
     by_first = np.argsort(first)
     rank = np.empty(len(first), dtype=np.int64)
