@@ -62,7 +62,9 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     dec, p, s = _live(~(false[prime] | false[sub]), [e_dec, prime, sub])
     del e_dec, prime, sub
     w = home[dec]
-    element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep=False)   # the check
+    if not _decomposable(vt, kind, home, w, p, s):     # element_homes names the first bad one
+        element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep=False)
+        raise LoadError(f"{source}: an element is not decomposable")   # (not reached)
     rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
     inv, columns, row_key, row_rec = _element_rows(rows, rec_of, dec)
@@ -84,7 +86,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     dec_fan = np.bincount(d_par, minlength=len(prod_id) + len(dec_id))[dec_id - base]
     del d_par
     n = base + len(prod_id) + len(dec_id)
-    prod_fan, fill_products = _product_children(vt, kind, home, taut, node_of, columns,
+    prod_fan, fill_products = _product_children(vt, home, taut, node_of, columns,
                                                 len(prod_id), index_dtype(n))
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int32)                  # fan-ins < 2^31: half the bytes
@@ -160,6 +162,30 @@ def _live(keep: np.ndarray, arrays: list[np.ndarray]) -> list[np.ndarray]:
             array[done:done + len(at)] = array[at]
         done += len(at)
     return [array[:done] for array in arrays]
+
+
+def _decomposable(vt, kind: np.ndarray, home: np.ndarray, w: np.ndarray, p: np.ndarray,
+                  s: np.ndarray) -> bool:
+    """Whether every prime p lies under left(w) and every sub s under
+    right(w) (element_homes' rule; a true prime or sub does by
+    definition): the in-order leaf interval of each child's vtree node
+    within that of its side, through an interval per SDD node (int32,
+    the true node's empty) and per vtree node's side, a chunk at a time:
+    four lookups a side where element_homes takes seven."""
+    true = kind == T
+    big = np.iinfo(np.int32).max
+    node_lo = np.where(true, big, vt.lo[home]).astype(np.int32)
+    node_hi = np.where(true, -1, vt.hi[home]).astype(np.int32)
+    sides = []                                      # (lo, hi) of left(w), right(w) by w
+    for side in (vt.left, vt.right):
+        top = np.where(side >= 0, side, 0)          # (w is always an inner vtree node)
+        sides.append((vt.lo[top], vt.hi[top]))
+    for a, b in chunk_bounds(len(w)):
+        ww = w[a:b]
+        for (top_lo, top_hi), c in zip(sides, (p[a:b], s[a:b])):
+            if (node_lo[c] < top_lo[ww]).any() or (node_hi[c] > top_hi[ww]).any():
+                return False
+    return True
 
 
 def _element_rows(rows: list, rec_of: np.ndarray, dec: np.ndarray):
@@ -245,28 +271,34 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
 
-def _product_children(vt, kind, home, taut, node_of, columns, num_rows: int, dtype):
+def _product_children(vt, home, taut, node_of, columns, num_rows: int, dtype):
     """(fan-in of every element product, fill(kids, starts): writes each
     product's children [prime, sibling tautologies..., sub, sibling
     tautologies...] into the child array at its start), the sibling paths
     computed once per (prime vtree, sub vtree) signature. The products'
     signature keys and prime / sub nodes come from one pass over them in
-    chunks (a true prime covers left(w), a true sub right(w))."""
+    chunks, two lookups a child (home and node, int32 tables half the
+    size in cache); only the true children (home -1, as the false node,
+    which no live element has) are then set: a true prime covers left(w),
+    a true sub right(w)."""
     nvt = len(vt.left)
+    home32, node32 = home.astype(np.int32), node_of.astype(dtype)
     key = np.empty(num_rows, dtype=np.int64)
     pnode = np.empty(num_rows, dtype=dtype)           # node ids (the child array's dtype)
     snode = np.empty(num_rows, dtype=dtype)
     for a, b in chunk_bounds(num_rows):
         w, p, s = columns(slice(a, b))
         for side, c, out, sig_scale in ((vt.left, p, pnode, nvt), (vt.right, s, snode, 1)):
-            top = side[w]
-            true = kind[c] == T
-            h = np.where(true, top, home[c])
+            h, node = home32[c], node32[c]
+            true = np.flatnonzero(h < 0)
+            if len(true):
+                top = side[w[true]]
+                h[true], node[true] = top, taut[top]
             if sig_scale == 1:
                 key[a:b] += h
             else:
-                np.multiply(h, sig_scale, out=key[a:b])
-            out[a:b] = np.where(true, taut[top], node_of[c])
+                np.multiply(h, sig_scale, out=key[a:b], dtype=np.int64)
+            out[a:b] = node
     sigs, sig_of, rep = unique_few(key) or unique_sorted(key)
     sig_w = columns(rep)[0]
     lp, lp_n = sibling_paths(vt, sigs // nvt, vt.left[sig_w])
