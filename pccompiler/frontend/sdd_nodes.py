@@ -226,10 +226,13 @@ def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
     for a, b in chunk_bounds(n - 1 if n else 0):      # same[i]: sorted key i repeats i - 1
         np.equal(key[order[a + 1:b + 1]], key[order[a:b]], out=same[a + 1:b + 1])
     repeat = np.flatnonzero(same)
-    run_start = np.flatnonzero(~same)
-    first_of = order[run_start[np.searchsorted(run_start, repeat, side="right") - 1]]
+    del same
+    # A run of repeats r..r+m-1 belongs to the key first at r - 1 (from the
+    # repeats alone: no array of all run starts).
+    opens = np.r_[True, repeat[1:] != repeat[:-1] + 1] if len(repeat) else np.zeros(0, bool)
+    first_of = order[(repeat[opens] - 1)[np.cumsum(opens) - 1]]
     repeat = order[repeat]                            # positions of the repeats
-    del order, same, run_start
+    del order
     at_first = np.ones(n, dtype=bool)
     at_first[repeat] = False
     inv = np.cumsum(at_first)
