@@ -191,7 +191,7 @@ def _file_bytes(path: Path) -> int:
 def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.Model:
     """from_sdd's work (the reader, the checks, the chosen form's builder)."""
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
-    rec = read_records(path, "sdd", b"FTLD")
+    rec = read_records(path, "sdd", b"FTLD", narrow=True)
     for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
         check_counts(rec, k, c, what)
     dsel = np.flatnonzero(rec.keys == ord("D"))
@@ -200,7 +200,7 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.
         raise rec.fail(dsel[np.argmax(short)], "a 'D' record needs id vtree count {prime sub}*")
     check_counts(rec, "D", 3 + 2 * column(rec, dsel, 2), "id vtree count {prime sub}*")
     n = _header_count(rec, "sdd")
-    ids = column(rec, np.arange(len(rec.keys)), 0)
+    ids = column(rec, np.arange(len(rec.keys)), 0).astype(np.int64)   # (int32 read)
     _check_ids(rec, ids, n, "sdd node")
     kind = np.zeros(n, dtype=np.int8)             # F, T, L, D codes (1 byte per gather)
     kind[ids] = _kind_codes(rec.keys)

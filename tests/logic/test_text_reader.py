@@ -85,3 +85,22 @@ def test_bad_tokens_are_refused_with_the_line(tmp_path, monkeypatch, bad, named)
     for chunk in (None, 16):
         with pytest.raises(LoadError, match=f":{at + 1}: 'x' is not an integer"):
             _records(path, monkeypatch, True, chunk)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_narrow_integers_fall_back_to_int64(tmp_path, monkeypatch, big):
+    """read_records(narrow=True) gives the int64 reader's values, as int32
+    when every integer fits and as int64 when one does not (3000000000,
+    read again whole)."""
+    text = SDD.replace("sdd 10", "sdd 3000000000") if big else SDD
+    path = tmp_path / "f.sdd"
+    path.write_text(text)
+    for chunk in (None, 16):
+        with monkeypatch.context() as m:
+            if chunk:
+                m.setattr(logic_text, "_BYTES", chunk)
+            wide = logic_text.read_records(path, "sdd", b"FTLD")
+            narrow = logic_text.read_records(path, "sdd", b"FTLD", narrow=True)
+        assert narrow.ints.dtype == (np.int64 if big else np.int32)
+        _same(narrow, wide)
+        assert int(narrow.header_ints[0]) == (3000000000 if big else 10)
