@@ -86,11 +86,12 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     dec_fan = np.bincount(d_par, minlength=len(prod_id) + len(dec_id))[dec_id - base]
     del d_par
     n = base + len(prod_id) + len(dec_id)
-    prod_fan, fill_products = _product_children(vt, home, taut, node_of, columns,
-                                                len(prod_id), index_dtype(n))
+    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
+    prod_fan, fill_products = _product_children(vt, home, taut, node_of, columns, prod_id,
+                                                (lo, hi), index_dtype(n))
+    del columns
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int32)                  # fan-ins < 2^31: half the bytes
-    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
     var_pos = np.empty(nv, dtype=np.int64)
     var_pos[vt.order] = np.arange(nv)
     kinds[:2 * nv] = INPUT
@@ -101,10 +102,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     fan[2 * nv:base] = 2
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
     kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
-    for a, b in chunk_bounds(len(prod_id)):
-        w = columns(slice(a, b))[0]
-        lo[prod_id[a:b]], hi[prod_id[a:b]] = vt.lo[w], vt.hi[w]
-    del columns, prod_fan
+    del prod_fan
     kinds[dec_id] = SUM
     fan[dec_id] = dec_fan
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
@@ -274,11 +272,13 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
 
-def _product_children(vt, home, taut, node_of, columns, num_rows: int, dtype):
+def _product_children(vt, home, taut, node_of, columns, prod_id, scopes, dtype):
     """(fan-in of every element product, fill(kids, starts): writes each
     product's children [prime, sibling tautologies..., sub, sibling
     tautologies...] into the child array at its start), the sibling paths
-    computed once per (prime vtree, sub vtree) signature. The products'
+    computed once per (prime vtree, sub vtree) signature; on the way (one
+    decoding of the rows' keys) each product's scope, the interval of its
+    w, is written into scopes = (lo, hi) at prod_id. The products'
     signature keys and prime / sub nodes come from one pass over them in
     chunks, two lookups a child (home and node, int32 tables half the
     size in cache); only the true children (home -1, as the false node,
@@ -286,11 +286,13 @@ def _product_children(vt, home, taut, node_of, columns, num_rows: int, dtype):
     a true sub right(w)."""
     nvt = len(vt.left)
     home32, node32 = home.astype(np.int32), node_of.astype(dtype)
+    num_rows, (lo, hi) = len(prod_id), scopes
     key = np.empty(num_rows, dtype=np.int64)
     pnode = np.empty(num_rows, dtype=dtype)           # node ids (the child array's dtype)
     snode = np.empty(num_rows, dtype=dtype)
     for a, b in chunk_bounds(num_rows):
         w, p, s = columns(slice(a, b))
+        lo[prod_id[a:b]], hi[prod_id[a:b]] = vt.lo[w], vt.hi[w]
         for side, c, out, sig_scale in ((vt.left, p, pnode, nvt), (vt.right, s, snode, 1)):
             h, node = home32[c], node32[c]
             true = np.flatnonzero(h < 0)
