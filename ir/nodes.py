@@ -69,15 +69,25 @@ def index_dtype(n: int):
     return np.int32 if n < 2 ** 31 else np.int64
 
 
-def set_nodes(model: pcir.Model, arrays: NodeArrays, prefix: str = "nodes.") -> None:
-    """Write `arrays` into `model` as its NodeCircuit (tensors named prefix + field)."""
+def set_nodes(model: pcir.Model, arrays: NodeArrays, prefix: str = "nodes.",
+              release: bool = False, later: dict | None = None) -> None:
+    """Write `arrays` into `model` as its NodeCircuit (tensors named prefix + field).
+    release=True: each array is dropped from `arrays` once its tensor (a
+    copy) is written, so a caller holding no other reference to them never
+    holds both copies of the large ones; `later`: field -> a function that
+    makes that array when it is written (None in `arrays`)."""
     nc = model.nodes
     nc.Clear()
     nc.num_nodes = arrays.num_nodes
     for name in TENSOR_FIELDS:
-        array = np.ascontiguousarray(getattr(arrays, name))
-        add_tensor(model.tensors, array, prefix + name)
+        array = getattr(arrays, name)
+        if array is None and later and name in later:
+            array = later[name]()
+        add_tensor(model.tensors, np.ascontiguousarray(array), prefix + name)
         setattr(nc, name, prefix + name)
+        if release:
+            del array
+            setattr(arrays, name, None)
     nc.roots.extend(int(r) for r in arrays.roots)
 
 

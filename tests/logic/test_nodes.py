@@ -240,3 +240,20 @@ def test_prune_and_grow_refuse_the_node_form_with_the_way_out(tmp_path):
     out = pcc("grow", tmp_path / "r.pcc", "-o", tmp_path / "g.pcc")
     assert out.returncode == 1 and "node-form circuit" in out.stderr
     assert not (tmp_path / "g.pcc").exists()
+
+
+def test_set_nodes_release_writes_the_same_model():
+    """set_nodes(release=True) writes the same Model bytes as the default,
+    drops each array from the NodeArrays once written, and makes a field
+    given in `later` when it is written."""
+    want = _chain_model(**GOOD)
+    arrays = node_arrays(want)
+    weights = arrays.sum_weights.copy()
+    arrays.sum_weights = None
+    model = ir.make_model([ir.make_variable(f"x{v}", ir.pcir.CATEGORICAL, 2) for v in range(2)],
+                          [], [], metadata={SEMANTICS_KEY: LOGIC_SEMANTICS})
+    set_nodes(model, arrays, release=True, later={"sum_weights": lambda: weights})
+    assert model.SerializeToString(deterministic=True) == \
+        want.SerializeToString(deterministic=True)
+    assert all(getattr(arrays, f) is None for f in ("kind", "child_ids", "sum_weights"))
+    assert list(arrays.roots) == [6]

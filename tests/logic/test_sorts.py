@@ -2,7 +2,7 @@
 frontend/sdd_groups.unique_sorted on top of them) give numpy's answers at
 every key width, on each side of the widths where they change method
 (16 / 24 bits: radix; packable with the positions: packed sort; up to 48
-bits: radix again; wider: argsort), and unique_few's hash table gives
+bits: radix again; wider: numpy's stable argsort), and unique_few's hash table gives
 unique_sorted's answer or declines."""
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ def test_radix_argsort_is_the_stable_order(bits, n):
 def test_unique_sorted_is_numpys_unique(n, bits, stable):
     """(values, inverse, first position) as np.unique gives them; with 2^17
     keys of 46 bits the positions do not pack and the 48-bit radix runs;
-    61 and 63 bits fit no stable fast method (`stable` False): the
-    unstable argsort."""
+    61 and 63 bits fit no radix or packed method (`stable` False):
+    numpy's stable argsort (a timsort)."""
     rng = np.random.default_rng(n + bits)
     keys = rng.integers(0, 2 ** bits, size=n)
     if n:
@@ -151,7 +151,7 @@ def _new_ids_by_sort(first, inv, erec, dec_rec, base):
 def test_new_ids_count_what_the_sort_gave(seed):
     """_new_ids numbers products and decisions as the stable sort of
     (record, product before decision, row) did: rows of a record in and out
-    of order, rows reused by later records, records without a decision."""
+    of key order, rows reused by later records, records without a decision."""
     from pccompiler.frontend.sdd_nodes import _new_ids
 
     rng = np.random.default_rng(seed)
@@ -166,7 +166,87 @@ def test_new_ids_count_what_the_sort_gave(seed):
     first = np.full(len(used), len(erec))
     np.minimum.at(first, inv, np.arange(len(erec)))
     dec_rec = np.flatnonzero(rng.random(records) < 0.8)
-    got = _new_ids(first, inv, erec, dec_rec, 77)
+    by_first = np.argsort(first)             # _product_rows' numbering: rows by first element,
+    got = _new_ids(by_first, erec[first[by_first]], dec_rec, 77)   # keyed by their sorted rank
     want = _new_ids_by_sort(first, inv, erec, dec_rec, 77)
+    np.testing.assert_array_equal(got[0], want[0][by_first])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("own", [True, False])
+@pytest.mark.parametrize("wide", [False, True])
+def test_unique_rows_taken_is_unique_rows(own, wide):
+    """unique_rows_taken gives unique_rows' answer whether it packs the key
+    into the first column's own buffer (own) or a copy, and through the
+    lexsort when the key does not fit in int64 (wide); it empties the list."""
+    from pccompiler.frontend.sdd_groups import unique_rows_taken
+
+    rng = np.random.default_rng(5 + wide)
+    top = 2 ** 40 if wide else 3000
+    cols = [rng.integers(0, 50, 4000), rng.integers(0, top, 4000), rng.integers(0, top, 4000)]
+    cols[1][::3], cols[2][::3] = cols[1][0], cols[2][0]
+    want = unique_rows(*cols, first=True)
+    kept = [c.copy() for c in cols]
+    taken = [c.copy() for c in cols] if own else list(cols)
+    got = unique_rows_taken(taken, first=True, own=own)
+    assert taken == []
+    for a, b in zip([*got[0], *got[1:]], [*want[0], *want[1:]]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(cols, kept):                        # not own: the caller's columns kept
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("live", [1.0, 0.9, 0.3, 0.0])
+def test_live_elements_are_the_masked_arrays(live, monkeypatch):
+    """sdd_nodes._live compacts the element arrays in place, chunk by chunk
+    (chunks of 1000 here), to exactly a[keep] for each array."""
+    from pccompiler.frontend import sdd_nodes
+
+    monkeypatch.setattr(sdd_nodes, "chunk_bounds",
+                        lambda n, step=None: [(i, min(n, i + 1000)) for i in range(0, n, 1000)])
+    rng = np.random.default_rng(int(live * 10))
+    arrays = [rng.integers(0, 10 ** 6, 5500) for _ in range(4)]
+    keep = rng.random(5500) < live
+    want = [a[keep] for a in arrays]
+    given = [a.copy() for a in arrays]
+    got = sdd_nodes._live(keep, given)
+    assert given == []
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bits", [12, 57])
+def test_product_rows_number_distinct_keys_by_first_element(bits):
+    """sdd_nodes._product_rows: each element's row is its key's rank among
+    the distinct keys ordered by first occurrence (np.unique's first
+    positions, sorted), with each row's key and record; at 12 bits the
+    radix sort orders the keys, at 57 bits numpy's stable argsort."""
+    from pccompiler.frontend.sdd_nodes import _product_rows
+
+    rng = np.random.default_rng(bits)
+    keys = rng.integers(0, 2 ** bits, size=6000)
+    keys[rng.integers(0, 6000, 2000)] = keys[rng.integers(0, 6000, 2000)]
+    erec = np.sort(rng.integers(0, 900, size=6000))
+    inv, row_key, row_rec = _product_rows(keys, np.arange(900), erec)   # record = decision
+    _, first, u_inv = np.unique(keys, return_index=True, return_inverse=True)
+    by_first = np.argsort(first)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_first] = np.arange(len(first))
+    np.testing.assert_array_equal(inv, rank[u_inv])
+    np.testing.assert_array_equal(row_key, keys[np.sort(first)])
+    np.testing.assert_array_equal(row_rec, erec[np.sort(first)])
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "seq_fun"])
+def test_unpackable_element_rows_import_the_same_model(name, monkeypatch):
+    """When the (vtree, prime, sub) key does not fit in int64, the element
+    rows are keyed by their rank among the sorted distinct rows (lexsort):
+    the node-form Model bytes are those of the packed key."""
+    import pccompiler as pc
+    from tests.logic.circuits import shared_sdd
+
+    path = shared_sdd(name)
+    packed = pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True)
+    monkeypatch.setattr("pccompiler.frontend.sdd_nodes.pack_rows", lambda cols: None)
+    monkeypatch.setattr("pccompiler.frontend.sdd_groups.pack_rows", lambda cols, own: None)
+    assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == packed

@@ -1,0 +1,106 @@
+"""logic_text.read_records' plain reader (the layout the SDD library
+writes, read in chunks cut at line ends) gives the general tokenizer's
+Records, whatever the chunk size, with comment lines before the header or
+among the records; malformed files it leaves to the general reader, which
+names the line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pccompiler.errors import LoadError
+from pccompiler.frontend import logic_text
+from tests.logic.circuits import SDD, shared_sdd
+
+FIELDS = ("header", "header_line", "lines", "keys", "starts", "counts")
+
+
+def _records(path, monkeypatch, plain: bool, chunk: int | None = None):
+    """read_records of `path` by the plain reader (in chunks of `chunk`
+    bytes) or by the general tokenizer only."""
+    with monkeypatch.context() as m:
+        if chunk:
+            m.setattr(logic_text, "_BYTES", chunk)
+        if not plain:
+            m.setattr(logic_text, "_read_plain", lambda *args: None)
+        return logic_text.read_records(path, "sdd", b"FTLD")
+
+
+def _same(a, b) -> None:
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    np.testing.assert_array_equal(a.header_ints, b.header_ints)
+    for r in range(len(a.keys)):                      # every record's integers
+        np.testing.assert_array_equal(a.ints[a.starts[r]:a.starts[r] + a.counts[r]],
+                                      b.ints[b.starts[r]:b.starts[r] + b.counts[r]])
+
+
+@pytest.mark.parametrize("chunk", [None, 64, 7])
+@pytest.mark.parametrize("comments", ["lead", "among"])
+def test_plain_reader_in_chunks_is_the_general_reader(tmp_path, monkeypatch, chunk, comments):
+    """The tiny SDD, with its comment lines leading or also among the
+    records (the bytes to blank are then out of order across chunks)."""
+    text = SDD
+    if comments == "among":
+        lines = text.splitlines()
+        lines[-2:-2] = ["c a comment among the records", "c"]
+        text = "\n".join(lines) + "\n"
+    path = tmp_path / "f.sdd"
+    path.write_text(text)
+    plain = _records(path, monkeypatch, True, chunk)
+    assert plain is not None
+    _same(plain, _records(path, monkeypatch, False))
+    with monkeypatch.context() as m:                  # the plain reader did read it
+        if chunk:
+            m.setattr(logic_text, "_BYTES", chunk)
+        assert logic_text._read_plain(*_plain_args(path)) is not None
+
+
+def _plain_args(path):
+    data = path.read_bytes()
+    return data, np.frombuffer(data, dtype=np.uint8), str(path), "sdd", b"FTLD"
+
+
+@pytest.mark.parametrize("name", ["road_r", "sudoku_4"])
+def test_plain_reader_on_shared_sdds(monkeypatch, name):
+    """A shared SDD read in 4 KB chunks is read as by the general tokenizer."""
+    path = shared_sdd(name)
+    _same(_records(path, monkeypatch, True, 4096), _records(path, monkeypatch, False))
+
+
+@pytest.mark.parametrize("bad, named", [("D 3 x 1 0 2", True), ("D 3 3 1 0 2 777", False)])
+def test_bad_tokens_are_refused_with_the_line(tmp_path, monkeypatch, bad, named):
+    """A non-integer token is named with its line whatever the chunk size;
+    an extra integer reaches the count check of the importer."""
+    lines = SDD.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("D "))
+    lines[at] = bad
+    path = tmp_path / "bad.sdd"
+    path.write_text("\n".join(lines) + "\n")
+    if not named:
+        rec = _records(path, monkeypatch, True, 16)
+        assert 777 in rec.ints
+        return
+    for chunk in (None, 16):
+        with pytest.raises(LoadError, match=f":{at + 1}: 'x' is not an integer"):
+            _records(path, monkeypatch, True, chunk)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_narrow_integers_fall_back_to_int64(tmp_path, monkeypatch, big):
+    """read_records(narrow=True) gives the int64 reader's values, as int32
+    when every integer fits and as int64 when one does not (3000000000,
+    read again whole)."""
+    text = SDD.replace("sdd 10", "sdd 3000000000") if big else SDD
+    path = tmp_path / "f.sdd"
+    path.write_text(text)
+    for chunk in (None, 16):
+        with monkeypatch.context() as m:
+            if chunk:
+                m.setattr(logic_text, "_BYTES", chunk)
+            wide = logic_text.read_records(path, "sdd", b"FTLD")
+            narrow = logic_text.read_records(path, "sdd", b"FTLD", narrow=True)
+        assert narrow.ints.dtype == (np.int64 if big else np.int32)
+        _same(narrow, wide)
+        assert int(narrow.header_ints[0]) == (3000000000 if big else 10)
