@@ -64,3 +64,28 @@ def test_plan_nodes_matches_the_general_construction_on_random_sdds(tmp_path, se
     rng = np.random.default_rng(seed)
     path, _, _ = random_cnf_sdd(tmp_path, rng, int(rng.integers(6, 12)), int(rng.integers(8, 30)))
     _check(ir.nodes.node_arrays(pc.from_sdd(path, form="nodes")))
+
+
+def test_structure_hash_on_a_thread_gives_the_inline_layout(monkeypatch):
+    """The layout pass's structure hash computed beside it (a thread) gives
+    the Layout bytes of the inline hash, and the thread's error reaches the
+    caller."""
+    from pccompiler.passes import node_layout
+    from pccompiler.passes.manager import compile_model
+    model = pc.from_sdd(shared_sdd("road_r"), form="nodes")
+    monkeypatch.setattr(node_layout, "HASH_BESIDE", False)
+    inline = compile_model(model).layout.SerializeToString(deterministic=True)
+    monkeypatch.setattr(node_layout, "HASH_BESIDE", True)
+    monkeypatch.setattr(node_layout, "HASH_BESIDE_MIN_EDGES", 0)
+    seen = []
+    real = ir.structure_hash
+    monkeypatch.setattr(ir, "structure_hash", lambda *a, **k: seen.append(
+        __import__("threading").current_thread().name) or real(*a, **k))
+    beside = compile_model(model).layout.SerializeToString(deterministic=True)
+    assert beside == inline and seen == ["pcc-structure-hash"]
+
+    def broken(*a, **k):
+        raise ValueError("hash failed")
+    monkeypatch.setattr(ir, "structure_hash", broken)
+    with pytest.raises(ValueError, match="hash failed"):
+        compile_model(model)
