@@ -173,7 +173,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
-    input_row = np.cumsum(a.kind == INPUT) - 1                  # row of an input node
+    input_ids = np.flatnonzero(a.kind == INPUT)                 # row r: input node input_ids[r]
     fwd = _forward_tables(plan, sdt)
     pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
     fan_o = plan.fan_o.astype(np.int32)
@@ -200,7 +200,9 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             name = f"L{li}.{pi}"
             if layer.kind == pcir.INPUT_LAYER:
                 part.slot_start = 2 + lo
-                rows = input_row[plan.order[lo:end]]
+                # each node's row: the inputs up to it, less one (a search in
+                # the few input ids, not a running count over every node)
+                rows = np.searchsorted(input_ids, plan.order[lo:end], side="right") - 1
                 part.node_vars = t.add(f"{name}.node_vars", a.input_vars[rows], np.int32)
                 part.node_param_starts = t.add(f"{name}.node_param_starts", rows * width,
                                                np.int64)
@@ -222,7 +224,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
-    layout.num_input_params = int(np.sum(a.kind == INPUT)) * width
+    layout.num_input_params = len(input_ids) * width
     layout.max_block_size = 1
     layout.root_group = -1
     layout.root_slot = int(plan.slot[a.roots[0]])
