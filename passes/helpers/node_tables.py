@@ -160,7 +160,10 @@ def backward_tables(layer: np.ndarray, pslot: np.ndarray, cslot: np.ndarray,
     order = _edge_order(key)
     del key
     child = np.asarray(cslot)[order]          # the sort keeps `layer` as it is
-    edge_cuts = np.searchsorted(layer, np.arange(int(layer[-1]) + 2 if n else 1))
+    # the layer's own dtype: a search of int32 layers for int64 values would
+    # first copy all 10^7 of them to int64
+    edge_cuts = np.searchsorted(layer, np.arange(int(layer[-1]) + 2 if n else 1,
+                                                 dtype=layer.dtype))
     starts = np.ones(n, dtype=bool)
     np.not_equal(child[1:], child[:-1], out=starts[1:])
     starts[edge_cuts[:-1]] = True                  # a layer's first edge starts a group
