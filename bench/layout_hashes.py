@@ -8,7 +8,10 @@ byte-identical.
 The passes run as `pccompiler.compile(.., backend="triton")` runs them
 (`passes.compile_model` at the triton block limit, no layout cache); the
 hash is of `layout.SerializeToString(deterministic=True)`. --compare prints,
-per circuit, whether both hashes match a earlier run's file.
+per circuit, whether both hashes match a earlier run's file. --plans also
+hashes the triton engine's two plans (`fast_plan`, with the compact remap,
+and `plan`; every field, tensors as dtype, shape and bytes: logic_fx._digest)
+built for the CPU, which needs TRITON_INTERPRET=1 without a GPU.
 """
 
 from __future__ import annotations
@@ -37,6 +40,20 @@ def layout_hashes(model, options: dict | None = None) -> dict:
             "seconds": round(seconds, 2)}
 
 
+def plan_hashes(model) -> dict:
+    """{"fast_plan": sha256, "plan": sha256} of the triton engine of `model`
+    compiled for the CPU (logic_fx._digest of each plan)."""
+    import pccompiler as pc
+    from logic_fx import _digest
+    engine = pc.compile(model, backend="triton", device="cpu", check=False).engine
+    out = {}
+    for name in ("fast_plan", "plan"):
+        h = hashlib.sha256()
+        _digest(getattr(engine, name), h)
+        out[name] = h.hexdigest()
+    return out
+
+
 def main(argv=None) -> int:
     from pccompiler.ir import pcir
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -44,6 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--circuits", default="", help="comma-separated .pcir files")
     p.add_argument("--no-permute", action="store_true",
                    help="detect-block-sparsity{permute=false} (as sparse_speed.py --no-permute)")
+    p.add_argument("--plans", action="store_true", help="also hash the triton engine's plans "
+                   "(CPU: TRITON_INTERPRET=1)")
     p.add_argument("--out", required=True, help="json file to write")
     p.add_argument("--compare", default="", help="json file of an earlier run")
     args = p.parse_args(argv)
@@ -52,19 +71,24 @@ def main(argv=None) -> int:
     if args.race:
         from race_cases import select_cases
         for case in select_cases(args.race):
-            out[case.name] = layout_hashes(case.build(), options)
+            model = case.build()
+            out[case.name] = layout_hashes(model, options)
+            if args.plans:
+                out[case.name].update(plan_hashes(model))
             print(case.name, out[case.name], flush=True)
     for path in filter(None, args.circuits.split(",")):
         model = pcir.Model()
         model.ParseFromString(Path(path).read_bytes())
         out[Path(path).stem] = layout_hashes(model, options)
+        if args.plans:
+            out[Path(path).stem].update(plan_hashes(model))
         print(Path(path).stem, out[Path(path).stem], flush=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     if args.compare:
         before = json.loads(Path(args.compare).read_text())
         for name, h in out.items():
             old = before.get(name)
-            same = old is not None and old["layout"] == h["layout"] and old["model"] == h["model"]
+            same = old is not None and all(old.get(k) == h[k] for k in h if k != "seconds")
             print(f"{name}: {'identical' if same else 'CHANGED' if old else 'no earlier hash'}")
     return 0
 

@@ -233,7 +233,7 @@ def node_pipeline(pipeline: str | None) -> str:
 def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict | None = None,
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
-                  rerun: bool = False, backward: bool = True,
+                  rerun: bool = False, backward: bool = True, release_heap: bool = True,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -254,6 +254,10 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     forward partitions): the Layout says so in its metadata, and
     passes.node_backward.add_backward builds them on demand, with the bytes
     of an eager Layout.
+    release_heap=False leaves the free pages of a large node compile's
+    retained heap (ir/heap.py) in the process for a backend that builds
+    its plans from the Layout next (the triton engine, whose plan build
+    returns them); heap.release() returns them otherwise.
     """
     from pccompiler.passes.cache import as_cache
     if is_node_model(model):
@@ -290,7 +294,7 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
             return CompileResult(model2, layout, ctx.report, cache_hit=True)
     run_items = items if verify else [it for it in items if it[0] != "verify"]
     large = is_node_model(model) and heap.worth_it(8 * model.nodes.num_nodes)
-    with heap.retained_heap(large):          # 10^7-entry arrays: see ir/heap.py
+    with heap.retained_heap(large, release=release_heap):   # 10^7-entry arrays: ir/heap.py
         layout = run_pipeline(model, run_items, ctx, check_each=check_each,
                               print_after=print_after, printer=printer,
                               stage_dump=stage_dump)

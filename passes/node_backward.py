@@ -42,7 +42,7 @@ def sum_edges(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndar
     10^7 edges)."""
     counts = [np.asarray(num_children, dtype=np.int64) for _, _, num_children, _, _ in parts]
     total = int(sum(int(c.sum()) for c in counts))
-    layers, params = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    layers, params = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.int64)
     pslots, cslots = np.empty(total, dtype=sdt), np.empty(total, dtype=sdt)
     pos = 0
     for (li, block_slots, _, child_slots, starts), count in zip(parts, counts):

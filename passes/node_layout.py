@@ -29,7 +29,9 @@ names run when the Model has a NodeCircuit.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -51,21 +53,30 @@ RESERVED = 1                       # sum_params[0] = 0.0 pads sums (block size 1
 
 @dataclass
 class NodePlan:
-    """Per-node slots and the partitions, as arrays over the (layer, class) runs."""
+    """Per-node slots and the partitions, as arrays over the (layer, class)
+    runs; the per-position arrays are in slot order (position p holds slot
+    2 + p), made once here for both passes."""
     a: NodeArrays
     level: np.ndarray           # int32 [N]
     order: np.ndarray           # node ids in slot order
-    slot: np.ndarray            # int64 [N]
+    slot: np.ndarray            # [N], the slot dtype (index_dtype(N + 2))
     run_start: np.ndarray       # first position in `order` of each partition
     run_end: np.ndarray
     run_layer: np.ndarray       # layer index of each partition
     layer_kind: np.ndarray      # GroupKind of each layer
     layer_level: np.ndarray
-    weight_start: np.ndarray    # int64 [N]: start of a sum's weights in sum_weights
+    fan_o: np.ndarray           # int64 [N]: fan-in of each position's node
+    wstart_o: np.ndarray        # int64 [N]: a sum's first weight in sum_params (at sums)
+    run_max: np.ndarray         # per partition: its largest, smallest and total fan-in
+    run_min: np.ndarray
+    run_fan: np.ndarray
 
 
 def plan_nodes(a: NodeArrays) -> NodePlan:
-    """Levels, layers, partitions and slots of every node (no Python per node)."""
+    """Levels, layers, partitions and slots of every node (no Python per
+    node). The runs come from the count of each (layer, class) key, not
+    from the sorted keys; fan-ins and weight starts are gathered into slot
+    order once (each such gather of 10^7 random reads costs 50-100 ms)."""
     level = node_levels(a)
     fan = a.fan_in()
     wide = np.int32 if int(level.max(initial=0)) < 2 ** 23 else np.int64   # int32: half the bytes
@@ -74,20 +85,31 @@ def plan_nodes(a: NodeArrays) -> NodePlan:
     run_key = layer_key * 64
     np.add(run_key, layer_classes(layer_key, fan), out=run_key,
            casting="unsafe")                                     # (layer, class), class < 64
+    del layer_key
     order = stable_argsort(run_key)                              # ties: by id
-    slot = np.empty(a.num_nodes, dtype=np.int64)
-    slot[order] = 2 + np.arange(a.num_nodes)
-    key_o = run_key[order]
-    cut = np.flatnonzero(key_o[1:] != key_o[:-1]) + 1
-    run_start = np.r_[0, cut]
-    run_end = np.r_[cut, a.num_nodes]
-    lkeys, run_layer = np.unique(key_o[run_start] // 64, return_inverse=True)
-    first_nodes = order[run_start[np.searchsorted(run_layer, np.arange(len(lkeys)))]]
+    counts = np.bincount(run_key)
+    del run_key
+    keys = np.flatnonzero(counts)                                # the runs' keys, ascending
+    run_end = np.cumsum(counts[keys])
+    run_start = run_end - counts[keys]
+    lkeys, run_layer = np.unique(keys // 64, return_inverse=True)
+    slot = np.empty(a.num_nodes, dtype=index_dtype(a.num_nodes + 2))
+    slot[order] = np.arange(2, a.num_nodes + 2, dtype=slot.dtype)
+    fan_o = fan[order]
     sums = a.kind == SUM
-    weight_start = np.zeros(a.num_nodes, dtype=np.int64)
-    weight_start[sums] = np.cumsum(fan[sums]) - fan[sums]
+    wstart = np.multiply(fan, sums)
+    np.cumsum(wstart, out=wstart)                                # inclusive, in id order
+    wstart_o = wstart[order]
+    del wstart
+    wstart_o -= fan_o                                            # exclusive: right at sums
+    wstart_o += RESERVED                                         # sum_params[0] pads
+    first_nodes = order[run_start[np.searchsorted(run_layer, np.arange(len(lkeys)))]]
+    some = a.num_nodes > 0
     return NodePlan(a, level, order, slot, run_start, run_end, run_layer,
-                    a.kind[first_nodes].astype(np.int64), lkeys // 2, weight_start)
+                    a.kind[first_nodes].astype(np.int64), lkeys // 2, fan_o, wstart_o,
+                    np.maximum.reduceat(fan_o, run_start) if some else run_start,
+                    np.minimum.reduceat(fan_o, run_start) if some else run_start,
+                    np.add.reduceat(fan_o, run_start) if some else run_start)
 
 
 def model_arrays(model: pcir.Model, ctx) -> NodeArrays:
@@ -102,25 +124,23 @@ def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
     """The layerize pass on a node-form Model."""
     plan = plan_nodes(model_arrays(model, ctx))
     ctx.analysis["node_plan"] = plan
-    a, fan = plan.a, plan.a.fan_in()
+    a = plan.a
     layout = pcir.Layout(ir_version=ir.IR_VERSION, pipeline=ctx.pipeline,
                          compiler_version=__version__, num_vars=len(model.variables))
     kinds = {INPUT: pcir.INPUT_LAYER, PRODUCT: pcir.PRODUCT_LAYER, SUM: pcir.SUM_LAYER}
     layers = [layout.layers.add(kind=kinds[int(k)], level=int(lv))
               for k, lv in zip(plan.layer_kind, plan.layer_level)]
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
-    runs_max = np.maximum.reduceat(fan[plan.order], plan.run_start) if a.num_nodes else []
-    runs_min = np.minimum.reduceat(fan[plan.order], plan.run_start) if a.num_nodes else []
-    for r, li in enumerate(plan.run_layer.tolist()):
-        n = int(plan.run_end[r] - plan.run_start[r])
-        layer, hi, lo = layers[li], int(runs_max[r]), int(runs_min[r])
+    runs = zip(plan.run_layer.tolist(), (plan.run_end - plan.run_start).tolist(),
+               plan.run_max.tolist(), plan.run_min.tolist(), plan.run_fan.tolist())
+    for li, n, hi, lo, real in runs:
+        layer = layers[li]
         if layer.kind == pcir.INPUT_LAYER:
             layer.input_partitions.add(dist=pcir.CATEGORICAL_DIST, num_nodes=n,
                                        params_per_node=width)
         elif layer.kind == pcir.PRODUCT_LAYER:
             layer.product_partitions.add(num_nodes=n, num_children=hi)
         else:
-            real = int(fan[plan.order[plan.run_start[r]:plan.run_end[r]]].sum())
             sp = layer.sum_partitions.add(block_size=1, num_blocks=n, max_children=hi,
                                           kernel="sparse")
             sp.kernel_options.update({"min_children": str(lo), "max_children": str(hi),
@@ -143,21 +163,21 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     """The layout pass on a node-form Model (slots, index tensors, placement)."""
     plan = ctx.analysis.get("node_plan") or plan_nodes(model_arrays(model, ctx))
     a = plan.a
+    model_hash = _structure_hash_beside(model, a)
     layout = pcir.Layout()
     layout.CopyFrom(skeleton)
     n = a.num_nodes
     num_slots = 2 + n
     sdt = index_dtype(num_slots)
     t = _Tensors(layout)
-    fan = a.fan_in()
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
-    input_row = np.cumsum(a.kind == INPUT) - 1                  # row of an input node
-    fwd = _forward_tables(plan, fan, sdt)
+    input_ids = np.flatnonzero(a.kind == INPUT)                 # row r: input node input_ids[r]
+    fwd = _forward_tables(plan, sdt)
     pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
-    fan_o = fan[plan.order].astype(np.int32)
-    wstart_o = sum_start + plan.weight_start[plan.order]
+    fan_o = plan.fan_o.astype(np.int32)
+    wstart_o = plan.wstart_o                                    # sum_start included
     backward = ctx.backward
     bwd = sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
                      for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
@@ -180,7 +200,9 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             name = f"L{li}.{pi}"
             if layer.kind == pcir.INPUT_LAYER:
                 part.slot_start = 2 + lo
-                rows = input_row[plan.order[lo:end]]
+                # each node's row: the inputs up to it, less one (a search in
+                # the few input ids, not a running count over every node)
+                rows = np.searchsorted(input_ids, plan.order[lo:end], side="right") - 1
                 part.node_vars = t.add(f"{name}.node_vars", a.input_vars[rows], np.int32)
                 part.node_param_starts = t.add(f"{name}.node_param_starts", rows * width,
                                                np.int64)
@@ -202,11 +224,11 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
-    layout.num_input_params = int(np.sum(a.kind == INPUT)) * width
+    layout.num_input_params = len(input_ids) * width
     layout.max_block_size = 1
     layout.root_group = -1
     layout.root_slot = int(plan.slot[a.roots[0]])
-    layout.model_hash = ir.structure_hash(model, arrays=a)      # a: decoded from model
+    layout.model_hash = model_hash()
     layout.metadata.update({"reserved_sum_params": str(RESERVED), "sum_params_tail": str(tail),
                             "slot_dtype": np.dtype(sdt).name, "form": "nodes"})
     if not backward:
@@ -220,14 +242,47 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     return layout, True
 
 
-def _forward_tables(plan: NodePlan, fan: np.ndarray, sdt) -> list[np.ndarray]:
+# The Model's structure hash (sha256 of its 10^7-entry arrays, 0.2-0.3 s at
+# 10^6 SDD nodes) runs on a thread beside the layout pass's numpy work, which
+# it does not touch: hashlib and most numpy loops release the GIL. False:
+# in line (A/B runs).
+HASH_BESIDE = True
+
+
+def _structure_hash_beside(model: pcir.Model, a: NodeArrays) -> Callable[[], str]:
+    """A call that returns ir.structure_hash(model, arrays=a) (`a`: decoded
+    from `model`), computed on a thread started now when HASH_BESIDE and
+    the arrays are large (a thread costs ~0.1 ms), else in the call; the
+    thread's error is raised by the call."""
+    if not HASH_BESIDE or len(a.child_ids) < HASH_BESIDE_MIN_EDGES:
+        return lambda: ir.structure_hash(model, arrays=a)
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["hash"] = ir.structure_hash(model, arrays=a)
+        except BaseException as error:          # raised in the caller's thread
+            out["error"] = error
+
+    thread = threading.Thread(target=run, name="pcc-structure-hash", daemon=True)
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["hash"]
+    return result
+
+
+HASH_BESIDE_MIN_EDGES = 1 << 20
+
+
+def _forward_tables(plan: NodePlan, sdt) -> list[np.ndarray]:
     """The padded child-slot table of every forward partition, from the
     edges of all nodes in slot order (products pad with slot 1, sums 0)."""
-    a, order = plan.a, plan.order
-    fan_o = fan[order]
-    slot = plan.slot.astype(sdt)
-    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=slot)
+    a, order, fan_o = plan.a, plan.order, plan.fan_o
+    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=plan.slot)
     run_len = plan.run_end - plan.run_start
-    width = np.maximum.reduceat(fan_o, plan.run_start) if a.num_nodes else run_len
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
-    return padded_tables(kid_slot, fan_o, run_len, width, pad, sdt)
+    return padded_tables(kid_slot, fan_o, run_len, plan.run_max, pad, sdt)

@@ -152,7 +152,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                   block_limit=int(getattr(layout_impl, "block_limit",
                                                           DEFAULT_BLOCK_LIMIT)),
                                   verify=verify,
-                                  backward=reads_backward(layout_impl))
+                                  backward=reads_backward(layout_impl),
+                                  release_heap=not plans_on_first_use(impl))
     run_options = backend_options
     if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
         run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
@@ -341,6 +342,13 @@ def _restore_kernels(entry: Any, sections: Any, path: str, device: str, preload:
     restore_kernels(entry, sections, path)
     if preload and mismatch(entry) is None:
         preload_kernels(entry, path, torch.device(device))
+
+
+def plans_on_first_use(impl: "Backend") -> bool:
+    """Whether backend `impl`'s engine builds its plans from the Layout on
+    first use, inside its own retained heap (ir/heap.py): the compile then
+    leaves its free pages to that build."""
+    return bool(getattr(impl, "plans_on_first_use", False))
 
 
 def reads_backward(impl: "Backend") -> bool:

@@ -54,6 +54,10 @@ class TritonBackend(Backend):
     children's exp() once per block (32-node blocks: 4x the exp work of 128)."""
     name = "triton"
     block_limit = 128
+    # The engine decodes the Layout into its plans on first use, inside a
+    # retained heap (engine._plan_heap) that reuses the pages a large node
+    # compile leaves it (pccompiler.driver.plans_on_first_use).
+    plans_on_first_use = True
     capabilities = Capabilities(
         queries=frozenset(q for q in QUERIES if q != "sgd"),   # kernels have no autograd
         devices=frozenset({"cpu", "cuda"}) if interpreting() else frozenset({"cuda"}),

@@ -249,22 +249,28 @@ def merge_product_runs(parts: list[tuple[int, np.ndarray]]) -> list[tuple[int, n
 
 
 def _has_duplicates(a: np.ndarray) -> bool:
-    """Whether some value occurs twice: a bincount over the value range
-    when it is narrow (slots of one partition usually are), else a sort
-    (np.unique's hashing costs ~0.1 s per compile on a big HCLT)."""
+    """Whether some value occurs twice: fewer distinct values than entries,
+    marked in a bool array over the value range when it is narrow (slots
+    of one partition usually are; a byte per value, where a bincount's
+    int64 counts of 10^7 slots missed the cache at half the speed), else a
+    sort (np.unique's hashing costs ~0.1 s per compile on a big HCLT)."""
     if a.size < 2:
         return False
     lo, hi = int(a.min()), int(a.max())
     if hi - lo < 4 * a.size + 1024:
-        return bool(np.bincount(a - lo).max() > 1)
+        seen = np.zeros(hi - lo + 1, dtype=bool)
+        seen[a - lo if lo else a] = True
+        return int(np.count_nonzero(seen)) < a.size
     s = np.sort(a, axis=None)
     return bool((s[1:] == s[:-1]).any())
 
 
 def product_part(slot_start: int, child_slots: np.ndarray, device: torch.device
                  ) -> ProductKernelPart:
-    """A ProductKernelPart from its [n, K] child slots; detects shared children."""
-    cs = np.asarray(child_slots, dtype=np.int64)
+    """A ProductKernelPart from its [n, K] child slots; detects shared
+    children (in the slots' own dtype: an int64 copy of 10^7 int32 slots
+    cost more than the test)."""
+    cs = np.asarray(child_slots)
     n, k = cs.shape
     atomic = _has_duplicates(cs[cs != 1])
     return ProductKernelPart(int(slot_start), n, k, _i32(child_slots, device), atomic)
@@ -833,7 +839,7 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
                + [_tile_flow_writer(p) for p in lp.tile_flows]
                + [(np.zeros(0, dtype=np.int64), False) if p.fused_bwd
-                  else (child_rows(p.child_slots.cpu().numpy()), not p.atomic)
+                  else (child_rows(p.child_slots.cpu().numpy(), None), not p.atomic)
                   for p in lp.products]
                for lp in plan.layers]
     refills = lambda li: region if li > 0 and plan.layers[li - 1].scratch else None  # noqa: E731

@@ -169,21 +169,22 @@ def readable_partitions(products: list[tuple[int, int, int]], sum_children: list
     `sum_children[i]`: the child slots (padding included) of a sum
     partition of layer `sum_layers[i]` (ascending); `product_children`:
     those of every product partition. Slots 0 and 1 (padding) belong to
-    no partition."""
+    no partition. The map is one byte a row while the partitions are
+    fewer than 255 (a logic circuit's: its 10^7 random reads stay in the
+    cache more), and each partition's reads are counted as they are: no
+    concatenation of 10^7 child slots per layer."""
     count = len(products)
-    owner = np.full(num_slots, count, dtype=np.int32)        # `count`: no product partition
-    for p, (_, start, n) in enumerate(products):
+    owner = np.full(num_slots, count, dtype=np.uint8 if count < 255 else np.int32)
+    for p, (_, start, n) in enumerate(products):      # `count`: no product partition
         owner[start:start + n] = p
     owner[:2] = count
     layer_of = np.array([li for li, _, _ in products], dtype=np.int64)
     reads = np.zeros((num_layers + 1, count + 1), dtype=np.int64)   # [reading layer, partition]
-    cuts = np.searchsorted(sum_layers, np.arange(num_layers + 1)).tolist()  # layers ascend
-    for li in range(num_layers):
-        if cuts[li + 1] > cuts[li]:
-            kids = np.concatenate(sum_children[cuts[li]:cuts[li + 1]])
-            reads[li] = np.bincount(owner[kids], minlength=count + 1)
-    by_products = np.bincount(owner[np.concatenate(product_children)], minlength=count + 1) \
-        if product_children else np.zeros(count + 1, dtype=np.int64)
+    for li, kids in zip(sum_layers, sum_children):
+        reads[li] += np.bincount(owner[kids], minlength=count + 1)
+    by_products = np.zeros(count + 1, dtype=np.int64)
+    for kids in product_children:
+        by_products += np.bincount(owner[kids], minlength=count + 1)
     by_next = reads[layer_of + 1, np.arange(count)]
     by_sums = reads[:, :count].sum(axis=0)
     return (by_products[:count] == 0) & (by_next > 0) & (by_sums == by_next)

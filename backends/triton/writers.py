@@ -56,8 +56,9 @@ def block_rows(starts: np.ndarray, size: int) -> np.ndarray:
     return (starts[:, None] + np.arange(size)[None, :]).reshape(-1)
 
 
-def child_rows(child_slots: np.ndarray) -> np.ndarray:
+def child_rows(child_slots: np.ndarray, dtype=np.int64) -> np.ndarray:
     """The real children of [n, K] child slots (slot 0, the sums' padding,
-    and slot 1, the products', carry no flow)."""
-    cs = np.asarray(child_slots, dtype=np.int64).reshape(-1)
+    and slot 1, the products', carry no flow), as `dtype` (None: the slots'
+    own, for rows that only index: no int64 copy of 10^7 int32 slots)."""
+    cs = np.asarray(child_slots, dtype=dtype).reshape(-1)
     return cs[cs > 1]

@@ -48,6 +48,28 @@ def test_padded_tables_equal_row_by_row_padding():
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("mask_min", [1, 40, 10 ** 9])
+def test_padded_tables_mask_fill_equals_the_scatter(monkeypatch, seed, mask_min):
+    """Padded runs filled through a mask (runs of >= MASK_FILL_MIN entries),
+    by the one scatter, or both in one call, give the row-by-row tables."""
+    from pccompiler.passes.helpers import node_tables
+    monkeypatch.setattr(node_tables, "MASK_FILL_MIN", mask_min)
+    rng = np.random.default_rng(seed)
+    run_len = rng.integers(1, 30, size=int(rng.integers(1, 9)))
+    lens = rng.integers(0, 6, size=run_len.sum())
+    starts = np.cumsum(run_len) - run_len
+    width = np.maximum.reduceat(lens, starts) + rng.integers(0, 3, size=len(run_len))
+    exact = rng.random(len(run_len)) < 0.3            # some runs need no padding
+    for r in np.flatnonzero(exact):
+        lens[starts[r]:starts[r] + run_len[r]] = width[r]
+    values = rng.integers(10, 99, size=lens.sum())
+    pad = rng.integers(0, 3, size=len(run_len))
+    got = padded_tables(values, lens, run_len, width, pad, np.int64)
+    for g, w in zip(got, _naive_tables(values, lens, run_len, width, pad)):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_layer_classes_merge_small_layers_only():
     fan = np.r_[np.full(10, 2), np.full(10, 7),                  # layer 0: small, mixed
                 np.full(3000, 1), np.full(3000, 8)]              # layer 1: large, mixed

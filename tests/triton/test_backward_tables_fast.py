@@ -130,3 +130,27 @@ def test_empty_and_single_edge():
         want = _general(layer, z, z, z, 10, np.int32)
         assert np.array_equal(got.layer, want["layer"]) and len(got.cblock_slots) == n
     assert MERGE_PADDING > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_int32_layers_and_keys_give_the_int64_tables(monkeypatch, seed):
+    """backward_tables from int32 layers (sum_edges' array) with int32
+    (layer, child) keys equals its run from int64 layers with int64 keys
+    (a stable order is the same in any dtype); keys past 2^31 stay int64."""
+    from pccompiler.passes.helpers import node_tables
+    rng = np.random.default_rng(seed)
+    layer, pslot, cslot, param = _edges(rng, int(rng.integers(1, 6)), seed % 2 == 0)
+    if seed % 4 == 1:                          # a random edge order: the other sort
+        cslot = cslot[rng.permutation(len(cslot))]
+    num_slots = int(max(pslot.max(), cslot.max())) + 1
+    pslot, cslot = pslot.astype(np.int32), cslot.astype(np.int32)
+    assert node_tables._key_dtype(layer, num_slots) == np.int32
+    assert node_tables._key_dtype(np.array([3]), 2 ** 29) == np.int64
+    narrow = backward_tables(layer.astype(np.int32), pslot, cslot, param, num_slots, np.int32)
+    monkeypatch.setattr(node_tables, "_key_dtype", lambda layer, num_slots: np.int64)
+    wide = backward_tables(layer.astype(np.int64), pslot, cslot, param, num_slots, np.int32)
+    for name in ("layer", "min_parents", "max_parents", "cblock_slots", "num_parents",
+                 "parent_slots", "param_starts"):
+        a, b = getattr(narrow, name), getattr(wide, name)
+        for x, y in (zip(a, b) if isinstance(a, list) else [(a, b)]):
+            assert x.dtype == y.dtype and np.array_equal(x, y), name

@@ -191,3 +191,53 @@ def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed):
     ok = scratch.readable_partitions(products, sum_children, sum_layers, product_children,
                                      num_slots, layers)
     assert [p for p, keep in zip(products, ok) if keep] == [w[:3] for w in want]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_has_duplicates_matches_unique_counts(seed):
+    """plan._has_duplicates (a bool mark over a narrow value range, a sort
+    over a wide one), for int32 and int64 slots, against np.unique."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    wide = seed % 3 == 0                     # values spread past 4 * n + 1024: the sort
+    hi = 10 ** 8 if wide else int(rng.integers(1, 3 * n + 2))
+    lo = int(rng.integers(0, 50)) if seed % 2 else 0
+    if seed % 4 == 1:                        # distinct values
+        a = lo + rng.permutation(max(hi, n))[:n]
+    else:
+        a = rng.integers(lo, lo + hi, size=n)
+    for dtype in (np.int32, np.int64):
+        got = plan._has_duplicates(a.astype(dtype))
+        assert got == (np.unique(a).size < a.size), (seed, dtype)
+
+
+def test_product_part_atomic_flag_in_the_slots_own_dtype():
+    """product_part reads int32 child slots as they are: a shared child
+    (padding slot 1 aside) makes the part atomic, for int32 and int64."""
+    import torch
+    shared = np.array([[2, 3], [4, 3], [5, 1]])
+    single = np.array([[2, 3], [4, 1], [5, 1]])
+    for dtype in (np.int32, np.int64):
+        assert plan.product_part(10, shared.astype(dtype), torch.device("cpu")).atomic
+        assert not plan.product_part(10, single.astype(dtype), torch.device("cpu")).atomic
+
+
+def test_a_triton_compile_leaves_its_heap_to_the_plan_build(monkeypatch):
+    """compile_model keeps the retained heap's free pages for a backend that
+    builds plans on first use (triton), and the plan build opens its own
+    block, which returns them; the torch backend's compile returns them at
+    once (ir/heap.py)."""
+    import pccompiler as pc
+    from pccompiler.ir import heap
+    from tests.logic.circuits import shared_sdd
+    model = pc.from_sdd(shared_sdd("sudoku_4"), form="nodes")
+    seen, real = [], heap.retained_heap
+    monkeypatch.setattr(heap, "retained_heap", lambda enabled=True, release=True: seen.append(
+        release) or real(enabled, release))
+    circuit = pc.compile(model, backend="triton", device="cpu", check=False)
+    assert seen == [False]
+    circuit.engine.fast_plan
+    assert seen[1:] and all(seen[1:])
+    seen.clear()
+    pc.compile(model, backend="torch", check=False)
+    assert seen == [True]
