@@ -247,6 +247,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
 # it does not touch: hashlib and most numpy loops release the GIL. False:
 # in line (A/B runs).
 HASH_BESIDE = True
+HASH_BESIDE_MIN_EDGES = 1 << 20     # Models with fewer edges hash in line
 
 
 def _structure_hash_beside(model: pcir.Model, a: NodeArrays) -> Callable[[], str]:
@@ -274,8 +275,6 @@ def _structure_hash_beside(model: pcir.Model, a: NodeArrays) -> Callable[[], str
         return out["hash"]
     return result
 
-
-HASH_BESIDE_MIN_EDGES = 1 << 20
 
 
 def _forward_tables(plan: NodePlan, sdt) -> list[np.ndarray]:
