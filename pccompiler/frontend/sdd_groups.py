@@ -122,25 +122,21 @@ def _elements(vt, rec, kind, home, idx, taut, nd, pos, false, rec_of, e_dec, pri
             np.r_[np.where(st, taut[rw], idx[s]), taut[ri]], np.r_[idx[dec], nd[iw]])
 
 
-def element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep: bool = True):
+def element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s):
     """The vtree nodes (ph, sh) the primes p and subs s of elements at w
     cover (a true prime covers left(w), a true sub right(w)); a prime not
     under left(w) or a sub not under right(w) is refused, naming the first
-    such element in vtree position order and its line. keep=False: the
-    check only, (None, None) back."""
-    ph, sh = (np.empty(len(w), dtype=home.dtype) if keep else None for _ in range(2))
+    such element in vtree position order and its line."""
+    ph, sh = (np.empty(len(w), dtype=home.dtype) for _ in range(2))
     fine = True
     for a, b in chunk_bounds(len(w)):       # chunks: no 10^7-entry temporaries
         for side, child, out in ((vt.left, p, ph), (vt.right, s, sh)):
             top, c = side[w[a:b]], child[a:b]
             h = np.where(kind[c] == T, top, home[c])
-            if keep:
-                out[a:b] = h
+            out[a:b] = h
             fine = fine and bool(((vt.lo[h] >= vt.lo[top]) & (vt.hi[h] <= vt.hi[top])).all())
     if fine:
         return ph, sh
-    if not keep:                            # the homes, to name the first bad element
-        return element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)
     lw, rw = vt.left[w], vt.right[w]
     bad_p = ~((vt.lo[ph] >= vt.lo[lw]) & (vt.hi[ph] <= vt.hi[lw]))
     bad_s = ~((vt.lo[sh] >= vt.lo[rw]) & (vt.hi[sh] <= vt.hi[rw]))
@@ -259,7 +255,7 @@ def unique_rows(*cols: np.ndarray, first: bool = False):
     hardware divide: 0.1 s for 11.5M keys of 3 columns, where gathering
     them from a row of each, at random positions, took 0.4-1.2 s), else a
     lexsort."""
-    return unique_rows_taken([c for c in cols], first, own=False)
+    return unique_rows_taken(list(cols), first, own=False)
 
 
 def unique_rows_taken(cols: list, first: bool = False, own: bool = True):

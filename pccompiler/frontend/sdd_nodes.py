@@ -63,7 +63,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     del e_dec, prime, sub
     w = home[dec]
     if not _decomposable(vt, kind, home, w, p, s):     # element_homes names the first bad one
-        element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s, keep=False)
+        element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)
         raise LoadError(f"{source}: an element is not decomposable")   # (not reached)
     rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
