@@ -40,19 +40,28 @@ print(json.dumps(out))
 """
 
 
-def side_runs(args, before: bool) -> dict:
-    """One process's stage seconds per circuit (a list of builds each)."""
+def run_side(code: str, before: str | None, tag: str):
+    """The JSON that the child `code` prints on its last line, run in a fresh
+    interpreter importing pccompiler from the folder `before` (the old code,
+    installed there) or, with None, from this checkout. It runs from a
+    neutral folder, so the checkout's `pccompiler/` cannot shadow `before`."""
     env = dict(os.environ, TRITON_INTERPRET="1")
     env.pop("PYTHONPATH", None)
-    if before:
-        env["PYTHONPATH"] = args.before
-    code = CHILD.format(bench=str(BENCH), names=args.names, circuits=args.circuits,
-                        builds=args.builds)
+    if before is not None:
+        env["PYTHONPATH"] = before
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd="/")
     if res.returncode:
-        raise SystemExit(f"[ab] {'before' if before else 'after'} failed:\n{res.stderr[-3000:]}")
+        side = "before" if before is not None else "after"
+        raise SystemExit(f"[{tag}] {side} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def side_runs(args, before: bool) -> dict:
+    """One process's stage seconds per circuit (a list of builds each)."""
+    code = CHILD.format(bench=str(BENCH), names=args.names, circuits=args.circuits,
+                        builds=args.builds)
+    return run_side(code, args.before if before else None, "ab")
 
 
 def main(argv=None) -> int:

@@ -23,10 +23,10 @@ table gives the min over all builds of each side (wall / user + system
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
+
+from logic_fx_ab import run_side
 
 STAGES = ("layerize", "layout", "backend", "plan")
 CHILD = """
@@ -71,16 +71,8 @@ print(json.dumps([build() for _ in range({builds})]))
 
 def side_runs(args, before: bool) -> list[dict]:
     """One process's builds: stage -> [wall, user, system] seconds."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    env.pop("PYTHONPATH", None)
-    if before:
-        env["PYTHONPATH"] = args.before
     code = CHILD.format(path=args.sdd, cold=args.cold, builds=args.builds)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd="/")       # the checkout's pccompiler/ folder must not shadow "before"
-    if res.returncode:
-        raise SystemExit(f"[cpu] {'before' if before else 'after'} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_side(code, args.before if before else None, "cpu")
 
 
 def table(runs: dict[str, list[dict]]) -> list[str]:
