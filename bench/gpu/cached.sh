@@ -4,8 +4,8 @@
 #   1. the 12 race cases, cold vs cached compile (triton, cuda, fastest of 2
 #      cached) -> $OUT/cached_vs_cold.md  (compare with the 2026-12-06 race:
 #      4.8-26%, bench/results/cached_compile*.md)
-#   2. where the cached compile goes, phase by phase, for hclt32, hmm1024 and
-#      bsp010 (bench/cached_compile_profile.py) -> $OUT/cached_profile.txt
+#   2. where the cached compile goes, phase by phase and by cProfile, for hclt32,
+#      bsp010, bsp050 and hclt512 (bench/cached_compile_profile.py) -> $OUT/cached_profile.txt
 #   3. the packing tests on cuda (the batched device path against the CPU one)
 #      -> $OUT/tests.txt
 # On a CUDA target the cached path packs through `_pack_batched` (pinned
@@ -29,9 +29,9 @@ timeout 150 python3 bench/cached_vs_cold.py --cases all --backend triton --devic
     --out "$OUT/cached_vs_cold.md" 2>&1 | tee "$OUT/cached_vs_cold.log"
 failed "${PIPESTATUS[0]}" "cached_vs_cold"
 
-step "2/3 cached compile phases: hclt32, hmm1024, bsp010"
-timeout 45 python3 bench/cached_compile_profile.py --cases hclt32,hmm1024,bsp010 --backends triton \
-    --device cuda --repeats 2 2>&1 | tee "$OUT/cached_profile.txt"
+step "2/3 cached compile phases: hclt32, bsp010, bsp050, hclt512 (cProfile top ${CACHED_PROFILE:-30})"
+timeout 120 python3 bench/cached_compile_profile.py --cases hclt32,bsp010,bsp050,hclt512 --backends triton \
+    --device cuda --repeats 2 --profile "${CACHED_PROFILE:-30}" 2>&1 | tee "$OUT/cached_profile.txt"
 failed "${PIPESTATUS[0]}" "cached_compile_profile"
 
 step "3/3 packing tests on cuda"
