@@ -110,7 +110,7 @@ rm -rf /tmp/t && mkdir -p /tmp/t && cp -r tests /tmp/t/
 fi
 
 step "4. bench/aot.py"
-CASES=hclt32
+CASES=${AOT_CASES:-hclt32}     # AOT_CASES: the first case(s), e.g. pd128 to skip hclt32
 [ "${AOT_ALL:-0}" = 1 ] && CASES="$CASES,pd128,hmm1024,bsp050"
 [ "${AOT_HCLT512:-0}" = 1 ] && CASES="$CASES,hclt512"
 EXTRA=""
