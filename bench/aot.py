@@ -223,6 +223,9 @@ def _spawn(args: list[str], cache: str, profile_to: str | None = None) -> dict:
     if profile_to:
         env["AOT_PROFILE_TO"] = profile_to
     env.pop("TRITON_INTERPRET", None)
+    extra = env.pop("AOT_PYJUICE_PATH", "")
+    if extra and args[0] == "pyjuice":     # PyJuice's folder on the path of its own child only
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), extra) if p)
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True,
                           text=True, env=env)
     if proc.returncode != 0:

@@ -116,7 +116,10 @@ CASES=${AOT_CASES:-hclt32}     # AOT_CASES: the first case(s), e.g. pd128 to ski
 EXTRA=""
 if [ "${AOT_PYJUICE:-0}" = 1 ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/extra .whl/pyjuice*.whl
-  export PYTHONPATH=$PYTHONPATH:/tmp/extra; EXTRA=--pyjuice
+  # only PyJuice's child gets /tmp/extra on its path, so our rows run as without --pyjuice
+  # (session 17's hclt32 aot_host load, with it on every child's path: 0.36 s against
+  # session 16's 0.23 s without; whether the path is the cause is not known)
+  export AOT_PYJUICE_PATH=/tmp/extra; EXTRA=--pyjuice
 fi
 # AOT_PROFILE=1: one more load -> first LL per aot_host arm and case under cProfile ($OUT/profile_*.txt)
 [ "${AOT_PROFILE:-0}" = 1 ] && EXTRA="$EXTRA --profile $OUT"
