@@ -38,6 +38,7 @@ The batch is `--batch` uniform random categories (seed 0).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -49,6 +50,36 @@ import time
 from pathlib import Path
 
 STEP_SIZE, PSEUDOCOUNT = 0.1, 0.1
+
+
+class GcClock:
+    """Seconds the cyclic garbage collector ran, by generation, while this
+    is open: a full (generation 2) collection walks every object the
+    process holds (torch's and triton's included), about 0.1 s on the CPU
+    box, and lands wherever the allocation count happens to trip it."""
+
+    def __init__(self):
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._start = 0.0
+
+    def _tick(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.counts[info["generation"]] += 1
+
+    def __enter__(self) -> "GcClock":
+        gc.callbacks.append(self._tick)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        gc.callbacks.remove(self._tick)
+
+    def report(self) -> dict:
+        return {"gc_full_s": round(self.seconds[2], 4), "gc_full_n": self.counts[2],
+                "gc_young_s": round(self.seconds[0] + self.seconds[1], 4)}
 
 
 def _data(num_cats: int, num_vars: int, batch: int):
@@ -92,11 +123,12 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
         if profiler:
             profiler.enable()
         t0 = time.perf_counter()
-        circuit = pccompiler.load(path, kernels=kernels)
-        t_load = time.perf_counter()
-        ll = circuit.log_prob(x)
-        torch.cuda.synchronize()
-        t_ll = time.perf_counter()
+        with GcClock() as gc_clock:
+            circuit = pccompiler.load(path, kernels=kernels)
+            t_load = time.perf_counter()
+            ll = circuit.log_prob(x)
+            torch.cuda.synchronize()
+            t_ll = time.perf_counter()
         if profiler:
             profiler.disable()
             _write_profile(profiler, profile_to, t_load - t0, t_ll - t0)
@@ -105,7 +137,8 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
         t_em = time.perf_counter()
     return {"load_s": t_load - t0, "ll_s": t_ll - t0, "em_s": t_em - t0,
             "mean_ll": float(ll.double().mean()), "compiled": len(counter.compiled),
-            "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits}
+            "compiled_names": sorted({n for n, _ in counter.compiled}), "hits": counter.hits,
+            **gc_clock.report()}
 
 
 def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
@@ -124,7 +157,8 @@ def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
     from pccompiler.backends.triton.engine import TritonEngine
     from pccompiler.ir.artifact import read_pcc
     x = torch.zeros(batch, num_vars, dtype=torch.int64)
-    with cross_driver(parse_target("cuda:sm_90"), all_kernels()), CompileCounter() as counter:
+    with cross_driver(parse_target("cuda:sm_90"), all_kernels()), CompileCounter() as counter, \
+            GcClock() as gc_clock:
         t0 = time.perf_counter()
         hashing = hash_triton_in_background() if mode == "cache" else None
         art = read_pcc(path, defer_hash=True)
@@ -145,7 +179,7 @@ def child_cpu_load(path: str, batch: int, num_vars: int, mode: str) -> dict:
             "first_ll_s": t_ll - t_engine, "ll_s": t_ll - t0, "hits": counter.hits,
             "compiled": len(counter.compiled),
             "triton_key": triton_cache.triton_key.cache_info().currsize > 0,
-            "gluon": "triton.experimental.gluon" in sys.modules}
+            "gluon": "triton.experimental.gluon" in sys.modules, **gc_clock.report()}
 
 
 def run_cpu_proxy(name: str, batch: int, work: str, repeats: int) -> dict:
@@ -162,11 +196,12 @@ def run_cpu_proxy(name: str, batch: int, work: str, repeats: int) -> dict:
 
 def cpu_table(rows: list[dict], command: str, machine: str) -> str:
     """Median (min) seconds of each phase of the `--cpu-proxy` runs."""
-    phases = ("kernels_s", "engine_s", "first_ll_s", "ll_s")
+    phases = ("kernels_s", "engine_s", "first_ll_s", "ll_s", "gc_full_s")
     out = [f"# CPU stand-in: load -> first LL, kernels install vs file cache", "",
            f"Command: `{command}`", "", f"Machine: {machine}", "",
            "| case | arm | runs | kernels s | engine + plan s | first LL s | total s | "
-           "cache hits | triton_key hashed |", "|---|---|---|---|---|---|---|---|---|"]
+           "full GC s (in total) | cache hits | triton_key hashed |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for key in CPU_ARMS:
             runs = row[key]
