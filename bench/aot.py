@@ -108,7 +108,8 @@ def child_build(case_name: str, path: str, batch: int, target: str | None = None
             "num_vars": len(model.variables), "num_cats": case.num_cats}
 
 
-def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: bool | str) -> dict:
+def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: bool | str,
+               pause_gc: bool = False) -> dict:
     import torch
     import pccompiler
     from pccompiler.backends.triton.aot import CompileCounter
@@ -124,7 +125,10 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
             profiler.enable()
         t0 = time.perf_counter()
         with GcClock() as gc_clock:
+            if pause_gc:
+                gc.disable()
             circuit = pccompiler.load(path, kernels=kernels)
+            gc.enable()
             t_load = time.perf_counter()
             ll = circuit.log_prob(x)
             torch.cuda.synchronize()
@@ -277,6 +281,10 @@ def _keep_host_code(cache: str) -> None:
 
 #: The load modes timed with Triton's launchers already built, by column.
 HOST_ARMS = {"aot_host": "1", "aot_host_cache": "cache", "aot_host_pre": "preload"}
+if os.environ.get("AOT_NOGC") == "1":
+    # what pausing the cyclic GC over `load` (then on again) would give: no
+    # full collection can land inside the load (GcClock says where they land)
+    HOST_ARMS["aot_host_nogc"] = "1-nogc"
 #: Those `--cpu-proxy` stands in for (preload's GPU loads are no-ops there).
 CPU_ARMS = {"aot_host": "1", "aot_host_cache": "cache"}
 
@@ -372,8 +380,9 @@ def main() -> None:
         elif kind == "cpu_load":
             out = child_cpu_load(rest[0], int(rest[1]), int(rest[2]), rest[3])
         elif kind == "load":
-            mode = {"0": False, "1": True}.get(rest[4], rest[4])
-            out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode)
+            mode = {"0": False, "1": True, "1-nogc": True}.get(rest[4], rest[4])
+            out = child_load(rest[0], int(rest[1]), int(rest[2]), int(rest[3]), mode,
+                             pause_gc=rest[4] == "1-nogc")
         else:
             out = child_pyjuice(rest[0], int(rest[1]))
         print(json.dumps(out))

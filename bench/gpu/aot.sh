@@ -15,6 +15,7 @@
 #      so run those as a second call with AOT_BENCH_ONLY=1, which skips steps 1-3;
 #      AOT_PROFILE=1 writes a cProfile of one load -> first LL of each aot_host arm (install,
 #      "cache", "preload") per case; AOT_REPEATS=N (default 3) alternating runs of those arms)
+#   AOT_NOGC=1 adds the arm aot_host_nogc: aot_host with the cyclic GC paused over load (bench/aot.py GcClock)
 # Usage (repo root): OUT=/some/dir bash bench/gpu/aot.sh      (about 3-4 minutes)
 #   second call:    OUT=... AOT_BENCH_ONLY=1 AOT_ALL=1 AOT_PYJUICE=1 AOT_BENCH_TIMEOUT=540 bash bench/gpu/aot.sh
 # The table is rewritten after every case, so a timeout still returns the finished rows.
