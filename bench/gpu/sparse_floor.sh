@@ -15,7 +15,8 @@
 #   PCC_DATA_DIR=$PWD/shared/data bash bench/gpu/sparse_floor.sh     (<= 5 minutes)
 #   LATENTS=256 PROFILE=0 KEEPS=1,0.1,0.25,0.5 SKIP_PYJUICE=1 (HCLT-256: ~4 minutes,
 #   keep 0.5 may be cut at 200 s; PCC_TIMEOUT=300 for all four)
-#   SKIP_PYJUICE=1: no PyJuice (50 s less); KEEPS=1,0.25: fewer keeps; AB=: no variant
+#   SKIP_PYJUICE=1: no PyJuice (50 s less); KEEPS=1,0.25: fewer keeps; AB=: no variant;
+#   PJ_TIMEOUT=300: PyJuice's limit (its compile of a pruned circuit takes more than 50 s)
 # Writes $OUT/sparse_speed.{json,md,log}, $OUT/pyjuice/sparse_speed.{json,md,log},
 # $OUT/floor_tests.log.
 source bench/gpu/common.sh
@@ -39,7 +40,9 @@ cat "$OUT/sparse_speed.md" || status=1
 if [ "${SKIP_PYJUICE:-0}" != 1 ]; then     # SKIP_PYJUICE=1: 50 s less
 echo "== [$(date -u +%T)] PyJuice on the same pruned circuits"
 mkdir -p "$OUT/pyjuice"
-timeout --signal=INT 50 python3 -u bench/sparse_speed.py --latents "$LATENTS" \
+# PJ_TIMEOUT (50 s): session 17's juice.compile of the keep-0.25 circuit was still in Triton's
+# LLVM stage at 50 s; give it 300 to time the pruned circuits
+timeout --signal=INT "${PJ_TIMEOUT:-50}" python3 -u bench/sparse_speed.py --latents "$LATENTS" \
     --keeps "$KEEPS" --no-permute --pyjuice-only --out "$OUT/pyjuice" 2>&1 \
     | tee "$OUT/pyjuice/sparse_speed.log" || true
 cat "$OUT/pyjuice/sparse_speed.md" || true
