@@ -41,7 +41,8 @@ from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, TENSOR_FIELDS, NodeArrays,
                                   node_arrays, stable_argsort)
 from pccompiler.passes.helpers.edit import index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
-from pccompiler.passes.helpers.node_tables import layer_classes, padded_tables
+from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
+    layer_classes, padded_tables, segment_ranks
 from pccompiler.passes.node_backward import DEFERRED, DEFERRED_KEY, add_partitions, sum_edges
 from pccompiler.passes.verify import checked_tensors
 from pccompiler.ir.tensors import add_tensor
@@ -174,16 +175,13 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
     input_ids = np.flatnonzero(a.kind == INPUT)                 # row r: input node input_ids[r]
-    fwd = _forward_tables(plan, sdt)
+    kid_slot = _edge_slots(plan)
+    fwd = _forward_tables(plan, kid_slot, sdt)
     pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
     fan_o = plan.fan_o.astype(np.int32)
     wstart_o = plan.wstart_o                                    # sum_start included
     backward = ctx.backward
-    bwd = sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
-                     for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
-                                                           plan.run_start.tolist(),
-                                                           plan.run_end.tolist()))
-                     if plan.layer_kind[li] == SUM], num_slots, sdt) if backward else None
+    bwd = _backward(plan, kid_slot, fwd, pos_slot, fan_o, sdt) if backward else None
     run, back = 0, 0
     for li, layer in enumerate(layout.layers):
         first = int(plan.run_start[run])
@@ -277,11 +275,57 @@ def _structure_hash_beside(model: pcir.Model, a: NodeArrays) -> Callable[[], str
 
 
 
-def _forward_tables(plan: NodePlan, sdt) -> list[np.ndarray]:
+def _edge_slots(plan: NodePlan) -> np.ndarray:
+    """The child slot of every edge, the nodes in slot order, each node's
+    children in its own order: the forward tables' entries, unpadded."""
+    a = plan.a
+    return gather_ranges(a.child_ids, a.child_offsets[plan.order], plan.fan_o, through=plan.slot)
+
+
+def _forward_tables(plan: NodePlan, kid_slot: np.ndarray, sdt) -> list[np.ndarray]:
     """The padded child-slot table of every forward partition, from the
-    edges of all nodes in slot order (products pad with slot 1, sums 0)."""
-    a, order, fan_o = plan.a, plan.order, plan.fan_o
-    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=plan.slot)
+    edges of all nodes in slot order (`_edge_slots`; products pad with
+    slot 1, sums 0)."""
     run_len = plan.run_end - plan.run_start
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
-    return padded_tables(kid_slot, fan_o, run_len, plan.run_max, pad, sdt)
+    return padded_tables(kid_slot, plan.fan_o, run_len, plan.run_max, pad, sdt)
+
+
+# Below this many edges the backward tables' sum edges come from the edge
+# array in a few whole-array steps (`sum_edge_arrays`): node_backward.sum_edges'
+# dozen numpy calls per sum partition were a third of a 2k-node circuit's
+# layout pass. Above it sum_edges fills its arrays partition by partition,
+# with no temporary the length of all edges (fresh memory of 10^7 entries
+# costs more than the calls there).
+WHOLE_EDGES_MAX = 1 << 20
+
+
+def _backward(plan: NodePlan, kid_slot: np.ndarray, fwd: list[np.ndarray],
+              pos_slot: np.ndarray, fan_o: np.ndarray, sdt) -> BackwardTables:
+    """The backward tables of the sum partitions: the same arrays either way
+    (WHOLE_EDGES_MAX)."""
+    num_slots = len(pos_slot) + 2
+    if len(kid_slot) <= WHOLE_EDGES_MAX:
+        return backward_tables(*sum_edge_arrays(plan, kid_slot, pos_slot, sdt), num_slots, sdt)
+    wstart_o = plan.wstart_o
+    return sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
+                      for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
+                                                            plan.run_start.tolist(),
+                                                            plan.run_end.tolist()))
+                      if plan.layer_kind[li] == SUM], num_slots, sdt)
+
+
+def sum_edge_arrays(plan: NodePlan, kid_slot: np.ndarray, pos_slot: np.ndarray, sdt
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(layer int32, parent slot, child slot, weight index int64) of every
+    sum edge in slot order of the parents, each parent's children in order:
+    node_backward.sum_edges' arrays, taken from `kid_slot` (`_edge_slots`)
+    at the sum positions in whole-array steps."""
+    run_len = plan.run_end - plan.run_start
+    sum_pos = np.repeat(plan.layer_kind[plan.run_layer] == SUM, run_len)
+    fan = plan.fan_o[sum_pos].astype(np.int64, copy=False)
+    layers = np.repeat(np.repeat(plan.run_layer, run_len)[sum_pos], fan).astype(np.int32)
+    pslots = np.repeat(pos_slot[sum_pos], fan).astype(sdt, copy=False)
+    cslots = kid_slot[np.repeat(sum_pos, plan.fan_o)].astype(sdt, copy=False)
+    params = np.repeat(plan.wstart_o[sum_pos].astype(np.int64), fan) + segment_ranks(fan)
+    return layers, pslots, cslots, params
