@@ -412,8 +412,11 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     sums = np.where(real, psl, 0).sum(axis=1)
     if not (sums[even] == sums[even + 1]).all():
         return plain                                 # (or a parent twice: plain as well)
-    order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
-    slots = np.take_along_axis(psl, order, axis=1)
+    # one parent per row (most of a logic circuit's later layers): nothing to sort
+    order = np.zeros((nb, 1), dtype=np.intp) if p == 1 else \
+        np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
+    rows = np.arange(nb)[:, None]                    # psl[rows, order]: take_along_axis
+    slots = psl[rows, order]
     slots[~real] = -1                                # rows sorted, padding alike
     if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():    # a parent twice in one list
         return plain
@@ -431,7 +434,7 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     if best is None or best[1] > UNION_MAX_READS * total:
         return plain
     width = int(npar.max())
-    starts = np.take_along_axis(pps, order, axis=1)[:, :width]
+    starts = pps[rows, order[:, :width]]
     starts[~real[:, :width]] = -1
     union = slots[:, :width]
     union[union < 0] = 0
@@ -510,7 +513,7 @@ def drop_parents(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
     counts = keep.sum(axis=1)
     width = int(counts.max(initial=0))
     slots = np.take_along_axis(psl, order, axis=1)[:, :width]
-    starts = np.take_along_axis(pps, order, axis=1)[:, :width]
+    starts = pps[rows, order[:, :width]]
     pad = np.arange(width)[None, :] >= counts[:, None]
     slots[pad] = 0
     starts[pad] = 0
@@ -846,7 +849,8 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     # rows first written by a tile part (only those are read below)
     fresh: list[list[np.ndarray]] | None = [] if any(lp.tile_flows for lp in plan.layers) \
         else None
-    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills, fresh)
+    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,),
+                                refills if any(lp.scratch for lp in plan.layers) else None, fresh)
     stored = np.zeros(plan.num_slots, dtype=bool)
     stored[plan.root_slot] = True
     for lp, layer_writers, layer_flags, layer_fresh in zip(plan.layers, writers, flags,
@@ -913,12 +917,18 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     if plan.scratch_start is not None:
         ok[plan.scratch_start:] = False        # a reused region holds other nodes' rows
     ratio = np.zeros(plan.num_slots, dtype=bool)
-    for lp in plan.layers:
-        for part in lp.sums:
-            rows = block_rows(part.block_slots.cpu().numpy(), part.block_size)
-            part.ratio_by_writer = bool(rows.size) and bool(ok[rows].all())
-            if part.ratio_by_writer:
-                ratio[rows] = True
+    sums = [part for lp in plan.layers for part in lp.sums]
+    if sums:        # per part: rows, and all of them ok (one pass over all parts' rows)
+        rows = [block_rows(part.block_slots.cpu().numpy(), part.block_size) for part in sums]
+        sizes = np.array([r.size for r in rows], dtype=np.int64)
+        every = np.concatenate(rows)
+        bad_at = np.flatnonzero(~ok[every])          # positions in `every`, then their part
+        bad = np.bincount(np.searchsorted(np.cumsum(sizes), bad_at, side="right"),
+                          minlength=len(sums))
+        by_writer = (sizes > 0) & (bad == 0)
+        ratio[every[np.repeat(by_writer, sizes)]] = True
+        for part, flag in zip(sums, by_writer.tolist()):
+            part.ratio_by_writer = flag
     for part, rows in products:
         part.ratio_out = part.store and bool(ratio[rows].any())
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \

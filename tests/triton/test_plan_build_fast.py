@@ -241,3 +241,21 @@ def test_a_triton_compile_leaves_its_heap_to_the_plan_build(monkeypatch):
     seen.clear()
     pc.compile(model, backend="torch", check=False)
     assert seen == [True]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_whole_array_first_writers_match_the_walk(seed, monkeypatch):
+    """writers.first_writer_stores in whole-array steps (small plans, no
+    forgotten region, no fresh rows) flags what the layer-by-layer walk
+    flags (WHOLE_ROWS_MAX = -1: every plan walks): writers of no rows,
+    rows listed twice by one writer, the root written first."""
+    from pccompiler.backends.triton import writers as writers_mod
+    rng = np.random.default_rng(seed)
+    num_slots = int(rng.integers(3, 40))
+    writers = [[(rng.integers(0, num_slots, int(rng.integers(0, 6))).astype(
+                    np.int32 if seed % 2 else np.int64), bool(rng.random() < 0.8))
+                for _ in range(int(rng.integers(0, 4)))] for _ in range(int(rng.integers(0, 6)))]
+    first = tuple(int(r) for r in rng.integers(0, num_slots, int(rng.integers(0, 3))))
+    got = writers_mod.first_writer_stores(writers, num_slots, first)
+    monkeypatch.setattr(writers_mod, "WHOLE_ROWS_MAX", -1)
+    assert got == writers_mod.first_writer_stores(writers, num_slots, first)
