@@ -39,6 +39,7 @@ from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
 from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
+from pccompiler.backends.triton.writer_marks import mark_plain_writers
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
 
@@ -837,6 +838,8 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     (no atomics). On a compact plan the scratch region is forgotten before
     each sum layer that refills it. The remaining rows (plus slots 0, 1) are
     zeroed."""
+    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION):
+        return            # a node layout's plan: the same marks in whole-array steps
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
     writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]

@@ -259,3 +259,44 @@ def test_whole_array_first_writers_match_the_walk(seed, monkeypatch):
     got = writers_mod.first_writer_stores(writers, num_slots, first)
     monkeypatch.setattr(writers_mod, "WHOLE_ROWS_MAX", -1)
     assert got == writers_mod.first_writer_stores(writers, num_slots, first)
+
+
+def _marks(built) -> list:
+    """Every field the writer rules set, per part and on the plan."""
+    out = [built.zero_all, built.zero_rows.tolist(),
+           None if built.ratio_rows is None else built.ratio_rows.tolist()]
+    for lp in built.layers:
+        out.append([(p.store, p.ratio_out) for p in lp.products])
+        out.append([p.store for p in lp.sum_backwards])
+        out.append([p.ratio_by_writer for p in lp.sums])
+    return out
+
+
+def _node_layout(name, tmp_path):
+    import pccompiler as pc
+    from pccompiler.passes.manager import compile_model
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+    if name.startswith("random"):
+        rng = np.random.default_rng(int(name[6:]))
+        path = random_cnf_sdd(tmp_path, rng, int(rng.integers(6, 14)), int(rng.integers(8, 40)))[0]
+    else:
+        path = shared_sdd(name)
+    return compile_model(pc.from_sdd(path, form="nodes"), backend="triton", verify=False).layout
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "4-grid", "seq_fun", "road_r"]
+                         + [f"random{s}" for s in range(6)])
+def test_plain_writer_marks_match_the_walk(name, tmp_path, monkeypatch):
+    """A node layout's plan takes writer_marks.mark_plain_writers (store
+    flags, zero rows, log-ratio rows in whole-array steps); the general
+    walk of mark_first_writers / mark_ratio_rows sets the same marks."""
+    from pccompiler.backends.triton import writer_marks
+    layout = _node_layout(name, tmp_path)
+    fast = plan.build_plan(layout, "cpu")
+    assert writer_marks.is_plain(fast)
+    monkeypatch.setattr(plan, "mark_plain_writers", lambda *a: False)
+    general = plan.build_plan(layout, "cpu")
+    assert _marks(fast) == _marks(general)
+    flags = [p.store for lp in fast.layers for p in lp.products + lp.sum_backwards]
+    if name in ("sudoku_4", "seq_fun"):          # both outcomes occur
+        assert any(flags) and not all(flags)
