@@ -39,13 +39,12 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, TENSOR_FIELDS, NodeArrays, gather_ranges,
                                   node_arrays, stable_argsort)
-from pccompiler.passes.helpers.edit import index_dtype
+from pccompiler.passes.helpers.edit import add_index_tensor, index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
 from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
     layer_classes, padded_tables, segment_ranks
 from pccompiler.passes.node_backward import DEFERRED, DEFERRED_KEY, add_partitions, sum_edges
 from pccompiler.passes.verify import checked_tensors
-from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
@@ -156,7 +155,7 @@ class _Tensors:
         self.layout = layout
 
     def add(self, name: str, array: np.ndarray, dtype) -> str:
-        add_tensor(self.layout.tensors, np.asarray(array, dtype=dtype), name)
+        add_index_tensor(self.layout.tensors, array, name, dtype)
         return name
 
 
