@@ -332,15 +332,18 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     """A SumKernelPart whose runs of blocks with equal children (`shared_run`)
     the kernels walk as one block. grand_slots [nb, K, A]: the children's
     values are read as sums of these rows (fusion.py)."""
-    cs = np.asarray(child_slots, dtype=np.int64)
-    nb, k = cs.shape
+    nb, k = np.shape(child_slots)
     num_children = np.asarray(block_num_children, dtype=np.int64)
     # int32 where the input is (_i32 then skips its range check)
     owners = np.arange(nb, dtype=np.int32) if owner_mask is None else \
         np.flatnonzero(owner_mask).astype(np.int32)
     mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
-    group, runs = run_table(cs, num_children, int(block_size),
-                            shared_run(cs, num_children, int(block_size)))
+    if _no_equal_neighbours(child_slots, num_children):
+        group, runs = 1, None        # what shared_run and run_table answer then
+    else:
+        cs = np.asarray(child_slots, dtype=np.int64)
+        group, runs = run_table(cs, num_children, int(block_size),
+                                shared_run(cs, num_children, int(block_size)))
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
                          _i32(block_num_children, device), _i32(child_slots, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
@@ -348,6 +351,17 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
                          grand_slots=None if grand_slots is None else _i32(grand_slots, device),
                          fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]),
                          runs=None if runs is None else _i32(runs, device))
+
+
+def _no_equal_neighbours(lists: np.ndarray, counts: np.ndarray) -> bool:
+    """Whether no two consecutive blocks have the same children (`lists`
+    rows and `counts`; true for one block): then no run of
+    blocks exists, aligned or not, so shared_run answers 1 and run_table
+    (1, None), and a logic circuit's sum part, whose blocks are distinct
+    nodes, needs neither search. False for no blocks (the searches decide)."""
+    if len(counts) < 2:
+        return len(counts) == 1
+    return not ((lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])).any()
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles

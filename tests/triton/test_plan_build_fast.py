@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pccompiler.backends.common.block_runs import variable_runs
 from pccompiler.backends.triton import plan, scratch
@@ -300,3 +301,27 @@ def test_plain_writer_marks_match_the_walk(name, tmp_path, monkeypatch):
     flags = [p.store for lp in fast.layers for p in lp.products + lp.sum_backwards]
     if name in ("sudoku_4", "seq_fun"):          # both outcomes occur
         assert any(flags) and not all(flags)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sum_parts_without_equal_neighbours_skip_the_run_searches(seed, monkeypatch):
+    """sum_part answers group 1 and no runs, without shared_run and
+    run_table, when no two consecutive blocks share their children; the
+    searches give the same part (one block, distinct lists, some equal
+    neighbours, runs of equal lists)."""
+    rng = np.random.default_rng(seed)
+    nb, k = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+    ids = np.cumsum(rng.random(nb) < float(rng.choice([0.2, 0.9, 1.0])))
+    lists = rng.integers(2, 50, size=(int(ids.max()) + 1, k))[ids].astype(np.int32)
+    counts = rng.integers(1, k + 1, size=int(ids.max()) + 1)[ids].astype(np.int32)
+    args = (int(rng.choice([1, 2])), np.arange(nb, dtype=np.int32) + 2, counts, lists,
+            np.arange(nb, dtype=np.int64) * k, "cpu")
+    got = plan.sum_part(*args)
+    monkeypatch.setattr(plan, "_no_equal_neighbours", lambda *a: False)
+    want = plan.sum_part(*args)
+    assert (got.group, got.runs is None) == (want.group, want.runs is None)
+    if got.runs is not None:
+        assert torch.equal(got.runs, want.runs)
+    for name in ("block_slots", "block_num_children", "child_slots", "block_param_starts",
+                 "owner_blocks"):
+        assert torch.equal(getattr(got, name), getattr(want, name))
