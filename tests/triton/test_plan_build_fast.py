@@ -156,12 +156,17 @@ def test_readable_moves_match_the_per_partition_rule(seed):
         assert np.array_equal(g[3], w[3]) and np.array_equal(g[4], w[4])
 
 
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("seed", range(40))
-def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed):
+def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed, whole, monkeypatch):
     """scratch.readable_partitions (reads counted per partition through a
     row -> partition map, the remap's early rejection) passes the product
     partitions that _readable_moves passes over per-row first and last
-    sum reader layers, as compact_remap builds them."""
+    sum reader layers, as compact_remap builds them; both with the counts
+    of all partitions in one bincount (`whole`, small layouts) and
+    partition by partition (WHOLE_READS_MAX = -1)."""
+    if not whole:
+        monkeypatch.setattr(scratch, "WHOLE_READS_MAX", -1)
     rng = np.random.default_rng(seed)
     num_slots, layers = 300, 6
     products, cursor = _products(rng, layers)
