@@ -298,8 +298,8 @@ VARIABLE_RUNS = True    # False: aligned runs only (A/B runs; bench/step_model.p
 RUN_GAIN = 2.0          # unequal runs replace aligned ones when their mean is this much longer
 
 
-def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
-              ) -> tuple[int, np.ndarray | None]:
+def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int,
+              same: np.ndarray | None = None) -> tuple[int, np.ndarray | None]:
     """(group, runs) of a sum part: unequal runs of blocks with the same
     children (common/block_runs.variable_runs, up to GROUP_MAX_ROWS rows)
     where their mean length beats the aligned runs of `group` blocks by
@@ -307,13 +307,15 @@ def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
     else (group, None). A pruned group stored DENSE at an odd size has
     one-row blocks that no aligned run takes (its rows number 126, say):
     one run of all its rows reads each child once instead of once per row,
-    and its node flows can go through the tile (`is_tile_part`)."""
+    and its node flows can go through the tile (`is_tile_part`). `same`:
+    `equal_neighbours(lists, counts)`, when the caller has it."""
     nb = lists.shape[0]
     if not VARIABLE_RUNS or nb < 2:
         return group, None
     # variable_runs yields at least one run per block unlike its predecessor:
     # when those alone are too many, skip it (a logic circuit's parts, mostly)
-    same = (lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])
+    if same is None:
+        same = equal_neighbours(lists, counts)
     if nb < RUN_GAIN * group * (nb - int(same.sum())):
         return group, None
     starts = variable_runs(lists, counts, block_size, GROUP_MAX_ROWS)
@@ -338,12 +340,16 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     owners = np.arange(nb, dtype=np.int32) if owner_mask is None else \
         np.flatnonzero(owner_mask).astype(np.int32)
     mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
-    if _no_equal_neighbours(child_slots, num_children):
-        group, runs = 1, None        # what shared_run and run_table answer then
+    same = equal_neighbours(child_slots, num_children)
+    if nb == 1 or not same.any():
+        # no two consecutive blocks share their children (a logic circuit's
+        # sum part: distinct nodes), so no run exists, aligned or not:
+        # shared_run answers 1 and run_table (1, None) without searching
+        group, runs = 1, None
     else:
         cs = np.asarray(child_slots, dtype=np.int64)
         group, runs = run_table(cs, num_children, int(block_size),
-                                shared_run(cs, num_children, int(block_size)))
+                                shared_run(cs, num_children, int(block_size)), same)
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
                          _i32(block_num_children, device), _i32(child_slots, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
@@ -353,15 +359,10 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
                          runs=None if runs is None else _i32(runs, device))
 
 
-def _no_equal_neighbours(lists: np.ndarray, counts: np.ndarray) -> bool:
-    """Whether no two consecutive blocks have the same children (`lists`
-    rows and `counts`; true for one block): then no run of
-    blocks exists, aligned or not, so shared_run answers 1 and run_table
-    (1, None), and a logic circuit's sum part, whose blocks are distinct
-    nodes, needs neither search. False for no blocks (the searches decide)."""
-    if len(counts) < 2:
-        return len(counts) == 1
-    return not ((lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])).any()
+def equal_neighbours(lists: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """bool [nb - 1]: block i + 1 has block i's children (`lists` rows, in
+    any integer dtype, and `counts`)."""
+    return (lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles

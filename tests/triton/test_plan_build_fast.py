@@ -322,7 +322,13 @@ def test_sum_parts_without_equal_neighbours_skip_the_run_searches(seed, monkeypa
     args = (int(rng.choice([1, 2])), np.arange(nb, dtype=np.int32) + 2, counts, lists,
             np.arange(nb, dtype=np.int64) * k, "cpu")
     got = plan.sum_part(*args)
-    monkeypatch.setattr(plan, "_no_equal_neighbours", lambda *a: False)
+    want_group = plan.shared_run(lists.astype(np.int64), counts.astype(np.int64), args[0])
+    want = plan.run_table(lists.astype(np.int64), counts.astype(np.int64), args[0], want_group)
+    assert (got.group, got.runs is None) == (want[0], want[1] is None)
+    if got.runs is not None:
+        assert np.array_equal(got.runs.numpy(), want[1])
+    # the fields besides: as a part made with the searches' answer (monkeypatched in)
+    monkeypatch.setattr(plan, "equal_neighbours", lambda *a: np.ones(max(nb - 1, 0), dtype=bool))
     want = plan.sum_part(*args)
     assert (got.group, got.runs is None) == (want.group, want.runs is None)
     if got.runs is not None:
