@@ -529,7 +529,7 @@ def drop_parents(parent_slots: np.ndarray, parent_param_starts: np.ndarray,
     counts = keep.sum(axis=1)
     width = int(counts.max(initial=0))
     slots = np.take_along_axis(psl, order, axis=1)[:, :width]
-    starts = pps[rows, order[:, :width]]
+    starts = np.take_along_axis(pps, order, axis=1)[:, :width]
     pad = np.arange(width)[None, :] >= counts[:, None]
     slots[pad] = 0
     starts[pad] = 0
