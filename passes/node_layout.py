@@ -48,6 +48,9 @@ from pccompiler.passes.verify import checked_tensors
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
+# ctx.analysis key: (the Layout this pass made, its index tensors' decoded
+# arrays by name), which compile_model returns as CompileResult.layout_arrays
+LAYOUT_ARRAYS = "layout_arrays"
 RESERVED = 1                       # sum_params[0] = 0.0 pads sums (block size 1)
 
 
@@ -151,11 +154,16 @@ def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
 
 
 class _Tensors:
-    def __init__(self, layout: pcir.Layout):
+    """Adds the Layout's index tensors, and with `keep` keeps each one's
+    decoded form (`decoded`) for the engine of this process
+    (CompileResult.layout_arrays)."""
+
+    def __init__(self, layout: pcir.Layout, keep: bool):
         self.layout = layout
+        self.decoded: dict[str, np.ndarray] | None = {} if keep else None
 
     def add(self, name: str, array: np.ndarray, dtype) -> str:
-        add_index_tensor(self.layout.tensors, array, name, dtype)
+        add_index_tensor(self.layout.tensors, array, name, dtype, self.decoded)
         return name
 
 
@@ -169,7 +177,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     n = a.num_nodes
     num_slots = 2 + n
     sdt = index_dtype(num_slots)
-    t = _Tensors(layout)
+    t = _Tensors(layout, ctx.keep_layout_arrays)
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
@@ -217,7 +225,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             run += 1
         layer.num_slots = end - first
         while bwd is not None and back < len(bwd.layer) and bwd.layer[back] == li:
-            add_partitions(layout, li, bwd, back, sdt)   # after the layer's forward tensors
+            add_partitions(layout, li, bwd, back, sdt, t.decoded)   # after the layer's forward
             back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
@@ -234,6 +242,8 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     np_.node_slots = t.add("nodes.node_slots", plan.slot, sdt)
     np_.sum_param_start, np_.sum_param_count = sum_start, s_count
     np_.input_param_start, np_.input_param_count = 0, int(layout.num_input_params)
+    if t.decoded is not None:
+        ctx.analysis[LAYOUT_ARRAYS] = (layout, t.decoded)
     ctx.note(f"{num_slots} slots, {layout.num_sum_params} sum params ({RESERVED} reserved, "
              f"{tail} tail), {layout.num_input_params} input params")
     return layout, True

@@ -336,3 +336,31 @@ def test_sum_parts_without_equal_neighbours_skip_the_run_searches(seed, monkeypa
     for name in ("block_slots", "block_num_children", "child_slots", "block_param_starts",
                  "owner_blocks"):
         assert torch.equal(getattr(got, name), getattr(want, name))
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "random1"])
+def test_the_engine_adopts_the_layout_pass_arrays(name, tmp_path, monkeypatch):
+    """pc.compile hands the node layout pass's index arrays to the triton
+    engine's tensor table (CompileResult.layout_arrays): its plans decode no
+    tensor, and every array equals what ir.to_numpy reads from the Layout
+    (dtype, shape, bytes, read-only)."""
+    import pccompiler as pc
+    from pccompiler.ir import helpers, tensors
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+    path = (random_cnf_sdd(tmp_path, np.random.default_rng(1), 10, 25)[0]
+            if name.startswith("random") else shared_sdd(name))
+    model = pc.from_sdd(path, form="nodes")
+    from pccompiler.passes.manager import compile_model
+    assert compile_model(model, verify=False).layout_arrays is None      # kept only when asked
+    circuit = pc.compile(model, backend="triton", device="cpu", check=False)
+    decoded = []
+    real = helpers.to_numpy
+    monkeypatch.setattr(helpers, "to_numpy", lambda *a, **k: decoded.append(a) or real(*a, **k))
+    engine = circuit.engine
+    engine.fast_plan, engine.plan
+    assert decoded == []
+    table = engine.layout_table
+    for t in engine.layout.tensors:
+        got, want = table[t.name], tensors.to_numpy(t)
+        assert (got.dtype, got.shape) == (want.dtype, want.shape), t.name
+        assert got.tobytes() == want.tobytes() and not got.flags.writeable, t.name
