@@ -61,8 +61,8 @@ def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fracti
     """mark_first_writers (and, with `ratios`, mark_ratio_rows) on a plain
     plan (`is_plain`) of at most WHOLE_ROWS_MAX written rows; False (and
     nothing set) on any other plan. zero_all_fraction: plan.ZERO_ALL_FRACTION."""
-    if not is_plain(plan):
-        return False
+    if plan.num_slots > WHOLE_ROWS_MAX or not is_plain(plan):
+        return False      # a large plan walks (its writers' rows are as many, or more)
     parts, tensors, is_product, may = _walk(plan)
     if sum(t.numel() for t in tensors) > WHOLE_ROWS_MAX:
         return False
