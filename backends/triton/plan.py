@@ -940,10 +940,10 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
         rows = [block_rows(part.block_slots.cpu().numpy(), part.block_size) for part in sums]
         sizes = np.array([r.size for r in rows], dtype=np.int64)
         every = np.concatenate(rows)
-        bad_at = np.flatnonzero(~ok[every])          # positions in `every`, then their part
-        bad = np.bincount(np.searchsorted(np.cumsum(sizes), bad_at, side="right"),
-                          minlength=len(sums))
-        by_writer = (sizes > 0) & (bad == 0)
+        by_writer = sizes > 0                       # and every row ok: one and-reduce per part
+        if every.size:
+            by_writer[by_writer] = np.logical_and.reduceat(ok[every],
+                                                           (np.cumsum(sizes) - sizes)[by_writer])
         ratio[every[np.repeat(by_writer, sizes)]] = True
         for part, flag in zip(sums, by_writer.tolist()):
             part.ratio_by_writer = flag
