@@ -177,7 +177,10 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     n = a.num_nodes
     num_slots = 2 + n
     sdt = index_dtype(num_slots)
-    t = _Tensors(layout, ctx.keep_layout_arrays)
+    # decoded arrays for the engine (CompileResult.layout_arrays): small circuits only,
+    # where decoding hundreds of tensors costs more than their bytes; a large one's
+    # would keep its Layout's bytes twice from here to the plans' build
+    t = _Tensors(layout, ctx.keep_layout_arrays and len(a.child_ids) <= WHOLE_EDGES_MAX)
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
