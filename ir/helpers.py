@@ -117,6 +117,17 @@ class TensorTable:
     def proto(self, name: str) -> pcir.Tensor:
         return self._protos[name]
 
+    def adopt(self, decoded: Mapping[str, np.ndarray]) -> None:
+        """Take `decoded[name]` as the array of tensor `name` (for names in
+        the table not read yet): arrays the caller made those tensors from,
+        in their decoded form (to_numpy's dtype, shape and values,
+        read-only), so reading them decodes nothing. The node layout pass
+        hands its index tables to the engine that builds plans from them
+        in the same process (passes.manager.CompileResult.layout_arrays)."""
+        for name, array in decoded.items():
+            if name in self._protos and name not in self._arrays:
+                self._arrays[name] = array
+
     def __getitem__(self, name: str) -> np.ndarray:
         array = self._arrays.get(name)
         if array is None:

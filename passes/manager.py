@@ -23,7 +23,7 @@ from pccompiler import ir
 from pccompiler.errors import PassError
 from pccompiler.ir import heap, pcir
 from pccompiler.ir.nodes import is_node_model
-from pccompiler.passes.node_layout import NODE_PIPELINE
+from pccompiler.passes.node_layout import LAYOUT_ARRAYS, NODE_PIPELINE
 from pccompiler.passes.pipeline import format_pipeline, parse_pipeline
 from pccompiler.passes.registry import DEFAULT_PIPELINE, get_pass
 from pccompiler.passes.helpers.rewrites import ParamRewrites
@@ -80,6 +80,9 @@ class PassContext:
     backend: str = ""
     pipeline: str = DEFAULT_PIPELINE
     backward: bool = True      # node layouts: build the backward partitions (node_backward.py)
+    # node layouts: keep the index tensors' decoded arrays for the caller
+    # (CompileResult.layout_arrays; costs their bytes until it drops them)
+    keep_layout_arrays: bool = False
     report: PassReport = field(default_factory=PassReport)
     rewrites: ParamRewrites = field(default_factory=ParamRewrites)
     analysis: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +102,11 @@ class CompileResult:
     layout: pcir.Layout
     report: PassReport
     cache_hit: bool = False
+    # name -> the decoded array of a Layout tensor, as the pass that wrote it
+    # made it (node layouts), for an engine of this process to adopt
+    # (ir.TensorTable.adopt) instead of decoding the tensor again; None
+    # after a cache hit or when a later pass replaced that pass's Layout.
+    layout_arrays: dict | None = None
 
 
 def _maxrss_mb() -> float:
@@ -234,6 +242,7 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
                   rerun: bool = False, backward: bool = True, release_heap: bool = True,
+                  layout_arrays: bool = False,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -258,6 +267,9 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     retained heap (ir/heap.py) in the process for a backend that builds
     its plans from the Layout next (the triton engine, whose plan build
     returns them); heap.release() returns them otherwise.
+    layout_arrays=True (node-form Models) returns the Layout's index tensors
+    as the layout pass made them, decoded (CompileResult.layout_arrays), for
+    an engine of this process to read instead of decoding the tensors.
     """
     from pccompiler.passes.cache import as_cache
     if is_node_model(model):
@@ -266,7 +278,7 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     text = format_pipeline(items)
     deferred = not backward and is_node_model(model)
     ctx = PassContext(model=model, block_limit=int(block_limit), backend=backend, pipeline=text,
-                      backward=not deferred)
+                      backward=not deferred, keep_layout_arrays=layout_arrays)
     if isinstance(print_after, str):
         print_after = {p.strip() for p in print_after.split(",") if p.strip()}
     print_after = set(print_after or ())
@@ -301,4 +313,6 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     if layout_cache is not None:
         layout_cache.store(key, ctx.model, layout, ctx.rewrites, source=model)
         ctx.report.cache_notes.extend(layout_cache.take_notes())
-    return CompileResult(ctx.model, layout, ctx.report, cache_hit=False)
+    made = ctx.analysis.get(LAYOUT_ARRAYS)      # (Layout, arrays) of the node layout pass
+    return CompileResult(ctx.model, layout, ctx.report, cache_hit=False,
+                         layout_arrays=made[1] if made is not None and made[0] is layout else None)

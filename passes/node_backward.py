@@ -28,7 +28,7 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.ir.layout_rules_deep import BACKWARD_DEFERRED as DEFERRED, \
     BACKWARD_DEFERRED_KEY as DEFERRED_KEY, is_backward_deferred as is_deferred
-from pccompiler.ir.tensors import add_tensor
+from pccompiler.passes.helpers.edit import add_index_tensor
 from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables
 
 
@@ -57,9 +57,11 @@ def sum_edges(parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndar
     return backward_tables(layers, pslots, cslots, params, num_slots, sdt)
 
 
-def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sdt) -> None:
+def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sdt,
+                   decoded: dict | None = None) -> None:
     """Backward partition i of `bwd` as layer li's next SumBackwardPartition,
-    its four tensors appended to layout.tensors."""
+    its four tensors appended to layout.tensors (and their decoded arrays
+    to `decoded`, if given: helpers/edit.add_index_tensor)."""
     layer = layout.layers[li]
     width = int(bwd.max_parents[i])
     bp = layer.sum_backward_partitions.add(
@@ -72,7 +74,7 @@ def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sd
                              ("cblock_num_parents", bwd.num_parents[i], np.int32),
                              ("parent_slots", bwd.parent_slots[i], sdt),
                              ("parent_param_starts", bwd.param_starts[i], np.int64)):
-        add_tensor(layout.tensors, np.asarray(array, dtype=dt), f"{name}.{field}")
+        add_index_tensor(layout.tensors, array, f"{name}.{field}", dt, decoded)
         setattr(bp, field, f"{name}.{field}")
 
 

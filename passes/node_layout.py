@@ -39,15 +39,18 @@ from pccompiler import ir
 from pccompiler.ir import pcir
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, TENSOR_FIELDS, NodeArrays, gather_ranges,
                                   node_arrays, stable_argsort)
-from pccompiler.passes.helpers.edit import index_dtype
+from pccompiler.passes.helpers.edit import add_index_tensor, index_dtype
 from pccompiler.passes.helpers.node_levels import node_levels
-from pccompiler.passes.helpers.node_tables import layer_classes, padded_tables
+from pccompiler.passes.helpers.node_tables import BackwardTables, backward_tables, \
+    layer_classes, padded_tables, segment_ranks
 from pccompiler.passes.node_backward import DEFERRED, DEFERRED_KEY, add_partitions, sum_edges
 from pccompiler.passes.verify import checked_tensors
-from pccompiler.ir.tensors import add_tensor
 from pccompiler.version import __version__
 
 NODE_PIPELINE = "verify,layerize,layout"
+# ctx.analysis key: (the Layout this pass made, its index tensors' decoded
+# arrays by name), which compile_model returns as CompileResult.layout_arrays
+LAYOUT_ARRAYS = "layout_arrays"
 RESERVED = 1                       # sum_params[0] = 0.0 pads sums (block size 1)
 
 
@@ -151,11 +154,16 @@ def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
 
 
 class _Tensors:
-    def __init__(self, layout: pcir.Layout):
+    """Adds the Layout's index tensors, and with `keep` keeps each one's
+    decoded form (`decoded`) for the engine of this process
+    (CompileResult.layout_arrays)."""
+
+    def __init__(self, layout: pcir.Layout, keep: bool):
         self.layout = layout
+        self.decoded: dict[str, np.ndarray] | None = {} if keep else None
 
     def add(self, name: str, array: np.ndarray, dtype) -> str:
-        add_tensor(self.layout.tensors, np.asarray(array, dtype=dtype), name)
+        add_index_tensor(self.layout.tensors, array, name, dtype, self.decoded)
         return name
 
 
@@ -169,21 +177,21 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     n = a.num_nodes
     num_slots = 2 + n
     sdt = index_dtype(num_slots)
-    t = _Tensors(layout)
+    # decoded arrays for the engine (CompileResult.layout_arrays): small circuits only,
+    # where decoding hundreds of tensors costs more than their bytes; a large one's
+    # would keep its Layout's bytes twice from here to the plans' build
+    t = _Tensors(layout, ctx.keep_layout_arrays and len(a.child_ids) <= WHOLE_EDGES_MAX)
     width = a.input_params.shape[1] if a.input_params.ndim == 2 else 1
     s_count = len(a.sum_weights)
     sum_start, tail = RESERVED, 0
     input_ids = np.flatnonzero(a.kind == INPUT)                 # row r: input node input_ids[r]
-    fwd = _forward_tables(plan, sdt)
+    kid_slot = _edge_slots(plan)
+    fwd = _forward_tables(plan, kid_slot, sdt)
     pos_slot = np.arange(2, num_slots, dtype=sdt)               # slot of each position
     fan_o = plan.fan_o.astype(np.int32)
     wstart_o = plan.wstart_o                                    # sum_start included
     backward = ctx.backward
-    bwd = sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
-                     for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
-                                                           plan.run_start.tolist(),
-                                                           plan.run_end.tolist()))
-                     if plan.layer_kind[li] == SUM], num_slots, sdt) if backward else None
+    bwd = _backward(plan, kid_slot, fwd, pos_slot, fan_o, sdt) if backward else None
     run, back = 0, 0
     for li, layer in enumerate(layout.layers):
         first = int(plan.run_start[run])
@@ -220,7 +228,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
             run += 1
         layer.num_slots = end - first
         while bwd is not None and back < len(bwd.layer) and bwd.layer[back] == li:
-            add_partitions(layout, li, bwd, back, sdt)   # after the layer's forward tensors
+            add_partitions(layout, li, bwd, back, sdt, t.decoded)   # after the layer's forward
             back += 1
     layout.num_slots = num_slots
     layout.num_sum_params = sum_start + s_count + tail
@@ -237,6 +245,8 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     np_.node_slots = t.add("nodes.node_slots", plan.slot, sdt)
     np_.sum_param_start, np_.sum_param_count = sum_start, s_count
     np_.input_param_start, np_.input_param_count = 0, int(layout.num_input_params)
+    if t.decoded is not None:
+        ctx.analysis[LAYOUT_ARRAYS] = (layout, t.decoded)
     ctx.note(f"{num_slots} slots, {layout.num_sum_params} sum params ({RESERVED} reserved, "
              f"{tail} tail), {layout.num_input_params} input params")
     return layout, True
@@ -277,11 +287,57 @@ def _structure_hash_beside(model: pcir.Model, a: NodeArrays) -> Callable[[], str
 
 
 
-def _forward_tables(plan: NodePlan, sdt) -> list[np.ndarray]:
+def _edge_slots(plan: NodePlan) -> np.ndarray:
+    """The child slot of every edge, the nodes in slot order, each node's
+    children in its own order: the forward tables' entries, unpadded."""
+    a = plan.a
+    return gather_ranges(a.child_ids, a.child_offsets[plan.order], plan.fan_o, through=plan.slot)
+
+
+def _forward_tables(plan: NodePlan, kid_slot: np.ndarray, sdt) -> list[np.ndarray]:
     """The padded child-slot table of every forward partition, from the
-    edges of all nodes in slot order (products pad with slot 1, sums 0)."""
-    a, order, fan_o = plan.a, plan.order, plan.fan_o
-    kid_slot = gather_ranges(a.child_ids, a.child_offsets[order], fan_o, through=plan.slot)
+    edges of all nodes in slot order (`_edge_slots`; products pad with
+    slot 1, sums 0)."""
     run_len = plan.run_end - plan.run_start
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
-    return padded_tables(kid_slot, fan_o, run_len, plan.run_max, pad, sdt)
+    return padded_tables(kid_slot, plan.fan_o, run_len, plan.run_max, pad, sdt)
+
+
+# Below this many edges the backward tables' sum edges come from the edge
+# array in a few whole-array steps (`sum_edge_arrays`): node_backward.sum_edges'
+# dozen numpy calls per sum partition were a third of a 2k-node circuit's
+# layout pass. Above it sum_edges fills its arrays partition by partition,
+# with no temporary the length of all edges (fresh memory of 10^7 entries
+# costs more than the calls there).
+WHOLE_EDGES_MAX = 1 << 20
+
+
+def _backward(plan: NodePlan, kid_slot: np.ndarray, fwd: list[np.ndarray],
+              pos_slot: np.ndarray, fan_o: np.ndarray, sdt) -> BackwardTables:
+    """The backward tables of the sum partitions: the same arrays either way
+    (WHOLE_EDGES_MAX)."""
+    num_slots = len(pos_slot) + 2
+    if len(kid_slot) <= WHOLE_EDGES_MAX:
+        return backward_tables(*sum_edge_arrays(plan, kid_slot, pos_slot, sdt), num_slots, sdt)
+    wstart_o = plan.wstart_o
+    return sum_edges([(li, pos_slot[lo:end], fan_o[lo:end], fwd[r], wstart_o[lo:end])
+                      for r, (li, lo, end) in enumerate(zip(plan.run_layer.tolist(),
+                                                            plan.run_start.tolist(),
+                                                            plan.run_end.tolist()))
+                      if plan.layer_kind[li] == SUM], num_slots, sdt)
+
+
+def sum_edge_arrays(plan: NodePlan, kid_slot: np.ndarray, pos_slot: np.ndarray, sdt
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(layer int32, parent slot, child slot, weight index int64) of every
+    sum edge in slot order of the parents, each parent's children in order:
+    node_backward.sum_edges' arrays, taken from `kid_slot` (`_edge_slots`)
+    at the sum positions in whole-array steps."""
+    run_len = plan.run_end - plan.run_start
+    sum_pos = np.repeat(plan.layer_kind[plan.run_layer] == SUM, run_len)
+    fan = plan.fan_o[sum_pos].astype(np.int64, copy=False)
+    layers = np.repeat(np.repeat(plan.run_layer, run_len)[sum_pos], fan).astype(np.int32)
+    pslots = np.repeat(pos_slot[sum_pos], fan).astype(sdt, copy=False)
+    cslots = kid_slot[np.repeat(sum_pos, plan.fan_o)].astype(sdt, copy=False)
+    params = np.repeat(plan.wstart_o[sum_pos].astype(np.int64), fan) + segment_ranks(fan)
+    return layers, pslots, cslots, params

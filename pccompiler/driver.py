@@ -153,7 +153,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                                           DEFAULT_BLOCK_LIMIT)),
                                   verify=verify,
                                   backward=reads_backward(layout_impl),
-                                  release_heap=not plans_on_first_use(impl))
+                                  release_heap=not plans_on_first_use(impl),
+                                  layout_arrays=plans_on_first_use(impl))
     run_options = backend_options
     if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
         run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
@@ -162,6 +163,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     circuit = compile_with_arrays(impl, result.model, result.layout,
                                   {"device": device, "dtype": dtype, **run_options},
                                   arrays if result.model is model else None)
+    _adopt_layout_arrays(circuit, result)
     if target is not None:
         from pccompiler.backends.triton.aot import build_kernels, kernel_manifest
         circuit.aot_kernels = kernel_manifest(build_kernels(
@@ -169,6 +171,18 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
             [str(d) for d in data_dtypes], str(backend_options.get("precision", "tf32")),
             bool(backend_options.get("compact", True))))
     return circuit.record_origin(compile_report=result.report)
+
+
+def _adopt_layout_arrays(circuit: Any, result: Any) -> None:
+    """Hand the layout pass's index arrays (CompileResult.layout_arrays) to
+    an engine that decodes its Layout's tensors into a table for its plans
+    (the triton engine's `layout_table`), so the plans built on first use
+    decode nothing the pass had in hand (a logic circuit's hundreds of
+    small tensors: ~1 ms of seq_fun's build)."""
+    engine = getattr(circuit, "engine", None)
+    if result.layout_arrays and getattr(engine, "layout", None) is result.layout and \
+            hasattr(type(engine), "layout_table"):
+        engine.layout_table.adopt(result.layout_arrays)
 
 
 TRITON_ONLY = ("precision", "cuda_graphs", "compact", "autotune_batch", "fuse_products",

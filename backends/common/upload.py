@@ -36,21 +36,25 @@ def _offsets(tensors: Sequence[torch.Tensor]) -> tuple[list[int], int]:
     return offsets, total
 
 
-def _host_bytes(t: torch.Tensor) -> np.ndarray:
-    """A host tensor's bytes, flat (no copy for a contiguous one)."""
-    if t.requires_grad or not t.is_contiguous():
-        t = t.detach().contiguous()
-    return t.numpy().reshape(-1).view(np.uint8)
-
-
 def _stage(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
-    """One uint8 host buffer holding every tensor's bytes at its offset."""
+    """One uint8 host buffer holding every tensor's bytes at its offset.
+    Each tensor is written through the buffer seen as its own dtype (one
+    slice assignment; ALIGN is a multiple of every item size), not as
+    bytes: a plan's hundreds of small tensors made the byte views the
+    larger part of the staging."""
     offsets, total = _offsets(tensors)
     buffer = torch.empty(total, dtype=torch.uint8)
     flat = buffer.numpy()
+    typed: dict[torch.dtype, np.ndarray] = {}
     for t, off in zip(tensors, offsets):
-        data = _host_bytes(t)
-        flat[off:off + data.size] = data
+        if t.requires_grad or not t.is_contiguous():
+            t = t.detach().contiguous()
+        data = t.numpy().reshape(-1)
+        whole = typed.get(t.dtype)
+        if whole is None:
+            whole = typed[t.dtype] = flat.view(data.dtype)
+        start = off // data.itemsize
+        whole[start:start + data.size] = data
     return buffer, offsets
 
 
@@ -59,14 +63,17 @@ def _views(buffer: torch.Tensor, tensors: Sequence[torch.Tensor],
     """Each tensor's dtype and shape over its bytes of `buffer`: one
     as_strided per tensor over the buffer seen as its dtype (a slice and a
     view cost twice that, and a plan holds hundreds of small tensors)."""
-    typed: dict[torch.dtype, torch.Tensor] = {}     # `buffer` as each dtype (ALIGN divides it)
+    typed: dict[torch.dtype, tuple[torch.Tensor, int, int]] = {}   # (buffer as dtype, base, size)
     out = []
     for t, off in zip(tensors, offsets):
-        whole = typed.get(t.dtype)
-        if whole is None:
-            whole = typed[t.dtype] = buffer.view(t.dtype)
-        out.append(whole.as_strided(t.shape, _contiguous_strides(t.shape),
-                                    whole.storage_offset() + off // t.element_size()))
+        seen = typed.get(t.dtype)
+        if seen is None:          # ALIGN divides the buffer: it is whole items of any dtype
+            whole = buffer.view(t.dtype)
+            seen = typed[t.dtype] = (whole, whole.storage_offset(), whole.element_size())
+        whole, base, size = seen
+        shape = t.shape
+        out.append(whole.as_strided(shape, (1,) if len(shape) == 1 else _contiguous_strides(shape),
+                                    base + off // size))
     return out
 
 

@@ -39,6 +39,7 @@ from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
 from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
+from pccompiler.backends.triton.writer_marks import mark_plain_writers
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
 
@@ -297,8 +298,8 @@ VARIABLE_RUNS = True    # False: aligned runs only (A/B runs; bench/step_model.p
 RUN_GAIN = 2.0          # unequal runs replace aligned ones when their mean is this much longer
 
 
-def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
-              ) -> tuple[int, np.ndarray | None]:
+def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int,
+              same: np.ndarray | None = None) -> tuple[int, np.ndarray | None]:
     """(group, runs) of a sum part: unequal runs of blocks with the same
     children (common/block_runs.variable_runs, up to GROUP_MAX_ROWS rows)
     where their mean length beats the aligned runs of `group` blocks by
@@ -306,13 +307,15 @@ def run_table(lists: np.ndarray, counts: np.ndarray, block_size: int, group: int
     else (group, None). A pruned group stored DENSE at an odd size has
     one-row blocks that no aligned run takes (its rows number 126, say):
     one run of all its rows reads each child once instead of once per row,
-    and its node flows can go through the tile (`is_tile_part`)."""
+    and its node flows can go through the tile (`is_tile_part`). `same`:
+    `equal_neighbours(lists, counts)`, when the caller has it."""
     nb = lists.shape[0]
     if not VARIABLE_RUNS or nb < 2:
         return group, None
     # variable_runs yields at least one run per block unlike its predecessor:
     # when those alone are too many, skip it (a logic circuit's parts, mostly)
-    same = (lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])
+    if same is None:
+        same = equal_neighbours(lists, counts)
     if nb < RUN_GAIN * group * (nb - int(same.sum())):
         return group, None
     starts = variable_runs(lists, counts, block_size, GROUP_MAX_ROWS)
@@ -331,15 +334,22 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
     """A SumKernelPart whose runs of blocks with equal children (`shared_run`)
     the kernels walk as one block. grand_slots [nb, K, A]: the children's
     values are read as sums of these rows (fusion.py)."""
-    cs = np.asarray(child_slots, dtype=np.int64)
-    nb, k = cs.shape
+    nb, k = np.shape(child_slots)
     num_children = np.asarray(block_num_children, dtype=np.int64)
     # int32 where the input is (_i32 then skips its range check)
     owners = np.arange(nb, dtype=np.int32) if owner_mask is None else \
         np.flatnonzero(owner_mask).astype(np.int32)
     mean = float(num_children.mean()) if nb and "tile_rows" in (options or {}) else 0.0
-    group, runs = run_table(cs, num_children, int(block_size),
-                            shared_run(cs, num_children, int(block_size)))
+    same = equal_neighbours(child_slots, num_children)
+    if nb == 1 or not same.any():
+        # no two consecutive blocks share their children (a logic circuit's
+        # sum part: distinct nodes), so no run exists, aligned or not:
+        # shared_run answers 1 and run_table (1, None) without searching
+        group, runs = 1, None
+    else:
+        cs = np.asarray(child_slots, dtype=np.int64)
+        group, runs = run_table(cs, num_children, int(block_size),
+                                shared_run(cs, num_children, int(block_size)), same)
     return SumKernelPart(int(block_size), nb, k, _i32(block_slots, device),
                          _i32(block_num_children, device), _i32(child_slots, device),
                          _i64(block_param_starts, device), bool(atomic), _i32(owners, device),
@@ -347,6 +357,12 @@ def sum_part(block_size: int, block_slots: np.ndarray, block_num_children: np.nd
                          grand_slots=None if grand_slots is None else _i32(grand_slots, device),
                          fused_arity=0 if grand_slots is None else int(grand_slots.shape[2]),
                          runs=None if runs is None else _i32(runs, device))
+
+
+def equal_neighbours(lists: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """bool [nb - 1]: block i + 1 has block i's children (`lists` rows, in
+    any integer dtype, and `counts`)."""
+    return (lists[1:] == lists[:-1]).all(axis=1) & (counts[1:] == counts[:-1])
 
 
 UNION_MAX_READS = 0.7    # a run of child blocks must read at most this share of the parent tiles
@@ -412,8 +428,11 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     sums = np.where(real, psl, 0).sum(axis=1)
     if not (sums[even] == sums[even + 1]).all():
         return plain                                 # (or a parent twice: plain as well)
-    order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
-    slots = np.take_along_axis(psl, order, axis=1)
+    # one parent per row (most of a logic circuit's later layers): nothing to sort
+    order = np.zeros((nb, 1), dtype=np.intp) if p == 1 else \
+        np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
+    rows = np.arange(nb)[:, None]                    # psl[rows, order]: take_along_axis
+    slots = psl[rows, order]
     slots[~real] = -1                                # rows sorted, padding alike
     if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():    # a parent twice in one list
         return plain
@@ -431,7 +450,7 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     if best is None or best[1] > UNION_MAX_READS * total:
         return plain
     width = int(npar.max())
-    starts = np.take_along_axis(pps, order, axis=1)[:, :width]
+    starts = pps[rows, order[:, :width]]
     starts[~real[:, :width]] = -1
     union = slots[:, :width]
     union[union < 0] = 0
@@ -834,6 +853,8 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     (no atomics). On a compact plan the scratch region is forgotten before
     each sum layer that refills it. The remaining rows (plus slots 0, 1) are
     zeroed."""
+    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION):
+        return            # a node layout's plan: the same marks in whole-array steps
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)
     writers = [[_sum_backward_writer(p) for p in lp.sum_backwards]
@@ -846,7 +867,8 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     # rows first written by a tile part (only those are read below)
     fresh: list[list[np.ndarray]] | None = [] if any(lp.tile_flows for lp in plan.layers) \
         else None
-    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,), refills, fresh)
+    flags = first_writer_stores(writers, plan.num_slots, (plan.root_slot,),
+                                refills if any(lp.scratch for lp in plan.layers) else None, fresh)
     stored = np.zeros(plan.num_slots, dtype=bool)
     stored[plan.root_slot] = True
     for lp, layer_writers, layer_flags, layer_fresh in zip(plan.layers, writers, flags,
@@ -913,12 +935,18 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     if plan.scratch_start is not None:
         ok[plan.scratch_start:] = False        # a reused region holds other nodes' rows
     ratio = np.zeros(plan.num_slots, dtype=bool)
-    for lp in plan.layers:
-        for part in lp.sums:
-            rows = block_rows(part.block_slots.cpu().numpy(), part.block_size)
-            part.ratio_by_writer = bool(rows.size) and bool(ok[rows].all())
-            if part.ratio_by_writer:
-                ratio[rows] = True
+    sums = [part for lp in plan.layers for part in lp.sums]
+    if sums:        # per part: rows, and all of them ok (one pass over all parts' rows)
+        rows = [block_rows(part.block_slots.cpu().numpy(), part.block_size) for part in sums]
+        sizes = np.array([r.size for r in rows], dtype=np.int64)
+        every = np.concatenate(rows)
+        by_writer = sizes > 0                       # and every row ok: one and-reduce per part
+        if every.size:
+            by_writer[by_writer] = np.logical_and.reduceat(ok[every],
+                                                           (np.cumsum(sizes) - sizes)[by_writer])
+        ratio[every[np.repeat(by_writer, sizes)]] = True
+        for part, flag in zip(sums, by_writer.tolist()):
+            part.ratio_by_writer = flag
     for part, rows in products:
         part.ratio_out = part.store and bool(ratio[rows].any())
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \

@@ -179,15 +179,48 @@ def readable_partitions(products: list[tuple[int, int, int]], sum_children: list
         owner[start:start + n] = p
     owner[:2] = count
     layer_of = np.array([li for li, _, _ in products], dtype=np.int64)
-    reads = np.zeros((num_layers + 1, count + 1), dtype=np.int64)   # [reading layer, partition]
-    for li, kids in zip(sum_layers, sum_children):
-        reads[li] += np.bincount(owner[kids], minlength=count + 1)
-    by_products = np.zeros(count + 1, dtype=np.int64)
-    for kids in product_children:
-        by_products += np.bincount(owner[kids], minlength=count + 1)
+    if sum(c.size for c in sum_children) + sum(c.size for c in product_children) <= WHOLE_READS_MAX:
+        reads, by_products = _read_counts_whole(owner, count, sum_children, sum_layers,
+                                                product_children, num_layers)
+    else:
+        reads = np.zeros((num_layers + 1, count + 1), dtype=np.int64)   # [reading layer, partition]
+        for li, kids in zip(sum_layers, sum_children):
+            reads[li] += np.bincount(owner[kids], minlength=count + 1)
+        by_products = np.zeros(count + 1, dtype=np.int64)
+        for kids in product_children:
+            by_products += np.bincount(owner[kids], minlength=count + 1)
     by_next = reads[layer_of + 1, np.arange(count)]
     by_sums = reads[:, :count].sum(axis=0)
     return (by_products[:count] == 0) & (by_next > 0) & (by_sums == by_next)
+
+
+# Child slots (sums' and products' together) up to which readable_partitions
+# counts the reads of all partitions in one bincount (`_read_counts_whole`):
+# its two numpy calls per partition were most of a small logic circuit's
+# remap (seq_fun: 87 partitions). Beyond it, partition by partition, with no
+# concatenation of 10^7 child slots.
+WHOLE_READS_MAX = 1 << 18
+
+
+def _read_counts_whole(owner: np.ndarray, count: int, sum_children: list[np.ndarray],
+                       sum_layers: list[int], product_children: list[np.ndarray], num_layers: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """readable_partitions' read counts, [reading layer, partition] by the
+    sums and [partition] by the products (partition `count`: none), from
+    one bincount of (layer, owner) over every sum's children and one over
+    every product's."""
+    if sum_children:
+        kids = np.concatenate(sum_children)
+        key = np.repeat(np.asarray(sum_layers, dtype=np.int64) * (count + 1),
+                        [c.size for c in sum_children])
+        key += owner[kids]
+        reads = np.bincount(key, minlength=(num_layers + 1) * (count + 1))
+    else:
+        reads = np.zeros((num_layers + 1) * (count + 1), dtype=np.int64)
+    reads = reads.reshape(num_layers + 1, count + 1)
+    kids = np.concatenate(product_children) if product_children else np.zeros(0, dtype=np.int64)
+    by_products = np.bincount(owner[kids], minlength=count + 1)
+    return reads, by_products
 
 
 def _readable_moves(products: list[tuple[int, int, int]], read_by_product: np.ndarray,

@@ -30,6 +30,9 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
     given, receives per layer and writer the rows no earlier writer wrote
     (those an adding writer must find zeroed; a row the writer lists twice
     comes twice: the caller takes the union of the writers it needs)."""
+    if forget_before is None and fresh is None and \
+            sum(len(rows) for layer in writers for rows, _ in layer) <= WHOLE_ROWS_MAX:
+        return _first_writer_stores_whole(writers, num_slots, written_first)
     written = np.zeros(num_slots, dtype=bool)
     written[list(written_first)] = True
     flags: list[list[bool]] = [[] for _ in writers]
@@ -45,6 +48,36 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
             written[rows] = True
     if fresh is not None:
         fresh[:] = new
+    return flags
+
+
+# Writers of at most this many rows in all take the rule in whole-array steps
+# (`_first_writer_stores_whole`): the walk's three numpy calls per writer
+# were most of a 2k-node logic circuit's store flags. Larger plans walk
+# (np.minimum.at over 10^7 rows costs more than the walk's slices).
+WHOLE_ROWS_MAX = 1 << 18
+
+
+def _first_writer_stores_whole(writers: list[LayerWriters], num_slots: int,
+                               written_first: tuple[int, ...]) -> list[list[bool]]:
+    """first_writer_stores without `forget_before` and `fresh`: a writer
+    stores when it may and every row it lists has it as its first writer
+    in the walk's order (the rows of `written_first` have an earlier one);
+    a writer of no rows stores when it may."""
+    walk = [(li, i) for li in reversed(range(len(writers))) for i in range(len(writers[li]))]
+    flags: list[list[bool]] = [[False] * len(layer) for layer in writers]
+    if not walk:
+        return flags
+    rows = [writers[li][i][0] for li, i in walk]
+    sizes = np.array([len(r) for r in rows], dtype=np.int64)
+    every = np.concatenate(rows).astype(np.int64, copy=False) if len(rows) else sizes
+    order = np.repeat(np.arange(len(walk), dtype=np.int64), sizes)
+    first = np.full(num_slots, len(walk), dtype=np.int64)
+    first[list(written_first)] = -1
+    np.minimum.at(first, every, order)
+    late = np.bincount(order, weights=first[every] != order, minlength=len(walk))
+    for w, (li, i) in enumerate(walk):
+        flags[li][i] = bool(writers[li][i][1]) and not late[w]
     return flags
 
 

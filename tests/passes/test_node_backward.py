@@ -101,3 +101,18 @@ def test_triton_refuses_a_deferred_layout_with_the_fix_named():
     if interpreting():          # the kernels run on the CPU only under TRITON_INTERPRET=1
         circuit = TritonBackend().compile(model, add_backward(lazy), {"device": "cpu"})
         assert circuit.layout is not None
+
+
+@pytest.mark.parametrize("name", SHARED + ["random"])
+def test_whole_array_sum_edges_equal_the_per_partition_ones(name, tmp_path, monkeypatch):
+    """The layout pass's sum edges of a small circuit, taken from its edge
+    array in whole-array steps (node_layout.sum_edge_arrays), give the
+    Layout that node_backward.sum_edges' partition-by-partition fill gives
+    (WHOLE_EDGES_MAX = -1: every circuit takes that path)."""
+    from pccompiler.passes import node_layout
+    model = _model(name, tmp_path)
+    fast = compile_model(model, backend="triton", verify=False).layout
+    monkeypatch.setattr(node_layout, "WHOLE_EDGES_MAX", -1)
+    general = compile_model(model, backend="triton", verify=False).layout
+    assert sum(len(l.sum_backward_partitions) for l in fast.layers) > 0
+    assert _bytes(fast) == _bytes(general)

@@ -283,3 +283,23 @@ def test_gather_ranges_is_concat_ranges_in_chunks(chunk, monkeypatch):
     want[nodes.concat_ranges(dest, lens)] = src[idx]
     nodes.gather_ranges(src, starts, lens, out=out, dest=dest)
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("source", [np.int32, np.int64, np.uint8])
+def test_add_index_tensor_writes_what_add_tensor_writes(dtype, source):
+    """helpers/edit.add_index_tensor (the node layout's tensors) gives the
+    Tensor ir.add_tensor gives for the array cast to `dtype`: 2-D, empty,
+    strided and negative entries included."""
+    from pccompiler.ir import pcir
+    from pccompiler.ir.tensors import add_tensor
+    from pccompiler.passes.helpers.edit import add_index_tensor
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(-5 if source != np.uint8 else 0, 200, (7, 3)).astype(source),
+              np.zeros((0, 4), dtype=source), np.arange(20, dtype=source)[::3],
+              rng.integers(0, 9, 11).astype(source).reshape(11, 1)]
+    for i, array in enumerate(arrays):
+        want, got = pcir.Layout(), pcir.Layout()
+        add_tensor(want.tensors, np.asarray(array, dtype=dtype), f"t{i}")
+        add_index_tensor(got.tensors, array, f"t{i}", dtype)
+        assert got.SerializeToString(deterministic=True) == want.SerializeToString(deterministic=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pccompiler.backends.common.block_runs import variable_runs
 from pccompiler.backends.triton import plan, scratch
@@ -155,12 +156,17 @@ def test_readable_moves_match_the_per_partition_rule(seed):
         assert np.array_equal(g[3], w[3]) and np.array_equal(g[4], w[4])
 
 
+@pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("seed", range(40))
-def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed):
+def test_readable_partitions_by_read_counts_match_the_per_row_rule(seed, whole, monkeypatch):
     """scratch.readable_partitions (reads counted per partition through a
     row -> partition map, the remap's early rejection) passes the product
     partitions that _readable_moves passes over per-row first and last
-    sum reader layers, as compact_remap builds them."""
+    sum reader layers, as compact_remap builds them; both with the counts
+    of all partitions in one bincount (`whole`, small layouts) and
+    partition by partition (WHOLE_READS_MAX = -1)."""
+    if not whole:
+        monkeypatch.setattr(scratch, "WHOLE_READS_MAX", -1)
     rng = np.random.default_rng(seed)
     num_slots, layers = 300, 6
     products, cursor = _products(rng, layers)
@@ -241,3 +247,120 @@ def test_a_triton_compile_leaves_its_heap_to_the_plan_build(monkeypatch):
     seen.clear()
     pc.compile(model, backend="torch", check=False)
     assert seen == [True]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_whole_array_first_writers_match_the_walk(seed, monkeypatch):
+    """writers.first_writer_stores in whole-array steps (small plans, no
+    forgotten region, no fresh rows) flags what the layer-by-layer walk
+    flags (WHOLE_ROWS_MAX = -1: every plan walks): writers of no rows,
+    rows listed twice by one writer, the root written first."""
+    from pccompiler.backends.triton import writers as writers_mod
+    rng = np.random.default_rng(seed)
+    num_slots = int(rng.integers(3, 40))
+    writers = [[(rng.integers(0, num_slots, int(rng.integers(0, 6))).astype(
+                    np.int32 if seed % 2 else np.int64), bool(rng.random() < 0.8))
+                for _ in range(int(rng.integers(0, 4)))] for _ in range(int(rng.integers(0, 6)))]
+    first = tuple(int(r) for r in rng.integers(0, num_slots, int(rng.integers(0, 3))))
+    got = writers_mod.first_writer_stores(writers, num_slots, first)
+    monkeypatch.setattr(writers_mod, "WHOLE_ROWS_MAX", -1)
+    assert got == writers_mod.first_writer_stores(writers, num_slots, first)
+
+
+def _marks(built) -> list:
+    """Every field the writer rules set, per part and on the plan."""
+    out = [built.zero_all, built.zero_rows.tolist(),
+           None if built.ratio_rows is None else built.ratio_rows.tolist()]
+    for lp in built.layers:
+        out.append([(p.store, p.ratio_out) for p in lp.products])
+        out.append([p.store for p in lp.sum_backwards])
+        out.append([p.ratio_by_writer for p in lp.sums])
+    return out
+
+
+def _node_layout(name, tmp_path):
+    import pccompiler as pc
+    from pccompiler.passes.manager import compile_model
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+    if name.startswith("random"):
+        rng = np.random.default_rng(int(name[6:]))
+        path = random_cnf_sdd(tmp_path, rng, int(rng.integers(6, 14)), int(rng.integers(8, 40)))[0]
+    else:
+        path = shared_sdd(name)
+    return compile_model(pc.from_sdd(path, form="nodes"), backend="triton", verify=False).layout
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "4-grid", "seq_fun", "road_r"]
+                         + [f"random{s}" for s in range(6)])
+def test_plain_writer_marks_match_the_walk(name, tmp_path, monkeypatch):
+    """A node layout's plan takes writer_marks.mark_plain_writers (store
+    flags, zero rows, log-ratio rows in whole-array steps); the general
+    walk of mark_first_writers / mark_ratio_rows sets the same marks."""
+    from pccompiler.backends.triton import writer_marks
+    layout = _node_layout(name, tmp_path)
+    fast = plan.build_plan(layout, "cpu")
+    assert writer_marks.is_plain(fast)
+    monkeypatch.setattr(plan, "mark_plain_writers", lambda *a: False)
+    general = plan.build_plan(layout, "cpu")
+    assert _marks(fast) == _marks(general)
+    flags = [p.store for lp in fast.layers for p in lp.products + lp.sum_backwards]
+    if name in ("sudoku_4", "seq_fun"):          # both outcomes occur
+        assert any(flags) and not all(flags)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sum_parts_without_equal_neighbours_skip_the_run_searches(seed, monkeypatch):
+    """sum_part answers group 1 and no runs, without shared_run and
+    run_table, when no two consecutive blocks share their children; the
+    searches give the same part (one block, distinct lists, some equal
+    neighbours, runs of equal lists)."""
+    rng = np.random.default_rng(seed)
+    nb, k = int(rng.integers(1, 40)), int(rng.integers(1, 5))
+    ids = np.cumsum(rng.random(nb) < float(rng.choice([0.2, 0.9, 1.0])))
+    lists = rng.integers(2, 50, size=(int(ids.max()) + 1, k))[ids].astype(np.int32)
+    counts = rng.integers(1, k + 1, size=int(ids.max()) + 1)[ids].astype(np.int32)
+    args = (int(rng.choice([1, 2])), np.arange(nb, dtype=np.int32) + 2, counts, lists,
+            np.arange(nb, dtype=np.int64) * k, "cpu")
+    got = plan.sum_part(*args)
+    want_group = plan.shared_run(lists.astype(np.int64), counts.astype(np.int64), args[0])
+    want = plan.run_table(lists.astype(np.int64), counts.astype(np.int64), args[0], want_group)
+    assert (got.group, got.runs is None) == (want[0], want[1] is None)
+    if got.runs is not None:
+        assert np.array_equal(got.runs.numpy(), want[1])
+    # the fields besides: as a part made with the searches' answer (monkeypatched in)
+    monkeypatch.setattr(plan, "equal_neighbours", lambda *a: np.ones(max(nb - 1, 0), dtype=bool))
+    want = plan.sum_part(*args)
+    assert (got.group, got.runs is None) == (want.group, want.runs is None)
+    if got.runs is not None:
+        assert torch.equal(got.runs, want.runs)
+    for name in ("block_slots", "block_num_children", "child_slots", "block_param_starts",
+                 "owner_blocks"):
+        assert torch.equal(getattr(got, name), getattr(want, name))
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "random1"])
+def test_the_engine_adopts_the_layout_pass_arrays(name, tmp_path, monkeypatch):
+    """pc.compile hands the node layout pass's index arrays to the triton
+    engine's tensor table (CompileResult.layout_arrays): its plans decode no
+    tensor, and every array equals what ir.to_numpy reads from the Layout
+    (dtype, shape, bytes, read-only)."""
+    import pccompiler as pc
+    from pccompiler.ir import helpers, tensors
+    from tests.logic.circuits import random_cnf_sdd, shared_sdd
+    path = (random_cnf_sdd(tmp_path, np.random.default_rng(1), 10, 25)[0]
+            if name.startswith("random") else shared_sdd(name))
+    model = pc.from_sdd(path, form="nodes")
+    from pccompiler.passes.manager import compile_model
+    assert compile_model(model, verify=False).layout_arrays is None      # kept only when asked
+    circuit = pc.compile(model, backend="triton", device="cpu", check=False)
+    decoded = []
+    real = helpers.to_numpy
+    monkeypatch.setattr(helpers, "to_numpy", lambda *a, **k: decoded.append(a) or real(*a, **k))
+    engine = circuit.engine
+    engine.fast_plan, engine.plan
+    assert decoded == []
+    table = engine.layout_table
+    for t in engine.layout.tensors:
+        got, want = table[t.name], tensors.to_numpy(t)
+        assert (got.dtype, got.shape) == (want.dtype, want.shape), t.name
+        assert got.tobytes() == want.tobytes() and not got.flags.writeable, t.name

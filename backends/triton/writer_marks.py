@@ -1,0 +1,120 @@
+"""Store flags, zero rows and log-ratio rows of a plain plan in whole-array
+steps.
+
+`plan.mark_first_writers` and `plan.mark_ratio_rows` walk a plan's writers
+part by part: for each node-flow and product partition its rows as a fresh
+numpy array, then a few numpy calls per part. On a logic circuit's node
+layout (87 layers and ~140 partitions for seq_fun, a few hundred rows
+each) those calls cost more than the arithmetic: a third of the plan's
+build. A *plain* plan (one-row blocks, no row tiles, no fusion, no compact
+scratch region: every node layout) has every writer's rows in two
+concatenations (the node-flow partitions' child blocks and the products'
+child slots), so each rule is one pass over them with a segment id per row.
+The flags are those of the walk (tests/triton/test_plan_build_fast.py
+compares both on the shared SDDs and random plans).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pccompiler.backends.triton.writers import WHOLE_ROWS_MAX
+
+
+def is_plain(plan) -> bool:
+    """Whether `mark_plain_writers` applies: no compact region, no row-tile
+    flows, no folded products, one-row blocks everywhere."""
+    if plan.scratch_start is not None:
+        return False
+    for lp in plan.layers:
+        if lp.tile_flows or any(p.fused or p.fused_bwd for p in lp.products):
+            return False
+        if any(p.block_size != 1 for p in lp.sums):
+            return False
+        if any(p.child_block_size != 1 or p.fused_bwd for p in lp.sum_backwards):
+            return False
+    return True
+
+
+def _walk(plan) -> tuple[list, list[torch.Tensor], np.ndarray, np.ndarray]:
+    """The writers in backward order (layers reversed; in a layer its
+    node-flow partitions, then its products): (parts, their row tensors
+    (padding included), is-product flags, may-store flags)."""
+    parts, tensors, is_product, may = [], [], [], []
+    for lp in reversed(plan.layers):
+        for part in lp.sum_backwards:
+            parts.append(part)
+            tensors.append(part.cblock_slots.reshape(-1))
+            is_product.append(False)
+            may.append(True)
+        for part in lp.products:
+            parts.append(part)
+            tensors.append(part.child_slots.reshape(-1))
+            is_product.append(True)
+            may.append(not part.atomic)
+    return parts, tensors, np.array(is_product, dtype=bool), np.array(may, dtype=bool)
+
+
+def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fraction: float
+                       ) -> bool:
+    """mark_first_writers (and, with `ratios`, mark_ratio_rows) on a plain
+    plan (`is_plain`) of at most WHOLE_ROWS_MAX written rows; False (and
+    nothing set) on any other plan. zero_all_fraction: plan.ZERO_ALL_FRACTION."""
+    if plan.num_slots > WHOLE_ROWS_MAX or not is_plain(plan):
+        return False      # a large plan walks (its writers' rows are as many, or more)
+    parts, tensors, is_product, may = _walk(plan)
+    if sum(t.numel() for t in tensors) > WHOLE_ROWS_MAX:
+        return False
+    n, num_slots, root = len(parts), plan.num_slots, plan.root_slot
+    raw = torch.cat(tensors).numpy().astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+    raw_seg = np.repeat(np.arange(n), [t.numel() for t in tensors])
+    real = ~is_product[raw_seg] | (raw > 1)         # products' slots 0, 1 carry no flow
+    rows, seg = raw[real], raw_seg[real]
+    # first writer of every row in walk order (the root: before the walk)
+    first = np.full(num_slots, n, dtype=np.int64)
+    first[root] = -1
+    np.minimum.at(first, rows, seg)
+    late = np.bincount(seg, weights=first[rows] != seg, minlength=n)
+    store = may & (late == 0)
+    for part, flag in zip(parts, store.tolist()):
+        part.store = flag
+    stored = np.zeros(num_slots, dtype=bool)
+    stored[root] = True
+    stored[rows[store[seg]]] = True
+    stored[:2] = False
+    zero = np.flatnonzero(~stored)
+    plan.zero_rows = torch.from_numpy(zero).to(device)
+    plan.zero_all = zero.size > zero_all_fraction * num_slots
+    if ratios:
+        _mark_ratios(plan, device, parts, rows, seg, is_product, store)
+    return True
+
+
+def _mark_ratios(plan, device: torch.device, parts: list, rows: np.ndarray, seg: np.ndarray,
+                 is_product: np.ndarray, store: np.ndarray) -> None:
+    """mark_ratio_rows on a plain plan: a sum part's rows take their ratio
+    from their writer when every one has exactly one writer in the whole
+    backward, a storing product; such a product then writes ratios if one
+    of its rows takes them."""
+    num_slots = plan.num_slots
+    counts = np.bincount(rows, minlength=num_slots)
+    by_store_product = np.zeros(num_slots, dtype=bool)
+    by_store_product[rows[(store & is_product)[seg]]] = True
+    ok = (counts == 1) & by_store_product
+    sums = [part for lp in plan.layers for part in lp.sums]
+    ratio = np.zeros(num_slots, dtype=bool)
+    if sums:
+        srows = torch.cat([p.block_slots.reshape(-1) for p in sums]).numpy().astype(np.int64)
+        sizes = np.array([p.block_slots.numel() for p in sums], dtype=np.int64)
+        sseg = np.repeat(np.arange(len(sums)), sizes)
+        bad = np.bincount(sseg, weights=~ok[srows], minlength=len(sums))
+        by_writer = (sizes > 0) & (bad == 0)
+        ratio[srows[by_writer[sseg]]] = True
+        for part, flag in zip(sums, by_writer.tolist()):
+            part.ratio_by_writer = flag
+    hits = np.bincount(seg, weights=ratio[rows], minlength=len(parts)) > 0
+    for p in np.flatnonzero(is_product).tolist():
+        parts[p].ratio_out = bool(store[p] and hits[p])
+    plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \
+        else None
