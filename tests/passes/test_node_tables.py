@@ -13,7 +13,9 @@ from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
 from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, stable_argsort
-from pccompiler.passes.helpers.node_levels import (levels_by_kahn, levels_by_stages, node_levels,
+from pccompiler.passes.helpers import node_levels as levels_module
+from pccompiler.passes.helpers.node_levels import (levels_by_id_chunks, levels_by_kahn,
+                                                   levels_by_stages, node_levels,
                                                    parents_by_child, scope_stages)
 from pccompiler.passes.manager import compile_model
 
@@ -176,6 +178,35 @@ def test_levels_by_scope_stages_equal_kahns(name, alternate, tmp_path):
     np.testing.assert_array_equal(node_levels(a, alternate), got)
 
 
+@pytest.mark.parametrize("name", SHARED + ["random"])
+@pytest.mark.parametrize("alternate", [True, False])
+@pytest.mark.parametrize("step", [None, 7, 300])
+def test_levels_by_id_chunks_equal_kahns(name, alternate, step, tmp_path):
+    """Node levels by id chunks (the way of circuits of more than one chunk
+    of edges): in one chunk, chunks of a few rows (most children in earlier
+    chunks) and of 300 edges, an imported SDD's ids and scopes order its
+    reads, so the way never steps aside, and its levels are Kahn's."""
+    path = (random_cnf_sdd(tmp_path, np.random.default_rng(5), 10, 25)[0] if name == "random"
+            else shared_sdd(name))
+    a = ir.nodes.node_arrays(pc.from_sdd(path, form="nodes"))
+    got = levels_by_id_chunks(a, alternate, step)
+    assert got is not None and got.dtype == np.int32
+    np.testing.assert_array_equal(got, levels_by_kahn(a, alternate))
+
+
+def test_node_levels_takes_id_chunks_beyond_one_chunk(monkeypatch):
+    """node_levels takes the id chunks once the edges exceed CHUNK (made
+    small here), with Kahn's result."""
+    a = ir.nodes.node_arrays(pc.from_sdd(shared_sdd("seq_fun"), form="nodes"))
+    taken = []
+    real = levels_module.levels_by_id_chunks
+    monkeypatch.setattr(levels_module, "CHUNK", 500)
+    monkeypatch.setattr(levels_module, "levels_by_id_chunks",
+                        lambda *args: taken.append(1) or real(*args))
+    np.testing.assert_array_equal(node_levels(a), levels_by_kahn(a))
+    assert taken
+
+
 def _chain(kinds, kids_of, lo, hi):
     fan = np.array([len(k) for k in kids_of])
     return NodeArrays(kind=np.array(kinds, dtype=np.uint8), child_offsets=np.r_[0, np.cumsum(fan)],
@@ -205,6 +236,26 @@ def test_levels_fall_back_to_kahn_where_scopes_do_not_order_the_edges(case):
         assert scope_stages(a) is None
     np.testing.assert_array_equal(node_levels(a), levels_by_kahn(a))
     assert node_levels(a)[4] == 3
+    # by id chunks: the outer sum of a sum (two children) is in a group
+    # before the inner one (one child), so reads it PENDING and the way
+    # steps aside; a one-child product comes in the group after the
+    # two-child product of its scope that it reads, so is levelled right
+    got = levels_by_id_chunks(a)
+    if case == "one-child product":
+        np.testing.assert_array_equal(got, levels_by_kahn(a))
+    else:
+        assert got is None
+
+
+def test_id_chunks_with_a_child_after_its_parent():
+    """Ids not topological (unchecked arrays): within one chunk the stages
+    still order the reads, so the levels are Kahn's; with the child in a
+    later chunk it is read PENDING and the way gives None."""
+    # 0, 1 over x0, 2 over x1; 3 = product(4, 2) over x0..x1; 4 = sum(0, 1) over x0
+    a = _chain([0, 0, 0, PRODUCT, SUM], [[], [], [], [4, 2], [0, 1]],
+               [0, 0, 1, 0, 0], [1, 1, 2, 2, 1])
+    np.testing.assert_array_equal(levels_by_id_chunks(a), levels_by_kahn(a))
+    assert levels_by_id_chunks(a, step=1) is None
 
 
 def test_fan_class_is_the_ceiling_of_log2():
