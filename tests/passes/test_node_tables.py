@@ -84,6 +84,28 @@ def test_layer_classes_merge_small_layers_only():
     assert MERGE_PADDING < 3000 * 7
 
 
+@pytest.mark.parametrize("chunk", [None, 5, 64])
+def test_layer_classes_in_chunks_equal_the_whole_array_rule(chunk, monkeypatch):
+    """Rows interleaved over layers (int32 layers, as plan_nodes passes
+    them), counted a chunk of rows at a time (ir.nodes.CHUNK made small):
+    the classes of the whole-array rule, layer by layer."""
+    if chunk:
+        monkeypatch.setattr("pccompiler.ir.nodes.CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    layer = rng.integers(0, 6, size=700).astype(np.int32)
+    fan = rng.integers(0, 40, size=700)
+    fan[layer == 2] = 2                                   # a layer of one width
+    for limit in (-1, 0, 200, 2000, 10 ** 6):
+        want = fan_class(fan)
+        for lay in range(6):
+            at = layer == lay
+            if at.any() and at.sum() * 2.0 ** want[at].max() - fan[at].sum() <= limit:
+                want[at] = 0
+        got = layer_classes(layer, fan, limit)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
+
+
 def test_backward_tables_list_each_childs_parents_in_its_layer():
     # layer 0: parents 10, 11 over children 2, 3; layer 1: parent 12 over 2
     layer = np.array([0, 0, 0, 1])
