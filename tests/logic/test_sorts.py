@@ -91,6 +91,22 @@ def test_unique_few_is_numpys_unique_or_declines(n, distinct, slots_log2, declin
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("slots_log2", [20, 12])
+def test_unique_few_in_chunks_is_numpys_unique(slots_log2, monkeypatch):
+    """Its passes a chunk of keys at a time (ir.nodes.CHUNK made small):
+    first positions, ranks and collided keys (2^12 slots) across chunks
+    still give np.unique's (values, inverse, first), ranks as int32."""
+    monkeypatch.setattr("pccompiler.ir.nodes.CHUNK", 700)
+    rng = np.random.default_rng(slots_log2)
+    values = rng.choice(2 ** 40, size=900, replace=False)
+    keys = values[rng.integers(0, 900, size=6000)]
+    got = unique_few(keys, slots_log2)
+    assert got is not None and got[1].dtype == np.int32
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    for a, b in zip(got, (want, want_inv, want_first)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("monotone", [True, False])
 def test_distinct_pairs_sort_only_the_decisions_out_of_order(monotone):
     """_distinct_pairs gives np.unique's sorted (decision, product) pairs
