@@ -212,32 +212,41 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     del key
     size = np.diff(bounds[0::2])                          # nodes per batch
     # the children of the small batches' nodes, gathered once for all of
-    # them (a small batch costs its numpy calls, not its arrays)
+    # them, and what each of their nodes needs besides its children's
+    # levels, made once (a small batch costs its numpy calls, not its
+    # arrays: five each)
     small = np.flatnonzero(size < PAIR_SPLIT)
     in_small = nodes[concat_ranges(bounds[2 * small], size[small])]
     count = fan[in_small]
     ends = np.r_[0, np.cumsum(count)]                   # edge offsets, small batches' nodes
     kid_ids = a.child_ids[concat_ranges(a.child_offsets[in_small], count)]
-    small_start = (np.cumsum(size[small]) - size[small]).tolist()
-    small_of = dict(zip(small.tolist(), small_start))
+    q_end = np.cumsum(size[small])
+    q_start = q_end - size[small]
+    seg = ends[:-1] - np.repeat(ends[q_start], size[small])   # segment starts within the batch
+    # level = ((top + 1 + even) | 1) - even: the smallest above top of the
+    # node's parity (even = 1 for sums, 0 for products; 0 with no parity)
+    even = (a.kind[in_small] != PRODUCT).astype(np.int32) if alternate else \
+        np.zeros(len(in_small), dtype=np.int32)
+    step = even + 1
+    spans = dict(zip(small.tolist(), zip(q_start.tolist(), q_end.tolist(),
+                                         ends[q_start].tolist(), ends[q_end].tolist())))
     bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
     odd = (a.kind == PRODUCT).view(np.uint8) if alternate else None
     for b in range(batch + 1):
+        if not big[b]:                       # a small batch: the gathered children
+            q0, q1, e0, e1 = spans[b]
+            top = np.maximum.reduceat(level[kid_ids[e0:e1]], seg[q0:q1])
+            top += step[q0:q1]
+            if alternate:
+                top |= 1
+                top -= even[q0:q1]
+            level[in_small[q0:q1]] = top
+            continue
         j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
-        pieces = [(j, j + 1, 2), (j + 1, j + 2, 1)] if big[b] else [(j, j + 2, 0)]
-        for i0, i1, way in pieces:
+        for i0, i1, pairs in ((j, j + 1, True), (j + 1, j + 2, False)):
             p0, p1 = bounds[i0], bounds[i1]
-            if p0 == p1:
-                continue
-            if way == 0:                     # a small batch: the gathered children
-                q0 = small_of[b]
-                q1 = q0 + p1 - p0
-                e0 = int(ends[q0])
-                top = np.maximum.reduceat(level[kid_ids[e0:int(ends[q1])]], ends[q0:q1] - e0)
-                _set_levels(level, nodes[p0:p1], top, odd)
-                continue
             for c0, c1 in chunk_bounds(p1 - p0):     # a large batch, in chunks of nodes
-                _level_group(a, level, nodes[p0 + c0:p0 + c1], fan, way == 2, odd)
+                _level_group(a, level, nodes[p0 + c0:p0 + c1], fan, pairs, odd)
     return level
 
 

@@ -200,6 +200,21 @@ def test_levels_by_scope_stages_equal_kahns(name, alternate, tmp_path):
     np.testing.assert_array_equal(node_levels(a, alternate), got)
 
 
+@pytest.mark.parametrize("pair_split", [1, 50])
+@pytest.mark.parametrize("alternate", [True, False])
+def test_levels_by_stages_large_and_small_batches_equal_kahns(pair_split, alternate,
+                                                               monkeypatch):
+    """With PAIR_SPLIT lowered, every batch (1) or some (50) take the large
+    batches' way (two-child rows apart, chunks), the rest the small ones'
+    (children gathered once, parity by ((top + 1 + even) | 1) - even):
+    Kahn's levels either way, on seq_fun and 4-grid."""
+    monkeypatch.setattr(levels_module, "PAIR_SPLIT", pair_split)
+    for name in ("seq_fun", "4-grid"):
+        a = ir.nodes.node_arrays(pc.from_sdd(shared_sdd(name), form="nodes"))
+        np.testing.assert_array_equal(levels_by_stages(a, alternate),
+                                      levels_by_kahn(a, alternate))
+
+
 @pytest.mark.parametrize("name", SHARED + ["random"])
 @pytest.mark.parametrize("alternate", [True, False])
 @pytest.mark.parametrize("step", [None, 7, 300])
