@@ -75,13 +75,13 @@ def levels_by_id_chunks(a: NodeArrays, alternate: bool = True,
     fan = a.fan_in()
     level = np.zeros(a.num_nodes, dtype=np.int32)
     level[fan > 0] = PENDING
-    odd = (a.kind == PRODUCT).view(np.uint8) if alternate else None
     for r0, r1 in row_chunks(a.child_offsets[1:], step):
         key = _chunk_keys(a, fan, r0, r1)
         order, groups = _chunk_groups(key)
         for k, g0, g1 in groups:
             nodes = order[g0:g1]
             nodes += r0
+            odd = (0 if k & 2 else 1) if alternate else None    # products odd, others even
             _level_group(a, level, nodes, fan, k & 1 == 0, odd)
     if a.num_nodes and int(level.max()) >= PENDING:
         return None
@@ -89,13 +89,13 @@ def levels_by_id_chunks(a: NodeArrays, alternate: bool = True,
 
 
 def _chunk_keys(a: NodeArrays, fan: np.ndarray, r0: int, r1: int) -> np.ndarray:
-    """int32 group key of the nodes r0..r1-1: 4 * scope size + 2 for sums
-    + 1 unless two children (stage order, two-child rows apart); -1 for
-    fan-in 0 (left out)."""
+    """int32 group key of the nodes r0..r1-1: 4 * scope size + 2 unless a
+    product (sums: one parity per group) + 1 unless two children (stage
+    order, two-child rows apart); -1 for fan-in 0 (left out)."""
     f = fan[r0:r1]
     key = np.subtract(a.scope_hi[r0:r1], a.scope_lo[r0:r1], dtype=np.int32)
     key *= 4
-    key += 2 * (a.kind[r0:r1] == SUM)
+    key += 2 * (a.kind[r0:r1] != PRODUCT)
     key += f != 2
     key[f == 0] = -1
     return key
@@ -121,7 +121,7 @@ def _chunk_groups(key: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int
 
 
 def _level_group(a: NodeArrays, level: np.ndarray, nodes: np.ndarray, fan: np.ndarray,
-                 pairs: bool, odd: np.ndarray | None) -> None:
+                 pairs: bool, odd: np.ndarray | int | None) -> None:
     """Levels `nodes` from their children's current levels (`pairs`: every
     one has two children: two gathers, no segmented max)."""
     first = a.child_offsets[nodes]
@@ -251,12 +251,19 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
 
 
 def _set_levels(level: np.ndarray, part: np.ndarray, top: np.ndarray,
-                odd: np.ndarray | None) -> None:
+                odd: np.ndarray | int | None) -> None:
     """level[part] = top + 1, raised to the node's parity (products odd)
-    where `odd` is given."""
-    top += 1
-    if odd is not None:
-        top += (top ^ odd[part]) & 1
+    where `odd` is given: per node (an array over all nodes), or one
+    parity for all of `part` (an int: ((top + 2 - odd) | 1) - (1 - odd),
+    no gather of the nodes' parities)."""
+    if isinstance(odd, int):
+        top += 2 - odd
+        top |= 1
+        top -= 1 - odd
+    else:
+        top += 1
+        if odd is not None:
+            top += (top ^ odd[part]) & 1
     level[part] = top
 
 
