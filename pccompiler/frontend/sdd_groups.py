@@ -178,7 +178,9 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=No
     form's child array: no second scatter). Each signature's row is made
     once as a template (its tautologies, placeholders for prime and sub);
     rows copy their signature's template and set prime and sub, a chunk of
-    rows at a time (no index array over all 10^7 entries)."""
+    rows at a time (no index array over all 10^7 entries); a row of width
+    2 (no tautologies: 95% of the products of the block SDDs) only sets
+    prime and sub."""
     if flat is None:
         rw = width[sig_of_row]
         r_off = np.cumsum(rw) - rw
@@ -187,21 +189,25 @@ def child_index(taut, r_pi, r_si, sig_of_row, width, lp, lp_n, ls, ls_n, flat=No
     tmpl = np.zeros(int(width.sum()), dtype=flat.dtype)
     tmpl[concat_ranges(t_off + 1, lp_n)] = taut[lp]
     tmpl[concat_ranges(t_off + 2 + lp_n, ls_n)] = taut[ls]
+    smoothed = width > 2                          # signatures with sibling tautologies
     steps = np.arange(0, dtype=np.int64)         # 0, 1, 2, ...: grown to the largest chunk
     for a, b in chunk_bounds(len(sig_of_row), CHUNK // 4):
         sg, dst = sig_of_row[a:b], r_off[a:b]
-        wd = width[sg]
-        first = np.cumsum(wd)
-        first -= wd
-        m = int(first[-1] + wd[-1])
-        if m > len(steps):
-            steps = np.arange(m, dtype=np.int64)
-        within = steps[:m]
-        src = np.repeat(t_off[sg] - first, wd)
-        src += within
-        pos = np.repeat(dst - first, wd)
-        pos += within
-        flat[pos] = tmpl[src]
+        rows = np.flatnonzero(smoothed[sg])       # only these copy a template (most rows
+        if len(rows):                             # of an SDD are [prime, sub] alone)
+            wide_sg, wide_dst = sg[rows], dst[rows]
+            wd = width[wide_sg]
+            first = np.cumsum(wd)
+            first -= wd
+            m = int(first[-1] + wd[-1])
+            if m > len(steps):
+                steps = np.arange(m, dtype=np.int64)
+            within = steps[:m]
+            src = np.repeat(t_off[wide_sg] - first, wd)
+            src += within
+            pos = np.repeat(wide_dst - first, wd)
+            pos += within
+            flat[pos] = tmpl[src]
         flat[dst] = r_pi[a:b]
         flat[dst + 1 + lp_n[sg]] = r_si[a:b]
     return flat, r_off
