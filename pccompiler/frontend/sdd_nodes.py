@@ -222,7 +222,8 @@ def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
     order = stable_argsort(key)
     same = np.zeros(n, dtype=bool)
     for a, b in chunk_bounds(n - 1 if n else 0):      # same[i]: sorted key i repeats i - 1
-        np.equal(key[order[a + 1:b + 1]], key[order[a:b]], out=same[a + 1:b + 1])
+        ordered = key[order[a:b + 1]]                 # (one gather of the keys, not two)
+        np.equal(ordered[1:], ordered[:-1], out=same[a + 1:b + 1])
     repeat = np.flatnonzero(same)
     del same
     # A run of repeats r..r+m-1 belongs to the key first at r - 1 (from the
