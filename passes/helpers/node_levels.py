@@ -89,11 +89,13 @@ def levels_by_id_chunks(a: NodeArrays, alternate: bool = True,
 
 
 def _chunk_keys(a: NodeArrays, fan: np.ndarray, r0: int, r1: int) -> np.ndarray:
-    """int32 group key of the nodes r0..r1-1: 4 * scope size + 2 unless a
-    product (sums: one parity per group) + 1 unless two children (stage
-    order, two-child rows apart); -1 for fan-in 0 (left out)."""
+    """Group key of the nodes r0..r1-1 (int32 while 4 * scope sizes fit):
+    4 * scope size + 2 unless a product (one parity per group) + 1 unless
+    two children (stage order, two-child rows apart); -1 for fan-in 0
+    (left out)."""
     f = fan[r0:r1]
-    key = np.subtract(a.scope_hi[r0:r1], a.scope_lo[r0:r1], dtype=np.int32)
+    wide = np.int32 if len(a.variable_order) < 2 ** 28 else np.int64   # 4 * scope fits
+    key = np.subtract(a.scope_hi[r0:r1], a.scope_lo[r0:r1], dtype=wide)
     key *= 4
     key += 2 * (a.kind[r0:r1] != PRODUCT)
     key += f != 2
@@ -107,12 +109,18 @@ def _chunk_groups(key: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int
     the values present first, so the stable sort is numpy's radix sort of
     uint8 (uint16) ranks, not a merge sort of int32 keys (0.06 s against
     0.21 s over 13M nodes)."""
-    present = np.zeros(int(key.max(initial=-1)) + 2, dtype=bool)
-    present[key] = True                               # key -1: the last entry
-    rank = np.cumsum(present, dtype=np.int32)
-    rank -= 1
-    small = np.uint8 if rank[-1] < 256 else np.uint16 if rank[-1] < 2 ** 16 else np.int32
-    order = np.argsort(rank[key].astype(small), kind="stable")
+    top = int(key.max(initial=-1)) + 2
+    if top <= 4 * len(key) + 4096:                    # a table of the values present
+        present = np.zeros(top, dtype=bool)
+        present[key] = True                           # key -1: the last entry
+        rank = np.cumsum(present, dtype=np.int32)
+        rank -= 1
+        ranks, most = rank[key], int(rank[-1])
+    else:                                             # (wide scopes: ranks by a sort)
+        ranks = np.unique(key, return_inverse=True)[1].reshape(-1)
+        most = int(ranks.max(initial=0))
+    small = np.uint8 if most < 256 else np.uint16 if most < 2 ** 16 else np.int64
+    order = np.argsort(ranks.astype(small), kind="stable")
     ordered = key[order]
     cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(key)]

@@ -231,6 +231,24 @@ def test_levels_by_id_chunks_equal_kahns(name, alternate, step, tmp_path):
     np.testing.assert_array_equal(got, levels_by_kahn(a, alternate))
 
 
+@pytest.mark.parametrize("scale", [1, 10 ** 7])
+def test_chunk_groups_are_the_stable_runs_of_each_key(scale):
+    """The id chunks' groups: positions in stable key order (those of key
+    -1 anywhere), one run per key >= 0, ascending, key -1 left out; keys ranked through a table of
+    the values present, or (keys far above the chunk's length: wide
+    scopes) through np.unique."""
+    rng = np.random.default_rng(2)
+    key = rng.integers(-1, 40, size=500) * scale
+    key[key < 0] = -1
+    order, groups = levels_module._chunk_groups(key.astype(np.int64))
+    stable = np.argsort(key, kind="stable")
+    np.testing.assert_array_equal(order[key[order] >= 0], stable[key[stable] >= 0])
+    want = sorted({int(k) for k in key if k >= 0})
+    assert [k for k, _, _ in groups] == want
+    for k, g0, g1 in groups:
+        np.testing.assert_array_equal(order[g0:g1], np.flatnonzero(key == k))
+
+
 def test_node_levels_takes_id_chunks_beyond_one_chunk(monkeypatch):
     """node_levels takes the id chunks once the edges exceed CHUNK (made
     small here), with Kahn's result."""
