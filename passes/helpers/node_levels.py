@@ -1,10 +1,18 @@
 """Levels of a node-form circuit (pcir.NodeCircuit).
 
 Level 0 holds the inputs; a node's level is above its deepest child's
-(the longest path, or the next level of the node's kind). Two ways, both
+(the longest path, or the next level of the node's kind). Three ways, all
 O(edges) plus a constant per step, with no Python per node:
 
-  * by scope stages (the usual case): 2 * scope size (+1 for sums) grows
+  * by id chunks (large circuits): node ids are topological (every child
+    below its parent), so the nodes are levelled a chunk of ids at a time,
+    within a chunk by scope stage (its children in earlier chunks are
+    done, those in the chunk are in lower stages); a child read before it
+    is levelled shows as PENDING, and then the way is dropped. One gather
+    of the children's levels per edge, each chunk's edges read in
+    sequence, and only a chunk sorted (small keys): no pass that checks
+    the stage order first and no sort of all nodes;
+  * by scope stages (smaller circuits): 2 * scope size (+1 for sums) grows
     along every edge of a smooth, decomposable circuit, so the nodes of a
     stage are levelled together from their children's levels, one gather
     and one segmented max per batch of stages; no reverse CSR, no sort of
@@ -23,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from pccompiler.errors import CheckError
-from pccompiler.ir.nodes import (PRODUCT, SUM, NodeArrays, chunk_bounds, concat_ranges,
+from pccompiler.ir.nodes import (CHUNK, PRODUCT, SUM, NodeArrays, chunk_bounds, concat_ranges,
                                   gather_ranges, row_chunks, sort_low_by_key, stable_argsort)
 
 
@@ -34,10 +42,107 @@ def node_levels(a: NodeArrays, alternate: bool = True) -> np.ndarray:
     levels are layers (about 40% fewer layers on the shared SDDs than
     splitting mixed levels; no node moves more than one level).
 
-    By scope stages (levels_by_stages) when the scopes order the edges,
-    which a smooth and decomposable circuit's do; else by Kahn's steps."""
-    level = levels_by_stages(a, alternate)
+    By id chunks (levels_by_id_chunks) for a circuit of more than one
+    chunk of edges, by scope stages (levels_by_stages: fewer numpy calls
+    for a small one) when the scopes order the edges, which a smooth and
+    decomposable circuit's do; else by Kahn's steps."""
+    level = None
+    if len(a.child_ids) > CHUNK:
+        level = levels_by_id_chunks(a, alternate)
+    if level is None:
+        level = levels_by_stages(a, alternate)
     return level if level is not None else levels_by_kahn(a, alternate)
+
+
+PENDING = 1 << 30      # level of a node not yet levelled (levels_by_id_chunks)
+
+
+def levels_by_id_chunks(a: NodeArrays, alternate: bool = True,
+                        step: int | None = None) -> np.ndarray | None:
+    """The levels of node_levels, a chunk of node ids (about `step`, CHUNK,
+    edges) at a time, in id order; within a chunk, group by group of
+    (scope stage, not two children), stages ascending. None when some node
+    read a child not yet levelled (still PENDING): the scopes do not order
+    the edges within a chunk, or ids are not topological (unchecked
+    arrays). Otherwise every node was levelled from its children's final
+    levels, which is the definition, so the levels are node_levels'.
+    Against levels_by_stages on a 10^6-node SDD (13M nodes, 35M edges):
+    each chunk's offsets and child ids read in sequence and its sort on
+    uint8 ranks in cache, no stage check over all edges first (0.5 s
+    against 1.0-1.3 s)."""
+    if len(a.scope_lo) != a.num_nodes or len(a.scope_hi) != a.num_nodes:
+        return None
+    fan = a.fan_in()
+    level = np.zeros(a.num_nodes, dtype=np.int32)
+    level[fan > 0] = PENDING
+    for r0, r1 in row_chunks(a.child_offsets[1:], step):
+        key = _chunk_keys(a, fan, r0, r1)
+        order, groups = _chunk_groups(key)
+        for k, g0, g1 in groups:
+            nodes = order[g0:g1]
+            nodes += r0
+            odd = (0 if k & 2 else 1) if alternate else None    # products odd, others even
+            _level_group(a, level, nodes, fan, k & 1 == 0, odd)
+    if a.num_nodes and int(level.max()) >= PENDING:
+        return None
+    return level
+
+
+def _chunk_keys(a: NodeArrays, fan: np.ndarray, r0: int, r1: int) -> np.ndarray:
+    """Group key of the nodes r0..r1-1 (int32 while 4 * scope sizes fit):
+    4 * scope size + 2 unless a product (one parity per group) + 1 unless
+    two children (stage order, two-child rows apart); -1 for fan-in 0
+    (left out)."""
+    f = fan[r0:r1]
+    wide = np.int32 if len(a.variable_order) < 2 ** 28 else np.int64   # 4 * scope fits
+    key = np.subtract(a.scope_hi[r0:r1], a.scope_lo[r0:r1], dtype=wide)
+    key *= 4
+    key += 2 * (a.kind[r0:r1] != PRODUCT)
+    key += f != 2
+    key[f == 0] = -1
+    return key
+
+
+def _chunk_groups(key: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """(positions by key, stable; [(key, first, end)] of each key's run,
+    ascending, key -1 left out). The keys are ranked through a table of
+    the values present first, so the stable sort is numpy's radix sort of
+    uint8 (uint16) ranks, not a merge sort of int32 keys (0.06 s against
+    0.21 s over 13M nodes)."""
+    top = int(key.max(initial=-1)) + 2
+    if top <= 4 * len(key) + 4096:                    # a table of the values present
+        present = np.zeros(top, dtype=bool)
+        present[key] = True                           # key -1: the last entry
+        rank = np.cumsum(present, dtype=np.int32)
+        rank -= 1
+        ranks, most = rank[key], int(rank[-1])
+    else:                                             # (wide scopes: ranks by a sort)
+        ranks = np.unique(key, return_inverse=True)[1].reshape(-1)
+        most = int(ranks.max(initial=0))
+    small = np.uint8 if most < 256 else np.uint16 if most < 2 ** 16 else np.int64
+    order = np.argsort(ranks.astype(small), kind="stable")
+    ordered = key[order]
+    cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(key)]
+    runs = zip(ordered[starts].tolist(), starts.tolist(), ends.tolist())
+    return order, [(k, g0, g1) for k, g0, g1 in runs if k >= 0]
+
+
+def _level_group(a: NodeArrays, level: np.ndarray, nodes: np.ndarray, fan: np.ndarray,
+                 pairs: bool, odd: np.ndarray | int | None) -> None:
+    """Levels `nodes` from their children's current levels (`pairs`: every
+    one has two children: two gathers, no segmented max)."""
+    first = a.child_offsets[nodes]
+    kids = a.child_ids
+    if pairs:
+        top = level[kids[first]]
+        first += 1
+        np.maximum(top, level[kids[first]], out=top)
+    else:
+        n_kids = fan[nodes]
+        top = np.maximum.reduceat(gather_ranges(kids, first, n_kids, through=level),
+                                  np.cumsum(n_kids) - n_kids)
+    _set_levels(level, nodes, top, odd)
 
 
 def scope_stages(a: NodeArrays) -> tuple[np.ndarray, np.ndarray] | None:
@@ -115,53 +220,58 @@ def levels_by_stages(a: NodeArrays, alternate: bool = True) -> np.ndarray | None
     del key
     size = np.diff(bounds[0::2])                          # nodes per batch
     # the children of the small batches' nodes, gathered once for all of
-    # them (a small batch costs its numpy calls, not its arrays)
+    # them, and what each of their nodes needs besides its children's
+    # levels, made once (a small batch costs its numpy calls, not its
+    # arrays: five each)
     small = np.flatnonzero(size < PAIR_SPLIT)
     in_small = nodes[concat_ranges(bounds[2 * small], size[small])]
     count = fan[in_small]
     ends = np.r_[0, np.cumsum(count)]                   # edge offsets, small batches' nodes
     kid_ids = a.child_ids[concat_ranges(a.child_offsets[in_small], count)]
-    small_start = (np.cumsum(size[small]) - size[small]).tolist()
-    small_of = dict(zip(small.tolist(), small_start))
+    q_end = np.cumsum(size[small])
+    q_start = q_end - size[small]
+    seg = ends[:-1] - np.repeat(ends[q_start], size[small])   # segment starts within the batch
+    # level = ((top + 1 + even) | 1) - even: the smallest above top of the
+    # node's parity (even = 1 for sums, 0 for products; 0 with no parity)
+    even = (a.kind[in_small] != PRODUCT).astype(np.int32) if alternate else \
+        np.zeros(len(in_small), dtype=np.int32)
+    step = even + 1
+    spans = dict(zip(small.tolist(), zip(q_start.tolist(), q_end.tolist(),
+                                         ends[q_start].tolist(), ends[q_end].tolist())))
     bounds, big = bounds.tolist(), (size >= PAIR_SPLIT).tolist()
     odd = (a.kind == PRODUCT).view(np.uint8) if alternate else None
-    off, kids = a.child_offsets, a.child_ids
     for b in range(batch + 1):
+        if not big[b]:                       # a small batch: the gathered children
+            q0, q1, e0, e1 = spans[b]
+            top = np.maximum.reduceat(level[kid_ids[e0:e1]], seg[q0:q1])
+            top += step[q0:q1]
+            if alternate:
+                top |= 1
+                top -= even[q0:q1]
+            level[in_small[q0:q1]] = top
+            continue
         j = 2 * b                            # bounds[j:j + 3]: pairs, others, end
-        pieces = [(j, j + 1, 2), (j + 1, j + 2, 1)] if big[b] else [(j, j + 2, 0)]
-        for i0, i1, way in pieces:
+        for i0, i1, pairs in ((j, j + 1, True), (j + 1, j + 2, False)):
             p0, p1 = bounds[i0], bounds[i1]
-            if p0 == p1:
-                continue
-            if way == 0:                     # a small batch: the gathered children
-                q0 = small_of[b]
-                q1 = q0 + p1 - p0
-                e0 = int(ends[q0])
-                top = np.maximum.reduceat(level[kid_ids[e0:int(ends[q1])]], ends[q0:q1] - e0)
-                _set_levels(level, nodes[p0:p1], top, odd)
-                continue
             for c0, c1 in chunk_bounds(p1 - p0):     # a large batch, in chunks of nodes
-                part = nodes[p0 + c0:p0 + c1]
-                first = off[part]
-                if way == 2:                 # rows of two: two gathers
-                    top = level[kids[first]]
-                    first += 1
-                    np.maximum(top, level[kids[first]], out=top)
-                else:                        # the other rows
-                    n_kids = fan[part]
-                    top = np.maximum.reduceat(gather_ranges(kids, first, n_kids, through=level),
-                                              np.cumsum(n_kids) - n_kids)
-                _set_levels(level, part, top, odd)
+                _level_group(a, level, nodes[p0 + c0:p0 + c1], fan, pairs, odd)
     return level
 
 
 def _set_levels(level: np.ndarray, part: np.ndarray, top: np.ndarray,
-                odd: np.ndarray | None) -> None:
+                odd: np.ndarray | int | None) -> None:
     """level[part] = top + 1, raised to the node's parity (products odd)
-    where `odd` is given."""
-    top += 1
-    if odd is not None:
-        top += (top ^ odd[part]) & 1
+    where `odd` is given: per node (an array over all nodes), or one
+    parity for all of `part` (an int: ((top + 2 - odd) | 1) - (1 - odd),
+    no gather of the nodes' parities)."""
+    if isinstance(odd, int):
+        top += 2 - odd
+        top |= 1
+        top -= 1 - odd
+    else:
+        top += 1
+        if odd is not None:
+            top += (top ^ odd[part]) & 1
     level[part] = top
 
 

@@ -178,7 +178,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
         else:
             ch[blank] = 32
         m = np.flatnonzero(ch == ord("-"))
-        digits = np.count_nonzero((ch - np.uint8(48)) < 10)
+        digits = np.count_nonzero(ch >= 48) - np.count_nonzero(ch > 57)   # 0-9 (no temporary:
+                                                 # a third of the time of (ch - 48) < 10)
         if digits + np.count_nonzero(ch == 32) + len(m) + np.count_nonzero(ch == 10) != b - a:
             return None                                  # a byte other than 0-9, ' ', '-', \n
         if len(m) and (m[0] == 0 or m[-1] + 1 >= len(ch) or not (

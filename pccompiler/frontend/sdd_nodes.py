@@ -222,7 +222,8 @@ def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
     order = stable_argsort(key)
     same = np.zeros(n, dtype=bool)
     for a, b in chunk_bounds(n - 1 if n else 0):      # same[i]: sorted key i repeats i - 1
-        np.equal(key[order[a + 1:b + 1]], key[order[a:b]], out=same[a + 1:b + 1])
+        ordered = key[order[a:b + 1]]                 # (one gather of the keys, not two)
+        np.equal(ordered[1:], ordered[:-1], out=same[a + 1:b + 1])
     repeat = np.flatnonzero(same)
     del same
     # A run of repeats r..r+m-1 belongs to the key first at r - 1 (from the
@@ -233,7 +234,7 @@ def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
     del order
     at_first = np.ones(n, dtype=bool)
     at_first[repeat] = False
-    inv = np.cumsum(at_first)
+    inv = np.cumsum(at_first, dtype=index_dtype(n))  # rows < elements: int32 ids, half the bytes
     inv -= 1
     inv[repeat] = inv[first_of]
     return inv, key[at_first], rec_of[dec[at_first]]
@@ -260,7 +261,8 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     decs_before = np.zeros(num_recs + 1, dtype=np.int64)   # live decisions before a record
     decs_before[dec_rec + 1] = 1
     np.cumsum(decs_before, out=decs_before)
-    prod_id = np.empty(len(row_key), dtype=np.int64)
+    last = base + len(row_key) + len(dec_rec)         # node ids below it: int32 when they fit
+    prod_id = np.empty(len(row_key), dtype=index_dtype(last))
     for a, b in chunk_bounds(len(row_key)):           # row_rec[rows] is row_rec
         ids = np.arange(base + a, base + b)
         ids += decs_before[row_rec[a:b]]
@@ -356,7 +358,9 @@ def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
         part.sort()
         key[at] = part
     key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
-    return np.divmod(key, width)
+    top = int(node_of.max(initial=0)) + width         # above every node id of a pair
+    pairs = tuple(np.empty(len(key), dtype=index_dtype(top)) for _ in range(2))
+    return np.divmod(key, width, out=pairs, casting="unsafe")    # node ids: int32 when they fit
 
 
 def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:

@@ -91,6 +91,22 @@ def test_unique_few_is_numpys_unique_or_declines(n, distinct, slots_log2, declin
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("slots_log2", [20, 12])
+def test_unique_few_in_chunks_is_numpys_unique(slots_log2, monkeypatch):
+    """Its passes a chunk of keys at a time (ir.nodes.CHUNK made small):
+    first positions, ranks and collided keys (2^12 slots) across chunks
+    still give np.unique's (values, inverse, first), ranks as int32."""
+    monkeypatch.setattr("pccompiler.ir.nodes.CHUNK", 700)
+    rng = np.random.default_rng(slots_log2)
+    values = rng.choice(2 ** 40, size=900, replace=False)
+    keys = values[rng.integers(0, 900, size=6000)]
+    got = unique_few(keys, slots_log2)
+    assert got is not None and got[1].dtype == np.int32
+    want, want_first, want_inv = np.unique(keys, return_index=True, return_inverse=True)
+    for a, b in zip(got, (want, want_inv, want_first)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("monotone", [True, False])
 def test_distinct_pairs_sort_only_the_decisions_out_of_order(monotone):
     """_distinct_pairs gives np.unique's sorted (decision, product) pairs
@@ -250,3 +266,38 @@ def test_unpackable_element_rows_import_the_same_model(name, monkeypatch):
     monkeypatch.setattr("pccompiler.frontend.sdd_nodes.pack_rows", lambda cols: None)
     monkeypatch.setattr("pccompiler.frontend.sdd_groups.pack_rows", lambda cols, own: None)
     assert pc.from_sdd(path, form="nodes").SerializeToString(deterministic=True) == packed
+
+
+@pytest.mark.parametrize("chunk", [None, 40])
+@pytest.mark.parametrize("given", [False, True])
+def test_child_index_equals_rows_made_one_by_one(chunk, given, monkeypatch):
+    """child_index's rows (templates copied only for signatures with
+    sibling tautologies, prime and sub set in every row; chunks of
+    CHUNK // 4 rows, here 10) are [prime, taut(lp)..., sub, taut(ls)...]
+    row by row, into a new array or (`given`) a given one at given
+    offsets."""
+    from pccompiler.frontend.sdd_groups import child_index
+
+    if chunk:
+        monkeypatch.setattr("pccompiler.frontend.sdd_groups.CHUNK", chunk)
+    rng = np.random.default_rng(4)
+    taut = 1000 + np.arange(50)
+    lp_n, ls_n = rng.integers(0, 3, size=12), rng.integers(0, 3, size=12)
+    lp_n[:4] = ls_n[:4] = 0                                     # width-2 signatures
+    lp, ls = rng.integers(0, 50, size=lp_n.sum()), rng.integers(0, 50, size=ls_n.sum())
+    width = 2 + lp_n + ls_n
+    sig = rng.integers(0, 12, size=300)
+    sig[:100] = rng.integers(0, 4, size=100)
+    r_pi, r_si = rng.integers(0, 900, size=300), rng.integers(0, 900, size=300)
+    lp_at, ls_at = np.cumsum(lp_n) - lp_n, np.cumsum(ls_n) - ls_n
+    want = [np.r_[r_pi[i], taut[lp[lp_at[g]:lp_at[g] + lp_n[g]]], r_si[i],
+                  taut[ls[ls_at[g]:ls_at[g] + ls_n[g]]]] for i, g in enumerate(sig)]
+    if given:
+        r_off = 3 + np.cumsum(width[sig]) - width[sig]             # after 3 other entries
+        out = np.full(3 + int(width[sig].sum()), -7, dtype=np.int32)
+        flat, _ = child_index(taut, r_pi, r_si, sig, width, lp, lp_n, ls, ls_n, out, r_off)
+        assert flat is out and (out[:3] == -7).all()
+    else:
+        flat, r_off = child_index(taut, r_pi, r_si, sig, width, lp, lp_n, ls, ls_n)
+    for i, row in enumerate(want):
+        np.testing.assert_array_equal(flat[r_off[i]:r_off[i] + len(row)], row)

@@ -104,3 +104,27 @@ def test_narrow_integers_fall_back_to_int64(tmp_path, monkeypatch, big):
         assert narrow.ints.dtype == (np.int64 if big else np.int32)
         _same(narrow, wide)
         assert int(narrow.header_ints[0]) == (3000000000 if big else 10)
+
+
+@pytest.mark.parametrize("form", ["nodes", "groups"])
+@pytest.mark.parametrize("name", ["sudoku_4", "seq_fun"])
+def test_int32_and_int64_integers_import_the_same_model(name, form, monkeypatch):
+    """The importer's element arrays (decision, prime, sub) take the
+    integers' dtype: int32 from the narrow reader, int64 from the wide one
+    (forced here); the Model bytes are the same either way."""
+    import pccompiler as pc
+    from pccompiler.frontend import sdd
+
+    path = shared_sdd(name)
+    real, got, dtypes = sdd.read_records, {}, []
+
+    def reader(path, header, keys, narrow=False, allow=True):
+        rec = real(path, header, keys, narrow=narrow and allow)
+        dtypes.append(rec.ints.dtype)
+        return rec
+    for allow in (True, False):
+        with monkeypatch.context() as m:
+            m.setattr(sdd, "read_records", lambda *a, **k: reader(*a, **k, allow=allow))
+            got[allow] = pc.from_sdd(path, form=form).SerializeToString(deterministic=True)
+    assert np.dtype(np.int32) in dtypes and dtypes[-1] == np.int64
+    assert got[True] == got[False]

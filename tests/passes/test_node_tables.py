@@ -13,7 +13,9 @@ from pccompiler import ir
 from pccompiler.passes.helpers.node_tables import (MERGE_PADDING, backward_tables, fan_class,
                                                    layer_classes, padded_tables)
 from pccompiler.ir.nodes import PRODUCT, SUM, NodeArrays, stable_argsort
-from pccompiler.passes.helpers.node_levels import (levels_by_kahn, levels_by_stages, node_levels,
+from pccompiler.passes.helpers import node_levels as levels_module
+from pccompiler.passes.helpers.node_levels import (levels_by_id_chunks, levels_by_kahn,
+                                                   levels_by_stages, node_levels,
                                                    parents_by_child, scope_stages)
 from pccompiler.passes.manager import compile_model
 
@@ -80,6 +82,28 @@ def test_layer_classes_merge_small_layers_only():
     assert (layer_classes(layer, fan, limit=10 ** 6) == 0).all()
     np.testing.assert_array_equal(layer_classes(layer, fan, limit=-1), fan_class(fan))
     assert MERGE_PADDING < 3000 * 7
+
+
+@pytest.mark.parametrize("chunk", [None, 5, 64])
+def test_layer_classes_in_chunks_equal_the_whole_array_rule(chunk, monkeypatch):
+    """Rows interleaved over layers (int32 layers, as plan_nodes passes
+    them), counted a chunk of rows at a time (ir.nodes.CHUNK made small):
+    the classes of the whole-array rule, layer by layer."""
+    if chunk:
+        monkeypatch.setattr("pccompiler.ir.nodes.CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    layer = rng.integers(0, 6, size=700).astype(np.int32)
+    fan = rng.integers(0, 40, size=700)
+    fan[layer == 2] = 2                                   # a layer of one width
+    for limit in (-1, 0, 200, 2000, 10 ** 6):
+        want = fan_class(fan)
+        for lay in range(6):
+            at = layer == lay
+            if at.any() and at.sum() * 2.0 ** want[at].max() - fan[at].sum() <= limit:
+                want[at] = 0
+        got = layer_classes(layer, fan, limit)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
 
 
 def test_backward_tables_list_each_childs_parents_in_its_layer():
@@ -176,6 +200,68 @@ def test_levels_by_scope_stages_equal_kahns(name, alternate, tmp_path):
     np.testing.assert_array_equal(node_levels(a, alternate), got)
 
 
+@pytest.mark.parametrize("pair_split", [1, 50])
+@pytest.mark.parametrize("alternate", [True, False])
+def test_levels_by_stages_large_and_small_batches_equal_kahns(pair_split, alternate,
+                                                               monkeypatch):
+    """With PAIR_SPLIT lowered, every batch (1) or some (50) take the large
+    batches' way (two-child rows apart, chunks), the rest the small ones'
+    (children gathered once, parity by ((top + 1 + even) | 1) - even):
+    Kahn's levels either way, on seq_fun and 4-grid."""
+    monkeypatch.setattr(levels_module, "PAIR_SPLIT", pair_split)
+    for name in ("seq_fun", "4-grid"):
+        a = ir.nodes.node_arrays(pc.from_sdd(shared_sdd(name), form="nodes"))
+        np.testing.assert_array_equal(levels_by_stages(a, alternate),
+                                      levels_by_kahn(a, alternate))
+
+
+@pytest.mark.parametrize("name", SHARED + ["random"])
+@pytest.mark.parametrize("alternate", [True, False])
+@pytest.mark.parametrize("step", [None, 7, 300])
+def test_levels_by_id_chunks_equal_kahns(name, alternate, step, tmp_path):
+    """Node levels by id chunks (the way of circuits of more than one chunk
+    of edges): in one chunk, chunks of a few rows (most children in earlier
+    chunks) and of 300 edges, an imported SDD's ids and scopes order its
+    reads, so the way never steps aside, and its levels are Kahn's."""
+    path = (random_cnf_sdd(tmp_path, np.random.default_rng(5), 10, 25)[0] if name == "random"
+            else shared_sdd(name))
+    a = ir.nodes.node_arrays(pc.from_sdd(path, form="nodes"))
+    got = levels_by_id_chunks(a, alternate, step)
+    assert got is not None and got.dtype == np.int32
+    np.testing.assert_array_equal(got, levels_by_kahn(a, alternate))
+
+
+@pytest.mark.parametrize("scale", [1, 10 ** 7])
+def test_chunk_groups_are_the_stable_runs_of_each_key(scale):
+    """The id chunks' groups: positions in stable key order (those of key
+    -1 anywhere), one run per key >= 0, ascending, key -1 left out; keys ranked through a table of
+    the values present, or (keys far above the chunk's length: wide
+    scopes) through np.unique."""
+    rng = np.random.default_rng(2)
+    key = rng.integers(-1, 40, size=500) * scale
+    key[key < 0] = -1
+    order, groups = levels_module._chunk_groups(key.astype(np.int64))
+    stable = np.argsort(key, kind="stable")
+    np.testing.assert_array_equal(order[key[order] >= 0], stable[key[stable] >= 0])
+    want = sorted({int(k) for k in key if k >= 0})
+    assert [k for k, _, _ in groups] == want
+    for k, g0, g1 in groups:
+        np.testing.assert_array_equal(order[g0:g1], np.flatnonzero(key == k))
+
+
+def test_node_levels_takes_id_chunks_beyond_one_chunk(monkeypatch):
+    """node_levels takes the id chunks once the edges exceed CHUNK (made
+    small here), with Kahn's result."""
+    a = ir.nodes.node_arrays(pc.from_sdd(shared_sdd("seq_fun"), form="nodes"))
+    taken = []
+    real = levels_module.levels_by_id_chunks
+    monkeypatch.setattr(levels_module, "CHUNK", 500)
+    monkeypatch.setattr(levels_module, "levels_by_id_chunks",
+                        lambda *args: taken.append(1) or real(*args))
+    np.testing.assert_array_equal(node_levels(a), levels_by_kahn(a))
+    assert taken
+
+
 def _chain(kinds, kids_of, lo, hi):
     fan = np.array([len(k) for k in kids_of])
     return NodeArrays(kind=np.array(kinds, dtype=np.uint8), child_offsets=np.r_[0, np.cumsum(fan)],
@@ -205,6 +291,26 @@ def test_levels_fall_back_to_kahn_where_scopes_do_not_order_the_edges(case):
         assert scope_stages(a) is None
     np.testing.assert_array_equal(node_levels(a), levels_by_kahn(a))
     assert node_levels(a)[4] == 3
+    # by id chunks: the outer sum of a sum (two children) is in a group
+    # before the inner one (one child), so reads it PENDING and the way
+    # steps aside; a one-child product comes in the group after the
+    # two-child product of its scope that it reads, so is levelled right
+    got = levels_by_id_chunks(a)
+    if case == "one-child product":
+        np.testing.assert_array_equal(got, levels_by_kahn(a))
+    else:
+        assert got is None
+
+
+def test_id_chunks_with_a_child_after_its_parent():
+    """Ids not topological (unchecked arrays): within one chunk the stages
+    still order the reads, so the levels are Kahn's; with the child in a
+    later chunk it is read PENDING and the way gives None."""
+    # 0, 1 over x0, 2 over x1; 3 = product(4, 2) over x0..x1; 4 = sum(0, 1) over x0
+    a = _chain([0, 0, 0, PRODUCT, SUM], [[], [], [], [4, 2], [0, 1]],
+               [0, 0, 1, 0, 0], [1, 1, 2, 2, 1])
+    np.testing.assert_array_equal(levels_by_id_chunks(a), levels_by_kahn(a))
+    assert levels_by_id_chunks(a, step=1) is None
 
 
 def test_fan_class_is_the_ceiling_of_log2():
