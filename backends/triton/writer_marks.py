@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pccompiler.backends.triton.writers import WHOLE_ROWS_MAX
+from pccompiler.backends.triton.writers import WHOLE_ROWS_MAX, late_rows
 
 
 def is_plain(plan) -> bool:
@@ -71,12 +71,8 @@ def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fracti
     raw_seg = np.repeat(np.arange(n), [t.numel() for t in tensors])
     real = ~is_product[raw_seg] | (raw > 1)         # products' slots 0, 1 carry no flow
     rows, seg = raw[real], raw_seg[real]
-    # first writer of every row in walk order (the root: before the walk)
-    first = np.full(num_slots, n, dtype=np.int64)
-    first[root] = -1
-    np.minimum.at(first, rows, seg)
-    late = np.bincount(seg, weights=first[rows] != seg, minlength=n)
-    store = may & (late == 0)
+    # a writer stores when every row it writes has it as first writer (the root: before the walk)
+    store = may & (late_rows(rows, seg, n, num_slots, (root,)) == 0)
     for part, flag in zip(parts, store.tolist()):
         part.store = flag
     stored = np.zeros(num_slots, dtype=bool)

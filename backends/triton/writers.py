@@ -18,6 +18,13 @@ import numpy as np
 # One layer's writers in backward order: (rows written, allowed to store).
 LayerWriters = list[tuple[np.ndarray, bool]]
 
+# Writers of at most this many rows in all take the rule in whole-array steps
+# (`_first_writer_stores_whole`): the walk's three numpy calls per writer
+# were most of a 2k-node logic circuit's store flags. Larger plans walk
+# (np.minimum.at over 10^7 rows costs more than the walk's slices).
+WHOLE_ROWS_MAX = 1 << 18
+
+
 
 def first_writer_stores(writers: list[LayerWriters], num_slots: int,
                         written_first: tuple[int, ...] = (),
@@ -51,13 +58,6 @@ def first_writer_stores(writers: list[LayerWriters], num_slots: int,
     return flags
 
 
-# Writers of at most this many rows in all take the rule in whole-array steps
-# (`_first_writer_stores_whole`): the walk's three numpy calls per writer
-# were most of a 2k-node logic circuit's store flags. Larger plans walk
-# (np.minimum.at over 10^7 rows costs more than the walk's slices).
-WHOLE_ROWS_MAX = 1 << 18
-
-
 def _first_writer_stores_whole(writers: list[LayerWriters], num_slots: int,
                                written_first: tuple[int, ...]) -> list[list[bool]]:
     """first_writer_stores without `forget_before` and `fresh`: a writer
@@ -70,15 +70,25 @@ def _first_writer_stores_whole(writers: list[LayerWriters], num_slots: int,
         return flags
     rows = [writers[li][i][0] for li, i in walk]
     sizes = np.array([len(r) for r in rows], dtype=np.int64)
-    every = np.concatenate(rows).astype(np.int64, copy=False) if len(rows) else sizes
+    every = np.concatenate(rows).astype(np.int64, copy=False)
     order = np.repeat(np.arange(len(walk), dtype=np.int64), sizes)
-    first = np.full(num_slots, len(walk), dtype=np.int64)
-    first[list(written_first)] = -1
-    np.minimum.at(first, every, order)
-    late = np.bincount(order, weights=first[every] != order, minlength=len(walk))
+    late = late_rows(every, order, len(walk), num_slots, written_first)
     for w, (li, i) in enumerate(walk):
         flags[li][i] = bool(writers[li][i][1]) and not late[w]
     return flags
+
+
+def late_rows(rows: np.ndarray, writer: np.ndarray, count: int, num_slots: int,
+              written_first: tuple[int, ...]) -> np.ndarray:
+    """Per writer 0..count-1 (numbered in walk order), how many of its rows
+    (rows[k] is written by writer[k]) have an earlier first writer: a
+    writer with none stores. Rows of `written_first` are written before
+    the walk. The whole-array form of the walk's rule (np.minimum.at of
+    the writer numbers per row)."""
+    first = np.full(num_slots, count, dtype=np.int64)
+    first[list(written_first)] = -1
+    np.minimum.at(first, rows, writer)
+    return np.bincount(writer, weights=first[rows] != writer, minlength=count)
 
 
 def block_rows(starts: np.ndarray, size: int) -> np.ndarray:
