@@ -158,6 +158,14 @@ def _may_save(products: list[tuple[int, int, int]], sum_children: list[np.ndarra
     return int(rows[ok].sum()) >= MIN_SAVED_FRACTION * num_slots
 
 
+# Child slots (sums' and products' together) up to which readable_partitions
+# counts the reads of all partitions in one bincount (`_read_counts_whole`):
+# its two numpy calls per partition were most of a small logic circuit's
+# remap (seq_fun: 87 partitions). Beyond it, partition by partition, with no
+# concatenation of 10^7 child slots.
+WHOLE_READS_MAX = 1 << 18
+
+
 def readable_partitions(products: list[tuple[int, int, int]], sum_children: list[np.ndarray],
                         sum_layers: list[int], product_children: list[np.ndarray],
                         num_slots: int, num_layers: int) -> np.ndarray:
@@ -192,14 +200,6 @@ def readable_partitions(products: list[tuple[int, int, int]], sum_children: list
     by_next = reads[layer_of + 1, np.arange(count)]
     by_sums = reads[:, :count].sum(axis=0)
     return (by_products[:count] == 0) & (by_next > 0) & (by_sums == by_next)
-
-
-# Child slots (sums' and products' together) up to which readable_partitions
-# counts the reads of all partitions in one bincount (`_read_counts_whole`):
-# its two numpy calls per partition were most of a small logic circuit's
-# remap (seq_fun: 87 partitions). Beyond it, partition by partition, with no
-# concatenation of 10^7 child slots.
-WHOLE_READS_MAX = 1 << 18
 
 
 def _read_counts_whole(owner: np.ndarray, count: int, sum_children: list[np.ndarray],
