@@ -52,6 +52,14 @@ NODE_PIPELINE = "verify,layerize,layout"
 # arrays by name), which compile_model returns as CompileResult.layout_arrays
 LAYOUT_ARRAYS = "layout_arrays"
 RESERVED = 1                       # sum_params[0] = 0.0 pads sums (block size 1)
+# Below this many edges the backward tables' sum edges come from the edge
+# array in a few whole-array steps (`sum_edge_arrays`): node_backward.sum_edges'
+# dozen numpy calls per sum partition were a third of a 2k-node circuit's
+# layout pass. Above it sum_edges fills its arrays partition by partition,
+# with no temporary the length of all edges (fresh memory of 10^7 entries
+# costs more than the calls there). node_layout keeps its index tensors'
+# decoded arrays for the engine (LAYOUT_ARRAYS) up to the same size.
+WHOLE_EDGES_MAX = 1 << 20
 
 
 @dataclass
@@ -301,15 +309,6 @@ def _forward_tables(plan: NodePlan, kid_slot: np.ndarray, sdt) -> list[np.ndarra
     run_len = plan.run_end - plan.run_start
     pad = (plan.layer_kind[plan.run_layer] == PRODUCT).astype(np.int64)   # products: slot 1
     return padded_tables(kid_slot, plan.fan_o, run_len, plan.run_max, pad, sdt)
-
-
-# Below this many edges the backward tables' sum edges come from the edge
-# array in a few whole-array steps (`sum_edge_arrays`): node_backward.sum_edges'
-# dozen numpy calls per sum partition were a third of a 2k-node circuit's
-# layout pass. Above it sum_edges fills its arrays partition by partition,
-# with no temporary the length of all edges (fresh memory of 10^7 entries
-# costs more than the calls there).
-WHOLE_EDGES_MAX = 1 << 20
 
 
 def _backward(plan: NodePlan, kid_slot: np.ndarray, fwd: list[np.ndarray],
