@@ -128,7 +128,8 @@ def child_load(path: str, batch: int, num_cats: int, num_vars: int, kernels: boo
             if pause_gc:
                 gc.disable()
             circuit = pccompiler.load(path, kernels=kernels)
-            gc.enable()
+            if pause_gc:
+                gc.enable()
             t_load = time.perf_counter()
             ll = circuit.log_prob(x)
             torch.cuda.synchronize()
