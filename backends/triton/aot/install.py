@@ -172,6 +172,16 @@ def _write_files(folder: str, khash: str, files: Mapping[str, bytes]) -> dict[st
     return group
 
 
+def _scratch_root() -> str | None:
+    """Where the private folder of `_write_files` goes: Linux's memory-backed
+    /dev/shm when it is a writable folder (the four files of each kernel are
+    written and read back once, and on a disk-backed /tmp those 220 opens of
+    a 55-kernel circuit took 67-212 ms against 15 ms on the CPU box), else
+    the default temporary folder."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def install_kernels(entry: Mapping[str, Any], kernels: list[tuple[str, str, dict[str, bytes]]]
                     ) -> tuple[list, list[tuple[str, str, dict[str, bytes]]]]:
     """Install the verified `kernels` of `entry` (`store.verify_kernels`'
@@ -188,7 +198,8 @@ def install_kernels(entry: Mapping[str, Any], kernels: list[tuple[str, str, dict
     by_name = kernels_by_name()
     installed, left, failures = [], [], []
     try:
-        scratch = tempfile.TemporaryDirectory(prefix="pcc-kernels-", ignore_cleanup_errors=True)
+        scratch = tempfile.TemporaryDirectory(prefix="pcc-kernels-", dir=_scratch_root(),
+                                              ignore_cleanup_errors=True)
     except OSError as exc:       # no writable temporary folder: today's path for all
         log.debug("stored kernels: no temporary folder (%s); all %d load through "
                   "triton.compile", exc, len(kernels))
