@@ -73,6 +73,26 @@ def add_tensor(tensors, array: np.ndarray, name: str) -> pcir.Tensor:
     return tensors.add(**_tensor_fields(array, name))
 
 
+#: ExternalData.location of a tensor whose bytes are a numpy array of this
+#: process (`add_external_tensor`), handed beside the Model.
+IN_MEMORY = "memory"
+
+
+def add_external_tensor(tensors, array: np.ndarray, name: str) -> pcir.Tensor | None:
+    """A Tensor named `name` for `array` as the last entry of `tensors`,
+    holding no bytes: `external {location: "memory"}` refers to `array`,
+    which the caller hands beside the Model (ir/external_arrays.py). None,
+    and nothing added, when the array is not stored as it is (its dtype
+    needs a conversion, or it is not contiguous and little-endian, the
+    byte order of the IR): the caller stores a copy with `add_tensor`."""
+    array = np.asarray(array)
+    dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:])
+    if dtype is None or array.dtype.str[0] not in "<|" or not array.flags.c_contiguous:
+        return None
+    return tensors.add(name=name, dtype=dtype, dims=list(array.shape),
+                       external=pcir.ExternalData(location=IN_MEMORY, length=array.nbytes))
+
+
 def _tensor_fields(array: np.ndarray, name: str) -> dict:
     array = np.asarray(array)
     dtype = _DTYPE_OF_CODE.get(array.dtype.str[1:])

@@ -30,6 +30,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -128,12 +129,16 @@ def encode_entry(ingredients: dict, model2: pcir.Model, layout: pcir.Layout,
     return MAGIC + hashlib.sha256(body).digest() + body
 
 
-def decode_entry(data: bytes, model: pcir.Model) -> tuple[pcir.Model, pcir.Layout]:
+def decode_entry(data: bytes, model: pcir.Model,
+                 resolve: Callable[[], pcir.Model] | None = None
+                 ) -> tuple[pcir.Model, pcir.Layout]:
     """(model', layout) from entry bytes and the caller's model; LoadError if corrupt.
 
     When the entry says no pass replaced the input Model, model' is the
     caller's `model` itself (its current parameters, nothing copied): the
-    key matched its structure, so the passes would leave it unchanged too."""
+    key matched its structure, so the passes would leave it unchanged too.
+    Otherwise model' is built from the parameter values of `resolve()` (the
+    caller's model with every byte inline; default: `model`)."""
     if len(data) < 48 or data[:8] != MAGIC:
         raise LoadError("not a layout cache entry (bad magic)")
     body = memoryview(data)[40:]
@@ -147,6 +152,8 @@ def decode_entry(data: bytes, model: pcir.Model) -> tuple[pcir.Model, pcir.Layou
     layout.ParseFromString(section[0])          # a view: no copy of the 28 MB of hclt512's
     if header.get("model_is_input") is True:
         return model, layout
+    if resolve is not None:
+        model = resolve()
     skeleton = pcir.Model()
     skeleton.ParseFromString(section[1])
     table = ir.tensor_table(model)
@@ -197,8 +204,10 @@ class LayoutCache:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.pclc"
 
-    def load(self, key: str, model: pcir.Model):
-        """(model', layout) on a hit, None on a miss (noting why)."""
+    def load(self, key: str, model: pcir.Model,
+             resolve: Callable[[], pcir.Model] | None = None):
+        """(model', layout) on a hit, None on a miss (noting why);
+        `resolve`: see decode_entry."""
         path = self.path(key)
         try:
             data = path.read_bytes()
@@ -210,7 +219,7 @@ class LayoutCache:
                        f"({exc}); compiling without it")
             return None
         try:
-            result = decode_entry(data, model)
+            result = decode_entry(data, model, resolve)
         except (LoadError, ValueError, KeyError, IndexError, TypeError) as exc:
             _warn_once(f"corrupt:{path}", f"layout cache entry {path} is corrupt ({exc}); "
                        "rebuilding it")

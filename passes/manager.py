@@ -107,6 +107,10 @@ class CompileResult:
     # (ir.TensorTable.adopt) instead of decoding the tensor again; None
     # after a cache hit or when a later pass replaced that pass's Layout.
     layout_arrays: dict | None = None
+    # the passes kept the Model they were given (no rewrite): the caller's
+    # arrays of its parameters still hold them (pccompiler.compile of a
+    # group packs those, ir/external_arrays.py)
+    input_kept: bool = False
 
 
 def _maxrss_mb() -> float:
@@ -242,7 +246,7 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
                   cache=None, print_after=None, *, block_limit: int = DEFAULT_BLOCK_LIMIT,
                   backend: str = "", check_each: bool = False, verify: bool = True,
                   rerun: bool = False, backward: bool = True, release_heap: bool = True,
-                  layout_arrays: bool = False,
+                  layout_arrays: bool = False, arrays: dict | None = None,
                   printer: Callable[[str], None] = print) -> CompileResult:
     """Compile `model` into a Layout.
 
@@ -270,6 +274,11 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     layout_arrays=True (node-form Models) returns the Layout's index tensors
     as the layout pass made them, decoded (CompileResult.layout_arrays), for
     an engine of this process to read instead of decoding the tensors.
+    arrays: name -> numpy of the Model's tensors that hold no bytes
+    (`external {location: "memory"}`, `lower(external=True)`). A cache hit
+    whose entry keeps the input Model reads none of them; every other path
+    (a miss, a hit that rebuilds the Model, a pass that depends on values,
+    a stage dump) first makes the Model self-contained (`inline_arrays`).
     """
     from pccompiler.passes.cache import as_cache
     if is_node_model(model):
@@ -286,6 +295,10 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
     inspect = bool(print_after) or check_each or rerun
     layout_cache = as_cache(cache)
     stage_dump = StageDump.from_env()
+    values = _Values(model, arrays)
+    if stage_dump is not None or layout_cache is None or inspect or \
+            any(get_pass(name).param_dependent(opts) for name, opts in items):
+        model = values.inline()
     if stage_dump is not None:
         stage_dump.write("input", model)
     key = None
@@ -297,13 +310,15 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
                                           "can be seen; the result is stored")
             hit = None
         else:
-            hit = layout_cache.load(key, model)
+            hit = layout_cache.load(key, model, values.inline)
         ctx.report.cache_notes.extend(layout_cache.take_notes())
         if hit is not None:
             model2, layout = hit
             if stage_dump is not None:
                 stage_dump.write("cache-hit-layout", layout)
-            return CompileResult(model2, layout, ctx.report, cache_hit=True)
+            return CompileResult(model2, layout, ctx.report, cache_hit=True,
+                                 input_kept=model2 is values.given or model2 is values.inlined)
+    model = ctx.model = values.inline()
     run_items = items if verify else [it for it in items if it[0] != "verify"]
     large = is_node_model(model) and heap.worth_it(8 * model.nodes.num_nodes)
     with heap.retained_heap(large, release=release_heap):   # 10^7-entry arrays: ir/heap.py
@@ -315,4 +330,21 @@ def compile_model(model: pcir.Model, pipeline: str | None = None, options: dict 
         ctx.report.cache_notes.extend(layout_cache.take_notes())
     made = ctx.analysis.get(LAYOUT_ARRAYS)      # (Layout, arrays) of the node layout pass
     return CompileResult(ctx.model, layout, ctx.report, cache_hit=False,
-                         layout_arrays=made[1] if made is not None and made[0] is layout else None)
+                         layout_arrays=made[1] if made is not None and made[0] is layout else None,
+                         input_kept=ctx.model is model)
+
+
+class _Values:
+    """The Model `compile_model` was given and, made on first need, its
+    self-contained copy (`inline_arrays`: the bytes of its in-memory
+    external tensors written in); the given Model itself when it has none."""
+
+    def __init__(self, given: pcir.Model, arrays: dict | None):
+        self.given, self.arrays = given, arrays
+        self.inlined: pcir.Model | None = None
+
+    def inline(self) -> pcir.Model:
+        if self.inlined is None:
+            from pccompiler.ir.external_arrays import inline_arrays
+            self.inlined = inline_arrays(self.given, self.arrays)
+        return self.inlined

@@ -69,10 +69,12 @@ def compiling_backend(name: str) -> "Backend":
     return get_backend(name)
 
 
-def as_model(root_or_model: Any, arrays_out: dict | None = None) -> pcir.Model:
+def as_model(root_or_model: Any, arrays_out: dict | None = None,
+             external: bool = False) -> pcir.Model:
     """A pcir.Model from a Model, a builder group (lowered), or a .pcir path.
     `arrays_out` receives the builder's parameter arrays of a lowered group
-    (frontend/lowering.py `lower`)."""
+    (frontend/lowering.py `lower`); `external=True` leaves their bytes out
+    of the Model (`lower(external=True)`)."""
     if isinstance(root_or_model, pcir.Model):
         return root_or_model
     if isinstance(root_or_model, (str, os.PathLike)):
@@ -81,7 +83,7 @@ def as_model(root_or_model: Any, arrays_out: dict | None = None) -> pcir.Model:
             raise LoadError(f"{root_or_model}: expected a Model (.pcir) file")
         return inline_tensors(msg)
     from pccompiler.frontend.lowering import lower
-    return lower(root_or_model, arrays_out=arrays_out)
+    return lower(root_or_model, arrays_out=arrays_out, external=external)
 
 
 def inline_tensors(model: pcir.Model) -> pcir.Model:
@@ -135,8 +137,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     from pccompiler.passes.manager import DEFAULT_BLOCK_LIMIT
     refuse_removed_options(backend_options)          # before any pass runs
     lowered_here = not isinstance(root_or_model, (pcir.Model, str, os.PathLike))
-    arrays: dict = {}       # a lowered group's parameter arrays, by reference
-    model = as_model(root_or_model, arrays)
+    # A lowered group's parameter arrays, by reference: its Model holds no
+    # bytes of them (a cache hit never copies them; compile_model writes
+    # them in before anything else reads them).
+    arrays: dict = {}
+    model = as_model(root_or_model, arrays, external=lowered_here)
     name = layout_name = backend or ("triton" if target is not None else default_backend())
     impl = layout_impl = compiling_backend(name)
     if target is not None:
@@ -154,7 +159,8 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
                                   verify=verify,
                                   backward=reads_backward(layout_impl),
                                   release_heap=not plans_on_first_use(impl),
-                                  layout_arrays=plans_on_first_use(impl))
+                                  layout_arrays=plans_on_first_use(impl),
+                                  arrays=arrays or None)
     run_options = backend_options
     if name != "triton":   # a CPU stand-in for a cross-compiled triton circuit
         run_options = {k: v for k, v in backend_options.items() if k not in TRITON_ONLY}
@@ -162,7 +168,7 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     # arrays (no copy back out of protobuf); else the new Model's bytes.
     circuit = compile_with_arrays(impl, result.model, result.layout,
                                   {"device": device, "dtype": dtype, **run_options},
-                                  arrays if result.model is model else None)
+                                  arrays if result.input_kept else None)
     _adopt_layout_arrays(circuit, result)
     if target is not None:
         from pccompiler.backends.triton.aot import build_kernels, kernel_manifest
