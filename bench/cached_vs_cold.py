@@ -13,6 +13,12 @@ warm-up compile runs first so no case pays the process's one-time costs.
   PYTHONPATH=/tmp/pcc:bench python3 bench/cached_vs_cold.py --device cuda \\
       --backend triton --out $OUT/cached_vs_cold.md                        # H100
 
+--input group compiles what the builder made (`pccompiler.compile(root)`,
+each compile lowering it, as a user's script does) instead of the lowered
+Model: the group's parameter bytes never enter protobuf (its Model refers
+to the builder's arrays, `lower(external=True)`), so a hit has no copy out
+of protobuf to pay. --input model is the race's `pcir.Model` object.
+
 --clock cpu times the main thread's CPU seconds (user + system, page faults
 included; time.thread_time) instead of the wall clock: on a shared CPU box
 the wall clock also counts the time other processes hold the cores, which
@@ -54,9 +60,10 @@ def _compile(model, backend: str, device: str, folder: str) -> float:
     return seconds
 
 
-def run_case(case, backend: str, device: str, repeats: int, save: str = "") -> dict:
+def run_case(case, backend: str, device: str, repeats: int, save: str = "",
+             source: str = "model") -> dict:
     t0 = time.perf_counter()
-    model = case.build()
+    model = case.build() if source == "model" else case.root()
     build = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="pcc-cvc-") as folder:
         cold = _compile(model, backend, device, folder)
@@ -80,6 +87,8 @@ def main() -> None:
     ap.add_argument("--out", default="", help="also write the markdown table here")
     ap.add_argument("--save-pcc", default="", metavar="CASE=PATH",
                     help="also save CASE's compiled circuit as the .pcc PATH")
+    ap.add_argument("--input", choices=("model", "group"), default="model",
+                    help="compile the lowered Model (default) or the builder's group")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: time.perf_counter; cpu: the main thread's CPU time (a shared box)")
     args = ap.parse_args()
@@ -93,12 +102,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pcc-cvc-warm-") as folder:
         _compile(race_cases.quick_case().build(), backend, args.device, folder)
     rows = [run_case(c, backend, args.device, args.repeats,
-                     save_path if c.name == save_case else "")
+                     save_path if c.name == save_case else "", args.input)
             for c in race_cases.select_cases(args.cases)]
     lines = [f"`{' '.join(['python3'] + sys.argv)}`", "",
              f"Machine: {platform.node()}, {os.cpu_count()} CPUs; backend {backend}, device "
              f"{args.device}" + (f" ({_gpu_name()})" if args.device.startswith("cuda") else "")
-             + f"; clock {args.clock}; cached = fastest of {args.repeats}; "
+             + f"; input {args.input}; clock {args.clock}; cached = fastest of {args.repeats}; "
              f"load average {os.getloadavg()[0]:.2f}; wall {time.perf_counter() - start:.0f} s",
              "", "| case | cold s | cached s | cached / cold |", "|---|---:|---:|---:|"]
     for r in rows:

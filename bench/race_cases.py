@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import networkx as nx
 import numpy as np
@@ -34,17 +34,23 @@ SEED = 0
 
 @dataclass
 class Case:
-    """One race entry. `build()` returns our Model; `num_cats` is the
-    category count of every variable (data is uniform random below it);
-    `pyjuice_block` caps PyJuice's block size (its own structures' choice);
-    `kept_fraction` is set for the block-sparse scaling cases."""
+    """One race entry. `root()` builds the circuit with the builder API and
+    `build()` lowers it to our Model; `num_cats` is the category count of
+    every variable (data is uniform random below it); `pyjuice_block` caps
+    PyJuice's block size (its own structures' choice); `kept_fraction` is
+    set for the block-sparse scaling cases; `validate`: `lower` runs the IR
+    checker."""
     name: str
-    build: Callable[[], pcir.Model]
+    root: Callable[[], Any]
     num_cats: int
     pyjuice_block: int
     description: str
     kept_fraction: float | None = None
     notes: list[str] = field(default_factory=list)
+    validate: bool = True
+
+    def build(self) -> pcir.Model:
+        return pc.lower(self.root(), validate=self.validate)
 
 
 def _hclt_tree(notes: list[str]) -> nx.Graph:
@@ -62,31 +68,29 @@ def _hclt_tree(notes: list[str]) -> nx.Graph:
 def _hclt(latents: int, validate: bool = True) -> Case:
     notes: list[str] = []
 
-    def build() -> pcir.Model:
-        root = pc.hclt(None, latents, num_cats=256, tree=_hclt_tree(notes), seed=SEED)
-        return pc.lower(root, validate=validate)
-    return Case(f"hclt{latents}", build, 256, 1024,
-                f"HCLT, 784 vars x 256 cats, latents {latents}", notes=notes)
+    def root():
+        return pc.hclt(None, latents, num_cats=256, tree=_hclt_tree(notes), seed=SEED)
+    return Case(f"hclt{latents}", root, 256, 1024,
+                f"HCLT, 784 vars x 256 cats, latents {latents}", notes=notes, validate=validate)
 
 
 def _pd(latents: int, validate: bool = True) -> Case:
-    def build() -> pcir.Model:
-        return pc.lower(pc.pd((28, 28), latents, split_intervals=7, num_cats=256, seed=SEED),
-                        validate=validate)
-    return Case(f"pd{latents}", build, 256, 16 if latents <= 32 else 32,
-                f"PD 28x28 x 256 cats, split intervals 7, latents {latents}")
+    def root():
+        return pc.pd((28, 28), latents, split_intervals=7, num_cats=256, seed=SEED)
+    return Case(f"pd{latents}", root, 256, 16 if latents <= 32 else 32,
+                f"PD 28x28 x 256 cats, split intervals 7, latents {latents}", validate=validate)
 
 
 def _rat_spn() -> Case:
-    def build() -> pcir.Model:
-        return pc.lower(pc.rat_spn(784, 64, 6, 8, num_cats=256, seed=SEED))
-    return Case("rat64", build, 256, 256, "RAT-SPN 784 vars x 256 cats, latents 64, depth 6, 8 reps")
+    def root():
+        return pc.rat_spn(784, 64, 6, 8, num_cats=256, seed=SEED)
+    return Case("rat64", root, 256, 256, "RAT-SPN 784 vars x 256 cats, latents 64, depth 6, 8 reps")
 
 
 def _hmm(latents: int) -> Case:
-    def build() -> pcir.Model:
-        return pc.lower(pc.hmm(32, latents, 4096, seed=SEED))
-    return Case(f"hmm{latents}", build, 4096, 1024,
+    def root():
+        return pc.hmm(32, latents, 4096, seed=SEED)
+    return Case(f"hmm{latents}", root, 4096, 1024,
                 f"HMM length 32 x 4096 emits, {latents} latents (homogeneous, tied)")
 
 
@@ -99,6 +103,12 @@ BSP_INPUTS, BSP_SUMS, BSP_BLOCK = 12_800, 8_192, 32
 
 def block_sparse_model(fraction: float, num_inputs: int = BSP_INPUTS, num_sums: int = BSP_SUMS,
                        block: int = BSP_BLOCK, num_cats: int = 256, seed: int = SEED) -> pcir.Model:
+    """The lowered `block_sparse_root`."""
+    return pc.lower(block_sparse_root(fraction, num_inputs, num_sums, block, num_cats, seed))
+
+
+def block_sparse_root(fraction: float, num_inputs: int = BSP_INPUTS, num_sums: int = BSP_SUMS,
+                      block: int = BSP_BLOCK, num_cats: int = 256, seed: int = SEED):
     """inputs -> one block-sparse sum keeping `fraction` of the blocks -> root."""
     rng = np.random.default_rng(seed)
     child_blocks, parent_blocks = num_inputs // block, num_sums // block
@@ -110,12 +120,12 @@ def block_sparse_model(fraction: float, num_inputs: int = BSP_INPUTS, num_sums: 
     x = pc.inputs(0, num_inputs, pc.Categorical(num_cats=num_cats), seed=seed)
     big = pc.summate(x, num_nodes=num_sums, edges=pc.BlockSparse(pairs, block), weights=weights,
                      normalize=True)
-    return pc.lower(pc.summate(big, num_nodes=1, seed=seed + 1))
+    return pc.summate(big, num_nodes=1, seed=seed + 1)
 
 
 def _block_sparse(fraction: float) -> Case:
     edges = int(round(fraction * (BSP_INPUTS // BSP_BLOCK))) * (BSP_SUMS // BSP_BLOCK) * BSP_BLOCK ** 2
-    return Case(f"bsp{int(round(fraction * 100)):03d}", lambda: block_sparse_model(fraction), 256,
+    return Case(f"bsp{int(round(fraction * 100)):03d}", lambda: block_sparse_root(fraction), 256,
                 BSP_BLOCK, f"one block-sparse sum, {edges / 1e6:.1f}M edges "
                 f"({fraction:.2f} of {BSP_INPUTS}x{BSP_SUMS}, blocks {BSP_BLOCK})",
                 kept_fraction=fraction)
@@ -165,9 +175,9 @@ def select_cases(spec: str) -> list[Case]:
 
 def quick_case() -> Case:
     """A small case for --quick (a few seconds per library)."""
-    def build() -> pcir.Model:
-        return pc.lower(pc.hmm(8, 64, 256, seed=SEED))
-    return Case("quick-hmm64", build, 256, 1024, "HMM length 8 x 256 emits, 64 latents (smoke test)")
+    def root():
+        return pc.hmm(8, 64, 256, seed=SEED)
+    return Case("quick-hmm64", root, 256, 1024, "HMM length 8 x 256 emits, 64 latents (smoke test)")
 
 
 @dataclass

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Issue #16 "a cached compile under 10% of cold on every race case", triton on
-# the H100, branch `cached` (about 3 minutes):
+# the H100, branch `cached` (about 5 minutes):
 #   1. the 12 race cases, cold vs cached compile (triton, cuda, fastest of 2
 #      cached) -> $OUT/cached_vs_cold.md  (compare with the 2026-12-06 race:
-#      4.8-26%, bench/results/cached_compile*.md)
+#      4.8-26%, bench/results/cached_compile*.md); 1b. the same compiling each
+#      case's builder group (--input group: no parameter bytes in protobuf)
+#      -> $OUT/cached_vs_cold_group.md
 #   2. where the cached compile goes, phase by phase and by cProfile, for hclt32,
 #      bsp010, bsp050 and hclt512 (bench/cached_compile_profile.py) -> $OUT/cached_profile.txt
 #   3. the packing tests on cuda (the batched device path against the CPU one)
@@ -28,6 +30,11 @@ step "1/3 cached vs cold, 12 cases"
 timeout 150 python3 bench/cached_vs_cold.py --cases all --backend triton --device cuda --repeats 2 \
     --out "$OUT/cached_vs_cold.md" 2>&1 | tee "$OUT/cached_vs_cold.log"
 failed "${PIPESTATUS[0]}" "cached_vs_cold"
+
+step "1b/3 cached vs cold, 12 cases, compiling the builder's group (lower(external=True))"
+timeout 150 python3 bench/cached_vs_cold.py --cases all --backend triton --device cuda --repeats 2 \
+    --input group --out "$OUT/cached_vs_cold_group.md" 2>&1 | tee "$OUT/cached_vs_cold_group.log"
+failed "${PIPESTATUS[0]}" "cached_vs_cold_group"
 
 step "2/3 cached compile phases: hclt32, bsp010, bsp050, hclt512 (cProfile top ${CACHED_PROFILE:-30})"
 timeout 120 python3 bench/cached_compile_profile.py --cases hclt32,bsp010,bsp050,hclt512 --backends triton \
