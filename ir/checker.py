@@ -445,6 +445,31 @@ def _check_weight_values(g: pcir.Group, weights: np.ndarray) -> None:
               f"index {_first_bad(weights < 0)}")
 
 
+def _block_rows_clear(w: np.ndarray, starts: np.ndarray) -> bool:
+    """True when every parent row of block-sparse weights `w` ([E, B, B],
+    finite and non-negative, edges grouped by parent block from `starts`)
+    surely sums to 1 within NORMALIZATION_TOL; False sends the caller to
+    the exact float64 sums, which decide and name the row.
+
+    float32 blocks are summed by one matrix-vector product, in float32
+    (7x faster than numpy's float64 reduction of bsp050's 236 MB). A sum
+    of B non-negative terms, in any order, is off by at most
+    B * 2^-24 / (1 - B * 2^-24) of itself (Higham, "Accuracy and Stability
+    of Numerical Algorithms", 2nd ed., eq. 4.4); the partial sums are then
+    added in float64. A row is cleared only where that bound, for a true
+    sum near 1, still leaves it inside the tolerance (blocks of up to
+    about 160 columns; wider ones always take the exact sums)."""
+    b = w.shape[-1]
+    rel = b * 2.0 ** -24 / (1 - b * 2.0 ** -24)
+    # |sum - 1| <= limit + rel * (true sum) <= tol for a true sum <= (1 + limit) / (1 - rel)
+    limit = NORMALIZATION_TOL - rel * (1 + NORMALIZATION_TOL) / (1 - rel) - 1e-12
+    if w.dtype != np.float32 or not w.flags.c_contiguous or limit <= 0:
+        return False
+    partial = (w @ np.ones(b, np.float32)).astype(np.float64)    # [E, B]
+    sums = np.add.reduceat(partial, starts, axis=0)
+    return bool((np.abs(sums - 1.0) <= limit).all())
+
+
 def _check_sum(model: pcir.Model, g: pcir.Group, table: _Tensors, tied: bool) -> None:
     scope = list(g.scope)
     for c in g.sum.children:
@@ -476,8 +501,12 @@ def _check_sum(model: pcir.Model, g: pcir.Group, table: _Tensors, tied: bool) ->
         w = table.get(g.sum.weights, "weights", g, ndim=3)
         _shape(w, (len(edges), b, b), f"weights {g.sum.weights!r}", g)
         _check_weight_values(g, w)
-        per_edge = w.sum(axis=2, dtype=np.float64)                # [E, B] per parent row
+        if is_logic(model):
+            return
         starts = np.flatnonzero(np.r_[True, np.diff(edges[:, 0]) != 0])
+        if _block_rows_clear(w, starts):
+            return
+        per_edge = w.sum(axis=2, dtype=np.float64)                # [E, B] per parent row
         sums = np.add.reduceat(per_edge, starts, axis=0)          # [n / B, B]
         _check_weights_normalized(g, sums.reshape(-1), model=model)
     else:

@@ -270,3 +270,53 @@ def test_edge_list_order_rules(cols):
         with pytest.raises(CheckError) as info:
             _check_edge_list(group, bad, 3, cols, "node")
         assert info.value.rule == rule and info.value.group == 3
+
+
+def _float32_block_sparse(block=32, num_parents=4, num_children=6, seed=0):
+    """A lowered block-sparse sum with float32 weights normalized in float64."""
+    import pccompiler as pc
+    rng = np.random.default_rng(seed)
+    pairs = np.array([(p, c) for p in range(num_parents) for c in range(num_children)
+                      if (p + c) % 3], np.int64)
+    w = rng.random((len(pairs), block, block)) + 0.1
+    totals = np.zeros((num_parents, block))
+    np.add.at(totals, pairs[:, 0], w.sum(2))
+    w = (w / totals[pairs[:, 0]][:, :, None]).astype(np.float32)
+    x = pc.inputs(0, num_children * block, pc.Categorical(num_cats=3), seed=seed)
+    big = pc.summate(x, num_nodes=num_parents * block, edges=pc.BlockSparse(pairs, block),
+                     weights=w)
+    model = pc.lower(pc.summate(big, num_nodes=1, seed=seed + 1), validate=False)
+    name = next(g.sum.weights for g in model.groups
+                if g.kind == pcir.SUM and g.sum.pattern == pcir.BLOCK_SPARSE)
+    return model, name, pairs
+
+
+def _scale_parent_row(model, name, pairs, row, factor):
+    """Scale parent node `row` of block 0's weights (float64, back to float32)."""
+    w = tensor(model, name).astype(np.float64)
+    w[pairs[:, 0] == 0, row, :] *= factor
+    replace_tensor(model, name, w.astype(np.float32))
+
+
+def test_float32_block_rows_are_cleared_by_the_fast_sums_and_only_then():
+    from pccompiler.ir.checker import _block_rows_clear
+    model, name, pairs = _float32_block_sparse()
+    starts = np.flatnonzero(np.r_[True, np.diff(pairs[:, 0]) != 0])
+    w = tensor(model, name)
+    assert w.dtype == np.float32 and _block_rows_clear(w, starts)
+    assert ir.check(model) == []
+    assert not _block_rows_clear(w.astype(np.float64), starts)        # exact sums only
+    assert not _block_rows_clear(np.ones((1, 200, 200), np.float32) / 200, np.array([0]))
+    # inside the tolerance but too close to its edge for the float32 bound:
+    # the exact float64 sums decide, and pass it
+    _scale_parent_row(model, name, pairs, 3, 1 + 9.7e-6)
+    w = tensor(model, name)
+    assert not _block_rows_clear(w, starts)
+    assert ir.check(model) == []
+
+
+def test_float32_block_row_off_by_more_than_the_tolerance_is_named():
+    model, name, pairs = _float32_block_sparse()
+    _scale_parent_row(model, name, pairs, 5, 1 + 3e-5)
+    with pytest.raises(CheckError, match=r"parent node 5 sum to 1\.00003"):
+        ir.check(model)
