@@ -109,6 +109,10 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     """Run the passes on a circuit and compile it for a backend.
 
     root_or_model: a pcir.Model, a builder group (lowered first) or a path.
+    A group's parameter arrays are read by reference, not copied into the
+    Model: the backend packs them during `compile`, and the circuit's
+    `model` copies them in on its first access, so change them in place
+    only after that (or compile `pccompiler.lower(root)` instead).
     backend: a registered backend name (default: `default_backend()`).
     device: "cpu", "cuda", "cuda:1" ... (default: cuda if available for
     GPU backends, else cpu). pipeline / pass_options / cache go to
@@ -172,8 +176,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     _adopt_layout_arrays(circuit, result)
     if target is not None:
         from pccompiler.backends.triton.aot import build_kernels, kernel_manifest
+        # the kernels are recorded from launches of an engine of their own:
+        # it packs the Model's bytes (a group's are written in here)
+        from pccompiler.ir.external_arrays import inline_arrays
         circuit.aot_kernels = kernel_manifest(build_kernels(
-            result.model, result.layout, target, _int_list(batch_sizes),
+            inline_arrays(result.model, arrays), result.layout, target, _int_list(batch_sizes),
             [str(d) for d in data_dtypes], str(backend_options.get("precision", "tf32")),
             bool(backend_options.get("compact", True))))
     return circuit.record_origin(compile_report=result.report)

@@ -134,3 +134,22 @@ def test_a_value_dependent_pass_sees_the_values(tmp_path, inlines):
     x = _data(cold.model)
     torch.testing.assert_close(hot.log_prob(x), cold.log_prob(x), rtol=0, atol=0)
     assert ir.structure_hash(hot.model) == ir.structure_hash(pc.lower(root))
+
+
+def test_kernels_for_a_target_are_built_from_a_self_contained_model(tmp_path, monkeypatch):
+    """compile(root, target=...) records the kernels from an engine of its
+    own, which packs the Model's bytes: on a hit that kept the group's
+    Model (no bytes in it), the driver must write them in first."""
+    from pccompiler.backends.triton import aot
+    seen = []
+
+    def build_kernels(model, layout, *args):
+        assert not any(t.HasField("external") for t in model.tensors)
+        seen.append(model.SerializeToString())
+        return []
+    monkeypatch.setattr(aot, "build_kernels", build_kernels)
+    monkeypatch.setattr(aot, "kernel_manifest", lambda kernels: ({"kernels": kernels}, {}))
+    root = _hclt_group()
+    for _ in range(2):                                    # a miss, then a hit
+        pc.compile(root, cache=tmp_path, target="cuda:sm_90", batch_sizes=(8,))
+    assert seen == [pc.lower(root).SerializeToString()] * 2
