@@ -37,7 +37,7 @@ from pccompiler.frontend.logic_text import Records, check_counts, column, read_r
 from pccompiler.ir import heap
 from pccompiler.ir.nodes import chunk_bounds, concat_ranges, index_dtype
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
-from pccompiler.frontend.sdd_nodes import build_nodes
+from pccompiler.frontend.sdd_nodes import NotDecomposable, build_nodes
 
 pcir = ir.pcir
 FORMS = ("groups", "nodes")
@@ -177,7 +177,10 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
     with heap.retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
-        return _import(path, vtree, name, form)
+        try:
+            return _import(path, vtree, name, form)
+        except NotDecomposable:       # (rare) again, checking every element to name the bad one
+            return _import(path, vtree, name, form, name_bad_element=True)
 
 
 def _file_bytes(path: Path) -> int:
@@ -188,8 +191,10 @@ def _file_bytes(path: Path) -> int:
         return 0
 
 
-def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.Model:
-    """from_sdd's work (the reader, the checks, the chosen form's builder)."""
+def _import(path: Path, vtree: str | Path | None, name: str, form: str,
+            name_bad_element: bool = False) -> pcir.Model:
+    """from_sdd's work (the reader, the checks, the chosen form's builder;
+    name_bad_element: see build_nodes)."""
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
     rec = read_records(path, "sdd", b"FTLD", narrow=True)
     for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
@@ -243,7 +248,7 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.
         rec.header_ints = rec.header_ints.copy()  # read: only the line numbers are used now,
         rec.ints = np.zeros(0, dtype=rec.ints.dtype)   # so the integers go (no view keeps them)
         return build_nodes(vt, rec, kind, home, idx, rec_of, elements, int(ids[-1]),
-                           name or path.stem, str(path))
+                           name or path.stem, str(path), name_bad_element)
     return build(vt, rec, kind, home, idx, rec_of, e_dec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 

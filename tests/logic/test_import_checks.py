@@ -60,3 +60,47 @@ def test_not_decomposable_is_refused_with_the_line(tmp_path, form):
         from_sdd(write(tmp_path, sdd), form=form)
     assert ":12: node 9: prime 7 lies under vtree 4, not under vtree 1 (the circuit is not " \
            "decomposable)" in str(err.value)
+
+
+@pytest.mark.parametrize("form", ["groups", "nodes"])
+def test_bad_sub_is_refused_with_the_line(tmp_path, form):
+    """A sub outside right(w) (the node form finds it on the distinct
+    products, then imports again checking every element to name it)."""
+    sdd = SDD.replace("D 9 3 3 6 5 2 7 8 4", "D 9 3 2 8 0 6 7")
+    with pytest.raises(LoadError) as err:
+        from_sdd(write(tmp_path, sdd), form=form)
+    assert ":12: node 9: sub 0 lies under vtree 0, not under vtree 4 (the circuit is not " \
+           "decomposable)" in str(err.value)
+
+
+def test_elements_are_checked_one_by_one_only_to_name_a_bad_one(tmp_path, monkeypatch):
+    """The node form checks decomposability on its distinct products; the
+    element-by-element check (_decomposable, element_homes) runs only after
+    that check failed, in a second import that names the element."""
+    calls = []
+    real = sdd_nodes._decomposable
+    monkeypatch.setattr(sdd_nodes, "_decomposable", lambda *a: calls.append(1) or real(*a))
+    from_sdd(write(tmp_path), form="nodes")
+    assert calls == []
+    bad = SDD.replace("D 9 3 3 6 5 2 7 8 4", "D 9 3 1 7 5")
+    with pytest.raises(LoadError, match="prime 7 lies under vtree 4"):
+        from_sdd(write(tmp_path, bad, name="bad"), form="nodes")
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "road_r"])
+def test_vtree_inorder_ranges_agree_with_intervals(name):
+    """vtree_inorder's test (a node's in-order position within the range
+    of side[w]'s subtree) holds for exactly the pairs whose leaf intervals
+    nest, for every vtree node against every side of every inner node."""
+    vt = read_vtree(shared_sdd(name).with_suffix(".vtree"))
+    inorder, sides = sdd_nodes.vtree_inorder(vt)
+    assert len(np.unique(inorder)) == len(vt.left)
+    inner = np.flatnonzero(vt.left >= 0)
+    u = np.arange(len(vt.left))
+    for side, first, span in sides:
+        top = side[inner]
+        got = (inorder[u][None, :] - first[inner][:, None]).astype(np.uint32) <= span[inner][:, None]
+        want = (vt.lo[u][None, :] >= vt.lo[top][:, None]) & (vt.hi[u][None, :] <= vt.hi[top][:, None])
+        np.testing.assert_array_equal(got, want)
+        assert want.any() and not want.all()
