@@ -97,7 +97,8 @@ def read_vtree(path: str | Path) -> Vtree:
             raise rec.fail(r, f"{side} child {int(k[np.argmax(bad)])} is not a vtree node "
                               "defined on an earlier line")
         parent[k] = ids[inner]
-    if np.bincount(np.r_[left[ids[inner]], right[ids[inner]]], minlength=n).max(initial=0) > 1:
+    kids = np.concatenate((left[ids[inner]], right[ids[inner]]))
+    if np.bincount(kids, minlength=n).max(initial=0) > 1:
         raise LoadError(f"{rec.path}: a vtree node has two parents")
     nv = int(leaf.sum())
     vs = np.sort(var[ids[leaf]])

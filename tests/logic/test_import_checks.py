@@ -104,3 +104,16 @@ def test_vtree_inorder_ranges_agree_with_intervals(name):
         want = (vt.lo[u][None, :] >= vt.lo[top][:, None]) & (vt.hi[u][None, :] <= vt.hi[top][:, None])
         np.testing.assert_array_equal(got, want)
         assert want.any() and not want.all()
+
+
+def test_run_starts_is_the_r_formula():
+    """sdd_nodes._run_starts gives np.r_[True, v[1:] != v[:-1] + step]
+    (empty for no values)."""
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 2, 50):
+        v = np.cumsum(rng.integers(0, 2, size=n))
+        for step in (0, 1):
+            want = np.r_[True, v[1:] != v[:-1] + step] if n else np.zeros(0, dtype=bool)
+            np.testing.assert_array_equal(sdd_nodes._run_starts(v, step), want)
+    assert sdd_nodes._run_starts(np.array([3, 4, 5, 7, 7]), 1).tolist() == \
+        [True, False, False, True, True]
