@@ -289,8 +289,10 @@ def _earlier_nodes(prime: np.ndarray, sub: np.ndarray, rec_of: np.ndarray,
     temporaries): an id in 0..n-1 names a node (the header's n records
     hold n distinct ids in that range: _header_count, _check_ids), so
     its record is the one test; the elements' records are gathered once
-    for both sides."""
+    for both sides, from the records' table in int32 (half the cache
+    lines of the int64 one)."""
     n = len(rec_of)
+    rec_of = rec_of.astype(index_dtype(n))
     for a, b in chunk_bounds(len(prime)):
         e_rec = rec_of[e_dec[a:b]]
         for c in (prime[a:b], sub[a:b]):

@@ -67,12 +67,13 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     post = np.asarray(vt.post, dtype=np.int64)
     pos = np.empty(nvt, dtype=np.int64)
     pos[post] = np.arange(nvt)
-    false = fold_false(vt, kind, home, e_dec, prime, sub)
+    live = []
+    false = fold_false(vt, kind, home, e_dec, prime, sub, live)
     if false[root]:
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
-    dec, p, s = _live(~(false[prime] | false[sub]), [e_dec, prime, sub])
+    dec, p, s = _live(live.pop(), [e_dec, prime, sub])
     del e_dec, prime, sub
     w = home[dec]
     if name_bad_element and not _decomposable(vt, kind, home, w, p, s):
@@ -125,7 +126,8 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     fan[dec_id] = dec_fan
     lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(fan, dtype=np.int64, out=offsets[1:])
+    offsets[1:] = fan                      # then summed in place: a cumsum casting int32 to
+    np.cumsum(offsets[1:], out=offsets[1:])   # int64 on the way took twice as long
     kids = np.empty(int(offsets[-1]), dtype=index_dtype(n))
     tw = post[~leaf]
     kids[offsets[2 * nv:base][leaf][:, None] + np.arange(2)] = \

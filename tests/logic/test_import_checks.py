@@ -117,3 +117,26 @@ def test_run_starts_is_the_r_formula():
             np.testing.assert_array_equal(sdd_nodes._run_starts(v, step), want)
     assert sdd_nodes._run_starts(np.array([3, 4, 5, 7, 7]), 1).tolist() == \
         [True, False, False, True, True]
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_fold_false_hands_the_live_mask_of_its_result(tmp_path, monkeypatch, fold):
+    """fold_false's live_out is ~(false[prime] | false[sub]) of the false
+    nodes it returns, with no decision folded (F's elements dropped) and
+    with a decision folded to false (the mask made again), and the node
+    form imports the same circuit either way (model count)."""
+    from pccompiler.logic import model_count
+    seen = []
+    real = sdd_groups.fold_false
+
+    def spy(vt, kind, home, e_dec, prime, sub, live_out=None):
+        false = real(vt, kind, home, e_dec, prime, sub, live_out)
+        seen.append((kind, false, np.array(live_out[-1]), ~(false[prime] | false[sub])))
+        return false
+    monkeypatch.setattr(sdd_nodes, "fold_false", spy)
+    text = SDD.replace("D 6 1 2 0 1 2 4", "D 6 1 2 0 4 2 4") if fold else SDD
+    assert model_count(from_sdd(write(tmp_path, text), form="nodes")) == [2 if fold else 4]
+    (kind, false, live, want), = seen
+    np.testing.assert_array_equal(live, want)
+    assert int(false.sum()) - int((kind == sdd_groups.F).sum()) == int(fold)
+    assert not live.all()
