@@ -390,30 +390,52 @@ def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
                     inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (decision node, product node) pairs of the elements
     (node_of[dec], prod_id[inv]), sorted. The decision nodes are already
-    non-decreasing and each decision's elements contiguous, so of the
-    packed keys (made in chunks) only those of the decisions that list
-    their products out of id order are sorted (in place: a fifth of the
-    elements of the block SDDs, where a sort of all of them cost 1-1.4 s at
-    10^6 SDD nodes); all of them if a step down crosses decisions."""
+    non-decreasing and each decision's elements contiguous (else
+    _distinct_pairs_sorted sorts them all), so the pairs are gathered
+    straight into the two columns and only the decisions that list their
+    products out of id order are sorted (a fifth of the elements of the
+    block SDDs, through packed keys of those alone); equal pairs (a
+    product listed twice by one decision) are dropped when there are any.
+    No int64 key of every element: 95 MB less at 10^6 SDD nodes."""
     width = int(prod_id.max(initial=0)) + 1
-    key = np.empty(len(dec), dtype=np.int64)
+    dtype = index_dtype(int(node_of.max(initial=0)) + width)    # _distinct_pairs_sorted's
+    d_par, d_kid = np.empty(len(dec), dtype=dtype), np.empty(len(dec), dtype=dtype)
     for a, b in chunk_bounds(len(dec)):
-        np.multiply(node_of[dec[a:b]], width, out=key[a:b])
-        key[a:b] += prod_id[inv[a:b]]
-    down = np.flatnonzero(key[1:] < key[:-1])
-    if len(down) and (dec[down] != dec[down + 1]).any():
-        key.sort()
-    elif len(down):
+        np.take(node_of, dec[a:b], out=d_par[a:b])
+        np.take(prod_id, inv[a:b], out=d_kid[a:b])
+    if (d_par[1:] < d_par[:-1]).any():
+        return _distinct_pairs_sorted(d_par, d_kid, width)
+    down = np.flatnonzero(d_kid[1:] < d_kid[:-1])
+    down = down[d_par[down] == d_par[down + 1]]          # within one decision
+    if len(down):
         unsorted = np.zeros(len(node_of), dtype=bool)
         unsorted[dec[down]] = True
-        at = np.flatnonzero(unsorted[dec])
-        part = key[at]
-        part.sort()
-        key[at] = part
+        at = np.flatnonzero(unsorted[dec])               # whole decisions
+        part = d_par[at].astype(np.int64)
+        part *= width
+        part += d_kid[at]
+        part.sort()                                      # (each decision stays in place)
+        d_kid[at] = part % width
+    same = (d_kid[1:] == d_kid[:-1]) & (d_par[1:] == d_par[:-1])
+    if same.any():
+        keep = np.empty(len(d_kid), dtype=bool)          # a pair's first copy
+        keep[0] = True
+        np.logical_not(same, out=keep[1:])
+        d_par, d_kid = d_par[keep], d_kid[keep]
+    return d_par, d_kid
+
+
+def _distinct_pairs_sorted(d_par: np.ndarray, d_kid: np.ndarray, width: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """_distinct_pairs when the decision nodes are not in order: one sort
+    of all the packed pairs, then the distinct ones unpacked."""
+    key = d_par.astype(np.int64)
+    key *= width
+    key += d_kid
+    key.sort()
     key = key[_run_starts(key, 0)]
-    top = int(node_of.max(initial=0)) + width         # above every node id of a pair
-    pairs = tuple(np.empty(len(key), dtype=index_dtype(top)) for _ in range(2))
-    return np.divmod(key, width, out=pairs, casting="unsafe")    # node ids: int32 when they fit
+    pairs = tuple(np.empty(len(key), dtype=d_par.dtype) for _ in range(2))
+    return np.divmod(key, width, out=pairs, casting="unsafe")
 
 
 def _run_starts(values: np.ndarray, step: int) -> np.ndarray:

@@ -140,3 +140,31 @@ def test_fold_false_hands_the_live_mask_of_its_result(tmp_path, monkeypatch, fol
     np.testing.assert_array_equal(live, want)
     assert int(false.sum()) - int((kind == sdd_groups.F).sum()) == int(fold)
     assert not live.all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_distinct_pairs_is_the_sort_of_all_pairs(seed):
+    """sdd_nodes._distinct_pairs (columns gathered, only the decisions that
+    list products out of order sorted, repeats dropped) gives what one sort
+    of all the packed pairs gives (_distinct_pairs_sorted), with decision
+    nodes in order or not, products out of order and listed twice."""
+    rng = np.random.default_rng(seed)
+    for trial in range(100):
+        num_dec = int(rng.integers(1, 30))
+        n = num_dec + int(rng.integers(1, 50))
+        node_of = rng.permutation(n).astype(np.int64)
+        decs = rng.choice(n, num_dec, replace=False)
+        if trial % 4:
+            decs = decs[np.argsort(node_of[decs])]       # decision nodes ascending (the usual)
+        per = rng.integers(1, 6, num_dec)
+        dec = np.repeat(decs, per).astype(np.int32)
+        prod_id = rng.integers(0, 10 ** (1 + trial % 3), 40).astype(np.int32)
+        inv = rng.integers(0, 40, len(dec)).astype(np.int32)
+        if trial % 5 == 0:                                # every decision's products in order
+            inv = inv[np.lexsort((prod_id[inv], np.repeat(np.arange(num_dec), per)))]
+        got = sdd_nodes._distinct_pairs(node_of, dec, prod_id, inv)
+        width = int(prod_id.max()) + 1
+        want = sdd_nodes._distinct_pairs_sorted(node_of[dec], prod_id[inv].astype(np.int64),
+                                                width)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
