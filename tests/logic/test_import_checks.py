@@ -168,3 +168,36 @@ def test_distinct_pairs_is_the_sort_of_all_pairs(seed):
                                                 width)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_tail_scopes_are_the_scatter_by_owner(monkeypatch, in_order):
+    """_tail_scopes writes every product and decision its decision's vtree
+    interval, as a scatter through each node's owner decision would, with
+    the decisions' ids in the order of `decs` or not, some decisions with
+    no new products, and runs cut into several chunks."""
+    from types import SimpleNamespace
+
+    from pccompiler.ir.nodes import row_chunks
+    rng = np.random.default_rng(7)
+    nvt, num_dec, base = 30, 60, 11
+    vt = SimpleNamespace(lo=rng.integers(0, 100, nvt), hi=rng.integers(100, 200, nvt))
+    home = rng.integers(0, nvt, 500)
+    decs = rng.choice(500, num_dec, replace=False)         # SDD ids of the live decisions
+    new_prods = rng.integers(0, 4, num_dec)                # per decision, in record order
+    by_record = np.arange(num_dec) if in_order else rng.permutation(num_dec)
+    dec_id = np.empty(num_dec, dtype=np.int64)
+    dec_id[by_record] = base + np.cumsum(new_prods + 1) - 1
+    n = base + int((new_prods + 1).sum())
+    owner = np.empty(n - base, dtype=np.int64)             # decs index owning each tail node
+    owner[:] = -1
+    start = base
+    for r, d in enumerate(by_record):
+        owner[start - base:start - base + new_prods[r] + 1] = d
+        start += new_prods[r] + 1
+    monkeypatch.setattr(sdd_nodes, "row_chunks", lambda ends, step=None: row_chunks(ends, 5))
+    lo, hi = np.full(n, -7, dtype=np.int32), np.full(n, -7, dtype=np.int32)
+    sdd_nodes._tail_scopes(vt, home, decs, dec_id, base, (lo, hi))
+    np.testing.assert_array_equal(lo[base:], vt.lo[home[decs[owner]]])
+    np.testing.assert_array_equal(hi[base:], vt.hi[home[decs[owner]]])
+    assert (lo[:base] == -7).all() and (new_prods == 0).any()
