@@ -134,7 +134,7 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    fill_products(kids, offsets[prod_id])
+    fill_products(kids, offsets, prod_id)
     del fill_products, prod_id
     # every live decision's children, in id order (d_par ascends), copied
     # to the decisions' child ranges a chunk at a time
@@ -295,9 +295,9 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
 
 
 def _product_children(vt, home, taut, node_of, columns, prod_id, dtype):
-    """(fan-in of every element product, fill(kids, starts): writes each
-    product's children [prime, sibling tautologies..., sub, sibling
-    tautologies...] into the child array at its start), the sibling paths
+    """(fan-in of every element product, fill(kids, offsets, ids): writes
+    each product's children [prime, sibling tautologies..., sub, sibling
+    tautologies...] into the child array at its start offsets[its id]), the sibling paths
     computed once per (prime vtree, sub vtree) signature. The products'
     signature keys and prime / sub nodes come from one pass over them in
     chunks, two lookups a child (home and node, int32 tables half the
@@ -340,8 +340,13 @@ def _product_children(vt, home, taut, node_of, columns, prod_id, dtype):
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
     width = 2 + lp_n + ls_n
 
-    def fill(kids: np.ndarray, starts: np.ndarray) -> None:
-        child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n, kids, starts)
+    def fill(kids: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> None:
+        """The products' children into kids at offsets[ids], a chunk of
+        products at a time (no array of all 11.5M starts beside the child
+        array: 92 MB less at the import's peak, at 10^6 SDD nodes)."""
+        for a, b in chunk_bounds(num_rows):
+            child_index(taut, pnode[a:b], snode[a:b], sig_of[a:b], width, lp, lp_n, ls, ls_n,
+                        kids, offsets[ids[a:b]])
     return width.astype(np.int32)[sig_of], fill      # (fan-ins: int32, as the node array's)
 
 
