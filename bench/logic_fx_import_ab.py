@@ -18,11 +18,11 @@ untimed, then --builds times timed. Prints the min and median per side.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
+
+from logic_fx_ab import run_side, take_turns      # (bench/ is this script's folder)
 
 CHILD = """
 import json, time
@@ -44,19 +44,11 @@ print(json.dumps(out))
 
 def side_run(args, before: bool) -> dict:
     """{path: [CPU seconds of each timed import]} of one fresh process,
-    importing pccompiler from args.before (before) or this checkout. It
-    runs from a neutral folder, so the checkout cannot shadow `before`."""
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if before:
-        env["PYTHONPATH"] = args.before
+    importing pccompiler from args.before (before) or this checkout
+    (logic_fx_ab.run_side)."""
     code = CHILD.format(paths=[os.path.abspath(p) for p in args.sdd], warm=args.warm,
                         builds=args.builds)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd="/")
-    if res.returncode:
-        raise SystemExit(f"{'before' if before else 'after'} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_side(code, args.before if before else None, "import_ab")
 
 
 def main(argv=None) -> int:
@@ -67,13 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--builds", type=int, default=20)
     ap.add_argument("--warm", type=int, default=1, help="untimed imports first, per file")
     args = ap.parse_args(argv)
-    runs: dict[str, dict[str, list]] = {"before": {}, "after": {}}
-    loads = []
-    for _ in range(args.rounds):
-        for side in ("before", "after"):
-            loads.append(os.getloadavg()[0])
-            for path, spent in side_run(args, side == "before").items():
-                runs[side].setdefault(path, []).extend(spent)
+    runs, loads = take_turns(args.rounds, lambda before: side_run(args, before))
     print(f"load average (1 min) at each process start: {min(loads):.2f} .. {max(loads):.2f}; "
           f"{args.rounds} rounds x {args.builds} imports per side\n")
     print("| file (CPU ms) | before min | after min | before median | after median |")
