@@ -64,6 +64,20 @@ def side_runs(args, before: bool) -> dict:
     return run_side(code, args.before if before else None, "ab")
 
 
+def take_turns(rounds: int, one_side) -> tuple[dict, list]:
+    """({"before": {key: [values]}, "after": ...}, the 1-minute load at each
+    process start): `rounds` rounds of one_side(before=True) then
+    one_side(before=False), each a fresh process's {key: [values]}."""
+    runs: dict[str, dict[str, list]] = {"before": {}, "after": {}}
+    loads = []
+    for _ in range(rounds):
+        for side in ("before", "after"):
+            loads.append(os.getloadavg()[0])
+            for key, values in one_side(side == "before").items():
+                runs[side].setdefault(key, []).extend(values)
+    return runs, loads
+
+
 def main(argv=None) -> int:
     import logic_fx
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,13 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--builds", type=int, default=5)
     args = ap.parse_args(argv)
-    runs: dict[str, dict[str, list]] = {"before": {}, "after": {}}
-    loads = []
-    for _ in range(args.rounds):
-        for side in ("before", "after"):
-            loads.append(os.getloadavg()[0])
-            for name, builds in side_runs(args, side == "before").items():
-                runs[side].setdefault(name, []).extend(builds)
+    runs, loads = take_turns(args.rounds, lambda before: side_runs(args, before))
     print(f"load average (1 min) at each process start: {min(loads):.2f} .. {max(loads):.2f}; "
           f"{args.rounds} rounds x {args.builds} builds per side")
     rows = logic_fx.ROWS

@@ -11,6 +11,7 @@ keyword, offset and count into one flat int64 array).
 from __future__ import annotations
 
 import mmap
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ _INT_WORD = re.compile(rb"-?[0-9]+")
 _INT_BYTE = _DIGIT.copy()
 _INT_BYTE[[ord(" "), ord("-")]] = True
 _BYTES = 1 << 23                 # bytes per chunk of the plain reader's checks
+_READ_MAX = 1 << 20              # files below this many bytes are read, not mapped
 
 
 @dataclass
@@ -117,6 +119,8 @@ def _file_data(path: str | Path) -> bytes | mmap.mmap:
     try:
         with open(path, "rb") as f:
             try:
+                if os.fstat(f.fileno()).st_size < _READ_MAX:
+                    return f.read()                # (a map and its unmap cost more)
                 return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):          # empty, a pipe, a system without mmap
                 return f.read()
@@ -135,8 +139,10 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
     if n == 0:
         return None
     nl = np.concatenate([np.flatnonzero(buf[a:b] == 10) + a for a, b in chunk_bounds(n, _BYTES)])
-    ends = nl if len(nl) and nl[-1] == n - 1 else np.r_[nl, n]
-    starts = np.r_[0, ends[:-1] + 1]
+    ends = nl if len(nl) and nl[-1] == n - 1 else np.append(nl, n)
+    starts = np.empty(len(ends), dtype=np.int64)      # (np.r_ costs 4 us a call: small files)
+    starts[0] = 0
+    np.add(ends[:-1], 1, out=starts[1:])
     if (ends <= starts).any():
         return None                                      # an empty line
     one_letter = (starts + 1 == ends) | (buf[np.minimum(starts + 1, n - 1)] == 32)
@@ -158,8 +164,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
     # parsed, its integers written into one array (no 200 MB copy of the
     # file; unused capacity of `ints` is never touched, so costs nothing).
     skip = np.flatnonzero(comment)
-    blank = np.r_[concat_ranges(starts[skip], ends[skip] - starts[skip]),
-                  np.arange(starts[h], starts[h] + len(words[0])), starts[rec]]
+    blank = np.concatenate((concat_ranges(starts[skip], ends[skip] - starts[skip]),
+                            np.arange(starts[h], starts[h] + len(words[0])), starts[rec]))
     # Spaces per line (a uint16 sum is far faster where no line can overflow it).
     acc = np.uint16 if int((ends - starts).max()) < 2 ** 16 else np.int64
     per_line = np.zeros(len(starts), dtype=acc)
@@ -180,7 +186,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
         m = np.flatnonzero(ch == ord("-"))
         digits = np.count_nonzero(ch >= 48) - np.count_nonzero(ch > 57)   # 0-9 (no temporary:
                                                  # a third of the time of (ch - 48) < 10)
-        if digits + np.count_nonzero(ch == 32) + len(m) + np.count_nonzero(ch == 10) != b - a:
+        newlines = int(np.searchsorted(nl, b) - np.searchsorted(nl, a))   # (blanks keep them:
+        if digits + np.count_nonzero(ch == 32) + len(m) + newlines != b - a:  # no pass for them)
             return None                                  # a byte other than 0-9, ' ', '-', \n
         if len(m) and (m[0] == 0 or m[-1] + 1 >= len(ch) or not (
                 _DIGIT[ch[m + 1]] & (ch[m - 1] == 32)).all()):
@@ -196,7 +203,9 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
         ints[pos:pos + len(vals)] = vals
         pos += len(vals)
     ints = ints[:pos]
-    counts = per_line[np.r_[h, rec]].astype(np.int64)
+    counts = np.empty(len(rec) + 1, dtype=np.int64)    # the header's line, then the records'
+    counts[0] = per_line[h]
+    counts[1:] = per_line[rec]
     if int(counts.sum()) != len(ints):
         return None                                      # extra spaces somewhere
     first_int = np.cumsum(counts) - counts               # the header's integers come first

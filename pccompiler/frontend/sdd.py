@@ -37,7 +37,7 @@ from pccompiler.frontend.logic_text import Records, check_counts, column, read_r
 from pccompiler.ir import heap
 from pccompiler.ir.nodes import chunk_bounds, concat_ranges, index_dtype
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
-from pccompiler.frontend.sdd_nodes import build_nodes
+from pccompiler.frontend.sdd_nodes import NotDecomposable, build_nodes
 
 pcir = ir.pcir
 FORMS = ("groups", "nodes")
@@ -97,7 +97,8 @@ def read_vtree(path: str | Path) -> Vtree:
             raise rec.fail(r, f"{side} child {int(k[np.argmax(bad)])} is not a vtree node "
                               "defined on an earlier line")
         parent[k] = ids[inner]
-    if np.bincount(np.r_[left[ids[inner]], right[ids[inner]]], minlength=n).max(initial=0) > 1:
+    kids = np.concatenate((left[ids[inner]], right[ids[inner]]))
+    if np.bincount(kids, minlength=n).max(initial=0) > 1:
         raise LoadError(f"{rec.path}: a vtree node has two parents")
     nv = int(leaf.sum())
     vs = np.sort(var[ids[leaf]])
@@ -177,7 +178,10 @@ def from_sdd(path: str | Path, vtree: str | Path | None = None, name: str = "",
         raise ValueError(f"from_sdd: form must be one of {FORMS}, not {form!r}")
     path = Path(path)
     with heap.retained_heap(heap.worth_it(_file_bytes(path)), release=False):   # see ir/heap.py
-        return _import(path, vtree, name, form)
+        try:
+            return _import(path, vtree, name, form)
+        except NotDecomposable:       # (rare) again, checking every element to name the bad one
+            return _import(path, vtree, name, form, name_bad_element=True)
 
 
 def _file_bytes(path: Path) -> int:
@@ -188,8 +192,10 @@ def _file_bytes(path: Path) -> int:
         return 0
 
 
-def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.Model:
-    """from_sdd's work (the reader, the checks, the chosen form's builder)."""
+def _import(path: Path, vtree: str | Path | None, name: str, form: str,
+            name_bad_element: bool = False) -> pcir.Model:
+    """from_sdd's work (the reader, the checks, the chosen form's builder;
+    name_bad_element: see build_nodes)."""
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
     rec = read_records(path, "sdd", b"FTLD", narrow=True)
     for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
@@ -243,7 +249,7 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str) -> pcir.
         rec.header_ints = rec.header_ints.copy()  # read: only the line numbers are used now,
         rec.ints = np.zeros(0, dtype=rec.ints.dtype)   # so the integers go (no view keeps them)
         return build_nodes(vt, rec, kind, home, idx, rec_of, elements, int(ids[-1]),
-                           name or path.stem, str(path))
+                           name or path.stem, str(path), name_bad_element)
     return build(vt, rec, kind, home, idx, rec_of, e_dec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
 
@@ -283,8 +289,10 @@ def _earlier_nodes(prime: np.ndarray, sub: np.ndarray, rec_of: np.ndarray,
     temporaries): an id in 0..n-1 names a node (the header's n records
     hold n distinct ids in that range: _header_count, _check_ids), so
     its record is the one test; the elements' records are gathered once
-    for both sides."""
+    for both sides, from the records' table in int32 (half the cache
+    lines of the int64 one)."""
     n = len(rec_of)
+    rec_of = rec_of.astype(index_dtype(n))
     for a, b in chunk_bounds(len(prime)):
         e_rec = rec_of[e_dec[a:b]]
         for c in (prime[a:b], sub[a:b]):

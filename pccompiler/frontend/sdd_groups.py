@@ -79,13 +79,18 @@ def build(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
                  idx, false, root, name, source)
 
 
-def fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
+def fold_false(vt, kind, home, e_dec, prime, sub, live_out: list | None = None) -> np.ndarray:
     """False nodes: F, and decisions all of whose elements have a false prime
-    or sub (decided one vtree level at a time, children's levels first)."""
+    or sub (decided one vtree level at a time, children's levels first).
+    live_out: a list, given the elements' live mask ~(false[prime] |
+    false[sub]) for the returned `false` (the node form's next step: no
+    second pass of two gathers over the 10^7 elements)."""
     false = kind == F
     decs = np.flatnonzero(kind == D)
     live = ~(false[prime] | false[sub])
     if np.bincount(e_dec[live], minlength=len(kind))[decs].all():
+        if live_out is not None:
+            live_out.append(live)
         return false                    # every decision keeps an element: F stays alone
     height = np.zeros(len(vt.left), dtype=np.int64)
     for u in vt.post:
@@ -102,6 +107,8 @@ def fold_false(vt, kind, home, e_dec, prime, sub) -> np.ndarray:
         has_elem[e_dec[e]] = True
         d = decs[d_by[d_cut[h]:d_cut[h + 1]]]
         false[d[~has_elem[d]]] = True
+    if live_out is not None:
+        live_out.append(~(false[prime] | false[sub]))
     return false
 
 

@@ -34,36 +34,50 @@ from pccompiler.frontend.sdd_groups import D, T, L, child_index, element_homes, 
     unpack_rows
 from pccompiler.ir.checker import LOGIC_SEMANTICS, SEMANTICS_KEY
 from pccompiler.ir.nodes import (INPUT, PRODUCT, SUM, NodeArrays, chunk_bounds, gather_ranges,
-                                  index_dtype, set_nodes, stable_argsort)
+                                  index_dtype, row_chunks, set_nodes, stable_argsort)
 
 pcir = ir.pcir
 
 
+class NotDecomposable(Exception):
+    """build_nodes found an element product that breaks decomposability
+    (checked on the distinct products, which no longer know their
+    elements' lines): the caller imports again with name_bad_element=True,
+    which checks every element first and names the first bad one."""
+
+
 def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.ndarray,
                 rec_of: np.ndarray, elements: list[np.ndarray], root: int, name: str,
-                source: str) -> pcir.Model:
+                source: str, name_bad_element: bool = False) -> pcir.Model:
     """The node-form logic-circuit Model of the SDD (see the module docstring).
     `elements` = [decision, prime, sub] of every element (an element's
     record is rec_of[decision]: no fourth array); the list
     is emptied, and each array is dropped once used: the import of a
     10^6-node SDD holds about 15 arrays of 10^7 entries, and every GB of
-    peak memory costs seconds of page faults on a small VM."""
+    peak memory costs seconds of page faults on a small VM.
+    Decomposability is checked on the distinct element products, on the
+    one decoding of their rows that _product_children makes anyway (the
+    rule depends on (w, prime, sub) alone, so equal elements agree; a
+    check of every element first was 0.2-0.28 s of 2.7 s at 10^6 SDD
+    nodes); a failure raises NotDecomposable, and name_bad_element=True
+    checks every element up front instead, naming the first bad one."""
     e_dec, prime, sub = elements
     elements.clear()
     nv, nvt = vt.num_vars, len(vt.left)
     post = np.asarray(vt.post, dtype=np.int64)
     pos = np.empty(nvt, dtype=np.int64)
     pos[post] = np.arange(nvt)
-    false = fold_false(vt, kind, home, e_dec, prime, sub)
+    live = []
+    false = fold_false(vt, kind, home, e_dec, prime, sub, live)
     if false[root]:
         raise LoadError(f"{source}: the circuit is false (unsatisfiable): nothing to import")
     taut = 2 * nv + pos                                   # tautology node of vtree node w
     # Live elements and their (w, prime, sub) products.
-    dec, p, s = _live(~(false[prime] | false[sub]), [e_dec, prime, sub])
+    dec, p, s = _live(live.pop(), [e_dec, prime, sub])
     del e_dec, prime, sub
     w = home[dec]
-    if not _decomposable(vt, kind, home, w, p, s):     # element_homes names the first bad one
-        element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)
+    if name_bad_element and not _decomposable(vt, kind, home, w, p, s):
+        element_homes(vt, rec, kind, home, pos, w, dec, rec_of, p, s)   # names the first one
         raise LoadError(f"{source}: an element is not decomposable")   # (not reached)
     rows = [w, p, s]                       # freed once packed into a key
     del w, p, s
@@ -86,10 +100,15 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     dec_fan = np.bincount(d_par, minlength=len(prod_id) + len(dec_id))[dec_id - base]
     del d_par
     n = base + len(prod_id) + len(dec_id)
-    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
-    prod_fan, fill_products = _product_children(vt, home, taut, node_of, columns, prod_id,
-                                                (lo, hi), index_dtype(n))
+    children = _product_children(vt, home, taut, node_of, columns, prod_id, index_dtype(n))
+    if children is None:
+        if name_bad_element:                # (the element check above passed: not reached)
+            raise LoadError(f"{source}: an element is not decomposable")
+        raise NotDecomposable(source)
+    prod_fan, fill_products = children
     del columns
+    lo, hi = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)   # as stored
+    _tail_scopes(vt, home, decs, dec_id, base, (lo, hi))
     kinds = np.empty(n, dtype=np.uint8)
     fan = np.zeros(n, dtype=np.int32)                  # fan-ins < 2^31: half the bytes
     var_pos = np.empty(nv, dtype=np.int64)
@@ -101,20 +120,21 @@ def build_nodes(vt, rec: Records, kind: np.ndarray, home: np.ndarray, idx: np.nd
     kinds[2 * nv:base] = np.where(leaf, SUM, PRODUCT)
     fan[2 * nv:base] = 2
     lo[2 * nv:base], hi[2 * nv:base] = vt.lo[post], vt.hi[post]
-    kinds[prod_id], fan[prod_id] = PRODUCT, prod_fan
-    del prod_fan
+    kinds[base:] = PRODUCT                 # the products and decisions, then the decisions
     kinds[dec_id] = SUM
+    fan[prod_id] = prod_fan
+    del prod_fan
     fan[dec_id] = dec_fan
-    lo[dec_id], hi[dec_id] = vt.lo[home[decs]], vt.hi[home[decs]]
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(fan, dtype=np.int64, out=offsets[1:])
+    offsets[1:] = fan                      # then summed in place: a cumsum casting int32 to
+    np.cumsum(offsets[1:], out=offsets[1:])   # int64 on the way took twice as long
     kids = np.empty(int(offsets[-1]), dtype=index_dtype(n))
     tw = post[~leaf]
     kids[offsets[2 * nv:base][leaf][:, None] + np.arange(2)] = \
         2 * (vt.var[post[leaf]] - 1)[:, None] + np.arange(2)
     kids[offsets[2 * nv:base][~leaf][:, None] + np.arange(2)] = \
         np.stack([taut[vt.left[tw]], taut[vt.right[tw]]], axis=1)
-    fill_products(kids, offsets[prod_id])
+    fill_products(kids, offsets, prod_id)
     del fill_products, prod_id
     # every live decision's children, in id order (d_par ascends), copied
     # to the decisions' child ranges a chunk at a time
@@ -228,7 +248,7 @@ def _product_rows(key: np.ndarray, rec_of: np.ndarray, dec: np.ndarray
     del same
     # A run of repeats r..r+m-1 belongs to the key first at r - 1 (from the
     # repeats alone: no array of all run starts).
-    opens = np.r_[True, repeat[1:] != repeat[:-1] + 1] if len(repeat) else np.zeros(0, bool)
+    opens = _run_starts(repeat, 1)
     first_of = order[(repeat[opens] - 1)[np.cumsum(opens) - 1]]
     repeat = order[repeat]                            # positions of the repeats
     del order
@@ -274,33 +294,41 @@ def _new_ids(row_key: np.ndarray, row_rec: np.ndarray, dec_rec: np.ndarray,
     return prod_id, base + prods_upto[dec_rec] + decs_before[dec_rec]
 
 
-def _product_children(vt, home, taut, node_of, columns, prod_id, scopes, dtype):
-    """(fan-in of every element product, fill(kids, starts): writes each
-    product's children [prime, sibling tautologies..., sub, sibling
-    tautologies...] into the child array at its start), the sibling paths
-    computed once per (prime vtree, sub vtree) signature; on the way (one
-    decoding of the rows' keys) each product's scope, the interval of its
-    w, is written into scopes = (lo, hi) at prod_id. The products'
+def _product_children(vt, home, taut, node_of, columns, prod_id, dtype):
+    """(fan-in of every element product, fill(kids, offsets, ids): writes
+    each product's children [prime, sibling tautologies..., sub, sibling
+    tautologies...] into the child array at its start offsets[its id]), the sibling paths
+    computed once per (prime vtree, sub vtree) signature. The products'
     signature keys and prime / sub nodes come from one pass over them in
     chunks, two lookups a child (home and node, int32 tables half the
     size in cache); only the true children (home -1, as the false node,
     which no live element has) are then set: a true prime covers left(w),
-    a true sub right(w)."""
+    a true sub right(w).
+    None when a product breaks decomposability (its prime's vtree node
+    not under left(w), or its sub's not under right(w)): checked on the
+    way, by each child's vtree in-order position within the range of its
+    side's subtree (vtree_inorder: one lookup per child and two per w,
+    small int32 tables in cache)."""
     nvt = len(vt.left)
     home32, node32 = home.astype(np.int32), node_of.astype(dtype)
-    num_rows, (lo, hi) = len(prod_id), scopes
+    inorder, sides = vtree_inorder(vt)
+    num_rows = len(prod_id)
     key = np.empty(num_rows, dtype=np.int64)
     pnode = np.empty(num_rows, dtype=dtype)           # node ids (the child array's dtype)
     snode = np.empty(num_rows, dtype=dtype)
     for a, b in chunk_bounds(num_rows):
         w, p, s = columns(slice(a, b))
-        lo[prod_id[a:b]], hi[prod_id[a:b]] = vt.lo[w], vt.hi[w]
-        for side, c, out, sig_scale in ((vt.left, p, pnode, nvt), (vt.right, s, snode, 1)):
+        for (side, first, span), c, out, sig_scale in zip(sides, (p, s), (pnode, snode),
+                                                          (nvt, 1)):
             h, node = home32[c], node32[c]
             true = np.flatnonzero(h < 0)
             if len(true):
                 top = side[w[true]]
                 h[true], node[true] = top, taut[top]
+            at = inorder[h]
+            at -= first[w]
+            if (at.view(np.uint32) > span[w]).any():  # (below the range: wraps above it)
+                return None
             if sig_scale == 1:
                 key[a:b] += h
             else:
@@ -312,9 +340,56 @@ def _product_children(vt, home, taut, node_of, columns, prod_id, scopes, dtype):
     ls, ls_n = sibling_paths(vt, sigs % nvt, vt.right[sig_w])
     width = 2 + lp_n + ls_n
 
-    def fill(kids: np.ndarray, starts: np.ndarray) -> None:
-        child_index(taut, pnode, snode, sig_of, width, lp, lp_n, ls, ls_n, kids, starts)
-    return width[sig_of], fill
+    def fill(kids: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> None:
+        """The products' children into kids at offsets[ids], a chunk of
+        products at a time (no array of all 11.5M starts beside the child
+        array: 92 MB less at the import's peak, at 10^6 SDD nodes)."""
+        for a, b in chunk_bounds(num_rows):
+            child_index(taut, pnode[a:b], snode[a:b], sig_of[a:b], width, lp, lp_n, ls, ls_n,
+                        kids, offsets[ids[a:b]])
+    return width.astype(np.int32)[sig_of], fill      # (fan-ins: int32, as the node array's)
+
+
+def _tail_scopes(vt, home: np.ndarray, decs: np.ndarray, dec_id: np.ndarray, base: int,
+                 scopes: tuple[np.ndarray, np.ndarray]) -> None:
+    """Writes into scopes = (lo, hi) the scopes of the nodes base..n-1, the
+    element products and the live decisions `decs` (ids dec_id): _new_ids
+    numbers each decision's new products right before it, and a product's
+    scope is the interval of its first element's decision's vtree node, so
+    the ids after one decision up to the next take the next one's scope:
+    written as runs a chunk at a time, where a scatter through the 10^7
+    products' ids took 0.1 s."""
+    order = np.argsort(dec_id, kind="stable") if (dec_id[1:] < dec_id[:-1]).any() else None
+    ids = dec_id if order is None else dec_id[order]
+    w = home[decs] if order is None else home[decs[order]]
+    runs = np.diff(ids, prepend=base - 1)
+    ends = np.cumsum(runs)
+    for out, table in zip(scopes, (vt.lo, vt.hi)):
+        at_w = table[w].astype(np.int32)
+        for d0, d1 in row_chunks(ends):
+            e0, e1 = (int(ends[d0 - 1]) if d0 else 0), int(ends[d1 - 1])
+            out[base + e0:base + e1] = np.repeat(at_w[d0:d1], runs[d0:d1])
+
+
+def vtree_inorder(vt) -> tuple[np.ndarray, list]:
+    """(each vtree node's in-order position (int32), and for the left and
+    right sides (side, first, span): the in-order range of the subtree
+    side[w] is first[w] .. first[w] + span[w] (uint32), by w). A leaf of
+    in-order leaf rank r sits at 2r, an inner node at 2 hi(left) - 1
+    (between its two subtrees), so the subtree of u holds exactly the
+    positions 2 lo(u) .. 2 hi(u) - 2, and u' lies under u iff
+    0 <= pos(u') - 2 lo(u) <= 2 (hi(u) - lo(u)) - 2: one position per
+    child where the interval test reads two bounds."""
+    inner = vt.left >= 0
+    inorder = np.where(inner, 2 * vt.hi[np.where(inner, vt.left, 0)] - 1,
+                       2 * vt.lo).astype(np.int32)
+    sides = []
+    for side in (vt.left, vt.right):
+        top = np.where(side >= 0, side, 0)            # (w is always an inner vtree node)
+        first = (2 * vt.lo[top]).astype(np.int32)
+        span = (2 * (vt.hi[top] - vt.lo[top]) - 2).astype(np.uint32)
+        sides.append((side, first, span))
+    return inorder, sides
 
 
 def _model(nv: int, arrays: NodeArrays, name: str, sum_edges: int) -> pcir.Model:
@@ -337,30 +412,63 @@ def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
                     inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (decision node, product node) pairs of the elements
     (node_of[dec], prod_id[inv]), sorted. The decision nodes are already
-    non-decreasing and each decision's elements contiguous, so of the
-    packed keys (made in chunks) only those of the decisions that list
-    their products out of id order are sorted (in place: a fifth of the
-    elements of the block SDDs, where a sort of all of them cost 1-1.4 s at
-    10^6 SDD nodes); all of them if a step down crosses decisions."""
+    non-decreasing and each decision's elements contiguous (else
+    _distinct_pairs_sorted sorts them all), so the pairs are gathered
+    straight into the two columns and only the decisions that list their
+    products out of id order are sorted (a fifth of the elements of the
+    block SDDs, through packed keys of those alone); equal pairs (a
+    product listed twice by one decision) are dropped when there are any.
+    No int64 key of every element: 95 MB less at 10^6 SDD nodes."""
     width = int(prod_id.max(initial=0)) + 1
-    key = np.empty(len(dec), dtype=np.int64)
+    dtype = index_dtype(int(node_of.max(initial=0)) + width)    # _distinct_pairs_sorted's
+    d_par, d_kid = np.empty(len(dec), dtype=dtype), np.empty(len(dec), dtype=dtype)
     for a, b in chunk_bounds(len(dec)):
-        np.multiply(node_of[dec[a:b]], width, out=key[a:b])
-        key[a:b] += prod_id[inv[a:b]]
-    down = np.flatnonzero(key[1:] < key[:-1])
-    if len(down) and (dec[down] != dec[down + 1]).any():
-        key.sort()
-    elif len(down):
+        np.take(node_of, dec[a:b], out=d_par[a:b])
+        np.take(prod_id, inv[a:b], out=d_kid[a:b])
+    if (d_par[1:] < d_par[:-1]).any():
+        return _distinct_pairs_sorted(d_par, d_kid, width)
+    down = np.flatnonzero(d_kid[1:] < d_kid[:-1])
+    down = down[d_par[down] == d_par[down + 1]]          # within one decision
+    if len(down):
         unsorted = np.zeros(len(node_of), dtype=bool)
         unsorted[dec[down]] = True
-        at = np.flatnonzero(unsorted[dec])
-        part = key[at]
-        part.sort()
-        key[at] = part
-    key = key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
-    top = int(node_of.max(initial=0)) + width         # above every node id of a pair
-    pairs = tuple(np.empty(len(key), dtype=index_dtype(top)) for _ in range(2))
-    return np.divmod(key, width, out=pairs, casting="unsafe")    # node ids: int32 when they fit
+        at = np.flatnonzero(unsorted[dec])               # whole decisions
+        part = d_par[at].astype(np.int64)
+        part *= width
+        part += d_kid[at]
+        part.sort()                                      # (each decision stays in place)
+        d_kid[at] = part % width
+    same = (d_kid[1:] == d_kid[:-1]) & (d_par[1:] == d_par[:-1])
+    if same.any():
+        keep = np.empty(len(d_kid), dtype=bool)          # a pair's first copy
+        keep[0] = True
+        np.logical_not(same, out=keep[1:])
+        d_par, d_kid = d_par[keep], d_kid[keep]
+    return d_par, d_kid
+
+
+def _distinct_pairs_sorted(d_par: np.ndarray, d_kid: np.ndarray, width: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """_distinct_pairs when the decision nodes are not in order: one sort
+    of all the packed pairs, then the distinct ones unpacked."""
+    key = d_par.astype(np.int64)
+    key *= width
+    key += d_kid
+    key.sort()
+    key = key[_run_starts(key, 0)]
+    pairs = tuple(np.empty(len(key), dtype=d_par.dtype) for _ in range(2))
+    return np.divmod(key, width, out=pairs, casting="unsafe")
+
+
+def _run_starts(values: np.ndarray, step: int) -> np.ndarray:
+    """Where a run of values[i] = values[i - 1] + step begins (bool; the
+    first value always): np.r_[True, ...] without np.r_'s 4 us a call,
+    which the small SDDs pay several times per import."""
+    starts = np.empty(len(values), dtype=bool)
+    if len(values):
+        starts[0] = True
+        np.not_equal(values[1:], values[:-1] + step if step else values[:-1], out=starts[1:])
+    return starts
 
 
 def _root(vt, kind, home, node_of, taut, root: int) -> tuple[int | None, list[int] | None]:

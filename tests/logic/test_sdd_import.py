@@ -181,13 +181,17 @@ def test_plain_reader_chunks_refuse_a_bad_byte(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", SHARED)
 def test_mapped_file_reads_the_same_records_as_its_bytes(name, tmp_path, monkeypatch):
-    """read_records maps the file (logic_text._file_data) where it can: the
+    """read_records maps the file (logic_text._file_data) where it can and
+    the file has _READ_MAX bytes or more (smaller ones are read): the
     same records as from the file's bytes read into memory; an empty file
     (which cannot be mapped) and a folder are read or refused as before."""
     import mmap
 
     from pccompiler.frontend import logic_text
     path = shared_sdd(name)
+    assert path.stat().st_size < logic_text._READ_MAX
+    assert isinstance(logic_text._file_data(path), bytes)
+    monkeypatch.setattr(logic_text, "_READ_MAX", path.stat().st_size)
     assert isinstance(logic_text._file_data(path), mmap.mmap)
     mapped = logic_text.read_records(path, "sdd", b"FTLD")
     monkeypatch.setattr(logic_text, "_file_data", lambda p: Path(p).read_bytes())

@@ -6,6 +6,8 @@ names the line."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,29 @@ def test_int32_and_int64_integers_import_the_same_model(name, form, monkeypatch)
             got[allow] = pc.from_sdd(path, form=form).SerializeToString(deterministic=True)
     assert np.dtype(np.int32) in dtypes and dtypes[-1] == np.int64
     assert got[True] == got[False]
+
+
+@pytest.mark.parametrize("chunk", [None, 16, 7])
+@pytest.mark.parametrize("swap", [("\n", "\r\n"), ("D 6 1 2", "D 6 1\t2"), ("D 8 1 2", "D 8 1 +2"),
+                                  ("D 9 3 3", "D 9 3 :3"), ("L 7 4 3", "L 7 4 3\x00")])
+def test_plain_reader_leaves_other_bytes_to_the_general_reader(tmp_path, monkeypatch, chunk,
+                                                                swap):
+    """A byte other than 0-9, ' ', '-' and the line ends (a CR, a tab, '+',
+    ':', a NUL) makes the plain reader's byte count fail in whichever chunk
+    holds it (newlines counted from the line ends, not from the bytes), so
+    the general reader reads the file (CR, tab and NUL are blanks to it) or
+    names the line of the bad token."""
+    path = tmp_path / "odd.sdd"
+    path.write_bytes(SDD.replace(*swap).encode())
+    with monkeypatch.context() as m:
+        if chunk:
+            m.setattr(logic_text, "_BYTES", chunk)
+        assert logic_text._read_plain(*_plain_args(path)) is None
+    if swap[1].startswith(("D 8", "D 9")):
+        line = 1 + SDD.splitlines().index(next(x for x in SDD.splitlines()
+                                                if x.startswith(swap[0])))
+        token = swap[1].split()[-1]
+        with pytest.raises(LoadError, match=re.escape(f":{line}: '{token}' is not an integer")):
+            _records(path, monkeypatch, True, chunk)
+    else:
+        _same(_records(path, monkeypatch, True, chunk), _records(path, monkeypatch, False))
