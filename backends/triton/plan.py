@@ -622,6 +622,9 @@ def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], list[bo
     return out, [bool(x) for x in shares]
 
 
+NODE_PLAN = True     # False: node layouts walk their partitions too (A/B runs, tests)
+
+
 def build_plan(layout: pcir.Layout, device: torch.device | str,
                slot_map: SlotMap | None = None, fuse: bool = False,
                table: ir.TensorTable | None = None) -> TritonPlan:
@@ -641,6 +644,11 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     engine decodes them once for both plans and the compact remap)."""
     host = _HOST
     t = ir.tensor_table(layout) if table is None else table
+    if NODE_PLAN and slot_map is None and not fuse:
+        from pccompiler.backends.triton.node_plan import build_node_plan
+        plan = build_node_plan(layout, t)
+        if plan is not None:        # a small node layout: a partition kind at a time
+            return _finish_plan(plan, device)
     # the Layout's own dtype (int32 slots stay int32: cheaper to copy); every
     # analysis below converts to int64 where it computes
     arr = lambda name, shape: t[name].reshape(shape)  # noqa: E731
@@ -746,8 +754,13 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             layers[li].scratch = True
         for li, rows in slot_map.zero_rows.items():
             layers[li].zero_flow_rows = torch.from_numpy(rows)
-    mark_first_writers(plan, host)
-    plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
+    return _finish_plan(plan, device)
+
+
+def _finish_plan(plan: TritonPlan, device: torch.device | str) -> TritonPlan:
+    """The steps after the parts: store flags, merged sums, the upload."""
+    mark_first_writers(plan, _HOST)
+    plan.merged_sums = merge_sum_parts([p for lp in plan.layers for p in lp.sums])
     upload_fields(plan, device)
     return plan
 

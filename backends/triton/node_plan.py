@@ -1,0 +1,234 @@
+"""The plan of a small node layout, built a partition kind at a time.
+
+`plan.build_plan` walks the partitions one by one: per partition a
+handful of numpy checks (equal neighbouring sum blocks, duplicate product
+children, equal parent pairs in the backward) and a copy per index array
+into its own tensor. A logic circuit's node layout (`form: nodes`) has
+30-130 partitions of a few hundred rows each, where those calls cost more
+than the arithmetic (2.3 ms of sudoku_4's 8 ms build). Here every check
+runs once over all partitions of a kind (a segment id per row or entry),
+and each index field of a kind is copied once, all partitions' arrays end
+to end, into one array whose slices the parts hold (`_joined`, `_views`,
+torch's split_with_sizes: a fraction of a copy and a tensor per array).
+
+Partitions the checks flag (two neighbouring sum blocks that may read the
+same children; backward blocks whose pairs may list one parent set) go
+through plan.py's own `sum_part` / `sum_backward_part`, so the plan is
+the one `build_plan` makes, field for field
+(tests/triton/test_node_plan.py). Layouts this module does not cover (no
+node form, ties, blocks wider than one row, int64 slots, compact or fused
+plans, more than WHOLE_ENTRIES_MAX index entries) return None and take
+the general walk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pccompiler import ir
+from pccompiler.backends.triton import plan as P
+from pccompiler.ir import pcir
+
+# Index entries (all partitions' tables together) up to which the plan is
+# built here: the buffers are a copy of them all, and the general walk's
+# per-partition calls cost nothing next to 10^7 entries.
+WHOLE_ENTRIES_MAX = 1 << 20
+
+
+def _segments(sizes) -> np.ndarray:
+    """The segment id of every entry of segments of `sizes` laid end to end."""
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
+def _joined(table, names: list[str], dtype) -> np.ndarray:
+    """The tensors `names` of `table`, flattened and laid end to end in one
+    fresh array of `dtype` (the parts' tensors are slices of it)."""
+    if not names:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate([table[n].reshape(-1) for n in names]).astype(dtype, copy=False)
+
+
+def _views(array: np.ndarray, rows: list[int], cols: list[int]) -> list[torch.Tensor]:
+    """Tensors over consecutive [rows[i], cols[i]] blocks of `array`."""
+    out, start = [], 0
+    for r, c in zip(rows, cols):
+        out.append(torch.from_numpy(array[start:start + r * c].reshape(r, c)))
+        start += r * c
+    return out
+
+
+def _row_sums(flat: np.ndarray, widths: list[int], rows: list[int],
+              counts: np.ndarray | None = None) -> np.ndarray:
+    """Per row of the [rows[i], widths[i]] tables laid end to end in `flat`,
+    the sum of its first counts[r] entries (all of them without `counts`);
+    float64, exact for these slot sums (< 2^53)."""
+    row_len = np.repeat(widths, rows)
+    row_of = _segments(row_len)
+    if counts is not None:
+        col = np.arange(flat.size) - np.repeat(np.cumsum(row_len) - row_len, row_len)
+        flat = np.where(col < counts[row_of], flat, 0)
+    return np.bincount(row_of, weights=flat, minlength=row_len.size)
+
+
+def _covered(layout: pcir.Layout) -> bool:
+    """Whether the layout is a node layout this module builds (module docstring)."""
+    meta = layout.metadata
+    if meta.get("form") != "nodes" or meta.get("slot_dtype", "int32") != "int32":
+        return False
+    for layer in layout.layers:
+        for sp in layer.sum_partitions:
+            if sp.block_size != 1 or sp.has_ties or "tile_rows" in sp.kernel_options:
+                return False
+        for ip in layer.input_partitions:
+            if ip.has_ties:
+                return False
+        for bp in layer.sum_backward_partitions:
+            if bp.child_block_size != 1 or bp.parent_block_size != 1:
+                return False
+    return True
+
+
+def build_node_plan(layout: pcir.Layout, table: ir.TensorTable) -> P.TritonPlan | None:
+    """The host plan of `layout` (build_plan's, before its store flags,
+    merged sums and upload), or None when the layout is not one this
+    module covers."""
+    if not _covered(layout):
+        return None
+    layers = list(layout.layers)
+    sums = [(li, sp) for li, layer in enumerate(layers) for sp in layer.sum_partitions]
+    inputs = [(li, ip) for li, layer in enumerate(layers) for ip in layer.input_partitions]
+    sum_keys = [table[sp.block_param_starts].reshape(-1) for _, sp in sums]
+    in_keys = [table[ip.node_param_starts].reshape(-1) for _, ip in inputs]
+    if any(P._first_occurrence(sum_keys)[1]) or any(P._first_occurrence(in_keys)[1]):
+        return None                 # parameter rows shared across partitions: ties
+    if sum(table[sp.child_slots].size for _, sp in sums) > WHOLE_ENTRIES_MAX:
+        return None
+    plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer in layers]
+    for (li, ip), ps in zip(inputs, in_keys):
+        plan_layers[li].inputs.append(P.input_part(
+            P.DIST_CODES[ip.dist], int(ip.slot_start), int(ip.params_per_node),
+            table[ip.node_vars].reshape(-1), ps, P._HOST, False, np.ones(ps.size, dtype=bool)))
+    parts = _sum_parts(sums, sum_keys, table)
+    if parts is None:
+        return None
+    for (li, _), part in zip(sums, parts):
+        plan_layers[li].sums.append(part)
+    for li, part in _product_parts(layers, table, int(layout.num_slots)):
+        plan_layers[li].products.append(part)
+    for li, part in _backward_parts(layers, table):
+        plan_layers[li].sum_backwards.append(part)
+    for lp in plan_layers:
+        if len(lp.products) > 1:
+            lp.products.sort(key=lambda p: p.slot_start)
+    return P.TritonPlan(int(layout.num_slots), int(layout.root_slot), plan_layers)
+
+
+def _sum_parts(sums: list, keys: list[np.ndarray], table) -> list | None:
+    """The part `plan.sum_part` builds of each sum partition. Partitions
+    where two neighbouring blocks may read the same children (equal count
+    and child-slot sum) go through sum_part itself; None when one of those
+    becomes a row-tile part (its node flows then leave the plain plan)."""
+    if not sums:
+        return []
+    nbs = [int(sp.num_blocks) for _, sp in sums]
+    ks = [int(sp.max_children) for _, sp in sums]
+    children = _joined(table, [sp.child_slots for _, sp in sums], np.int32)
+    counts = _joined(table, [sp.block_num_children for _, sp in sums], np.int32)
+    row_sum = _row_sums(children, ks, nbs)            # padding (slot 0) included
+    # neighbouring blocks of one partition with equal counts and sums
+    maybe = (counts[1:] == counts[:-1]) & (row_sum[1:] == row_sum[:-1])
+    maybe[np.cumsum(nbs)[:-1] - 1] = False           # the pair spans two partitions
+    flagged = np.zeros(len(sums), dtype=bool)
+    flagged[_segments(nbs)[1:][maybe]] = True
+    first = np.repeat(np.cumsum(nbs) - nbs, nbs)
+    owners = (np.arange(len(counts)) - first).astype(np.int32)
+    tensor = torch.from_numpy
+    slots_t = tensor(_joined(table, [sp.block_slots for _, sp in sums], np.int32)
+                     ).split_with_sizes(nbs)
+    counts_t = tensor(counts).split_with_sizes(nbs)
+    starts_t = tensor(np.concatenate(keys).astype(np.int64, copy=False)).split_with_sizes(nbs)
+    owners_t = tensor(owners).split_with_sizes(nbs)
+    out = []
+    for i, (cs, (_, sp)) in enumerate(zip(_views(children, nbs, ks), sums)):
+        options = {k: sp.kernel_options[k] for k in sp.kernel_options}
+        if flagged[i]:
+            part = P.sum_part(1, table[sp.block_slots].reshape(-1), counts_t[i].numpy(),
+                              cs.numpy(), keys[i], P._HOST, False,
+                              np.ones(nbs[i], dtype=bool), options)
+            if P.is_tile_part(part):
+                return None
+        else:
+            part = P.SumKernelPart(1, nbs[i], ks[i], slots_t[i], counts_t[i], cs,
+                                   starts_t[i], False, owners_t[i], options)
+        out.append(part)
+    return out
+
+
+def _product_parts(layers: list, table, num_slots: int) -> list:
+    """(layer, part) per product launch: a layer's adjacent partitions
+    merged as build_plan merges them (`merge_product_runs`), each atomic
+    when a child slot other than the padding slot 1 occurs twice in it
+    (`product_part`'s test, for all launches in one sort)."""
+    runs = []
+    for li, layer in enumerate(layers):
+        parts = [(int(pp.slot_start), table[pp.child_slots].reshape(int(pp.num_nodes),
+                                                                    int(pp.num_children)))
+                 for pp in layer.product_partitions]
+        runs += [(li, start, cs) for start, cs in (P.merge_product_runs(parts)
+                                                   if len(parts) > 1 else parts)]
+    if not runs:
+        return []
+    rows = [cs.shape[0] for _, _, cs in runs]
+    cols = [cs.shape[1] for _, _, cs in runs]
+    flat = np.concatenate([cs.reshape(-1) for _, _, cs in runs]).astype(np.int32, copy=False)
+    real = flat != 1
+    keys = np.sort(_segments(np.multiply(rows, cols))[real] * num_slots + flat[real])
+    atomic = np.zeros(len(runs), dtype=bool)
+    atomic[keys[1:][keys[1:] == keys[:-1]] // num_slots] = True
+    return [(li, P.ProductKernelPart(start, r, c, cs, flag))
+            for (li, start, _), r, c, cs, flag in zip(runs, rows, cols, _views(flat, rows, cols),
+                                                      atomic.tolist())]
+
+
+def _backward_parts(layers: list, table) -> list:
+    """(layer, part) per node-flow partition. `plan.parent_union` keeps a
+    partition's lists as they are unless it has two blocks, some parent,
+    and every aligned pair of blocks (2i, 2i + 1) has equal parent counts
+    and parent-slot sums; those partitions (and any without parent
+    columns) go through `sum_backward_part` itself, the others are its
+    plain answer (group 1, the lists as given)."""
+    backs = [(li, bp) for li, layer in enumerate(layers) for bp in layer.sum_backward_partitions]
+    if not backs:
+        return []
+    nbs = [int(bp.num_blocks) for _, bp in backs]
+    ps = [int(bp.max_parents) for _, bp in backs]
+    npar = _joined(table, [bp.cblock_num_parents for _, bp in backs], np.int32)
+    slots = _joined(table, [bp.parent_slots for _, bp in backs], np.int32)
+    row_sum = _row_sums(slots, ps, nbs, npar)         # parent_union's `real` entries
+    seg = _segments(nbs)
+    local = np.arange(npar.size) - np.repeat(np.cumsum(nbs) - nbs, nbs)
+    heads = np.flatnonzero((local % 2 == 0) & (local + 1 < np.repeat(nbs, nbs)))
+    unequal = (npar[heads] != npar[heads + 1]) | (row_sum[heads] != row_sum[heads + 1])
+    broken = np.zeros(len(backs), dtype=bool)
+    broken[seg[heads][unequal]] = True
+    parents = np.bincount(seg, weights=npar, minlength=len(backs))
+    general = ((parents > 0) & (np.array(nbs) >= 2) & ~broken) | (np.array(ps) == 0) \
+        | P.UNIONS_WITH_GAPS
+    tensor = torch.from_numpy
+    cslots_t = tensor(_joined(table, [bp.cblock_slots for _, bp in backs], np.int32)
+                      ).split_with_sizes(nbs)
+    npar_t = tensor(npar).split_with_sizes(nbs)
+    starts = _joined(table, [bp.parent_param_starts for _, bp in backs], np.int64)
+    out = []
+    for i, (sl, st, (li, bp)) in enumerate(zip(_views(slots, nbs, ps), _views(starts, nbs, ps),
+                                                backs)):
+        options = {k: bp.kernel_options[k] for k in bp.kernel_options}
+        if general[i]:
+            part = P.sum_backward_part(1, 1, cslots_t[i].numpy(), npar_t[i].numpy(), sl.numpy(),
+                                       st.numpy(), P._HOST, options)
+        else:
+            part = P.SumBackwardKernelPart(1, 1, nbs[i], ps[i], cslots_t[i], npar_t[i], sl, st,
+                                           options)
+        out.append((li, part))
+    return out
