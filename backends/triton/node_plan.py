@@ -28,6 +28,7 @@ import torch
 
 from pccompiler import ir
 from pccompiler.backends.triton import plan as P
+from pccompiler.backends.triton.writer_marks import Walk
 from pccompiler.ir import pcir
 
 # Index entries (all partitions' tables together) up to which the plan is
@@ -58,6 +59,13 @@ def _views(array: np.ndarray, rows: list[int], cols: list[int]) -> list[torch.Te
     return out
 
 
+def _repeats(keys: list[np.ndarray]) -> bool:
+    """Whether some parameter start occurs twice in `keys` (build_plan's
+    `_first_occurrence` then flags ties), by plan._has_duplicates: a byte
+    per value over their range, not a sort."""
+    return bool(keys) and P._has_duplicates(np.concatenate(keys))
+
+
 def _row_sums(flat: np.ndarray, widths: list[int], rows: list[int],
               counts: np.ndarray | None = None) -> np.ndarray:
     """Per row of the [rows[i], widths[i]] tables laid end to end in `flat`,
@@ -71,66 +79,99 @@ def _row_sums(flat: np.ndarray, widths: list[int], rows: list[int],
     return np.bincount(row_of, weights=flat, minlength=row_len.size)
 
 
-def _covered(layout: pcir.Layout) -> bool:
-    """Whether the layout is a node layout this module builds (module docstring)."""
+def _headers(layout: pcir.Layout) -> tuple[list, list, list, list] | None:
+    """One pass over the partitions: (sums, inputs, backs) as (layer,
+    partition) pairs and the product partitions of each layer; None when
+    the layout is not one this module covers (module docstring)."""
     meta = layout.metadata
     if meta.get("form") != "nodes" or meta.get("slot_dtype", "int32") != "int32":
-        return False
-    for layer in layout.layers:
-        for sp in layer.sum_partitions:
-            if sp.block_size != 1 or sp.has_ties or "tile_rows" in sp.kernel_options:
-                return False
+        return None
+    sums, inputs, products, backs = [], [], [], []
+    for li, layer in enumerate(layout.layers):
         for ip in layer.input_partitions:
             if ip.has_ties:
-                return False
+                return None
+            inputs.append((li, ip))
+        products.append(list(layer.product_partitions))
+        for sp in layer.sum_partitions:
+            if sp.block_size != 1 or sp.has_ties or "tile_rows" in sp.kernel_options:
+                return None
+            sums.append((li, sp))
         for bp in layer.sum_backward_partitions:
             if bp.child_block_size != 1 or bp.parent_block_size != 1:
-                return False
-    return True
+                return None
+            backs.append((li, bp))
+    return sums, inputs, products, backs
 
 
-def build_node_plan(layout: pcir.Layout, table: ir.TensorTable) -> P.TritonPlan | None:
+def build_node_plan(layout: pcir.Layout, table: ir.TensorTable
+                    ) -> tuple[P.TritonPlan, Walk] | None:
     """The host plan of `layout` (build_plan's, before its store flags,
-    merged sums and upload), or None when the layout is not one this
-    module covers."""
-    if not _covered(layout):
+    merged sums and upload) and its writers (a writer_marks.Walk, for the
+    store flags), or None when the layout is not one this module covers."""
+    headers = _headers(layout)
+    if headers is None:
         return None
-    layers = list(layout.layers)
-    sums = [(li, sp) for li, layer in enumerate(layers) for sp in layer.sum_partitions]
-    inputs = [(li, ip) for li, layer in enumerate(layers) for ip in layer.input_partitions]
+    sums, inputs, products, backs = headers
     sum_keys = [table[sp.block_param_starts].reshape(-1) for _, sp in sums]
     in_keys = [table[ip.node_param_starts].reshape(-1) for _, ip in inputs]
-    if any(P._first_occurrence(sum_keys)[1]) or any(P._first_occurrence(in_keys)[1]):
+    if _repeats(sum_keys) or _repeats(in_keys):
         return None                 # parameter rows shared across partitions: ties
     if sum(table[sp.child_slots].size for _, sp in sums) > WHOLE_ENTRIES_MAX:
         return None
-    plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer in layers]
+    plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer in layout.layers]
     for (li, ip), ps in zip(inputs, in_keys):
         plan_layers[li].inputs.append(P.input_part(
             P.DIST_CODES[ip.dist], int(ip.slot_start), int(ip.params_per_node),
             table[ip.node_vars].reshape(-1), ps, P._HOST, False, np.ones(ps.size, dtype=bool)))
-    parts = _sum_parts(sums, sum_keys, table)
-    if parts is None:
+    built = _sum_parts(sums, sum_keys, table)
+    if built is None:
         return None
+    parts, sum_rows, sum_sizes = built
     for (li, _), part in zip(sums, parts):
         plan_layers[li].sums.append(part)
-    for li, part in _product_parts(layers, table, int(layout.num_slots)):
+    rows_of: dict[int, np.ndarray] = {}       # id(part) -> the rows it writes, as built
+    for li, part, rows in _product_parts(products, table, int(layout.num_slots)):
         plan_layers[li].products.append(part)
-    for li, part in _backward_parts(layers, table):
+        rows_of[id(part)] = rows
+    for li, part, rows in _backward_parts(backs, table):
         plan_layers[li].sum_backwards.append(part)
+        rows_of[id(part)] = rows
     for lp in plan_layers:
         if len(lp.products) > 1:
             lp.products.sort(key=lambda p: p.slot_start)
-    return P.TritonPlan(int(layout.num_slots), int(layout.root_slot), plan_layers)
+    plan = P.TritonPlan(int(layout.num_slots), int(layout.root_slot), plan_layers)
+    return plan, _walk(plan_layers, rows_of, sum_rows, sum_sizes)
 
 
-def _sum_parts(sums: list, keys: list[np.ndarray], table) -> list | None:
-    """The part `plan.sum_part` builds of each sum partition. Partitions
-    where two neighbouring blocks may read the same children (equal count
-    and child-slot sum) go through sum_part itself; None when one of those
+def _walk(plan_layers: list, rows_of: dict, sum_rows: np.ndarray, sum_sizes: list) -> Walk:
+    """The plan's writers in backward order (writer_marks.Walk) from the
+    arrays its parts were cut from."""
+    parts, pieces, is_product, may = [], [], [], []
+    for lp in reversed(plan_layers):
+        for part in lp.sum_backwards:
+            parts.append(part)
+            pieces.append(rows_of[id(part)])
+            is_product.append(False)
+            may.append(True)
+        for part in lp.products:
+            parts.append(part)
+            pieces.append(rows_of[id(part)])
+            is_product.append(True)
+            may.append(not part.atomic)
+    rows = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
+    return Walk(parts, rows, [p.size for p in pieces], np.array(is_product, dtype=bool),
+                np.array(may, dtype=bool), sum_rows, sum_sizes)
+
+
+def _sum_parts(sums: list, keys: list[np.ndarray], table) -> tuple | None:
+    """(parts, their block slots end to end as int64, block counts): the
+    part `plan.sum_part` builds of each sum partition. Partitions where two
+    neighbouring blocks may read the same children (equal count and
+    child-slot sum) go through sum_part itself; None when one of those
     becomes a row-tile part (its node flows then leave the plain plan)."""
     if not sums:
-        return []
+        return [], np.zeros(0, dtype=np.int64), []
     nbs = [int(sp.num_blocks) for _, sp in sums]
     ks = [int(sp.max_children) for _, sp in sums]
     children = _joined(table, [sp.child_slots for _, sp in sums], np.int32)
@@ -144,8 +185,8 @@ def _sum_parts(sums: list, keys: list[np.ndarray], table) -> list | None:
     first = np.repeat(np.cumsum(nbs) - nbs, nbs)
     owners = (np.arange(len(counts)) - first).astype(np.int32)
     tensor = torch.from_numpy
-    slots_t = tensor(_joined(table, [sp.block_slots for _, sp in sums], np.int32)
-                     ).split_with_sizes(nbs)
+    block_slots = _joined(table, [sp.block_slots for _, sp in sums], np.int32)
+    slots_t = tensor(block_slots).split_with_sizes(nbs)
     counts_t = tensor(counts).split_with_sizes(nbs)
     starts_t = tensor(np.concatenate(keys).astype(np.int64, copy=False)).split_with_sizes(nbs)
     owners_t = tensor(owners).split_with_sizes(nbs)
@@ -162,19 +203,20 @@ def _sum_parts(sums: list, keys: list[np.ndarray], table) -> list | None:
             part = P.SumKernelPart(1, nbs[i], ks[i], slots_t[i], counts_t[i], cs,
                                    starts_t[i], False, owners_t[i], options)
         out.append(part)
-    return out
+    return out, block_slots.astype(np.int64), nbs
 
 
-def _product_parts(layers: list, table, num_slots: int) -> list:
-    """(layer, part) per product launch: a layer's adjacent partitions
-    merged as build_plan merges them (`merge_product_runs`), each atomic
-    when a child slot other than the padding slot 1 occurs twice in it
-    (`product_part`'s test, for all launches in one sort)."""
+def _product_parts(products: list[list], table, num_slots: int) -> list:
+    """(layer, part, rows it writes) per product launch: a layer's adjacent
+    partitions (`products[li]`) merged as build_plan merges them
+    (`merge_product_runs`), each atomic when a child slot other than the
+    padding slot 1 occurs twice in it (`product_part`'s test, for all
+    launches in one sort)."""
     runs = []
-    for li, layer in enumerate(layers):
+    for li, layer_parts in enumerate(products):
         parts = [(int(pp.slot_start), table[pp.child_slots].reshape(int(pp.num_nodes),
                                                                     int(pp.num_children)))
-                 for pp in layer.product_partitions]
+                 for pp in layer_parts]
         runs += [(li, start, cs) for start, cs in (P.merge_product_runs(parts)
                                                    if len(parts) > 1 else parts)]
     if not runs:
@@ -186,19 +228,21 @@ def _product_parts(layers: list, table, num_slots: int) -> list:
     keys = np.sort(_segments(np.multiply(rows, cols))[real] * num_slots + flat[real])
     atomic = np.zeros(len(runs), dtype=bool)
     atomic[keys[1:][keys[1:] == keys[:-1]] // num_slots] = True
-    return [(li, P.ProductKernelPart(start, r, c, cs, flag))
-            for (li, start, _), r, c, cs, flag in zip(runs, rows, cols, _views(flat, rows, cols),
-                                                      atomic.tolist())]
+    out, first = [], 0
+    for (li, start, _), r, c, cs, flag in zip(runs, rows, cols, _views(flat, rows, cols),
+                                              atomic.tolist()):
+        out.append((li, P.ProductKernelPart(start, r, c, cs, flag), flat[first:first + r * c]))
+        first += r * c
+    return out
 
 
-def _backward_parts(layers: list, table) -> list:
-    """(layer, part) per node-flow partition. `plan.parent_union` keeps a
+def _backward_parts(backs: list, table) -> list:
+    """(layer, part, rows it writes) per node-flow partition `backs`. `plan.parent_union` keeps a
     partition's lists as they are unless it has two blocks, some parent,
     and every aligned pair of blocks (2i, 2i + 1) has equal parent counts
     and parent-slot sums; those partitions (and any without parent
     columns) go through `sum_backward_part` itself, the others are its
     plain answer (group 1, the lists as given)."""
-    backs = [(li, bp) for li, layer in enumerate(layers) for bp in layer.sum_backward_partitions]
     if not backs:
         return []
     nbs = [int(bp.num_blocks) for _, bp in backs]
@@ -216,11 +260,11 @@ def _backward_parts(layers: list, table) -> list:
     general = ((parents > 0) & (np.array(nbs) >= 2) & ~broken) | (np.array(ps) == 0) \
         | P.UNIONS_WITH_GAPS
     tensor = torch.from_numpy
-    cslots_t = tensor(_joined(table, [bp.cblock_slots for _, bp in backs], np.int32)
-                      ).split_with_sizes(nbs)
+    cblocks = _joined(table, [bp.cblock_slots for _, bp in backs], np.int32)
+    cslots_t = tensor(cblocks).split_with_sizes(nbs)
     npar_t = tensor(npar).split_with_sizes(nbs)
     starts = _joined(table, [bp.parent_param_starts for _, bp in backs], np.int64)
-    out = []
+    out, first = [], 0
     for i, (sl, st, (li, bp)) in enumerate(zip(_views(slots, nbs, ps), _views(starts, nbs, ps),
                                                 backs)):
         options = {k: bp.kernel_options[k] for k in bp.kernel_options}
@@ -230,5 +274,6 @@ def _backward_parts(layers: list, table) -> list:
         else:
             part = P.SumBackwardKernelPart(1, 1, nbs[i], ps[i], cslots_t[i], npar_t[i], sl, st,
                                            options)
-        out.append((li, part))
+        out.append((li, part, cblocks[first:first + nbs[i]]))
+        first += nbs[i]
     return out

@@ -646,9 +646,9 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     t = ir.tensor_table(layout) if table is None else table
     if NODE_PLAN and slot_map is None and not fuse:
         from pccompiler.backends.triton.node_plan import build_node_plan
-        plan = build_node_plan(layout, t)
-        if plan is not None:        # a small node layout: a partition kind at a time
-            return _finish_plan(plan, device)
+        built = build_node_plan(layout, t)
+        if built is not None:       # a small node layout: a partition kind at a time
+            return _finish_plan(*built, device)
     # the Layout's own dtype (int32 slots stay int32: cheaper to copy); every
     # analysis below converts to int64 where it computes
     arr = lambda name, shape: t[name].reshape(shape)  # noqa: E731
@@ -754,12 +754,13 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             layers[li].scratch = True
         for li, rows in slot_map.zero_rows.items():
             layers[li].zero_flow_rows = torch.from_numpy(rows)
-    return _finish_plan(plan, device)
+    return _finish_plan(plan, None, device)
 
 
-def _finish_plan(plan: TritonPlan, device: torch.device | str) -> TritonPlan:
-    """The steps after the parts: store flags, merged sums, the upload."""
-    mark_first_writers(plan, _HOST)
+def _finish_plan(plan: TritonPlan, walk, device: torch.device | str) -> TritonPlan:
+    """The steps after the parts: store flags (`walk`: the writers'
+    writer_marks.Walk, or None), merged sums, the upload."""
+    mark_first_writers(plan, _HOST, walk)
     plan.merged_sums = merge_sum_parts([p for lp in plan.layers for p in lp.sums])
     upload_fields(plan, device)
     return plan
@@ -856,7 +857,7 @@ def run_heads(part: SumKernelPart) -> np.ndarray:
     return np.arange(0, part.num_blocks, part.group)
 
 
-def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
+def mark_first_writers(plan: TritonPlan, device: torch.device, walk=None) -> None:
     """Let a partition *store* node flows when it is the first writer of
     every row it writes (writers.first_writer_stores). In HCLT every node
     has one parent, so no flow row is read before it is written and the
@@ -865,8 +866,9 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     A product partition qualifies only if its children are unique within it
     (no atomics). On a compact plan the scratch region is forgotten before
     each sum layer that refills it. The remaining rows (plus slots 0, 1) are
-    zeroed."""
-    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION):
+    zeroed. `walk`: a plain plan's writers (writer_marks.Walk) where the
+    builder has them."""
+    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION, walk):
         return            # a node layout's plan: the same marks in whole-array steps
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)

@@ -68,10 +68,6 @@ def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> S
     t = ir.tensor_table(layout) if table is None else table
     num_slots = int(layout.num_slots)
     layers = list(layout.layers)
-    big = np.iinfo(np.int64).max
-    min_sum_layer = np.full(num_slots, big, dtype=np.int64)
-    max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
-    read_by_product = np.zeros(num_slots, dtype=bool)
     products: list[tuple[int, int, int]] = []          # (layer, start, n)
     blocks: list[tuple[np.ndarray, int]] = []           # block starts of one size > 1
     sum_children: list[np.ndarray] = []                 # children read by sums, and their layer
@@ -95,6 +91,10 @@ def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> S
     if not products or not _may_save(products, sum_children, sum_layers, product_children,
                                      num_slots, len(layers)):
         return None
+    # per-row arrays only past the early rejection (a logic circuit's layout stops above)
+    min_sum_layer = np.full(num_slots, np.iinfo(np.int64).max, dtype=np.int64)
+    max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
+    read_by_product = np.zeros(num_slots, dtype=bool)
     if sum_children:        # first and last sum layer reading each row: one pass for all
         cs = np.concatenate(sum_children).astype(np.int64)
         lis = np.repeat(sum_layers, [c.size for c in sum_children]).astype(np.int64)
