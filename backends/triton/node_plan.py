@@ -164,6 +164,35 @@ def _walk(plan_layers: list, rows_of: dict, sum_rows: np.ndarray, sum_sizes: lis
                 np.array(may, dtype=bool), sum_rows, sum_sizes)
 
 
+# Candidate pairs of neighbouring sum blocks (equal count and slot sum) up to
+# which _equal_neighbours compares their lists; past it their partitions
+# are flagged as they are (sum_part then searches)
+CANDIDATES_MAX = 64
+
+
+def _equal_neighbours(children: np.ndarray, counts: np.ndarray, nbs: list[int],
+                      ks: list[int]) -> np.ndarray:
+    """bool per sum partition: two neighbouring blocks list the same
+    children (padded rows, as plan.equal_neighbours compares them) and
+    counts. Pairs with equal counts and child-slot sums are the candidates;
+    their rows are compared one by one."""
+    row_sum = _row_sums(children, ks, nbs)            # padding (slot 0) included
+    maybe = (counts[1:] == counts[:-1]) & (row_sum[1:] == row_sum[:-1])
+    maybe[np.cumsum(nbs)[:-1] - 1] = False           # the pair spans two partitions
+    seg = _segments(nbs)
+    flagged = np.zeros(len(nbs), dtype=bool)
+    pairs = np.flatnonzero(maybe)
+    if pairs.size > CANDIDATES_MAX:
+        flagged[seg[pairs]] = True
+        return flagged
+    widths = np.repeat(ks, nbs)
+    first = np.cumsum(widths) - widths
+    for r, k, at in zip(pairs.tolist(), widths[pairs].tolist(), first[pairs].tolist()):
+        if np.array_equal(children[at:at + k], children[at + k:at + 2 * k]):
+            flagged[seg[r]] = True
+    return flagged
+
+
 def _sum_parts(sums: list, keys: list[np.ndarray], table) -> tuple | None:
     """(parts, their block slots end to end as int64, block counts): the
     part `plan.sum_part` builds of each sum partition. Partitions where two
@@ -176,12 +205,7 @@ def _sum_parts(sums: list, keys: list[np.ndarray], table) -> tuple | None:
     ks = [int(sp.max_children) for _, sp in sums]
     children = _joined(table, [sp.child_slots for _, sp in sums], np.int32)
     counts = _joined(table, [sp.block_num_children for _, sp in sums], np.int32)
-    row_sum = _row_sums(children, ks, nbs)            # padding (slot 0) included
-    # neighbouring blocks of one partition with equal counts and sums
-    maybe = (counts[1:] == counts[:-1]) & (row_sum[1:] == row_sum[:-1])
-    maybe[np.cumsum(nbs)[:-1] - 1] = False           # the pair spans two partitions
-    flagged = np.zeros(len(sums), dtype=bool)
-    flagged[_segments(nbs)[1:][maybe]] = True
+    flagged = _equal_neighbours(children, counts, nbs, ks)
     first = np.repeat(np.cumsum(nbs) - nbs, nbs)
     owners = (np.arange(len(counts)) - first).astype(np.int32)
     tensor = torch.from_numpy
@@ -224,16 +248,38 @@ def _product_parts(products: list[list], table, num_slots: int) -> list:
     rows = [cs.shape[0] for _, _, cs in runs]
     cols = [cs.shape[1] for _, _, cs in runs]
     flat = np.concatenate([cs.reshape(-1) for _, _, cs in runs]).astype(np.int32, copy=False)
-    real = flat != 1
-    keys = np.sort(_segments(np.multiply(rows, cols))[real] * num_slots + flat[real])
-    atomic = np.zeros(len(runs), dtype=bool)
-    atomic[keys[1:][keys[1:] == keys[:-1]] // num_slots] = True
+    atomic = _repeated_in_segment(flat, _segments(np.multiply(rows, cols)), len(runs), num_slots)
     out, first = [], 0
     for (li, start, _), r, c, cs, flag in zip(runs, rows, cols, _views(flat, rows, cols),
                                               atomic.tolist()):
         out.append((li, P.ProductKernelPart(start, r, c, cs, flag), flat[first:first + r * c]))
         first += r * c
     return out
+
+
+# Segments x slots up to which _repeated_in_segment marks (segment, slot)
+# keys in a position map (no sort; only the written entries are touched)
+KEY_MAP_MAX = 1 << 24
+
+
+def _repeated_in_segment(slots: np.ndarray, seg: np.ndarray, count: int, num_slots: int
+                         ) -> np.ndarray:
+    """bool per segment 0..count-1: some slot other than 1 occurs twice among
+    its entries. Each (segment, slot) key's entries write their positions
+    into a map; an entry that does not read its own position back shares
+    its key (whichever write lands last). A sort where the map would be
+    too large."""
+    real = np.flatnonzero(slots != 1)
+    keys = seg[real] * num_slots + slots[real]
+    atomic = np.zeros(count, dtype=bool)
+    if count * num_slots <= KEY_MAP_MAX:
+        where = np.empty(count * num_slots, dtype=np.int64)
+        where[keys] = real
+        atomic[seg[real[where[keys] != real]]] = True
+    else:
+        keys.sort()
+        atomic[keys[1:][keys[1:] == keys[:-1]] // num_slots] = True
+    return atomic
 
 
 def _backward_parts(backs: list, table) -> list:

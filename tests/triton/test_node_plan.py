@@ -153,3 +153,16 @@ def test_layouts_of_other_forms_take_the_walk():
     model = pc.lower(pc.hclt(data, num_latents=4, num_cats=2, seed=0))
     layout = compile_model(model, backend="triton", verify=False).layout
     assert node_plan.build_node_plan(layout, ir.tensor_table(layout)) is None
+
+
+@pytest.mark.parametrize("knob", ["CANDIDATES_MAX", "KEY_MAP_MAX", "WHOLE_ENTRIES_MAX"])
+@pytest.mark.parametrize("name", ["sudoku_4", "random3"])
+def test_the_fallbacks_inside_node_plan_give_the_same_plan(name, knob, tmp_path, monkeypatch):
+    """Every candidate pair flagged without a comparison (sum_part searches
+    them), duplicate product children found by a sort instead of the
+    position map, or the whole plan walked (the entry bound): the walk's
+    plan each time."""
+    layout = _node_layout(name, tmp_path)
+    monkeypatch.setattr(node_plan, knob, -1)
+    fast, walk = _both(layout, monkeypatch)
+    assert fast == walk
