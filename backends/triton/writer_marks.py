@@ -124,12 +124,14 @@ def _mark_ratios(plan, device: torch.device, walk: Walk, rows: np.ndarray, seg: 
         else:
             srows, sizes = walk.sum_rows, np.asarray(walk.sum_sizes, dtype=np.int64)
         sseg = np.repeat(np.arange(len(sums)), sizes)
-        bad = np.bincount(sseg, weights=~ok[srows], minlength=len(sums))
-        by_writer = (sizes > 0) & (bad == 0)
+        bad = np.zeros(len(sums), dtype=bool)
+        bad[sseg[~ok[srows]]] = True
+        by_writer = (sizes > 0) & ~bad
         ratio[srows[by_writer[sseg]]] = True
         for part, flag in zip(sums, by_writer.tolist()):
             part.ratio_by_writer = flag
-    hits = np.bincount(seg, weights=ratio[rows], minlength=len(parts)) > 0
+    hits = np.zeros(len(parts), dtype=bool)
+    hits[seg[ratio[rows]]] = True
     for p in np.flatnonzero(is_product).tolist():
         parts[p].ratio_out = bool(store[p] and hits[p])
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \
