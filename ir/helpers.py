@@ -124,6 +124,9 @@ class TensorTable:
         read-only), so reading them decodes nothing. The node layout pass
         hands its index tables to the engine that builds plans from them
         in the same process (passes.manager.CompileResult.layout_arrays)."""
+        if not self._arrays and decoded.keys() <= self._protos.keys():
+            self._arrays = dict(decoded)     # all of them, none read yet: one copy
+            return
         for name, array in decoded.items():
             if name in self._protos and name not in self._arrays:
                 self._arrays[name] = array

@@ -761,16 +761,20 @@ def _finish_plan(plan: TritonPlan, walk, device: torch.device | str) -> TritonPl
     """The steps after the parts: store flags (`walk`: the writers'
     writer_marks.Walk, or None), merged sums, the upload."""
     mark_first_writers(plan, _HOST, walk)
-    plan.merged_sums = merge_sum_parts([p for lp in plan.layers for p in lp.sums])
+    # node_plan's plans (those with a walk) have no ties: every owner list is 0..nb-1
+    plan.merged_sums = merge_sum_parts([p for lp in plan.layers for p in lp.sums],
+                                       untied=walk is not None)
     upload_fields(plan, device)
     return plan
 
 
-def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
+def merge_sum_parts(parts: list[SumKernelPart], untied: bool = False) -> list[SumKernelPart]:
     """Concatenate sum partitions of equal (block size, max fan-in, group); a
     partition alone in its class is reused as is. Owner block indices are
     shifted into the concatenation; ties anywhere make the whole class
-    atomic; fused members' grand slots are padded to one width (`_merged_grand`)."""
+    atomic; fused members' grand slots are padded to one width (`_merged_grand`).
+    `untied`: every part owns all its blocks (owner_blocks 0..nb-1), so the
+    shifted concatenation is 0..total-1 (one arange, not five ops a class)."""
     classes: dict[tuple[int, int, int, bool], list[SumKernelPart]] = {}
     for part in parts:
         classes.setdefault((part.block_size, part.max_children, part.group,
@@ -782,8 +786,9 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
             continue
         offsets = np.cumsum([0] + [m.num_blocks for m in members[:-1]])
         cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
-        owners = _shifted_cat([m.owner_blocks for m in members], offsets)
         total = sum(m.num_blocks for m in members)
+        owners = torch.arange(total, dtype=members[0].owner_blocks.dtype) if untied else \
+            _shifted_cat([m.owner_blocks for m in members], offsets)
         runs = None
         if members[0].runs is not None:     # run starts shifted into the concatenation
             runs = torch.cat([m.runs[:-1].to(torch.int64) + int(off)
