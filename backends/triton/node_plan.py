@@ -117,7 +117,7 @@ def build_node_plan(layout: pcir.Layout, table: ir.TensorTable
     in_keys = [table[ip.node_param_starts].reshape(-1) for _, ip in inputs]
     if _repeats(sum_keys) or _repeats(in_keys):
         return None                 # parameter rows shared across partitions: ties
-    if sum(table[sp.child_slots].size for _, sp in sums) > WHOLE_ENTRIES_MAX:
+    if sum(sp.num_blocks * sp.max_children for _, sp in sums) > WHOLE_ENTRIES_MAX:
         return None
     plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer in layout.layers]
     for (li, ip), ps in zip(inputs, in_keys):

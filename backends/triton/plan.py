@@ -437,11 +437,14 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():    # a parent twice in one list
         return plain
     same_next = (slots[1:] == slots[:-1]).all(axis=1)    # block i lists block i + 1's set
+    # G qualifies when every change of set (between blocks b - 1 and b) has
+    # G | b: for powers of two, G <= the lowest set bit of every such b
+    changes = np.flatnonzero(~same_next) + 1
+    limit = int((changes & -changes).min()) if changes.size else 2 * nb
     best = None
     g = 2
     while g * block_size <= max_rows and g < 2 * nb:
-        inner = np.arange(nb - 1) % g != g - 1           # i and i + 1 in one run of g
-        if not same_next[inner].all():
+        if g > limit:
             break
         reads = int(npar[::g].sum())
         if best is None or reads < best[1]:
