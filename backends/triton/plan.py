@@ -428,14 +428,16 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     sums = np.where(real, psl, 0).sum(axis=1)
     if not (sums[even] == sums[even + 1]).all():
         return plain                                 # (or a parent twice: plain as well)
-    # one parent per row (most of a logic circuit's later layers): nothing to sort
-    order = np.zeros((nb, 1), dtype=np.intp) if p == 1 else \
-        np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
-    rows = np.arange(nb)[:, None]                    # psl[rows, order]: take_along_axis
-    slots = psl[rows, order]
-    slots[~real] = -1                                # rows sorted, padding alike
-    if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():    # a parent twice in one list
-        return plain
+    if p == 1:      # one parent per row (most of a logic circuit's later layers): no sort
+        order = rows = None
+        slots = np.where(real, psl, -1)
+    else:
+        order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
+        rows = np.arange(nb)[:, None]                # psl[rows, order]: take_along_axis
+        slots = psl[rows, order]
+        slots[~real] = -1                            # rows sorted, padding alike
+        if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():   # a parent twice in a list
+            return plain
     same_next = (slots[1:] == slots[:-1]).all(axis=1)    # block i lists block i + 1's set
     # G qualifies when every change of set (between blocks b - 1 and b) has
     # G | b: for powers of two, G <= the lowest set bit of every such b
@@ -453,8 +455,11 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     if best is None or best[1] > UNION_MAX_READS * total:
         return plain
     width = int(npar.max())
-    starts = pps[rows, order[:, :width]]
-    starts[~real[:, :width]] = -1
+    if order is None:                                # width 1: the lists as they are
+        starts = np.where(real, pps, -1)
+    else:
+        starts = pps[rows, order[:, :width]]
+        starts[~real[:, :width]] = -1
     union = slots[:, :width]
     union[union < 0] = 0
     return best[0], union, starts, npar.copy()
