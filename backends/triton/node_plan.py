@@ -287,8 +287,9 @@ def _backward_parts(backs: list, table) -> list:
     partition's lists as they are unless it has two blocks, some parent,
     and every aligned pair of blocks (2i, 2i + 1) has equal parent counts
     and parent-slot sums; those partitions (and any without parent
-    columns) go through `sum_backward_part` itself, the others are its
-    plain answer (group 1, the lists as given)."""
+    columns) go through `sum_backward_part` itself, or, with one parent
+    column, through `_one_parent_unions`; the others are its plain answer
+    (group 1, the lists as given)."""
     if not backs:
         return []
     nbs = [int(bp.num_blocks) for _, bp in backs]
@@ -305,16 +306,23 @@ def _backward_parts(backs: list, table) -> list:
     parents = np.bincount(seg, weights=npar, minlength=len(backs))
     general = ((parents > 0) & (np.array(nbs) >= 2) & ~broken) | (np.array(ps) == 0) \
         | P.UNIONS_WITH_GAPS
+    starts = _joined(table, [bp.parent_param_starts for _, bp in backs], np.int64)
+    one = general & (np.array(ps) == 1) & (not P.UNIONS_WITH_GAPS)
+    unions = _one_parent_unions(npar, slots, starts, nbs, ps, one) if one.any() else {}
     tensor = torch.from_numpy
     cblocks = _joined(table, [bp.cblock_slots for _, bp in backs], np.int32)
     cslots_t = tensor(cblocks).split_with_sizes(nbs)
     npar_t = tensor(npar).split_with_sizes(nbs)
-    starts = _joined(table, [bp.parent_param_starts for _, bp in backs], np.int64)
     out, first = [], 0
     for i, (sl, st, (li, bp)) in enumerate(zip(_views(slots, nbs, ps), _views(starts, nbs, ps),
                                                 backs)):
         options = {k: bp.kernel_options[k] for k in bp.kernel_options}
-        if general[i]:
+        if i in unions:             # sum_backward_part's part over the runs' union
+            g, union, union_starts, counts = unions[i]
+            part = P.SumBackwardKernelPart(1, 1, nbs[i], 1, cslots_t[i], P._i32(counts, P._HOST),
+                                           P._i32(union, P._HOST),
+                                           P._i64(union_starts, P._HOST), options, group=g)
+        elif general[i] and not one[i]:
             part = P.sum_backward_part(1, 1, cslots_t[i].numpy(), npar_t[i].numpy(), sl.numpy(),
                                        st.numpy(), P._HOST, options)
         else:
@@ -322,4 +330,52 @@ def _backward_parts(backs: list, table) -> list:
                                            options)
         out.append((li, part, cblocks[first:first + nbs[i]]))
         first += nbs[i]
+    return out
+
+
+def _one_parent_unions(npar: np.ndarray, slots: np.ndarray, starts: np.ndarray, nbs: list[int],
+                       ps: list[int], chosen: np.ndarray) -> dict:
+    """plan.parent_union of the `chosen` node-flow partitions (one parent
+    column each; their aligned pairs passed its count and sum checks), all
+    at once: {partition: (G, union slots [nb, 1], union starts [nb, 1],
+    counts)} for those that group runs; the others keep their lists.
+    `_equal_set_runs` for one-parent lists: a run of G blocks qualifies
+    when G divides the position of every change of parent inside the
+    partition (G <= the lowest set bit of each), and the qualifying G
+    that reads the fewest parent rows (the first of equals) wins unless
+    it reads more than UNION_MAX_READS of them. npar, slots, starts: every
+    partition's arrays end to end (`_joined`)."""
+    nb_all, p_all = np.asarray(nbs), np.asarray(ps)
+    sel = np.flatnonzero(chosen)
+    n = nb_all[sel]
+    seg = _segments(n)
+    local = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    rows = np.repeat((np.cumsum(nb_all) - nb_all)[sel], n) + local
+    entries = np.repeat((np.cumsum(nb_all * p_all) - nb_all * p_all)[sel], n) + local
+    count = npar[rows].astype(np.int64)
+    real = count > 0
+    own = np.where(real, slots[entries].astype(np.int64), -1)
+    change = np.flatnonzero(own[1:] != own[:-1]) + 1
+    change = change[local[change] != 0]               # inside one partition
+    limit = np.full(sel.size, np.iinfo(np.int64).max)
+    np.minimum.at(limit, seg[change], local[change] & -local[change])
+    total = np.bincount(seg, weights=count, minlength=sel.size)
+    best_g, best_reads = np.ones(sel.size, dtype=np.int64), np.full(sel.size, np.inf)
+    g = 2
+    while g <= P.GROUP_MAX_ROWS:                     # one-row blocks
+        ok = (g < 2 * n) & (g <= limit)
+        if not ok.any():
+            break
+        head = local % g == 0
+        reads = np.bincount(seg[head], weights=count[head], minlength=sel.size)
+        better = ok & (reads < best_reads)
+        best_g[better], best_reads[better] = g, reads[better]
+        g *= 2
+    out = {}
+    first = np.cumsum(n) - n
+    for j in np.flatnonzero((best_g > 1) & (best_reads <= P.UNION_MAX_READS * total)).tolist():
+        lo, hi = int(first[j]), int(first[j] + n[j])
+        out[int(sel[j])] = (int(best_g[j]), np.maximum(own[lo:hi], 0)[:, None],
+                            np.where(real[lo:hi], starts[entries[lo:hi]], -1)[:, None],
+                            count[lo:hi])
     return out

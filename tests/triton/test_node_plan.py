@@ -166,3 +166,84 @@ def test_the_fallbacks_inside_node_plan_give_the_same_plan(name, knob, tmp_path,
     monkeypatch.setattr(node_plan, knob, -1)
     fast, walk = _both(layout, monkeypatch)
     assert fast == walk
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_parent_unions_match_sum_backward_part(seed, tmp_path, monkeypatch):
+    """Every one-parent backward partition of a node layout given runs of
+    one parent (random lengths, some blocks without a parent, some changes
+    of parent inside a run): _one_parent_unions answers for them all at
+    once, sum_backward_part is not called for them, and the plan is the
+    walk's."""
+    layout = _node_layout(["sudoku_4", "seq_fun", "road_r"][seed % 3], tmp_path)
+    rng = np.random.default_rng(seed)
+    edited = 0
+    for bp in _backward_partitions(layout, 2):
+        if bp.max_parents != 1:
+            continue
+        nb = bp.num_blocks
+        run = int(rng.choice([1, 2, 4, 8, 16, 128]))
+        ps = np.repeat(rng.integers(2, 50, size=-(-nb // run)), run)[:nb]
+        change = rng.random(nb) < float(rng.choice([0.0, 0.05]))
+        ps[change] = rng.integers(2, 50, size=int(change.sum()))
+        npar = (rng.random(nb) < float(rng.choice([1.0, 0.95]))).astype(np.int32)
+        ps[npar == 0] = 0
+        _set(layout, bp.parent_slots, ps.reshape(nb, 1))
+        _set(layout, bp.cblock_num_parents, npar)
+        edited += 1
+    assert edited
+    calls = []
+    real = plan.sum_backward_part
+    monkeypatch.setattr(plan, "sum_backward_part",
+                        lambda *a, **k: calls.append(a[4].shape) or real(*a, **k))
+    fast = _digest_of(plan.build_plan(layout, "cpu"))
+    assert all(shape[1] != 1 for shape in calls)         # one-parent lists: none came here
+    monkeypatch.setattr(plan, "NODE_PLAN", False)
+    assert fast == _digest_of(plan.build_plan(layout, "cpu"))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_one_parent_unions_match_parent_union(seed):
+    """_one_parent_unions over random one-parent partitions laid end to end
+    (runs of every length, many blocks without a parent, so that unions of
+    G and 2G can read as many rows) gives plan.parent_union's answer for
+    each partition whose pairs pass its checks."""
+    rng = np.random.default_rng(seed)
+    nbs = [int(x) for x in rng.integers(2, 70, size=int(rng.integers(1, 8)))]
+    slots, counts, starts, chosen = [], [], [], []
+    for nb in nbs:
+        run = int(rng.choice([1, 2, 3, 4, 8, 64]))
+        ps = np.repeat(rng.integers(2, 30, size=-(-nb // run)), run)[:nb]
+        npar = (rng.random(nb) < float(rng.choice([1.0, 0.7, 0.3]))).astype(np.int64)
+        ps[npar == 0] = 0
+        pairs = np.arange(0, nb - 1, 2)
+        chosen.append(bool(npar.sum() and (npar[pairs] == npar[pairs + 1]).all()
+                           and (ps[pairs] == ps[pairs + 1]).all()))
+        slots.append(ps)
+        counts.append(npar)
+        starts.append(rng.integers(0, 1000, size=nb))
+    got = node_plan._one_parent_unions(np.concatenate(counts).astype(np.int32),
+                                       np.concatenate(slots).astype(np.int32),
+                                       np.concatenate(starts), nbs, [1] * len(nbs),
+                                       np.array(chosen))
+    for i, (ps, npar, st) in enumerate(zip(slots, counts, starts)):
+        want = plan.parent_union(ps[:, None], st[:, None], npar, 1)
+        if not chosen[i] or want[0] == 1:
+            assert i not in got
+            continue
+        g, union, union_starts, cnt = got[i]
+        assert g == want[0]
+        for a, b in zip((union, union_starts, cnt), want[1:]):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_one_parent_unions_keep_the_first_of_equal_reads():
+    """Blocks 0-3 without a parent, 4-5 with one: runs of 2 and of 4 both
+    read one parent row; parent_union keeps G = 2 (the first), and so
+    does _one_parent_unions."""
+    npar = np.array([0, 0, 0, 0, 1, 1], dtype=np.int32)
+    slots = np.array([0, 0, 0, 0, 7, 7], dtype=np.int32)
+    starts = np.arange(6, dtype=np.int64)
+    want = plan.parent_union(slots[:, None], starts[:, None], npar, 1)
+    got = node_plan._one_parent_unions(npar, slots, starts, [6], [1], np.array([True]))
+    assert want[0] == 2 and got[0][0] == 2
