@@ -79,7 +79,8 @@ def _row_sums(flat: np.ndarray, widths: list[int], rows: list[int],
     return np.bincount(row_of, weights=flat, minlength=row_len.size)
 
 
-def _headers(layout: pcir.Layout) -> tuple[list, list, list, list] | None:
+def _headers(layout: pcir.Layout, table: ir.TensorTable
+             ) -> tuple[list, list, list, list] | None:
     """One pass over the partitions: (sums, inputs, backs) as (layer,
     partition) pairs and the product partitions of each layer; None when
     the layout is not one this module covers (module docstring)."""
@@ -87,17 +88,18 @@ def _headers(layout: pcir.Layout) -> tuple[list, list, list, list] | None:
     if meta.get("form") != "nodes" or meta.get("slot_dtype", "int32") != "int32":
         return None
     sums, inputs, products, backs = [], [], [], []
-    for li, layer in enumerate(layout.layers):
-        for ip in layer.input_partitions:
+    for li, (_, layer_inputs, layer_products, layer_sums, layer_backwards) in \
+            enumerate(table.layer_parts(layout)):
+        for ip in layer_inputs:
             if ip.has_ties:
                 return None
             inputs.append((li, ip))
-        products.append(list(layer.product_partitions))
-        for sp in layer.sum_partitions:
+        products.append(layer_products)
+        for sp in layer_sums:
             if sp.block_size != 1 or sp.has_ties or "tile_rows" in sp.kernel_options:
                 return None
             sums.append((li, sp))
-        for bp in layer.sum_backward_partitions:
+        for bp in layer_backwards:
             if bp.child_block_size != 1 or bp.parent_block_size != 1:
                 return None
             backs.append((li, bp))
@@ -109,7 +111,7 @@ def build_node_plan(layout: pcir.Layout, table: ir.TensorTable
     """The host plan of `layout` (build_plan's, before its store flags,
     merged sums and upload) and its writers (a writer_marks.Walk, for the
     store flags), or None when the layout is not one this module covers."""
-    headers = _headers(layout)
+    headers = _headers(layout, table)
     if headers is None:
         return None
     sums, inputs, products, backs = headers
@@ -119,7 +121,7 @@ def build_node_plan(layout: pcir.Layout, table: ir.TensorTable
         return None                 # parameter rows shared across partitions: ties
     if sum(sp.num_blocks * sp.max_children for _, sp in sums) > WHOLE_ENTRIES_MAX:
         return None
-    plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer in layout.layers]
+    plan_layers = [P.LayerPlan(kind=int(layer.kind)) for layer, *_ in table.layer_parts(layout)]
     for (li, ip), ps in zip(inputs, in_keys):
         plan_layers[li].inputs.append(P.input_part(
             P.DIST_CODES[ip.dist], int(ip.slot_start), int(ip.params_per_node),

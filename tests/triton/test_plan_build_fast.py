@@ -387,3 +387,26 @@ def test_one_parent_lists_match_the_general_search(seed):
     assert got[0] == want[0]
     for a, b in zip(got[1:], want[1:]):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_layer_parts_list_each_layers_partitions_once(tmp_path):
+    """TensorTable.layer_parts: every layer's partitions as lists of the
+    Layout's own messages, listed once per table and Layout (the engine,
+    the compact remap and the plan share them), listed again for another
+    Layout."""
+    from pccompiler import ir
+    from pccompiler.ir import pcir
+    layout = _node_layout("sudoku_4", tmp_path)
+    table = ir.tensor_table(layout)
+    parts = table.layer_parts(layout)
+    assert parts is table.layer_parts(layout) and len(parts) == len(layout.layers)
+    for (layer, inputs, products, sums, backs), want in zip(parts, layout.layers):
+        assert layer == want
+        assert inputs == list(want.input_partitions)
+        assert products == list(want.product_partitions)
+        assert sums == list(want.sum_partitions)
+        assert backs == list(want.sum_backward_partitions)
+    other = pcir.Layout()
+    other.CopyFrom(layout)
+    other.layers[0].input_partitions[0].num_nodes += 1
+    assert table.layer_parts(other)[0][1][0].num_nodes == parts[0][1][0].num_nodes + 1
