@@ -583,8 +583,8 @@ def variable_tiles(node_vars: np.ndarray, tile: int = VAR_TILE
     v = np.asarray(node_vars, dtype=np.int64)
     if v.size == 0:
         return None
-    run_starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-    run_lens = np.diff(np.r_[run_starts, v.size])
+    run_starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))   # (np.r_: 3x slower)
+    run_lens = np.diff(np.append(run_starts, v.size))
     if v.size / run_starts.size < MIN_VAR_RUN:
         return None
     per_run = -(-run_lens // tile)
