@@ -11,14 +11,16 @@ and each index field of a kind is copied once, all partitions' arrays end
 to end, into one array whose slices the parts hold (`_joined`, `_views`,
 torch's split_with_sizes: a fraction of a copy and a tensor per array).
 
-Partitions the checks flag (two neighbouring sum blocks that may read the
-same children; backward blocks whose pairs may list one parent set) go
-through plan.py's own `sum_part` / `sum_backward_part`, so the plan is
-the one `build_plan` makes, field for field
-(tests/triton/test_node_plan.py). Layouts this module does not cover (no
-node form, ties, blocks wider than one row, int64 slots, compact or fused
-plans, more than WHOLE_ENTRIES_MAX index entries) return None and take
-the general walk.
+Partitions the checks flag go through plan.py's own part builders: a sum
+partition with two neighbouring blocks that read the same children
+through `sum_part`, a node-flow partition whose aligned pairs may list one
+parent set through `sum_backward_part`, or, with one parent column (the
+usual case in a logic circuit), through `_one_parent_unions`, its search
+for all such partitions at once. The plan is the one `build_plan` makes,
+field for field (tests/triton/test_node_plan.py). Layouts this module
+does not cover (no node form, ties, blocks wider than one row, int64
+slots, compact or fused plans, more than WHOLE_ENTRIES_MAX index entries,
+a row-tile part) return None and take the general walk.
 """
 
 from __future__ import annotations
