@@ -110,6 +110,7 @@ class TensorTable:
         self._protos = {t.name: t for t in tensors}
         self._external = dict(external or {})
         self._arrays: dict[str, np.ndarray] = {}
+        self._parts: tuple | None = None          # (layout, layer_parts' lists)
 
     def __contains__(self, name: str) -> bool:
         return name in self._protos
@@ -124,9 +125,27 @@ class TensorTable:
         read-only), so reading them decodes nothing. The node layout pass
         hands its index tables to the engine that builds plans from them
         in the same process (passes.manager.CompileResult.layout_arrays)."""
+        if not self._arrays and decoded.keys() <= self._protos.keys():
+            self._arrays = dict(decoded)     # all of them, none read yet: one copy
+            return
         for name, array in decoded.items():
             if name in self._protos and name not in self._arrays:
                 self._arrays[name] = array
+
+    def layer_parts(self, layout: pcir.Layout) -> list[tuple]:
+        """Per layer of `layout` (the Layout this table decodes): (layer,
+        input, product, sum, sum backward partitions), the partitions as
+        lists of their messages, listed on the first call and kept (like
+        the arrays; a Layout that gains partitions later needs a new
+        table). Walking the layers' repeated fields costs ~1.4 us a layer
+        each time (a logic circuit's 87 layers: 0.12 ms), and the engine,
+        the compact remap and the plan each walk them."""
+        if self._parts is None or self._parts[0] is not layout:
+            self._parts = (layout, [(layer, list(layer.input_partitions),
+                                     list(layer.product_partitions), list(layer.sum_partitions),
+                                     list(layer.sum_backward_partitions))
+                                    for layer in layout.layers])
+        return self._parts[1]
 
     def __getitem__(self, name: str) -> np.ndarray:
         array = self._arrays.get(name)

@@ -67,8 +67,8 @@ def add_partitions(layout: pcir.Layout, li: int, bwd: BackwardTables, i: int, sd
     bp = layer.sum_backward_partitions.add(
         child_block_size=1, parent_block_size=1, num_blocks=len(bwd.cblock_slots[i]),
         max_parents=width, kernel="child_block")
-    bp.kernel_options.update({"min_parents": str(int(bwd.min_parents[i])),
-                              "max_parents": str(width)})
+    options = bp.kernel_options          # item by item: a map's update() runs in Python
+    options["min_parents"], options["max_parents"] = str(int(bwd.min_parents[i])), str(width)
     name = f"L{li}.bwd{len(layer.sum_backward_partitions) - 1}"
     for field, array, dt in (("cblock_slots", bwd.cblock_slots[i], sdt),
                              ("cblock_num_parents", bwd.num_parents[i], np.int32),

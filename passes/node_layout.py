@@ -154,8 +154,9 @@ def node_layerize(model: pcir.Model, ctx) -> tuple[pcir.Layout, bool]:
         else:
             sp = layer.sum_partitions.add(block_size=1, num_blocks=n, max_children=hi,
                                           kernel="sparse")
-            sp.kernel_options.update({"min_children": str(lo), "max_children": str(hi),
-                                      "padding": f"{1 - real / (hi * n):.3f}"})
+            options = sp.kernel_options      # item by item: a map's update() runs in Python
+            options["min_children"], options["max_children"] = str(lo), str(hi)
+            options["padding"] = f"{1 - real / (hi * n):.3f}"
     ctx.note(f"{len(layers)} layers, {len(plan.run_start)} forward partitions, "
              f"{int(plan.level.max(initial=0))} levels, {a.num_nodes} nodes")
     return layout, True
@@ -201,20 +202,24 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
     backward = ctx.backward
     bwd = _backward(plan, kid_slot, fwd, pos_slot, fan_o, sdt) if backward else None
     run, back = 0, 0
+    # Python ints (a numpy scalar per read cost a 2k-node circuit's loop ~0.1 ms)
+    run_start, run_end = plan.run_start.tolist(), plan.run_end.tolist()
+    bwd_layer = bwd.layer.tolist() if bwd is not None else []
     for li, layer in enumerate(layout.layers):
-        first = int(plan.run_start[run])
-        if layer.kind == pcir.INPUT_LAYER:
+        first = run_start[run]
+        kind = layer.kind
+        if kind == pcir.INPUT_LAYER:
             parts = layer.input_partitions
-        elif layer.kind == pcir.PRODUCT_LAYER:
+        elif kind == pcir.PRODUCT_LAYER:
             parts = layer.product_partitions
         else:
             parts = layer.sum_partitions
         layer.slot_start = 2 + first
         end = first
         for pi, part in enumerate(parts):
-            lo, end = int(plan.run_start[run]), int(plan.run_end[run])
+            lo, end = run_start[run], run_end[run]
             name = f"L{li}.{pi}"
-            if layer.kind == pcir.INPUT_LAYER:
+            if kind == pcir.INPUT_LAYER:
                 part.slot_start = 2 + lo
                 # each node's row: the inputs up to it, less one (a search in
                 # the few input ids, not a running count over every node)
@@ -222,7 +227,7 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
                 part.node_vars = t.add(f"{name}.node_vars", a.input_vars[rows], np.int32)
                 part.node_param_starts = t.add(f"{name}.node_param_starts", rows * width,
                                                np.int64)
-            elif layer.kind == pcir.PRODUCT_LAYER:
+            elif kind == pcir.PRODUCT_LAYER:
                 part.slot_start = 2 + lo
                 part.child_slots = t.add(f"{name}.child_slots", fwd[run], sdt)
             else:
@@ -232,10 +237,10 @@ def node_layout(skeleton: pcir.Layout, model: pcir.Model, ctx) -> tuple[pcir.Lay
                 part.child_slots = t.add(f"{name}.child_slots", fwd[run], sdt)
                 part.block_param_starts = t.add(f"{name}.block_param_starts",
                                                 wstart_o[lo:end], np.int64)
-                tail = max(tail, int(part.max_children))
+                tail = max(tail, part.max_children)
             run += 1
         layer.num_slots = end - first
-        while bwd is not None and back < len(bwd.layer) and bwd.layer[back] == li:
+        while back < len(bwd_layer) and bwd_layer[back] == li:
             add_partitions(layout, li, bwd, back, sdt, t.decoded)   # after the layer's forward
             back += 1
     layout.num_slots = num_slots

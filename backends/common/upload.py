@@ -72,8 +72,10 @@ def _views(buffer: torch.Tensor, tensors: Sequence[torch.Tensor],
             seen = typed[t.dtype] = (whole, whole.storage_offset(), whole.element_size())
         whole, base, size = seen
         shape = t.shape
-        out.append(whole.as_strided(shape, (1,) if len(shape) == 1 else _contiguous_strides(shape),
-                                    base + off // size))
+        ndim = len(shape)
+        strides = (1,) if ndim == 1 else (max(int(shape[1]), 1), 1) if ndim == 2 else \
+            _contiguous_strides(shape)
+        out.append(whole.as_strided(shape, strides, base + off // size))
     return out
 
 
@@ -113,13 +115,14 @@ def _tensor_fields(value: object, owners: list[tuple[object, str]],
         for item in value:
             _tensor_fields(item, owners, tensors, seen)
         return
-    if not dataclasses.is_dataclass(value) or isinstance(value, type) or id(value) in seen:
+    if not _is_dataclass_object(value) or id(value) in seen:
         return
     seen.add(id(value))
     for name, item in vars(value).items():
-        if type(item) in _LEAVES:          # most fields: one set lookup
+        kind = type(item)
+        if kind in _LEAVES:                # most fields: one set lookup
             continue
-        if isinstance(item, torch.Tensor):
+        if kind is torch.Tensor or isinstance(item, torch.Tensor):
             owners.append((value, name))
             tensors[id(item)] = item
         elif isinstance(item, tuple):
@@ -127,8 +130,17 @@ def _tensor_fields(value: object, owners: list[tuple[object, str]],
             if held:
                 owners.append((value, name))
                 tensors.update((id(t), t) for t in held)
-        elif isinstance(item, list) or dataclasses.is_dataclass(item):
+        elif isinstance(item, list):       # a plan's lists of parts: empty ones cost no call
+            for element in item:
+                _tensor_fields(element, owners, tensors, seen)
+        elif _is_dataclass_object(item):
             _tensor_fields(item, owners, tensors, seen)
+
+
+def _is_dataclass_object(value: object) -> bool:
+    """dataclasses.is_dataclass(value) and not a class (one attribute test
+    on its type; upload_fields asks it of every part of a plan)."""
+    return hasattr(type(value), "__dataclass_fields__")
 
 
 def upload_fields(root: object, device: torch.device | str) -> None:

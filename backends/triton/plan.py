@@ -428,20 +428,25 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     sums = np.where(real, psl, 0).sum(axis=1)
     if not (sums[even] == sums[even + 1]).all():
         return plain                                 # (or a parent twice: plain as well)
-    # one parent per row (most of a logic circuit's later layers): nothing to sort
-    order = np.zeros((nb, 1), dtype=np.intp) if p == 1 else \
-        np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
-    rows = np.arange(nb)[:, None]                    # psl[rows, order]: take_along_axis
-    slots = psl[rows, order]
-    slots[~real] = -1                                # rows sorted, padding alike
-    if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():    # a parent twice in one list
-        return plain
+    if p == 1:      # one parent per row (most of a logic circuit's later layers): no sort
+        order = rows = None
+        slots = np.where(real, psl, -1)
+    else:
+        order = np.argsort(np.where(real, psl, np.iinfo(np.int64).max), axis=1, kind="stable")
+        rows = np.arange(nb)[:, None]                # psl[rows, order]: take_along_axis
+        slots = psl[rows, order]
+        slots[~real] = -1                            # rows sorted, padding alike
+        if (real[:, 1:] & (slots[:, 1:] == slots[:, :-1])).any():   # a parent twice in a list
+            return plain
     same_next = (slots[1:] == slots[:-1]).all(axis=1)    # block i lists block i + 1's set
+    # G qualifies when every change of set (between blocks b - 1 and b) has
+    # G | b: for powers of two, G <= the lowest set bit of every such b
+    changes = np.flatnonzero(~same_next) + 1
+    limit = int((changes & -changes).min()) if changes.size else 2 * nb
     best = None
     g = 2
     while g * block_size <= max_rows and g < 2 * nb:
-        inner = np.arange(nb - 1) % g != g - 1           # i and i + 1 in one run of g
-        if not same_next[inner].all():
+        if g > limit:
             break
         reads = int(npar[::g].sum())
         if best is None or reads < best[1]:
@@ -450,8 +455,11 @@ def _equal_set_runs(psl: np.ndarray, pps: np.ndarray, npar: np.ndarray, block_si
     if best is None or best[1] > UNION_MAX_READS * total:
         return plain
     width = int(npar.max())
-    starts = pps[rows, order[:, :width]]
-    starts[~real[:, :width]] = -1
+    if order is None:                                # width 1: the lists as they are
+        starts = np.where(real, pps, -1)
+    else:
+        starts = pps[rows, order[:, :width]]
+        starts[~real[:, :width]] = -1
     union = slots[:, :width]
     union[union < 0] = 0
     return best[0], union, starts, npar.copy()
@@ -575,8 +583,8 @@ def variable_tiles(node_vars: np.ndarray, tile: int = VAR_TILE
     v = np.asarray(node_vars, dtype=np.int64)
     if v.size == 0:
         return None
-    run_starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-    run_lens = np.diff(np.r_[run_starts, v.size])
+    run_starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))   # (np.r_: 3x slower)
+    run_lens = np.diff(np.append(run_starts, v.size))
     if v.size / run_starts.size < MIN_VAR_RUN:
         return None
     per_run = -(-run_lens // tile)
@@ -622,6 +630,9 @@ def _first_occurrence(keys: list[np.ndarray]) -> tuple[list[np.ndarray], list[bo
     return out, [bool(x) for x in shares]
 
 
+NODE_PLAN = True     # False: node layouts walk their partitions too (A/B runs, tests)
+
+
 def build_plan(layout: pcir.Layout, device: torch.device | str,
                slot_map: SlotMap | None = None, fuse: bool = False,
                table: ir.TensorTable | None = None) -> TritonPlan:
@@ -641,6 +652,11 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
     engine decodes them once for both plans and the compact remap)."""
     host = _HOST
     t = ir.tensor_table(layout) if table is None else table
+    if NODE_PLAN and slot_map is None and not fuse:
+        from pccompiler.backends.triton.node_plan import build_node_plan
+        built = build_node_plan(layout, t)
+        if built is not None:       # a small node layout: a partition kind at a time
+            return _finish_plan(*built, device)
     # the Layout's own dtype (int32 slots stay int32: cheaper to copy); every
     # analysis below converts to int64 where it computes
     arr = lambda name, shape: t[name].reshape(shape)  # noqa: E731
@@ -746,17 +762,27 @@ def build_plan(layout: pcir.Layout, device: torch.device | str,
             layers[li].scratch = True
         for li, rows in slot_map.zero_rows.items():
             layers[li].zero_flow_rows = torch.from_numpy(rows)
-    mark_first_writers(plan, host)
-    plan.merged_sums = merge_sum_parts([p for lp in layers for p in lp.sums])
+    return _finish_plan(plan, None, device)
+
+
+def _finish_plan(plan: TritonPlan, walk, device: torch.device | str) -> TritonPlan:
+    """The steps after the parts: store flags (`walk`: the writers'
+    writer_marks.Walk, or None), merged sums, the upload."""
+    mark_first_writers(plan, _HOST, walk)
+    # node_plan's plans (those with a walk) have no ties: every owner list is 0..nb-1
+    plan.merged_sums = merge_sum_parts([p for lp in plan.layers for p in lp.sums],
+                                       untied=walk is not None)
     upload_fields(plan, device)
     return plan
 
 
-def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
+def merge_sum_parts(parts: list[SumKernelPart], untied: bool = False) -> list[SumKernelPart]:
     """Concatenate sum partitions of equal (block size, max fan-in, group); a
     partition alone in its class is reused as is. Owner block indices are
     shifted into the concatenation; ties anywhere make the whole class
-    atomic; fused members' grand slots are padded to one width (`_merged_grand`)."""
+    atomic; fused members' grand slots are padded to one width (`_merged_grand`).
+    `untied`: every part owns all its blocks (owner_blocks 0..nb-1), so the
+    shifted concatenation is 0..total-1 (one arange, not five ops a class)."""
     classes: dict[tuple[int, int, int, bool], list[SumKernelPart]] = {}
     for part in parts:
         classes.setdefault((part.block_size, part.max_children, part.group,
@@ -768,8 +794,9 @@ def merge_sum_parts(parts: list[SumKernelPart]) -> list[SumKernelPart]:
             continue
         offsets = np.cumsum([0] + [m.num_blocks for m in members[:-1]])
         cat = lambda name: torch.cat([getattr(m, name) for m in members])  # noqa: E731
-        owners = _shifted_cat([m.owner_blocks for m in members], offsets)
         total = sum(m.num_blocks for m in members)
+        owners = torch.arange(total, dtype=members[0].owner_blocks.dtype) if untied else \
+            _shifted_cat([m.owner_blocks for m in members], offsets)
         runs = None
         if members[0].runs is not None:     # run starts shifted into the concatenation
             runs = torch.cat([m.runs[:-1].to(torch.int64) + int(off)
@@ -843,7 +870,7 @@ def run_heads(part: SumKernelPart) -> np.ndarray:
     return np.arange(0, part.num_blocks, part.group)
 
 
-def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
+def mark_first_writers(plan: TritonPlan, device: torch.device, walk=None) -> None:
     """Let a partition *store* node flows when it is the first writer of
     every row it writes (writers.first_writer_stores). In HCLT every node
     has one parent, so no flow row is read before it is written and the
@@ -852,8 +879,9 @@ def mark_first_writers(plan: TritonPlan, device: torch.device) -> None:
     A product partition qualifies only if its children are unique within it
     (no atomics). On a compact plan the scratch region is forgotten before
     each sum layer that refills it. The remaining rows (plus slots 0, 1) are
-    zeroed."""
-    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION):
+    zeroed. `walk`: a plain plan's writers (writer_marks.Walk) where the
+    builder has them."""
+    if mark_plain_writers(plan, device, WRITER_RATIOS, ZERO_ALL_FRACTION, walk):
         return            # a node layout's plan: the same marks in whole-array steps
     region = slice(plan.scratch_start if plan.scratch_start is not None else plan.num_slots,
                    plan.num_slots)

@@ -67,34 +67,35 @@ def compact_remap(layout: pcir.Layout, table: ir.TensorTable | None = None) -> S
     little (module docstring). `table`: its tensors decoded already."""
     t = ir.tensor_table(layout) if table is None else table
     num_slots = int(layout.num_slots)
-    layers = list(layout.layers)
-    big = np.iinfo(np.int64).max
-    min_sum_layer = np.full(num_slots, big, dtype=np.int64)
-    max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
-    read_by_product = np.zeros(num_slots, dtype=bool)
+    parts = t.layer_parts(layout)
+    layers = [layer for layer, *_ in parts]
     products: list[tuple[int, int, int]] = []          # (layer, start, n)
     blocks: list[tuple[np.ndarray, int]] = []           # block starts of one size > 1
     sum_children: list[np.ndarray] = []                 # children read by sums, and their layer
     sum_layers: list[int] = []
     product_children: list[np.ndarray] = []
-    for li, layer in enumerate(layers):
-        for pp in layer.product_partitions:
+    for li, (_, _, layer_products, layer_sums, layer_backwards) in enumerate(parts):
+        for pp in layer_products:
             n, k = int(pp.num_nodes), int(pp.num_children)
             product_children.append(_raw(t, pp.child_slots, (n * k,)))
             products.append((li, int(pp.slot_start), n))
-        for sp in layer.sum_partitions:
+        for sp in layer_sums:
             nb, k = int(sp.num_blocks), int(sp.max_children)
             sum_children.append(_raw(t, sp.child_slots, (nb * k,)))
             sum_layers.append(li)
             if int(sp.block_size) > 1:
                 blocks.append((_arr(t, sp.block_slots, (nb,)), int(sp.block_size)))
-        for bp in layer.sum_backward_partitions:
+        for bp in layer_backwards:
             if int(bp.child_block_size) > 1:
                 blocks.append((_arr(t, bp.cblock_slots, (int(bp.num_blocks),)),
                                int(bp.child_block_size)))
     if not products or not _may_save(products, sum_children, sum_layers, product_children,
                                      num_slots, len(layers)):
         return None
+    # per-row arrays only past the early rejection (a logic circuit's layout stops above)
+    min_sum_layer = np.full(num_slots, np.iinfo(np.int64).max, dtype=np.int64)
+    max_sum_layer = np.full(num_slots, -1, dtype=np.int64)
+    read_by_product = np.zeros(num_slots, dtype=bool)
     if sum_children:        # first and last sum layer reading each row: one pass for all
         cs = np.concatenate(sum_children).astype(np.int64)
         lis = np.repeat(sum_layers, [c.size for c in sum_children]).astype(np.int64)

@@ -37,10 +37,24 @@ def is_plain(plan) -> bool:
     return True
 
 
-def _walk(plan) -> tuple[list, list[torch.Tensor], np.ndarray, np.ndarray]:
-    """The writers in backward order (layers reversed; in a layer its
-    node-flow partitions, then its products): (parts, their row tensors
-    (padding included), is-product flags, may-store flags)."""
+class Walk:
+    """A plain plan's writers in backward order (layers reversed; in a layer
+    its node-flow partitions, then its products): `parts`, their rows laid
+    end to end (`rows`, int64, padding included; `sizes` per part), and per
+    part whether it is a product and whether it may store. `_walk` reads
+    them off the plan's tensors; node_plan passes the arrays it built the
+    parts from (no tensor per part is read back), and the sum parts' block
+    slots in plan order (`sum_rows`, `sum_sizes`; None: read off the plan)."""
+
+    def __init__(self, parts: list, rows: np.ndarray, sizes, is_product: np.ndarray,
+                 may: np.ndarray, sum_rows: np.ndarray | None = None, sum_sizes=None):
+        self.parts, self.rows, self.sizes = parts, rows, sizes
+        self.is_product, self.may = is_product, may
+        self.sum_rows, self.sum_sizes = sum_rows, sum_sizes
+
+
+def _walk(plan) -> Walk:
+    """The Walk of a plain plan, from its parts' tensors."""
     parts, tensors, is_product, may = [], [], [], []
     for lp in reversed(plan.layers):
         for part in lp.sum_backwards:
@@ -53,26 +67,29 @@ def _walk(plan) -> tuple[list, list[torch.Tensor], np.ndarray, np.ndarray]:
             tensors.append(part.child_slots.reshape(-1))
             is_product.append(True)
             may.append(not part.atomic)
-    return parts, tensors, np.array(is_product, dtype=bool), np.array(may, dtype=bool)
+    rows = torch.cat(tensors).numpy().astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    return Walk(parts, rows, [t.numel() for t in tensors], np.array(is_product, dtype=bool),
+                np.array(may, dtype=bool))
 
 
-def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fraction: float
-                       ) -> bool:
+def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fraction: float,
+                       walk: Walk | None = None) -> bool:
     """mark_first_writers (and, with `ratios`, mark_ratio_rows) on a plain
     plan (`is_plain`) of at most WHOLE_ROWS_MAX written rows; False (and
-    nothing set) on any other plan. zero_all_fraction: plan.ZERO_ALL_FRACTION."""
-    if plan.num_slots > WHOLE_ROWS_MAX or not is_plain(plan):
+    nothing set) on any other plan. zero_all_fraction: plan.ZERO_ALL_FRACTION.
+    `walk`: the plan's Walk where the caller has it (a plain plan then)."""
+    if plan.num_slots > WHOLE_ROWS_MAX or (walk is None and not is_plain(plan)):
         return False      # a large plan walks (its writers' rows are as many, or more)
-    parts, tensors, is_product, may = _walk(plan)
-    if sum(t.numel() for t in tensors) > WHOLE_ROWS_MAX:
+    walk = _walk(plan) if walk is None else walk
+    if walk.rows.size > WHOLE_ROWS_MAX:
         return False
+    parts, raw, is_product = walk.parts, walk.rows, walk.is_product
     n, num_slots, root = len(parts), plan.num_slots, plan.root_slot
-    raw = torch.cat(tensors).numpy().astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-    raw_seg = np.repeat(np.arange(n), [t.numel() for t in tensors])
+    raw_seg = np.repeat(np.arange(n), walk.sizes)
     real = ~is_product[raw_seg] | (raw > 1)         # products' slots 0, 1 carry no flow
     rows, seg = raw[real], raw_seg[real]
     # a writer stores when every row it writes has it as first writer (the root: before the walk)
-    store = may & (late_rows(rows, seg, n, num_slots, (root,)) == 0)
+    store = walk.may & (late_rows(rows, seg, n, num_slots, (root,)) == 0)
     for part, flag in zip(parts, store.tolist()):
         part.store = flag
     stored = np.zeros(num_slots, dtype=bool)
@@ -83,17 +100,17 @@ def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fracti
     plan.zero_rows = torch.from_numpy(zero).to(device)
     plan.zero_all = zero.size > zero_all_fraction * num_slots
     if ratios:
-        _mark_ratios(plan, device, parts, rows, seg, is_product, store)
+        _mark_ratios(plan, device, walk, rows, seg, store)
     return True
 
 
-def _mark_ratios(plan, device: torch.device, parts: list, rows: np.ndarray, seg: np.ndarray,
-                 is_product: np.ndarray, store: np.ndarray) -> None:
+def _mark_ratios(plan, device: torch.device, walk: Walk, rows: np.ndarray, seg: np.ndarray,
+                 store: np.ndarray) -> None:
     """mark_ratio_rows on a plain plan: a sum part's rows take their ratio
     from their writer when every one has exactly one writer in the whole
     backward, a storing product; such a product then writes ratios if one
     of its rows takes them."""
-    num_slots = plan.num_slots
+    parts, is_product, num_slots = walk.parts, walk.is_product, plan.num_slots
     counts = np.bincount(rows, minlength=num_slots)
     by_store_product = np.zeros(num_slots, dtype=bool)
     by_store_product[rows[(store & is_product)[seg]]] = True
@@ -101,15 +118,20 @@ def _mark_ratios(plan, device: torch.device, parts: list, rows: np.ndarray, seg:
     sums = [part for lp in plan.layers for part in lp.sums]
     ratio = np.zeros(num_slots, dtype=bool)
     if sums:
-        srows = torch.cat([p.block_slots.reshape(-1) for p in sums]).numpy().astype(np.int64)
-        sizes = np.array([p.block_slots.numel() for p in sums], dtype=np.int64)
+        if walk.sum_rows is None:
+            srows = torch.cat([p.block_slots.reshape(-1) for p in sums]).numpy().astype(np.int64)
+            sizes = np.array([p.block_slots.numel() for p in sums], dtype=np.int64)
+        else:
+            srows, sizes = walk.sum_rows, np.asarray(walk.sum_sizes, dtype=np.int64)
         sseg = np.repeat(np.arange(len(sums)), sizes)
-        bad = np.bincount(sseg, weights=~ok[srows], minlength=len(sums))
-        by_writer = (sizes > 0) & (bad == 0)
+        bad = np.zeros(len(sums), dtype=bool)
+        bad[sseg[~ok[srows]]] = True
+        by_writer = (sizes > 0) & ~bad
         ratio[srows[by_writer[sseg]]] = True
         for part, flag in zip(sums, by_writer.tolist()):
             part.ratio_by_writer = flag
-    hits = np.bincount(seg, weights=ratio[rows], minlength=len(parts)) > 0
+    hits = np.zeros(len(parts), dtype=bool)
+    hits[seg[ratio[rows]]] = True
     for p in np.flatnonzero(is_product).tolist():
         parts[p].ratio_out = bool(store[p] and hits[p])
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \

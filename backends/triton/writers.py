@@ -88,7 +88,7 @@ def late_rows(rows: np.ndarray, writer: np.ndarray, count: int, num_slots: int,
     first = np.full(num_slots, count, dtype=np.int64)
     first[list(written_first)] = -1
     np.minimum.at(first, rows, writer)
-    return np.bincount(writer, weights=first[rows] != writer, minlength=count)
+    return np.bincount(writer[first[rows] != writer], minlength=count)   # ints, no weights
 
 
 def block_rows(starts: np.ndarray, size: int) -> np.ndarray:

@@ -364,3 +364,49 @@ def test_the_engine_adopts_the_layout_pass_arrays(name, tmp_path, monkeypatch):
         got, want = table[t.name], tensors.to_numpy(t)
         assert (got.dtype, got.shape) == (want.dtype, want.shape), t.name
         assert got.tobytes() == want.tobytes() and not got.flags.writeable, t.name
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_one_parent_lists_match_the_general_search(seed):
+    """parent_union of one-parent lists (a logic circuit's node-flow
+    partitions), some blocks without a parent, runs of every length: the
+    equal-set search (run limit from the changes of set) agrees with the
+    general one."""
+    rng = np.random.default_rng(seed)
+    nb = int(rng.integers(2, 300))
+    run = int(rng.choice([1, 2, 3, 4, 8, 16, 64]))
+    heads = rng.integers(2, 40, size=-(-nb // run))
+    psl = np.repeat(heads, run)[:nb].reshape(nb, 1).astype(np.int64)
+    change = rng.random(nb) < float(rng.choice([0.0, 0.02, 0.3]))
+    psl[change, 0] = rng.integers(2, 40, size=int(change.sum()))
+    npar = (rng.random(nb) < float(rng.choice([1.0, 0.9]))).astype(np.int64)
+    psl[npar == 0] = 0
+    pps = rng.integers(0, 1000, size=(nb, 1))
+    want = plan._parent_union_search(psl, pps, npar, 1, plan.GROUP_MAX_ROWS, False)
+    got = plan.parent_union(psl, pps, npar, 1)
+    assert got[0] == want[0]
+    for a, b in zip(got[1:], want[1:]):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_layer_parts_list_each_layers_partitions_once(tmp_path):
+    """TensorTable.layer_parts: every layer's partitions as lists of the
+    Layout's own messages, listed once per table and Layout (the engine,
+    the compact remap and the plan share them), listed again for another
+    Layout."""
+    from pccompiler import ir
+    from pccompiler.ir import pcir
+    layout = _node_layout("sudoku_4", tmp_path)
+    table = ir.tensor_table(layout)
+    parts = table.layer_parts(layout)
+    assert parts is table.layer_parts(layout) and len(parts) == len(layout.layers)
+    for (layer, inputs, products, sums, backs), want in zip(parts, layout.layers):
+        assert layer == want
+        assert inputs == list(want.input_partitions)
+        assert products == list(want.product_partitions)
+        assert sums == list(want.sum_partitions)
+        assert backs == list(want.sum_backward_partitions)
+    other = pcir.Layout()
+    other.CopyFrom(layout)
+    other.layers[0].input_partitions[0].num_nodes += 1
+    assert table.layer_parts(other)[0][1][0].num_nodes == parts[0][1][0].num_nodes + 1
