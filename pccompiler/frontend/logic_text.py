@@ -177,7 +177,14 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
     if len(cuts) > 1 and (blank[1:] < blank[:-1]).any():   # chunk ends: after a newline
         blank.sort()                                     # (ascending already when comments lead)
     for a, b in zip([0, *cuts[:-1]], cuts):
-        ch = buf[a:b].copy()
+        # The chunk plus one space: np.fromstring's text parser reads a
+        # token until a byte that cannot continue it, and a file whose last
+        # line has no newline would otherwise end the buffer inside a token
+        # (seq_fun's .sdd and .vtree do): it read past the copy's end.
+        spaced = np.empty(b - a + 1, dtype=np.uint8)
+        spaced[-1] = 32
+        ch = spaced[:-1]
+        ch[:] = buf[a:b]
         if len(cuts) > 1:
             i0, i1 = np.searchsorted(blank, [a, b])
             ch[blank[i0:i1] - a] = 32
@@ -195,7 +202,7 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
         _spaces_per_line(buf, a, b, starts, per_line)
         if not digits:
             continue                                     # (fromstring of blanks gives [0])
-        vals = np.fromstring(ch, dtype=np.int64, sep=" ")
+        vals = np.fromstring(spaced, dtype=np.int64, sep=" ")
         if pos + len(vals) > len(ints):
             return None
         if narrow and (vals.min() < small.min or vals.max() > small.max):

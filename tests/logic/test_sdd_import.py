@@ -205,3 +205,30 @@ def test_mapped_file_reads_the_same_records_as_its_bytes(name, tmp_path, monkeyp
         logic_text.read_records(tmp_path / "e.sdd", "sdd", b"FTLD")
     with pytest.raises(LoadError, match="cannot read"):
         logic_text.read_records(tmp_path, "sdd", b"FTLD")
+
+
+@pytest.mark.parametrize("size", [7, 1 << 23])
+def test_plain_reader_never_ends_a_parsed_buffer_inside_a_token(size, monkeypatch):
+    """np.fromstring's text parser reads a token until a byte that cannot
+    continue it, past the end of its buffer if need be: every buffer the
+    plain reader parses must end in a byte that is not a digit, even where
+    the file's last line has no newline (seq_fun's .sdd and .vtree)."""
+    from pccompiler.frontend import logic_text
+    real = np.fromstring
+    ends = []
+
+    def checked(buf, *args, **kwargs):
+        last = bytes(memoryview(buf)[-1:]) if len(buf) else b" "
+        ends.append(last)
+        assert not last.isdigit(), "a parsed buffer ends inside a token"
+        return real(buf, *args, **kwargs)
+    monkeypatch.setattr(logic_text.np, "fromstring", checked)
+    monkeypatch.setattr(logic_text, "_BYTES", size)
+    path = shared_sdd("seq_fun")
+    for file, header, keys in ((path, "sdd", b"FTLD"), (path.with_suffix(".vtree"), "vtree", b"LI")):
+        data = file.read_bytes()
+        assert data[-1:].isdigit()                     # the case: no newline at the end
+        got = logic_text._read_plain(data, np.frombuffer(data, dtype=np.uint8), str(file),
+                                     header, keys)
+        assert got is not None and got.ints[-1] == int(data.split()[-1])
+    assert ends
