@@ -1,16 +1,18 @@
 """The small-file paths of the SDD import against the general ones they
-stand in for (same Model bytes)."""
+stand in for: the same Model bytes, Records and error messages."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-
-from tests.logic.circuits import SDD, VTREE, write
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
+from pccompiler.frontend import logic_text
 from pccompiler.frontend.sdd import from_sdd
 from pccompiler.frontend.sdd_nodes import binary_variables
+
+from tests.logic.circuits import SDD, VTREE, shared_sdd, write
 
 pcir = ir.pcir
 
@@ -65,3 +67,29 @@ def test_count_errors_name_the_line(tmp_path, sdd_edit, vtree_edit, message):
     with pytest.raises(LoadError) as err:
         from_sdd(path, form="nodes")
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["sudoku_4", "4-grid", "seq_fun", "road_r"])
+@pytest.mark.parametrize("suffix", [".sdd", ".vtree"])
+def test_whole_file_reader_is_the_chunked_one(monkeypatch, name, suffix):
+    """A shared SDD or vtree read as one chunk (the whole-file path of
+    _read_plain and _spaces_per_line) gives the Records of a read in
+    1000-byte chunks and of the general tokenizer."""
+    path = shared_sdd(name).with_suffix(suffix)
+    header, keys = ("sdd", b"FTLD") if suffix == ".sdd" else ("vtree", b"LI")
+
+    def read(chunk=None, plain=True):
+        with monkeypatch.context() as m:
+            if chunk:
+                m.setattr(logic_text, "_BYTES", chunk)
+            if not plain:
+                m.setattr(logic_text, "_read_plain", lambda *args: None)
+            return logic_text.read_records(path, header, keys)
+
+    whole = read()
+    assert logic_text._read_plain(path.read_bytes(), np.frombuffer(path.read_bytes(), np.uint8),
+                                  str(path), header, keys) is not None
+    for other in (read(1000), read(plain=False)):
+        for field in ("header", "header_line", "header_ints", "lines", "keys", "starts",
+                      "counts", "ints"):
+            np.testing.assert_array_equal(getattr(whole, field), getattr(other, field))
