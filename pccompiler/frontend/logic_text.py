@@ -138,7 +138,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
     n = len(buf)
     if n == 0:
         return None
-    nl = np.concatenate([np.flatnonzero(buf[a:b] == 10) + a for a, b in chunk_bounds(n, _BYTES)])
+    nl = np.flatnonzero(buf == 10) if n <= _BYTES else np.concatenate(
+        [np.flatnonzero(buf[a:b] == 10) + a for a, b in chunk_bounds(n, _BYTES)])
     ends = nl if len(nl) and nl[-1] == n - 1 else np.append(nl, n)
     starts = np.empty(len(ends), dtype=np.int64)      # (np.r_ costs 4 us a call: small files)
     starts[0] = 0
@@ -193,7 +194,8 @@ def _read_plain(data: bytes | mmap.mmap, buf: np.ndarray, where: str, header: st
         m = np.flatnonzero(ch == ord("-"))
         digits = np.count_nonzero(ch >= 48) - np.count_nonzero(ch > 57)   # 0-9 (no temporary:
                                                  # a third of the time of (ch - 48) < 10)
-        newlines = int(np.searchsorted(nl, b) - np.searchsorted(nl, a))   # (blanks keep them:
+        newlines = len(nl) if len(cuts) == 1 else \
+            int(np.searchsorted(nl, b) - np.searchsorted(nl, a))   # (blanks keep them:
         if digits + np.count_nonzero(ch == 32) + len(m) + newlines != b - a:  # no pass for them)
             return None                                  # a byte other than 0-9, ' ', '-', \n
         if len(m) and (m[0] == 0 or m[-1] + 1 >= len(ch) or not (
@@ -226,6 +228,9 @@ def _spaces_per_line(buf: np.ndarray, a: int, b: int, starts: np.ndarray,
     """Adds to per_line the spaces of buf[a:b], line by line (lines start
     at `starts`, starts[0] = 0): a line may begin in an earlier chunk."""
     spaces = (buf[a:b] == 32).view(np.uint8)
+    if a == 0 and b == len(buf):                         # the whole file: every line
+        per_line += np.add.reduceat(spaces, starts, dtype=per_line.dtype)
+        return
     i0, i1 = np.searchsorted(starts, [a, b])
     if i0 == i1:                                         # inside one line begun earlier
         per_line[i0 - 1] += np.count_nonzero(spaces)
@@ -293,6 +298,23 @@ def check_counts(rec: Records, key: str, expected: np.ndarray | int, what: str) 
         r = sel[np.argmax(bad)]
         raise rec.fail(r, f"a '{key}' record needs {int(want[np.argmax(bad)])} integers "
                           f"({what}), got {int(rec.counts[r])}")
+
+
+def counts_as_expected(rec: Records, per_key: dict[str, int], at: np.ndarray | None = None,
+                       extra: np.ndarray | None = None) -> bool:
+    """Whether every record has per_key[its keyword] integers, plus
+    extra[i] at the records at[i]: one comparison of all the records,
+    where a check_counts per keyword costs about six numpy calls (a small
+    file's import pays such fixed costs, not its few thousand records).
+    False says only that some count is off: the caller then runs its
+    check_counts in order, which name the line."""
+    table = np.zeros(256, dtype=np.int64)
+    for key, count in per_key.items():
+        table[ord(key)] = count
+    want = table[rec.keys]
+    if at is not None:
+        want[at] += extra
+    return bool((want == rec.counts).all())
 
 
 def column(rec: Records, sel: np.ndarray, j: int) -> np.ndarray:

@@ -33,7 +33,8 @@ import numpy as np
 
 from pccompiler import ir
 from pccompiler.errors import LoadError
-from pccompiler.frontend.logic_text import Records, check_counts, column, read_records
+from pccompiler.frontend.logic_text import Records, check_counts, column, counts_as_expected, \
+    read_records
 from pccompiler.ir import heap
 from pccompiler.ir.nodes import chunk_bounds, concat_ranges, index_dtype
 from pccompiler.frontend.sdd_groups import D as _D, F as _F, L as _L, T as _T, build
@@ -75,8 +76,9 @@ class Vtree:
 
 def read_vtree(path: str | Path) -> Vtree:
     rec = read_records(path, "vtree", b"LI")
-    check_counts(rec, "L", 2, "id variable")
-    check_counts(rec, "I", 3, "id left right")
+    if not counts_as_expected(rec, {"L": 2, "I": 3}):
+        check_counts(rec, "L", 2, "id variable")      # (names the first bad line)
+        check_counts(rec, "I", 3, "id left right")
     n = _header_count(rec, "vtree")
     ids = column(rec, np.arange(len(rec.keys)), 0)
     _check_ids(rec, ids, n, "vtree node")
@@ -198,13 +200,10 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str,
     name_bad_element: see build_nodes)."""
     vt = read_vtree(vtree if vtree is not None else path.with_suffix(".vtree"))
     rec = read_records(path, "sdd", b"FTLD", narrow=True)
-    for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
-        check_counts(rec, k, c, what)
     dsel = np.flatnonzero(rec.keys == ord("D"))
-    short = rec.counts[dsel] < 3
-    if short.any():
-        raise rec.fail(dsel[np.argmax(short)], "a 'D' record needs id vtree count {prime sub}*")
-    check_counts(rec, "D", 3 + 2 * column(rec, dsel, 2), "id vtree count {prime sub}*")
+    if (rec.counts[dsel] < 3).any() or not counts_as_expected(
+            rec, {"F": 1, "T": 1, "L": 3, "D": 3}, dsel, 2 * column(rec, dsel, 2)):
+        _check_sdd_counts(rec, dsel)                  # names the first bad line
     n = _header_count(rec, "sdd")
     ids = column(rec, np.arange(len(rec.keys)), 0).astype(np.int64)   # (int32 read)
     _check_ids(rec, ids, n, "sdd node")
@@ -252,6 +251,18 @@ def _import(path: Path, vtree: str | Path | None, name: str, form: str,
                            name or path.stem, str(path), name_bad_element)
     return build(vt, rec, kind, home, idx, rec_of, e_dec, prime, sub, int(ids[-1]),
                  name or path.stem, str(path))
+
+
+def _check_sdd_counts(rec: Records, dsel: np.ndarray) -> None:
+    """Raises LoadError naming the first record (keyword by keyword) with
+    the wrong number of integers for its kind (`dsel`: the D records);
+    run when counts_as_expected found one."""
+    for k, c, what in (("F", 1, "id"), ("T", 1, "id"), ("L", 3, "id vtree literal")):
+        check_counts(rec, k, c, what)
+    short = rec.counts[dsel] < 3
+    if short.any():
+        raise rec.fail(dsel[np.argmax(short)], "a 'D' record needs id vtree count {prime sub}*")
+    check_counts(rec, "D", 3 + 2 * column(rec, dsel, 2), "id vtree count {prime sub}*")
 
 
 def _prime_sub(rec: Records, dsel: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:

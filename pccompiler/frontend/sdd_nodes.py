@@ -400,12 +400,29 @@ def _model(nv: int, arrays: NodeArrays, name: str, sum_edges: int) -> pcir.Model
     the import's peak for a 10^6-node SDD)."""
     model = ir.make_model([], [], [], name=name,
                           metadata={SEMANTICS_KEY: LOGIC_SEMANTICS, "source_format": "sdd"})
-    add = model.variables.add           # in place: half the cost of made messages
-    for v in range(1, nv + 1):
-        add(name=f"x{v}", kind=pcir.CATEGORICAL, num_cats=2)
+    model.MergeFromString(binary_variables(nv))     # (appended: the Model has none yet)
     set_nodes(model, arrays, release=True,
               later={"sum_weights": lambda: np.ones(sum_edges)})
     return model
+
+
+def binary_variables(nv: int) -> bytes:
+    """The Model field `variables` = x1..x{nv}, each categorical with 2
+    categories, as protobuf wire bytes for Model.MergeFromString: one
+    string join per digit count instead of a message made per variable
+    (0.45 ms of a 4 ms import at 500 variables; the parse of these bytes
+    takes 15 us). Record of x<d digits>: field 6 (tag '2'), length d + 7,
+    then name (field 1: 0x0a, d + 1, 'x' digits), kind (field 2: 0x10,
+    CATEGORICAL), num_cats (field 3: 0x18, 2); every length and value is
+    below 128, one varint byte."""
+    tail = f"\x10{chr(pcir.CATEGORICAL)}\x18\x02"
+    parts, lo, digits = [], 1, 1
+    while lo <= nv:
+        hi = min(nv, 10 ** digits - 1)
+        head = f"2{chr(digits + 7)}\n{chr(digits + 1)}x"
+        parts.append(head + (tail + head).join(map(str, range(lo, hi + 1))) + tail)
+        lo, digits = hi + 1, digits + 1
+    return "".join(parts).encode("ascii")
 
 
 def _distinct_pairs(node_of: np.ndarray, dec: np.ndarray, prod_id: np.ndarray,
