@@ -109,10 +109,11 @@ def compile(root_or_model: Any, backend: str | None = None, device: str | None =
     """Run the passes on a circuit and compile it for a backend.
 
     root_or_model: a pcir.Model, a builder group (lowered first) or a path.
-    A group's parameter arrays are read by reference, not copied into the
-    Model: the backend packs them during `compile`, and the circuit's
-    `model` copies them in on its first access, so change them in place
-    only after that (or compile `pccompiler.lower(root)` instead).
+    A group's parameter arrays are read by reference: on a layout-cache
+    hit they are never copied into the Model, the backend packs them
+    during `compile` and the circuit's `model` copies them in on its first
+    access, so change them in place only after that (or compile
+    `pccompiler.lower(root)` instead).
     backend: a registered backend name (default: `default_backend()`).
     device: "cpu", "cuda", "cuda:1" ... (default: cuda if available for
     GPU backends, else cpu). pipeline / pass_options / cache go to
