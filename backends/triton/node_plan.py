@@ -30,8 +30,9 @@ import torch
 
 from pccompiler import ir
 from pccompiler.backends.triton import plan as P
-from pccompiler.backends.triton.writer_marks import Walk
+from pccompiler.backends.triton.writer_marks import Walk, walk_of
 from pccompiler.ir import pcir
+from pccompiler.passes.helpers.node_tables import segment_ranks
 
 # Index entries (all partitions' tables together) up to which the plan is
 # built here: the buffers are a copy of them all, and the general walk's
@@ -76,7 +77,7 @@ def _row_sums(flat: np.ndarray, widths: list[int], rows: list[int],
     row_len = np.repeat(widths, rows)
     row_of = _segments(row_len)
     if counts is not None:
-        col = np.arange(flat.size) - np.repeat(np.cumsum(row_len) - row_len, row_len)
+        col = segment_ranks(row_len)
         flat = np.where(col < counts[row_of], flat, 0)
     return np.bincount(row_of, weights=flat, minlength=row_len.size)
 
@@ -145,27 +146,7 @@ def build_node_plan(layout: pcir.Layout, table: ir.TensorTable
         if len(lp.products) > 1:
             lp.products.sort(key=lambda p: p.slot_start)
     plan = P.TritonPlan(int(layout.num_slots), int(layout.root_slot), plan_layers)
-    return plan, _walk(plan_layers, rows_of, sum_rows, sum_sizes)
-
-
-def _walk(plan_layers: list, rows_of: dict, sum_rows: np.ndarray, sum_sizes: list) -> Walk:
-    """The plan's writers in backward order (writer_marks.Walk) from the
-    arrays its parts were cut from."""
-    parts, pieces, is_product, may = [], [], [], []
-    for lp in reversed(plan_layers):
-        for part in lp.sum_backwards:
-            parts.append(part)
-            pieces.append(rows_of[id(part)])
-            is_product.append(False)
-            may.append(True)
-        for part in lp.products:
-            parts.append(part)
-            pieces.append(rows_of[id(part)])
-            is_product.append(True)
-            may.append(not part.atomic)
-    rows = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
-    return Walk(parts, rows, [p.size for p in pieces], np.array(is_product, dtype=bool),
-                np.array(may, dtype=bool), sum_rows, sum_sizes)
+    return plan, walk_of(plan_layers, lambda part: rows_of[id(part)], sum_rows, sum_sizes)
 
 
 # Candidate pairs of neighbouring sum blocks (equal count and slot sum) up to
@@ -210,8 +191,7 @@ def _sum_parts(sums: list, keys: list[np.ndarray], table) -> tuple | None:
     children = _joined(table, [sp.child_slots for _, sp in sums], np.int32)
     counts = _joined(table, [sp.block_num_children for _, sp in sums], np.int32)
     flagged = _equal_neighbours(children, counts, nbs, ks)
-    first = np.repeat(np.cumsum(nbs) - nbs, nbs)
-    owners = (np.arange(len(counts)) - first).astype(np.int32)
+    owners = segment_ranks(np.asarray(nbs)).astype(np.int32)
     tensor = torch.from_numpy
     block_slots = _joined(table, [sp.block_slots for _, sp in sums], np.int32)
     slots_t = tensor(block_slots).split_with_sizes(nbs)
@@ -302,7 +282,7 @@ def _backward_parts(backs: list, table) -> list:
     slots = _joined(table, [bp.parent_slots for _, bp in backs], np.int32)
     row_sum = _row_sums(slots, ps, nbs, npar)         # parent_union's `real` entries
     seg = _segments(nbs)
-    local = np.arange(npar.size) - np.repeat(np.cumsum(nbs) - nbs, nbs)
+    local = segment_ranks(np.asarray(nbs))
     heads = np.flatnonzero((local % 2 == 0) & (local + 1 < np.repeat(nbs, nbs)))
     unequal = (npar[heads] != npar[heads + 1]) | (row_sum[heads] != row_sum[heads + 1])
     broken = np.zeros(len(backs), dtype=bool)
@@ -353,7 +333,7 @@ def _one_parent_unions(npar: np.ndarray, slots: np.ndarray, starts: np.ndarray, 
     sel = np.flatnonzero(chosen)
     n = nb_all[sel]
     seg = _segments(n)
-    local = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    local = segment_ranks(n)
     rows = np.repeat((np.cumsum(nb_all) - nb_all)[sel], n) + local
     entries = np.repeat((np.cumsum(nb_all * p_all) - nb_all * p_all)[sel], n) + local
     count = npar[rows].astype(np.int64)

@@ -39,7 +39,7 @@ from pccompiler.backends.common.upload import upload_fields
 from pccompiler.backends.triton import fusion as fusion_rules  # FUSE_BACKWARD read per build
 from pccompiler.backends.triton.fusion import plan_fusion
 from pccompiler.backends.triton.scratch import SlotMap
-from pccompiler.backends.triton.writer_marks import mark_plain_writers
+from pccompiler.backends.triton.writer_marks import mark_plain_writers, mark_ratio_by_writer
 from pccompiler.backends.triton.writers import block_rows, child_rows, first_writer_stores
 from pccompiler.ir import pcir
 
@@ -966,15 +966,8 @@ def mark_ratio_rows(plan: TritonPlan, writers: list, device: torch.device) -> No
     sums = [part for lp in plan.layers for part in lp.sums]
     if sums:        # per part: rows, and all of them ok (one pass over all parts' rows)
         rows = [block_rows(part.block_slots.cpu().numpy(), part.block_size) for part in sums]
-        sizes = np.array([r.size for r in rows], dtype=np.int64)
-        every = np.concatenate(rows)
-        by_writer = sizes > 0                       # and every row ok: one and-reduce per part
-        if every.size:
-            by_writer[by_writer] = np.logical_and.reduceat(ok[every],
-                                                           (np.cumsum(sizes) - sizes)[by_writer])
-        ratio[every[np.repeat(by_writer, sizes)]] = True
-        for part, flag in zip(sums, by_writer.tolist()):
-            part.ratio_by_writer = flag
+        mark_ratio_by_writer(sums, np.concatenate(rows),
+                             np.array([r.size for r in rows], dtype=np.int64), ok, ratio)
     for part, rows in products:
         part.ratio_out = part.store and bool(ratio[rows].any())
     plan.ratio_rows = torch.from_numpy(ratio.astype(np.uint8)).to(device) if ratio.any() \

@@ -16,6 +16,8 @@ compares both on the shared SDDs and random plans).
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import torch
 
@@ -41,10 +43,9 @@ class Walk:
     """A plain plan's writers in backward order (layers reversed; in a layer
     its node-flow partitions, then its products): `parts`, their rows laid
     end to end (`rows`, int64, padding included; `sizes` per part), and per
-    part whether it is a product and whether it may store. `_walk` reads
-    them off the plan's tensors; node_plan passes the arrays it built the
-    parts from (no tensor per part is read back), and the sum parts' block
-    slots in plan order (`sum_rows`, `sum_sizes`; None: read off the plan)."""
+    part whether it is a product and whether it may store (`walk_of`), and
+    the sum parts' block slots in plan order where the builder has them
+    (`sum_rows`, `sum_sizes`; None: read off the plan)."""
 
     def __init__(self, parts: list, rows: np.ndarray, sizes, is_product: np.ndarray,
                  may: np.ndarray, sum_rows: np.ndarray | None = None, sum_sizes=None):
@@ -53,23 +54,44 @@ class Walk:
         self.sum_rows, self.sum_sizes = sum_rows, sum_sizes
 
 
-def _walk(plan) -> Walk:
-    """The Walk of a plain plan, from its parts' tensors."""
-    parts, tensors, is_product, may = [], [], [], []
-    for lp in reversed(plan.layers):
+def walk_of(layers: list, rows_of: Callable[[Any], np.ndarray] | None = None,
+            sum_rows: np.ndarray | None = None, sum_sizes=None) -> Walk:
+    """The Walk of a plain plan's `layers`. `rows_of(part)`: the rows a
+    writer writes, flat (default: read off its tensor, a node-flow part's
+    child blocks or a product's child slots, on the host); node_plan
+    passes the arrays it cut the parts from."""
+    parts, pieces, is_product, may = [], [], [], []
+    for lp in reversed(layers):
         for part in lp.sum_backwards:
             parts.append(part)
-            tensors.append(part.cblock_slots.reshape(-1))
+            pieces.append(part.cblock_slots.reshape(-1).numpy() if rows_of is None
+                          else rows_of(part))
             is_product.append(False)
             may.append(True)
         for part in lp.products:
             parts.append(part)
-            tensors.append(part.child_slots.reshape(-1))
+            pieces.append(part.child_slots.reshape(-1).numpy() if rows_of is None
+                          else rows_of(part))
             is_product.append(True)
             may.append(not part.atomic)
-    rows = torch.cat(tensors).numpy().astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
-    return Walk(parts, rows, [t.numel() for t in tensors], np.array(is_product, dtype=bool),
-                np.array(may, dtype=bool))
+    rows = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
+    return Walk(parts, rows, [p.size for p in pieces], np.array(is_product, dtype=bool),
+                np.array(may, dtype=bool), sum_rows, sum_sizes)
+
+
+def mark_ratio_by_writer(sums: list, rows: np.ndarray, sizes: np.ndarray, ok: np.ndarray,
+                         ratio: np.ndarray) -> None:
+    """Sets each sum part's `ratio_by_writer` (it has rows, and `ok` holds
+    for every one: `rows` all parts' rows end to end, `sizes` per part) and
+    marks those parts' rows in `ratio`: mark_ratio_rows' rule for sum
+    parts, one pass over all their rows."""
+    seg = np.repeat(np.arange(len(sums)), sizes)
+    bad = np.zeros(len(sums), dtype=bool)
+    bad[seg[~ok[rows]]] = True
+    by_writer = (sizes > 0) & ~bad
+    ratio[rows[by_writer[seg]]] = True
+    for part, flag in zip(sums, by_writer.tolist()):
+        part.ratio_by_writer = flag
 
 
 def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fraction: float,
@@ -80,7 +102,7 @@ def mark_plain_writers(plan, device: torch.device, ratios: bool, zero_all_fracti
     `walk`: the plan's Walk where the caller has it (a plain plan then)."""
     if plan.num_slots > WHOLE_ROWS_MAX or (walk is None and not is_plain(plan)):
         return False      # a large plan walks (its writers' rows are as many, or more)
-    walk = _walk(plan) if walk is None else walk
+    walk = walk_of(plan.layers) if walk is None else walk
     if walk.rows.size > WHOLE_ROWS_MAX:
         return False
     parts, raw, is_product = walk.parts, walk.rows, walk.is_product
@@ -123,13 +145,7 @@ def _mark_ratios(plan, device: torch.device, walk: Walk, rows: np.ndarray, seg: 
             sizes = np.array([p.block_slots.numel() for p in sums], dtype=np.int64)
         else:
             srows, sizes = walk.sum_rows, np.asarray(walk.sum_sizes, dtype=np.int64)
-        sseg = np.repeat(np.arange(len(sums)), sizes)
-        bad = np.zeros(len(sums), dtype=bool)
-        bad[sseg[~ok[srows]]] = True
-        by_writer = (sizes > 0) & ~bad
-        ratio[srows[by_writer[sseg]]] = True
-        for part, flag in zip(sums, by_writer.tolist()):
-            part.ratio_by_writer = flag
+        mark_ratio_by_writer(sums, srows, sizes, ok, ratio)
     hits = np.zeros(len(parts), dtype=bool)
     hits[seg[ratio[rows]]] = True
     for p in np.flatnonzero(is_product).tolist():
